@@ -1,0 +1,96 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layering (see docs/architecture.md): a module only imports the ones listed
+// before it here. Protocol cores (TernSTUN, TernRendezvous, TernPairing) do no
+// I/O; TernRelay and TernSession own sockets through SwiftNIO.
+let package = Package(
+    name: "tern",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "tern", targets: ["tern"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config (no vendored copies).
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+
+        // STUN message codec (RFC 8489): attributes, integrity, fingerprint.
+        .target(name: "TernSTUN", dependencies: ["COpenSSL"]),
+
+        // The rendezvous wire protocol between clients and the relay: frames,
+        // their bounded parser, and the code (nameplate + words).
+        .target(name: "TernRendezvous"),
+
+        // Pairing: CPace over ristretto255, key schedule, sealed mailbox
+        // messages, and the sans-IO pairing state machine.
+        .target(name: "TernPairing", dependencies: ["CSodium", "TernRendezvous"]),
+
+        // The relay server: WebSocket rendezvous, health endpoint, STUN
+        // responder, TURN credentials.
+        .target(
+            name: "TernRelay",
+            dependencies: [
+                "TernRendezvous", "TernSTUN", "COpenSSL",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
+
+        // The client side of a session: WebSocket connection to the relay and
+        // the driver that pumps the pairing core.
+        .target(
+            name: "TernSession",
+            dependencies: [
+                "TernRendezvous", "TernPairing",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "tern",
+            dependencies: [
+                "TernRendezvous", "TernPairing", "TernRelay", "TernSession",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+
+        // Shared test helpers: locating the built binary, running processes,
+        // starting a relay, free ports.
+        .target(name: "TernTestSupport", path: "Tests/TernTestSupport"),
+
+        .testTarget(name: "TernSTUNTests", dependencies: ["TernSTUN"]),
+        .testTarget(name: "TernRendezvousTests", dependencies: ["TernRendezvous"]),
+        .testTarget(name: "TernPairingTests", dependencies: ["TernPairing"]),
+        .testTarget(
+            name: "TernRelayTests",
+            dependencies: ["TernRelay", "TernSession", "TernTestSupport", "TernSTUN"]
+        ),
+        .testTarget(name: "TernSessionTests", dependencies: ["TernSession"]),
+        .testTarget(name: "TernCLITests", dependencies: ["TernTestSupport", "TernRendezvous"]),
+    ]
+)

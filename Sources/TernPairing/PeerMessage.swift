@@ -1,0 +1,116 @@
+import Foundation
+
+/// One top-level item of an offer: a file, a directory (with what it holds
+/// counted), a stream of unknown length, or a short text.
+public struct OfferEntry: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Codable {
+        case file, directory, stream, text
+    }
+
+    public var name: String
+    public var kind: Kind
+    /// Bytes in all; nil for a stream of unknown length.
+    public var size: UInt64?
+    /// Regular files inside (1 for a file, 0 for a stream or text).
+    public var files: UInt64
+
+    public init(name: String, kind: Kind, size: UInt64?, files: UInt64) {
+        self.name = name
+        self.kind = kind
+        self.size = size
+        self.files = files
+    }
+}
+
+/// What the sender offers: sent sealed, only after key confirmation.
+public struct Offer: Sendable, Equatable, Codable {
+    public var entries: [OfferEntry]
+    /// For a text offer: the text itself.
+    public var text: String?
+
+    public init(entries: [OfferEntry], text: String? = nil) {
+        self.entries = entries
+        self.text = text
+    }
+
+    public var totalFiles: UInt64 { entries.reduce(0) { $0 &+ $1.files } }
+    /// Nil when a stream's length is unknown.
+    public var totalBytes: UInt64? {
+        var sum: UInt64 = 0
+        for entry in entries {
+            guard let size = entry.size else { return nil }
+            let (next, overflow) = sum.addingReportingOverflow(size)
+            if overflow { return nil }
+            sum = next
+        }
+        return sum
+    }
+}
+
+/// The messages the two sides exchange sealed through the mailbox, as JSON.
+/// docs/protocol.md, "Peer messages".
+public enum PeerMessage: Sendable, Equatable {
+    case offer(Offer)
+    /// The receiver's decision; `reason` is shown to the sender when declined.
+    case answer(accept: Bool, reason: String?)
+
+    static let maxEntries = 4096
+    static let maxNameBytes = 4096
+    static let maxTextBytes = 32 * 1024
+    static let maxReasonBytes = 1024
+
+    private struct Wire: Codable {
+        var type: String
+        var offer: Offer?
+        var accept: Bool?
+        var reason: String?
+    }
+
+    public func encoded() -> [UInt8] {
+        var wire: Wire
+        switch self {
+        case .offer(let offer):
+            wire = Wire(type: "offer", offer: offer)
+        case .answer(let accept, let reason):
+            wire = Wire(type: "answer", accept: accept, reason: reason)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        // A struct of strings, numbers and booleans always encodes.
+        return (try? Array(encoder.encode(wire))) ?? []
+    }
+
+    /// Decodes a peer message: the peer is hostile too, so every field is bounded.
+    public init(decoding bytes: [UInt8]) throws(PairingError) {
+        let wire: Wire
+        do {
+            wire = try JSONDecoder().decode(Wire.self, from: Data(bytes))
+        } catch {
+            throw .malformedPeerMessage("not a valid peer message")
+        }
+        switch wire.type {
+        case "offer":
+            guard let offer = wire.offer else { throw .malformedPeerMessage("offer without content") }
+            guard !offer.entries.isEmpty, offer.entries.count <= Self.maxEntries else {
+                throw .malformedPeerMessage("an offer has 1 to \(Self.maxEntries) entries")
+            }
+            for entry in offer.entries {
+                guard !entry.name.isEmpty, entry.name.utf8.count <= Self.maxNameBytes else {
+                    throw .malformedPeerMessage("an offered name is empty or too long")
+                }
+            }
+            if let text = offer.text, text.utf8.count > Self.maxTextBytes {
+                throw .malformedPeerMessage("offered text is too long")
+            }
+            self = .offer(offer)
+        case "answer":
+            guard let accept = wire.accept else { throw .malformedPeerMessage("answer without a decision") }
+            if let reason = wire.reason, reason.utf8.count > Self.maxReasonBytes {
+                throw .malformedPeerMessage("answer reason is too long")
+            }
+            self = .answer(accept: accept, reason: wire.reason)
+        default:
+            throw .malformedPeerMessage("unknown peer message type")
+        }
+    }
+}

@@ -1,0 +1,338 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import TernRendezvous
+
+/// What `tern relay` serves and how; each field is a flag.
+public struct RelayConfiguration: Sendable {
+    public var host = "0.0.0.0"
+    public var port = 4747
+    /// The STUN binding responder's UDP address; nil port turns it off.
+    public var stunHost = "0.0.0.0"
+    public var stunPort: Int? = 3478
+    /// STUN URIs to announce instead of "stun:<host the client dialled>:<stunPort>".
+    public var stunAdvertise: [String] = []
+    public var turn: TURNConfiguration?
+    public var limits = RelayLimits()
+
+    public init() {}
+}
+
+/// A running relay: the rendezvous WebSocket and health endpoint on TCP, the
+/// STUN responder on UDP. Everything runs on one event loop, which owns the
+/// hub, so no state is shared between threads.
+public final class RelayServer: Sendable {
+    public struct Addresses: Sendable {
+        public var rendezvous: SocketAddress
+        public var stun: SocketAddress?
+    }
+
+    private let configuration: RelayConfiguration
+    private let logger: Logger
+    private let group: MultiThreadedEventLoopGroup
+    private let loop: EventLoop
+    private let state: NIOLoopBoundBox<RelayState>
+    private let channels = NIOLockedValueBox<[Channel]>([])
+
+    public init(configuration: RelayConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.loop = group.next()
+        let state = RelayState(configuration: configuration, logger: logger)
+        self.state = NIOLoopBoundBox.makeBoxSendingValue(state, eventLoop: loop)
+    }
+
+    /// Binds the sockets and starts serving.
+    public func start() async throws -> Addresses {
+        let state = self.state
+        let configuration = self.configuration
+        let frameLimit = FrameLimits.maxFrameBytes(forBody: configuration.limits.maxMessageBytes)
+        let server = try await ServerBootstrap(group: loop)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                let http = HealthHandler(state: state)
+                let upgrader = NIOWebSocketServerUpgrader(
+                    maxFrameSize: frameLimit,
+                    automaticErrorHandling: false,
+                    shouldUpgrade: { channel, head in
+                        channel.eventLoop.makeSucceededFuture(head.uri == "/v1" ? HTTPHeaders() : nil)
+                    },
+                    upgradePipelineHandler: { channel, head in
+                        channel.eventLoop.makeCompletedFuture {
+                            let sync = channel.pipeline.syncOperations
+                            try sync.addHandler(NIOWebSocketFrameAggregator(
+                                minNonFinalFragmentSize: 256, maxAccumulatedFrameCount: 256, maxAccumulatedFrameSize: frameLimit))
+                            try sync.addHandler(RendezvousHandler(state: state, host: head.headers.first(name: "host")))
+                        }
+                    })
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                            context.pipeline.removeHandler(name: HealthHandler.name, promise: nil)
+                        }))
+                    try channel.pipeline.syncOperations.addHandler(http, name: HealthHandler.name)
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port).get()
+        var bound = [server]
+        var stunAddress: SocketAddress?
+        if let stunPort = configuration.stunPort {
+            let udp = try await DatagramBootstrap(group: loop)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(STUNResponderHandler(state: state))
+                    }
+                }
+                .bind(host: configuration.stunHost, port: stunPort).get()
+            stunAddress = udp.localAddress
+            let port = udp.localAddress?.port
+            try await loop.submit { state.value.stunPort = port }.get()
+            bound.append(udp)
+        }
+        channels.withLockedValue { $0 = bound }
+        loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            state.value.tick()
+        }
+        guard let address = server.localAddress else { throw ChannelError.inappropriateOperationForState }
+        logger.info("relay listening", metadata: [
+            "rendezvous_host": "\(address.ipAddress ?? configuration.host)",
+            "rendezvous_port": "\(address.port ?? configuration.port)",
+            "stun_port": "\(stunAddress?.port.map(String.init) ?? "off")",
+            "turn_uris": "\(configuration.turn?.uris.count ?? 0)",
+        ])
+        return Addresses(rendezvous: address, stun: stunAddress)
+    }
+
+    /// Stops accepting, tells every client the relay is going away, and stops.
+    public func shutdown() async {
+        let bound = channels.withLockedValue { $0 }
+        for channel in bound { try? await channel.close() }
+        let state = self.state
+        try? await loop.submit { state.value.closeAll() }.get()
+        try? await Task.sleep(for: .milliseconds(100))
+        try? await group.shutdownGracefully()
+        logger.info("relay stopped")
+    }
+}
+
+/// The relay's mutable state, confined to its event loop.
+final class RelayState {
+    var hub: RendezvousHub
+    var connections: [ConnectionID: Channel] = [:]
+    var nextID: UInt64 = 1
+    var stunPort: Int?
+    let configuration: RelayConfiguration
+    let logger: Logger
+    let turnMinter: TURNCredentialMinter?
+    var stunMalformed = 0
+
+    init(configuration: RelayConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.hub = RendezvousHub(limits: configuration.limits)
+        self.turnMinter = configuration.turn.map(TURNCredentialMinter.init)
+    }
+
+    func welcome(host: String?) -> Welcome {
+        var stun = configuration.stunAdvertise
+        if stun.isEmpty, let port = stunPort, let host = host.flatMap(Self.hostWithoutPort) {
+            stun = ["stun:\(host):\(port)"]
+        }
+        return Welcome(
+            maxMessageBytes: configuration.limits.maxMessageBytes,
+            stun: stun,
+            turn: turnMinter?.mint())
+    }
+
+    /// "example.org:4747" -> "example.org"; "[::1]:4747" -> "[::1]".
+    static func hostWithoutPort(_ host: String) -> String? {
+        guard !host.isEmpty, host.utf8.count <= 255 else { return nil }
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return nil }
+            return String(host[...close])
+        }
+        return host.split(separator: ":", maxSplits: 1).first.map(String.init)
+    }
+
+    func perform(_ actions: [RendezvousHub.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let id, let frame):
+                guard let channel = connections[id] else { continue }
+                if case .error(let code, let message) = frame {
+                    logger.notice("refused client frame", metadata: ["connection": "\(id)", "code": "\(code.rawValue)", "reason": "\(message)"])
+                }
+                let text = frame.encoded()
+                var buffer = channel.allocator.buffer(capacity: text.utf8.count)
+                buffer.writeString(text)
+                channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+            case .close(let id):
+                guard let channel = connections.removeValue(forKey: id) else { continue }
+                hub.disconnected(id, now: .now())
+                Self.closeWebSocket(channel, code: .normalClosure)
+            }
+        }
+        var flushed = Set<ConnectionID>()
+        for case .send(let id, _) in actions where flushed.insert(id).inserted {
+            connections[id]?.flush()
+        }
+    }
+
+    static func closeWebSocket(_ channel: Channel, code: WebSocketErrorCode) {
+        var buffer = channel.allocator.buffer(capacity: 2)
+        buffer.write(webSocketErrorCode: code)
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    func tick() {
+        perform(hub.tick(now: .now()))
+    }
+
+    func closeAll() {
+        for (id, channel) in connections {
+            hub.disconnected(id, now: .now())
+            Self.closeWebSocket(channel, code: .goingAway)
+        }
+        connections.removeAll()
+    }
+}
+
+/// One WebSocket client of the rendezvous protocol.
+final class RendezvousHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let state: NIOLoopBoundBox<RelayState>
+    private let host: String?
+    private var id: ConnectionID?
+
+    init(state: NIOLoopBoundBox<RelayState>, host: String?) {
+        self.state = state
+        self.host = host
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let state = self.state.value
+        let id = ConnectionID(state.nextID)
+        state.nextID += 1
+        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        guard state.hub.connected(id, address: address, now: .now()) else {
+            state.logger.warning("refused connection: the relay is full", metadata: ["address": "\(address)"])
+            RelayState.closeWebSocket(context.channel, code: .policyViolation)
+            return
+        }
+        self.id = id
+        state.connections[id] = context.channel
+        state.logger.debug("client connected", metadata: ["connection": "\(id)", "address": "\(address)"])
+        state.perform([.send(id, .welcome(state.welcome(host: host)))])
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let id else { return }
+        let frame = unwrapInboundIn(data)
+        let state = self.state.value
+        switch frame.opcode {
+        case .text:
+            state.perform(state.hub.received(frame.unmaskedData.readableBytesView, from: id, now: .now()))
+        case .binary, .continuation:
+            state.perform([.send(id, .error(code: .malformed, message: "frames are JSON text")), .close(id)])
+        case .ping:
+            var payload = frame.unmaskedData
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload.readSlice(length: min(payload.readableBytes, 125)) ?? payload)), promise: nil)
+        case .connectionClose:
+            state.connections[id] = nil
+            state.hub.disconnected(id, now: .now())
+            RelayState.closeWebSocket(context.channel, code: .normalClosure)
+        default:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        guard let id else { return }
+        let state = self.state.value
+        state.connections[id] = nil
+        state.hub.disconnected(id, now: .now())
+        state.logger.debug("client disconnected", metadata: ["connection": "\(id)"])
+        self.id = nil
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        guard let id else {
+            context.close(promise: nil)
+            return
+        }
+        let state = self.state.value
+        // A bad frame from this client: tell it why and close it; nobody else is affected.
+        let refusal: [RendezvousHub.Action]
+        switch error {
+        case NIOWebSocketError.invalidFrameLength, is NIOWebSocketFrameAggregator.Error:
+            refusal = state.hub.receivedOversize(from: id, size: -1)
+        default:
+            refusal = [.send(id, .error(code: .malformed, message: "websocket protocol error")), .close(id)]
+        }
+        state.perform(refusal)
+    }
+}
+
+/// Plain HTTP on the relay port: the health endpoint; everything that is not
+/// a WebSocket upgrade to /v1 or GET /health is a 404.
+final class HealthHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    static let name = "tern-health"
+
+    private let state: NIOLoopBoundBox<RelayState>
+    private var head: HTTPRequestHead?
+
+    init(state: NIOLoopBoundBox<RelayState>) {
+        self.state = state
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+        case .body:
+            break
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let (status, body): (HTTPResponseStatus, String)
+            if head.method == .GET && head.uri == "/health" {
+                let stats = state.value.hub.statistics
+                status = .ok
+                body = "{\"status\":\"ok\",\"connections\":\(stats.connections),\"mailboxes\":\(stats.mailboxes),\"nameplates\":\(stats.nameplates),\"messages\":\(stats.messagesRelayed),\"protocol_errors\":\(stats.protocolErrors)}\n"
+            } else {
+                status = .notFound
+                body = "{\"status\":\"not found\"}\n"
+            }
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "application/json")
+            headers.add(name: "content-length", value: String(body.utf8.count))
+            let keepAlive = head.isKeepAlive
+            if !keepAlive { headers.add(name: "connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+            var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
+            buffer.writeString(body)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                if !keepAlive { channel.close(promise: nil) }
+            }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

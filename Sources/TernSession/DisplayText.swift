@@ -1,0 +1,32 @@
+/// Makes text from the peer safe to print on a terminal.
+public enum DisplayText {
+    /// Replaces every character that could drive a terminal or hide what is
+    /// shown (C0 and C1 controls, DEL, bidirectional overrides and isolates,
+    /// line and paragraph separators) with a visible `\u{…}` escape, and a
+    /// backslash with `\\` so an escape cannot be faked. Printable text,
+    /// including non-Latin scripts, is kept as it is.
+    public static func escaped(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            if scalar == "\\" {
+                out += "\\\\"
+            } else if needsEscape(scalar) {
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x00...0x1f, 0x7f...0x9f: return true  // C0, DEL, C1 (CSI is 0x9b)
+        case 0x200e, 0x200f, 0x202a...0x202e, 0x2066...0x2069: return true  // bidi marks, embeddings, overrides, isolates
+        case 0x2028, 0x2029: return true  // line and paragraph separators
+        case 0xfeff: return true  // zero-width no-break space
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import TernRelay
+
+struct Relay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a rendezvous relay: pairs senders and receivers, answers STUN, hands out TURN credentials.",
+        discussion: """
+            The relay sees nameplates and sealed messages only; it cannot learn the code's \
+            words or read what the two sides say to each other. Stop it with SIGINT or SIGTERM.
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("Address for the WebSocket rendezvous and /health.", valueName: "host:port"))
+    var listen = "0.0.0.0:4747"
+
+    @Option(name: .long, help: ArgumentHelp("UDP address of the STUN binding responder, or 'off'.", valueName: "host:port"))
+    var stunListen = "0.0.0.0:3478"
+
+    @Option(name: .long, help: ArgumentHelp("STUN URI to announce instead of the relay's own (repeatable).", valueName: "uri"))
+    var stunAdvertise: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("TURN server URI to hand out, e.g. turn:turn.example:3478?transport=udp (repeatable).", valueName: "uri"))
+    var turnUri: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Secret shared with the TURN server (coturn's static-auth-secret; default: $TERN_TURN_SECRET).", valueName: "secret"))
+    var turnSecret: String?
+
+    @Option(name: .long, help: ArgumentHelp("Lifetime of handed-out TURN credentials.", valueName: "seconds"))
+    var turnTtl = 12 * 3600
+
+    @Option(name: .long, help: ArgumentHelp("Largest mailbox message.", valueName: "bytes"))
+    var maxMessageBytes = 64 * 1024
+
+    @Option(name: .long, help: ArgumentHelp("Remove mailboxes and waiting nameplates idle this long.", valueName: "seconds"))
+    var idleTimeout = 600.0
+
+    @Option(name: .long, help: ArgumentHelp("Open mailboxes allowed per client address.", valueName: "count"))
+    var maxMailboxesPerAddress = 64
+
+    @Option(name: .long, help: ArgumentHelp("Open mailboxes allowed in total.", valueName: "count"))
+    var maxMailboxes = 10_000
+
+    @Option(name: .long, help: ArgumentHelp("Open connections allowed in total.", valueName: "count"))
+    var maxConnections = 20_000
+
+    @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
+    var logLevel = "info"
+
+    func validate() throws {
+        guard (1...FrameLimitsBound.maxBody).contains(maxMessageBytes) else {
+            throw ValidationError("--max-message-bytes must be between 1 and \(FrameLimitsBound.maxBody)")
+        }
+        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be above 0") }
+        guard maxMailboxesPerAddress > 0, maxMailboxes > 0, maxConnections > 0 else {
+            throw ValidationError("limits must be above 0")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        _ = try Self.hostPort(listen, option: "--listen")
+        if stunListen != "off" { _ = try Self.hostPort(stunListen, option: "--stun-listen") }
+        if !turnUri.isEmpty && (turnSecret ?? ProcessInfo.processInfo.environment["TERN_TURN_SECRET"]) == nil {
+            throw ValidationError("--turn-uri needs --turn-secret or TERN_TURN_SECRET")
+        }
+    }
+
+    func run() async throws {
+        var configuration = RelayConfiguration()
+        (configuration.host, configuration.port) = try Self.hostPort(listen, option: "--listen")
+        if stunListen == "off" {
+            configuration.stunPort = nil
+        } else {
+            let (host, port) = try Self.hostPort(stunListen, option: "--stun-listen")
+            configuration.stunHost = host
+            configuration.stunPort = port
+        }
+        configuration.stunAdvertise = stunAdvertise
+        if !turnUri.isEmpty, let secret = turnSecret ?? ProcessInfo.processInfo.environment["TERN_TURN_SECRET"] {
+            configuration.turn = TURNConfiguration(uris: turnUri, secret: Array(secret.utf8), ttl: turnTtl)
+        }
+        configuration.limits.maxMessageBytes = maxMessageBytes
+        configuration.limits.idleLifetime = .nanoseconds(Int64(idleTimeout * 1e9))
+        configuration.limits.maxMailboxesPerAddress = maxMailboxesPerAddress
+        configuration.limits.maxMailboxes = maxMailboxes
+        configuration.limits.maxConnections = maxConnections
+
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = LogfmtHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "tern.relay")
+        let server = RelayServer(configuration: configuration, logger: logger)
+        do {
+            _ = try await server.start()
+        } catch {
+            logger.error("could not start the relay", metadata: ["error": "\(error)"])
+            throw CLIError(.failure, "could not start the relay: \(error)")
+        }
+        await waitForTerminationSignal()
+        logger.info("shutting down")
+        await server.shutdown()
+    }
+
+    static func hostPort(_ text: String, option: String) throws -> (String, Int) {
+        var host = "0.0.0.0"
+        var portText = text
+        if let colon = text.lastIndex(of: ":") {
+            host = String(text[..<colon])
+            portText = String(text[text.index(after: colon)...])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            if host.isEmpty { host = "0.0.0.0" }
+        }
+        guard let port = Int(portText), (0...65535).contains(port) else {
+            throw ValidationError("\(option) takes HOST:PORT, got '\(text)'")
+        }
+        return (host, port)
+    }
+}
+
+enum FrameLimitsBound {
+    static let maxBody = 1 << 20
+}
+
+/// Waits for SIGINT or SIGTERM.
+func waitForTerminationSignal() async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let resumed = NIOLockedValueBox(false)
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                let first = resumed.withLockedValue { done in
+                    defer { done = true }
+                    return !done
+                }
+                if first { continuation.resume() }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        signalSources = sources
+    }
+}
+
+/// Kept alive for the life of the process.
+nonisolated(unsafe) var signalSources: [DispatchSourceSignal] = []

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import TernRendezvous
+import TernSession
+
+/// Options both `send` and `receive` take.
+struct SessionOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "The rendezvous relay, a ws:// base URL such as ws://127.0.0.1:4747 (default: $TERN_RELAY).",
+        valueName: "url"))
+    var relay: String?
+
+    @Flag(name: .long, help: "Print one JSON object per line for each event, on stdout.")
+    var json = false
+
+    @Option(name: .long, help: ArgumentHelp("Give up after this many seconds for the whole job.", valueName: "seconds"))
+    var timeout: Double?
+
+    func relayURL(environment: [String: String] = ProcessInfo.processInfo.environment) throws(CLIError) -> RelayURL {
+        guard let text = relay ?? environment["TERN_RELAY"], !text.isEmpty else {
+            throw CLIError(.usage, "no relay: pass --relay ws://HOST:4747 or set TERN_RELAY (start one with 'tern relay')")
+        }
+        do {
+            return try RelayURL(parsing: text)
+        } catch {
+            throw CLIError(error)
+        }
+    }
+
+    func validate() throws {
+        if let timeout, !(timeout > 0 && timeout <= 7 * 24 * 3600) {
+            throw ValidationError("--timeout must be a number of seconds above 0")
+        }
+    }
+}
+
+/// Parses a code from a flag, the environment or a prompt, as a usage error when bad.
+func parseCode(_ text: String) throws(CLIError) -> Code {
+    do {
+        return try Code(parsing: text)
+    } catch {
+        if case .badCode(let why) = error { throw CLIError(.usage, why) }
+        throw CLIError(.usage, error.reason)
+    }
+}
+
+var stdinIsTerminal: Bool { isatty(STDIN_FILENO) == 1 }
+
+/// Reads one line from the terminal after showing `prompt` on stderr.
+func prompt(_ text: String) -> String? {
+    FileHandle.standardError.write(Data(text.utf8))
+    return readLine(strippingNewline: true)
+}
+
+/// Runs the job; turns session errors into CLI errors reported once, enforces
+/// --timeout, and makes Ctrl-C exit with 130.
+func runJob(output: Output, timeout: Double?, _ job: @escaping @Sendable () async throws -> Void) async throws {
+    signal(SIGINT, SIG_IGN)
+    let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+    interrupt.setEventHandler {
+        _ = output.fail(CLIError(.interrupted, "interrupted"))
+        exit(TernExit.interrupted.rawValue)
+    }
+    interrupt.resume()
+    defer { interrupt.cancel() }
+    do {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await job() }
+            if let timeout {
+                group.addTask {
+                    try await Task.sleep(for: .seconds(timeout))
+                    throw CLIError(.unreachable, "timed out after \(formatSeconds(timeout))")
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    } catch let error as CLIError {
+        throw output.fail(error)
+    } catch let error as SessionError {
+        throw output.fail(CLIError(error))
+    }
+}
+
+func formatSeconds(_ seconds: Double) -> String {
+    seconds == seconds.rounded() ? "\(Int(seconds)) s" : String(format: "%.1f s", seconds)
+}
+
+/// Output is shared between the job task and the signal handler; it only
+/// writes whole lines to file handles.
+extension Output: @unchecked Sendable {}

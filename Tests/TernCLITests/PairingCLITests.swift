@@ -1,0 +1,225 @@
+import Foundation
+import Testing
+import TernRendezvous
+import TernTestSupport
+
+/// Real `tern send` and `tern receive` processes pairing through a real
+/// `tern relay` process on loopback.
+@Suite(.serialized) struct PairingCLITests {
+    static func jsonEvents(_ process: RunningProcess) -> [[String: Any]] {
+        process.stdout.lines.compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }
+    }
+
+    static func events(_ process: RunningProcess, named name: String) -> [[String: Any]] {
+        jsonEvents(process).filter { $0["event"] as? String == name }
+    }
+
+    /// Starts `tern send` and returns it with the code it printed.
+    static func startSender(relay: RelayProcess, arguments: [String], environment: [String: String] = [:]) async throws -> (RunningProcess, String) {
+        let sender = try RunningProcess(arguments: ["send", "--relay", relay.url, "--json"] + arguments, environment: environment)
+        let line = try await sender.waitForLine(in: \.stdout) { $0.contains(#""event":"code""#) }
+        let event = try #require((try JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])
+        return (sender, try #require(event["code"] as? String))
+    }
+
+    static func temporaryFile(named name: String = "hello.txt", contents: String = "hello, tern\n") throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent(name)
+        try Data(contents.utf8).write(to: file)
+        return file
+    }
+
+    @Test func pairsWithAnAllocatedCodeAndExchangesTheOffer() async throws {
+        let relay = try await RelayProcess.start()
+        let file = try Self.temporaryFile()
+        let (sender, code) = try await Self.startSender(relay: relay, arguments: [file.path])
+        #expect(try Code(parsing: code).nameplate == "1")
+        let receiver = try RunningProcess(arguments: ["receive", code, "--relay", relay.url, "--yes", "--json"])
+        #expect(try await receiver.wait() == 0, "receiver: \(receiver.stderr.text) \(receiver.stdout.text)")
+        #expect(try await sender.wait() == 0, "sender: \(sender.stderr.text)")
+
+        #expect(Self.events(sender, named: "paired").count == 1)
+        #expect(Self.events(receiver, named: "paired").count == 1)
+        let offer = try #require(Self.events(receiver, named: "offer").first)
+        let entries = try #require(offer["entries"] as? [[String: Any]])
+        #expect(entries.first?["name"] as? String == "hello.txt")
+        #expect(entries.first?["size"] as? Int == 12)
+        #expect(offer["files"] as? Int == 1)
+        #expect(Self.events(sender, named: "accepted").count == 1)
+        // Event order on each side: code, paired, offer, accepted.
+        #expect(Self.jsonEvents(sender).compactMap { $0["event"] as? String } == ["code", "paired", "offer", "accepted"])
+        try await relay.stop()
+    }
+
+    @Test func pairsWithAPreAgreedCodeFromFlagAndEnvironment() async throws {
+        let relay = try await RelayProcess.start()
+        let file = try Self.temporaryFile()
+        let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "4242-acme-aftermath", "--json"])
+        let receiver = try RunningProcess(arguments: ["receive", "--yes", "--json"],
+                                          environment: ["TERN_CODE": "4242-ACME-aftermath", "TERN_RELAY": relay.url])
+        #expect(try await receiver.wait() == 0, "\(receiver.stderr.text)")
+        #expect(try await sender.wait() == 0, "\(sender.stderr.text)")
+        #expect(Self.events(sender, named: "code").first?["code"] as? String == "4242-acme-aftermath")
+        #expect(Self.events(receiver, named: "offer").count == 1)
+        try await relay.stop()
+    }
+
+    @Test func aWrongCodeExitsWith3OnBothSides() async throws {
+        let relay = try await RelayProcess.start()
+        let file = try Self.temporaryFile()
+        let (sender, code) = try await Self.startSender(relay: relay, arguments: [file.path])
+        let parsed = try Code(parsing: code)
+        let otherWord = parsed.secondWord == "adroitness" ? "adviser" : "adroitness"
+        let wrong = "\(parsed.nameplate)-\(parsed.firstWord)-\(otherWord)"
+        let receiver = try RunningProcess(arguments: ["receive", wrong, "--relay", relay.url, "--yes", "--json"])
+        #expect(try await receiver.wait() == 3, "\(receiver.stderr.text)")
+        #expect(try await sender.wait() == 3, "\(sender.stderr.text)")
+        for side in [sender, receiver] {
+            let error = try #require(Self.events(side, named: "error").first)
+            #expect(error["exit"] as? Int == 3)
+            #expect((error["message"] as? String)?.contains("wrong") == true)
+            #expect(Self.events(side, named: "offer").isEmpty, "nothing is offered before key confirmation")
+        }
+        // That one guess used the nameplate up: the relay holds nothing more for it.
+        let (health, _) = try await httpGet(port: relay.port, path: "/health")
+        #expect(health.contains(#""nameplates":0"#) && health.contains(#""mailboxes":0"#), "\(health)")
+        try await relay.stop()
+    }
+
+    @Test func humanOutputSaysWrongCodeInOneSentence() async throws {
+        let relay = try await RelayProcess.start()
+        let file = try Self.temporaryFile()
+        let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "77-acme-aftermath"])
+        let receiver = try RunningProcess(arguments: ["receive", "77-acme-adviser", "--relay", relay.url, "--yes"])
+        #expect(try await receiver.wait() == 3)
+        #expect(try await sender.wait() == 3)
+        let lastLine = receiver.stderr.lines.last ?? ""
+        #expect(lastLine.hasPrefix("tern: the code is wrong"))
+        try await relay.stop()
+    }
+
+    @Test func aThirdSideIsRefused() async throws {
+        let relay = try await RelayProcess.start()
+        let file = try Self.temporaryFile()
+        // Sender and a receiver that sits on its prompt (it has a pseudo-terminal).
+        let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "31-acme-aftermath", "--json"])
+        let receiver = try RunningProcess(
+            executable: URL(fileURLWithPath: "/usr/bin/script"),
+            arguments: ["-qfec", "\(PackagePaths.ternBinary.path) receive 31-acme-aftermath --relay \(relay.url)", "/dev/null"])
+        _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Accept?") }
+        let third = try RunningProcess(arguments: ["receive", "31-acme-aftermath", "--relay", relay.url, "--yes", "--json"])
+        #expect(try await third.wait() == 3)
+        let error = try #require(Self.events(third, named: "error").first)
+        #expect((error["message"] as? String)?.contains("already in use") == true)
+        receiver.write("y\n")
+        #expect(try await receiver.wait() == 0, "\(receiver.stdout.text)")
+        #expect(try await sender.wait() == 0)
+        try await relay.stop()
+    }
+
+    @Test func aDeclinedOfferExitsWith6() async throws {
+        let relay = try await RelayProcess.start()
+        let file = try Self.temporaryFile()
+        let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "32-acme-aftermath", "--json"])
+        let receiver = try RunningProcess(
+            executable: URL(fileURLWithPath: "/usr/bin/script"),
+            arguments: ["-qfec", "\(PackagePaths.ternBinary.path) receive 32-acme-aftermath --relay \(relay.url)", "/dev/null"])
+        _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Accept?") }
+        #expect(receiver.stdout.text.contains("hello.txt"))
+        receiver.write("n\n")
+        #expect(try await receiver.wait() == 6)
+        #expect(try await sender.wait() == 6)
+        #expect((Self.events(sender, named: "error").first?["message"] as? String)?.contains("declined") == true)
+        try await relay.stop()
+    }
+
+    @Test func anExpiredNameplateIsRefused() async throws {
+        let relay = try await RelayProcess.start(["--idle-timeout", "1"])
+        let file = try Self.temporaryFile()
+        let (sender, code) = try await Self.startSender(relay: relay, arguments: [file.path])
+        // Nobody comes: the relay expires the nameplate and tells the sender.
+        let status = try await sender.wait(timeout: 10)
+        #expect(status == 3, "\(sender.stderr.text)")
+        let receiver = try RunningProcess(arguments: ["receive", code, "--relay", relay.url, "--yes", "--json"])
+        #expect(try await receiver.wait() == 3)
+        #expect((Self.events(receiver, named: "error").first?["message"] as? String)?.contains("expired") == true)
+        try await relay.stop()
+    }
+
+    @Test func namesFromThePeerAreEscapedOnTheTerminal() async throws {
+        let relay = try await RelayProcess.start()
+        let file = try Self.temporaryFile(named: "evil\u{1b}]0;owned\u{7}\u{1b}[2J.txt")
+        let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "33-acme-aftermath"])
+        let receiver = try RunningProcess(arguments: ["receive", "33-acme-aftermath", "--relay", relay.url, "--yes"])
+        #expect(try await receiver.wait() == 0, "\(receiver.stderr.text)")
+        #expect(try await sender.wait() == 0)
+        let shown = receiver.stderr.text
+        #expect(shown.contains("evil\\u{1b}]0;owned\\u{7}\\u{1b}[2J.txt"))
+        #expect(!shown.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 })
+        try await relay.stop()
+    }
+
+    @Test func aTextIsShownToTheReceiver() async throws {
+        let relay = try await RelayProcess.start()
+        let sender = try RunningProcess(arguments: ["send", "--text", "the wifi password is hunter2", "--relay", relay.url, "--code", "34-acme-aftermath"])
+        let receiver = try RunningProcess(arguments: ["receive", "34-acme-aftermath", "--relay", relay.url, "--yes"])
+        #expect(try await receiver.wait() == 0)
+        #expect(try await sender.wait() == 0)
+        #expect(receiver.stdout.text == "the wifi password is hunter2\n")
+        try await relay.stop()
+    }
+
+    @Test func withoutARelayItSaysHowToGetOne() async throws {
+        let file = try Self.temporaryFile()
+        let sender = try RunningProcess(arguments: ["send", file.path])
+        #expect(try await sender.wait() == 2)
+        #expect(sender.stderr.text.contains("--relay"))
+        #expect(sender.stderr.text.contains("tern relay"))
+    }
+
+    @Test(arguments: ["7-bluebird", "seven-bluebird-caravan", "7-caravan-bluebird"])
+    func aMalformedCodeIsAUsageError(code: String) async throws {
+        let receiver = try RunningProcess(arguments: ["receive", code, "--relay", "ws://127.0.0.1:9", "--yes", "--json"])
+        #expect(try await receiver.wait() == 2)
+        #expect(Self.events(receiver, named: "error").first?["exit"] as? Int == 2)
+    }
+
+    @Test func anUnreachableRelayExitsWith4() async throws {
+        // A port nothing listens on: bind one, learn its number, close it.
+        let receiver = try RunningProcess(arguments: ["receive", "7-bluebird-caravan", "--relay", "ws://127.0.0.1:1", "--yes"])
+        #expect(try await receiver.wait() == 4)
+        #expect(receiver.stderr.text.contains("could not connect to the relay"))
+    }
+
+    @Test func noCodeAndNoTerminalIsAClearUsageError() async throws {
+        let receiver = try RunningProcess(arguments: ["receive", "--relay", "ws://127.0.0.1:1", "--yes"])
+        receiver.closeInput()
+        #expect(try await receiver.wait() == 2)
+        #expect(receiver.stderr.text.contains("TERN_CODE"))
+    }
+
+    @Test func theCodeCanBeTypedAtAPrompt() async throws {
+        let relay = try await RelayProcess.start()
+        let file = try Self.temporaryFile()
+        let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "35-acme-aftermath"])
+        let receiver = try RunningProcess(
+            executable: URL(fileURLWithPath: "/usr/bin/script"),
+            arguments: ["-qfec", "\(PackagePaths.ternBinary.path) receive --yes --relay \(relay.url)", "/dev/null"])
+        _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Enter the code") }
+        receiver.write("35-acme-aftermath\n")
+        #expect(try await receiver.wait() == 0, "\(receiver.stdout.text)")
+        #expect(try await sender.wait() == 0)
+        try await relay.stop()
+    }
+
+    @Test func usageErrorsExitWith2() async throws {
+        let process = try RunningProcess(arguments: ["send", "--no-such-flag"])
+        #expect(try await process.wait() == 2)
+        let missing = try RunningProcess(arguments: ["send", "/no/such/file", "--relay", "ws://127.0.0.1:1"])
+        #expect(try await missing.wait() == 2)
+        #expect(missing.stderr.text.contains("/no/such/file"))
+    }
+}

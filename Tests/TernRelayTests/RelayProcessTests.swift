@@ -1,0 +1,213 @@
+import Foundation
+import Testing
+import TernPairing
+import TernRendezvous
+import TernSession
+import TernTestSupport
+
+/// A real `tern relay` process, driven by real WebSocket clients.
+@Suite(.serialized) struct RelayProcessTests {
+    static func connect(_ relay: RelayProcess) async throws -> (RelayConnection, AsyncThrowingStream<RelayFrame, Error>.Iterator) {
+        let connection = try await RelayConnection.connect(to: try RelayURL(parsing: relay.url))
+        var frames = connection.frames.makeAsyncIterator()
+        guard case .welcome? = try await frames.next() else { throw ProcessTimeout(command: "welcome") }
+        return (connection, frames)
+    }
+
+    /// Pairs two sessions through the relay and checks a sealed round trip.
+    static func pairOnce(relay: RelayURL, label: String) async throws {
+        async let receiverDone: Void = {
+            // The receiver learns the code from the sender through this stream.
+            let code = try await codes(for: label).wait()
+            let receiver = try await PairingSession.pair(relay: relay, role: .receiver, code: code) { _ in }
+            guard case .offer(let offer) = try await receiver.receive(), offer.entries.first?.name == label else {
+                throw ProcessTimeout(command: "offer for \(label)")
+            }
+            try await receiver.send(.answer(accept: true, reason: label))
+            await receiver.close(mood: .happy)
+        }()
+        let sender = try await PairingSession.pair(relay: relay, role: .sender, code: nil) { event in
+            if case .code(let code) = event { codes(for: label).set(code) }
+        }
+        try await sender.send(.offer(Offer(entries: [OfferEntry(name: label, kind: .file, size: 1, files: 1)])))
+        guard case .answer(true, label) = try await sender.receive() else { throw ProcessTimeout(command: "answer for \(label)") }
+        await sender.close(mood: .happy)
+        try await receiverDone
+    }
+
+    @Test func healthEndpointAnswers() async throws {
+        let relay = try await RelayProcess.start()
+        let (data, response) = try await httpGet(port: relay.port, path: "/health")
+        #expect(response.contains("200 OK"))
+        #expect(data.contains(#""status":"ok""#))
+        let (_, missing) = try await httpGet(port: relay.port, path: "/nope")
+        #expect(missing.contains("404"))
+        try await relay.stop()
+    }
+
+    @Test func malformedAndOversizeFramesCloseOnlyTheirConnection() async throws {
+        let relay = try await RelayProcess.start(["--max-message-bytes", "1024"])
+        let url = try RelayURL(parsing: relay.url)
+        // Abusers, each on its own connection.
+        let abuses: [(String, String)] = [
+            ("not json at all", "malformed"),
+            (#"{"type":"add","seq":0,"body":"AA=="}"#, "out-of-order"),
+            (#"{"type":"claim","nameplate":"1","side":"zz"}"#, "malformed"),
+            (ClientFrame.allocate(side: .random()).encoded().replacingOccurrences(of: "allocate", with: "explode"), "malformed"),
+            (ClientFrame.add(seq: 0, body: [UInt8](repeating: 7, count: 4096)).encoded(), "too-large"),
+        ]
+        for (text, code) in abuses {
+            let (connection, frames) = try await Self.connect(relay)
+            var iterator = frames
+            try await connection.sendRaw(text)
+            let reply = try await iterator.next()
+            guard case .error(let got, _)? = reply else {
+                Issue.record("expected an error for \(text.prefix(40)), got \(String(describing: reply))")
+                continue
+            }
+            #expect(got.rawValue == code)
+            // Then the relay closes that connection.
+            #expect(try await iterator.next() == nil)
+        }
+        // A frame far over the WebSocket limit, and a binary frame.
+        let (big, bigFrames) = try await Self.connect(relay)
+        var bigIterator = bigFrames
+        try await big.sendRaw(String(repeating: "x", count: 200_000))
+        if case .error(let code, _)? = try? await bigIterator.next() { #expect(code == .tooLarge) } else { Issue.record("oversize WebSocket frame not refused") }
+        let (binary, binaryFrames) = try await Self.connect(relay)
+        var binaryIterator = binaryFrames
+        try await binary.sendRaw("{}", opcode: .binary)
+        if case .error(let code, _)? = try? await binaryIterator.next() { #expect(code == .malformed) } else { Issue.record("binary frame not refused") }
+
+        // Meanwhile pairings carry on.
+        try await Self.pairOnce(relay: url, label: "still-works")
+        #expect(relay.running.process.isRunning)
+        try await relay.stop()
+    }
+
+    @Test func aClientCanReconnectAndAttachWithoutLosingMessages() async throws {
+        let relay = try await RelayProcess.start()
+        let (alice, aliceFramesStart) = try await Self.connect(relay)
+        var aliceFrames = aliceFramesStart
+        let aliceSide = Identifier.random()
+        try await alice.send(.allocate(side: aliceSide))
+        guard case .allocated(let nameplate, let mailbox)? = try await aliceFrames.next() else { Issue.record("no allocation"); return }
+        let (bob, bobFramesStart) = try await Self.connect(relay)
+        var bobFrames = bobFramesStart
+        try await bob.send(.claim(nameplate: nameplate, side: .random()))
+        guard case .claimed? = try await bobFrames.next() else { Issue.record("no claim"); return }
+        try await bob.send(.add(seq: 0, body: [1]))
+        #expect(try await aliceFrames.next() == .message(seq: 0, body: [1]))
+        // Alice's connection drops; Bob adds two more; Alice comes back.
+        await alice.close()
+        try await Task.sleep(for: .milliseconds(100))
+        try await bob.send(.add(seq: 1, body: [2]))
+        try await bob.send(.add(seq: 2, body: [3]))
+        let (alice2, alice2FramesStart) = try await Self.connect(relay)
+        var alice2Frames = alice2FramesStart
+        try await alice2.send(.attach(mailbox: mailbox, side: aliceSide, received: 1))
+        #expect(try await alice2Frames.next() == .attached(mailbox: mailbox))
+        #expect(try await alice2Frames.next() == .message(seq: 1, body: [2]))
+        #expect(try await alice2Frames.next() == .message(seq: 2, body: [3]))
+        try await relay.stop()
+    }
+
+    @Test func welcomeCarriesTheSTUNAddressAndTURNCredentials() async throws {
+        let relay = try await RelayProcess.start(["--turn-uri", "turn:127.0.0.1:3478?transport=udp", "--turn-secret", "s3cret", "--turn-ttl", "600"])
+        let connection = try await RelayConnection.connect(to: try RelayURL(parsing: relay.url))
+        var frames = connection.frames.makeAsyncIterator()
+        guard case .welcome(let welcome)? = try await frames.next() else { Issue.record("no welcome"); return }
+        #expect(welcome.stun == ["stun:127.0.0.1:\(try #require(relay.stunPort))"])
+        let turn = try #require(welcome.turn)
+        #expect(turn.uris == ["turn:127.0.0.1:3478?transport=udp"])
+        let parts = turn.username.split(separator: ":")
+        let expiry = try #require(Int(parts[0]))
+        let now = Int(Date().timeIntervalSince1970)
+        #expect(expiry > now + 590 && expiry <= now + 601)
+        // coturn's check: base64(HMAC-SHA1(secret, username)), computed here with openssl.
+        let openssl = try RunningProcess(executable: URL(fileURLWithPath: "/bin/sh"),
+                                         arguments: ["-c", "printf %s '\(turn.username)' | openssl dgst -sha1 -hmac s3cret -binary | base64"])
+        #expect(try await openssl.wait() == 0)
+        #expect(openssl.stdout.text.trimmingCharacters(in: .whitespacesAndNewlines) == turn.credential)
+        await connection.close()
+        try await relay.stop()
+    }
+
+    @Test func stopsCleanlyOnSIGTERMAndSIGINT() async throws {
+        let relay = try await RelayProcess.start()
+        #expect(try await relay.stop() == 0)
+        #expect(relay.running.stderr.text.contains("relay stopped"))
+        let other = try await RelayProcess.start()
+        other.running.signal(SIGINT)
+        #expect(try await other.running.wait(timeout: 10) == 0)
+    }
+
+    /// 500 pairings at once through one relay process: every one completes,
+    /// every sealed message arrives once. Prints the rate and the relay's peak memory.
+    @Test func fiveHundredConcurrentPairings() async throws {
+        let relay = try await RelayProcess.start(["--max-mailboxes-per-address", "2000"])
+        let url = try RelayURL(parsing: relay.url)
+        let count = 500
+        let start = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<count {
+                group.addTask { try await Self.pairOnce(relay: url, label: "pair-\(index)") }
+            }
+            try await group.waitForAll()
+        }
+        let seconds = Date().timeIntervalSince(start)
+        let (health, _) = try await httpGet(port: relay.port, path: "/health")
+        // Four messages per pairing (share, tag, each way) plus offer and answer.
+        #expect(health.contains(#""messages":\#(count * 6)"#), "\(health)")
+        #expect(health.contains(#""protocol_errors":0"#), "\(health)")
+        let peak = peakMemoryKiB(pid: relay.running.process.processIdentifier)
+        print("load: \(count) concurrent pairings in \(String(format: "%.2f", seconds)) s = \(String(format: "%.0f", Double(count) / seconds)) pairings/s; relay peak RSS \(peak.map { "\($0 / 1024) MiB" } ?? "unknown")")
+        try await relay.stop()
+    }
+}
+
+/// Hands a code from the sending task to the receiving task of one pairing.
+final class CodeBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var code: Code?
+
+    func set(_ code: Code) {
+        lock.withLock { self.code = code }
+    }
+
+    func wait() async throws -> Code {
+        for _ in 0..<3000 {
+            if let code = lock.withLock({ self.code }) { return code }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw ProcessTimeout(command: "a code")
+    }
+}
+
+private let codeBoxes = NSLockedBoxes()
+
+func codes(for label: String) -> CodeBox { codeBoxes.box(label) }
+
+final class NSLockedBoxes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var boxes: [String: CodeBox] = [:]
+
+    func box(_ label: String) -> CodeBox {
+        lock.lock()
+        defer { lock.unlock() }
+        if let box = boxes[label] { return box }
+        let box = CodeBox()
+        boxes[label] = box
+        return box
+    }
+}
+
+/// VmHWM of a process, in KiB.
+func peakMemoryKiB(pid: Int32) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    }
+    return nil
+}
+

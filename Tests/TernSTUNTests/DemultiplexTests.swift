@@ -1,0 +1,20 @@
+import Testing
+import TernSTUN
+
+@Suite("CRC-32 and RFC 7983 demultiplexing")
+struct DemultiplexTests {
+    @Test func crc32CheckValue() {
+        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(CRC32.checksum([]) == 0)
+    }
+
+    @Test("first byte classifies the packet", arguments: [
+        (UInt8(0), PacketKind.stun), (3, .stun), (4, .unknown), (15, .unknown),
+        (16, .zrtp), (19, .zrtp), (20, .dtls), (63, .dtls), (64, .turnChannelData), (79, .turnChannelData),
+        (80, .unknown), (127, .unknown), (128, .rtpOrRTCP), (191, .rtpOrRTCP), (192, .unknown), (255, .unknown),
+    ])
+    func classifies(firstByte: UInt8, kind: PacketKind) {
+        #expect(PacketKind.classify(firstByte) == kind)
+        #expect(STUN.isSTUN(firstByte: firstByte) == (kind == .stun))
+    }
+}

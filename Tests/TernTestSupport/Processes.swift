@@ -1,0 +1,175 @@
+import Foundation
+
+/// Where the package is, found from this file's path.
+public enum PackagePaths {
+    public static let root: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The built `tern` executable: $TERN_BINARY, or .build/debug/tern.
+    public static var ternBinary: URL {
+        if let path = ProcessInfo.processInfo.environment["TERN_BINARY"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
+        return root.appendingPathComponent(".build/debug/tern")
+    }
+}
+
+public struct ProcessTimeout: Error, CustomStringConvertible {
+    public var command: String
+    public init(command: String) { self.command = command }
+    public var description: String { "timed out waiting for \(command)" }
+}
+
+/// Collects everything a pipe delivers, from a background reader.
+public final class PipeCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    let pipe = Pipe()
+
+    init() {
+        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let chunk = handle.availableData
+            guard let self else { return }
+            if chunk.isEmpty {
+                handle.readabilityHandler = nil
+                return
+            }
+            self.lock.lock()
+            self.data.append(chunk)
+            self.lock.unlock()
+        }
+    }
+
+    public var text: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    public var lines: [String] { text.split(separator: "\n").map(String.init) }
+}
+
+/// A running `tern` (or other) process with its output collected.
+public final class RunningProcess: @unchecked Sendable {
+    public let process = Process()
+    public let stdout = PipeCollector()
+    public let stderr = PipeCollector()
+    public let stdin = Pipe()
+    public let commandLine: String
+
+    public init(executable: URL = PackagePaths.ternBinary, arguments: [String], environment: [String: String] = [:]) throws {
+        process.executableURL = executable
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for key in ["TERN_CODE", "TERN_RELAY", "TERN_TURN_SECRET"] { env[key] = nil }
+        env.merge(environment) { $1 }
+        process.environment = env
+        process.standardOutput = stdout.pipe
+        process.standardError = stderr.pipe
+        process.standardInput = stdin
+        commandLine = ([executable.lastPathComponent] + arguments).joined(separator: " ")
+        try process.run()
+    }
+
+    /// Writes to the process's standard input.
+    public func write(_ text: String) {
+        stdin.fileHandleForWriting.write(Data(text.utf8))
+    }
+
+    public func closeInput() {
+        try? stdin.fileHandleForWriting.close()
+    }
+
+    /// Waits for the exit; returns the exit status. Kills the process on timeout.
+    @discardableResult
+    public func wait(timeout: Double = 30) async throws -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            if Date() > deadline {
+                process.terminate()
+                throw ProcessTimeout(command: commandLine)
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        // Let the readers drain what is left in the pipes.
+        try await Task.sleep(for: .milliseconds(30))
+        return process.terminationStatus
+    }
+
+    /// Waits until a line of stdout or stderr satisfies `match`, and returns it.
+    public func waitForLine(in stream: KeyPath<RunningProcess, PipeCollector>, timeout: Double = 20,
+                            where match: (String) -> Bool) async throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let line = self[keyPath: stream].lines.first(where: match) { return line }
+            if !process.isRunning, let line = self[keyPath: stream].lines.first(where: match) { return line }
+            if !process.isRunning { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw ProcessTimeout(command: "\(commandLine) to print a matching line; stderr: \(stderr.text.suffix(2000))")
+    }
+
+    public func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+    }
+}
+
+/// A real `tern relay` process on loopback, with ports the kernel chose.
+public final class RelayProcess: @unchecked Sendable {
+    public let running: RunningProcess
+    public let port: Int
+    public let stunPort: Int?
+
+    public var url: String { "ws://127.0.0.1:\(port)" }
+
+    public static func start(_ extraArguments: [String] = [], stun: Bool = true) async throws -> RelayProcess {
+        var arguments = ["relay", "--listen", "127.0.0.1:0", "--log-level", "info"]
+        arguments += stun ? ["--stun-listen", "127.0.0.1:0"] : ["--stun-listen", "off"]
+        let running = try RunningProcess(arguments: arguments + extraArguments)
+        let line = try await running.waitForLine(in: \.stderr) { $0.contains("relay listening") }
+        guard let port = Self.field("rendezvous_port", in: line).flatMap(Int.init) else {
+            throw ProcessTimeout(command: "relay port in: \(line)")
+        }
+        return RelayProcess(running: running, port: port, stunPort: Self.field("stun_port", in: line).flatMap(Int.init))
+    }
+
+    private init(running: RunningProcess, port: Int, stunPort: Int?) {
+        self.running = running
+        self.port = port
+        self.stunPort = stunPort
+    }
+
+    static func field(_ name: String, in line: String) -> String? {
+        for part in line.split(separator: " ") where part.hasPrefix(name + "=") {
+            return String(part.dropFirst(name.count + 1))
+        }
+        return nil
+    }
+
+    /// Stops the relay with SIGTERM and returns its exit status.
+    @discardableResult
+    public func stop() async throws -> Int32 {
+        running.signal(SIGTERM)
+        return try await running.wait(timeout: 10)
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a socket, returning (body, status line).
+public func httpGet(port: Int, path: String) async throws -> (String, String) {
+    let curl = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/env"),
+                                  arguments: ["python3", "-c", """
+                                  import http.client,sys
+                                  c=http.client.HTTPConnection('127.0.0.1',\(port),timeout=5)
+                                  c.request('GET','\(path)')
+                                  r=c.getresponse()
+                                  sys.stdout.write('HTTP %d %s\\n' % (r.status, r.reason))
+                                  sys.stdout.write(r.read().decode())
+                                  """])
+    _ = try await curl.wait()
+    let lines = curl.stdout.text.split(separator: "\n", maxSplits: 1).map(String.init)
+    return (lines.count > 1 ? lines[1] : "", lines.first ?? "")
+}
