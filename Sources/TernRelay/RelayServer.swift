@@ -166,8 +166,17 @@ final class RelayState {
             switch action {
             case .send(let id, let frame):
                 guard let channel = connections[id] else { continue }
-                if case .error(let code, let message) = frame {
+                switch frame {
+                case .error(let code, let message):
                     logger.notice("refused client frame", metadata: ["connection": "\(id)", "code": "\(code.rawValue)", "reason": "\(message)"])
+                case .allocated(let nameplate, _):
+                    logger.info("nameplate allocated", metadata: ["connection": "\(id)", "nameplate": "\(nameplate)"])
+                case .claimed(let nameplate, _):
+                    logger.info("nameplate claimed", metadata: ["connection": "\(id)", "nameplate": "\(nameplate)"])
+                case .closed:
+                    logger.info("side closed its mailbox", metadata: ["connection": "\(id)"])
+                default:
+                    break
                 }
                 let text = frame.encoded()
                 var buffer = channel.allocator.buffer(capacity: text.utf8.count)

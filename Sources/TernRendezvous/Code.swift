@@ -52,8 +52,14 @@ public struct Code: Sendable, Hashable, CustomStringConvertible {
     private static func unknownWordReason(_ word: String, position: String, list: [String]) -> String {
         let shown = String(word.unicodeScalars.filter { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7f }.prefix(32).map(Character.init))
         var reason = "'\(shown)' is not a word that can stand \(position) in a code"
-        if let near = list.min(by: { editDistance($0, word) < editDistance($1, word) }), editDistance(near, word) <= 2 {
-            reason += " (did you mean '\(near)'?)"
+        // Words in the list are at most 11 letters; longer input is no typo of one.
+        if word.utf8.count <= 16 {
+            var best: (word: String, distance: Int)?
+            for candidate in list {
+                let distance = editDistance(candidate, word)
+                if distance < (best?.distance ?? 3) { best = (candidate, distance) }
+            }
+            if let best { reason += " (did you mean '\(best.word)'?)" }
         }
         return reason
     }

@@ -16,7 +16,8 @@ public final class STUNKey: @unchecked Sendable {
         // At least one byte, so the pointer is never null for OpenSSL even for an empty key.
         storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 1)
         storage.initializeMemory(as: UInt8.self, repeating: 0)
-        for (index, byte) in bytes.enumerated() { storage[index] = byte }
+        // Bounded by `count` even for a collection whose count and contents disagree.
+        for (index, byte) in bytes.enumerated() where index < count { storage[index] = byte }
     }
 
     deinit {

@@ -61,8 +61,8 @@ public struct STUNTransaction: Hashable, Sendable {
         /// `sent` transmissions so far; next action at `deadline`; `rto` is the
         /// interval to use after the next transmission.
         case pending(sent: Int, deadline: Duration, rto: Duration)
-        case completed
-        case timedOut
+        case completed(sent: Int)
+        case timedOut(sent: Int)
     }
 
     public let configuration: Configuration
@@ -83,8 +83,7 @@ public struct STUNTransaction: Hashable, Sendable {
     /// Transmissions so far.
     public var transmissions: Int {
         switch state {
-        case .pending(let sent, _, _): return sent
-        case .completed, .timedOut: return 0
+        case .pending(let sent, _, _), .completed(let sent), .timedOut(let sent): return sent
         }
     }
 
@@ -100,14 +99,14 @@ public struct STUNTransaction: Hashable, Sendable {
             if configuration.reliable {
                 // RFC 8489 §6.2.2: reliable transports are not retransmitted.
                 guard sent == 0 else {
-                    state = .timedOut
+                    state = .timedOut(sent: sent)
                     return .timedOut
                 }
                 state = .pending(sent: 1, deadline: now + configuration.reliableTimeout, rto: rto)
                 return .transmit
             }
             guard sent < configuration.maxTransmissions else {
-                state = .timedOut
+                state = .timedOut(sent: sent)
                 return .timedOut
             }
             let sentNow = sent + 1
@@ -125,7 +124,7 @@ public struct STUNTransaction: Hashable, Sendable {
 
     /// A response arrived: stop retransmitting.
     public mutating func complete() {
-        state = .completed
+        state = .completed(sent: transmissions)
     }
 
     /// The offsets from the start at which a transaction that never gets an

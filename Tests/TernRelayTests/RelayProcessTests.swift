@@ -3,6 +3,7 @@ import Testing
 import TernPairing
 import TernRendezvous
 import TernSession
+import TernSTUN
 import TernTestSupport
 
 /// A real `tern relay` process, driven by real WebSocket clients.
@@ -211,3 +212,25 @@ func peakMemoryKiB(pid: Int32) -> Int? {
     return nil
 }
 
+
+/// The relay's STUN responder over a real UDP socket.
+@Suite struct RelaySTUNTests {
+    @Test func answersABindingRequestWithTheReflexiveAddress() async throws {
+        let relay = try await RelayProcess.start()
+        let port = try #require(relay.stunPort)
+        let transaction = STUNTransactionID.random()
+        let request = try STUNMessage(.request, .binding, transactionID: transaction, attributes: []).encode(fingerprint: true)
+        let socket = try UDPTestSocket()
+        let reply = try socket.exchange(request, port: UInt16(port))
+        let response = try STUNMessage.decode(reply)
+        #expect(response.transactionID == transaction)
+        #expect(response.messageClass == .successResponse)
+        let mapped = try #require(response.xorMappedAddress)
+        #expect(mapped == STUNAddress.ipv4(127, 0, 0, 1, port: socket.localPort))
+        try STUNMessage.checkFingerprint(of: reply)
+        // Garbage gets no answer, and the responder keeps serving.
+        #expect(throws: (any Error).self) { try socket.exchange([0xde, 0xad, 0xbe, 0xef], port: UInt16(port), timeoutMilliseconds: 200) }
+        _ = try socket.exchange(request, port: UInt16(port))
+        try await relay.stop()
+    }
+}

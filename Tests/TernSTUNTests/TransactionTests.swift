@@ -35,6 +35,7 @@ struct TransactionTests {
         #expect(transaction.poll(now: .zero) == .transmit)
         transaction.complete()
         #expect(transaction.deadline == nil)
+        #expect(transaction.transmissions == 1)
         #expect(transaction.poll(now: .seconds(100)) == .completed)
     }
 
@@ -47,6 +48,7 @@ struct TransactionTests {
         #expect(transaction.poll(now: schedule.timeout - .milliseconds(1)) == .wait(until: schedule.timeout))
         #expect(transaction.poll(now: schedule.timeout) == .timedOut)
         #expect(transaction.deadline == nil)
+        #expect(transaction.transmissions == 7)
         #expect(transaction.poll(now: .seconds(1_000_000)) == .timedOut)
     }
 

@@ -160,16 +160,63 @@ public final class RelayProcess: @unchecked Sendable {
 
 /// A minimal HTTP/1.1 GET over a socket, returning (body, status line).
 public func httpGet(port: Int, path: String) async throws -> (String, String) {
-    let curl = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/env"),
-                                  arguments: ["python3", "-c", """
-                                  import http.client,sys
-                                  c=http.client.HTTPConnection('127.0.0.1',\(port),timeout=5)
-                                  c.request('GET','\(path)')
-                                  r=c.getresponse()
-                                  sys.stdout.write('HTTP %d %s\\n' % (r.status, r.reason))
-                                  sys.stdout.write(r.read().decode())
-                                  """])
-    _ = try await curl.wait()
-    let lines = curl.stdout.text.split(separator: "\n", maxSplits: 1).map(String.init)
-    return (lines.count > 1 ? lines[1] : "", lines.first ?? "")
+    let response = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/curl"), arguments: ["-s", "-i", "-m", "5", "http://127.0.0.1:\(port)\(path)"])
+    _ = try await response.wait()
+    let parts = response.stdout.text.components(separatedBy: "\r\n\r\n")
+    return (parts.count > 1 ? parts[1] : "", parts.first?.components(separatedBy: "\r\n").first ?? "")
+}
+
+public struct SocketFailure: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// A blocking IPv4 UDP socket on loopback, for request/response tests.
+public final class UDPTestSocket {
+    private let fd: Int32
+    public let localPort: UInt16
+
+    public init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        self.fd = fd
+        guard fd >= 0 else { throw SocketFailure(description: "socket: \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            close(fd)
+            throw SocketFailure(description: "bind: \(errno)")
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        localPort = UInt16(bigEndian: address.sin_port)
+    }
+
+    deinit { close(fd) }
+
+    /// Sends `datagram` to 127.0.0.1:`port` and waits for one reply.
+    public func exchange(_ datagram: [UInt8], port: UInt16, timeoutMilliseconds: Int32 = 2000) throws -> [UInt8] {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        let sent = datagram.withUnsafeBytes { bytes in
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+        guard sent == datagram.count else { throw SocketFailure(description: "sendto: \(errno)") }
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, timeoutMilliseconds) == 1 else { throw SocketFailure(description: "no reply") }
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard count >= 0 else { throw SocketFailure(description: "recv: \(errno)") }
+        return Array(buffer.prefix(count))
+    }
 }

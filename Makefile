@@ -1,0 +1,68 @@
+# tern: build, test, demo, install. `make test` and `make demo` work on a
+# fresh Debian 12 machine with the Swift toolchain: they install what they
+# need first (`make deps`).
+
+PREFIX ?= /usr/local
+SWIFT ?= swift
+BIN := .build/debug/tern
+FUZZ_SECONDS ?= 30
+
+# Debian packages the build and the tests need.
+DEB_PACKAGES := pkg-config libsodium-dev libssl-dev openssl curl bsdutils
+
+.PHONY: all deps build test demo install completions man fuzz clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: build
+	./scripts/demo.sh $(BIN)
+
+install: deps
+	$(SWIFT) build -c release
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 755 .build/release/tern $(DESTDIR)$(PREFIX)/bin/tern
+	install -m 644 completions/tern.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/tern
+	install -m 644 completions/_tern $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_tern
+	install -m 644 completions/tern.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/tern.fish
+	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+# Regenerates the committed completion scripts from the CLI definition; a
+# test checks that the committed files match.
+completions: build
+	$(BIN) --generate-completion-script bash > completions/tern.bash
+	$(BIN) --generate-completion-script zsh > completions/_tern
+	$(BIN) --generate-completion-script fish > completions/tern.fish
+
+# Regenerates the man pages in docs/man from the CLI definition.
+man: build
+	$(SWIFT) package --disable-sandbox --allow-writing-to-package-directory generate-manual \
+	  --configuration debug --multi-page --date 2026-11-21 --authors "the tern developers"
+	cp .build/plugins/GenerateManual/outputs/tern/tern.1 .build/plugins/GenerateManual/outputs/tern/tern.send.1 \
+	  .build/plugins/GenerateManual/outputs/tern/tern.receive.1 .build/plugins/GenerateManual/outputs/tern/tern.relay.1 docs/man/
+
+# Runs every libFuzzer target for FUZZ_SECONDS seconds each.
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz.sh
+
+clean:
+	rm -rf .build Fuzz/out

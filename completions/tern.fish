@@ -1,0 +1,120 @@
+function __tern_should_offer_completions_for_flags_or_options -a expected_commands
+    set -l non_repeating_flags_or_options $argv[2..]
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __tern_parse_tokens
+    test "$commands" = "$expected_commands"; and return $non_repeating_flags_or_options_absent
+end
+
+function __tern_should_offer_completions_for_positional -a expected_commands positional_index_comparison expected_positional_index
+    set -l non_repeating_flags_or_options
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __tern_parse_tokens
+    test "$commands" = "$expected_commands" -a \( "$positional_index" "$positional_index_comparison" "$expected_positional_index" \)
+end
+
+function __tern_parse_tokens -S
+    set -l unparsed_tokens (__tern_tokens -pc)
+    switch $unparsed_tokens[1]
+    case 'tern'
+        __tern_parse_subcommand 0 'version' 'h/help'
+        switch $unparsed_tokens[1]
+        case 'send'
+            __tern_parse_subcommand -r 1 'code=' 'text=' 'relay=' 'json' 'timeout=' 'version' 'h/help'
+        case 'receive'
+            __tern_parse_subcommand 1 'y/yes' 'relay=' 'json' 'timeout=' 'version' 'h/help'
+        case 'relay'
+            __tern_parse_subcommand 0 'listen=' 'stun-listen=' 'stun-advertise=+' 'turn-uri=+' 'turn-secret=' 'turn-ttl=' 'max-message-bytes=' 'idle-timeout=' 'max-mailboxes-per-address=' 'max-mailboxes=' 'max-connections=' 'log-level=' 'version' 'h/help'
+        case 'help'
+            __tern_parse_subcommand -r 1 'version'
+        end
+    end
+end
+
+function __tern_tokens
+    if test (string split -m 1 -f 1 -- . "$FISH_VERSION") -gt 3
+        commandline --tokens-raw $argv
+    else
+        commandline -o $argv
+    end
+end
+
+function __tern_parse_subcommand -S -a positional_count
+    argparse -s r -- $argv
+    set -l option_specs $argv[2..]
+    set -l is_repeating_positional $_flag_r
+    set -el _flag_r
+    set -a commands $unparsed_tokens[1]
+    set positional_index 0
+    while true
+        set -e unparsed_tokens[1]
+        argparse -sn "$commands" $option_specs -- $unparsed_tokens 2> /dev/null
+        set unparsed_tokens $argv
+        set positional_index (math $positional_index + 1)
+        for non_repeating_flag_or_option in $non_repeating_flags_or_options
+            if set -ql "_flag_$(string replace -a - _ -- $non_repeating_flag_or_option)"
+                set non_repeating_flags_or_options_absent 1
+                break
+            end
+        end
+        test (count $unparsed_tokens) -eq 0 -o \( -z "$is_repeating_positional" -a "$positional_index" -gt "$positional_count" \) && break
+    end
+end
+
+function __tern_complete_directories
+    set -l token (commandline -t)
+    string match -- '*/' $token
+    set -l subdirs $token*/
+    printf %s\n $subdirs
+end
+
+function __tern_custom_completion
+    set -x SAP_SHELL fish
+    set -x SAP_SHELL_VERSION $FISH_VERSION
+    set -l tokens (__tern_tokens -p)
+    if test -z "$(__tern_tokens -t)"
+        set -l index (count (__tern_tokens -pc))
+        set tokens $tokens[..$index] \'\' $tokens[(math $index + 1)..]
+    end
+    command $tokens[1] $argv $tokens
+end
+
+complete -c 'tern' -f
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern" version' -l 'version' -d 'Show the version.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_positional "tern" -eq 1' -fa 'send' -d 'Send files, directories, a stream or a text to another machine.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_positional "tern" -eq 1' -fa 'receive' -d 'Receive what another machine sends, with the code it printed.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_positional "tern" -eq 1' -fa 'relay' -d 'Run a rendezvous relay: pairs senders and receivers, answers STUN, hands out TURN credentials.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_positional "tern" -eq 1' -fa 'help' -d 'Show subcommand help information.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_positional "tern send" -ge 1' -F
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern send" code' -l 'code' -d 'Use this pre-agreed code instead of asking the relay for one (default: $TERN_CODE).' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern send" text' -l 'text' -d 'Send a short text instead of files.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern send" relay' -l 'relay' -d 'The rendezvous relay, a ws:// base URL such as ws://127.0.0.1:4747 (default: $TERN_RELAY).' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern send" json' -l 'json' -d 'Print one JSON object per line for each event, on stdout.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern send" timeout' -l 'timeout' -d 'Give up after this many seconds for the whole job.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern send" version' -l 'version' -d 'Show the version.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern send" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern receive" y yes' -l 'yes' -s 'y' -d 'Accept the offer without asking.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern receive" relay' -l 'relay' -d 'The rendezvous relay, a ws:// base URL such as ws://127.0.0.1:4747 (default: $TERN_RELAY).' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern receive" json' -l 'json' -d 'Print one JSON object per line for each event, on stdout.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern receive" timeout' -l 'timeout' -d 'Give up after this many seconds for the whole job.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern receive" version' -l 'version' -d 'Show the version.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern receive" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" listen' -l 'listen' -d 'Address for the WebSocket rendezvous and /health.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" stun-listen' -l 'stun-listen' -d 'UDP address of the STUN binding responder, or \'off\'.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay"' -l 'stun-advertise' -d 'STUN URI to announce instead of the relay\'s own (repeatable).' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay"' -l 'turn-uri' -d 'TURN server URI to hand out, e.g. turn:turn.example:3478?transport=udp (repeatable).' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" turn-secret' -l 'turn-secret' -d 'Secret shared with the TURN server (coturn\'s static-auth-secret; default: $TERN_TURN_SECRET).' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" turn-ttl' -l 'turn-ttl' -d 'Lifetime of handed-out TURN credentials.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" max-message-bytes' -l 'max-message-bytes' -d 'Largest mailbox message.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" idle-timeout' -l 'idle-timeout' -d 'Remove mailboxes and waiting nameplates idle this long.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" max-mailboxes-per-address' -l 'max-mailboxes-per-address' -d 'Open mailboxes allowed per client address.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" max-mailboxes' -l 'max-mailboxes' -d 'Open mailboxes allowed in total.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" max-connections' -l 'max-connections' -d 'Open connections allowed in total.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" log-level' -l 'log-level' -d 'trace, debug, info, notice, warning, error or critical.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" version' -l 'version' -d 'Show the version.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern help" version' -l 'version' -d 'Show the version.'

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds each libFuzzer target (swiftc -sanitize=fuzzer,address) with the
+# sources of the module it fuzzes, and runs it for FUZZ_SECONDS seconds.
+# A crash leaves its input in Fuzz/out/<target>/ and fails this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${FUZZ_SECONDS:-30}
+targets=${FUZZ_TARGETS:-"code rendezvous-frames stun"}
+mkdir -p Fuzz/out
+
+build() {
+  local name=$1; shift
+  swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name "Fuzz_${name//-/_}" \
+    "Fuzz/$name.swift" "$@" -o "Fuzz/out/$name" 2>&1 | grep -v "ld.gold: warning: Cannot export local symbol" || true
+  test -x "Fuzz/out/$name"
+}
+
+for target in $targets; do
+  case $target in
+    code|rendezvous-frames) build "$target" Sources/TernRendezvous/*.swift ;;
+    stun) build "$target" -I Sources/COpenSSL Sources/TernSTUN/*.swift -lcrypto ;;
+    *) echo "unknown fuzz target $target" >&2; exit 2 ;;
+  esac
+  corpus="Fuzz/corpus-$target"
+  mkdir -p "$corpus" "Fuzz/out/$target-crashes"
+  seeds=()
+  [ -d "Fuzz/seeds/$target" ] && seeds=("Fuzz/seeds/$target")
+  echo "== fuzzing $target for ${seconds}s"
+  "Fuzz/out/$target" -max_total_time="$seconds" -print_final_stats=1 -max_len=4096 \
+    -artifact_prefix="Fuzz/out/$target-crashes/" "$corpus" "${seeds[@]}" 2>&1 | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)|Done [0-9]+ runs" || true
+  if ls "Fuzz/out/$target-crashes/"* >/dev/null 2>&1; then
+    echo "fuzz target $target found a crash: see Fuzz/out/$target-crashes/" >&2
+    exit 1
+  fi
+done
