@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -96,7 +97,28 @@ public final class RelayConnection: Sendable {
             if let error = error as? SessionError { throw error }
             throw .relayUnreachable("the relay at \(url) refused the WebSocket connection: \(Self.describe(error))")
         }
-        return RelayConnection(channel: channel, frames: frames)
+        let connection = RelayConnection(channel: channel, frames: frames)
+        live.withLockedValue { $0[ObjectIdentifier(connection)] = connection }
+        return connection
+    }
+
+    /// Connections that are open, so an interrupted process can leave its
+    /// mailbox properly (`leaveAll`) before it exits.
+    private static let live = NIOLockedValueBox<[ObjectIdentifier: RelayConnection]>([:])
+
+    /// Closes the mailbox of every open connection with `mood` and waits up
+    /// to `timeout` for the frames to leave; for Ctrl-C, so the other side
+    /// learns at once instead of waiting for the relay's idle timeout.
+    public static func leaveAll(mood: Mood, timeout: TimeAmount = .milliseconds(500)) async {
+        let connections = live.withLockedValue { Array($0.values) }
+        await withTaskGroup(of: Void.self) { group in
+            for connection in connections {
+                group.addTask { try? await connection.send(.close(mood: mood)) }
+            }
+            group.addTask { try? await Task.sleep(for: .nanoseconds(timeout.nanoseconds)) }
+            await group.next()
+            group.cancelAll()
+        }
     }
 
     public func send(_ frame: ClientFrame) async throws(SessionError) {
@@ -118,6 +140,7 @@ public final class RelayConnection: Sendable {
     }
 
     public func close() async {
+        _ = RelayConnection.live.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(self)) }
         var buffer = channel.allocator.buffer(capacity: 2)
         buffer.write(webSocketErrorCode: .normalClosure)
         try? await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: buffer))

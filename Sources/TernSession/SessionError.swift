@@ -43,7 +43,7 @@ public enum SessionError: Error, Equatable, Sendable {
             switch mood {
             case .scary: return "the other side reported a wrong code"
             case .lonely: return "the other side gave up waiting"
-            case .errory: return "the other side stopped with an error"
+            case .errory: return "the other side stopped (it was interrupted or failed)"
             case .happy: return "the other side closed the session"
             }
         case .pairing(let error): return error.reason

@@ -59,7 +59,11 @@ func runJob(output: Output, timeout: Double?, _ job: @escaping @Sendable () asyn
     let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
     interrupt.setEventHandler {
         _ = output.fail(CLIError(.interrupted, "interrupted"))
-        exit(TernExit.interrupted.rawValue)
+        // Tell the other side through the relay, then go.
+        Task {
+            await RelayConnection.leaveAll(mood: .errory)
+            exit(TernExit.interrupted.rawValue)
+        }
     }
     interrupt.resume()
     defer { interrupt.cancel() }

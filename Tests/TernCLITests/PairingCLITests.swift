@@ -222,4 +222,34 @@ import TernTestSupport
         #expect(try await missing.wait() == 2)
         #expect(missing.stderr.text.contains("/no/such/file"))
     }
+
+    @Test func ctrlCOnTheReceiverStopsTheSenderWithinASecond() async throws {
+        let relay = try await RelayProcess.start()
+        let file = try Self.temporaryFile()
+        let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "36-acme-aftermath", "--json"])
+        let receiver = try RunningProcess(
+            executable: URL(fileURLWithPath: "/usr/bin/script"),
+            arguments: ["-qfec", "\(PackagePaths.ternBinary.path) receive 36-acme-aftermath --relay \(relay.url)", "/dev/null"])
+        _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Accept?") }
+        receiver.write("\u{3}")  // Ctrl-C typed on the terminal
+        let interrupted = Date()
+        #expect(try await receiver.wait() == 130)
+        #expect(try await sender.wait(timeout: 5) == 1)
+        #expect(Date().timeIntervalSince(interrupted) < 1.5)
+        #expect((Self.events(sender, named: "error").first?["message"] as? String)?.contains("interrupted") == true)
+        try await relay.stop()
+    }
+
+    @Test func ctrlCOnAWaitingSenderExpiresItsCode() async throws {
+        let relay = try await RelayProcess.start()
+        let file = try Self.temporaryFile()
+        let (sender, code) = try await Self.startSender(relay: relay, arguments: [file.path])
+        sender.signal(SIGINT)
+        #expect(try await sender.wait() == 130)
+        #expect(Self.events(sender, named: "error").first?["exit"] as? Int == 130)
+        let receiver = try RunningProcess(arguments: ["receive", code, "--relay", relay.url, "--yes"])
+        #expect(try await receiver.wait() == 3)
+        #expect(receiver.stderr.text.contains("no longer in use"))
+        try await relay.stop()
+    }
 }
