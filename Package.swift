@@ -39,12 +39,18 @@ let package = Package(
         // messages, and the sans-IO pairing state machine.
         .target(name: "TernPairing", dependencies: ["CSodium", "TernRendezvous"]),
 
+        // TLS over OpenSSL memory BIOs as a SwiftNIO handler, for wss:// relays.
+        .target(
+            name: "TernTLS",
+            dependencies: ["COpenSSL", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+
         // The relay server: WebSocket rendezvous, health endpoint, STUN
         // responder, TURN credentials.
         .target(
             name: "TernRelay",
             dependencies: [
-                "TernRendezvous", "TernSTUN", "COpenSSL",
+                "TernRendezvous", "TernSTUN", "TernTLS", "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -59,7 +65,7 @@ let package = Package(
         .target(
             name: "TernSession",
             dependencies: [
-                "TernRendezvous", "TernPairing",
+                "TernRendezvous", "TernPairing", "TernTLS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -72,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "tern",
             dependencies: [
-                "TernRendezvous", "TernPairing", "TernRelay", "TernSession",
+                "TernRendezvous", "TernPairing", "TernRelay", "TernSession", "TernTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -238,7 +238,7 @@ _tern_relay() {
     repeating_flags=()
     non_repeating_flags=(--version -h --help)
     repeating_options=(--stun-advertise --turn-uri)
-    non_repeating_options=(--listen --stun-listen --turn-secret --turn-ttl --max-message-bytes --idle-timeout --max-mailboxes-per-address --max-mailboxes --max-connections --log-level)
+    non_repeating_options=(--listen --stun-listen --turn-secret --turn-ttl --max-message-bytes --idle-timeout --max-mailboxes-per-address --max-mailboxes --max-connections --tls-cert --tls-key --log-level)
     __tern_offer_flags_options 0
 
     # Offer option value completions
@@ -274,6 +274,14 @@ _tern_relay() {
         return
         ;;
     '--max-connections')
+        return
+        ;;
+    '--tls-cert')
+        __tern_add_completions -f
+        return
+        ;;
+    '--tls-key')
+        __tern_add_completions -f
         return
         ;;
     '--log-level')

@@ -27,7 +27,7 @@ function __tern_parse_tokens -S
         case 'receive'
             __tern_parse_subcommand 1 'y/yes' 'relay=' 'json' 'timeout=' 'version' 'h/help'
         case 'relay'
-            __tern_parse_subcommand 0 'listen=' 'stun-listen=' 'stun-advertise=+' 'turn-uri=+' 'turn-secret=' 'turn-ttl=' 'max-message-bytes=' 'idle-timeout=' 'max-mailboxes-per-address=' 'max-mailboxes=' 'max-connections=' 'log-level=' 'version' 'h/help'
+            __tern_parse_subcommand 0 'listen=' 'stun-listen=' 'stun-advertise=+' 'turn-uri=+' 'turn-secret=' 'turn-ttl=' 'max-message-bytes=' 'idle-timeout=' 'max-mailboxes-per-address=' 'max-mailboxes=' 'max-connections=' 'tls-cert=' 'tls-key=' 'log-level=' 'version' 'h/help'
         case 'help'
             __tern_parse_subcommand -r 1 'version'
         end
@@ -114,6 +114,8 @@ complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "ter
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" max-mailboxes-per-address' -l 'max-mailboxes-per-address' -d 'Open mailboxes allowed per client address.' -rfka ''
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" max-mailboxes' -l 'max-mailboxes' -d 'Open mailboxes allowed in total.' -rfka ''
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" max-connections' -l 'max-connections' -d 'Open connections allowed in total.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" tls-cert' -l 'tls-cert' -d 'PEM certificate chain: serve wss:// (TLS) instead of ws://.' -rF
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" tls-key' -l 'tls-key' -d 'PEM private key for --tls-cert.' -rF
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" log-level' -l 'log-level' -d 'trace, debug, info, notice, warning, error or critical.' -rfka ''
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" version' -l 'version' -d 'Show the version.'
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" h help' -s 'h' -l 'help' -d 'Show help information.'

@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
 import TernRendezvous
+import TernTLS
 
 /// What `tern relay` serves and how; each field is a flag.
 public struct RelayConfiguration: Sendable {
@@ -17,6 +18,8 @@ public struct RelayConfiguration: Sendable {
     public var stunAdvertise: [String] = []
     public var turn: TURNConfiguration?
     public var limits = RelayLimits()
+    /// Serve wss:// (TLS on the rendezvous port) with this context.
+    public var tls: TLSContext?
 
     public init() {}
 }
@@ -51,6 +54,7 @@ public final class RelayServer: Sendable {
         let state = self.state
         let configuration = self.configuration
         let frameLimit = FrameLimits.maxFrameBytes(forBody: configuration.limits.maxMessageBytes)
+        let tls = configuration.tls
         let server = try await ServerBootstrap(group: loop)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -72,6 +76,9 @@ public final class RelayServer: Sendable {
                         }
                     })
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls))
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
                             context.pipeline.removeHandler(name: HealthHandler.name, promise: nil)
@@ -106,6 +113,7 @@ public final class RelayServer: Sendable {
             "rendezvous_port": "\(address.port ?? configuration.port)",
             "stun_port": "\(stunAddress?.port.map(String.init) ?? "off")",
             "turn_uris": "\(configuration.turn?.uris.count ?? 0)",
+            "tls": "\(configuration.tls != nil)",
         ])
         return Addresses(rendezvous: address, stun: stunAddress)
     }

@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
 import TernRendezvous
+import TernTLS
 
 /// Where the relay is: parsed from a `ws://host[:port]` base URL.
 public struct RelayURL: Sendable, Equatable, CustomStringConvertible {
@@ -22,14 +23,14 @@ public struct RelayURL: Sendable, Equatable, CustomStringConvertible {
         else { throw .badRelayURL("'\(trimmed.prefix(200))' is not a URL like ws://relay.example:4747") }
         switch scheme {
         case "ws": secure = false
-        case "wss": throw .badRelayURL("wss:// relays are not supported yet; use ws://")
+        case "wss": secure = true
         default: throw .badRelayURL("the relay URL must start with ws://")
         }
         guard components.path.isEmpty || components.path == "/" else {
             throw .badRelayURL("give the relay's base URL, without a path")
         }
         self.host = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
-        self.port = components.port ?? 4747
+        self.port = components.port ?? (secure ? 443 : 4747)
         guard (1...65535).contains(port) else { throw .badRelayURL("port out of range") }
     }
 }
@@ -51,6 +52,12 @@ public final class RelayConnection: Sendable {
         let group = MultiThreadedEventLoopGroup.singleton
         let upgraded = group.next().makePromise(of: Void.self)
         let hostHeader = "\(url.hostForURL):\(url.port)"
+        let tls: TLSContext?
+        do {
+            tls = url.secure ? try TLSContext.client() : nil
+        } catch {
+            throw .relayUnreachable("cannot set up TLS: \(error.reason)")
+        }
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -70,6 +77,9 @@ public final class RelayConnection: Sendable {
                     })
                 let request = UpgradeRequester(host: hostHeader, upgraded: upgraded)
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls, serverName: url.host))
+                    }
                     // The relay's welcome can arrive in the same read as the
                     // 101 response: keep those bytes for the WebSocket decoder.
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
@@ -95,6 +105,7 @@ public final class RelayConnection: Sendable {
             timer.cancel()
             channel.close(promise: nil)
             if let error = error as? SessionError { throw error }
+            if let error = error as? TLSError { throw .relayUnreachable("TLS with the relay at \(url) failed: \(error.reason)") }
             throw .relayUnreachable("the relay at \(url) refused the WebSocket connection: \(Self.describe(error))")
         }
         let connection = RelayConnection(channel: channel, frames: frames)
@@ -184,6 +195,13 @@ private final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHan
             upgraded.fail(SessionError.relayUnreachable("the relay answered HTTP \(response.status.code) instead of upgrading"))
             context.close(promise: nil)
         }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // Closed before any answer: not a WebSocket server (a TLS relay
+        // spoken to in plain text hangs up here).
+        upgraded.fail(SessionError.relayUnreachable("the relay closed the connection without answering (is it wss://?)"))
+        context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

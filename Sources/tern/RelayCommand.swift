@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import TernRelay
+import TernTLS
 
 struct Relay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -45,6 +46,13 @@ struct Relay: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Open connections allowed in total.", valueName: "count"))
     var maxConnections = 20_000
 
+    @Option(name: .long, help: ArgumentHelp("PEM certificate chain: serve wss:// (TLS) instead of ws://.", valueName: "file"),
+            completion: .file())
+    var tlsCert: String?
+
+    @Option(name: .long, help: ArgumentHelp("PEM private key for --tls-cert.", valueName: "file"), completion: .file())
+    var tlsKey: String?
+
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
     var logLevel = "info"
 
@@ -59,6 +67,7 @@ struct Relay: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
         _ = try Self.hostPort(listen, option: "--listen")
         if stunListen != "off" { _ = try Self.hostPort(stunListen, option: "--stun-listen") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if !turnUri.isEmpty && (turnSecret ?? ProcessInfo.processInfo.environment["TERN_TURN_SECRET"]) == nil {
             throw ValidationError("--turn-uri needs --turn-secret or TERN_TURN_SECRET")
         }
@@ -77,6 +86,13 @@ struct Relay: AsyncParsableCommand {
         configuration.stunAdvertise = stunAdvertise
         if !turnUri.isEmpty, let secret = turnSecret ?? ProcessInfo.processInfo.environment["TERN_TURN_SECRET"] {
             configuration.turn = TURNConfiguration(uris: turnUri, secret: Array(secret.utf8), ttl: turnTtl)
+        }
+        if let tlsCert, let tlsKey {
+            do {
+                configuration.tls = try TLSContext.server(certificateChainFile: tlsCert, privateKeyFile: tlsKey)
+            } catch {
+                throw CLIError(.usage, "cannot serve TLS: \(error.reason)")
+            }
         }
         configuration.limits.maxMessageBytes = maxMessageBytes
         configuration.limits.idleLifetime = .nanoseconds(Int64(idleTimeout * 1e9))

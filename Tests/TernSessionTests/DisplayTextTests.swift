@@ -29,6 +29,7 @@ import Testing
         ("ws://127.0.0.1:4747", "127.0.0.1", 4747),
         ("ws://relay.example", "relay.example", 4747),
         ("WS://[::1]:9000/", "::1", 9000),
+        ("wss://relay.example", "relay.example", 443),
     ])
     func parsesBaseURLs(text: String, host: String, port: Int) throws {
         let url = try RelayURL(parsing: text)
@@ -36,7 +37,7 @@ import Testing
         #expect(url.port == port)
     }
 
-    @Test(arguments: ["", "127.0.0.1:4747", "http://relay", "ws://", "ws://relay/v1/extra", "ws://relay:99999", "wss://relay"])
+    @Test(arguments: ["", "127.0.0.1:4747", "http://relay", "ws://", "ws://relay/v1/extra", "ws://relay:99999", "ftp://relay"])
     func rejectsOthersWithAReason(text: String) {
         #expect(throws: SessionError.self) { try RelayURL(parsing: text) }
     }
