@@ -1,3 +1,4 @@
+import NIOCore
 import TernPairing
 import TernRendezvous
 
@@ -9,24 +10,39 @@ public enum PairingEvent: Sendable, Equatable {
     case code(Code)
     /// Key confirmation succeeded.
     case paired
+    /// The connection to the relay broke and was re-established; nothing was lost.
+    case reconnected
 }
 
 /// Drives the pairing core over a relay connection: connect, get or claim a
 /// nameplate, run CPace and key confirmation through the mailbox, and then
 /// carry sealed peer messages.
 ///
+/// Once it has a mailbox, a lost relay connection is not fatal: the session
+/// reconnects, attaches to its mailbox with the count of peer messages it
+/// has, and sends its own messages again (the relay drops the copies it
+/// already stored), so every message still arrives exactly once.
+///
 /// Not Sendable: one task owns a session from start to end.
 public final class PairingSession {
     public let welcome: Welcome
     public let code: Code
     public let role: PairingRole
-    private let connection: RelayConnection
+    private let relay: RelayURL
+    private let side: Identifier
+    private let mailbox: Identifier
+    private let events: (PairingEvent) -> Void
+    private var connection: RelayConnection
     private var frames: AsyncThrowingStream<RelayFrame, Error>.Iterator
     private var machine: PairingMachine
-    private var nextSendSeq = 0
+    /// Every body this side added, index = seq, for resending after a reconnect.
+    private var sent: [[UInt8]] = []
     private var nextReceiveSeq = 0
     private var pending: [PeerMessage] = []
     private var closed = false
+
+    /// Reconnection attempts after a lost connection, and the waits between them.
+    static let reconnectDelays: [TimeAmount] = [.milliseconds(100), .milliseconds(300), .seconds(1), .seconds(2), .seconds(4)]
 
     /// Pairs with the other side.
     ///
@@ -37,17 +53,13 @@ public final class PairingSession {
     public static func pair(
         relay: RelayURL, role: PairingRole, code: Code?,
         randomWords: (UInt8, UInt8) = (UInt8.random(in: .min ... .max), UInt8.random(in: .min ... .max)),
-        events: (PairingEvent) -> Void
+        events: @escaping (PairingEvent) -> Void
     ) async throws(SessionError) -> PairingSession {
         let connection = try await RelayConnection.connect(to: relay)
         var frames = connection.frames.makeAsyncIterator()
+        let session: PairingSession
         do {
-            guard case .welcome(let welcome) = try await next(&frames) else {
-                throw SessionError.relayProtocol("the relay did not start with a welcome")
-            }
-            guard welcome.version == rendezvousProtocolVersion else {
-                throw SessionError.relayProtocol("the relay speaks protocol version \(welcome.version), this tern speaks \(rendezvousProtocolVersion)")
-            }
+            let welcome = try await expectWelcome(&frames)
             events(.connected(welcome))
 
             let side = Identifier.random()
@@ -80,11 +92,9 @@ public final class PairingSession {
             } catch {
                 throw SessionError.pairing(error)
             }
-            let session = PairingSession(
-                welcome: welcome, code: finalCode, role: role, connection: connection, frames: frames, machine: machine)
-            try await session.runPairing()
-            events(.paired)
-            return session
+            session = PairingSession(
+                welcome: welcome, code: finalCode, role: role, relay: relay, side: side, mailbox: mailbox,
+                connection: connection, frames: frames, machine: machine, events: events)
         } catch let error as SessionError {
             await connection.close()
             throw error
@@ -92,18 +102,31 @@ public final class PairingSession {
             await connection.close()
             throw .relayLost("lost the connection to the relay: \(error)")
         }
+        do {
+            try await session.runPairing()
+        } catch {
+            await session.connection.close()
+            throw error
+        }
+        events(.paired)
+        return session
     }
 
     private init(
-        welcome: Welcome, code: Code, role: PairingRole, connection: RelayConnection,
-        frames: AsyncThrowingStream<RelayFrame, Error>.Iterator, machine: PairingMachine
+        welcome: Welcome, code: Code, role: PairingRole, relay: RelayURL, side: Identifier, mailbox: Identifier,
+        connection: RelayConnection, frames: AsyncThrowingStream<RelayFrame, Error>.Iterator, machine: PairingMachine,
+        events: @escaping (PairingEvent) -> Void
     ) {
         self.welcome = welcome
         self.code = code
         self.role = role
+        self.relay = relay
+        self.side = side
+        self.mailbox = mailbox
         self.connection = connection
         self.frames = frames
         self.machine = machine
+        self.events = events
     }
 
     private func runPairing() async throws(SessionError) {
@@ -164,20 +187,32 @@ public final class PairingSession {
         closed = true
         try? await connection.send(.close(mood: mood))
         // Wait briefly for the relay's acknowledgement so the close is not lost.
-        while let frame = try? await Self.next(&frames, allowClose: true) {
+        while let frame = try? await Self.next(&frames, allowErrors: true) {
             if case .closed = frame { break }
         }
         await connection.close()
     }
 
     private func add(_ body: [UInt8]) async throws(SessionError) {
-        try await connection.send(.add(seq: nextSendSeq, body: body))
-        nextSendSeq += 1
+        sent.append(body)
+        do {
+            try await connection.send(.add(seq: sent.count - 1, body: body))
+        } catch .relayLost {
+            // Reattaching sends every stored body again, this one included.
+            try await reconnect()
+        }
     }
 
     private func nextPeerBody() async throws(SessionError) -> [UInt8] {
         while true {
-            switch try await Self.next(&frames) {
+            let frame: RelayFrame
+            do {
+                frame = try await Self.next(&frames)
+            } catch .relayLost {
+                try await reconnect()
+                continue
+            }
+            switch frame {
             case .message(let seq, let body):
                 if seq < nextReceiveSeq { continue }  // a resend after reconnect
                 guard seq == nextReceiveSeq else { throw .relayProtocol("peer message \(seq) arrived before \(nextReceiveSeq)") }
@@ -191,8 +226,56 @@ public final class PairingSession {
         }
     }
 
+    /// Opens a new connection and attaches to the mailbox, retrying with
+    /// backoff; then resends this side's messages.
+    private func reconnect() async throws(SessionError) {
+        var lastError = SessionError.relayLost("lost the connection to the relay")
+        for delay in Self.reconnectDelays {
+            await connection.close()
+            do {
+                try await Task.sleep(for: .nanoseconds(delay.nanoseconds))
+            } catch {
+                throw .relayLost("lost the connection to the relay")
+            }
+            do throws(SessionError) {
+                let fresh = try await RelayConnection.connect(to: relay)
+                var freshFrames = fresh.frames.makeAsyncIterator()
+                _ = try await Self.expectWelcome(&freshFrames)
+                try await fresh.send(.attach(mailbox: mailbox, side: side, received: nextReceiveSeq))
+                guard case .attached(let id) = try await Self.next(&freshFrames), id == mailbox else {
+                    throw .relayProtocol("expected 'attached'")
+                }
+                for (seq, body) in sent.enumerated() {
+                    try await fresh.send(.add(seq: seq, body: body))
+                }
+                connection = fresh
+                frames = freshFrames
+                events(.reconnected)
+                return
+            } catch {
+                switch error {
+                case .relayUnreachable(let why), .relayLost(let why):
+                    lastError = .relayLost("lost the connection to the relay and could not reconnect: \(why)")
+                default:
+                    throw error
+                }
+            }
+        }
+        throw lastError
+    }
+
+    private static func expectWelcome(_ frames: inout AsyncThrowingStream<RelayFrame, Error>.Iterator) async throws(SessionError) -> Welcome {
+        guard case .welcome(let welcome) = try await next(&frames) else {
+            throw .relayProtocol("the relay did not start with a welcome")
+        }
+        guard welcome.version == rendezvousProtocolVersion else {
+            throw .relayProtocol("the relay speaks protocol version \(welcome.version), this tern speaks \(rendezvousProtocolVersion)")
+        }
+        return welcome
+    }
+
     private static func next(
-        _ frames: inout AsyncThrowingStream<RelayFrame, Error>.Iterator, allowClose: Bool = false
+        _ frames: inout AsyncThrowingStream<RelayFrame, Error>.Iterator, allowErrors: Bool = false
     ) async throws(SessionError) -> RelayFrame {
         let frame: RelayFrame?
         do {
@@ -203,7 +286,7 @@ public final class PairingSession {
             throw .relayLost("lost the connection to the relay: \(error)")
         }
         guard let frame else { throw .relayLost("the relay closed the connection") }
-        if case .error(let code, let message) = frame, !allowClose {
+        if case .error(let code, let message) = frame, !allowErrors {
             throw .relayRefused(code, message)
         }
         return frame

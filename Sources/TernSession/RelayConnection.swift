@@ -253,7 +253,12 @@ private final class RelayFrameHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        continuation.finish(throwing: SessionError.relayProtocol("websocket error: \(error)"))
+        switch error {
+        case is IOError, is ChannelError:
+            continuation.finish(throwing: SessionError.relayLost("lost the connection to the relay: \(error)"))
+        default:
+            continuation.finish(throwing: SessionError.relayProtocol("websocket error: \(error)"))
+        }
         context.close(promise: nil)
     }
 }

@@ -49,9 +49,15 @@ struct Receive: AsyncParsableCommand {
 
     static func receive(relay: RelayURL, code: Code, askFirst: Bool, output: Output) async throws {
         let session = try await PairingSession.pair(relay: relay, role: .receiver, code: code) { event in
-            if case .paired = event {
+            switch event {
+            case .paired:
                 output.event("paired")
                 output.say("Paired: the key is confirmed.")
+            case .reconnected:
+                output.event("reconnected")
+                output.say("Reconnected to the relay.")
+            case .connected, .code:
+                break
             }
         }
         let message = try await session.receive()

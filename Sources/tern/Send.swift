@@ -58,6 +58,9 @@ struct Send: AsyncParsableCommand {
             case .paired:
                 output.event("paired")
                 output.say("Paired: the key is confirmed.")
+            case .reconnected:
+                output.event("reconnected")
+                output.say("Reconnected to the relay.")
             }
         }
         try await session.send(.offer(offer))

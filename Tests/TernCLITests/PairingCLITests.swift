@@ -252,4 +252,22 @@ import TernTestSupport
         #expect(receiver.stderr.text.contains("no longer in use"))
         try await relay.stop()
     }
+
+    @Test func aSideWhoseRelayConnectionBreaksReconnectsAndPairs() async throws {
+        let relay = try await RelayProcess.start()
+        let proxy = try TCPProxy(to: relay.port)
+        let file = try Self.temporaryFile()
+        // The sender reaches the relay through the proxy; its link is cut after it has its code.
+        let sender = try RunningProcess(arguments: ["send", file.path, "--relay", "ws://127.0.0.1:\(proxy.port)", "--json"])
+        let line = try await sender.waitForLine(in: \.stdout) { $0.contains(#""event":"code""#) }
+        let code = try #require(((try JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])?["code"] as? String)
+        proxy.cutAll()
+        let receiver = try RunningProcess(arguments: ["receive", code, "--relay", relay.url, "--yes", "--json"])
+        #expect(try await receiver.wait() == 0, "\(receiver.stderr.text)")
+        #expect(try await sender.wait() == 0, "\(sender.stdout.text)")
+        #expect(Self.events(sender, named: "reconnected").count == 1)
+        #expect(Self.events(receiver, named: "offer").count == 1, "the offer arrives once")
+        proxy.stop()
+        try await relay.stop()
+    }
 }
