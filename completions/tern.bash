@@ -238,7 +238,7 @@ _tern_relay() {
     repeating_flags=()
     non_repeating_flags=(--version -h --help)
     repeating_options=(--stun-advertise --turn-uri)
-    non_repeating_options=(--listen --stun-listen --turn-secret --turn-ttl --max-message-bytes --idle-timeout --max-mailboxes-per-address --max-mailboxes --max-connections --tls-cert --tls-key --log-level)
+    non_repeating_options=(--listen --stun-listen --turn-secret --turn-ttl --max-message-bytes --idle-timeout --max-messages-per-side --max-mailboxes-per-address --max-mailboxes --max-connections --tls-cert --tls-key --log-level)
     __tern_offer_flags_options 0
 
     # Offer option value completions
@@ -265,6 +265,9 @@ _tern_relay() {
         return
         ;;
     '--idle-timeout')
+        return
+        ;;
+    '--max-messages-per-side')
         return
         ;;
     '--max-mailboxes-per-address')

@@ -27,7 +27,7 @@ function __tern_parse_tokens -S
         case 'receive'
             __tern_parse_subcommand 1 'y/yes' 'relay=' 'json' 'timeout=' 'version' 'h/help'
         case 'relay'
-            __tern_parse_subcommand 0 'listen=' 'stun-listen=' 'stun-advertise=+' 'turn-uri=+' 'turn-secret=' 'turn-ttl=' 'max-message-bytes=' 'idle-timeout=' 'max-mailboxes-per-address=' 'max-mailboxes=' 'max-connections=' 'tls-cert=' 'tls-key=' 'log-level=' 'version' 'h/help'
+            __tern_parse_subcommand 0 'listen=' 'stun-listen=' 'stun-advertise=+' 'turn-uri=+' 'turn-secret=' 'turn-ttl=' 'max-message-bytes=' 'idle-timeout=' 'max-messages-per-side=' 'max-mailboxes-per-address=' 'max-mailboxes=' 'max-connections=' 'tls-cert=' 'tls-key=' 'log-level=' 'version' 'h/help'
         case 'help'
             __tern_parse_subcommand -r 1 'version'
         end
@@ -111,6 +111,7 @@ complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "ter
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" turn-ttl' -l 'turn-ttl' -d 'Lifetime of handed-out TURN credentials.' -rfka ''
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" max-message-bytes' -l 'max-message-bytes' -d 'Largest mailbox message.' -rfka ''
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" idle-timeout' -l 'idle-timeout' -d 'Remove mailboxes and waiting nameplates idle this long.' -rfka ''
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" max-messages-per-side' -l 'max-messages-per-side' -d 'Messages one side may add to one mailbox.' -rfka ''
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" max-mailboxes-per-address' -l 'max-mailboxes-per-address' -d 'Open mailboxes allowed per client address.' -rfka ''
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" max-mailboxes' -l 'max-mailboxes' -d 'Open mailboxes allowed in total.' -rfka ''
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" max-connections' -l 'max-connections' -d 'Open connections allowed in total.' -rfka ''

@@ -52,7 +52,6 @@ public struct PairingMachine: Sendable {
     public let role: PairingRole
     private var state: State
     private let ownShare: [UInt8]
-    private var started = false
 
     /// - Parameters:
     ///   - code: the code both sides typed; only its words are secret.
@@ -70,8 +69,7 @@ public struct PairingMachine: Sendable {
     }
 
     /// The first body to add to the mailbox: this side's share.
-    public mutating func start() -> [UInt8] {
-        started = true
+    public func start() -> [UInt8] {
         return [MailboxMessageKind.pake.rawValue, Self.protocolVersion] + ownShare
     }
 

@@ -134,6 +134,11 @@ public final class RelayServer: Sendable {
 final class RelayState {
     var hub: RendezvousHub
     var connections: [ConnectionID: Channel] = [:]
+    /// When each connection last sent anything (a frame or a pong).
+    var lastHeard: [ConnectionID: NIODeadline] = [:]
+    /// The relay pings every connection this often and drops one silent for
+    /// three intervals, so a paired mailbox lives exactly as long as a side is there.
+    static let pingInterval: TimeAmount = .seconds(20)
     var nextID: UInt64 = 1
     var stunPort: Int?
     let configuration: RelayConfiguration
@@ -191,8 +196,8 @@ final class RelayState {
                 buffer.writeString(text)
                 channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
             case .close(let id):
-                guard let channel = connections.removeValue(forKey: id) else { continue }
-                hub.disconnected(id, now: .now())
+                guard let channel = connections[id] else { continue }
+                forget(id)
                 Self.closeWebSocket(channel, code: .normalClosure)
             }
         }
@@ -211,15 +216,35 @@ final class RelayState {
     }
 
     func tick() {
-        perform(hub.tick(now: .now()))
+        let now = NIODeadline.now()
+        var silent: [RendezvousHub.Action] = []
+        for (id, heard) in lastHeard where connections[id] != nil {
+            if now - heard >= Self.pingInterval * 3 {
+                logger.info("dropping a silent connection", metadata: ["connection": "\(id)"])
+                silent.append(.close(id))
+            } else if now - heard >= Self.pingInterval, let channel = connections[id] {
+                channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: channel.allocator.buffer(capacity: 0)), promise: nil)
+            }
+        }
+        perform(silent)
+        perform(hub.tick(now: now))
+    }
+
+    func heard(_ id: ConnectionID) {
+        lastHeard[id] = .now()
+    }
+
+    func forget(_ id: ConnectionID) {
+        connections[id] = nil
+        lastHeard[id] = nil
+        hub.disconnected(id, now: .now())
     }
 
     func closeAll() {
         for (id, channel) in connections {
-            hub.disconnected(id, now: .now())
+            forget(id)
             Self.closeWebSocket(channel, code: .goingAway)
         }
-        connections.removeAll()
     }
 }
 
@@ -249,6 +274,7 @@ final class RendezvousHandler: ChannelInboundHandler {
         }
         self.id = id
         state.connections[id] = context.channel
+        state.heard(id)
         state.logger.debug("client connected", metadata: ["connection": "\(id)", "address": "\(address)"])
         state.perform([.send(id, .welcome(state.welcome(host: host)))])
     }
@@ -257,6 +283,7 @@ final class RendezvousHandler: ChannelInboundHandler {
         guard let id else { return }
         let frame = unwrapInboundIn(data)
         let state = self.state.value
+        state.heard(id)
         switch frame.opcode {
         case .text:
             state.perform(state.hub.received(frame.unmaskedData.readableBytesView, from: id, now: .now()))
@@ -266,8 +293,7 @@ final class RendezvousHandler: ChannelInboundHandler {
             var payload = frame.unmaskedData
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload.readSlice(length: min(payload.readableBytes, 125)) ?? payload)), promise: nil)
         case .connectionClose:
-            state.connections[id] = nil
-            state.hub.disconnected(id, now: .now())
+            state.forget(id)
             RelayState.closeWebSocket(context.channel, code: .normalClosure)
         default:
             break
@@ -277,8 +303,7 @@ final class RendezvousHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         guard let id else { return }
         let state = self.state.value
-        state.connections[id] = nil
-        state.hub.disconnected(id, now: .now())
+        state.forget(id)
         state.logger.debug("client disconnected", metadata: ["connection": "\(id)"])
         self.id = nil
     }
@@ -293,7 +318,7 @@ final class RendezvousHandler: ChannelInboundHandler {
         let refusal: [RendezvousHub.Action]
         switch error {
         case NIOWebSocketError.invalidFrameLength, is NIOWebSocketFrameAggregator.Error:
-            refusal = state.hub.receivedOversize(from: id, size: -1)
+            refusal = state.hub.receivedOversize(from: id)
         default:
             refusal = [.send(id, .error(code: .malformed, message: "websocket protocol error")), .close(id)]
         }

@@ -5,9 +5,9 @@ import TernRendezvous
 public struct RelayLimits: Sendable {
     /// Largest mailbox message body in bytes.
     public var maxMessageBytes = 64 * 1024
-    /// A mailbox (and a nameplate waiting for its second side) with no
-    /// activity for this long is removed; a removed waiting nameplate stays
-    /// refused ("expired") for as long again.
+    /// A nameplate waiting for its second side, or a mailbox neither of whose
+    /// sides is connected, with no activity for this long is removed; a
+    /// removed waiting nameplate stays refused ("expired") for as long again.
     public var idleLifetime: TimeAmount = .minutes(10)
     /// Mailboxes one client address may have open at once.
     public var maxMailboxesPerAddress = 64
@@ -126,8 +126,8 @@ public struct RendezvousHub: Sendable {
     }
 
     /// A frame over the transport's size limit, refused before it was read.
-    public mutating func receivedOversize(from id: ConnectionID, size: Int) -> [Action] {
-        refuse(id, .tooLarge, "frame of \(size) bytes is over the limit")
+    public mutating func receivedOversize(from id: ConnectionID) -> [Action] {
+        refuse(id, .tooLarge, "frame over the limit of \(FrameLimits.maxFrameBytes(forBody: limits.maxMessageBytes)) bytes")
     }
 
     /// Expires idle mailboxes, nameplates and connections that never joined one.
@@ -137,6 +137,11 @@ public struct RendezvousHub: Sendable {
             if case .tombstone(let until) = state, until <= now { nameplates[key] = nil }
         }
         for (id, mailbox) in mailboxes where now - mailbox.lastActivity >= limits.idleLifetime {
+            // Two sides that met and are still connected are not idle, however
+            // quiet (a person at a prompt, a long transfer); the server's
+            // keep-alive pings drop connections that are dead. A nameplate
+            // waiting for its second side expires all the same.
+            if mailbox.sides.count == 2 && mailbox.sides.contains(where: { $0.connection != nil }) { continue }
             for side in mailbox.sides {
                 if let connection = side.connection {
                     actions.append(.send(connection, .error(code: .expired, message: "the mailbox was idle for too long")))
@@ -203,8 +208,11 @@ public struct RendezvousHub: Sendable {
             guard mailbox.sides[index].closed == nil else { return refuse(id, .outOfOrder, "this side already closed the mailbox") }
             let peerCount = mailbox.sides.count == 2 ? mailbox.sides[1 - index].messages.count : 0
             guard received <= peerCount else { return refuse(id, .outOfOrder, "received more messages than the peer sent") }
+            var superseded: [Action] = []
             if let old = mailbox.sides[index].connection, old != id {
+                // The side came back on a new connection: the old one is stale.
                 connections[old]?.bound = nil
+                superseded = [.send(old, .error(code: .outOfOrder, message: "this side attached on another connection")), .close(old)]
             }
             mailbox.sides[index].connection = id
             mailbox.sides[index].delivered = received
@@ -212,7 +220,7 @@ public struct RendezvousHub: Sendable {
             mailbox.lastActivity = now
             mailboxes[mailboxID] = mailbox
             connections[id]?.bound = (mailboxID, side)
-            return [.send(id, .attached(mailbox: mailboxID))] + deliver(mailboxID, to: index)
+            return superseded + [.send(id, .attached(mailbox: mailboxID))] + deliver(mailboxID, to: index)
 
         case .add(let seq, let body):
             guard let bound = connection.bound, var mailbox = mailboxes[bound.mailbox],

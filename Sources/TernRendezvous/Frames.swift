@@ -74,6 +74,8 @@ public enum RelayErrorCode: String, Sendable, Codable, CaseIterable {
     case mailboxFull = "mailbox-full"
     case limit = "limit"
     case unsupportedVersion = "unsupported-version"
+    /// A code this side does not know (from a newer relay); the message says what.
+    case other = "other"
 }
 
 /// TURN servers and short-lived credentials the relay hands out (coturn's
@@ -99,7 +101,8 @@ public struct Welcome: Sendable, Hashable {
     public var version: Int
     /// Largest `add` body, in bytes, the relay accepts.
     public var maxMessageBytes: Int
-    /// STUN servers, `stun:host:port`; the relay's own responder first.
+    /// STUN servers, `stun:host:port`: the relay's own responder, or what
+    /// its operator announces instead (`--stun-advertise`).
     public var stun: [String]
     public var turn: TURNCredentials?
 
@@ -299,7 +302,8 @@ extension RelayFrame {
             self = .closed
         case "error":
             let raw = try required(wire.code, "code")
-            guard let code = RelayErrorCode(rawValue: raw) else { throw .malformedFrame("unknown error code") }
+            guard raw.utf8.count <= 64 else { throw .malformedFrame("error code too long") }
+            let code = RelayErrorCode(rawValue: raw) ?? .other
             let message = try required(wire.message, "message")
             guard message.utf8.count <= FrameLimits.maxStringBytes else { throw .malformedFrame("error message too long") }
             self = .error(code: code, message: message)
@@ -346,7 +350,8 @@ private func sequence(_ value: Int?, _ name: String) throws(RendezvousError) -> 
 
 private func body(_ value: String?, limit: Int) throws(RendezvousError) -> [UInt8] {
     let text = try required(value, "body")
-    guard text.utf8.count <= FrameLimits.maxFrameBytes(forBody: limit) else { throw .frameTooLarge(size: text.utf8.count, limit: limit) }
+    let frameLimit = FrameLimits.maxFrameBytes(forBody: limit)
+    guard text.utf8.count <= frameLimit else { throw .frameTooLarge(size: text.utf8.count, limit: frameLimit) }
     guard let data = Data(base64Encoded: text) else { throw .malformedFrame("body is not base64") }
     guard data.count <= limit else { throw .frameTooLarge(size: data.count, limit: limit) }
     return Array(data)

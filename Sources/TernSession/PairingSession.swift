@@ -161,6 +161,9 @@ public final class PairingSession {
         } catch {
             throw .pairing(error)
         }
+        guard body.count <= welcome.maxMessageBytes else {
+            throw .pairing(.messageTooLarge(size: body.count, limit: welcome.maxMessageBytes))
+        }
         try await add(body)
     }
 

@@ -37,6 +37,9 @@ struct Relay: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Remove mailboxes and waiting nameplates idle this long.", valueName: "seconds"))
     var idleTimeout = 600.0
 
+    @Option(name: .long, help: ArgumentHelp("Messages one side may add to one mailbox.", valueName: "count"))
+    var maxMessagesPerSide = 256
+
     @Option(name: .long, help: ArgumentHelp("Open mailboxes allowed per client address.", valueName: "count"))
     var maxMailboxesPerAddress = 64
 
@@ -61,7 +64,8 @@ struct Relay: AsyncParsableCommand {
             throw ValidationError("--max-message-bytes must be between 1 and \(FrameLimitsBound.maxBody)")
         }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be above 0") }
-        guard maxMailboxesPerAddress > 0, maxMailboxes > 0, maxConnections > 0 else {
+        guard (60...(7 * 24 * 3600)).contains(turnTtl) else { throw ValidationError("--turn-ttl must be between 60 seconds and 7 days") }
+        guard maxMailboxesPerAddress > 0, maxMailboxes > 0, maxConnections > 0, maxMessagesPerSide > 0 else {
             throw ValidationError("limits must be above 0")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -99,6 +103,7 @@ struct Relay: AsyncParsableCommand {
         configuration.limits.maxMailboxesPerAddress = maxMailboxesPerAddress
         configuration.limits.maxMailboxes = maxMailboxes
         configuration.limits.maxConnections = maxConnections
+        configuration.limits.maxMessagesPerSide = maxMessagesPerSide
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in

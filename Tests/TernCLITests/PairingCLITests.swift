@@ -24,6 +24,14 @@ import TernTestSupport
         return (sender, try #require(event["code"] as? String))
     }
 
+    /// Runs tern on a pseudo-terminal (through `script`), as a person at a
+    /// terminal would: prompts appear on its stdout, keys go to its stdin.
+    static func onTerminal(_ arguments: String) throws -> RunningProcess {
+        try RunningProcess(
+            executable: URL(fileURLWithPath: "/usr/bin/script"),
+            arguments: ["-qfec", "\(PackagePaths.ternBinary.path) \(arguments)", "/dev/null"])
+    }
+
     static func temporaryFile(named name: String = "hello.txt", contents: String = "hello, tern\n") throws -> URL {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -106,9 +114,7 @@ import TernTestSupport
         let file = try Self.temporaryFile()
         // Sender and a receiver that sits on its prompt (it has a pseudo-terminal).
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "31-acme-aftermath", "--json"])
-        let receiver = try RunningProcess(
-            executable: URL(fileURLWithPath: "/usr/bin/script"),
-            arguments: ["-qfec", "\(PackagePaths.ternBinary.path) receive 31-acme-aftermath --relay \(relay.url)", "/dev/null"])
+        let receiver = try Self.onTerminal("receive 31-acme-aftermath --relay \(relay.url)")
         _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Accept?") }
         let third = try RunningProcess(arguments: ["receive", "31-acme-aftermath", "--relay", relay.url, "--yes", "--json"])
         #expect(try await third.wait() == 3)
@@ -124,9 +130,7 @@ import TernTestSupport
         let relay = try await RelayProcess.start()
         let file = try Self.temporaryFile()
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "32-acme-aftermath", "--json"])
-        let receiver = try RunningProcess(
-            executable: URL(fileURLWithPath: "/usr/bin/script"),
-            arguments: ["-qfec", "\(PackagePaths.ternBinary.path) receive 32-acme-aftermath --relay \(relay.url)", "/dev/null"])
+        let receiver = try Self.onTerminal("receive 32-acme-aftermath --relay \(relay.url)")
         _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Accept?") }
         #expect(receiver.stdout.text.contains("hello.txt"))
         receiver.write("n\n")
@@ -205,9 +209,7 @@ import TernTestSupport
         let relay = try await RelayProcess.start()
         let file = try Self.temporaryFile()
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "35-acme-aftermath"])
-        let receiver = try RunningProcess(
-            executable: URL(fileURLWithPath: "/usr/bin/script"),
-            arguments: ["-qfec", "\(PackagePaths.ternBinary.path) receive --yes --relay \(relay.url)", "/dev/null"])
+        let receiver = try Self.onTerminal("receive --yes --relay \(relay.url)")
         _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Enter the code") }
         receiver.write("35-acme-aftermath\n")
         #expect(try await receiver.wait() == 0, "\(receiver.stdout.text)")
@@ -227,9 +229,7 @@ import TernTestSupport
         let relay = try await RelayProcess.start()
         let file = try Self.temporaryFile()
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "36-acme-aftermath", "--json"])
-        let receiver = try RunningProcess(
-            executable: URL(fileURLWithPath: "/usr/bin/script"),
-            arguments: ["-qfec", "\(PackagePaths.ternBinary.path) receive 36-acme-aftermath --relay \(relay.url)", "/dev/null"])
+        let receiver = try Self.onTerminal("receive 36-acme-aftermath --relay \(relay.url)")
         _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Accept?") }
         receiver.write("\u{3}")  // Ctrl-C typed on the terminal
         let interrupted = Date()

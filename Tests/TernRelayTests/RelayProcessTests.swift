@@ -161,8 +161,10 @@ import TernTestSupport
         // Four messages per pairing (share, tag, each way) plus offer and answer.
         #expect(health.contains(#""messages":\#(count * 6)"#), "\(health)")
         #expect(health.contains(#""protocol_errors":0"#), "\(health)")
-        let peak = peakMemoryKiB(pid: relay.running.process.processIdentifier)
-        print("load: \(count) concurrent pairings in \(String(format: "%.2f", seconds)) s = \(String(format: "%.0f", Double(count) / seconds)) pairings/s; relay peak RSS \(peak.map { "\($0 / 1024) MiB" } ?? "unknown")")
+        let pid = relay.running.process.processIdentifier
+        let peak = peakMemoryKiB(pid: pid)
+        let cpu = cpuSeconds(pid: pid)
+        print("load: \(count) concurrent pairings in \(String(format: "%.2f", seconds)) s = \(String(format: "%.0f", Double(count) / seconds)) pairings/s; relay peak RSS \(peak.map { "\($0 / 1024) MiB" } ?? "unknown"), relay CPU \(cpu.map { String(format: "%.2f s", $0) } ?? "unknown")")
         try await relay.stop()
     }
 }
@@ -201,6 +203,16 @@ final class NSLockedBoxes: @unchecked Sendable {
         boxes[label] = box
         return box
     }
+}
+
+/// User plus system CPU time a process has used, in seconds.
+func cpuSeconds(pid: Int32) -> Double? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return nil }
+    // Fields after the command name: state is field 3, utime 14, stime 15.
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 /// VmHWM of a process, in KiB.

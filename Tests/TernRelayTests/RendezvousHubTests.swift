@@ -188,4 +188,37 @@ import TernRendezvous
         let over = send(.add(seq: 3, body: [1]), from: a)
         #expect(frames(over, to: a).first.map { if case .error(.mailboxFull, _) = $0 { true } else { false } } == true)
     }
+
+    @Test mutating func aPairedMailboxLivesWhileASideIsConnected() throws {
+        let a = connect(1), b = connect(2)
+        let (nameplate, _) = try allocate(a, side: alice)
+        _ = send(.claim(nameplate: nameplate, side: bob), from: b)
+        now = now + .minutes(30)
+        #expect(hub.tick(now: now).isEmpty)
+        #expect(hub.statistics.mailboxes == 1)
+        // One side gone: still alive while the other is there.
+        hub.disconnected(a, now: now)
+        now = now + .minutes(30)
+        #expect(hub.tick(now: now).isEmpty)
+        // Both gone and idle: removed, and the nameplate is free again.
+        hub.disconnected(b, now: now)
+        now = now + .minutes(10)
+        _ = hub.tick(now: now)
+        #expect(hub.statistics.mailboxes == 0)
+        #expect(!hub.nameplateIsInUse(nameplate))
+    }
+
+    @Test mutating func attachingAgainDropsTheStaleConnection() throws {
+        let a = connect(1), b = connect(2)
+        let (nameplate, mailbox) = try allocate(a, side: alice)
+        _ = send(.claim(nameplate: nameplate, side: bob), from: b)
+        let a2 = connect(3)
+        let actions = send(.attach(mailbox: mailbox, side: alice, received: 0), from: a2)
+        #expect(closes(actions, a))
+        #expect(frames(actions, to: a2) == [.attached(mailbox: mailbox)])
+        // Bob's messages now go to the new connection only.
+        let delivered = send(.add(seq: 0, body: [5]), from: b)
+        #expect(frames(delivered, to: a2) == [.message(seq: 0, body: [5])])
+        #expect(frames(delivered, to: a).isEmpty)
+    }
 }

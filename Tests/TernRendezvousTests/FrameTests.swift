@@ -98,12 +98,16 @@ import Testing
             #"{"type":"welcome","version":1,"max_message_bytes":0}"#,
             #"{"type":"welcome","version":1,"max_message_bytes":99999999}"#,
             #"{"type":"welcome","version":1,"max_message_bytes":100,"stun":"# + longList + "}",
-            #"{"type":"error","code":"whatever","message":"x"}"#,
             #"{"type":"message","seq":0,"body":"!!"}"#,
         ]
         for text in cases {
             #expect(throws: RendezvousError.self) { try RelayFrame(decoding: Array(text.utf8)) }
         }
+    }
+
+    @Test func unknownErrorCodesFromANewerRelayAreKept() throws {
+        let text = #"{"type":"error","code":"rate-limited","message":"slow down"}"#
+        #expect(try RelayFrame(decoding: Array(text.utf8)) == .error(code: .other, message: "slow down"))
     }
 
     @Test func identifiersRoundTripThroughHex() throws {

@@ -1,0 +1,560 @@
+#!/usr/bin/env bash
+# tern network lab: real processes behind real (Linux netfilter) NATs, built
+# from network namespaces. See docs/lab.md for the topologies and numbers.
+#
+#   lab.sh up TOPOLOGY        build it, print KEY=VALUE lines (LAB_ID, A_IP, ...)
+#   lab.sh down               remove everything of this run (also after a partial up)
+#   lab.sh exec HOST CMD...   run CMD in HOST's namespace (a, b, r, na, nb, sw)
+#   lab.sh status             namespaces, addresses, processes, shaping
+#   lab.sh env                print the KEY=VALUE lines again
+#   lab.sh shape HOST IFACE [--delay MS] [--jitter MS] [--loss PCT] [--rate MBIT]
+#                           [--delay-in MS] [--loss-in PCT] [--rate-in MBIT]
+#   lab.sh unshape HOST IFACE
+#   lab.sh coturn-start SECRET / coturn-stop
+#
+# Which run: $LAB_ID if set; for `up` a fresh "tl<pid>" otherwise; for the
+# other commands the only run under $LAB_ROOT. Every interface and bridge lives
+# inside a namespace named "$LAB_ID-<host>", so nothing is ever created in (or
+# changed on) the host's own namespace, parallel runs cannot collide, and
+# deleting the namespaces removes every veth and bridge.
+set -euo pipefail
+
+LAB_ROOT=${LAB_ROOT:-/tmp/tern-lab}
+LAB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOPOLOGIES="lan cone symmetric-one symmetric-both udp-blocked udp-blocked-all"
+
+# Addresses. The "internet" is 198.18.0.0/24 (RFC 2544 benchmarking range) on a
+# bridge; private LANs are 10.77.1.0/24 (a) and 10.77.2.0/24 (b). A host's
+# public address is the same in every topology: in `lan` the host itself has
+# it, behind a NAT its router does.
+NET_PUB=198.18.0
+R_IP=$NET_PUB.10
+A_PUB=$NET_PUB.11
+B_PUB=$NET_PUB.12
+UPSTREAM=$NET_PUB.254 # nobody answers: traffic to non-lab addresses dies here
+LAN_A=10.77.1
+LAN_B=10.77.2
+TURN_PORT=3478
+TURN_MIN_PORT=49152
+TURN_MAX_PORT=49251
+
+die() { echo "lab: $*" >&2; exit 1; }
+log() { [[ -n ${LAB_QUIET:-} ]] || echo "lab: $*" >&2; }
+
+python_bin() {
+  # The distribution's python3 (stdlib only), not a pyenv shim: it must work
+  # under `ip netns exec` and as root.
+  if [[ -x /usr/bin/python3 ]]; then echo /usr/bin/python3; else command -v python3; fi
+}
+
+need_root() { [[ $(id -u) -eq 0 ]] || die "must run as root (network namespaces, iptables)"; }
+
+need_tools() {
+  local t missing=()
+  for t in ip tc iptables ethtool; do command -v "$t" >/dev/null || missing+=("$t"); done
+  [[ -n $(python_bin) ]] || missing+=(python3)
+  [[ ${#missing[@]} -eq 0 ]] || die "missing tools: ${missing[*]} (apt-get install iproute2 iptables ethtool python3)"
+}
+
+# --- run identity -----------------------------------------------------------
+
+# Picks the run for commands other than `up`: $LAB_ID, else the only run dir.
+resolve_id() {
+  if [[ -n ${LAB_ID:-} ]]; then return; fi
+  local runs=()
+  if [[ -d $LAB_ROOT ]]; then
+    mapfile -t runs < <(find "$LAB_ROOT" -mindepth 1 -maxdepth 1 -type d -printf '%f\n')
+  fi
+  case ${#runs[@]} in
+    1) LAB_ID=${runs[0]} ;;
+    0) die "no lab run found under $LAB_ROOT (set LAB_ID)" ;;
+    *) die "several lab runs under $LAB_ROOT (${runs[*]}); set LAB_ID" ;;
+  esac
+}
+
+set_paths() {
+  [[ $LAB_ID =~ ^[A-Za-z0-9]{1,10}$ ]] || die "LAB_ID must be 1-10 letters/digits (got '$LAB_ID')"
+  RUN=$LAB_ROOT/$LAB_ID
+}
+
+ns() { echo "$LAB_ID-$1"; }               # namespace of a lab host
+inns() { local h=$1; shift; ip netns exec "$(ns "$h")" "$@"; }
+
+ns_exists() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
+
+# All namespaces of this run, found by name so `down` works without state files.
+run_namespaces() { ip netns list | awk '{print $1}' | grep -E "^$LAB_ID-" || true; }
+
+# --- building blocks --------------------------------------------------------
+
+# A namespace with loopback up and IPv6 off (keeps router solicitations and
+# MLD noise out of captures and of the delay line).
+mk_ns() {
+  local h=$1 n
+  n=$(ns "$h")
+  ip netns add "$n"
+  inns "$h" ip link set lo up
+  inns "$h" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  echo "$h" >>"$RUN/hosts"
+}
+
+# A veth pair created directly inside two namespaces (never in the host's).
+# Recorded so `shape` can find a link's other end.
+mk_link() {
+  local h1=$1 if1=$2 h2=$3 if2=$4
+  ip -n "$(ns "$h1")" link add "$if1" type veth peer name "$if2" netns "$(ns "$h2")"
+  inns "$h1" sysctl -qw "net.ipv6.conf.$if1.disable_ipv6=1" 2>/dev/null || true
+  inns "$h2" sysctl -qw "net.ipv6.conf.$if2.disable_ipv6=1" 2>/dev/null || true
+  ip -n "$(ns "$h1")" link set "$if1" up
+  ip -n "$(ns "$h2")" link set "$if2" up
+  echo "$h1 $if1 $h2 $if2" >>"$RUN/links"
+}
+
+# The "internet": one bridge in namespace sw, a port per attached host.
+mk_internet() {
+  mk_ns sw
+  ip -n "$(ns sw)" link add internet type bridge
+  ip -n "$(ns sw)" link set internet up
+}
+
+attach_internet() {            # HOST IFACE ADDR
+  local h=$1 ifc=$2 addr=$3
+  mk_link "$h" "$ifc" sw "p-$h"
+  ip -n "$(ns sw)" link set "p-$h" master internet
+  ip -n "$(ns "$h")" addr add "$addr/24" dev "$ifc"
+}
+
+# A host on the public segment (r, or a/b in `lan`).
+public_host() {                # HOST ADDR
+  mk_ns "$1"
+  attach_internet "$1" eth0 "$2"
+  ip -n "$(ns "$1")" route add default via "$UPSTREAM" dev eth0
+}
+
+# A home router: private LAN on lan0, public address on wan0, MASQUERADE.
+# MODE: cone | symmetric (MASQUERADE --random-fully: a fresh random port per
+# conntrack entry, i.e. per destination). Filtering is what Linux conntrack
+# does: only replies from the exact address:port a mapping was sent to get in
+# (port-restricted), unsolicited packets to the router itself are dropped
+# silently like most real NATs do (no ICMP that would look like a refusal).
+nat_router() {                 # ROUTER LANPREFIX PUBADDR MODE
+  local r=$1 lan=$2 pub=$3 mode=$4 masq=(-j MASQUERADE)
+  [[ $mode == symmetric ]] && masq+=(--random-fully)
+  mk_ns "$r"
+  attach_internet "$r" wan0 "$pub"
+  ip -n "$(ns "$r")" route add default via "$UPSTREAM" dev wan0
+  inns "$r" sysctl -qw net.ipv4.ip_forward=1
+  # lan0 is created by the host behind it (mk_link), addressed here.
+  local ipt=(inns "$r" iptables -w)
+  "${ipt[@]}" -t nat -A POSTROUTING -s "$lan.0/24" -o wan0 "${masq[@]}"
+  "${ipt[@]}" -P FORWARD DROP
+  "${ipt[@]}" -N LAB_BLOCK       # topology-specific drops go here (udp-blocked*)
+  "${ipt[@]}" -A FORWARD -j LAB_BLOCK
+  "${ipt[@]}" -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+  "${ipt[@]}" -A FORWARD -i lan0 -o wan0 -j ACCEPT
+  "${ipt[@]}" -A INPUT -i wan0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+  "${ipt[@]}" -A INPUT -i wan0 -p icmp --icmp-type echo-request -j ACCEPT
+  "${ipt[@]}" -A INPUT -i wan0 -j DROP
+  echo "$mode" >"$RUN/nat-$r"
+}
+
+private_host() {               # HOST ROUTER LANPREFIX
+  local h=$1 r=$2 lan=$3
+  mk_ns "$h"
+  mk_link "$h" eth0 "$r" lan0
+  ip -n "$(ns "$r")" addr add "$lan.1/24" dev lan0
+  ip -n "$(ns "$h")" addr add "$lan.2/24" dev eth0
+  ip -n "$(ns "$h")" route add default via "$lan.1" dev eth0
+}
+
+# Two NATed hosts: a behind na, b behind nb, both routers on the internet.
+two_nats() {                   # MODE_A MODE_B
+  nat_router na "$LAN_A" "$A_PUB" "$1"
+  nat_router nb "$LAN_B" "$B_PUB" "$2"
+  private_host a na "$LAN_A"
+  private_host b nb "$LAN_B"
+}
+
+# --- up / down / env / status ----------------------------------------------
+
+build_topology() {
+  local topo=$1
+  mk_internet
+  public_host r "$R_IP"
+  case $topo in
+    lan)
+      public_host a "$A_PUB"
+      public_host b "$B_PUB" ;;
+    cone)            two_nats cone cone ;;
+    symmetric-one)   two_nats cone symmetric ;;
+    symmetric-both)  two_nats symmetric symmetric ;;
+    udp-blocked)
+      # Direct UDP between the two NATs is dropped (both ways, on both
+      # routers); UDP to r is fine, so only TURN via r (or the relay) works.
+      two_nats cone cone
+      inns na iptables -w -A LAB_BLOCK -i lan0 -o wan0 -p udp -d "$B_PUB" -j DROP
+      inns nb iptables -w -A LAB_BLOCK -i lan0 -o wan0 -p udp -d "$A_PUB" -j DROP ;;
+    udp-blocked-all)
+      # No outbound UDP at all; TCP (to r) still works: TURN over TCP or the relay.
+      two_nats cone cone
+      inns na iptables -w -A LAB_BLOCK -i lan0 -o wan0 -p udp -j DROP
+      inns nb iptables -w -A LAB_BLOCK -i lan0 -o wan0 -p udp -j DROP ;;
+  esac
+}
+
+write_env() {
+  local topo=$1 a_ip b_ip
+  if [[ $topo == lan ]]; then a_ip=$A_PUB; b_ip=$B_PUB; else a_ip=$LAN_A.2; b_ip=$LAN_B.2; fi
+  {
+    echo "LAB_ID=$LAB_ID"
+    echo "LAB_DIR=$RUN"
+    echo "LAB_TOPOLOGY=$topo"
+    echo "A_NS=$(ns a)"
+    echo "B_NS=$(ns b)"
+    echo "R_NS=$(ns r)"
+    echo "A_IP=$a_ip"
+    echo "B_IP=$b_ip"
+    echo "R_IP=$R_IP"
+    echo "A_PUBLIC_IP=$A_PUB"
+    echo "B_PUBLIC_IP=$B_PUB"
+    echo "TURN_PORT=$TURN_PORT"
+  } >"$RUN/env"
+}
+
+cmd_up() {
+  local topo=${1:-}
+  [[ -n $topo ]] || die "usage: lab.sh up {${TOPOLOGIES// /|}}"
+  [[ " $TOPOLOGIES " == *" $topo "* ]] || die "unknown topology '$topo' (one of: $TOPOLOGIES)"
+  need_root; need_tools
+  LAB_ID=${LAB_ID:-tl$$}
+  set_paths
+  # Idempotent: a leftover run with the same id is torn down first.
+  if [[ -d $RUN || -n $(run_namespaces) ]]; then log "run $LAB_ID exists; tearing it down first"; teardown; fi
+  mkdir -p "$RUN"
+  : >"$RUN/hosts"; : >"$RUN/links"
+  echo "$topo" >"$RUN/topology"
+  # A failed `up` leaves nothing behind (set -e exits through this trap).
+  trap 'rc=$?; if [[ $rc -ne 0 ]]; then echo "lab: up failed; cleaning up" >&2; teardown; fi' EXIT
+  build_topology "$topo"
+  write_env "$topo"
+  trap - EXIT
+  cat "$RUN/env"
+}
+
+# Stops every process inside the run's namespaces (only ours can be there:
+# the namespaces are created by this script), then deletes the namespaces,
+# which removes every veth, bridge, qdisc and iptables rule with them.
+teardown() {
+  local n pids p
+  for n in $(run_namespaces); do
+    pids=$(ip netns pids "$n" 2>/dev/null || true)
+    [[ -z $pids ]] || kill -TERM $pids 2>/dev/null || true
+  done
+  for _ in $(seq 1 20); do
+    pids=""
+    for n in $(run_namespaces); do pids+=" $(ip netns pids "$n" 2>/dev/null || true)"; done
+    [[ -z ${pids// /} ]] && break
+    sleep 0.1
+  done
+  for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+  for n in $(run_namespaces); do ip netns del "$n" 2>/dev/null || true; done
+  # ip netns del unmounts at once; wait until the names are really gone.
+  for _ in $(seq 1 20); do [[ -z $(run_namespaces) ]] && break; sleep 0.1; done
+  [[ -z $(run_namespaces) ]] || echo "lab: warning: namespaces left: $(run_namespaces | xargs)" >&2
+  [[ -n ${RUN:-} && $RUN == "$LAB_ROOT"/* ]] && rm -rf "$RUN"
+  rmdir "$LAB_ROOT" 2>/dev/null || true
+}
+
+cmd_down() {
+  need_root
+  if [[ -z ${LAB_ID:-} ]] && [[ ! -d $LAB_ROOT || -z $(ls -A "$LAB_ROOT" 2>/dev/null) ]]; then
+    log "nothing to tear down"; return 0
+  fi
+  resolve_id; set_paths
+  teardown
+  log "run $LAB_ID removed"
+}
+
+cmd_env() { resolve_id; set_paths; [[ -f $RUN/env ]] || die "run $LAB_ID has no env (not up?)"; cat "$RUN/env"; }
+
+cmd_exec() {
+  [[ $# -ge 2 ]] || die "usage: lab.sh exec HOST CMD..."
+  resolve_id; set_paths
+  local h=$1; shift
+  ns_exists "$(ns "$h")" || die "no host '$h' in run $LAB_ID"
+  exec ip netns exec "$(ns "$h")" "$@"
+}
+
+cmd_status() {
+  resolve_id; set_paths
+  local n
+  echo "run $LAB_ID ($(cat "$RUN/topology" 2>/dev/null || echo '?')) in $RUN"
+  for n in $(run_namespaces); do
+    echo "== $n"
+    ip -n "$n" -br addr show | grep -v '^lo ' | sed 's/^/   /'
+    tc -n "$n" qdisc show | grep -v 'noqueue\|ingress ffff' | sed 's/^/   /' || true
+    local pids; pids=$(ip netns pids "$n" | xargs)
+    [[ -z $pids ]] || ps -o pid=,args= -p "${pids// /,}" | sed 's/^/   proc /'
+  done
+  for n in "$RUN"/shape-*; do [[ -f $n ]] && echo "shaping ${n##*/shape-}: $(cat "$n")"; done
+  return 0
+}
+
+# --- shaping ----------------------------------------------------------------
+#
+# This kernel has no sch_netem. Instead:
+#   rate  -> tbf on the sending veth end (kernel, exact enough, cheap)
+#   delay, jitter, loss -> a "delay box": a namespace spliced into the middle
+#            of the link, where delayline.py moves raw Ethernet frames between
+#            two veths (AF_PACKET), holding each for DELAY ms and dropping with
+#            probability LOSS. The box has no IP addresses and no forwarding,
+#            so the kernel never routes through it. When a link has no delay
+#            and no loss left, the box forwards in the kernel instead (tc
+#            ingress + mirred redirect), at full speed.
+# Loss is done in the box and not with iptables -m statistic on the host:
+# netfilter drops of locally sent packets come back to the sender as EPERM
+# from sendmsg (a real lossy link is silent), which would change how tern
+# behaves.
+
+# Finds the registered link with end HOST IFACE. Sets L_H1 L_I1 L_H2 L_I2 and
+# L_SIDE (1 if HOST IFACE is the first end).
+find_link() {
+  local h=$1 i=$2 h1 i1 h2 i2
+  while read -r h1 i1 h2 i2; do
+    if [[ $h1 == "$h" && $i1 == "$i" ]]; then L_SIDE=1
+    elif [[ $h2 == "$h" && $i2 == "$i" ]]; then L_SIDE=2
+    else continue; fi
+    L_H1=$h1 L_I1=$i1 L_H2=$h2 L_I2=$i2
+    return 0
+  done <"$RUN/links"
+  die "no link $h:$i in run $LAB_ID (links: $(awk '{printf "%s:%s-%s:%s ", $1,$2,$3,$4}' "$RUN/links"))"
+}
+
+offloads_off() {               # NS IFACE: frames must be plain, checksummed, <= MTU
+  ip netns exec "$1" ethtool -K "$2" tx off sg off tso off gso off gro off >/dev/null 2>&1 || true
+}
+
+# Splices namespace BOX between end 1 and end 2 of the link: end 2's veth is
+# moved into the box (as "near"... it faces end 1) and a new veth with end 2's
+# old name, MAC, addresses, routes and bridge port is created in its place.
+# iptables rules match interfaces by name, so they keep working.
+insert_box() {                 # BOX
+  local box=$1 n2 mac mtu master addrs routes a r
+  n2=$(ns "$L_H2")
+  mac=$(ip -n "$n2" -o link show dev "$L_I2" | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+  mtu=$(ip -n "$n2" -o link show dev "$L_I2" | grep -o 'mtu [0-9]*' | cut -d' ' -f2)
+  master=$(ip -n "$n2" -o link show dev "$L_I2" | grep -o 'master [^ ]*' | cut -d' ' -f2 || true)
+  addrs=$(ip -n "$n2" -o -4 addr show dev "$L_I2" | awk '{print $4}')
+  routes=$(ip -n "$n2" -4 route show dev "$L_I2" | grep -v 'proto kernel' || true)
+
+  ip netns add "$box"
+  ip -n "$box" link set lo up
+  ip netns exec "$box" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip -n "$n2" link set "$L_I2" netns "$box"
+  ip -n "$box" link set "$L_I2" name near
+  ip -n "$box" link add far type veth peer name "$L_I2" netns "$n2"
+  ip netns exec "$n2" sysctl -qw "net.ipv6.conf.$L_I2.disable_ipv6=1" 2>/dev/null || true
+  ip -n "$n2" link set "$L_I2" address "$mac" mtu "$mtu"
+  [[ -z $master ]] || ip -n "$n2" link set "$L_I2" master "$master"
+  for a in $addrs; do ip -n "$n2" addr add "$a" dev "$L_I2"; done
+  ip -n "$n2" link set "$L_I2" up
+  while read -r r; do [[ -z $r ]] || ip -n "$n2" route add $r dev "$L_I2"; done <<<"$routes"
+  ip -n "$box" link set near mtu "$mtu" promisc on up
+  ip -n "$box" link set far mtu "$mtu" promisc on up
+  offloads_off "$box" near; offloads_off "$box" far
+  offloads_off "$(ns "$L_H1")" "$L_I1"; offloads_off "$n2" "$L_I2"
+}
+
+# Kernel passthrough in the box (no delay, no loss): redirect each side's
+# ingress to the other side's egress.
+box_passthrough() {            # BOX on|off
+  local box=$1 d
+  for d in near far; do ip netns exec "$box" tc qdisc del dev "$d" ingress 2>/dev/null || true; done
+  [[ $2 == on ]] || return 0
+  ip netns exec "$box" tc qdisc add dev near ingress
+  ip netns exec "$box" tc filter add dev near parent ffff: protocol all u32 match u32 0 0 action mirred egress redirect dev far
+  ip netns exec "$box" tc qdisc add dev far ingress
+  ip netns exec "$box" tc filter add dev far parent ffff: protocol all u32 match u32 0 0 action mirred egress redirect dev near
+}
+
+stop_delayline() {             # PIDFILE
+  local pf=$1 pid
+  [[ -f $pf ]] || return 0
+  pid=$(cat "$pf"); rm -f "$pf"
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# tbf: RATE in Mbit/s on NS IFACE's egress; the queue holds ~50 ms (or 64 KB
+# at least), like a modest home-router buffer.
+set_rate() {                   # NS IFACE MBIT
+  local n=$1 i=$2 rate=$3 burst limit
+  ip netns exec "$n" tc qdisc del dev "$i" root 2>/dev/null || true
+  [[ $rate == 0 ]] && return 0
+  burst=$("$(python_bin)" -c "print(max(4500, int($rate*1e6/8*0.002)))")      # 2 ms of data
+  limit=$("$(python_bin)" -c "print(max(65536, int($rate*1e6/8*0.050)))")     # 50 ms queue
+  ip netns exec "$n" tc qdisc add dev "$i" root tbf rate "${rate}mbit" burst "$burst" limit "$limit"
+}
+
+is_num() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]] || die "not a number: '$1'"; }
+
+cmd_shape() {
+  [[ $# -ge 2 ]] || die "usage: lab.sh shape HOST IFACE [--delay MS] [--jitter MS] [--loss PCT] [--rate MBIT] [--delay-in MS] [--loss-in PCT] [--rate-in MBIT]"
+  need_root; resolve_id; set_paths
+  local h=$1 i=$2; shift 2
+  # out = leaving HOST through IFACE, in = arriving at HOST through IFACE.
+  local d_out=0 d_in=0 j=0 l_out=0 l_in=0 r_out=0 r_in=0
+  while [[ $# -gt 0 ]]; do
+    [[ $# -ge 2 ]] || die "option $1 needs a value"
+    is_num "$2"
+    case $1 in
+      --delay) d_out=$2 ;; --delay-in) d_in=$2 ;; --jitter) j=$2 ;;
+      --loss) l_out=$2 ;; --loss-in) l_in=$2 ;;
+      --rate) r_out=$2 ;; --rate-in) r_in=$2 ;;
+      *) die "unknown option $1" ;;
+    esac
+    shift 2
+  done
+  find_link "$h" "$i"
+  # Canonical direction of the box: near (end 1) -> far (end 2) is "fwd".
+  local d_fwd d_rev l_fwd l_rev
+  if [[ $L_SIDE == 1 ]]; then d_fwd=$d_out d_rev=$d_in l_fwd=$l_out l_rev=$l_in
+  else d_fwd=$d_in d_rev=$d_out l_fwd=$l_in l_rev=$l_out; fi
+  local key="$L_H1-$L_I1" box; box=$(ns "x$L_H1-$L_I1")
+
+  # Rates: tbf on the sending end of each direction (end 2's name survives a box).
+  set_rate "$(ns "$h")" "$i" "$r_out"
+  if [[ $L_SIDE == 1 ]]; then set_rate "$(ns "$L_H2")" "$L_I2" "$r_in"
+  else set_rate "$(ns "$L_H1")" "$L_I1" "$r_in"; fi
+
+  local need_box=0
+  [[ "$d_fwd$d_rev$l_fwd$l_rev$j" =~ ^[0.]*$ ]] || need_box=1
+  if [[ $need_box == 1 ]] && ! ns_exists "$box"; then insert_box "$box"; fi
+  if ns_exists "$box"; then
+    stop_delayline "$RUN/delayline-$key.pid"
+    if [[ $need_box == 1 ]]; then
+      box_passthrough "$box" off
+      start_delayline "$box" "$key" --delay-fwd "$d_fwd" --delay-rev "$d_rev" \
+        --loss-fwd "$l_fwd" --loss-rev "$l_rev" --jitter "$j"
+    else
+      box_passthrough "$box" on
+    fi
+  fi
+  echo "delay=${d_out}/${d_in}ms jitter=${j}ms loss=${l_out}/${l_in}% rate=${r_out}/${r_in}mbit (out/in as seen from $h:$i)" >"$RUN/shape-$h-$i"
+  log "shaped $h:$i: $(cat "$RUN/shape-$h-$i")"
+}
+
+start_delayline() {            # BOX KEY ARGS...
+  local box=$1 key=$2; shift 2
+  local logf=$RUN/delayline-$key.log pid
+  : >"$logf"
+  ip netns exec "$box" "$(python_bin)" -u "$LAB_HERE/delayline.py" --near near --far far "$@" >>"$logf" 2>&1 &
+  pid=$!
+  echo "$pid" >"$RUN/delayline-$key.pid"
+  for _ in $(seq 1 50); do
+    grep -q '^ready' "$logf" && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$logf" >&2
+  die "delay line for $key did not start"
+}
+
+cmd_unshape() { [[ $# -eq 2 ]] || die "usage: lab.sh unshape HOST IFACE"; cmd_shape "$1" "$2"; }
+
+# --- coturn -----------------------------------------------------------------
+
+cmd_coturn_start() {
+  local secret=${1:-}
+  [[ -n $secret ]] || die "usage: lab.sh coturn-start SECRET"
+  need_root; resolve_id; set_paths
+  ns_exists "$(ns r)" || die "run $LAB_ID has no host r"
+  if ! command -v turnserver >/dev/null; then
+    log "installing coturn"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn >/dev/null
+  fi
+  cmd_coturn_stop_quiet
+  local conf=$RUN/coturn.conf
+  # coturn (4.6) refuses relaying to some special ranges, and operators are
+  # told to deny private ranges with denied-peer-ip; allowed-peer-ip wins over
+  # any deny, so the lab ranges are allowed explicitly.
+  cat >"$conf" <<EOF
+listening-ip=$R_IP
+relay-ip=$R_IP
+listening-port=$TURN_PORT
+min-port=$TURN_MIN_PORT
+max-port=$TURN_MAX_PORT
+use-auth-secret
+static-auth-secret=$secret
+realm=tern.test
+fingerprint
+no-tls
+no-dtls
+no-cli
+no-multicast-peers
+allowed-peer-ip=10.77.0.0-10.77.255.255
+allowed-peer-ip=198.18.0.0-198.19.255.255
+userdb=$RUN/coturn.sqlite
+pidfile=$RUN/coturn.pid
+log-file=$RUN/coturn.log
+simple-log
+no-stdout-log
+EOF
+  inns r turnserver -c "$conf" >"$RUN/coturn.out" 2>&1 &
+  echo $! >"$RUN/coturn.launch.pid"
+  # Ready when both the UDP and the TCP socket are bound.
+  for _ in $(seq 1 50); do
+    if inns r ss -Hlnu "sport = :$TURN_PORT" | grep -q . && inns r ss -Hlnt "sport = :$TURN_PORT" | grep -q .; then
+      echo "TURN_URL_UDP=turn:$R_IP:$TURN_PORT?transport=udp"
+      echo "TURN_URL_TCP=turn:$R_IP:$TURN_PORT?transport=tcp"
+      echo "TURN_REALM=tern.test"
+      echo "COTURN_LOG=$RUN/coturn.log"
+      return 0
+    fi
+    kill -0 "$(cat "$RUN/coturn.launch.pid")" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$RUN/coturn.out" >&2
+  die "coturn did not start (log: $RUN/coturn.log)"
+}
+
+cmd_coturn_stop_quiet() {
+  local pf pid
+  for pf in "$RUN/coturn.pid" "$RUN/coturn.launch.pid"; do
+    [[ -f $pf ]] || continue
+    pid=$(cat "$pf")
+    # Only a pid that is really inside our r namespace (pid files go stale).
+    if ip netns pids "$(ns r)" 2>/dev/null | grep -qx "$pid"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pf"
+  done
+}
+
+cmd_coturn_stop() { need_root; resolve_id; set_paths; cmd_coturn_stop_quiet; log "coturn stopped"; }
+
+# --- main -------------------------------------------------------------------
+
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+main() {
+  local cmd=${1:-}; [[ $# -gt 0 ]] && shift
+  case $cmd in
+    up) cmd_up "$@" ;;
+    down) cmd_down ;;
+    exec) cmd_exec "$@" ;;
+    status) cmd_status ;;
+    env) cmd_env ;;
+    shape) cmd_shape "$@" ;;
+    unshape) cmd_unshape "$@" ;;
+    coturn-start) cmd_coturn_start "$@" ;;
+    coturn-stop) cmd_coturn_stop ;;
+    -h|--help|help|"") usage ;;
+    *) usage >&2; exit 2 ;;
+  esac
+}
+
+main "$@"
