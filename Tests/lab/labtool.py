@@ -269,7 +269,7 @@ def cmd_turn(a):
         return 1
     username = f"{int(time.time()) + 3600}:lab".encode()
     password = base64.b64encode(hmac.new(a.secret.encode(), username, hashlib.sha1).digest())
-    transport = Stun.attr(Stun.A_REQ_TRANSPORT, struct.pack("!B3x", 17))[4:]
+    transport = struct.pack("!B3x", 17)   # UDP
 
     msg, txid = Stun.build(Stun.ALLOCATE, [(Stun.A_REQ_TRANSPORT, transport)])
     m = c.transact(msg, txid)
