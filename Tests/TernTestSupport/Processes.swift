@@ -24,6 +24,7 @@ public struct ProcessTimeout: Error, CustomStringConvertible {
 public final class PipeCollector: @unchecked Sendable {
     private let lock = NSLock()
     private var data = Data()
+    private var ended = false
     let pipe = Pipe()
 
     init() {
@@ -32,12 +33,22 @@ public final class PipeCollector: @unchecked Sendable {
             guard let self else { return }
             if chunk.isEmpty {
                 handle.readabilityHandler = nil
+                self.lock.lock()
+                self.ended = true
+                self.lock.unlock()
                 return
             }
             self.lock.lock()
             self.data.append(chunk)
             self.lock.unlock()
         }
+    }
+
+    /// True once the writing end is closed and everything was read.
+    public var atEnd: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return ended
     }
 
     public var text: String {
@@ -91,8 +102,13 @@ public final class RunningProcess: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        // Let the readers drain what is left in the pipes.
-        try await Task.sleep(for: .milliseconds(30))
+        // Let the readers drain what is left in the pipes, up to their end.
+        try? stdout.pipe.fileHandleForWriting.close()
+        try? stderr.pipe.fileHandleForWriting.close()
+        let drained = Date().addingTimeInterval(5)
+        while !(stdout.atEnd && stderr.atEnd) && Date() < drained {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         return process.terminationStatus
     }
 
