@@ -39,6 +39,12 @@ let package = Package(
         // messages, and the sans-IO pairing state machine.
         .target(name: "TernPairing", dependencies: ["CSodium", "TernRendezvous"]),
 
+        // TURN client (RFC 8656) over UDP or TCP to the server, sans-IO.
+        .target(name: "TernTURN", dependencies: ["TernSTUN"]),
+
+        // Session descriptions: the data-channel-only SDP offer/answer (JSEP).
+        .target(name: "TernSDP"),
+
         // TLS over OpenSSL memory BIOs as a SwiftNIO handler, for wss:// relays.
         .target(
             name: "TernTLS",
@@ -98,6 +104,8 @@ let package = Package(
             dependencies: ["TernRelay", "TernSession", "TernTestSupport", "TernSTUN"]
         ),
         .testTarget(name: "TernSessionTests", dependencies: ["TernSession"]),
+        .testTarget(name: "TernSDPTests", dependencies: ["TernSDP"]),
+        .testTarget(name: "TernTURNTests", dependencies: ["TernTURN", "TernSTUN", "COpenSSL"]),
         .testTarget(name: "TernCLITests", dependencies: ["TernTestSupport", "TernRendezvous"]),
     ]
 )

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-"code rendezvous-frames stun"}
+targets=${FUZZ_TARGETS:-"code rendezvous-frames stun sdp"}
 mkdir -p Fuzz/out
 
 build() {
@@ -19,6 +19,7 @@ for target in $targets; do
   case $target in
     code|rendezvous-frames) build "$target" Sources/TernRendezvous/*.swift ;;
     stun) build "$target" -I Sources/COpenSSL Sources/TernSTUN/*.swift -lcrypto ;;
+    sdp) build "$target" Sources/TernSDP/*.swift ;;
     *) echo "unknown fuzz target $target" >&2; exit 2 ;;
   esac
   corpus="Fuzz/corpus-$target"
