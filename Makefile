@@ -7,10 +7,12 @@ SWIFT ?= swift
 BIN := .build/debug/tern
 FUZZ_SECONDS ?= 30
 
-# Debian packages the build and the tests need.
-DEB_PACKAGES := pkg-config libsodium-dev libssl-dev openssl curl bsdutils
+# Debian packages the build and the tests need (the network lab, Tests/lab,
+# needs iproute2 to coturn).
+DEB_PACKAGES := pkg-config libsodium-dev libssl-dev openssl curl bsdutils \
+	iproute2 iptables ethtool iputils-ping procps python3 coturn
 
-.PHONY: all deps build test demo install completions man fuzz clean
+.PHONY: all deps build test lab-test demo install completions man fuzz clean
 
 all: build
 
@@ -27,9 +29,16 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# The lab's self-test runs first so that swift test's summary closes the run.
 test: deps
 	$(SWIFT) build --build-tests
+	$(MAKE) lab-test
 	$(SWIFT) test --skip-build
+
+# The network lab's own proof (namespaces, NAT routers, shaping, coturn);
+# needs root, as CI has.
+lab-test: deps
+	bash Tests/lab/selftest.sh
 
 demo: build
 	./scripts/demo.sh $(BIN)

@@ -10,7 +10,12 @@
 #   lab.sh shape HOST IFACE [--delay MS] [--jitter MS] [--loss PCT] [--rate MBIT]
 #                           [--delay-in MS] [--loss-in PCT] [--rate-in MBIT]
 #   lab.sh unshape HOST IFACE
+#       out = leaving HOST by IFACE, in (-in) = arriving; every `shape` sets the
+#       link's whole shaping (what is not given is 0); see docs/lab.md.
 #   lab.sh coturn-start SECRET / coturn-stop
+#
+# Environment: LAB_ID, LAB_ROOT (default /tmp/tern-lab), LAB_QUIET=1,
+# LAB_NAT_UDP_TIMEOUT / LAB_NAT_UDP_STREAM_TIMEOUT (seconds, NAT routers).
 #
 # Which run: $LAB_ID if set; for `up` a fresh "tl<pid>" otherwise; for the
 # other commands the only run under $LAB_ROOT. Every interface and bridge lives
@@ -46,6 +51,10 @@ python_bin() {
   # under `ip netns exec` and as root.
   if [[ -x /usr/bin/python3 ]]; then echo /usr/bin/python3; else command -v python3; fi
 }
+
+# A process that still runs. Not `kill -0`: a stopped daemon whose parent
+# (init, in some containers) never reaps it lingers as a zombie.
+alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null || true); [[ -n $st && $st != Z* ]]; }
 
 need_root() { [[ $(id -u) -eq 0 ]] || die "must run as root (network namespaces, iptables)"; }
 
@@ -92,6 +101,8 @@ run_namespaces() { ip netns list | awk '{print $1}' | grep -E "^$LAB_ID-" || tru
 mk_ns() {
   local h=$1 n
   n=$(ns "$h")
+  # Test hook for selftest.sh: make `up` fail halfway.
+  [[ ${LAB_TEST_FAIL_AT:-} != "$h" ]] || die "failing at host $h (LAB_TEST_FAIL_AT)"
   ip netns add "$n"
   inns "$h" ip link set lo up
   inns "$h" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
@@ -144,6 +155,10 @@ nat_router() {                 # ROUTER LANPREFIX PUBADDR MODE
   attach_internet "$r" wan0 "$pub"
   ip -n "$(ns "$r")" route add default via "$UPSTREAM" dev wan0
   inns "$r" sysctl -qw net.ipv4.ip_forward=1
+  # How long an idle UDP mapping lives (kernel defaults 30 s before a reply,
+  # 120 s after). Tests of keepalives can shorten them.
+  [[ -z ${LAB_NAT_UDP_TIMEOUT:-} ]] || inns "$r" sysctl -qw "net.netfilter.nf_conntrack_udp_timeout=$LAB_NAT_UDP_TIMEOUT"
+  [[ -z ${LAB_NAT_UDP_STREAM_TIMEOUT:-} ]] || inns "$r" sysctl -qw "net.netfilter.nf_conntrack_udp_timeout_stream=$LAB_NAT_UDP_STREAM_TIMEOUT"
   # lan0 is created by the host behind it (mk_link), addressed here.
   local ipt=(inns "$r" iptables -w)
   "${ipt[@]}" -t nat -A POSTROUTING -s "$lan.0/24" -o wan0 "${masq[@]}"
@@ -234,7 +249,7 @@ cmd_up() {
   : >"$RUN/hosts"; : >"$RUN/links"
   echo "$topo" >"$RUN/topology"
   # A failed `up` leaves nothing behind (set -e exits through this trap).
-  trap 'rc=$?; if [[ $rc -ne 0 ]]; then echo "lab: up failed; cleaning up" >&2; teardown; fi' EXIT
+  trap '[[ $? -eq 0 ]] || { echo "lab: up failed; cleaning up" >&2; teardown; }' EXIT
   build_topology "$topo"
   write_env "$topo"
   trap - EXIT
@@ -335,9 +350,11 @@ offloads_off() {               # NS IFACE: frames must be plain, checksummed, <=
 }
 
 # Splices namespace BOX between end 1 and end 2 of the link: end 2's veth is
-# moved into the box (as "near"... it faces end 1) and a new veth with end 2's
-# old name, MAC, addresses, routes and bridge port is created in its place.
-# iptables rules match interfaces by name, so they keep working.
+# moved into the box and renamed "near" (its peer is still end 1), and a new
+# veth pair box:"far" <-> end 2 is created, end 2 getting the old name, MAC,
+# MTU, addresses, routes and bridge port back. iptables rules match
+# interfaces by name, so they keep working; neighbours keep their ARP
+# entries because the MAC is the same.
 insert_box() {                 # BOX
   local box=$1 n2 mac mtu master addrs routes a r
   n2=$(ns "$L_H2")
@@ -359,6 +376,7 @@ insert_box() {                 # BOX
   for a in $addrs; do ip -n "$n2" addr add "$a" dev "$L_I2"; done
   ip -n "$n2" link set "$L_I2" up
   while read -r r; do [[ -z $r ]] || ip -n "$n2" route add $r dev "$L_I2"; done <<<"$routes"
+  ip netns exec "$box" tc qdisc del dev near root 2>/dev/null || true   # a tbf that moved along
   ip -n "$box" link set near mtu "$mtu" promisc on up
   ip -n "$box" link set far mtu "$mtu" promisc on up
   offloads_off "$box" near; offloads_off "$box" far
@@ -382,7 +400,7 @@ stop_delayline() {             # PIDFILE
   [[ -f $pf ]] || return 0
   pid=$(cat "$pf"); rm -f "$pf"
   kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  for _ in $(seq 1 30); do alive "$pid" || return 0; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null || true
 }
 
@@ -391,13 +409,14 @@ stop_delayline() {             # PIDFILE
 set_rate() {                   # NS IFACE MBIT
   local n=$1 i=$2 rate=$3 burst limit
   ip netns exec "$n" tc qdisc del dev "$i" root 2>/dev/null || true
-  [[ $rate == 0 ]] && return 0
+  is_zero "$rate" && return 0
   burst=$("$(python_bin)" -c "print(max(4500, int($rate*1e6/8*0.002)))")      # 2 ms of data
   limit=$("$(python_bin)" -c "print(max(65536, int($rate*1e6/8*0.050)))")     # 50 ms queue
   ip netns exec "$n" tc qdisc add dev "$i" root tbf rate "${rate}mbit" burst "$burst" limit "$limit"
 }
 
 is_num() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]] || die "not a number: '$1'"; }
+is_zero() { [[ $1 =~ ^[0.]*$ ]]; }      # "0", "0.0", or several zeros glued together
 
 cmd_shape() {
   [[ $# -ge 2 ]] || die "usage: lab.sh shape HOST IFACE [--delay MS] [--jitter MS] [--loss PCT] [--rate MBIT] [--delay-in MS] [--loss-in PCT] [--rate-in MBIT]"
@@ -423,14 +442,15 @@ cmd_shape() {
   else d_fwd=$d_in d_rev=$d_out l_fwd=$l_in l_rev=$l_out; fi
   local key="$L_H1-$L_I1" box; box=$(ns "x$L_H1-$L_I1")
 
-  # Rates: tbf on the sending end of each direction (end 2's name survives a box).
+  local need_box=0
+  is_zero "$d_fwd$d_rev$l_fwd$l_rev$j" || need_box=1
+  if [[ $need_box == 1 ]] && ! ns_exists "$box"; then insert_box "$box"; fi
+
+  # Rates: tbf on the sending end of each direction. After insert_box, so
+  # the qdisc lands on end 2's new veth (same name), not in the box.
   set_rate "$(ns "$h")" "$i" "$r_out"
   if [[ $L_SIDE == 1 ]]; then set_rate "$(ns "$L_H2")" "$L_I2" "$r_in"
   else set_rate "$(ns "$L_H1")" "$L_I1" "$r_in"; fi
-
-  local need_box=0
-  [[ "$d_fwd$d_rev$l_fwd$l_rev$j" =~ ^[0.]*$ ]] || need_box=1
-  if [[ $need_box == 1 ]] && ! ns_exists "$box"; then insert_box "$box"; fi
   if ns_exists "$box"; then
     stop_delayline "$RUN/delayline-$key.pid"
     if [[ $need_box == 1 ]]; then
@@ -454,7 +474,7 @@ start_delayline() {            # BOX KEY ARGS...
   echo "$pid" >"$RUN/delayline-$key.pid"
   for _ in $(seq 1 50); do
     grep -q '^ready' "$logf" && return 0
-    kill -0 "$pid" 2>/dev/null || break
+    alive "$pid" || break
     sleep 0.1
   done
   cat "$logf" >&2
@@ -476,9 +496,13 @@ cmd_coturn_start() {
   fi
   cmd_coturn_stop_quiet
   local conf=$RUN/coturn.conf
-  # coturn (4.6) refuses relaying to some special ranges, and operators are
-  # told to deny private ranges with denied-peer-ip; allowed-peer-ip wins over
-  # any deny, so the lab ranges are allowed explicitly.
+  # Peer filtering: Debian's coturn 4.6.1 with no denied-peer-ip denies only
+  # loopback peers (checked: 10.77.x and 198.18.x are permitted), but every
+  # hardening guide (and the sample turnserver.conf) adds deny lines for
+  # 10/8 and 198.18/15. allowed-peer-ip wins over any deny, so the lab ranges
+  # are allowed explicitly. The config is our own file (-c), so nothing in
+  # /etc/turnserver.conf applies; userdb, pid and log live in the run dir.
+  # verbose: one line per TURN request in coturn.log, for debugging tests.
   cat >"$conf" <<EOF
 listening-ip=$R_IP
 relay-ip=$R_IP
@@ -499,6 +523,7 @@ userdb=$RUN/coturn.sqlite
 pidfile=$RUN/coturn.pid
 log-file=$RUN/coturn.log
 simple-log
+verbose
 no-stdout-log
 EOF
   inns r turnserver -c "$conf" >"$RUN/coturn.out" 2>&1 &
@@ -512,7 +537,7 @@ EOF
       echo "COTURN_LOG=$RUN/coturn.log"
       return 0
     fi
-    kill -0 "$(cat "$RUN/coturn.launch.pid")" 2>/dev/null || break
+    alive "$(cat "$RUN/coturn.launch.pid")" || break
     sleep 0.1
   done
   cat "$RUN/coturn.out" >&2
@@ -527,7 +552,7 @@ cmd_coturn_stop_quiet() {
     # Only a pid that is really inside our r namespace (pid files go stale).
     if ip netns pids "$(ns r)" 2>/dev/null | grep -qx "$pid"; then
       kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq 1 30); do alive "$pid" || break; sleep 0.1; done
       kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$pf"
@@ -538,7 +563,7 @@ cmd_coturn_stop() { need_root; resolve_id; set_paths; cmd_coturn_stop_quiet; log
 
 # --- main -------------------------------------------------------------------
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; }
 
 main() {
   local cmd=${1:-}; [[ $# -gt 0 ]] && shift

@@ -308,7 +308,7 @@ def cmd_turn(a):
         peer = Stun.parse_xaddr(m[2][Stun.A_PEER])
         got += 1
         print(f"data from={fmt(peer)} payload={m[2].get(Stun.A_DATA, b'').decode(errors='replace')}", flush=True)
-        reply, _ = Stun.build(Stun.SEND, [(Stun.A_PEER, Stun.xaddr(*peer)), (Stun.A_DATA, fmt(peer).encode())])
+        reply, _ = Stun.build(Stun.SEND | Stun.INDICATION, [(Stun.A_PEER, Stun.xaddr(*peer)), (Stun.A_DATA, fmt(peer).encode())])
         c.send(reply)
     return 0 if got else 1
 

@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# Proves the lab does what docs/lab.md says, with real traffic: every
+# topology's NAT behaviour, the shaping tool, coturn (STUN and TURN), and that
+# `down` leaves nothing behind, also after a failed `up`.
+#
+#   sudo Tests/lab/selftest.sh          (as root; about a minute)
+#
+# Prints PASS/FAIL per check and "N passed, N failed"; exits 1 on any failure.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LAB=$HERE/lab.sh
+TOOL=$HERE/labtool.py
+PY=$([[ -x /usr/bin/python3 ]] && echo /usr/bin/python3 || command -v python3)
+export LAB_ID=${LAB_ID:-st$$}
+export LAB_QUIET=1
+SECRET=lab-secret
+PASSED=0 FAILED=0
+
+[[ $(id -u) -eq 0 ]] || { echo "selftest: must run as root" >&2; exit 2; }
+
+pass() { PASSED=$((PASSED + 1)); echo "PASS  $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL  $*"; }
+# check "DESCRIPTION" CMD...: PASS if CMD succeeds; on failure its output is shown.
+check() {
+  local what=$1 out; shift
+  if out=$("$@" 2>&1); then pass "$what"; else fail "$what"; sed 's/^/      | /' <<<"$out"; fi
+}
+
+lab() { "$LAB" "$@"; }
+not() { ! "$@"; }
+# with_shape "HOST IFACE OPTIONS" CMD...: shape, then run CMD.
+with_shape() { local spec=$1; shift; lab shape $spec && "$@"; }
+with_unshape() { local spec=$1; shift; lab unshape $spec && "$@"; }
+X() { "$LAB" exec "$@"; }         # X HOST CMD...
+tool() { local h=$1; shift; "$LAB" exec "$h" "$PY" "$TOOL" "$@"; }
+
+our_namespaces() { ip netns list | awk '{print $1}' | grep -E "^$LAB_ID-" || true; }
+
+# Brings a topology up and imports its KEY=VALUE lines (A_IP, R_IP, ...).
+up() {
+  local out
+  echo "--- $1"
+  out=$(lab up "$1") || { fail "up $1"; return 1; }
+  eval "$out"
+}
+
+down() {
+  lab down
+  if [[ -n $(our_namespaces) ]]; then fail "down leaves no namespaces ($(our_namespaces | xargs))"; fi
+}
+
+BEFORE=$(ip netns list | sort)
+trap 'lab down >/dev/null 2>&1 || true' EXIT
+
+# --- helpers that check one thing each ---------------------------------------
+
+# "IP:PORT" replies of the echo server on r, for a probe from HOST to both ports
+# from one socket.
+mappings() { tool "$1" udp-probe --dest "$R_IP:5000" --dest "$R_IP:5001" | sed -n 's/.*reply=//p'; }
+
+start_echo() { tool r echo-server --bind "$R_IP" --ports 5000,5001 >/dev/null 2>&1 & sleep 0.4; }
+
+# Endpoint-independent mapping: both destinations saw the same IP:PORT, and
+# the IP is the host's public address.
+same_mapping() {           # HOST PUBLIC_IP
+  local m; m=$(mappings "$1"); echo "$m"
+  [[ $(wc -l <<<"$m") -eq 2 && $(sort -u <<<"$m" | wc -l) -eq 1 && ${m%%:*} == "$2" ]]
+}
+
+# Endpoint-dependent (symmetric) mapping: same public IP, different ports.
+different_mapping() {      # HOST PUBLIC_IP
+  local m; m=$(mappings "$1"); echo "$m"
+  [[ $(wc -l <<<"$m") -eq 2 && $(sort -u <<<"$m" | wc -l) -eq 2 && $(cut -d: -f1 <<<"$m" | sort -u) == "$2" ]]
+}
+
+# UDP hole punching: a and b send to each other's public address:port at the
+# same time for 2 s. Prints both results; succeeds if both sides got packets.
+punch() {
+  local ra rb
+  ra=$(mktemp)
+  tool a punch --port 40001 --peer "$B_PUBLIC_IP:40002" --seconds 2 >"$ra" 2>&1 &
+  rb=$(tool b punch --port 40002 --peer "$A_PUBLIC_IP:40001" --seconds 2 2>&1 || true)
+  wait $! || true
+  echo "a: $(cat "$ra")"; echo "b: $rb"
+  grep -q 'received=[1-9]' "$ra" && grep -q 'received=[1-9]' <<<"$rb"
+  local rc=$?; rm -f "$ra"; return $rc
+}
+no_punch() { ! punch; }
+
+# Median RTT in ms over COUNT pings, after one warm-up ping (ARP). The median,
+# not the average: other work on the machine (a Swift build) can stall the
+# delay line for a few ms now and then.
+median_rtt() {             # HOST DEST COUNT
+  X "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1 || true
+  X "$1" ping -c "$3" -i 0.02 -W 1 "$2" | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n |
+    awk '{v[NR]=$1} END {if (NR) print v[int((NR+1)/2)]}'
+}
+
+rtt_between() {            # HOST DEST LOW HIGH
+  local r; r=$(median_rtt "$1" "$2" 25); echo "median rtt ${r:-none} ms (want $3..$4)"
+  [[ -n $r ]] && "$PY" -c "import sys; sys.exit(0 if $3 <= $r <= $4 else 1)"
+}
+
+loss_between() {           # HOST DEST LOW HIGH (percent, over 1000 flood pings)
+  local l; l=$(X "$1" ping -q -f -c 1000 -W 1 "$2" | sed -n 's/.* \([0-9.]*\)% packet loss.*/\1/p')
+  echo "loss ${l:-?}% (want $3..$4)"
+  [[ -n $l ]] && "$PY" -c "import sys; sys.exit(0 if $3 <= $l <= $4 else 1)"
+}
+
+tcp_mbit() {               # SRC DST_HOST DST_IP SECONDS -> Mbit/s at the sink
+  local f; f=$(mktemp)
+  tool "$2" tcp-sink --port 5201 >"$f" 2>&1 &
+  local sink=$!
+  sleep 0.4
+  tool "$1" tcp-send --dest "$3:5201" --seconds "$4" >/dev/null 2>&1 || true
+  wait $sink || true
+  sed -n 's/.*mbit=//p' "$f"; rm -f "$f"
+}
+
+mbit_between() {           # SRC DST_HOST DST_IP LOW HIGH
+  local m; m=$(tcp_mbit "$1" "$2" "$3" 3); echo "${m:-?} Mbit/s (want $4..$5)"
+  [[ -n $m ]] && "$PY" -c "import sys; sys.exit(0 if $4 <= $m <= $5 else 1)"
+}
+
+stun_maps_to() {           # HOST TRANSPORT PUBLIC_IP
+  local out; out=$(tool "$1" stun --server "$R_IP:$TURN_PORT" --transport "$2"); echo "$out"
+  [[ $out == "mapped=$3:"* ]]
+}
+
+# TURN end to end: HOST1 allocates on r (REST credentials from SECRET) and
+# permits HOST2's public IP; HOST2 sends UDP to the relayed address and must get
+# back, through the relay, the address the relay saw it from.
+turn_roundtrip() {         # HOST1 TRANSPORT HOST2 HOST2_PUBLIC_IP
+  local f rel rc=0; f=$(mktemp)
+  tool "$1" turn --server "$R_IP:$TURN_PORT" --transport "$2" --secret "$SECRET" --peer "$4" --wait 3 >"$f" 2>&1 &
+  local t=$!
+  for _ in $(seq 1 30); do grep -q 'permitted=\|failed\|error' "$f" && break; sleep 0.1; done
+  rel=$(sed -n 's/.*relayed=\([^ ]*\).*/\1/p' "$f")
+  if [[ -n $rel ]]; then
+    tool "$3" udp-probe --dest "$rel" --timeout 2 | grep "reply=$4:" || rc=1
+  else rc=1; fi
+  wait $t || true
+  cat "$f"; rm -f "$f"; return $rc
+}
+
+tcp_seen_as() {            # HOST PUBLIC_IP: TCP to the echo server on r shows PUBLIC_IP
+  tool "$1" tcp-probe --dest "$R_IP:5000" | grep "reply=$2:"
+}
+
+port_bound() { X "$1" ss -Hlnu "sport = :$2" | grep -q .; }   # HOST PORT (UDP)
+
+turn_allocates() {         # HOST TRANSPORT
+  tool "$1" turn --server "$R_IP:$TURN_PORT" --transport "$2" --secret "$SECRET" | grep "relayed=$R_IP:"
+}
+
+routers_dropped() { [[ $(block_counter na) -gt 0 && $(block_counter nb) -gt 0 ]]; }
+
+block_counter() {          # ROUTER -> packets dropped by its LAB_BLOCK rules
+  X "$1" iptables -w -L LAB_BLOCK -v -n -x | awk 'NR>2 {s+=$1} END {print s+0}'
+}
+
+# --- the tests ------------------------------------------------------------------
+
+test_lan() {
+  up lan || return 0
+  check "lan: a pings b" X a ping -c 3 -i 0.2 -W 1 "$B_IP"
+  check "lan: a pings r" X a ping -c 2 -i 0.2 -W 1 "$R_IP"
+  check "lan: unshaped RTT < 1 ms" rtt_between a "$B_IP" 0 1
+  check "shape: --delay 20 --delay-in 20 gives ~40 ms RTT" \
+    with_shape "a eth0 --delay 20 --delay-in 20" rtt_between a "$B_IP" 40 44
+  check "shape: --loss 20 drops ~20% (1000 pings)" \
+    with_shape "a eth0 --loss 20" loss_between a "$B_IP" 15 25
+  check "shape: --rate 20 gives ~20 Mbit/s TCP" \
+    with_shape "a eth0 --rate 20" mbit_between a b "$B_IP" 15 21
+  check "shape: delay box moves > 100 Mbit/s TCP (1 ms each way)" \
+    with_shape "a eth0 --delay 1 --delay-in 1" mbit_between a b "$B_IP" 100 100000
+  check "shape: unshape returns to kernel speed (RTT < 1 ms)" \
+    with_unshape "a eth0" rtt_between a "$B_IP" 0 1
+  down
+}
+
+test_cone() {
+  up cone || return 0
+  start_echo
+  check "cone: a appears at r as $A_PUBLIC_IP, same port for two destinations" same_mapping a "$A_PUBLIC_IP"
+  check "cone: b appears at r as $B_PUBLIC_IP, same port for two destinations" same_mapping b "$B_PUBLIC_IP"
+  check "cone: UDP hole punching a <-> b works" punch
+  check "cone: TCP from a reaches r, source $A_PUBLIC_IP" \
+    tcp_seen_as a "$A_PUBLIC_IP"
+  check "cone: r cannot reach a's private address" not X r ping -c 1 -W 1 "$A_IP"
+  check "coturn: starts in r" lab coturn-start "$SECRET"
+  check "coturn: STUN binding over UDP, XOR-MAPPED-ADDRESS = $A_PUBLIC_IP" stun_maps_to a udp "$A_PUBLIC_IP"
+  check "coturn: STUN binding over TCP, XOR-MAPPED-ADDRESS = $A_PUBLIC_IP" stun_maps_to a tcp "$A_PUBLIC_IP"
+  check "coturn: TURN allocate (REST secret) + relay a <-> b" turn_roundtrip a udp b "$B_PUBLIC_IP"
+  # The delay box spliced into a NATed link: a's side (router lan0 is moved
+  # and re-created) and the router's public side (a bridge port).
+  check "shape: a eth0 --delay 10 behind the NAT (~10 ms RTT to r)" \
+    with_shape "a eth0 --delay 10" rtt_between a "$R_IP" 10 13
+  check "shape: + na wan0 --delay 10 (~20 ms RTT to r)" \
+    with_shape "na wan0 --delay 10" rtt_between a "$R_IP" 20 24
+  check "shape: NAT mapping still endpoint-independent through two delay boxes" same_mapping a "$A_PUBLIC_IP"
+  check "coturn: stops" lab coturn-stop
+  check "coturn: no turnserver left in r" not port_bound r "$TURN_PORT"
+  down
+}
+
+test_symmetric_one() {
+  up symmetric-one || return 0
+  start_echo
+  check "symmetric-one: a (cone) keeps one mapping" same_mapping a "$A_PUBLIC_IP"
+  check "symmetric-one: b (--random-fully) gets a new port per destination" different_mapping b "$B_PUBLIC_IP"
+  check "symmetric-one: hole punching to predicted ports fails" no_punch
+  down
+}
+
+test_symmetric_both() {
+  up symmetric-both || return 0
+  start_echo
+  check "symmetric-both: a gets a new port per destination" different_mapping a "$A_PUBLIC_IP"
+  check "symmetric-both: b gets a new port per destination" different_mapping b "$B_PUBLIC_IP"
+  down
+}
+
+test_udp_blocked() {
+  up udp-blocked || return 0
+  start_echo
+  check "udp-blocked: UDP a -> r works" same_mapping a "$A_PUBLIC_IP"
+  check "udp-blocked: UDP b -> r works" same_mapping b "$B_PUBLIC_IP"
+  check "udp-blocked: UDP a <-> b's router is dropped (no punch)" no_punch
+  check "udp-blocked: ... by the routers' block rules" \
+    routers_dropped
+  check "coturn: starts in r" lab coturn-start "$SECRET"
+  check "udp-blocked: TURN via r still connects a <-> b" turn_roundtrip a udp b "$B_PUBLIC_IP"
+  down
+}
+
+test_udp_blocked_all() {
+  up udp-blocked-all || return 0
+  start_echo
+  check "udp-blocked-all: UDP a -> r is dropped" not tool a udp-probe --dest "$R_IP:5000" --timeout 1
+  check "udp-blocked-all: TCP a -> r works" \
+    tcp_seen_as a "$A_PUBLIC_IP"
+  check "coturn: starts in r" lab coturn-start "$SECRET"
+  check "udp-blocked-all: STUN over UDP gets no answer" not tool a stun --server "$R_IP:$TURN_PORT" --timeout 1
+  check "udp-blocked-all: STUN over TCP works" stun_maps_to a tcp "$A_PUBLIC_IP"
+  check "udp-blocked-all: TURN allocate over TCP works" \
+    turn_allocates a tcp
+  down
+}
+
+test_cleanup() {
+  echo "--- cleanup"
+  check "up fails halfway (LAB_TEST_FAIL_AT=b) and exits non-zero" not env LAB_TEST_FAIL_AT=b "$LAB" up cone
+  check "... and leaves no namespaces behind" no_namespaces
+  # A run whose state directory is gone (say, /tmp cleaned) and with a delay
+  # box running: down still finds everything by the LAB_ID prefix.
+  local run=${LAB_ROOT:-/tmp/tern-lab}/$LAB_ID dl=""
+  if lab up cone >/dev/null && lab shape a eth0 --delay 5 >/dev/null; then dl=$(cat "$run/delayline-a-eth0.pid"); fi
+  rm -rf "$run"
+  check "down without the run dir removes namespaces and the delay line" down_removes_pid "$dl"
+  check "down twice is harmless" lab down
+  check "up twice with the same LAB_ID is idempotent" up_twice
+  down
+}
+
+no_namespaces() { [[ -z $(our_namespaces) ]]; }
+down_removes_pid() { [[ -n $1 ]] && lab down && no_namespaces && ! alive "$1"; }
+alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null || true); [[ -n $st && $st != Z* ]]; }
+up_twice() { lab up lan >/dev/null && lab up lan >/dev/null && [[ $(our_namespaces | wc -l) -eq 4 ]]; }
+
+test_lan
+test_cone
+test_symmetric_one
+test_symmetric_both
+test_udp_blocked
+test_udp_blocked_all
+test_cleanup
+
+# Namespaces that appeared during the run: none may be ours. (Another lab run
+# in parallel may legitimately have added its own.)
+AFTER=$(ip netns list | sort)
+NEW=$(comm -13 <(echo "$BEFORE") <(echo "$AFTER") | awk '{print $1}')
+if grep -q "^$LAB_ID-" <<<"$NEW"; then fail "namespaces left behind: $(grep "^$LAB_ID-" <<<"$NEW" | xargs)"
+else pass "ip netns list: nothing of this run left${NEW:+ (others appeared meanwhile: $(xargs <<<"$NEW"))}"; fi
+
+echo "$PASSED passed, $FAILED failed"
+[[ $FAILED -eq 0 ]]
