@@ -105,7 +105,7 @@ let package = Package(
         ),
         .testTarget(name: "TernSessionTests", dependencies: ["TernSession"]),
         .testTarget(name: "TernSDPTests", dependencies: ["TernSDP"]),
-        .testTarget(name: "TernTURNTests", dependencies: ["TernTURN", "TernSTUN", "COpenSSL"]),
+        .testTarget(name: "TernTURNTests", dependencies: ["TernTURN", "TernSTUN", "COpenSSL", "TernTestSupport"]),
         .testTarget(name: "TernCLITests", dependencies: ["TernTestSupport", "TernRendezvous"]),
     ]
 )

@@ -184,6 +184,7 @@ public func httpGet(port: Int, path: String) async throws -> (String, String) {
 
 public struct SocketFailure: Error, CustomStringConvertible {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
 /// A blocking IPv4 UDP socket on loopback, for request/response tests.
@@ -216,10 +217,20 @@ public final class UDPTestSocket {
 
     /// Sends `datagram` to 127.0.0.1:`port` and waits for one reply.
     public func exchange(_ datagram: [UInt8], port: UInt16, timeoutMilliseconds: Int32 = 2000) throws -> [UInt8] {
+        try send(datagram, to: port)
+        guard let (reply, _) = try receive(timeoutMilliseconds: timeoutMilliseconds) else {
+            throw SocketFailure(description: "no reply")
+        }
+        return reply
+    }
+
+    /// Sends one datagram to 127.0.0.1:`port`.
+    public func send(_ datagram: [UInt8], to port: UInt16) throws {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = port.bigEndian
+        let fd = self.fd
         let sent = datagram.withUnsafeBytes { bytes in
             withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -228,12 +239,23 @@ public final class UDPTestSocket {
             }
         }
         guard sent == datagram.count else { throw SocketFailure(description: "sendto: \(errno)") }
+    }
+
+    /// One datagram and the port it came from, or nil after the timeout.
+    public func receive(timeoutMilliseconds: Int32) throws -> ([UInt8], UInt16)? {
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&poller, 1, timeoutMilliseconds) == 1 else { throw SocketFailure(description: "no reply") }
-        var buffer = [UInt8](repeating: 0, count: 2048)
-        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        guard count >= 0 else { throw SocketFailure(description: "recv: \(errno)") }
-        return Array(buffer.prefix(count))
+        guard poll(&poller, 1, max(0, timeoutMilliseconds)) == 1 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var source = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let fd = self.fd
+        let count = buffer.withUnsafeMutableBytes { raw in
+            withUnsafeMutablePointer(to: &source) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &length) }
+            }
+        }
+        guard count >= 0 else { throw SocketFailure(description: "recvfrom: \(errno)") }
+        return (Array(buffer.prefix(count)), UInt16(bigEndian: source.sin_port))
     }
 }
 

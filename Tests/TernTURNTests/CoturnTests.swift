@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+import TernSTUN
+import TernTestSupport
+@testable import TernTURN
+
+/// The TURN client against a real coturn (Debian's turnserver) on loopback,
+/// through real UDP sockets, with coturn's shared-secret REST credentials.
+@Suite(.serialized) struct CoturnTests {
+    static let secret = "coturn-test-secret"
+
+    /// A coturn process on 127.0.0.1 with a port of its own.
+    final class Coturn {
+        let process: RunningProcess
+        let port: UInt16
+
+        init() async throws {
+            port = UInt16.random(in: 20000...29000)
+            let relayBase = Int.random(in: 40000...50000)
+            process = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/turnserver"), arguments: [
+                "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port=\(port)",
+                "--min-port=\(relayBase)", "--max-port=\(relayBase + 50)",
+                "--use-auth-secret", "--static-auth-secret=\(CoturnTests.secret)", "--realm=tern.test",
+                "--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli", "--fingerprint",
+                "--log-file=stdout", "--simple-log",
+            ])
+            // Ready when it answers a STUN Binding request.
+            let probe = try UDPTestSocket()
+            let request = try STUNMessage(.request, .binding, transactionID: .random(), attributes: []).encode(fingerprint: true)
+            for _ in 0..<100 {
+                if (try? probe.exchange(request, port: port, timeoutMilliseconds: 100)) != nil { return }
+                guard process.process.isRunning else { break }
+            }
+            throw SocketFailure(description: "coturn did not start: \(process.stdout.text.suffix(1500))")
+        }
+
+        deinit { process.signal(SIGTERM) }
+    }
+
+    /// Pumps a TURN client over a UDP socket until `done` says so or time runs out.
+    static func pump(_ client: inout TURNClient, socket: UDPTestSocket, server: UInt16, clock: ContinuousClock.Instant,
+                     seconds: Double = 5, until done: (TURNEvent) -> Bool) throws -> [TURNEvent] {
+        var events: [TURNEvent] = []
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            let now = ContinuousClock.now - clock
+            client.advanceTime(now: now)
+            while let datagram = client.pollTransmit() { try socket.send(datagram, to: server) }
+            while let event = client.pollEvent() {
+                events.append(event)
+                if done(event) { return events }
+            }
+            let wait = client.nextDeadline.map { max(0, min(50, Int32(($0 - now) / .milliseconds(1)))) } ?? 50
+            if let (bytes, port) = try socket.receive(timeoutMilliseconds: wait), port == server {
+                client.handleDatagram(bytes, now: ContinuousClock.now - clock)
+            }
+        }
+        return events
+    }
+
+    static func client(server: UInt16, expiry: Int) -> TURNClient {
+        let username = "\(expiry):tern"
+        let password = TestCrypto.base64(TestCrypto.hmacSHA1(key: Array(secret.utf8), message: Array(username.utf8)))
+        return TURNClient(configuration: .init(server: .ipv4(127, 0, 0, 1, port: server), username: username, password: password))
+    }
+
+    @Test func allocatesAndRelaysDataBothWaysThroughCoturn() async throws {
+        let coturn = try await Coturn()
+        let socket = try UDPTestSocket()
+        let peer = try UDPTestSocket()
+        let origin = ContinuousClock.now
+        var client = Self.client(server: coturn.port, expiry: Int(Date().timeIntervalSince1970) + 600)
+        client.start(now: .zero)
+        let events = try Self.pump(&client, socket: socket, server: coturn.port, clock: origin) {
+            if case .allocated = $0 { true } else { false }
+        }
+        guard case .allocated(let relayed, let mapped, let lifetime)? = events.last else {
+            Issue.record("no allocation: \(events) \(client.failure?.reason ?? "")")
+            return
+        }
+        #expect(mapped == .ipv4(127, 0, 0, 1, port: socket.localPort))
+        #expect(relayed.description.hasPrefix("127.0.0.1:"))
+        #expect(lifetime > .seconds(60))
+
+        // Client -> peer through the relay (permission, then a Send indication or ChannelData).
+        let peerAddress = STUNAddress.ipv4(127, 0, 0, 1, port: peer.localPort)
+        try client.send(Array("hello peer".utf8), to: peerAddress, now: ContinuousClock.now - origin)
+        var fromRelay: ([UInt8], UInt16)?
+        for _ in 0..<40 where fromRelay == nil {
+            _ = try Self.pump(&client, socket: socket, server: coturn.port, clock: origin, seconds: 0.05) { _ in false }
+            fromRelay = try peer.receive(timeoutMilliseconds: 10)
+        }
+        let (payload, relayPort) = try #require(fromRelay)
+        #expect(payload == Array("hello peer".utf8))
+        #expect(relayPort == relayed.port)
+
+        // Peer -> client: the relay wraps it in a Data indication or ChannelData.
+        try peer.send(Array("hello client".utf8), to: relayed.port)
+        let back = try Self.pump(&client, socket: socket, server: coturn.port, clock: origin) {
+            if case .received = $0 { true } else { false }
+        }
+        guard case .received(let data, let from)? = back.last else { Issue.record("nothing relayed back: \(back)"); return }
+        #expect(data == Array("hello client".utf8))
+        #expect(from == peerAddress)
+    }
+
+    @Test func expiredCredentialsAreRefusedWithAClearReason() async throws {
+        let coturn = try await Coturn()
+        let socket = try UDPTestSocket()
+        var client = Self.client(server: coturn.port, expiry: Int(Date().timeIntervalSince1970) - 60)
+        client.start(now: .zero)
+        let events = try Self.pump(&client, socket: socket, server: coturn.port, clock: ContinuousClock.now) {
+            if case .failed = $0 { true } else { false }
+        }
+        guard case .failed(let error)? = events.last else { Issue.record("no failure: \(events)"); return }
+        #expect(error.reason.contains("refused"), "\(error.reason)")
+        #expect(!client.isAllocated)
+    }
+}
