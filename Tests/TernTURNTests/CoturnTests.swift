@@ -116,4 +116,57 @@ import TernTestSupport
         #expect(error.reason.contains("refused"), "\(error.reason)")
         #expect(!client.isAllocated)
     }
+
+    /// TURN over TCP (for networks that block outbound UDP): the same
+    /// allocation and relaying, the client's stream framing against coturn's.
+    @Test func allocatesAndRelaysOverTCP() async throws {
+        let coturn = try await Coturn()
+        let connection = try TCPTestSocket(port: coturn.port)
+        let peer = try UDPTestSocket()
+        let origin = ContinuousClock.now
+        let username = "\(Int(Date().timeIntervalSince1970) + 600):tern"
+        let password = TestCrypto.base64(TestCrypto.hmacSHA1(key: Array(Self.secret.utf8), message: Array(username.utf8)))
+        var client = TURNClient(configuration: .init(
+            server: .ipv4(127, 0, 0, 1, port: coturn.port), transport: .tcp, username: username, password: password))
+        client.start(now: .zero)
+
+        func pump(seconds: Double, until done: (TURNEvent) -> Bool) throws -> [TURNEvent] {
+            var events: [TURNEvent] = []
+            let deadline = ContinuousClock.now + .seconds(seconds)
+            while ContinuousClock.now < deadline {
+                client.advanceTime(now: ContinuousClock.now - origin)
+                while let bytes = client.pollTransmit() { try connection.send(bytes) }
+                while let event = client.pollEvent() {
+                    events.append(event)
+                    if done(event) { return events }
+                }
+                guard let bytes = try connection.receive(timeoutMilliseconds: 20) else { break }
+                if !bytes.isEmpty { client.handleStreamBytes(bytes, now: ContinuousClock.now - origin) }
+            }
+            return events
+        }
+
+        let allocation = try pump(seconds: 5) { if case .allocated = $0 { true } else { false } }
+        guard case .allocated(let relayed, _, _)? = allocation.last else {
+            Issue.record("no allocation over TCP: \(allocation) \(client.failure?.reason ?? "")")
+            return
+        }
+        let peerAddress = STUNAddress.ipv4(127, 0, 0, 1, port: peer.localPort)
+        try client.send(Array("over tcp".utf8), to: peerAddress, now: ContinuousClock.now - origin)
+        var fromRelay: ([UInt8], UInt16)?
+        for _ in 0..<40 where fromRelay == nil {
+            _ = try pump(seconds: 0.05) { _ in false }
+            fromRelay = try peer.receive(timeoutMilliseconds: 10)
+        }
+        #expect(fromRelay?.0 == Array("over tcp".utf8))
+        // Several datagrams back, so ChannelData or Data indications arrive
+        // back to back in the stream.
+        for index in 0..<5 { try peer.send(Array("back \(index)".utf8), to: relayed.port) }
+        var received: [String] = []
+        _ = try pump(seconds: 5) { event in
+            if case .received(let data, _) = event { received.append(String(decoding: data, as: UTF8.self)) }
+            return received.count == 5
+        }
+        #expect(received == (0..<5).map { "back \($0)" })
+    }
 }

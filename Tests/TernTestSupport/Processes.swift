@@ -343,3 +343,46 @@ public final class TCPProxy: @unchecked Sendable {
 
     deinit { stop() }
 }
+
+/// A blocking TCP connection to 127.0.0.1, for stream-protocol tests.
+public final class TCPTestSocket {
+    private let fd: Int32
+
+    public init(port: UInt16) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        guard fd >= 0 else { throw SocketFailure(description: "socket: \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw SocketFailure(description: "connect: \(errno)")
+        }
+    }
+
+    deinit { close(fd) }
+
+    public func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { Foundation.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard sent > 0 else { throw SocketFailure(description: "send: \(errno)") }
+            offset += sent
+        }
+    }
+
+    /// Whatever bytes arrive within the timeout (empty: none; nil: the peer closed).
+    public func receive(timeoutMilliseconds: Int32) throws -> [UInt8]? {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, max(0, timeoutMilliseconds)) == 1 else { return [] }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard count >= 0 else { throw SocketFailure(description: "recv: \(errno)") }
+        return count == 0 ? nil : Array(buffer.prefix(count))
+    }
+}
