@@ -34,7 +34,9 @@ import TernTestSupport
             throw SocketFailure(description: "coturn did not start: \(process.stdout.text.suffix(1500))")
         }
 
-        deinit { process.signal(SIGTERM) }
+        // SIGKILL: the test's spawning thread has SIGTERM blocked, and
+        // posix_spawn hands that mask to coturn, which then never sees it.
+        deinit { process.signal(SIGKILL) }
     }
 
     /// Pumps a TURN client over a UDP socket until `done` says so or time runs out.
