@@ -144,7 +144,9 @@ final class RelayState {
     let configuration: RelayConfiguration
     let logger: Logger
     let turnMinter: TURNCredentialMinter?
-    var stunMalformed = 0
+    /// STUN datagrams answered, and dropped as malformed or not a Binding request.
+    var stunAnswered = 0
+    var stunDropped = 0
 
     init(configuration: RelayConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -353,7 +355,8 @@ final class HealthHandler: ChannelInboundHandler, RemovableChannelHandler {
             if head.method == .GET && head.uri == "/health" {
                 let stats = state.value.hub.statistics
                 status = .ok
-                body = "{\"status\":\"ok\",\"connections\":\(stats.connections),\"mailboxes\":\(stats.mailboxes),\"nameplates\":\(stats.nameplates),\"messages\":\(stats.messagesRelayed),\"protocol_errors\":\(stats.protocolErrors)}\n"
+                let relay = state.value
+                body = "{\"status\":\"ok\",\"connections\":\(stats.connections),\"mailboxes\":\(stats.mailboxes),\"nameplates\":\(stats.nameplates),\"messages\":\(stats.messagesRelayed),\"protocol_errors\":\(stats.protocolErrors),\"stun_answered\":\(relay.stunAnswered),\"stun_dropped\":\(relay.stunDropped)}\n"
             } else {
                 status = .notFound
                 body = "{\"status\":\"not found\"}\n"

@@ -20,9 +20,10 @@ final class STUNResponderHandler: ChannelInboundHandler {
         guard let source = Self.stunAddress(envelope.remoteAddress),
               let response = STUNBindingResponder.respond(to: bytes, from: source)
         else {
-            state.value.stunMalformed += 1
+            state.value.stunDropped += 1
             return
         }
+        state.value.stunAnswered += 1
         var buffer = context.channel.allocator.buffer(capacity: response.count)
         buffer.writeBytes(response)
         context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)), promise: nil)

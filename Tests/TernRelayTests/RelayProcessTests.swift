@@ -243,6 +243,8 @@ func peakMemoryKiB(pid: Int32) -> Int? {
         // Garbage gets no answer, and the responder keeps serving.
         #expect(throws: (any Error).self) { try socket.exchange([0xde, 0xad, 0xbe, 0xef], port: UInt16(port), timeoutMilliseconds: 200) }
         _ = try socket.exchange(request, port: UInt16(port))
+        let (health, _) = try await httpGet(port: relay.port, path: "/health")
+        #expect(health.contains(#""stun_answered":2,"stun_dropped":1"#), "\(health)")
         try await relay.stop()
     }
 }
