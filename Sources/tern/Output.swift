@@ -86,6 +86,26 @@ final class Output {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
+    /// Reports what happened while pairing, both ways. Only the sender
+    /// shows the code (`showCode`): the receiver typed it.
+    func report(_ pairing: PairingEvent, showCode: Bool) {
+        switch pairing {
+        case .connected:
+            break
+        case .code(let code):
+            guard showCode else { return }
+            event("code", [("code", .string(code.description)), ("nameplate", .string(code.nameplate))])
+            say("Code: \(code)")
+            say("On the other machine run: tern receive \(code)")
+        case .paired:
+            event("paired")
+            say("Paired: the key is confirmed.")
+        case .reconnected:
+            event("reconnected")
+            say("Reconnected to the relay.")
+        }
+    }
+
     /// Reports an error both ways and returns it, for `throw output.fail(...)`.
     func fail(_ error: CLIError) -> CLIError {
         if json {

@@ -48,18 +48,7 @@ struct Receive: AsyncParsableCommand {
     }
 
     static func receive(relay: RelayURL, code: Code, askFirst: Bool, output: Output) async throws {
-        let session = try await PairingSession.pair(relay: relay, role: .receiver, code: code) { event in
-            switch event {
-            case .paired:
-                output.event("paired")
-                output.say("Paired: the key is confirmed.")
-            case .reconnected:
-                output.event("reconnected")
-                output.say("Reconnected to the relay.")
-            case .connected, .code:
-                break
-            }
-        }
+        let session = try await PairingSession.pair(relay: relay, role: .receiver, code: code) { output.report($0, showCode: false) }
         let message = try await session.receive()
         guard case .offer(let offer) = message else {
             await session.close(mood: .errory)

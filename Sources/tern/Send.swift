@@ -47,22 +47,7 @@ struct Send: AsyncParsableCommand {
     }
 
     static func send(offer: Offer, relay: RelayURL, code: Code?, output: Output) async throws {
-        let session = try await PairingSession.pair(relay: relay, role: .sender, code: code) { event in
-            switch event {
-            case .connected:
-                break
-            case .code(let code):
-                output.event("code", [("code", .string(code.description)), ("nameplate", .string(code.nameplate))])
-                output.say("Code: \(code)")
-                output.say("On the other machine run: tern receive \(code)")
-            case .paired:
-                output.event("paired")
-                output.say("Paired: the key is confirmed.")
-            case .reconnected:
-                output.event("reconnected")
-                output.say("Reconnected to the relay.")
-            }
-        }
+        let session = try await PairingSession.pair(relay: relay, role: .sender, code: code) { output.report($0, showCode: true) }
         try await session.send(.offer(offer))
         output.event("offer", Output.offerFields(offer))
         output.say("Offered \(Output.describe(offer))")

@@ -59,6 +59,7 @@ import TernTestSupport
         #expect(Self.events(sender, named: "accepted").count == 1)
         // Event order on each side: code, paired, offer, accepted.
         #expect(Self.jsonEvents(sender).compactMap { $0["event"] as? String } == ["code", "paired", "offer", "accepted"])
+        #expect(Self.jsonEvents(receiver).compactMap { $0["event"] as? String } == ["paired", "offer", "accepted"])
         try await relay.stop()
     }
 
