@@ -96,7 +96,7 @@ let package = Package(
         // starting a relay, free ports.
         .target(name: "TernTestSupport", path: "Tests/TernTestSupport"),
 
-        .testTarget(name: "TernSTUNTests", dependencies: ["TernSTUN"]),
+        .testTarget(name: "TernSTUNTests", dependencies: ["TernSTUN", "TernTestSupport"]),
         .testTarget(name: "TernRendezvousTests", dependencies: ["TernRendezvous"]),
         .testTarget(name: "TernPairingTests", dependencies: ["TernPairing"]),
         .testTarget(

@@ -1,5 +1,6 @@
 import Testing
 import TernSTUN
+import TernTestSupport
 
 /// Bytes from a hex string; spaces and newlines are ignored. For literals in
 /// tests only: a bad digit is a bug in the test and fails loudly.
@@ -15,23 +16,6 @@ func bytes(_ hex: String) -> [UInt8] {
         index = next
     }
     return result
-}
-
-/// A small seeded generator so that random tests are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// The four test vectors of RFC 5769 §2, with what is needed to check them.
