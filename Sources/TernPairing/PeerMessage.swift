@@ -53,17 +53,35 @@ public enum PeerMessage: Sendable, Equatable {
     case offer(Offer)
     /// The receiver's decision; `reason` is shown to the sender when declined.
     case answer(accept: Bool, reason: String?)
+    /// A JSEP session description for the data path: the sender's `offer`,
+    /// the receiver's `answer` (SDP text; TernSDP parses it).
+    case sessionDescription(kind: SessionDescriptionKind, sdp: String)
+    /// One trickled ICE candidate (an SDP `candidate:` attribute value) for
+    /// the media section `mid`.
+    case candidate(mid: String, candidate: String)
+    /// The sender of this message has trickled all its candidates.
+    case endOfCandidates
+
+    public enum SessionDescriptionKind: String, Sendable, Codable {
+        case offer, answer
+    }
 
     static let maxEntries = 4096
     static let maxNameBytes = 4096
     static let maxTextBytes = 32 * 1024
     static let maxReasonBytes = 1024
+    static let maxSDPBytes = 32 * 1024
+    static let maxCandidateBytes = 1024
 
     private struct Wire: Codable {
         var type: String
         var offer: Offer?
         var accept: Bool?
         var reason: String?
+        var kind: SessionDescriptionKind?
+        var sdp: String?
+        var mid: String?
+        var candidate: String?
     }
 
     public func encoded() -> [UInt8] {
@@ -73,6 +91,12 @@ public enum PeerMessage: Sendable, Equatable {
             wire = Wire(type: "offer", offer: offer)
         case .answer(let accept, let reason):
             wire = Wire(type: "answer", accept: accept, reason: reason)
+        case .sessionDescription(let kind, let sdp):
+            wire = Wire(type: "description", kind: kind, sdp: sdp)
+        case .candidate(let mid, let candidate):
+            wire = Wire(type: "candidate", mid: mid, candidate: candidate)
+        case .endOfCandidates:
+            wire = Wire(type: "end-of-candidates")
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -109,6 +133,19 @@ public enum PeerMessage: Sendable, Equatable {
                 throw .malformedPeerMessage("answer reason is too long")
             }
             self = .answer(accept: accept, reason: wire.reason)
+        case "description":
+            guard let kind = wire.kind, let sdp = wire.sdp else { throw .malformedPeerMessage("description without kind or sdp") }
+            guard !sdp.isEmpty, sdp.utf8.count <= Self.maxSDPBytes else { throw .malformedPeerMessage("session description is empty or too long") }
+            self = .sessionDescription(kind: kind, sdp: sdp)
+        case "candidate":
+            guard let mid = wire.mid, let candidate = wire.candidate else { throw .malformedPeerMessage("candidate without mid or value") }
+            guard (1...64).contains(mid.utf8.count), candidate.hasPrefix("candidate:"),
+                  candidate.utf8.count <= Self.maxCandidateBytes,
+                  !candidate.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f })
+            else { throw .malformedPeerMessage("bad candidate") }
+            self = .candidate(mid: mid, candidate: candidate)
+        case "end-of-candidates":
+            self = .endOfCandidates
         default:
             throw .malformedPeerMessage("unknown peer message type")
         }

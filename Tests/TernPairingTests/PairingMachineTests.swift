@@ -113,6 +113,36 @@ import TernRendezvous
         #expect(throws: PairingError.self) { try PeerMessage(decoding: Array(text.utf8)) }
     }
 
+    @Test(arguments: [
+        PeerMessage.sessionDescription(kind: .offer, sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"),
+        PeerMessage.sessionDescription(kind: .answer, sdp: "v=0\r\n"),
+        PeerMessage.candidate(mid: "0", candidate: "candidate:1 1 udp 2130706431 10.0.0.1 5000 typ host"),
+        PeerMessage.endOfCandidates,
+    ])
+    func signalingMessagesRoundTrip(message: PeerMessage) throws {
+        #expect(try PeerMessage(decoding: message.encoded()) == message)
+    }
+
+    @Test(arguments: [
+        #"{"type":"description","kind":"pranswer","sdp":"v=0"}"#,
+        #"{"type":"description","kind":"offer","sdp":""}"#,
+        #"{"type":"description","sdp":"v=0"}"#,
+        #"{"type":"candidate","mid":"0","candidate":"1 1 udp 1 10.0.0.1 1 typ host"}"#,
+        #"{"type":"candidate","mid":"","candidate":"candidate:1 1 udp 1 10.0.0.1 1 typ host"}"#,
+        #"{"type":"candidate","mid":"0","candidate":"candidate:1\n1 udp"}"#,
+        #"{"type":"candidate","candidate":"candidate:1 1 udp 1 10.0.0.1 1 typ host"}"#,
+    ])
+    func rejectsMalformedSignaling(text: String) {
+        #expect(throws: PairingError.self) { try PeerMessage(decoding: Array(text.utf8)) }
+    }
+
+    @Test func rejectsOversizeSignaling() {
+        let sdp = PeerMessage.sessionDescription(kind: .offer, sdp: String(repeating: "a", count: 40_000))
+        #expect(throws: PairingError.self) { try PeerMessage(decoding: sdp.encoded()) }
+        let candidate = PeerMessage.candidate(mid: "0", candidate: "candidate:" + String(repeating: "1", count: 2000))
+        #expect(throws: PairingError.self) { try PeerMessage(decoding: candidate.encoded()) }
+    }
+
     @Test func rejectsOversizeNamesAndTexts() {
         let longName = Offer(entries: [OfferEntry(name: String(repeating: "a", count: 5000), kind: .file, size: 1, files: 1)])
         #expect(throws: PairingError.self) { try PeerMessage(decoding: PeerMessage.offer(longName).encoded()) }
