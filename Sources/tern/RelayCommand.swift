@@ -112,6 +112,7 @@ struct Relay: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "tern.relay")
+        let signals = TerminationSignals()
         let server = RelayServer(configuration: configuration, logger: logger)
         do {
             _ = try await server.start()
@@ -119,7 +120,7 @@ struct Relay: AsyncParsableCommand {
             logger.error("could not start the relay", metadata: ["error": "\(error)"])
             throw CLIError(.failure, "could not start the relay: \(error)")
         }
-        await waitForTerminationSignal()
+        await signals.wait()
         logger.info("shutting down")
         await server.shutdown()
     }
@@ -144,27 +145,36 @@ enum FrameLimitsBound {
     static let maxBody = 1 << 20
 }
 
-/// Waits for SIGINT or SIGTERM.
-func waitForTerminationSignal() async {
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        let resumed = NIOLockedValueBox(false)
-        var sources: [DispatchSourceSignal] = []
+/// SIGINT and SIGTERM, caught from the moment this is made (so a signal that
+/// comes while the server starts is not lost, nor fatal) until `wait()` sees one.
+final class TerminationSignals: @unchecked Sendable {
+    private let lock = NIOLockedValueBox<(arrived: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private var sources: [DispatchSourceSignal] = []
+
+    init() {
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                let first = resumed.withLockedValue { done in
-                    defer { done = true }
-                    return !done
+            source.setEventHandler { [lock] in
+                let waiter = lock.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+                    defer { state = (true, nil) }
+                    return state.waiter
                 }
-                if first { continuation.resume() }
+                waiter?.resume()
             }
             source.resume()
             sources.append(source)
         }
-        signalSources = sources
+    }
+
+    /// Returns once SIGINT or SIGTERM has arrived (at once if one already has).
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let arrived = lock.withLockedValue { state -> Bool in
+                if !state.arrived { state.waiter = continuation }
+                return state.arrived
+            }
+            if arrived { continuation.resume() }
+        }
     }
 }
-
-/// Kept alive for the life of the process.
-nonisolated(unsafe) var signalSources: [DispatchSourceSignal] = []

@@ -20,7 +20,13 @@ public struct ProcessTimeout: Error, CustomStringConvertible {
     public var description: String { "timed out waiting for \(command)" }
 }
 
-/// Collects everything a pipe delivers, from a background reader.
+/// Collects everything a pipe delivers, from a reader thread of its own.
+///
+/// Not Foundation's readabilityHandler: its dispatch source watches the
+/// descriptor, and when the FileHandle is freed and the number reused while
+/// the source is still registered, libdispatch crashes. The thread holds the
+/// pipe until it reads end-of-file, so the descriptor stays valid as long as
+/// anything reads it.
 public final class PipeCollector: @unchecked Sendable {
     private let lock = NSLock()
     private var data = Data()
@@ -28,19 +34,25 @@ public final class PipeCollector: @unchecked Sendable {
     let pipe = Pipe()
 
     init() {
-        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let chunk = handle.availableData
-            guard let self else { return }
-            if chunk.isEmpty {
-                handle.readabilityHandler = nil
-                self.lock.lock()
-                self.ended = true
-                self.lock.unlock()
-                return
+        // Close-on-exec: a process spawned by another test in parallel must
+        // not inherit this pipe, or the pipe's end would wait for that
+        // process. The child's own copy (dup2 onto 0, 1 or 2) is unaffected.
+        markCloseOnExec(pipe)
+    }
+
+    /// Starts reading; call once the child has its copy of the write end.
+    func startReading() {
+        let pipe = self.pipe
+        Thread.detachNewThread { [self, pipe] in
+            let fd = pipe.fileHandleForReading.fileDescriptor
+            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                lock.withLock { data.append(contentsOf: buffer[..<count]) }
             }
-            self.lock.lock()
-            self.data.append(chunk)
-            self.lock.unlock()
+            lock.withLock { ended = true }
         }
     }
 
@@ -60,15 +72,31 @@ public final class PipeCollector: @unchecked Sendable {
     public var lines: [String] { text.split(separator: "\n").map(String.init) }
 }
 
+func markCloseOnExec(_ pipe: Pipe) {
+    for fd in [pipe.fileHandleForReading.fileDescriptor, pipe.fileHandleForWriting.fileDescriptor] {
+        _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC)
+    }
+}
+
+/// Pipes are made and processes spawned one at a time, so no spawn can
+/// inherit a pipe in the moment before it is marked close-on-exec.
+private let spawnLock = NSLock()
+
 /// A running `tern` (or other) process with its output collected.
 public final class RunningProcess: @unchecked Sendable {
     public let process = Process()
-    public let stdout = PipeCollector()
-    public let stderr = PipeCollector()
-    public let stdin = Pipe()
+    public let stdout: PipeCollector
+    public let stderr: PipeCollector
+    public let stdin: Pipe
     public let commandLine: String
 
     public init(executable: URL = PackagePaths.ternBinary, arguments: [String], environment: [String: String] = [:]) throws {
+        spawnLock.lock()
+        defer { spawnLock.unlock() }
+        stdout = PipeCollector()
+        stderr = PipeCollector()
+        stdin = Pipe()
+        markCloseOnExec(stdin)
         process.executableURL = executable
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
@@ -80,6 +108,8 @@ public final class RunningProcess: @unchecked Sendable {
         process.standardInput = stdin
         commandLine = ([executable.lastPathComponent] + arguments).joined(separator: " ")
         try process.run()
+        stdout.startReading()
+        stderr.startReading()
     }
 
     /// Writes to the process's standard input.
@@ -103,8 +133,9 @@ public final class RunningProcess: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(10))
         }
         // Let the readers drain what is left in the pipes, up to their end.
-        try? stdout.pipe.fileHandleForWriting.close()
-        try? stderr.pipe.fileHandleForWriting.close()
+        // (Process.run() already closed this process's copies of the write
+        // ends; closing them again here would close whatever descriptor
+        // reused those numbers, another test's pipe.)
         let drained = Date().addingTimeInterval(5)
         while !(stdout.atEnd && stderr.atEnd) && Date() < drained {
             try await Task.sleep(for: .milliseconds(5))
@@ -300,7 +331,11 @@ public final class TCPProxy: @unchecked Sendable {
     }
 
     public func stop() {
-        lock.withLock { stopped = true }
+        let first = lock.withLock { () -> Bool in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }  // close the listener once: its number may be reused
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
         cutAll()
@@ -350,7 +385,6 @@ public final class TCPTestSocket {
 
     public init(port: UInt16) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        self.fd = fd
         guard fd >= 0 else { throw SocketFailure(description: "socket: \(errno)") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -363,6 +397,7 @@ public final class TCPTestSocket {
             close(fd)
             throw SocketFailure(description: "connect: \(errno)")
         }
+        self.fd = fd  // set last: deinit closes it, and only a connected socket
     }
 
     deinit { close(fd) }
