@@ -39,6 +39,9 @@ let package = Package(
         // messages, and the sans-IO pairing state machine.
         .target(name: "TernPairing", dependencies: ["CSodium", "TernRendezvous"]),
 
+        // ICE agent (RFC 8445, 8838, 7675), sans-IO.
+        .target(name: "TernICE", dependencies: ["TernSTUN"]),
+
         // TURN client (RFC 8656) over UDP or TCP to the server, sans-IO.
         .target(name: "TernTURN", dependencies: ["TernSTUN"]),
 
@@ -105,6 +108,7 @@ let package = Package(
         ),
         .testTarget(name: "TernSessionTests", dependencies: ["TernSession"]),
         .testTarget(name: "TernSDPTests", dependencies: ["TernSDP"]),
+        .testTarget(name: "TernICETests", dependencies: ["TernICE", "TernSTUN", "TernTestSupport"]),
         .testTarget(name: "TernTURNTests", dependencies: ["TernTURN", "TernSTUN", "COpenSSL", "TernTestSupport"]),
         .testTarget(name: "TernCLITests", dependencies: ["TernTestSupport", "TernRendezvous"]),
     ]

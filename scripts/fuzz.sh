@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-"code rendezvous-frames stun sdp"}
+targets=${FUZZ_TARGETS:-"code rendezvous-frames stun sdp ice-candidate"}
 mkdir -p Fuzz/out
 
 build() {
@@ -20,6 +20,12 @@ for target in $targets; do
     code|rendezvous-frames) build "$target" Sources/TernRendezvous/*.swift ;;
     stun) build "$target" -I Sources/COpenSSL Sources/TernSTUN/*.swift -lcrypto ;;
     sdp) build "$target" Sources/TernSDP/*.swift ;;
+    ice-candidate)
+      # TernICE imports TernSTUN: build that first as a module of its own.
+      swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name TernSTUN -emit-library -static \
+        -emit-module -emit-module-path Fuzz/out/TernSTUN.swiftmodule -I Sources/COpenSSL \
+        Sources/TernSTUN/*.swift -o Fuzz/out/libTernSTUN.a
+      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernICE/*.swift Fuzz/out/libTernSTUN.a -lcrypto ;;
     *) echo "unknown fuzz target $target" >&2; exit 2 ;;
   esac
   corpus="Fuzz/corpus-$target"
