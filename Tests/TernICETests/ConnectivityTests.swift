@@ -72,12 +72,7 @@ struct ConnectivityTests {
     }
 
     @Test func coneNATsConnectThroughServerReflexiveCandidates() throws {
-        var network = SimulatedNetwork(seed: 3)
-        network.addNAT(lan: 1, type: .portRestrictedCone)
-        network.addNAT(lan: 2, type: .portRestrictedCone)
-        try network.addPeer("A", role: .controlling, lan: 1)
-        try network.addPeer("B", role: .controlled, lan: 2)
-        try network.start()
+        var network = try startedBehindNATs(seed: 3, .portRestrictedCone, .portRestrictedCone)
         try network.run(until: .seconds(20)) { $0.bothConnected }
         try network.run(until: network.now + .seconds(1))
         report("two port-restricted cone NATs", network)
@@ -93,12 +88,7 @@ struct ConnectivityTests {
     }
 
     @Test func symmetricNATMeetsAddressRestrictedConeThroughPeerReflexive() throws {
-        var network = SimulatedNetwork(seed: 4)
-        network.addNAT(lan: 1, type: .symmetric)
-        network.addNAT(lan: 2, type: .addressRestrictedCone)
-        try network.addPeer("A", role: .controlling, lan: 1)
-        try network.addPeer("B", role: .controlled, lan: 2)
-        try network.start()
+        var network = try startedBehindNATs(seed: 4, .symmetric, .addressRestrictedCone)
         try network.run(until: .seconds(20)) { $0.bothConnected }
         try network.run(until: network.now + .seconds(1))
         report("symmetric NAT vs address-restricted cone", network)
@@ -116,12 +106,7 @@ struct ConnectivityTests {
     }
 
     @Test func symmetricNATMeetsPortRestrictedConeFailsWithoutRelay() throws {
-        var network = SimulatedNetwork(seed: 5)
-        network.addNAT(lan: 1, type: .symmetric)
-        network.addNAT(lan: 2, type: .portRestrictedCone)
-        try network.addPeer("A", role: .controlling, lan: 1)
-        try network.addPeer("B", role: .controlled, lan: 2)
-        try network.start()
+        var network = try startedBehindNATs(seed: 5, .symmetric, .portRestrictedCone)
         try network.run(until: .seconds(60)) { $0.bothDone }
         report("symmetric NAT vs port-restricted cone", network)
         for peer in network.peers {
@@ -186,12 +171,7 @@ struct ConnectivityTests {
     }
 
     @Test func consentIsLostWithin30SecondsAfterThePeerVanishes() throws {
-        var network = SimulatedNetwork(seed: 31)
-        network.addNAT(lan: 1, type: .portRestrictedCone)
-        network.addNAT(lan: 2, type: .portRestrictedCone)
-        try network.addPeer("A", role: .controlling, lan: 1)
-        try network.addPeer("B", role: .controlled, lan: 2)
-        try network.start()
+        var network = try startedBehindNATs(seed: 31, .portRestrictedCone, .portRestrictedCone)
         try network.run(until: .seconds(20)) { $0.bothConnected }
         let connectedAt = network.now
         // Let consent run for a while, then make B vanish right after A got
@@ -301,4 +281,16 @@ struct ConnectivityTests {
         try network.run(until: .seconds(4)) { $0.bothConnected }
         expectMirroredSelection(network)
     }
+}
+
+/// A controlling "A" on LAN 1 and a controlled "B" on LAN 2, each behind a
+/// NAT of the given kind, started.
+func startedBehindNATs(seed: UInt64, _ natA: NATType, _ natB: NATType) throws -> SimulatedNetwork {
+    var network = SimulatedNetwork(seed: seed)
+    network.addNAT(lan: 1, type: natA)
+    network.addNAT(lan: 2, type: natB)
+    try network.addPeer("A", role: .controlling, lan: 1)
+    try network.addPeer("B", role: .controlled, lan: 2)
+    try network.start()
+    return network
 }
