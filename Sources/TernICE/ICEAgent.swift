@@ -71,8 +71,8 @@ public struct ICEAgent: Sendable {
 
     // MARK: Output
 
-    var outbox = Queue<ICETransmit>()
-    var events = Queue<ICEEvent>()
+    var outbox = FIFO<ICETransmit>()
+    var events = FIFO<ICEEvent>()
 
     // MARK: Failure accounting
 

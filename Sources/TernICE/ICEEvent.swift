@@ -49,31 +49,3 @@ public struct ICECheckListEntry: Hashable, Sendable {
     public var pair: ICECandidatePair
     public var state: ICEPairState
 }
-
-/// A FIFO without the O(n) `removeFirst` of an Array.
-struct Queue<Element: Sendable>: Sendable {
-    private var items: [Element] = []
-    private var head = 0
-
-    var isEmpty: Bool { head == items.count }
-
-    mutating func push(_ item: Element) {
-        items.append(item)
-    }
-
-    mutating func pop() -> Element? {
-        guard head < items.count else { return nil }
-        let item = items[head]
-        head += 1
-        if head == items.count {
-            items.removeAll(keepingCapacity: true)
-            head = 0
-        }
-        return item
-    }
-
-    mutating func removeAll() {
-        items.removeAll()
-        head = 0
-    }
-}

@@ -1,17 +1,20 @@
 /// A first-in first-out queue over an array with a moving head, so that
-/// popping is O(1) amortised and the storage is reused once drained.
-struct FIFO<Element> {
+/// popping is O(1) amortised and the storage is reused once drained. The
+/// sans-IO cores above STUN (ICE, TURN) queue their datagrams and events in it.
+public struct FIFO<Element> {
     private var items: [Element] = []
     private var head = 0
 
-    var isEmpty: Bool { head == items.count }
-    var count: Int { items.count - head }
+    public init() {}
 
-    mutating func push(_ element: Element) {
+    public var isEmpty: Bool { head == items.count }
+    public var count: Int { items.count - head }
+
+    public mutating func push(_ element: Element) {
         items.append(element)
     }
 
-    mutating func pop() -> Element? {
+    public mutating func pop() -> Element? {
         guard head < items.count else { return nil }
         let element = items[head]
         head += 1
