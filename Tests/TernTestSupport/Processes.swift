@@ -213,6 +213,23 @@ public func httpGet(port: Int, path: String) async throws -> (String, String) {
     return (parts.count > 1 ? parts[1] : "", parts.first?.components(separatedBy: "\r\n").first ?? "")
 }
 
+/// 127.0.0.1:`port` as a socket address.
+func loopbackAddress(port: UInt16) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = port.bigEndian
+    return address
+}
+
+/// Calls `body` with `address` as the `sockaddr` pointer and length that
+/// bind, connect and sendto take.
+func withSocketAddress<Result>(_ address: inout sockaddr_in, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
+    withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+}
+
 public struct SocketFailure: Error, CustomStringConvertible {
     public var description: String
     public init(description: String) { self.description = description }
@@ -227,12 +244,8 @@ public final class UDPTestSocket {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         self.fd = fd
         guard fd >= 0 else { throw SocketFailure(description: "socket: \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        var address = loopbackAddress(port: 0)
+        let bound = withSocketAddress(&address) { bind(fd, $0, $1) }
         guard bound == 0 else {
             close(fd)
             throw SocketFailure(description: "bind: \(errno)")
@@ -257,17 +270,10 @@ public final class UDPTestSocket {
 
     /// Sends one datagram to 127.0.0.1:`port`.
     public func send(_ datagram: [UInt8], to port: UInt16) throws {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
+        var address = loopbackAddress(port: port)
         let fd = self.fd
         let sent = datagram.withUnsafeBytes { bytes in
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
+            withSocketAddress(&address) { sendto(fd, bytes.baseAddress, bytes.count, 0, $0, $1) }
         }
         guard sent == datagram.count else { throw SocketFailure(description: "sendto: \(errno)") }
     }
@@ -305,13 +311,9 @@ public final class TCPProxy: @unchecked Sendable {
         listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var address = loopbackAddress(port: 0)
         let listener = self.listener
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        let bound = withSocketAddress(&address) { bind(listener, $0, $1) }
         guard bound == 0, listen(listener, 16) == 0 else { throw SocketFailure(description: "proxy bind/listen: \(errno)") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {
@@ -346,13 +348,8 @@ public final class TCPProxy: @unchecked Sendable {
             let client = accept(listener, nil, nil)
             if client < 0 { return }
             let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = upstreamPort.bigEndian
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
+            var address = loopbackAddress(port: upstreamPort)
+            let connected = withSocketAddress(&address) { connect(upstream, $0, $1) }
             guard connected == 0 else {
                 close(client)
                 close(upstream)
@@ -386,13 +383,8 @@ public final class TCPTestSocket {
     public init(port: UInt16) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw SocketFailure(description: "socket: \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        var address = loopbackAddress(port: port)
+        let connected = withSocketAddress(&address) { connect(fd, $0, $1) }
         guard connected == 0 else {
             close(fd)
             throw SocketFailure(description: "connect: \(errno)")
