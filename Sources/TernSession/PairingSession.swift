@@ -23,7 +23,9 @@ public enum PairingEvent: Sendable, Equatable {
 /// has, and sends its own messages again (the relay drops the copies it
 /// already stored), so every message still arrives exactly once.
 ///
-/// Not Sendable: one task owns a session from start to end.
+/// Not Sendable: one task owns a session from start to end. Other tasks
+/// (the connectivity driver) hand it messages to send through `outbox`; the
+/// owner sends them, in order, while it waits in `receive`.
 public final class PairingSession {
     public let welcome: Welcome
     public let code: Code
@@ -33,7 +35,13 @@ public final class PairingSession {
     private let mailbox: Identifier
     private let events: (PairingEvent) -> Void
     private var connection: RelayConnection
-    private var frames: AsyncThrowingStream<RelayFrame, Error>.Iterator
+    /// Relay frames (tagged with the connection they came on) and requests
+    /// from `outbox`, in the order they happened.
+    private var inbox: AsyncStream<Inbound>.Iterator
+    private let inboxInput: AsyncStream<Inbound>.Continuation
+    /// Counts connections: frames and endings of an older one are ignored.
+    private var generation = 0
+    private var woken = false
     private var machine: PairingMachine
     /// Every body this side added, index = seq, for resending after a reconnect.
     private var sent: [[UInt8]] = []
@@ -114,7 +122,7 @@ public final class PairingSession {
 
     private init(
         welcome: Welcome, code: Code, role: PairingRole, relay: RelayURL, side: Identifier, mailbox: Identifier,
-        connection: RelayConnection, frames: AsyncThrowingStream<RelayFrame, Error>.Iterator, machine: PairingMachine,
+        connection: RelayConnection, frames: sending AsyncThrowingStream<RelayFrame, Error>.Iterator, machine: PairingMachine,
         events: @escaping (PairingEvent) -> Void
     ) {
         self.welcome = welcome
@@ -124,15 +132,45 @@ public final class PairingSession {
         self.side = side
         self.mailbox = mailbox
         self.connection = connection
-        self.frames = frames
         self.machine = machine
         self.events = events
+        let (stream, input) = AsyncStream<Inbound>.makeStream()
+        self.inbox = stream.makeAsyncIterator()
+        self.inboxInput = input
+        Self.forward(frames, generation: 0, to: input)
     }
+
+    deinit {
+        inboxInput.finish()
+    }
+
+    /// Moves a connection's frames into the inbox until it ends.
+    private static func forward(
+        _ frames: sending AsyncThrowingStream<RelayFrame, Error>.Iterator, generation: Int,
+        to inbox: AsyncStream<Inbound>.Continuation
+    ) {
+        Task {
+            var frames = frames
+            do {
+                while let frame = try await frames.next() {
+                    inbox.yield(.frame(generation: generation, frame))
+                }
+                inbox.yield(.ended(generation: generation, .relayLost("the relay closed the connection")))
+            } catch let error as SessionError {
+                inbox.yield(.ended(generation: generation, error))
+            } catch {
+                inbox.yield(.ended(generation: generation, .relayLost("lost the connection to the relay: \(error)")))
+            }
+        }
+    }
+
+    /// Hands messages to the task that owns the session.
+    public var outbox: PeerOutbox { PeerOutbox(inbox: inboxInput) }
 
     private func runPairing() async throws(SessionError) {
         try await add(machine.start())
         while !machine.isPaired {
-            let body = try await nextPeerBody()
+            guard let body = try await nextPeerBody() else { continue }
             let outputs: [PairingMachine.Output]
             do {
                 outputs = try machine.receive(body)
@@ -167,11 +205,25 @@ public final class PairingSession {
         try await add(body)
     }
 
-    /// The next message from the peer.
+    /// The next message from the peer. Messages handed to `outbox` are sent
+    /// meanwhile.
     public func receive() async throws(SessionError) -> PeerMessage {
+        // Without a wake-up, nextPeerBody returns only with a body.
+        while true {
+            if let message = try await receive(wakeable: false) { return message }
+        }
+    }
+
+    /// The next message from the peer, or nil once `outbox.wake()` was
+    /// called (now or before). Messages handed to `outbox` are sent meanwhile.
+    public func receiveUntilWoken() async throws(SessionError) -> PeerMessage? {
+        try await receive(wakeable: true)
+    }
+
+    private func receive(wakeable: Bool) async throws(SessionError) -> PeerMessage? {
         if !pending.isEmpty { return pending.removeFirst() }
         while true {
-            let body = try await nextPeerBody()
+            guard let body = try await nextPeerBody(wakeable: wakeable) else { return nil }
             let outputs: [PairingMachine.Output]
             do {
                 outputs = try machine.receive(body)
@@ -189,9 +241,13 @@ public final class PairingSession {
         guard !closed else { return }
         closed = true
         try? await connection.send(.close(mood: mood))
-        // Wait briefly for the relay's acknowledgement so the close is not lost.
-        while let frame = try? await Self.next(&frames, allowErrors: true) {
-            if case .closed = frame { break }
+        // Wait for the relay's acknowledgement so the close is not lost.
+        waiting: while let input = await inbox.next() {
+            switch input {
+            case .frame(let generation, .closed) where generation == self.generation: break waiting
+            case .ended(let generation, _) where generation == self.generation: break waiting
+            default: continue
+            }
         }
         await connection.close()
     }
@@ -206,14 +262,28 @@ public final class PairingSession {
         }
     }
 
-    private func nextPeerBody() async throws(SessionError) -> [UInt8] {
+    /// The next body from the peer, or nil when woken and `wakeable`.
+    private func nextPeerBody(wakeable: Bool = false) async throws(SessionError) -> [UInt8]? {
         while true {
+            if wakeable && woken { return nil }
+            guard let input = await inbox.next() else { throw .relayLost("the session was closed") }
             let frame: RelayFrame
-            do {
-                frame = try await Self.next(&frames)
-            } catch .relayLost {
+            switch input {
+            case .send(let message):
+                try await send(message)
+                continue
+            case .wake:
+                woken = true
+                continue
+            case .ended(let generation, let error):
+                guard generation == self.generation else { continue }
+                guard case .relayLost = error else { throw error }
                 try await reconnect()
                 continue
+            case .frame(let generation, let received):
+                guard generation == self.generation else { continue }
+                if case .error(let code, let message) = received { throw .relayRefused(code, message) }
+                frame = received
             }
             switch frame {
             case .message(let seq, let body):
@@ -252,7 +322,8 @@ public final class PairingSession {
                     try await fresh.send(.add(seq: seq, body: body))
                 }
                 connection = fresh
-                frames = freshFrames
+                generation += 1
+                Self.forward(freshFrames, generation: generation, to: inboxInput)
                 events(.reconnected)
                 return
             } catch {
@@ -293,5 +364,28 @@ public final class PairingSession {
             throw .relayRefused(code, message)
         }
         return frame
+    }
+}
+
+/// What the owner of a session reads: relay frames, and requests from other tasks.
+enum Inbound: Sendable {
+    case frame(generation: Int, RelayFrame)
+    case ended(generation: Int, SessionError)
+    case send(PeerMessage)
+    case wake
+}
+
+/// A handle other tasks use to send peer messages through a session they do
+/// not own. The owner sends them in order while it waits in `receive`.
+public struct PeerOutbox: Sendable {
+    let inbox: AsyncStream<Inbound>.Continuation
+
+    public func send(_ message: PeerMessage) {
+        inbox.yield(.send(message))
+    }
+
+    /// Makes the owner's `receiveUntilWoken` return nil.
+    public func wake() {
+        inbox.yield(.wake)
     }
 }
