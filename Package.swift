@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "TernSession",
             dependencies: [
-                "TernRendezvous", "TernPairing", "TernTLS",
+                "TernRendezvous", "TernPairing", "TernTLS", "TernSTUN", "TernICE", "TernTURN", "TernSDP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -87,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "tern",
             dependencies: [
-                "TernRendezvous", "TernPairing", "TernRelay", "TernSession", "TernTLS",
+                "TernRendezvous", "TernPairing", "TernRelay", "TernSession", "TernTLS", "TernICE", "TernTURN",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

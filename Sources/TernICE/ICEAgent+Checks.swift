@@ -209,6 +209,7 @@ extension ICEAgent {
     /// Records the transaction and sends its first transmission.
     mutating func start(_ flight: InFlight, now: Duration) {
         var flight = flight
+        flight.startedAt = now
         if case .transmit = flight.transaction.poll(now: now) {
             outbox.push(ICETransmit(bytes: flight.bytes, from: flight.from, to: flight.to))
         }
@@ -250,6 +251,7 @@ extension ICEAgent {
         inFlight.remove(at: index)
         // RFC 8445 §7.2.5.2.1: the answer must come from where the request went, to where it came from.
         let symmetric = source == flight.to && base == flight.from
+        let roundTrip: Duration? = symmetric && flight.transaction.transmissions == 1 ? now - flight.startedAt : nil
 
         switch flight.purpose {
         case .gather:
@@ -258,6 +260,7 @@ extension ICEAgent {
             // RFC 7675 §5.1: consent is refreshed by an authenticated success
             // response from the same 5-tuple.
             if symmetric, response.messageClass == .successResponse, selected == validIndex, var consent {
+                if let roundTrip { selectedRoundTrip = roundTrip }
                 consent.lastResponse = now
                 consent.disconnected = false
                 self.consent = consent
@@ -283,7 +286,9 @@ extension ICEAgent {
                 pairFailed(pair, .noMappedAddress)
                 return .handled
             }
+            if let roundTrip { pairs[pair].roundTrip = roundTrip }
             checkSucceeded(pair: pair, mapped: mapped, sentPriority: priority, useCandidate: useCandidate, sentRole: sentRole, now: now)
+            if let roundTrip, let selected, valid[selected].generatedBy == pair { selectedRoundTrip = roundTrip }
             return .handled
         }
     }
@@ -379,10 +384,14 @@ extension ICEAgent {
             .max { valid[$0].priority < valid[$1].priority }
     }
 
-    /// Regular nomination by the controlling agent (RFC 8445 §8.1.1): once
-    /// no pair of higher priority than the best valid one is still to be
-    /// checked, or `nominationDelay` after the first valid pair, repeat the
-    /// check that produced the best valid pair with USE-CANDIDATE.
+    /// Regular nomination by the controlling agent (RFC 8445 §8.1.1): repeat
+    /// the check that produced the best valid pair with USE-CANDIDATE once
+    /// it is direct (no relay at either end: a better direct pair would gain
+    /// little, and waiting for host pairs between private networks that
+    /// never answer would cost `nominationDelay` behind every NAT), or once
+    /// no pair of higher priority is still to be checked, or at the latest
+    /// `nominationDelay` after the first valid pair, so a relayed pair gives
+    /// a direct one that long to succeed.
     mutating func evaluateNomination(now: Duration) {
         guard role == .controlling, selected == nil, nominating == nil, canCheck,
             let best = bestNominationCandidate, let since = firstValidAt
@@ -391,7 +400,8 @@ extension ICEAgent {
         let betterPending = pairs.contains {
             !$0.retired && $0.priority > bestPriority && ($0.state == .waiting || $0.state == .inProgress || $0.state == .frozen)
         }
-        guard !betterPending || now >= since + configuration.nominationDelay else { return }
+        let direct = locals[valid[best].local].candidate.type != .relayed && remotes[valid[best].remote].type != .relayed
+        guard direct || !betterPending || now >= since + configuration.nominationDelay else { return }
         let generating = valid[best].generatedBy
         pairs[generating].useCandidate = true
         pairs[generating].retired = false
@@ -413,6 +423,7 @@ extension ICEAgent {
     /// replaces it. §8.1.2: Waiting and Frozen pairs leave the checklist and
     /// checks in progress stop, except those for nominations.
     mutating func select(valid index: Int, now: Duration) {
+        if let roundTrip = pairs[valid[index].generatedBy].roundTrip { selectedRoundTrip = roundTrip }
         if let current = selected {
             guard current != index, valid[index].priority > valid[current].priority else { return }
         }

@@ -115,13 +115,19 @@ public struct ICEAgent: Sendable {
     /// datagrams `from` it must go through the TURN client, and datagrams the
     /// TURN client unwraps are fed with `toBase:` set to it.
     @discardableResult
+    ///
+    /// `overTCP`: the TURN server is reached over TCP. Such a candidate gets
+    /// a lower local preference than any reached over UDP (RFC 8445
+    /// §5.1.2.1 leaves the local preference to the agent; TCP to the server
+    /// adds head-of-line blocking), so it is chosen only when UDP fails.
     public mutating func addRelayedCandidate(
-        _ relayed: STUNAddress, mappedAddress: STUNAddress?, server: STUNAddress, now: Duration
+        _ relayed: STUNAddress, mappedAddress: STUNAddress?, server: STUNAddress, overTCP: Bool = false, now: Duration
     ) throws(ICEError) -> ICECandidate {
         if let existing = locals.first(where: { $0.candidate.address == relayed && $0.base == relayed }) {
             return existing.candidate
         }
-        let preference = try newLocalPreference(for: relayed.family)
+        var preference = try newLocalPreference(for: relayed.family)
+        if overTCP { preference = preference > Self.tcpRelayPreferencePenalty ? preference - Self.tcpRelayPreferencePenalty : 1 }
         let candidate = ICECandidate(
             foundation: foundation(.relayed, base: relayed.family, server: server.family),
             priority: ICECandidate.priority(type: .relayed, localPreference: preference),
@@ -280,6 +286,16 @@ public struct ICEAgent: Sendable {
     }
 
     public var localCandidates: [ICECandidate] { locals.map(\.candidate) }
+
+    /// The round-trip time of the latest check or consent check on the
+    /// selected pair that was answered on its first transmission (Karn's
+    /// rule: a retransmitted request gives no sample); nil before one.
+    public internal(set) var selectedRoundTrip: Duration?
+
+    /// Subtracted from the local preference of a relayed candidate whose
+    /// TURN server is reached over TCP; preferences stay unique because the
+    /// ones handed out per family never come within this distance.
+    static let tcpRelayPreferencePenalty: UInt16 = 0x4000
     public var remoteCandidates: [ICECandidate] { remotes }
 
     /// The checklist, highest priority first (pairs removed by §8.1.2 or the pair limit are left out).
@@ -404,6 +420,8 @@ struct Pair: Sendable {
     var retired = false
     /// The valid pair its success produced (RFC 8445 §7.2.5.3.2).
     var valid: Int?
+    /// The round trip of its latest check answered on the first transmission.
+    var roundTrip: Duration?
     var failure: PairFailure?
 }
 
@@ -434,6 +452,8 @@ struct InFlight: Sendable {
     var from: STUNAddress
     var to: STUNAddress
     var purpose: Purpose
+    /// When the first transmission left, for a round-trip sample.
+    var startedAt: Duration = .zero
     /// RFC 8445 §7.3.1.4: no more retransmissions and no failure on timeout,
     /// but a late response is still used.
     var cancelled = false

@@ -61,6 +61,8 @@ public enum PeerMessage: Sendable, Equatable {
     case candidate(mid: String, candidate: String)
     /// The sender of this message has trickled all its candidates.
     case endOfCandidates
+    /// The sender of this message selected a candidate pair (ICE connected).
+    case connected
 
     public enum SessionDescriptionKind: String, Sendable, Codable {
         case offer, answer
@@ -97,6 +99,8 @@ public enum PeerMessage: Sendable, Equatable {
             wire = Wire(type: "candidate", mid: mid, candidate: candidate)
         case .endOfCandidates:
             wire = Wire(type: "end-of-candidates")
+        case .connected:
+            wire = Wire(type: "connected")
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -146,6 +150,8 @@ public enum PeerMessage: Sendable, Equatable {
             self = .candidate(mid: mid, candidate: candidate)
         case "end-of-candidates":
             self = .endOfCandidates
+        case "connected":
+            self = .connected
         default:
             throw .malformedPeerMessage("unknown peer message type")
         }

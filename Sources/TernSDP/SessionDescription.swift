@@ -83,7 +83,7 @@ public struct MediaDescription: Sendable, Equatable {
 
     /// A data channel section as tern offers or answers it.
     public static func dataChannel(
-        mid: String = "0", iceUfrag: String, icePwd: String, fingerprint: Fingerprint, setup: DTLSSetup,
+        mid: String = "0", iceUfrag: String, icePwd: String, fingerprint: Fingerprint?, setup: DTLSSetup,
         sctpPort: UInt16 = 5000, maxMessageSize: UInt64 = 262_144, candidates: [String] = [], endOfCandidates: Bool = false
     ) -> MediaDescription {
         var media = MediaDescription(kind: "application", port: 9, proto: "UDP/DTLS/SCTP", formats: ["webrtc-datachannel"])
@@ -91,7 +91,7 @@ public struct MediaDescription: Sendable, Equatable {
         media.iceUfrag = iceUfrag
         media.icePwd = icePwd
         media.iceOptions = ["trickle"]
-        media.fingerprints = [fingerprint]
+        media.fingerprints = fingerprint.map { [$0] } ?? []
         media.setup = setup
         media.sctpPort = sctpPort
         media.maxMessageSize = maxMessageSize

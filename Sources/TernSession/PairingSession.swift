@@ -42,6 +42,9 @@ public final class PairingSession {
     /// Counts connections: frames and endings of an older one are ignored.
     private var generation = 0
     private var woken = false
+    /// Inbox entries read while flushing, to be handled by the next receive.
+    private var deferred: [Inbound] = []
+    private var flushes = 0
     private var machine: PairingMachine
     /// Every body this side added, index = seq, for resending after a reconnect.
     private var sent: [[UInt8]] = []
@@ -236,13 +239,29 @@ public final class PairingSession {
         }
     }
 
+    /// Sends every message handed to `outbox` so far, without waiting for
+    /// the peer; what arrives meanwhile is kept for the next `receive`.
+    public func flushOutbox() async throws(SessionError) {
+        flushes += 1
+        let marker = flushes
+        inboxInput.yield(.flushed(marker))
+        while let input = await inbox.next() {
+            switch input {
+            case .send(let message): try await send(message)
+            case .flushed(let seen) where seen == marker: return
+            case .flushed: continue
+            default: deferred.append(input)
+            }
+        }
+    }
+
     /// Leaves the mailbox and closes the connection.
     public func close(mood: Mood) async {
         guard !closed else { return }
         closed = true
         try? await connection.send(.close(mood: mood))
         // Wait for the relay's acknowledgement so the close is not lost.
-        waiting: while let input = await inbox.next() {
+        waiting: while let input = deferred.isEmpty ? await inbox.next() : deferred.removeFirst() {
             switch input {
             case .frame(let generation, .closed) where generation == self.generation: break waiting
             case .ended(let generation, _) where generation == self.generation: break waiting
@@ -266,7 +285,8 @@ public final class PairingSession {
     private func nextPeerBody(wakeable: Bool = false) async throws(SessionError) -> [UInt8]? {
         while true {
             if wakeable && woken { return nil }
-            guard let input = await inbox.next() else { throw .relayLost("the session was closed") }
+            let next = deferred.isEmpty ? await inbox.next() : deferred.removeFirst()
+            guard let input = next else { throw .relayLost("the session was closed") }
             let frame: RelayFrame
             switch input {
             case .send(let message):
@@ -274,6 +294,8 @@ public final class PairingSession {
                 continue
             case .wake:
                 woken = true
+                continue
+            case .flushed:
                 continue
             case .ended(let generation, let error):
                 guard generation == self.generation else { continue }
@@ -373,6 +395,7 @@ enum Inbound: Sendable {
     case ended(generation: Int, SessionError)
     case send(PeerMessage)
     case wake
+    case flushed(Int)
 }
 
 /// A handle other tasks use to send peer messages through a session they do

@@ -24,6 +24,10 @@ public enum SessionError: Error, Equatable, Sendable {
     /// The receiver declined the offer.
     case declined(String?)
     case timedOut(String)
+    /// No network path to the peer: ICE found no working candidate pair.
+    case noPath(String)
+    /// The local network stack refused (no socket could be opened).
+    case localNetwork(String)
 
     public var message: String {
         switch self {
@@ -49,6 +53,8 @@ public enum SessionError: Error, Equatable, Sendable {
         case .pairing(let error): return error.reason
         case .declined(let reason): return "the receiver declined the offer" + (reason.map { ": \($0)" } ?? "")
         case .timedOut(let what): return "timed out \(what)"
+        case .noPath(let why): return "could not connect to the other side: \(why)"
+        case .localNetwork(let why): return why
         }
     }
 }

@@ -26,7 +26,8 @@ struct CLIError: Error {
         self.message = error.message
         switch error {
         case .badRelayURL, .badCode: self.exit = .usage
-        case .relayUnreachable, .relayLost, .timedOut: self.exit = .unreachable
+        case .relayUnreachable, .relayLost, .timedOut, .noPath: self.exit = .unreachable
+        case .localNetwork: self.exit = .failure
         case .wrongCode: self.exit = .wrongCode
         case .relayRefused(let code, _):
             switch code {

@@ -21,6 +21,7 @@ struct Receive: AsyncParsableCommand {
     @OptionGroup var session: SessionOptions
 
     func run() async throws {
+        session.bootstrapLogging()
         let output = Output(json: session.json)
         let job: @Sendable () async throws -> Void
         do {
@@ -30,7 +31,8 @@ struct Receive: AsyncParsableCommand {
             if askFirst && !stdinIsTerminal {
                 throw CLIError(.usage, "cannot ask whether to accept: standard input is not a terminal; pass --yes to accept")
             }
-            job = { try await Self.receive(relay: relay, code: code, askFirst: askFirst, output: output) }
+            let options = session
+            job = { try await Self.receive(relay: relay, code: code, askFirst: askFirst, options: options, output: output) }
         } catch let error as CLIError {
             throw output.fail(error)
         }
@@ -47,8 +49,9 @@ struct Receive: AsyncParsableCommand {
         return try parseCode(typed)
     }
 
-    static func receive(relay: RelayURL, code: Code, askFirst: Bool, output: Output) async throws {
+    static func receive(relay: RelayURL, code: Code, askFirst: Bool, options: SessionOptions, output: Output) async throws {
         let session = try await PairingSession.pair(relay: relay, role: .receiver, code: code) { output.report($0, showCode: false) }
+        let pairedAt = ContinuousClock.now
         let message = try await session.receive()
         guard case .offer(let offer) = message else {
             await session.close(mood: .errory)
@@ -64,10 +67,26 @@ struct Receive: AsyncParsableCommand {
             accept = reply == "y" || reply == "yes"
         }
         try await session.send(.answer(accept: accept, reason: accept ? nil : "declined by the receiver"))
-        await session.close(mood: .happy)
         guard accept else {
+            await session.close(mood: .happy)
             throw CLIError(.declined, "declined the offer")
         }
+        if offer.text == nil {
+            output.event("accepted")
+            do {
+                let first = try await session.receive()
+                guard case .sessionDescription(.offer, _) = first else {
+                    throw CLIError(.failure, "the sender sent something other than a session description")
+                }
+                let (driver, _) = try await Connect.establish(
+                    session: session, role: .controlled, first: first, pairedAt: pairedAt, options: options, output: output)
+                await driver.close()
+            } catch {
+                await session.close(mood: Connect.mood(after: error))
+                throw error
+            }
+        }
+        await session.close(mood: .happy)
         if let text = offer.text {
             if output.json {
                 output.event("text", [("text", .string(text))])
@@ -76,8 +95,7 @@ struct Receive: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data((DisplayText.escaped(text) + "\n").utf8))
             }
         } else {
-            output.event("accepted")
-            output.say("Accepted. (This version of tern pairs and exchanges the offer; the data path comes next.)")
+            output.say("(This version of tern pairs, exchanges the offer and connects; the transfer itself comes next.)")
         }
     }
 }

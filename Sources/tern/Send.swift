@@ -31,6 +31,7 @@ struct Send: AsyncParsableCommand {
     }
 
     func run() async throws {
+        session.bootstrapLogging()
         let output = Output(json: session.json)
         let environment = ProcessInfo.processInfo.environment
         let job: @Sendable () async throws -> Void
@@ -39,15 +40,17 @@ struct Send: AsyncParsableCommand {
             let preagreed = try (code ?? environment["TERN_CODE"]).map(parseCode)
             let offer = try text.map { Offer(entries: [OfferEntry(name: "text", kind: .text, size: UInt64($0.utf8.count), files: 0)], text: $0) }
                 ?? OfferBuilder.offer(for: paths)
-            job = { try await Self.send(offer: offer, relay: relay, code: preagreed, output: output) }
+            let options = session
+            job = { try await Self.send(offer: offer, relay: relay, code: preagreed, options: options, output: output) }
         } catch let error as CLIError {
             throw output.fail(error)
         }
         try await runJob(output: output, timeout: session.timeout, job)
     }
 
-    static func send(offer: Offer, relay: RelayURL, code: Code?, output: Output) async throws {
+    static func send(offer: Offer, relay: RelayURL, code: Code?, options: SessionOptions, output: Output) async throws {
         let session = try await PairingSession.pair(relay: relay, role: .sender, code: code) { output.report($0, showCode: true) }
+        let pairedAt = ContinuousClock.now
         try await session.send(.offer(offer))
         output.event("offer", Output.offerFields(offer))
         output.say("Offered \(Output.describe(offer))")
@@ -62,6 +65,17 @@ struct Send: AsyncParsableCommand {
         }
         output.event("accepted")
         output.say(offer.text != nil ? "The receiver got the text." : "The receiver accepted the offer.")
+        if offer.text == nil {
+            // Addresses are exchanged only now: a declined offer reveals none.
+            do {
+                let (driver, _) = try await Connect.establish(
+                    session: session, role: .controlling, first: nil, pairedAt: pairedAt, options: options, output: output)
+                await driver.close()
+            } catch {
+                await session.close(mood: Connect.mood(after: error))
+                throw error
+            }
+        }
         await session.close(mood: .happy)
     }
 }

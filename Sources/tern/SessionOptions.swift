@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import TernRendezvous
 import TernSession
 
@@ -15,6 +16,22 @@ struct SessionOptions: ParsableArguments {
 
     @Option(name: .long, help: ArgumentHelp("Give up after this many seconds for the whole job.", valueName: "seconds"))
     var timeout: Double?
+
+    @Flag(name: .long, help: "Connect through the relay's TURN server only, so the other side never learns this machine's addresses.")
+    var forceRelay = false
+
+    @Flag(name: .shortAndLong, help: "Log what the connection does (candidates, checks, TURN) on stderr.")
+    var verbose = false
+
+    /// Sends log lines to stderr as logfmt: debug with --verbose, warnings otherwise.
+    func bootstrapLogging() {
+        let level: Logger.Level = verbose ? .debug : .warning
+        LoggingSystem.bootstrap { label in
+            var handler = LogfmtHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
 
     func relayURL(environment: [String: String] = ProcessInfo.processInfo.environment) throws(CLIError) -> RelayURL {
         guard let text = relay ?? environment["TERN_RELAY"], !text.isEmpty else {

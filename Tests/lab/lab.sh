@@ -13,6 +13,7 @@
 #       out = leaving HOST by IFACE, in (-in) = arriving; every `shape` sets the
 #       link's whole shaping (what is not given is 0); see docs/lab.md.
 #   lab.sh coturn-start SECRET / coturn-stop
+#       (COTURN_FAKETIME=+2d: coturn's clock runs that far ahead)
 #
 # Environment: LAB_ID, LAB_ROOT (default /tmp/tern-lab), LAB_QUIET=1,
 # LAB_NAT_UDP_TIMEOUT / LAB_NAT_UDP_STREAM_TIMEOUT (seconds, NAT routers).
@@ -526,7 +527,14 @@ simple-log
 verbose
 no-stdout-log
 EOF
-  inns r turnserver -c "$conf" >"$RUN/coturn.out" 2>&1 &
+  # COTURN_FAKETIME (e.g. "+2d"): run coturn with its clock that far off, so
+  # the relay's time-limited TURN credentials look expired to it.
+  local clock=()
+  if [[ -n ${COTURN_FAKETIME:-} ]]; then
+    command -v faketime >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null
+    clock=(env FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f "$COTURN_FAKETIME")
+  fi
+  inns r "${clock[@]}" turnserver -c "$conf" >"$RUN/coturn.out" 2>&1 &
   echo $! >"$RUN/coturn.launch.pid"
   # Ready when both the UDP and the TCP socket are bound.
   for _ in $(seq 1 50); do

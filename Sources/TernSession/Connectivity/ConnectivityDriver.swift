@@ -1,0 +1,717 @@
+import Logging
+import NIOCore
+import NIOPosix
+import TernICE
+import TernPairing
+import TernRendezvous
+import TernSDP
+import TernSTUN
+import TernTURN
+
+/// What a session's connectivity needs from the relay and the user.
+public struct ConnectivityOptions: Sendable {
+    /// The sender offers and controls (design.md); the receiver answers.
+    public var role: ICERole
+    /// `stun:` addresses from the relay's welcome.
+    public var stun: [String]
+    /// TURN credentials and `turn:` addresses from the relay's welcome.
+    public var turn: TURNCredentials?
+    /// Use relayed candidates only: no host or server-reflexive candidate is
+    /// gathered or signalled, so the peer never learns this side's addresses.
+    public var forceRelay: Bool
+    /// How long the checks may go without progress before ICE gives up.
+    public var failureTimeout: Duration
+
+    public init(role: ICERole, stun: [String], turn: TURNCredentials?, forceRelay: Bool = false, failureTimeout: Duration = .seconds(10)) {
+        self.role = role
+        self.stun = stun
+        self.turn = turn
+        self.forceRelay = forceRelay
+        self.failureTimeout = failureTimeout
+    }
+}
+
+/// The path ICE selected.
+public struct ConnectedPath: Sendable, Equatable {
+    public var pair: ICECandidatePair
+    /// The round trip of a check on the pair, when one was answered at its first try.
+    public var roundTrip: Duration?
+    /// How this side reaches its TURN server, when its local candidate is relayed.
+    public var relayTransport: TURNTransport?
+
+    /// True when either end of the pair is a TURN relay.
+    public var isRelayed: Bool { pair.local.type == .relayed || pair.remote.type == .relayed }
+}
+
+/// One session's network side: it owns a UDP socket (and a TCP connection
+/// per TURN-over-TCP server) and the timers, and pumps the sans-IO ICE agent
+/// and TURN clients on one SwiftNIO event loop (design.md: one driver per
+/// session, no locks on the data path).
+///
+/// Every datagram on the socket is demultiplexed by its first byte (RFC
+/// 7983): STUN from the TURN server (other than Binding) and ChannelData go
+/// to that TURN client, other STUN to the ICE agent, DTLS (next layer) is
+/// counted and dropped for now.
+///
+/// Signalling goes out through `signal` (the sealed mailbox): this side's
+/// session description first, then each candidate as it is found, then
+/// end-of-candidates, and `connected` once this side selected a pair.
+/// What the peer signals comes in through `handle(_:)`.
+///
+/// Thread safety: all mutable state is touched on `loop` only; the public
+/// methods hop there.
+public final class ConnectivityDriver: @unchecked Sendable {
+    public let loop: EventLoop
+    private let options: ConnectivityOptions
+    private let signal: @Sendable (PeerMessage) -> Void
+    private let logger: Logger
+    private let startedAt: NIODeadline
+    private let stunServers: [STUNAddress]
+    private let turnServers: [(uri: ServerURI, address: STUNAddress)]
+
+    // Confined to `loop`.
+    private var agent: ICEAgent
+    private var channel: Channel?
+    private var dualStack = false
+    private var localPort: UInt16 = 0
+    private var hostBases: [STUNAddress] = []
+    private var turns: [TURNSlot] = []
+    private var timer: Scheduled<Void>?
+    private var pumping = false
+    private var signalledEnd = false
+    private var signalledConnected = false
+    private var peerConnected = false
+    private var selected: ConnectedPath?
+    private var finished = false
+    private var closed = false
+    private let established: EventLoopPromise<ConnectedPath>
+    /// Datagrams of kinds no layer takes yet, and ones from nobody known.
+    public private(set) var droppedDatagrams = 0
+
+    private struct TURNSlot {
+        var uri: ServerURI
+        var server: STUNAddress
+        var client: TURNClient
+        var stream: Channel?
+        var relayed: STUNAddress?
+        /// Why this server gave no relayed candidate, for the failure sentence.
+        var failure: String?
+        var settled: Bool { relayed != nil || failure != nil }
+    }
+
+    private init(
+        loop: EventLoop, options: ConnectivityOptions, agent: ICEAgent, stunServers: [STUNAddress],
+        turnServers: [(uri: ServerURI, address: STUNAddress)], signal: @escaping @Sendable (PeerMessage) -> Void, logger: Logger
+    ) {
+        self.loop = loop
+        self.options = options
+        self.agent = agent
+        self.stunServers = stunServers
+        self.turnServers = turnServers
+        self.signal = signal
+        self.logger = logger
+        self.startedAt = .now()
+        self.established = loop.makePromise()
+    }
+
+    /// Opens the socket, signals this side's session description and starts
+    /// gathering. Candidates are signalled as they are found.
+    public static func start(
+        options: ConnectivityOptions, signal: @escaping @Sendable (PeerMessage) -> Void,
+        logger: Logger = Logger(label: "tern.connect"), group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws(SessionError) -> ConnectivityDriver {
+        // The relay's addresses are hostile input like everything else: a
+        // malformed one is skipped (and logged), not fatal.
+        var stunServers: [STUNAddress] = []
+        if !options.forceRelay {
+            for text in options.stun.prefix(4) {
+                do {
+                    let uri = try ServerURI(parsing: text)
+                    guard uri.scheme == .stun else { continue }
+                    stunServers.append(try uri.resolve())
+                } catch {
+                    logger.warning("skipping STUN server", metadata: ["uri": "\(DisplayText.escaped(text))", "reason": "\(error.message)"])
+                }
+            }
+        }
+        var turnServers: [(uri: ServerURI, address: STUNAddress)] = []
+        for text in (options.turn?.uris ?? []).prefix(4) {
+            do {
+                let uri = try ServerURI(parsing: text)
+                guard uri.scheme == .turn else { continue }
+                turnServers.append((uri, try uri.resolve()))
+            } catch {
+                logger.warning("skipping TURN server", metadata: ["uri": "\(DisplayText.escaped(text))", "reason": "\(error.message)"])
+            }
+        }
+        if options.forceRelay && turnServers.isEmpty {
+            throw .noPath("--force-relay needs a TURN server, and the relay offers none")
+        }
+
+        let agent: ICEAgent
+        do {
+            agent = try ICEAgent(configuration: ICEConfiguration(
+                role: options.role, localCredentials: .random(), tieBreaker: ICEConfiguration.randomTieBreaker(),
+                failureTimeout: options.failureTimeout))
+        } catch {
+            throw .localNetwork("cannot start ICE: \(error.reason)")
+        }
+        let loop = group.next()
+        let driver = ConnectivityDriver(
+            loop: loop, options: options, agent: agent, stunServers: stunServers, turnServers: turnServers,
+            signal: signal, logger: logger)
+        let channel = try await driver.bindSocket()
+        do {
+            try await loop.submit { try driver.begin(channel: channel) }.get()
+        } catch {
+            try? await channel.close()
+            throw error as? SessionError ?? .localNetwork("cannot start connectivity: \(error)")
+        }
+        return driver
+    }
+
+    /// One socket for the session: dual-stack where the host has IPv6,
+    /// IPv4 otherwise. Arrival addresses (IP_PKTINFO) tell which host
+    /// candidate a datagram came to.
+    private func bindSocket() async throws(SessionError) -> Channel {
+        func bootstrap() -> DatagramBootstrap {
+            DatagramBootstrap(group: loop)
+                .channelOption(.receivePacketInfo, value: true)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(DatagramReader(driver: self))
+                    }
+                }
+        }
+        do {
+            return try await bootstrap()
+                .channelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 0)
+                .bind(host: "::", port: 0).get()
+        } catch {
+            do {
+                return try await bootstrap().bind(host: "0.0.0.0", port: 0).get()
+            } catch {
+                throw .localNetwork("cannot open a UDP socket: \(RelayConnection.describe(error))")
+            }
+        }
+    }
+
+    // MARK: - Public API (any thread)
+
+    /// Feeds what the peer signalled: its session description, candidates,
+    /// end-of-candidates and `connected`. Other messages are ignored.
+    /// Returns true once both sides have selected a pair (`connected()`
+    /// then returns at once), so the caller can stop reading signals before
+    /// the peer's next mailbox event.
+    @discardableResult
+    public func handle(_ message: PeerMessage) async -> Bool {
+        (try? await loop.submit { () -> Bool in
+            self.receiveSignal(message)
+            return self.finished && self.selected != nil && self.peerConnected
+        }.get()) ?? false
+    }
+
+    /// Returns once this side selected a pair and the peer said it did too;
+    /// throws `.noPath` when ICE fails.
+    public func connected() async throws(SessionError) -> ConnectedPath {
+        do {
+            return try await established.futureResult.get()
+        } catch let error as SessionError {
+            throw error
+        } catch {
+            throw .noPath("\(error)")
+        }
+    }
+
+    /// Releases TURN allocations (waiting briefly for the server to agree)
+    /// and closes the socket and connections.
+    public func close() async {
+        let done = loop.makePromise(of: Void.self)
+        loop.execute { self.shutDown(done: done) }
+        try? await done.futureResult.get()
+    }
+
+    // MARK: - Start
+
+    private func begin(channel: Channel) throws(SessionError) {
+        self.channel = channel
+        guard let address = channel.localAddress, let port = address.port, let port16 = UInt16(exactly: port) else {
+            throw .localNetwork("the UDP socket has no local port")
+        }
+        localPort = port16
+        if case .v6 = address { dualStack = true }
+        let now = self.now()
+
+        var description = SessionDescription(
+            sessionID: UInt64.random(in: 1...UInt64(Int64.max)),
+            media: [.dataChannel(
+                iceUfrag: agent.configuration.localCredentials.ufrag, icePwd: agent.configuration.localCredentials.password,
+                fingerprint: nil, setup: options.role == .controlling ? .actpass : .active)])
+        description.sessionVersion = 2
+        signal(.sessionDescription(kind: options.role == .controlling ? .offer : .answer, sdp: description.formatted()))
+
+        if !options.forceRelay {
+            let addresses: [LocalAddresses.Address]
+            do {
+                addresses = try LocalAddresses.usable()
+            } catch {
+                throw .localNetwork("cannot list the network interfaces: \(error)")
+            }
+            for local in addresses where dualStack || local.ip.count == 4 {
+                guard let base = STUNAddress(ipBytes: local.ip, port: localPort) else { continue }
+                do {
+                    try agent.addHostCandidate(base, now: now)
+                    hostBases.append(base)
+                } catch {
+                    logger.debug("host candidate skipped", metadata: ["address": "\(base)", "reason": "\(error.reason)"])
+                }
+            }
+            for server in stunServers {
+                for base in hostBases where base.family.code == server.family.code {
+                    try? agent.gatherServerReflexive(from: server, base: base, now: now)
+                }
+            }
+        }
+        for (uri, server) in turnServers {
+            guard let credentials = options.turn else { break }
+            if !dualStack && server.ipBytes.count == 16 && uri.transport == .udp { continue }
+            let client = TURNClient(configuration: .init(
+                server: server, transport: uri.transport, username: credentials.username, password: credentials.credential))
+            turns.append(TURNSlot(uri: uri, server: server, client: client))
+            let index = turns.count - 1
+            switch uri.transport {
+            case .udp:
+                turns[index].client.start(now: now)
+            case .tcp:
+                connectStream(slot: index)
+            }
+        }
+        pump()
+    }
+
+    private func connectStream(slot index: Int) {
+        guard let target = SocketAddressConversion.socketAddress(turns[index].server, dualStack: turns[index].server.ipBytes.count == 16) else {
+            settleTURN(index, "no socket address for \(turns[index].server)")
+            return
+        }
+        ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(5))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(StreamReader(driver: self, slot: index))
+                }
+            }
+            .connect(to: target)
+            .whenComplete { result in
+                self.loop.preconditionInEventLoop()
+                switch result {
+                case .success(let stream):
+                    if self.closed {
+                        stream.close(promise: nil)
+                        return
+                    }
+                    self.turns[index].stream = stream
+                    self.turns[index].client.start(now: self.now())
+                    self.pump()
+                case .failure(let error):
+                    self.settleTURN(index, "the TCP connection failed: \(RelayConnection.describe(error))")
+                    self.pump()
+                }
+            }
+    }
+
+    // MARK: - Input
+
+    fileprivate func datagramArrived(_ envelope: AddressedEnvelope<ByteBuffer>) {
+        guard !closed, let source = SocketAddressConversion.stunAddress(envelope.remoteAddress),
+              let first = envelope.data.readableBytesView.first
+        else {
+            droppedDatagrams += 1
+            return
+        }
+        let bytes = Array(envelope.data.readableBytesView)
+        let now = self.now()
+        if let slot = turns.firstIndex(where: { $0.uri.transport == .udp && $0.server == source }) {
+            // From the TURN server: its answers, Data indications and
+            // ChannelData; a Binding answer is the STUN gathering's (a server
+            // can be both).
+            let kind = PacketKind.classify(first)
+            if kind == .turnChannelData || (kind == .stun && !Self.isBinding(bytes)) {
+                turns[slot].client.handleDatagram(bytes, now: now)
+                pump()
+                return
+            }
+        }
+        switch PacketKind.classify(first) {
+        case .stun:
+            let base = arrivalBase(envelope)
+            guard let base else {
+                droppedDatagrams += 1
+                return
+            }
+            if case .dropped(let why) = agent.handleDatagram(bytes, from: source, toBase: base, now: now) {
+                logger.trace("ICE dropped a datagram", metadata: ["from": "\(source)", "reason": "\(why.reason)"])
+            }
+        default:
+            // DTLS arrives with the next layer; nothing else belongs here.
+            droppedDatagrams += 1
+        }
+        pump()
+    }
+
+    /// The host candidate a datagram arrived at: its destination address
+    /// (from IP_PKTINFO) and the socket's port.
+    private func arrivalBase(_ envelope: AddressedEnvelope<ByteBuffer>) -> STUNAddress? {
+        if let destination = envelope.metadata?.packetInfo?.destinationAddress,
+           let ip = LocalAddresses.bytes(of: destination),
+           let base = SocketAddressConversion.stunAddress(ip: ip, port: localPort),
+           hostBases.contains(base) {
+            return base
+        }
+        // Without packet info, the only host base of the source's family.
+        guard let source = SocketAddressConversion.stunAddress(envelope.remoteAddress) else { return nil }
+        let sameFamily = hostBases.filter { $0.family.code == source.family.code }
+        return sameFamily.count == 1 ? sameFamily[0] : nil
+    }
+
+    fileprivate func streamBytesArrived(slot: Int, _ buffer: ByteBuffer) {
+        guard !closed, turns.indices.contains(slot) else { return }
+        turns[slot].client.handleStreamBytes(Array(buffer.readableBytesView), now: now())
+        pump()
+    }
+
+    fileprivate func streamClosed(slot: Int) {
+        guard !closed, turns.indices.contains(slot) else { return }
+        turns[slot].stream = nil
+        turns[slot].client.handleConnectionClosed(now: now())
+        pump()
+    }
+
+    private func receiveSignal(_ message: PeerMessage) {
+        guard !closed else { return }
+        let now = self.now()
+        switch message {
+        case .sessionDescription(_, let sdp):
+            let description: SessionDescription
+            do {
+                description = try SessionDescription(parsing: sdp)
+            } catch {
+                fail(.noPath("the peer's session description is malformed: \(error)"))
+                return
+            }
+            guard let media = description.dataChannel, let ufrag = media.iceUfrag, let password = media.icePwd else {
+                fail(.noPath("the peer's session description has no data channel with ICE credentials"))
+                return
+            }
+            do {
+                try agent.setRemoteCredentials(ufrag: ufrag, password: password, now: now)
+            } catch {
+                fail(.noPath("the peer's ICE credentials are unusable: \(error.reason)"))
+                return
+            }
+            for line in media.candidates { addRemote(line, now: now) }
+            if media.endOfCandidates { agent.remoteCandidatesComplete(now: now) }
+        case .candidate(_, let line):
+            addRemote(line, now: now)
+        case .endOfCandidates:
+            agent.remoteCandidatesComplete(now: now)
+        case .connected:
+            peerConnected = true
+            completeIfDone()
+        default:
+            break
+        }
+        pump()
+    }
+
+    private func addRemote(_ line: String, now: Duration) {
+        do {
+            switch try ICECandidate.parse(line) {
+            case .candidate(let candidate):
+                try agent.addRemoteCandidate(candidate, now: now)
+                logger.debug("remote candidate", metadata: ["candidate": "\(candidate)", "at_ms": "\(milliseconds(now))"])
+            case .unresolved(let unresolved):
+                // mDNS names (browsers hide host addresses): skipped; the
+                // peer's checks still reach us as peer-reflexive candidates.
+                logger.debug("skipping a candidate with a host name", metadata: ["name": "\(DisplayText.escaped(unresolved.hostname))"])
+            }
+        } catch {
+            logger.debug("ignoring a remote candidate", metadata: ["reason": "\(error.reason)"])
+        }
+    }
+
+    // MARK: - Pumping the cores
+
+    /// Moves everything the cores want to send to the network, acts on their
+    /// events, and sets the timer for the earliest deadline. Events can feed
+    /// one core from another (TURN hands ICE its relayed datagrams), so it
+    /// loops until nothing moves.
+    private func pump() {
+        guard !pumping, !closed else { return }
+        pumping = true
+        defer { pumping = false }
+        var moved = true
+        while moved {
+            moved = false
+            let now = self.now()
+            while let transmit = agent.pollTransmit(now: now) {
+                moved = true
+                if let slot = turns.firstIndex(where: { $0.relayed == transmit.from }) {
+                    do {
+                        try turns[slot].client.send(transmit.bytes, to: transmit.to, now: now)
+                    } catch {
+                        logger.debug("TURN send failed", metadata: ["to": "\(transmit.to)", "reason": "\(error.reason)"])
+                    }
+                } else {
+                    sendDatagram(transmit.bytes, to: transmit.to)
+                }
+            }
+            for index in turns.indices {
+                while let bytes = turns[index].client.pollTransmit() {
+                    moved = true
+                    switch turns[index].uri.transport {
+                    case .udp: sendDatagram(bytes, to: turns[index].server)
+                    case .tcp: sendStream(bytes, slot: index)
+                    }
+                }
+                while let event = turns[index].client.pollEvent() {
+                    moved = true
+                    handleTURN(event, slot: index, now: now)
+                }
+            }
+            while let event = agent.pollEvent() {
+                moved = true
+                handleICE(event)
+            }
+        }
+        if !signalledEnd, !agent.isGathering, turns.allSatisfy(\.settled) {
+            signalledEnd = true
+            signal(.endOfCandidates)
+        }
+        rearmTimer()
+    }
+
+    private func handleTURN(_ event: TURNEvent, slot index: Int, now: Duration) {
+        switch event {
+        case .allocated(let relayed, let mapped, _):
+            logger.debug("TURN allocation", metadata: ["server": "\(turns[index].uri)", "relayed": "\(relayed)", "at_ms": "\(milliseconds(now))"])
+            turns[index].relayed = relayed
+            do {
+                try agent.addRelayedCandidate(
+                    relayed, mappedAddress: mapped, server: turns[index].server, overTCP: turns[index].uri.transport == .tcp, now: now)
+            } catch {
+                logger.debug("relayed candidate skipped", metadata: ["reason": "\(error.reason)"])
+            }
+        case .received(let data, let peer):
+            guard let relayed = turns[index].relayed, let first = data.first, PacketKind.classify(first) == .stun else {
+                droppedDatagrams += 1
+                return
+            }
+            _ = agent.handleDatagram(data, from: peer, toBase: relayed, now: now)
+        case .failed(let error):
+            settleTURN(index, error.reason)
+        case .permissionFailed(let peer, let error), .channelBindFailed(let peer, let error):
+            logger.debug("TURN refused", metadata: ["peer": "\(peer)", "reason": "\(error.reason)"])
+        case .refreshed, .permissionCreated, .channelBound, .deallocated:
+            break
+        }
+    }
+
+    private func settleTURN(_ index: Int, _ reason: String) {
+        if turns[index].failure == nil { turns[index].failure = reason }
+        logger.debug("TURN unavailable", metadata: ["server": "\(turns[index].uri)", "reason": "\(reason)"])
+    }
+
+    private func handleICE(_ event: ICEEvent) {
+        switch event {
+        case .localCandidate(let candidate):
+            if options.forceRelay && candidate.type != .relayed { return }
+            logger.debug("local candidate", metadata: ["candidate": "\(candidate)", "at_ms": "\(milliseconds(now()))"])
+            signal(.candidate(mid: "0", candidate: candidate.sdpAttribute))
+        case .selectedPair(let pair):
+            logger.debug("selected pair", metadata: ["pair": "\(pair)", "at_ms": "\(milliseconds(now()))"])
+            let relayTransport = turns.first { $0.relayed == pair.localBase }?.uri.transport
+            selected = ConnectedPath(pair: pair, roundTrip: agent.selectedRoundTrip, relayTransport: relayTransport)
+            if !signalledConnected {
+                signalledConnected = true
+                signal(.connected)
+            }
+            completeIfDone()
+        case .stateChanged(.failed(let error)):
+            fail(.noPath(failureSentence(error)))
+        case .consentLost:
+            if !finished { fail(.noPath("the path to the peer stopped answering")) }
+        case .gatheringFailed(let error):
+            logger.debug("server-reflexive gathering failed", metadata: ["reason": "\(error.reason)"])
+        case .stateChanged(let state):
+            logger.debug("ICE state", metadata: ["state": "\(state)", "at_ms": "\(milliseconds(now()))"])
+        case .roleChanged(let role):
+            logger.debug("ICE role conflict resolved", metadata: ["role": "\(role)"])
+        case .gatheringComplete:
+            break
+        }
+    }
+
+    private func failureSentence(_ error: ICEError) -> String {
+        var sentence: String
+        if case .connectivityFailed(let report) = error {
+            sentence = report.description
+        } else {
+            sentence = error.reason
+        }
+        let turnErrors = turns.compactMap { slot in slot.failure.map { "TURN \(slot.uri): \($0)" } }
+        if !turnErrors.isEmpty { sentence += "; " + turnErrors.joined(separator: "; ") }
+        if turnServers.isEmpty { sentence += "; the relay offered no TURN server" }
+        return sentence
+    }
+
+    private func completeIfDone() {
+        guard !finished, let selected, peerConnected else { return }
+        finished = true
+        var path = selected
+        path.roundTrip = agent.selectedRoundTrip ?? selected.roundTrip
+        established.succeed(path)
+    }
+
+    private func fail(_ error: SessionError) {
+        guard !finished else { return }
+        finished = true
+        established.fail(error)
+    }
+
+    // MARK: - Output
+
+    private func sendDatagram(_ bytes: [UInt8], to destination: STUNAddress) {
+        guard let channel, let address = SocketAddressConversion.socketAddress(destination, dualStack: dualStack) else {
+            droppedDatagrams += 1
+            return
+        }
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        // A send error (an ICMP unreachable, no route) concerns one candidate
+        // pair; ICE's own timeouts deal with it.
+        channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+    }
+
+    private func sendStream(_ bytes: [UInt8], slot index: Int) {
+        guard let stream = turns[index].stream else { return }
+        var buffer = stream.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        stream.writeAndFlush(buffer, promise: nil)
+    }
+
+    // MARK: - Time
+
+    private func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        return String(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+    }
+
+    private func now() -> Duration {
+        .nanoseconds(Int64(clamping: NIODeadline.now().uptimeNanoseconds &- startedAt.uptimeNanoseconds))
+    }
+
+    private func rearmTimer() {
+        timer?.cancel()
+        timer = nil
+        guard !closed else { return }
+        var deadline = agent.nextDeadline
+        for slot in turns {
+            if let next = slot.client.nextDeadline { deadline = deadline.map { min($0, next) } ?? next }
+        }
+        guard let deadline else { return }
+        let (seconds, attoseconds) = deadline.components
+        let nanoseconds = seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
+        timer = loop.scheduleTask(deadline: startedAt + .nanoseconds(nanoseconds)) { [self] in
+            timer = nil
+            let now = self.now()
+            agent.advanceTime(now: now)
+            for index in turns.indices { turns[index].client.advanceTime(now: now) }
+            pump()
+        }
+    }
+
+    // MARK: - Closing
+
+    private func shutDown(done: EventLoopPromise<Void>) {
+        guard !closed else {
+            done.succeed()
+            return
+        }
+        let now = self.now()
+        var waiting = false
+        for index in turns.indices where turns[index].relayed != nil && !turns[index].client.isFinished {
+            turns[index].client.deallocate(now: now)
+            waiting = true
+        }
+        fail(.noPath("the session closed"))
+        pump()
+        closed = true
+        timer?.cancel()
+        let finish = { [self] in
+            for slot in turns { slot.stream?.close(promise: nil) }
+            if let channel {
+                channel.close().whenComplete { _ in done.succeed() }
+            } else {
+                done.succeed()
+            }
+        }
+        // The Refresh with lifetime 0 has left; give the server a moment to
+        // see it before the socket goes away.
+        if waiting {
+            loop.scheduleTask(in: .milliseconds(50)) { finish() }
+        } else {
+            finish()
+        }
+    }
+
+    static func isBinding(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count >= 2 else { return false }
+        // RFC 8489 §5: the method's bits, with the class bits (0x0110) masked out.
+        let type = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+        return type & 0x3EEF == 0x0001
+    }
+}
+
+/// Hands the session socket's datagrams to the driver.
+private final class DatagramReader: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    private let driver: ConnectivityDriver
+
+    init(driver: ConnectivityDriver) {
+        self.driver = driver
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        driver.datagramArrived(unwrapInboundIn(data))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // ICMP errors reported on the socket concern one destination; ICE's
+        // timeouts handle them. The socket stays open.
+    }
+}
+
+/// Hands a TURN-over-TCP connection's bytes to the driver.
+private final class StreamReader: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private let driver: ConnectivityDriver
+    private let slot: Int
+
+    init(driver: ConnectivityDriver, slot: Int) {
+        self.driver = driver
+        self.slot = slot
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        driver.streamBytesArrived(slot: slot, unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        driver.streamClosed(slot: slot)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
