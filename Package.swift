@@ -106,7 +106,9 @@ let package = Package(
             name: "TernRelayTests",
             dependencies: ["TernRelay", "TernSession", "TernTestSupport", "TernSTUN"]
         ),
-        .testTarget(name: "TernSessionTests", dependencies: ["TernSession"]),
+        .testTarget(
+            name: "TernSessionTests",
+            dependencies: ["TernSession", "TernICE", "TernTURN", "TernPairing", "TernRendezvous", "TernRelay", "TernTestSupport"]),
         .testTarget(name: "TernSDPTests", dependencies: ["TernSDP"]),
         .testTarget(name: "TernICETests", dependencies: ["TernICE", "TernSTUN", "TernTestSupport"]),
         .testTarget(name: "TernTURNTests", dependencies: ["TernTURN", "TernSTUN", "COpenSSL", "TernTestSupport"]),

@@ -186,7 +186,7 @@ _tern() {
 
 _tern_send() {
     repeating_flags=()
-    non_repeating_flags=(--json --version -h --help)
+    non_repeating_flags=(--json --force-relay --verbose -v --version -h --help)
     repeating_options=()
     non_repeating_options=(--code --text --relay --timeout)
     __tern_offer_flags_options -1
@@ -218,7 +218,7 @@ _tern_send() {
 
 _tern_receive() {
     repeating_flags=()
-    non_repeating_flags=(--yes -y --json --version -h --help)
+    non_repeating_flags=(--yes -y --json --force-relay --verbose -v --version -h --help)
     repeating_options=()
     non_repeating_options=(--relay --timeout)
     __tern_offer_flags_options 1

@@ -46,7 +46,7 @@ public enum SessionError: Error, Equatable, Sendable {
         case .peerLeft(let mood):
             switch mood {
             case .scary: return "the other side reported a wrong code"
-            case .lonely: return "the other side gave up waiting"
+            case .lonely: return "the other side found no network path to this one and gave up"
             case .errory: return "the other side stopped (it was interrupted or failed)"
             case .happy: return "the other side closed the session"
             }

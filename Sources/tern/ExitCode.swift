@@ -34,7 +34,12 @@ struct CLIError: Error {
             case .crowded, .expired, .unknownNameplate: self.exit = .wrongCode
             default: self.exit = .failure
             }
-        case .peerLeft(let mood): self.exit = mood == .scary ? .wrongCode : .failure
+        case .peerLeft(let mood):
+            switch mood {
+            case .scary: self.exit = .wrongCode
+            case .lonely: self.exit = .unreachable  // it found no path to us
+            case .happy, .errory: self.exit = .failure
+            }
         case .declined: self.exit = .declined
         case .relayProtocol, .pairing: self.exit = .failure
         }

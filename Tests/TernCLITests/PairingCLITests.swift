@@ -57,9 +57,9 @@ import TernTestSupport
         #expect(entries.first?["size"] as? Int == 12)
         #expect(offer["files"] as? Int == 1)
         #expect(Self.events(sender, named: "accepted").count == 1)
-        // Event order on each side: code, paired, offer, accepted.
-        #expect(Self.jsonEvents(sender).compactMap { $0["event"] as? String } == ["code", "paired", "offer", "accepted"])
-        #expect(Self.jsonEvents(receiver).compactMap { $0["event"] as? String } == ["paired", "offer", "accepted"])
+        // Event order on each side: code, paired, offer, accepted, connected.
+        #expect(Self.jsonEvents(sender).compactMap { $0["event"] as? String } == ["code", "paired", "offer", "accepted", "connected"])
+        #expect(Self.jsonEvents(receiver).compactMap { $0["event"] as? String } == ["paired", "offer", "accepted", "connected"])
         try await relay.stop()
     }
 

@@ -9,35 +9,7 @@ import TernTestSupport
 @Suite(.serialized) struct CoturnTests {
     static let secret = "coturn-test-secret"
 
-    /// A coturn process on 127.0.0.1 with a port of its own.
-    final class Coturn {
-        let process: RunningProcess
-        let port: UInt16
-
-        init() async throws {
-            port = UInt16.random(in: 20000...29000)
-            let relayBase = Int.random(in: 40000...50000)
-            process = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/turnserver"), arguments: [
-                "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port=\(port)",
-                "--min-port=\(relayBase)", "--max-port=\(relayBase + 50)",
-                "--use-auth-secret", "--static-auth-secret=\(CoturnTests.secret)", "--realm=tern.test",
-                "--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli", "--fingerprint",
-                "--log-file=stdout", "--simple-log",
-            ])
-            // Ready when it answers a STUN Binding request.
-            let probe = try UDPTestSocket()
-            let request = try STUNMessage(.request, .binding, transactionID: .random(), attributes: []).encode(fingerprint: true)
-            for _ in 0..<100 {
-                if (try? probe.exchange(request, port: port, timeoutMilliseconds: 100)) != nil { return }
-                guard process.process.isRunning else { break }
-            }
-            throw SocketFailure(description: "coturn did not start: \(process.stdout.text.suffix(1500))")
-        }
-
-        // SIGKILL: the test's spawning thread has SIGTERM blocked, and
-        // posix_spawn hands that mask to coturn, which then never sees it.
-        deinit { process.signal(SIGKILL) }
-    }
+    typealias Coturn = CoturnProcess
 
     /// Pumps a TURN client over a UDP socket until `done` says so or time runs out.
     static func pump(_ client: inout TURNClient, socket: UDPTestSocket, server: UInt16, clock: ContinuousClock.Instant,
@@ -67,7 +39,7 @@ import TernTestSupport
     }
 
     @Test func allocatesAndRelaysDataBothWaysThroughCoturn() async throws {
-        let coturn = try await Coturn()
+        let coturn = try await Coturn(secret: Self.secret)
         let socket = try UDPTestSocket()
         let peer = try UDPTestSocket()
         let origin = ContinuousClock.now
@@ -107,7 +79,7 @@ import TernTestSupport
     }
 
     @Test func expiredCredentialsAreRefusedWithAClearReason() async throws {
-        let coturn = try await Coturn()
+        let coturn = try await Coturn(secret: Self.secret)
         let socket = try UDPTestSocket()
         var client = Self.client(server: coturn.port, expiry: Int(Date().timeIntervalSince1970) - 60)
         client.start(now: .zero)
@@ -122,7 +94,7 @@ import TernTestSupport
     /// TURN over TCP (for networks that block outbound UDP): the same
     /// allocation and relaying, the client's stream framing against coturn's.
     @Test func allocatesAndRelaysOverTCP() async throws {
-        let coturn = try await Coturn()
+        let coturn = try await Coturn(secret: Self.secret)
         let connection = try TCPTestSocket(port: coturn.port)
         let peer = try UDPTestSocket()
         let origin = ContinuousClock.now

@@ -487,6 +487,10 @@ public final class ConnectivityDriver: @unchecked Sendable {
         if !signalledEnd, !agent.isGathering, turns.allSatisfy(\.settled) {
             signalledEnd = true
             signal(.endOfCandidates)
+            if options.forceRelay && turns.allSatisfy({ $0.relayed == nil }) {
+                // Nothing to check with: say so now rather than after the ICE timeout.
+                fail(.noPath(failureSentence(.connectivityFailed(agent.failureReport()))))
+            }
         }
         rearmTimer()
     }

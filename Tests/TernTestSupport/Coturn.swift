@@ -1,0 +1,42 @@
+import Foundation
+
+/// A coturn process (Debian's turnserver) on 127.0.0.1 with a port of its
+/// own, using coturn's shared-secret REST credentials; loopback peers are
+/// allowed so tests can relay between local sockets.
+public final class CoturnProcess: @unchecked Sendable {
+    public let process: RunningProcess
+    public let port: UInt16
+    public let secret: String
+
+    public init(secret: String = "coturn-test-secret") async throws {
+        self.secret = secret
+        port = UInt16.random(in: 20000...29000)
+        let relayBase = Int.random(in: 40000...50000)
+        process = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/turnserver"), arguments: [
+            "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port=\(port)",
+            "--min-port=\(relayBase)", "--max-port=\(relayBase + 50)",
+            "--use-auth-secret", "--static-auth-secret=\(secret)", "--realm=tern.test",
+            "--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli", "--fingerprint",
+            "--log-file=stdout", "--simple-log",
+        ])
+        // Ready when it answers a STUN Binding request (RFC 8489 §5: type
+        // 0x0001, no attributes, the magic cookie, a random transaction id).
+        let probe = try UDPTestSocket()
+        var request: [UInt8] = [0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42]
+        for _ in 0..<12 { request.append(UInt8.random(in: 0...255)) }
+        for _ in 0..<100 {
+            if (try? probe.exchange(request, port: port, timeoutMilliseconds: 100)) != nil { return }
+            guard process.process.isRunning else { break }
+        }
+        throw SocketFailure(description: "coturn did not start: \(process.stdout.text.suffix(1500))")
+    }
+
+    /// `turn:127.0.0.1:PORT?transport=...`
+    public func uri(tcp: Bool = false) -> String {
+        "turn:127.0.0.1:\(port)?transport=\(tcp ? "tcp" : "udp")"
+    }
+
+    // SIGKILL: the test's spawning thread has SIGTERM blocked, and
+    // posix_spawn hands that mask to coturn, which then never sees it.
+    deinit { process.signal(SIGKILL) }
+}
