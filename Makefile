@@ -35,10 +35,12 @@ test: deps
 	$(MAKE) lab-test
 	$(SWIFT) test --skip-build
 
-# The network lab's own proof (namespaces, NAT routers, shaping, coturn);
-# needs root, as CI has.
+# The network lab's own proof (namespaces, NAT routers, shaping, coturn),
+# then real tern processes connecting across it (20 runs per topology);
+# needs root, as CI has, and a built tern.
 lab-test: deps
 	bash Tests/lab/selftest.sh
+	TERN_BINARY=$(BIN) bash Tests/lab/connect.sh
 
 demo: build
 	./scripts/demo.sh $(BIN)

@@ -50,5 +50,6 @@ echo
 echo "== the relay's log"
 sed 's/^/   relay| /' "$work/relay.log"
 echo
-echo "Demo done: the two sides paired with CPace through the relay and exchanged the"
-echo "sealed offer and answer. (The data path, ICE/DTLS/SCTP, is not built yet.)"
+echo "Demo done: the two sides paired with CPace through the relay, exchanged the"
+echo "sealed offer and answer, and found a UDP path to each other with ICE."
+echo "(DTLS, SCTP and the file transfer itself are not built yet.)"
