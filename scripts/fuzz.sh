@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-"code rendezvous-frames stun sdp ice-candidate"}
+targets=${FUZZ_TARGETS:-"code rendezvous-frames stun sdp ice-candidate turn-client"}
 mkdir -p Fuzz/out
 
 build() {
@@ -15,17 +15,24 @@ build() {
   test -x "Fuzz/out/$name"
 }
 
+# TernICE and TernTURN import TernSTUN: build it as a module of its own.
+stun_library() {
+  swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name TernSTUN -emit-library -static \
+    -emit-module -emit-module-path Fuzz/out/TernSTUN.swiftmodule -I Sources/COpenSSL \
+    Sources/TernSTUN/*.swift -o Fuzz/out/libTernSTUN.a
+}
+
 for target in $targets; do
   case $target in
     code|rendezvous-frames) build "$target" Sources/TernRendezvous/*.swift ;;
     stun) build "$target" -I Sources/COpenSSL Sources/TernSTUN/*.swift -lcrypto ;;
     sdp) build "$target" Sources/TernSDP/*.swift ;;
     ice-candidate)
-      # TernICE imports TernSTUN: build that first as a module of its own.
-      swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name TernSTUN -emit-library -static \
-        -emit-module -emit-module-path Fuzz/out/TernSTUN.swiftmodule -I Sources/COpenSSL \
-        Sources/TernSTUN/*.swift -o Fuzz/out/libTernSTUN.a
+      stun_library
       build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernICE/*.swift Fuzz/out/libTernSTUN.a -lcrypto ;;
+    turn-client)
+      stun_library
+      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernTURN/*.swift Fuzz/out/libTernSTUN.a -lcrypto ;;
     *) echo "unknown fuzz target $target" >&2; exit 2 ;;
   esac
   corpus="Fuzz/corpus-$target"
