@@ -473,7 +473,8 @@ start_delayline() {            # BOX KEY ARGS...
   ip netns exec "$box" "$(python_bin)" -u "$LAB_HERE/delayline.py" --near near --far far "$@" >>"$logf" 2>&1 &
   pid=$!
   echo "$pid" >"$RUN/delayline-$key.pid"
-  for _ in $(seq 1 50); do
+  # Up to 20 s: python's start-up is slow on a loaded 2-core machine.
+  for _ in $(seq 1 200); do
     grep -q '^ready' "$logf" && return 0
     alive "$pid" || break
     sleep 0.1

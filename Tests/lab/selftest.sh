@@ -259,16 +259,20 @@ test_cleanup() {
   # A run whose state directory is gone (say, /tmp cleaned) and with a delay
   # box running: down still finds everything by the LAB_ID prefix.
   local run=${LAB_ROOT:-/tmp/tern-lab}/$LAB_ID dl=""
-  if lab up cone >/dev/null && lab shape a eth0 --delay 5 >/dev/null; then dl=$(cat "$run/delayline-a-eth0.pid"); fi
+  local setup=""
+  if setup=$(lab up cone 2>&1 >/dev/null && lab shape a eth0 --delay 5 2>&1 >/dev/null); then dl=$(cat "$run/delayline-a-eth0.pid"); fi
   rm -rf "$run"
-  check "down without the run dir removes namespaces and the delay line" down_removes_pid "$dl"
+  check "down without the run dir removes namespaces and the delay line" down_removes_pid "$dl" "$setup"
   check "down twice is harmless" lab down
   check "up twice with the same LAB_ID is idempotent" up_twice
   down
 }
 
 no_namespaces() { [[ -z $(our_namespaces) ]]; }
-down_removes_pid() { [[ -n $1 ]] && lab down && no_namespaces && ! alive "$1"; }
+down_removes_pid() {             # PID SETUP_OUTPUT
+  [[ -n $1 ]] || { echo "setting up the delay line failed: $2"; return 1; }
+  lab down && no_namespaces && ! alive "$1"
+}
 alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null || true); [[ -n $st && $st != Z* ]]; }
 up_twice() { lab up lan >/dev/null && lab up lan >/dev/null && [[ $(our_namespaces | wc -l) -eq 4 ]]; }
 
