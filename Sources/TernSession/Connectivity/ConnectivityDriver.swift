@@ -391,7 +391,12 @@ public final class ConnectivityDriver: @unchecked Sendable {
         guard !closed else { return }
         let now = self.now()
         switch message {
-        case .sessionDescription(_, let sdp):
+        case .sessionDescription(let kind, let sdp):
+            // The controlling side offered, so it takes an answer; the controlled side an offer.
+            guard kind == (options.role == .controlling ? .answer : .offer) else {
+                fail(.noPath("the peer sent a session description of the wrong kind (\(kind.rawValue))"))
+                return
+            }
             let description: SessionDescription
             do {
                 description = try SessionDescription(parsing: sdp)
