@@ -188,6 +188,20 @@ import TernTURN
         await a.close()
     }
 
+    @Test func aDescriptionOfTheWrongKindFailsCleanly() async throws {
+        let a = try await ConnectivityDriver.start(
+            options: ConnectivityOptions(role: .controlling, stun: [], turn: nil), signal: { _ in })
+        // The controlling side made the offer: another offer back is a protocol error.
+        await a.handle(.sessionDescription(kind: .offer, sdp: Self.bareAnswer))
+        await #expect {
+            _ = try await a.connected()
+        } throws: { error in
+            guard case SessionError.noPath(let why) = error else { return false }
+            return why.contains("wrong kind")
+        }
+        await a.close()
+    }
+
     static let bareAnswer = [
         "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
         "m=application 9 UDP/DTLS/SCTP webrtc-datachannel", "c=IN IP4 0.0.0.0",
