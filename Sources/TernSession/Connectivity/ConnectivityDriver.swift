@@ -177,6 +177,13 @@ public final class ConnectivityDriver: @unchecked Sendable {
         func bootstrap() -> DatagramBootstrap {
             DatagramBootstrap(group: loop)
                 .channelOption(.receivePacketInfo, value: true)
+                // The data path is packet-rate bound (design.md): read up to
+                // 64 datagrams per system call (recvmmsg), and give the
+                // kernel room to queue a burst on either side.
+                .channelOption(.datagramVectorReadMessageCount, value: 64)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 64 * 2048))
+                .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
+                .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(DatagramReader(driver: self))
@@ -193,6 +200,38 @@ public final class ConnectivityDriver: @unchecked Sendable {
             } catch {
                 throw .localNetwork("cannot open a UDP socket: \(RelayConnection.describe(error))")
             }
+        }
+    }
+
+    // MARK: - The layer above (on `loop`)
+
+    /// Where DTLS datagrams from the selected pair go; set on `loop` once
+    /// connected. Called on `loop`.
+    private var applicationHandler: (([UInt8]) -> Void)?
+
+    /// Hands DTLS datagrams arriving on the selected pair to `handler`, on `loop`.
+    public func setApplicationHandler(_ handler: @escaping ([UInt8]) -> Void) {
+        loop.preconditionInEventLoop()
+        applicationHandler = handler
+    }
+
+    /// Sends one datagram of the layer above on the selected pair: straight
+    /// to the peer, or through this side's TURN allocation when the local
+    /// candidate is relayed. Call on `loop`; dropped before a pair is selected.
+    public func sendApplication(_ bytes: [UInt8]) {
+        loop.preconditionInEventLoop()
+        guard !closed, let pair = selected?.pair else {
+            droppedDatagrams += 1
+            return
+        }
+        if let slot = turns.firstIndex(where: { $0.relayed == pair.localBase }) {
+            do {
+                try turns[slot].client.send(bytes, to: pair.remote.address, now: now())
+            } catch {
+                droppedDatagrams += 1
+            }
+        } else {
+            sendDatagram(bytes, to: pair.remote.address)
         }
     }
 
@@ -352,11 +391,22 @@ public final class ConnectivityDriver: @unchecked Sendable {
             if case .dropped(let why) = agent.handleDatagram(bytes, from: source, toBase: base, now: now) {
                 logger.trace("ICE dropped a datagram", metadata: ["from": "\(source)", "reason": "\(why.reason)"])
             }
+        case .dtls:
+            deliverApplication(bytes, from: source)
         default:
-            // DTLS arrives with the next layer; nothing else belongs here.
             droppedDatagrams += 1
         }
         pump()
+    }
+
+    /// DTLS from the selected pair's remote address goes to the layer above;
+    /// anything else (DTLS from an address ICE did not select) is dropped.
+    private func deliverApplication(_ bytes: [UInt8], from source: STUNAddress) {
+        guard let applicationHandler, let selected, selected.pair.remote.address == source else {
+            droppedDatagrams += 1
+            return
+        }
+        applicationHandler(bytes)
     }
 
     /// The host candidate a datagram arrived at: its destination address
@@ -489,6 +539,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 handleICE(event)
             }
         }
+        flushSocket()
         if !signalledEnd, !agent.isGathering, turns.allSatisfy(\.settled) {
             signalledEnd = true
             signal(.endOfCandidates)
@@ -512,11 +563,15 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 logger.debug("relayed candidate skipped", metadata: ["reason": "\(error.reason)"])
             }
         case .received(let data, let peer):
-            guard let relayed = turns[index].relayed, let first = data.first, PacketKind.classify(first) == .stun else {
+            guard let relayed = turns[index].relayed, let first = data.first else {
                 droppedDatagrams += 1
                 return
             }
-            _ = agent.handleDatagram(data, from: peer, toBase: relayed, now: now)
+            switch PacketKind.classify(first) {
+            case .stun: _ = agent.handleDatagram(data, from: peer, toBase: relayed, now: now)
+            case .dtls where selected?.pair.localBase == relayed: deliverApplication(data, from: peer)
+            default: droppedDatagrams += 1
+            }
         case .failed(let error):
             settleTURN(index, error.reason)
         case .permissionFailed(let peer, let error), .channelBindFailed(let peer, let error):
@@ -598,8 +653,25 @@ public final class ConnectivityDriver: @unchecked Sendable {
         var buffer = channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         // A send error (an ICMP unreachable, no route) concerns one candidate
-        // pair; ICE's own timeouts deal with it.
-        channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+        // pair; ICE's own timeouts deal with it. Writes are flushed together
+        // (sendmmsg) at the end of a pump or by `flushApplication`.
+        channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+        unflushed = true
+    }
+
+    private var unflushed = false
+
+    private func flushSocket() {
+        guard unflushed, let channel else { return }
+        unflushed = false
+        channel.flush()
+    }
+
+    /// Sends what `sendApplication` queued. Call on `loop` after a batch.
+    public func flushApplication() {
+        loop.preconditionInEventLoop()
+        if turns.contains(where: { $0.relayed != nil }) { pump() }  // TURN-wrapped data waits in the clients
+        flushSocket()
     }
 
     private func sendStream(_ bytes: [UInt8], slot index: Int) {
