@@ -69,6 +69,9 @@ let package = Package(
             ]
         ),
 
+        // DTLS 1.2 (RFC 6347) over OpenSSL through a datagram BIO, sans-IO.
+        .target(name: "TernDTLS", dependencies: ["COpenSSL"]),
+
         // The client side of a session: WebSocket connection to the relay and
         // the driver that pumps the pairing core.
         .target(
@@ -110,6 +113,7 @@ let package = Package(
             name: "TernSessionTests",
             dependencies: ["TernSession", "TernICE", "TernTURN", "TernPairing", "TernRendezvous", "TernRelay", "TernTestSupport"]),
         .testTarget(name: "TernSDPTests", dependencies: ["TernSDP"]),
+        .testTarget(name: "TernDTLSTests", dependencies: ["TernDTLS", "COpenSSL"]),
         .testTarget(name: "TernICETests", dependencies: ["TernICE", "TernSTUN", "TernTestSupport"]),
         .testTarget(name: "TernTURNTests", dependencies: ["TernTURN", "TernSTUN", "COpenSSL", "TernTestSupport"]),
         .testTarget(name: "TernCLITests", dependencies: ["TernTestSupport", "TernRendezvous"]),

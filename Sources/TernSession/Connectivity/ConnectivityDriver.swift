@@ -729,20 +729,21 @@ public final class ConnectivityDriver: @unchecked Sendable {
         pump()
         closed = true
         timer?.cancel()
-        let finish = { [self] in
-            for slot in turns { slot.stream?.close(promise: nil) }
-            if let channel {
-                channel.close().whenComplete { _ in done.succeed() }
-            } else {
-                done.succeed()
-            }
-        }
         // The Refresh with lifetime 0 has left; give the server a moment to
         // see it before the socket goes away.
         if waiting {
-            loop.scheduleTask(in: .milliseconds(50)) { finish() }
+            loop.scheduleTask(in: .milliseconds(50)) { self.closeSockets(done: done) }
         } else {
-            finish()
+            closeSockets(done: done)
+        }
+    }
+
+    private func closeSockets(done: EventLoopPromise<Void>) {
+        for slot in turns { slot.stream?.close(promise: nil) }
+        if let channel {
+            channel.close().whenComplete { _ in done.succeed() }
+        } else {
+            done.succeed()
         }
     }
 
