@@ -72,12 +72,22 @@ let package = Package(
         // DTLS 1.2 (RFC 6347) over OpenSSL through a datagram BIO, sans-IO.
         .target(name: "TernDTLS", dependencies: ["COpenSSL"]),
 
+        // SCTP over DTLS (RFC 9260, 8261) with FORWARD-TSN (RFC 3758), stream
+        // reset (RFC 6525) and zero checksums (RFC 9653): the wire codec and
+        // the sans-IO association (OpenSSL for the state cookie's HMAC).
+        .target(name: "TernSCTP", dependencies: ["COpenSSL"]),
+
+        // WebRTC data channels: DCEP (RFC 8832), PPIDs and channels over an
+        // SCTP association (RFC 8831).
+        .target(name: "TernDataChannel", dependencies: ["TernSCTP"]),
+
         // The client side of a session: WebSocket connection to the relay and
         // the driver that pumps the pairing core.
         .target(
             name: "TernSession",
             dependencies: [
-                "TernRendezvous", "TernPairing", "TernTLS", "TernSTUN", "TernICE", "TernTURN", "TernSDP",
+                "TernRendezvous", "TernPairing", "TernTLS", "TernSTUN", "TernICE", "TernTURN", "TernSDP", "TernDTLS", "TernSCTP",
+                "TernDataChannel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -114,6 +124,8 @@ let package = Package(
             dependencies: ["TernSession", "TernICE", "TernTURN", "TernPairing", "TernRendezvous", "TernRelay", "TernTestSupport"]),
         .testTarget(name: "TernSDPTests", dependencies: ["TernSDP"]),
         .testTarget(name: "TernDTLSTests", dependencies: ["TernDTLS", "COpenSSL"]),
+        .testTarget(name: "TernSCTPTests", dependencies: ["TernSCTP"]),
+        .testTarget(name: "TernDataChannelTests", dependencies: ["TernDataChannel", "TernSCTP"]),
         .testTarget(name: "TernICETests", dependencies: ["TernICE", "TernSTUN", "TernTestSupport"]),
         .testTarget(name: "TernTURNTests", dependencies: ["TernTURN", "TernSTUN", "COpenSSL", "TernTestSupport"]),
         .testTarget(name: "TernCLITests", dependencies: ["TernTestSupport", "TernRendezvous"]),

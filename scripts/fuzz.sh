@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-"code rendezvous-frames stun sdp ice-candidate turn-client"}
+targets=${FUZZ_TARGETS:-"code rendezvous-frames stun sdp ice-candidate turn-client sctp-packet dcep"}
 mkdir -p Fuzz/out
 
 build() {
@@ -33,6 +33,12 @@ for target in $targets; do
     turn-client)
       stun_library
       build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernTURN/*.swift Fuzz/out/libTernSTUN.a -lcrypto ;;
+    sctp-packet)
+      # The codec only (the association's files need OpenSSL and are not fuzzed here).
+      build "$target" Sources/TernSCTP/Bytes.swift Sources/TernSCTP/CRC32C.swift Sources/TernSCTP/SCTPTypes.swift \
+        Sources/TernSCTP/SCTPParameter.swift Sources/TernSCTP/SCTPErrorCause.swift Sources/TernSCTP/SCTPChunk.swift \
+        Sources/TernSCTP/SCTPPacket.swift Sources/TernSCTP/SCTPError.swift ;;
+    dcep) build "$target" Sources/TernDataChannel/DCEP.swift Sources/TernDataChannel/DataChannelError.swift ;;
     *) echo "unknown fuzz target $target" >&2; exit 2 ;;
   esac
   corpus="Fuzz/corpus-$target"

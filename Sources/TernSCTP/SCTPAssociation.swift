@@ -1,0 +1,814 @@
+/// What the association tells its owner (the data channel layer).
+public enum SCTPEvent: Sendable, Equatable {
+    /// The four-way handshake finished (RFC 9260 §5.1): data may flow.
+    case established
+    /// The peer reset these incoming streams (RFC 6525 §5.2.2): for data
+    /// channels, the peer closed them.
+    case incomingStreamsReset([UInt16])
+    /// Our reset of these outgoing streams was performed by the peer.
+    case outgoingStreamsReset([UInt16])
+    /// A stream's queued bytes fell to or below its low-water mark.
+    case bufferedAmountLow(stream: UInt16)
+    /// A graceful shutdown finished (RFC 9260 §9.2).
+    case closed
+    /// The association ended abruptly: an ABORT from the peer, too many
+    /// retransmissions, or a protocol violation (we sent ABORT).
+    case aborted(String)
+}
+
+/// Why the association refused a call.
+public enum SCTPAssociationError: Error, Equatable, Sendable {
+    case notEstablished
+    case messageTooLarge(size: Int, limit: Int)
+    case streamOutOfRange(UInt16)
+    case closing
+}
+
+/// An SCTP association (RFC 9260) as WebRTC data channels use it, over DTLS
+/// (RFC 8261): one path, no multihoming, both sides may INIT. A sans-IO core:
+/// feed it packets (`handleChunks`) and the time, poll packets to send,
+/// events and messages, and its next deadline.
+///
+/// Generic over its congestion controller, so the data path calls it
+/// statically (design.md: no existential dispatch in the hot loop).
+public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
+    public struct Configuration: Sendable {
+        /// Largest SCTP packet (common header and chunks), within one DTLS record.
+        public var mtu: Int
+        /// Our receive window (RFC 9260 a_rwnd): bytes the peer may have
+        /// outstanding towards us, including whole messages not read yet.
+        public var receiveWindow: Int
+        public var maximumMessageSize: Int
+        public var streams: UInt16
+        public var rto: SCTPRetransmissionTimeout.Configuration
+        /// RFC 9260 §16: Max.Init.Retransmits and Association.Max.Retrans.
+        public var maximumInitRetransmits: Int
+        public var maximumRetransmits: Int
+        /// Heartbeats on an idle association (RFC 9260 §8.3); nil: none.
+        public var heartbeatInterval: Duration?
+        /// Announce RFC 9653 zero checksums (the DTLS layer protects integrity).
+        public var zeroChecksum: Bool
+        /// bufferedAmountLow fires when a stream's queued bytes fall to this.
+        public var bufferedAmountLowThreshold: Int
+
+        public init(
+            mtu: Int = 1200, receiveWindow: Int = 4 << 20, maximumMessageSize: Int = 256 * 1024, streams: UInt16 = 1024,
+            rto: SCTPRetransmissionTimeout.Configuration = .init(), maximumInitRetransmits: Int = 8, maximumRetransmits: Int = 10,
+            heartbeatInterval: Duration? = .seconds(30), zeroChecksum: Bool = true, bufferedAmountLowThreshold: Int = 0
+        ) {
+            self.mtu = max(mtu, 512)
+            self.receiveWindow = max(receiveWindow, 64 * 1024)
+            self.maximumMessageSize = maximumMessageSize
+            self.streams = max(streams, 1)
+            self.rto = rto
+            self.maximumInitRetransmits = maximumInitRetransmits
+            self.maximumRetransmits = maximumRetransmits
+            self.heartbeatInterval = heartbeatInterval
+            self.zeroChecksum = zeroChecksum
+            self.bufferedAmountLowThreshold = bufferedAmountLowThreshold
+        }
+    }
+
+    /// RFC 9260 §4.
+    public enum State: Sendable, Equatable {
+        case closed, cookieWait, cookieEchoed, established
+        case shutdownPending, shutdownSent, shutdownReceived, shutdownAckSent
+    }
+
+    /// One packet to send: the verification tag to put in its common header,
+    /// its chunks, and whether its checksum may be zero (RFC 9653).
+    public struct Packet: Sendable, Equatable {
+        public var verificationTag: UInt32
+        public var chunks: [SCTPChunkModel]
+        public var zeroChecksum: Bool
+    }
+
+    public let configuration: Configuration
+    public private(set) var state: State = .closed
+    public private(set) var localTag: UInt32
+    public private(set) var peerTag: UInt32 = 0
+    private let localInitialTSN: TSN
+    private let cookieKey: [UInt8]
+
+    public private(set) var congestion: Congestion?
+    public private(set) var rto: SCTPRetransmissionTimeout
+    private var sendQueue = SCTPSendQueue()
+    public private(set) var retransmissions: SCTPRetransmissionQueue
+    private var tracker: SCTPDataTracker?
+    private var reassembly: SCTPReassemblyQueue
+    /// The peer's receive window as we know it (RFC 9260 §6.2.1).
+    public private(set) var peerReceiveWindow = 0
+    private var peerForwardTSN = false
+    private var peerReconfig = false
+    private var peerZeroChecksum = false
+    private var peerInboundStreams: UInt16 = 0
+
+    /// Control chunks to send; a chunk with its own tag (INIT: 0; INIT ACK:
+    /// the initiate tag of the INIT it answers) goes in a packet of its own.
+    private var control = FIFOQueue<(chunk: SCTPChunkModel, tag: UInt32?)>()
+    private var events = FIFOQueue<SCTPEvent>()
+
+    // Timers.
+    private var initTimer: (deadline: Duration, attempts: Int)?
+    private var initChunk: SCTPChunkModel?
+    private var cookieChunk: SCTPChunkModel?
+    private var t3Deadline: Duration?
+    private var consecutiveTimeouts = 0
+    private var shutdownTimer: (deadline: Duration, attempts: Int)?
+    private var heartbeatDeadline: Duration?
+    private var heartbeatOutstanding: (nonce: UInt64, sentAt: Duration)?
+    private var lastSendAt: Duration = .zero
+    private var nextPacedSend: Duration?
+    private var forwardTSNDue = false
+    private var nonce: UInt64
+
+    // Stream reset (RFC 6525).
+    private var resetPending: [UInt16] = []
+    private var resetInFlight: (sequence: UInt32, streams: [UInt16], deadline: Duration)?
+    private var nextRequestSequence: UInt32
+    private var peerNextRequestSequence: UInt32?
+    private var deferredIncomingResets: [(request: UInt32, lastTSN: TSN, streams: [UInt16])] = []
+    /// Streams whose low-water event is armed (bytes went above the threshold).
+    private var lowWaterArmed: Set<UInt16> = []
+
+    /// Counters for what was dropped; nothing here is fatal.
+    public private(set) var droppedChunks = 0
+
+    /// - Parameter random: the tag, initial TSN and cookie key come from it
+    ///   (RFC 9260 §5.3.1 asks for good randomness for the tag).
+    public init(configuration: Configuration = Configuration(), random: inout some RandomNumberGenerator) {
+        self.configuration = configuration
+        var tag: UInt32 = 0
+        while tag == 0 { tag = UInt32.random(in: 1...UInt32.max, using: &random) }
+        localTag = tag
+        localInitialTSN = TSN(UInt32.random(in: 0...UInt32.max, using: &random))
+        cookieKey = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
+        nonce = UInt64.random(in: 0...UInt64.max, using: &random)
+        nextRequestSequence = localInitialTSN.value
+        rto = SCTPRetransmissionTimeout(configuration: configuration.rto)
+        retransmissions = SCTPRetransmissionQueue(initialTSN: localInitialTSN)
+        reassembly = SCTPReassemblyQueue(maximumMessageSize: configuration.maximumMessageSize)
+    }
+
+    public init(configuration: Configuration = Configuration()) {
+        var random = SystemRandomNumberGenerator()
+        self.init(configuration: configuration, random: &random)
+    }
+
+    // MARK: - Commands
+
+    /// Starts the handshake with an INIT (RFC 9260 §5.1 A). In WebRTC both
+    /// sides may do this; a collision resolves through the cookie exchange.
+    public mutating func connect(now: Duration) {
+        guard state == .closed else { return }
+        let chunk = SCTPChunkModel.initiation(localInit())
+        initChunk = chunk
+        control.push((chunk, 0))
+        state = .cookieWait
+        initTimer = (now + rto.value, 0)
+    }
+
+    /// Queues a message (RFC 9260 §6.1). Sent as the windows allow.
+    public mutating func send(
+        stream: UInt16, ppid: UInt32, payload: [UInt8], unordered: Bool = false, reliability: SCTPReliability = .reliable, now: Duration
+    ) throws(SCTPAssociationError) {
+        switch state {
+        case .established: break
+        case .closed, .cookieWait, .cookieEchoed: throw .notEstablished
+        default: throw .closing
+        }
+        guard payload.count <= configuration.maximumMessageSize else {
+            throw .messageTooLarge(size: payload.count, limit: configuration.maximumMessageSize)
+        }
+        guard stream < min(peerInboundStreams, configuration.streams) else { throw .streamOutOfRange(stream) }
+        sendQueue.enqueue(stream: stream, ppid: ppid, payload: payload, unordered: unordered, reliability: reliability, now: now)
+        if sendQueue.bufferedAmount[stream, default: 0] > configuration.bufferedAmountLowThreshold { lowWaterArmed.insert(stream) }
+    }
+
+    /// Bytes queued on `stream` and not yet handed to the network.
+    public func bufferedAmount(stream: UInt16) -> Int { sendQueue.bufferedAmount[stream] ?? 0 }
+
+    /// Resets outgoing streams (RFC 6525 §5.1.2): for data channels, closing
+    /// them. Sent once what is queued on them has been sent.
+    public mutating func resetStreams(_ streams: [UInt16]) {
+        for stream in streams where !resetPending.contains(stream) { resetPending.append(stream) }
+    }
+
+    /// Graceful close (RFC 9260 §9.2): queued data is sent first.
+    public mutating func shutdown(now: Duration) {
+        switch state {
+        case .established: state = .shutdownPending
+        case .closed, .cookieWait, .cookieEchoed:
+            state = .closed
+            events.push(.closed)
+        default: break
+        }
+    }
+
+    /// Abrupt close (RFC 9260 §9.1).
+    public mutating func abort(reason: String) {
+        guard state != .closed else { return }
+        control.push((.abort(reason: reason), nil))
+        terminate(.aborted(reason))
+    }
+
+    // MARK: - Outputs
+
+    public mutating func pollEvent() -> SCTPEvent? { events.pop() }
+
+    /// The next whole message from the peer.
+    public mutating func pollMessage() -> SCTPMessage? { reassembly.poll() }
+
+    /// Bytes of messages the layer above took from `pollMessage` but its
+    /// application has not read yet; they count against the receive window
+    /// like the ones still here, so a slow reader slows the sender down.
+    public var applicationBufferedBytes = 0
+
+    private var bufferedBytes: Int { reassembly.bufferedBytes + applicationBufferedBytes }
+
+    /// Our advertised receive window: what is left after buffered and unread data.
+    public var advertisedReceiveWindow: UInt32 {
+        UInt32(clamping: max(0, configuration.receiveWindow - bufferedBytes))
+    }
+
+    // MARK: - Input
+
+    /// One received packet's chunks (RFC 9260 §8.5: the caller has checked
+    /// the checksum; this checks the verification tag).
+    public mutating func handleChunks(_ chunks: [SCTPChunkModel], verificationTag: UInt32, now: Duration) {
+        guard let first = chunks.first else { return }
+        // §8.5.1: tag rules.
+        switch first {
+        case .initiation:
+            guard verificationTag == 0, chunks.count == 1 else { return drop() }
+        case .abort, .shutdownComplete:
+            guard verificationTag == localTag || verificationTag == peerTag else { return drop() }
+        case .cookieEcho:
+            break  // checked against the cookie's contents
+        default:
+            guard verificationTag == localTag else { return drop() }
+        }
+        var sawData = false
+        chunkLoop: for chunk in chunks {
+            if state == .closed && !Self.allowedWhileClosed(chunk) {
+                droppedChunks += 1
+                continue
+            }
+            switch chunk {
+            case .data(let fragment):
+                sawData = true
+                receiveData(fragment)
+            case .initiation(let fields): receiveInit(fields, now: now)
+            case .initiationAck(let fields, let cookie): receiveInitAck(fields, cookie: cookie, now: now)
+            case .cookieEcho(let cookie): receiveCookieEcho(cookie, verificationTag: verificationTag, now: now)
+            case .cookieAck: receiveCookieAck(now: now)
+            case .sack(let sack): receiveSACK(sack, now: now)
+            case .heartbeat(let info): control.push((.heartbeatAck(info: info), nil))
+            case .heartbeatAck(let info): receiveHeartbeatAck(info, now: now)
+            case .abort(let reason):
+                terminate(.aborted("the peer aborted the association" + (reason.isEmpty ? "" : ": \(reason)")))
+                return
+            case .shutdown(let cumulative): receiveShutdown(cumulative, now: now)
+            case .shutdownAck: receiveShutdownAck()
+            case .shutdownComplete:
+                if state == .shutdownAckSent { terminate(.closed) }
+            case .error: break
+            case .forwardTSN(let cumulative, let streams): receiveForwardTSN(cumulative, streams: streams)
+            case .reconfig(let parameters): receiveReconfig(parameters, now: now)
+            case .unknown(let type):
+                // §3.2: the two high bits of an unknown type: report it
+                // (01, 11), and skip it (1x) or stop processing the packet (0x).
+                droppedChunks += 1
+                if type & 0x40 != 0 { control.push((.error(causes: [6]), nil)) }  // Unrecognized Chunk Type
+                if type & 0x80 == 0 { break chunkLoop }
+            }
+        }
+        if sawData, var tracker {
+            tracker.packetWithDataReceived(now: now)
+            self.tracker = tracker
+            processDeferredResets()
+        }
+    }
+
+    private static func allowedWhileClosed(_ chunk: SCTPChunkModel) -> Bool {
+        switch chunk {
+        case .initiation, .cookieEcho, .abort, .shutdownAck, .shutdownComplete: return true
+        default: return false
+        }
+    }
+
+    private mutating func drop() {
+        droppedChunks += 1
+    }
+
+    // MARK: - Handshake (RFC 9260 §5.1, §5.2)
+
+    private func localInit() -> SCTPChunkModel.InitFields {
+        SCTPChunkModel.InitFields(
+            initiateTag: localTag, receiveWindow: advertisedReceiveWindow, outboundStreams: configuration.streams,
+            inboundStreams: configuration.streams, initialTSN: localInitialTSN, forwardTSNSupported: true,
+            reconfigSupported: true, zeroChecksumAcceptable: configuration.zeroChecksum)
+    }
+
+    private mutating func receiveInit(_ fields: SCTPChunkModel.InitFields, now: Duration) {
+        guard fields.initiateTag != 0, fields.outboundStreams > 0, fields.inboundStreams > 0 else {
+            // §3.3.2: a zero tag or stream count is a violation.
+            control.push((.abort(reason: "invalid INIT"), fields.initiateTag))
+            return
+        }
+        // §5.2.1/§5.2.2: answer with an INIT ACK carrying a cookie, whatever our
+        // state; our own tag stays the one we sent (collision) or is fresh.
+        var features: UInt8 = 0
+        if fields.forwardTSNSupported { features |= 1 }
+        if fields.reconfigSupported { features |= 2 }
+        if fields.zeroChecksumAcceptable { features |= 4 }
+        let cookie = SCTPStateCookie(
+            localTag: localTag, peerTag: fields.initiateTag, localInitialTSN: localInitialTSN, peerInitialTSN: fields.initialTSN,
+            peerOutboundStreams: fields.outboundStreams, peerInboundStreams: fields.inboundStreams, peerFeatures: features,
+            createdAtNanoseconds: UInt64(clamping: Self.nanoseconds(now)))
+        // The INIT ACK goes out with the peer's initiate tag in the common header.
+        control.push((.initiationAck(localInit(), cookie: cookie.encoded(key: cookieKey)), fields.initiateTag))
+    }
+
+    private mutating func receiveInitAck(_ fields: SCTPChunkModel.InitFields, cookie: [UInt8], now: Duration) {
+        guard state == .cookieWait else { return drop() }  // §5.2.3: discard otherwise
+        guard fields.initiateTag != 0, fields.outboundStreams > 0, fields.inboundStreams > 0 else {
+            terminate(.aborted("the peer sent an invalid INIT ACK"))
+            return
+        }
+        adoptPeer(fields)
+        initTimer = nil
+        initChunk = nil
+        let echo = SCTPChunkModel.cookieEcho(cookie: cookie)
+        cookieChunk = echo
+        control.push((echo, nil))
+        state = .cookieEchoed
+        initTimer = (now + rto.value, 0)
+    }
+
+    private mutating func receiveCookieEcho(_ bytes: [UInt8], verificationTag: UInt32, now: Duration) {
+        guard let cookie = SCTPStateCookie(decoding: bytes, key: cookieKey), cookie.localTag == localTag,
+              verificationTag == localTag
+        else { return drop() }
+        // §5.1.5: lifetime of a cookie (60 s here).
+        let age = Self.nanoseconds(now) - Int64(clamping: cookie.createdAtNanoseconds)
+        guard age >= 0, age < 60_000_000_000 else {
+            control.push((.error(causes: [3]), nil))  // Stale Cookie Error
+            return
+        }
+        if state == .established || state == .cookieEchoed || state == .cookieWait || state == .closed {
+            if state != .established {
+                adoptPeer(SCTPChunkModel.InitFields(
+                    initiateTag: cookie.peerTag, receiveWindow: UInt32(clamping: configuration.receiveWindow),
+                    outboundStreams: cookie.peerOutboundStreams, inboundStreams: cookie.peerInboundStreams,
+                    initialTSN: cookie.peerInitialTSN, forwardTSNSupported: cookie.peerFeatures & 1 != 0,
+                    reconfigSupported: cookie.peerFeatures & 2 != 0, zeroChecksumAcceptable: cookie.peerFeatures & 4 != 0))
+                establish(now: now)
+            }
+            control.push((.cookieAck, nil))
+        }
+    }
+
+    private mutating func receiveCookieAck(now: Duration) {
+        guard state == .cookieEchoed else { return }
+        establish(now: now)
+    }
+
+    private mutating func adoptPeer(_ fields: SCTPChunkModel.InitFields) {
+        peerTag = fields.initiateTag
+        peerReceiveWindow = Int(fields.receiveWindow)
+        peerForwardTSN = fields.forwardTSNSupported
+        peerReconfig = fields.reconfigSupported
+        peerZeroChecksum = fields.zeroChecksumAcceptable && configuration.zeroChecksum
+        peerInboundStreams = fields.inboundStreams
+        if tracker == nil {
+            tracker = SCTPDataTracker(peerInitialTSN: fields.initialTSN)
+            peerNextRequestSequence = fields.initialTSN.value
+        }
+    }
+
+    private mutating func establish(now: Duration) {
+        state = .established
+        initTimer = nil
+        initChunk = nil
+        cookieChunk = nil
+        congestion = Congestion(mtu: configuration.mtu, peerReceiveWindow: max(peerReceiveWindow, configuration.mtu))
+        if let interval = configuration.heartbeatInterval { heartbeatDeadline = now + interval }
+        lastSendAt = now
+        events.push(.established)
+    }
+
+    // MARK: - Data (RFC 9260 §6)
+
+    private mutating func receiveData(_ fragment: SCTPFragment) {
+        guard var tracker, state == .established || state == .shutdownPending || state == .shutdownSent else { return drop() }
+        // §6.2: data beyond our window is dropped, unless it is the next TSN
+        // in order (which lets whole messages out and frees space).
+        if bufferedBytes + fragment.payload.count > configuration.receiveWindow && fragment.tsn != tracker.cumulativeTSN.next {
+            droppedChunks += 1
+            self.tracker = tracker
+            return
+        }
+        switch tracker.observe(fragment.tsn) {
+        case .new:
+            self.tracker = tracker
+            reassembly.add(fragment)
+            if reassembly.oversizedMessages > 0 {
+                abort(reason: "a message larger than the max-message-size")
+            }
+        case .duplicate, .outOfWindow:
+            self.tracker = tracker
+        }
+    }
+
+    private mutating func receiveSACK(_ sack: SCTPChunkModel.SACKFields, now: Duration) {
+        guard state != .cookieWait, state != .cookieEchoed else { return drop() }
+        let gaps = sack.gapBlocks.map { (start: $0.start, end: $0.end) }
+        guard let outcome = retransmissions.handleSACK(cumulative: sack.cumulativeTSN, gapBlocks: gaps, now: now) else {
+            abort(reason: "a SACK acknowledged data that was never sent")
+            return
+        }
+        if let sample = outcome.roundTrip {
+            rto.measured(sample)
+            congestion?.roundTripMeasured(sample, now: now)
+        }
+        if outcome.newlyAcknowledgedBytes > 0 { consecutiveTimeouts = 0 }
+        congestion?.acknowledged(SCTPAcknowledgement(
+            bytes: outcome.newlyAcknowledgedBytes, flightSizeBefore: outcome.flightSizeBefore,
+            cumulativeAdvanced: outcome.cumulativeAdvanced, inFastRecovery: retransmissions.inFastRecovery, now: now))
+        if outcome.fastRetransmits > 0, retransmissions.enterFastRecovery() {
+            congestion?.lossDetected(flightSize: retransmissions.flightSize, now: now)
+        }
+        // §6.2.1 D: the peer's window less what is still in flight.
+        peerReceiveWindow = max(0, Int(sack.receiveWindow) - retransmissions.flightSize)
+        // §6.3.2 R2/R3: restart T3 when the earliest outstanding is acknowledged.
+        if retransmissions.flightSize == 0 && !retransmissions.hasRetransmissions {
+            t3Deadline = nil
+        } else if outcome.cumulativeAdvanced || t3Deadline == nil {
+            t3Deadline = now + rto.value
+        }
+        if peerForwardTSN, retransmissions.abandonExpired(now: now) { forwardTSNDue = true }
+        if state == .shutdownReceived || state == .shutdownPending { continueShutdown(now: now) }
+    }
+
+    private mutating func receiveForwardTSN(_ cumulative: TSN, streams: [SCTPChunkModel.ForwardedStream]) {
+        guard var tracker, state == .established || state == .shutdownPending || state == .shutdownSent else { return drop() }
+        tracker.forward(to: cumulative)
+        self.tracker = tracker
+        reassembly.forward(to: cumulative, skipping: streams.map { (stream: $0.stream, ssn: $0.ssn) })
+    }
+
+    // MARK: - Heartbeat (RFC 9260 §8.3)
+
+    private mutating func receiveHeartbeatAck(_ info: [UInt8], now: Duration) {
+        guard let outstanding = heartbeatOutstanding, info.count == 8 else { return }
+        let echoed = info.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard echoed == outstanding.nonce else { return }
+        heartbeatOutstanding = nil
+        consecutiveTimeouts = 0
+        rto.measured(now - outstanding.sentAt)
+    }
+
+    // MARK: - Stream reset (RFC 6525)
+
+    private mutating func receiveReconfig(_ parameters: [SCTPChunkModel.Reconfig], now: Duration) {
+        guard state == .established || state == .shutdownPending else { return drop() }
+        var responses: [SCTPChunkModel.Reconfig] = []
+        for parameter in parameters {
+            switch parameter {
+            case .outgoingReset(let request, _, let lastTSN, let streams):
+                guard let expected = peerNextRequestSequence else { continue }
+                if request != expected {
+                    // §5.2.1: a retransmitted request is answered again; others are errors.
+                    let result: UInt32 = request == expected &- 1 ? 1 : 5  // success-nothing-to-do / bad sequence
+                    responses.append(.response(responseSequence: request, result: result))
+                    continue
+                }
+                peerNextRequestSequence = expected &+ 1
+                if let tracker, !(tracker.cumulativeTSN < lastTSN) {
+                    performIncomingReset(streams)
+                    responses.append(.response(responseSequence: request, result: 1))  // Success - Performed
+                } else {
+                    // §5.2.2 E2: wait until the data before the reset has arrived.
+                    deferredIncomingResets.append((request, lastTSN, streams))
+                    responses.append(.response(responseSequence: request, result: 6))  // In progress
+                }
+            case .response(let sequence, let result):
+                guard let inFlight = resetInFlight, inFlight.sequence == sequence else { continue }
+                switch result {
+                case 1, 0:  // Success - Performed / nothing to do
+                    for stream in inFlight.streams { sendQueue.resetStream(stream) }
+                    resetInFlight = nil
+                    events.push(.outgoingStreamsReset(inFlight.streams))
+                case 6:  // In progress: ask again later
+                    resetInFlight = (inFlight.sequence, inFlight.streams, now + rto.value)
+                default:
+                    resetInFlight = nil
+                    events.push(.aborted("the peer refused to reset streams \(inFlight.streams)"))
+                }
+            case .unsupported(let request):
+                if let request { responses.append(.response(responseSequence: request, result: 2)) }  // Denied
+            }
+        }
+        if !responses.isEmpty { control.push((.reconfig(responses), nil)) }
+    }
+
+    private mutating func processDeferredResets() {
+        guard let tracker, !deferredIncomingResets.isEmpty else { return }
+        var remaining: [(request: UInt32, lastTSN: TSN, streams: [UInt16])] = []
+        for deferred in deferredIncomingResets {
+            if !(tracker.cumulativeTSN < deferred.lastTSN) {
+                performIncomingReset(deferred.streams)
+            } else {
+                remaining.append(deferred)
+            }
+        }
+        deferredIncomingResets = remaining
+    }
+
+    private mutating func performIncomingReset(_ streams: [UInt16]) {
+        for stream in streams { reassembly.resetStream(stream) }
+        events.push(.incomingStreamsReset(streams))
+    }
+
+    // MARK: - Shutdown (RFC 9260 §9.2)
+
+    private mutating func receiveShutdown(_ cumulative: TSN, now: Duration) {
+        guard state == .established || state == .shutdownPending || state == .shutdownSent else { return }
+        _ = retransmissions.handleSACK(cumulative: cumulative, gapBlocks: [], now: now)
+        if state == .shutdownSent {
+            // Both sides shut down at once: answer with SHUTDOWN ACK.
+            state = .shutdownAckSent
+            control.push((.shutdownAck, nil))
+            shutdownTimer = (now + rto.value, 0)
+            return
+        }
+        state = .shutdownReceived
+        continueShutdown(now: now)
+    }
+
+    private mutating func receiveShutdownAck() {
+        guard state == .shutdownSent || state == .shutdownAckSent else { return }
+        control.push((.shutdownComplete, nil))
+        terminate(.closed)
+    }
+
+    /// Moves a shutdown on once nothing is left to send or acknowledge.
+    private mutating func continueShutdown(now: Duration) {
+        guard sendQueue.isEmpty, retransmissions.isEmpty else { return }
+        switch state {
+        case .shutdownPending:
+            state = .shutdownSent
+            control.push((.shutdown(cumulativeTSN: tracker?.cumulativeTSN ?? TSN(0)), nil))
+            shutdownTimer = (now + rto.value, 0)
+        case .shutdownReceived:
+            state = .shutdownAckSent
+            control.push((.shutdownAck, nil))
+            shutdownTimer = (now + rto.value, 0)
+        default:
+            break
+        }
+    }
+
+    private mutating func terminate(_ event: SCTPEvent) {
+        state = .closed
+        initTimer = nil
+        t3Deadline = nil
+        shutdownTimer = nil
+        heartbeatDeadline = nil
+        resetInFlight = nil
+        events.push(event)
+    }
+
+    // MARK: - Time
+
+    public var nextDeadline: Duration? {
+        var deadline: Duration?
+        func consider(_ value: Duration?) {
+            guard let value else { return }
+            deadline = deadline.map { min($0, value) } ?? value
+        }
+        consider(initTimer?.deadline)
+        consider(t3Deadline)
+        consider(shutdownTimer?.deadline)
+        consider(heartbeatDeadline)
+        consider(tracker?.delayedAckDeadline)
+        consider(resetInFlight?.deadline)
+        if !sendQueue.isEmpty { consider(nextPacedSend) }
+        return deadline
+    }
+
+    public mutating func advanceTime(now: Duration) {
+        if let timer = initTimer, now >= timer.deadline {
+            // §5.1 A/C: T1-init and T1-cookie.
+            if timer.attempts + 1 > configuration.maximumInitRetransmits {
+                terminate(.aborted("the peer did not answer the SCTP handshake"))
+                return
+            }
+            rto.backOff()
+            if state == .cookieWait, let initChunk { control.push((initChunk, 0)) }
+            if state == .cookieEchoed, let cookieChunk { control.push((cookieChunk, nil)) }
+            initTimer = (now + rto.value, timer.attempts + 1)
+        }
+        if let deadline = t3Deadline, now >= deadline {
+            // §6.3.3 E1-E3.
+            consecutiveTimeouts += 1
+            if consecutiveTimeouts > configuration.maximumRetransmits {
+                abort(reason: "too many retransmissions")
+                return
+            }
+            rto.backOff()
+            retransmissions.timerExpired()
+            congestion?.retransmissionTimeout(now: now)
+            t3Deadline = now + rto.value
+            if peerForwardTSN, retransmissions.abandonExpired(now: now) { forwardTSNDue = true }
+        }
+        if let timer = shutdownTimer, now >= timer.deadline {
+            if timer.attempts + 1 > configuration.maximumRetransmits {
+                abort(reason: "the peer did not answer the shutdown")
+                return
+            }
+            rto.backOff()
+            switch state {
+            case .shutdownSent: control.push((.shutdown(cumulativeTSN: tracker?.cumulativeTSN ?? TSN(0)), nil))
+            case .shutdownAckSent: control.push((.shutdownAck, nil))
+            default: break
+            }
+            shutdownTimer = (now + rto.value, timer.attempts + 1)
+        }
+        if var tracker {
+            tracker.advanceTime(now: now)
+            self.tracker = tracker
+        }
+        if let inFlight = resetInFlight, now >= inFlight.deadline {
+            resetInFlight = nil
+            for stream in inFlight.streams.reversed() where !resetPending.contains(stream) { resetPending.insert(stream, at: 0) }
+        }
+        if let deadline = heartbeatDeadline, now >= deadline, state == .established {
+            if heartbeatOutstanding != nil {
+                // §8.3: an unanswered heartbeat counts as a timeout.
+                consecutiveTimeouts += 1
+                if consecutiveTimeouts > configuration.maximumRetransmits {
+                    abort(reason: "the peer stopped answering heartbeats")
+                    return
+                }
+            }
+            if retransmissions.isEmpty && now - lastSendAt >= (configuration.heartbeatInterval ?? .seconds(30)) {
+                nonce &+= 1
+                var info: [UInt8] = []
+                info.appendBigEndian(nonce)
+                control.push((.heartbeat(info: info), nil))
+                heartbeatOutstanding = (nonce, now)
+            }
+            heartbeatDeadline = now + (configuration.heartbeatInterval ?? .seconds(30)) + rto.value
+        }
+    }
+
+    // MARK: - Building packets
+
+    /// The next packet to send, if any: control chunks (SACK first), then
+    /// retransmissions, then new data as the congestion window, the peer's
+    /// receive window and pacing allow (RFC 9260 §6.1).
+    public mutating func pollTransmit(now: Duration) -> Packet? {
+        var chunks: [SCTPChunkModel] = []
+        var room = configuration.mtu - 12
+        // A chunk with a tag of its own (INIT, INIT ACK, an ABORT for a bad INIT) travels alone.
+        if let next = control.first, let tag = next.tag {
+            _ = control.pop()
+            return Packet(verificationTag: tag, chunks: [next.chunk], zeroChecksum: false)
+        }
+        let tag = peerTag
+        if let tracker, tracker.sackDue, state != .closed {
+            var sackTracker = tracker
+            let sack = SCTPChunkModel.sack(SCTPChunkModel.SACKFields(
+                cumulativeTSN: sackTracker.cumulativeTSN, receiveWindow: advertisedReceiveWindow,
+                gapBlocks: sackTracker.gapBlocks.prefix(64).map { SCTPChunkModel.GapBlock(start: $0.start, end: $0.end) },
+                duplicates: sackTracker.takeDuplicates()))
+            sackTracker.sackSent()
+            self.tracker = sackTracker
+            chunks.append(sack)
+            room -= Self.size(of: sack)
+        }
+        while let next = control.first, next.tag == nil, Self.size(of: next.chunk) <= room || chunks.isEmpty {
+            _ = control.pop()
+            room -= Self.size(of: next.chunk)
+            chunks.append(next.chunk)
+        }
+        if state == .established || state == .shutdownPending || state == .shutdownReceived {
+            if forwardTSNDue, peerForwardTSN, let forward = retransmissions.forwardTSN() {
+                let chunk = SCTPChunkModel.forwardTSN(
+                    newCumulativeTSN: forward.newCumulative,
+                    streams: forward.skipped.map { SCTPChunkModel.ForwardedStream(stream: $0.stream, ssn: $0.ssn) })
+                if Self.size(of: chunk) <= room {
+                    chunks.append(chunk)
+                    room -= Self.size(of: chunk)
+                    forwardTSNDue = false
+                }
+            }
+            appendResetRequest(&chunks, room: &room, now: now)
+            appendData(&chunks, room: &room, now: now)
+        }
+        guard !chunks.isEmpty else { return nil }
+        lastSendAt = now
+        return Packet(verificationTag: tag, chunks: chunks, zeroChecksum: peerZeroChecksum && tag != 0)
+    }
+
+    private mutating func appendData(_ chunks: inout [SCTPChunkModel], room: inout Int, now: Duration) {
+        guard var congestion else { return }
+        defer { self.congestion = congestion }
+        // Retransmissions first (§6.1 A), within the window after a timeout
+        // (cwnd = 1 MTU then), at once for fast retransmit (§7.2.4 step 3).
+        while room > 16 + 4 {
+            guard retransmissions.flightSize < congestion.congestionWindow || retransmissions.inFastRecovery else { break }
+            guard let item = retransmissions.nextRetransmission(now: now) else { break }
+            let chunk = SCTPChunkModel.data(item.fragment)
+            chunks.append(chunk)
+            room -= Self.size(of: chunk)
+            if t3Deadline == nil { t3Deadline = now + rto.value }
+        }
+        if retransmissions.takeAbandonment(), peerForwardTSN { forwardTSNDue = true }
+        if let paced = nextPacedSend, now < paced { return }
+        sendQueue.dropExpired(now: now)
+        var sentBytes = 0
+        while room > 16 + 4 {
+            // §6.1 B: the congestion window; A: the peer's receive window,
+            // except one chunk when nothing is in flight (zero window probe).
+            let flight = retransmissions.flightSize
+            guard flight < congestion.congestionWindow else { break }
+            guard peerReceiveWindow > 0 || flight == 0 else { break }
+            let maximumPayload = min(room - 16, max(peerReceiveWindow, 1))
+            let tsn = retransmissions.nextTSN
+            guard let item = sendQueue.nextFragment(tsn: tsn, maximumPayload: maximumPayload) else { break }
+            retransmissions.sent(item, now: now)
+            peerReceiveWindow = max(0, peerReceiveWindow - item.fragment.payload.count)
+            let chunk = SCTPChunkModel.data(item.fragment)
+            chunks.append(chunk)
+            room -= Self.size(of: chunk)
+            sentBytes += item.fragment.payload.count
+            if t3Deadline == nil { t3Deadline = now + rto.value }
+            let stream = item.fragment.stream
+            if lowWaterArmed.contains(stream), sendQueue.bufferedAmount[stream, default: 0] <= configuration.bufferedAmountLowThreshold {
+                lowWaterArmed.remove(stream)
+                events.push(.bufferedAmountLow(stream: stream))
+            }
+        }
+        if let rate = congestion.pacingRate, rate > 0, sentBytes > 0 {
+            nextPacedSend = now + .nanoseconds(Int64(sentBytes) * 1_000_000_000 / Int64(rate))
+        } else {
+            nextPacedSend = nil
+        }
+        if state == .shutdownPending || state == .shutdownReceived { continueShutdown(now: now) }
+    }
+
+    private mutating func appendResetRequest(_ chunks: inout [SCTPChunkModel], room: inout Int, now: Duration) {
+        guard resetInFlight == nil, peerReconfig, !resetPending.isEmpty else { return }
+        // §5.1.2: a stream is reset once its queued data has been sent.
+        let ready = resetPending.filter { sendQueue.isIdle($0) }
+        guard !ready.isEmpty else { return }
+        let sequence = nextRequestSequence
+        let chunk = SCTPChunkModel.reconfig([.outgoingReset(
+            requestSequence: sequence, responseSequence: (peerNextRequestSequence ?? 0) &- 1,
+            lastTSN: retransmissions.nextTSN.previous, streams: ready)])
+        guard Self.size(of: chunk) <= room else { return }
+        nextRequestSequence &+= 1
+        resetPending.removeAll { ready.contains($0) }
+        resetInFlight = (sequence, ready, now + rto.value)
+        chunks.append(chunk)
+        room -= Self.size(of: chunk)
+    }
+
+    /// Bytes a chunk takes in a packet, padding included (RFC 9260 §3.2).
+    static func size(of chunk: SCTPChunkModel) -> Int {
+        func padded(_ n: Int) -> Int { (n + 3) & ~3 }
+        switch chunk {
+        case .data(let fragment): return padded(16 + fragment.payload.count)
+        case .initiation(let fields), .initiationAck(let fields, _):
+            var size = 20 + 4 + 8  // fixed part, Forward-TSN-Supported, Supported Extensions (2 types, padded)
+            if fields.zeroChecksumAcceptable { size += 8 }
+            if case .initiationAck(_, let cookie) = chunk { size += padded(4 + cookie.count) }
+            return size
+        case .sack(let sack): return 16 + 4 * sack.gapBlocks.count + 4 * sack.duplicates.count
+        case .heartbeat(let info), .heartbeatAck(let info): return 4 + padded(4 + info.count)
+        case .abort(let reason): return 4 + padded(4 + reason.utf8.count)
+        case .shutdown: return 8
+        case .error(let causes): return 4 + 8 * causes.count
+        case .cookieEcho(let cookie): return padded(4 + cookie.count)
+        case .forwardTSN(_, let streams): return 8 + 4 * streams.count
+        case .reconfig(let parameters):
+            return 4 + parameters.reduce(0) { total, parameter in
+                switch parameter {
+                case .outgoingReset(_, _, _, let streams): return total + padded(16 + 2 * streams.count)
+                case .response: return total + 12
+                case .unsupported: return total + 12
+                }
+            }
+        case .shutdownAck, .cookieAck, .shutdownComplete, .unknown: return 4
+        }
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
+    }
+}
+

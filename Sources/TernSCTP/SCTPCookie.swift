@@ -1,0 +1,85 @@
+import COpenSSL
+
+/// The state cookie (RFC 9260 §5.1.3): what the INIT ACK side needs to set up
+/// the association when the COOKIE ECHO comes back, signed with HMAC-SHA-256
+/// under a per-association secret so a forged or altered cookie is refused.
+struct SCTPStateCookie: Sendable, Equatable {
+    static let magic: [UInt8] = Array("tern-sctp-cookie1".utf8)
+    static let macLength = 32
+    static let encodedLength = magic.count + 4 + 4 + 4 + 4 + 2 + 2 + 1 + 8 + macLength
+
+    var localTag: UInt32
+    var peerTag: UInt32
+    var localInitialTSN: TSN
+    var peerInitialTSN: TSN
+    var peerOutboundStreams: UInt16
+    var peerInboundStreams: UInt16
+    var peerFeatures: UInt8  // bit 0: forward-TSN, bit 1: re-config, bit 2: zero checksum
+    var createdAtNanoseconds: UInt64
+
+    func encoded(key: [UInt8]) -> [UInt8] {
+        var bytes = Self.magic
+        bytes.reserveCapacity(Self.encodedLength)
+        for value in [localTag, peerTag, localInitialTSN.value, peerInitialTSN.value] { bytes.appendBigEndian(value) }
+        bytes.appendBigEndian(peerOutboundStreams)
+        bytes.appendBigEndian(peerInboundStreams)
+        bytes.append(peerFeatures)
+        bytes.appendBigEndian(createdAtNanoseconds)
+        bytes += Self.mac(key: key, bytes)
+        return bytes
+    }
+
+    /// Nil if the cookie is not one of ours or was altered.
+    init?(decoding bytes: [UInt8], key: [UInt8]) {
+        guard bytes.count == Self.encodedLength, bytes.starts(with: Self.magic) else { return nil }
+        let body = Array(bytes[..<(bytes.count - Self.macLength)])
+        let expected = Self.mac(key: key, body)
+        guard expected.count == Self.macLength, Self.constantTimeEqual(expected, bytes[(bytes.count - Self.macLength)...]) else { return nil }
+        var reader = body[Self.magic.count...]
+        func u32() -> UInt32 { defer { reader = reader.dropFirst(4) }; return reader.prefix(4).reduce(0) { $0 << 8 | UInt32($1) } }
+        func u16() -> UInt16 { defer { reader = reader.dropFirst(2) }; return reader.prefix(2).reduce(0) { $0 << 8 | UInt16($1) } }
+        localTag = u32()
+        peerTag = u32()
+        localInitialTSN = TSN(u32())
+        peerInitialTSN = TSN(u32())
+        peerOutboundStreams = u16()
+        peerInboundStreams = u16()
+        peerFeatures = reader.first ?? 0
+        reader = reader.dropFirst()
+        createdAtNanoseconds = reader.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    init(
+        localTag: UInt32, peerTag: UInt32, localInitialTSN: TSN, peerInitialTSN: TSN, peerOutboundStreams: UInt16,
+        peerInboundStreams: UInt16, peerFeatures: UInt8, createdAtNanoseconds: UInt64
+    ) {
+        self.localTag = localTag
+        self.peerTag = peerTag
+        self.localInitialTSN = localInitialTSN
+        self.peerInitialTSN = peerInitialTSN
+        self.peerOutboundStreams = peerOutboundStreams
+        self.peerInboundStreams = peerInboundStreams
+        self.peerFeatures = peerFeatures
+        self.createdAtNanoseconds = createdAtNanoseconds
+    }
+
+    static func mac(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let ok = key.withUnsafeBytes { keyBytes in
+            message.withUnsafeBytes { messageBytes in
+                HMAC(EVP_sha256(), keyBytes.baseAddress, Int32(keyBytes.count), messageBytes.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                     messageBytes.count, &out, &length) != nil
+            }
+        }
+        return ok ? Array(out.prefix(Int(length))) : []
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: ArraySlice<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for (x, y) in zip(a, b) { difference |= x ^ y }
+        return difference == 0
+    }
+}
+

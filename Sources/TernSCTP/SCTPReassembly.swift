@@ -1,0 +1,214 @@
+/// One DATA chunk's fields as the association sees them (RFC 9260 §3.3.1).
+public struct SCTPFragment: Sendable, Equatable {
+    public var tsn: TSN
+    public var stream: UInt16
+    public var ssn: SSN
+    public var ppid: UInt32
+    public var unordered: Bool
+    public var beginning: Bool
+    public var ending: Bool
+    public var payload: [UInt8]
+
+    public init(tsn: TSN, stream: UInt16, ssn: SSN, ppid: UInt32, unordered: Bool, beginning: Bool, ending: Bool, payload: [UInt8]) {
+        self.tsn = tsn
+        self.stream = stream
+        self.ssn = ssn
+        self.ppid = ppid
+        self.unordered = unordered
+        self.beginning = beginning
+        self.ending = ending
+        self.payload = payload
+    }
+}
+
+/// A whole user message, reassembled.
+public struct SCTPMessage: Sendable, Equatable {
+    public var stream: UInt16
+    public var ppid: UInt32
+    public var unordered: Bool
+    public var payload: [UInt8]
+
+    public init(stream: UInt16, ppid: UInt32, unordered: Bool, payload: [UInt8]) {
+        self.stream = stream
+        self.ppid = ppid
+        self.unordered = unordered
+        self.payload = payload
+    }
+}
+
+/// Reassembles fragments into messages and delivers them: unordered ones
+/// as soon as they are whole, ordered ones in SSN order per stream (RFC
+/// 9260 §6.5, §6.6, §6.9). It counts every byte it holds, including whole
+/// messages the application has not read yet, so the association can
+/// advertise a receive window that stops the peer before memory runs out.
+///
+/// Without I-DATA (RFC 8260), a sender gives the fragments of one message
+/// consecutive TSNs (§6.9), so a message is a run of TSNs from a B fragment
+/// to an E fragment; `begin[tsn]` remembers, for each fragment whose run back
+/// to its B is complete, where that run began.
+public struct SCTPReassemblyQueue: Sendable {
+    private var fragments: [UInt32: SCTPFragment] = [:]
+    private var begin: [UInt32: UInt32] = [:]
+    /// Per stream: the next SSN to deliver, and whole ordered messages waiting for it.
+    private var nextSSN: [UInt16: SSN] = [:]
+    private var waiting: [UInt16: [UInt16: SCTPMessage]] = [:]
+    private var ready: [SCTPMessage] = []
+    private var readyIndex = 0
+
+    /// Bytes held: fragments, whole messages waiting for their turn, and
+    /// delivered messages not yet taken by the application.
+    public private(set) var bufferedBytes = 0
+    /// Messages larger than this are refused (the association aborts: the
+    /// peer broke the advertised max-message-size).
+    public let maximumMessageSize: Int
+    public private(set) var oversizedMessages = 0
+
+    public init(maximumMessageSize: Int = 256 * 1024) {
+        self.maximumMessageSize = maximumMessageSize
+    }
+
+    /// Adds a new fragment (the data tracker said it is new).
+    public mutating func add(_ fragment: SCTPFragment) {
+        let tsn = fragment.tsn.value
+        bufferedBytes += fragment.payload.count
+        if fragment.beginning && fragment.ending {
+            complete(SCTPMessage(stream: fragment.stream, ppid: fragment.ppid, unordered: fragment.unordered, payload: fragment.payload), ssn: fragment.ssn)
+            bufferedBytes -= fragment.payload.count
+            return
+        }
+        fragments[tsn] = fragment
+        if fragment.beginning {
+            begin[tsn] = tsn
+        } else if let start = begin[tsn &- 1] {
+            begin[tsn] = start
+        } else {
+            return  // its run back to a B is not complete yet
+        }
+        // Walk forward over fragments that were waiting for this one.
+        var cursor = tsn
+        while true {
+            guard let start = begin[cursor], let current = fragments[cursor] else { return }
+            if current.ending {
+                assemble(from: start, to: cursor)
+                return
+            }
+            let following = cursor &+ 1
+            guard let next = fragments[following], !next.beginning else { return }
+            begin[following] = start
+            cursor = following
+        }
+    }
+
+    /// The next message for the application, if one is ready.
+    public mutating func poll() -> SCTPMessage? {
+        guard readyIndex < ready.count else { return nil }
+        let message = ready[readyIndex]
+        readyIndex += 1
+        if readyIndex == ready.count {
+            ready.removeAll(keepingCapacity: true)
+            readyIndex = 0
+        }
+        bufferedBytes -= message.payload.count
+        return message
+    }
+
+    /// Messages ready to be taken.
+    public var readyCount: Int { ready.count - readyIndex }
+
+    /// RFC 3758 §3.6: the peer gave up on everything up to `cumulative`.
+    /// Fragments at or below it are dropped, and ordered streams skip to
+    /// after the SSNs the FORWARD-TSN names.
+    public mutating func forward(to cumulative: TSN, skipping streams: [(stream: UInt16, ssn: SSN)]) {
+        for (tsn, fragment) in fragments where !(cumulative < TSN(tsn)) {
+            fragments[tsn] = nil
+            begin[tsn] = nil
+            bufferedBytes -= fragment.payload.count
+        }
+        for (stream, ssn) in streams {
+            let expected = nextSSN[stream] ?? SSN(0)
+            if !(ssn < expected) {
+                // Messages up to `ssn` will never come: drop what waits for them.
+                if var pending = waiting[stream] {
+                    for (key, message) in pending where !(ssn < SSN(key)) {
+                        pending[key] = nil
+                        bufferedBytes -= message.payload.count
+                    }
+                    waiting[stream] = pending
+                }
+                nextSSN[stream] = ssn.next
+                deliverWaiting(stream)
+            }
+        }
+    }
+
+    /// RFC 6525 §5.2.2: an incoming stream was reset; its SSNs start at 0 again.
+    public mutating func resetStream(_ stream: UInt16) {
+        nextSSN[stream] = nil
+        if let pending = waiting.removeValue(forKey: stream) {
+            for message in pending.values { bufferedBytes -= message.payload.count }
+        }
+    }
+
+    private mutating func assemble(from start: UInt32, to end: UInt32) {
+        var payload: [UInt8] = []
+        var size = 0
+        var cursor = start
+        while true {
+            size += fragments[cursor]?.payload.count ?? 0
+            if cursor == end { break }
+            cursor &+= 1
+        }
+        guard let first = fragments[start] else { return }
+        let oversized = size > maximumMessageSize
+        if !oversized { payload.reserveCapacity(size) }
+        cursor = start
+        while true {
+            if let fragment = fragments.removeValue(forKey: cursor) {
+                if !oversized { payload.append(contentsOf: fragment.payload) }
+                bufferedBytes -= fragment.payload.count
+            }
+            begin[cursor] = nil
+            if cursor == end { break }
+            cursor &+= 1
+        }
+        if oversized {
+            oversizedMessages += 1
+            return
+        }
+        bufferedBytes += payload.count
+        complete(SCTPMessage(stream: first.stream, ppid: first.ppid, unordered: first.unordered, payload: payload), ssn: first.ssn)
+        bufferedBytes -= payload.count
+    }
+
+    /// A whole message: delivered now (unordered, or the SSN the stream
+    /// expects) or kept until the SSNs before it are delivered.
+    private mutating func complete(_ message: SCTPMessage, ssn: SSN) {
+        if message.unordered {
+            deliver(message)
+            return
+        }
+        let expected = nextSSN[message.stream] ?? SSN(0)
+        if ssn == expected {
+            nextSSN[message.stream] = ssn.next
+            deliver(message)
+            deliverWaiting(message.stream)
+        } else if expected < ssn {
+            waiting[message.stream, default: [:]][ssn.value] = message
+            bufferedBytes += message.payload.count
+        }
+        // An SSN behind the expected one is a duplicate message: dropped.
+    }
+
+    private mutating func deliverWaiting(_ stream: UInt16) {
+        while let expected = nextSSN[stream], let message = waiting[stream]?.removeValue(forKey: expected.value) {
+            bufferedBytes -= message.payload.count
+            nextSSN[stream] = expected.next
+            deliver(message)
+        }
+    }
+
+    private mutating func deliver(_ message: SCTPMessage) {
+        bufferedBytes += message.payload.count
+        ready.append(message)
+    }
+}

@@ -1,0 +1,239 @@
+/// DATA this side sent and the peer has not acknowledged cumulatively: what
+/// a SACK acknowledges (RFC 9260 §6.2.1), what fast retransmit and the
+/// T3-rtx timer resend (§7.2.4, §6.3.3), and what partial reliability gives
+/// up on (RFC 3758 §3.5).
+public struct SCTPRetransmissionQueue: Sendable {
+    struct Outstanding: Sendable {
+        var item: SCTPSendQueue.Fragment
+        var sentAt: Duration
+        var transmissions = 1
+        var gapAcked = false
+        var missIndications = 0
+        /// Waiting to be sent again (fast retransmit or T3 expiry); not in flight.
+        var needsRetransmission = false
+        var abandoned = false
+        var inFlight: Bool { !gapAcked && !needsRetransmission && !abandoned }
+        var size: Int { item.fragment.payload.count }
+    }
+
+    /// What one SACK did.
+    public struct SACKOutcome: Sendable, Equatable {
+        /// Bytes acknowledged for the first time (cumulatively or by gap blocks).
+        public var newlyAcknowledgedBytes = 0
+        public var cumulativeAdvanced = false
+        /// A round trip measured on a chunk sent once and newly acknowledged (Karn).
+        public var roundTrip: Duration?
+        /// Chunks newly marked for fast retransmission.
+        public var fastRetransmits = 0
+        /// The flight size before the SACK.
+        public var flightSizeBefore = 0
+    }
+
+    /// The cumulative TSN the peer acknowledged last.
+    public private(set) var cumulativeAcknowledged: TSN
+    /// Outstanding chunks, in TSN order, from `cumulativeAcknowledged + 1`.
+    private var items: [Outstanding] = []
+    private var head = 0
+    /// Bytes in flight (RFC 9260 §6.1: sent, not acknowledged, not marked for retransmission).
+    public private(set) var flightSize = 0
+    /// Fast recovery's exit point (RFC 9260 §7.2.4), while in it.
+    public private(set) var fastRecoveryExit: TSN?
+    /// Where FORWARD-TSN may move the peer's cumulative TSN (RFC 3758 §3.5 C).
+    public private(set) var advancedPeerAckPoint: TSN
+
+    public init(initialTSN: TSN) {
+        cumulativeAcknowledged = initialTSN.previous
+        advancedPeerAckPoint = initialTSN.previous
+    }
+
+    public var outstandingCount: Int { items.count - head }
+    public var isEmpty: Bool { head == items.count }
+    public var hasRetransmissions: Bool { items[head...].contains { $0.needsRetransmission } }
+    /// The TSN the next new chunk gets.
+    public var nextTSN: TSN { cumulativeAcknowledged.advanced(by: UInt32(items.count - head + 1)) }
+
+    /// Records a newly sent chunk (its TSN must be `nextTSN`).
+    public mutating func sent(_ item: SCTPSendQueue.Fragment, now: Duration) {
+        items.append(Outstanding(item: item, sentAt: now))
+        flightSize += item.fragment.payload.count
+    }
+
+    /// Applies a SACK (RFC 9260 §6.2.1). Returns nil for a SACK whose
+    /// cumulative TSN is behind the last one (reordered; ignored) or ahead
+    /// of anything sent (a protocol violation the caller reports).
+    public mutating func handleSACK(cumulative: TSN, gapBlocks: [(start: UInt16, end: UInt16)], now: Duration) -> SACKOutcome? {
+        var outcome = SACKOutcome(flightSizeBefore: flightSize)
+        if cumulative < cumulativeAcknowledged { return outcome }
+        let advance = cumulativeAcknowledged.distance(to: cumulative)
+        guard advance <= UInt32(items.count - head) else { return nil }
+        var highestNewlyAcknowledged: TSN?
+        var newestSample: Duration?
+        // Cumulatively acknowledged chunks leave the queue.
+        for _ in 0..<advance {
+            let entry = items[head]
+            if !entry.gapAcked && !entry.abandoned {
+                outcome.newlyAcknowledgedBytes += entry.size
+                highestNewlyAcknowledged = entry.item.fragment.tsn
+                if entry.transmissions == 1 { newestSample = now - entry.sentAt }
+            }
+            if entry.inFlight { flightSize -= entry.size }
+            head += 1
+        }
+        if advance > 0 {
+            cumulativeAcknowledged = cumulative
+            outcome.cumulativeAdvanced = true
+            if cumulativeAcknowledged > advancedPeerAckPoint || advancedPeerAckPoint == cumulativeAcknowledged {
+                advancedPeerAckPoint = cumulativeAcknowledged
+            }
+        }
+        compact()
+        // Gap blocks: chunks received above a hole.
+        for block in gapBlocks where block.start <= block.end && block.start >= 1 {
+            for offset in Int(block.start)...Int(block.end) {
+                let index = head + offset - 1
+                guard index < items.count else { break }
+                if !items[index].gapAcked {
+                    items[index].gapAcked = true
+                    if !items[index].abandoned {
+                        outcome.newlyAcknowledgedBytes += items[index].size
+                        highestNewlyAcknowledged = items[index].item.fragment.tsn
+                        if items[index].transmissions == 1 { newestSample = now - items[index].sentAt }
+                    }
+                    if !items[index].needsRetransmission && !items[index].abandoned { flightSize -= items[index].size }
+                    items[index].needsRetransmission = false
+                }
+            }
+        }
+        outcome.roundTrip = newestSample
+        if let exit = fastRecoveryExit, !(cumulativeAcknowledged < exit) { fastRecoveryExit = nil }
+        // §7.2.4 (HTNA): a chunk below the highest newly acknowledged TSN that
+        // is still missing gets a miss indication; the third one resends it.
+        if let highest = highestNewlyAcknowledged {
+            var index = head
+            while index < items.count, items[index].item.fragment.tsn < highest {
+                if !items[index].gapAcked && !items[index].abandoned && !items[index].needsRetransmission {
+                    items[index].missIndications += 1
+                    if items[index].missIndications == 3 {
+                        items[index].needsRetransmission = true
+                        flightSize -= items[index].size
+                        outcome.fastRetransmits += 1
+                    }
+                }
+                index += 1
+            }
+        }
+        return outcome
+    }
+
+    /// Starts fast recovery (RFC 9260 §7.2.4 step 5); false if already in it.
+    public mutating func enterFastRecovery() -> Bool {
+        guard fastRecoveryExit == nil else { return false }
+        fastRecoveryExit = items.last?.item.fragment.tsn ?? cumulativeAcknowledged
+        return true
+    }
+
+    public var inFastRecovery: Bool { fastRecoveryExit != nil }
+
+    /// The T3-rtx timer expired (RFC 9260 §6.3.3 E3): everything in flight
+    /// is to be sent again.
+    public mutating func timerExpired() {
+        for index in head..<items.count where items[index].inFlight {
+            items[index].needsRetransmission = true
+            flightSize -= items[index].size
+        }
+        fastRecoveryExit = nil
+    }
+
+    /// The next chunk to resend, if any, taken in TSN order (§6.1 rule A:
+    /// retransmissions go before new data). Applies partial reliability
+    /// first: a chunk over its limits is abandoned with its whole message.
+    public mutating func nextRetransmission(now: Duration) -> SCTPSendQueue.Fragment? {
+        var index = head
+        while index < items.count {
+            if items[index].needsRetransmission && !items[index].abandoned {
+                if shouldAbandon(items[index], now: now) {
+                    abandonMessage(items[index].item.messageID)
+                } else {
+                    items[index].needsRetransmission = false
+                    items[index].transmissions += 1
+                    items[index].missIndications = 0
+                    items[index].sentAt = now
+                    flightSize += items[index].size
+                    return items[index].item
+                }
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Abandons chunks whose lifetime ran out even if they are not due for
+    /// retransmission (RFC 3758 §3.5 A2); returns true if anything was.
+    public mutating func abandonExpired(now: Duration) -> Bool {
+        var any = false
+        for index in head..<items.count where !items[index].abandoned && !items[index].gapAcked {
+            if case .lifetime(let lifetime) = items[index].item.reliability, now >= items[index].item.queuedAt + lifetime {
+                abandonMessage(items[index].item.messageID)
+                any = true
+            }
+        }
+        return any
+    }
+
+    /// RFC 3758 §3.5 C: the point FORWARD-TSN can announce, and the
+    /// (stream, SSN) of ordered messages skipped up to it; nil when there
+    /// is nothing to announce.
+    public mutating func forwardTSN() -> (newCumulative: TSN, skipped: [(stream: UInt16, ssn: SSN)])? {
+        var point = cumulativeAcknowledged
+        var skipped: [UInt16: SSN] = [:]
+        var index = head
+        while index < items.count, items[index].abandoned {
+            let fragment = items[index].item.fragment
+            point = fragment.tsn
+            if !fragment.unordered { skipped[fragment.stream] = fragment.ssn }
+            index += 1
+        }
+        guard cumulativeAcknowledged < point else { return nil }
+        advancedPeerAckPoint = point
+        return (point, skipped.map { (stream: $0.key, ssn: $0.value) }.sorted { $0.stream < $1.stream })
+    }
+
+    /// The oldest chunk in flight was sent at this time (the T3 timer runs from it).
+    public var oldestInFlightSentAt: Duration? {
+        items[head...].lazy.filter(\.inFlight).map(\.sentAt).min()
+    }
+
+    private func shouldAbandon(_ entry: Outstanding, now: Duration) -> Bool {
+        switch entry.item.reliability {
+        case .reliable: return false
+        case .maxRetransmits(let limit): return entry.transmissions > limit
+        case .lifetime(let lifetime): return now >= entry.item.queuedAt + lifetime
+        }
+    }
+
+    /// True once since the last call if a message was abandoned (so a
+    /// FORWARD-TSN is due).
+    public mutating func takeAbandonment() -> Bool {
+        defer { abandonedSinceLastCheck = false }
+        return abandonedSinceLastCheck
+    }
+
+    private var abandonedSinceLastCheck = false
+
+    /// RFC 3758 §3.5 A3: all fragments of a message go together.
+    private mutating func abandonMessage(_ id: UInt64) {
+        abandonedSinceLastCheck = true
+        for index in head..<items.count where items[index].item.messageID == id && !items[index].abandoned {
+            if items[index].inFlight { flightSize -= items[index].size }
+            items[index].abandoned = true
+            items[index].needsRetransmission = false
+        }
+    }
+
+    private mutating func compact() {
+        if head > 1024 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+    }
+}

@@ -1,0 +1,362 @@
+// Type codes, the "what to do when unrecognized" bits they carry, the limits
+// the decoder enforces, and the slice-backed lists chunks hand out.
+
+/// What an endpoint does with a chunk or parameter type it does not
+/// recognize, read from the type's two highest bits (RFC 9260 §3.2 for
+/// chunks, §3.2.1 for parameters).
+public enum SCTPUnrecognizedAction: Hashable, Sendable {
+    /// 00: stop processing (the rest of the packet, or the rest of the chunk's
+    /// parameters) and report nothing.
+    case stop
+    /// 01: stop processing as for `stop`, and report the type (chunks in an
+    /// ERROR chunk's Unrecognized Chunk Type cause; parameters as RFC 9260
+    /// §3.2.2 says).
+    case stopAndReport
+    /// 10: skip it and carry on.
+    case skip
+    /// 11: skip it, carry on, and report it.
+    case skipAndReport
+
+    init(highBits: UInt8) {
+        switch highBits & 0b11 {
+        case 0b00: self = .stop
+        case 0b01: self = .stopAndReport
+        case 0b10: self = .skip
+        default: self = .skipAndReport
+        }
+    }
+
+    /// Whether nothing after the unrecognized item is processed.
+    public var stopsProcessing: Bool { self == .stop || self == .stopAndReport }
+
+    /// Whether the unrecognized item is reported to the peer.
+    public var reports: Bool { self == .stopAndReport || self == .skipAndReport }
+}
+
+/// An SCTP chunk type (RFC 9260 §3.2 and the IANA registry).
+public struct SCTPChunkType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt8
+
+    public init(rawValue: UInt8) {
+        self.rawValue = rawValue
+    }
+
+    public init(_ rawValue: UInt8) {
+        self.rawValue = rawValue
+    }
+
+    // RFC 9260 §3.2
+    public static let data = SCTPChunkType(0)
+    public static let initiation = SCTPChunkType(1)
+    public static let initiationAck = SCTPChunkType(2)
+    public static let sack = SCTPChunkType(3)
+    public static let heartbeat = SCTPChunkType(4)
+    public static let heartbeatAck = SCTPChunkType(5)
+    public static let abort = SCTPChunkType(6)
+    public static let shutdown = SCTPChunkType(7)
+    public static let shutdownAck = SCTPChunkType(8)
+    public static let error = SCTPChunkType(9)
+    public static let cookieEcho = SCTPChunkType(10)
+    public static let cookieAck = SCTPChunkType(11)
+    public static let ecne = SCTPChunkType(12)
+    public static let cwr = SCTPChunkType(13)
+    public static let shutdownComplete = SCTPChunkType(14)
+    /// RFC 4895
+    public static let auth = SCTPChunkType(15)
+    /// RFC 8260
+    public static let iData = SCTPChunkType(64)
+    /// RFC 5061
+    public static let asconfAck = SCTPChunkType(0x80)
+    /// RFC 6525 §3.1
+    public static let reconfig = SCTPChunkType(0x82)
+    /// RFC 4820
+    public static let pad = SCTPChunkType(0x84)
+    /// RFC 3758 §3.2
+    public static let forwardTSN = SCTPChunkType(0xC0)
+    /// RFC 5061
+    public static let asconf = SCTPChunkType(0xC1)
+    /// RFC 8260
+    public static let iForwardTSN = SCTPChunkType(0xC2)
+
+    /// RFC 9260 §3.2: the two highest bits of the type.
+    public var unrecognizedAction: SCTPUnrecognizedAction { SCTPUnrecognizedAction(highBits: rawValue >> 6) }
+
+    public var description: String {
+        switch self {
+        case .data: return "DATA"
+        case .initiation: return "INIT"
+        case .initiationAck: return "INIT ACK"
+        case .sack: return "SACK"
+        case .heartbeat: return "HEARTBEAT"
+        case .heartbeatAck: return "HEARTBEAT ACK"
+        case .abort: return "ABORT"
+        case .shutdown: return "SHUTDOWN"
+        case .shutdownAck: return "SHUTDOWN ACK"
+        case .error: return "ERROR"
+        case .cookieEcho: return "COOKIE ECHO"
+        case .cookieAck: return "COOKIE ACK"
+        case .shutdownComplete: return "SHUTDOWN COMPLETE"
+        case .reconfig: return "RE-CONFIG"
+        case .forwardTSN: return "FORWARD-TSN"
+        default: return "type-\(rawValue)"
+        }
+    }
+}
+
+/// An SCTP parameter type (RFC 9260 §3.2.1 and the IANA registry).
+public struct SCTPParameterType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt16
+
+    public init(rawValue: UInt16) {
+        self.rawValue = rawValue
+    }
+
+    public init(_ rawValue: UInt16) {
+        self.rawValue = rawValue
+    }
+
+    /// RFC 9260 §3.3.5
+    public static let heartbeatInfo = SCTPParameterType(1)
+    // RFC 9260 §3.3.2.1 and §3.3.3.1
+    public static let ipv4Address = SCTPParameterType(5)
+    public static let ipv6Address = SCTPParameterType(6)
+    public static let stateCookie = SCTPParameterType(7)
+    public static let unrecognizedParameter = SCTPParameterType(8)
+    public static let cookiePreservative = SCTPParameterType(9)
+    public static let hostNameAddress = SCTPParameterType(11)
+    public static let supportedAddressTypes = SCTPParameterType(12)
+    // RFC 6525 §4
+    public static let outgoingSSNResetRequest = SCTPParameterType(13)
+    public static let incomingSSNResetRequest = SCTPParameterType(14)
+    public static let ssnTSNResetRequest = SCTPParameterType(15)
+    public static let reconfigResponse = SCTPParameterType(16)
+    public static let addOutgoingStreams = SCTPParameterType(17)
+    public static let addIncomingStreams = SCTPParameterType(18)
+    /// RFC 9260 §3.3.2.1 (reserved for ECN Capable)
+    public static let ecnCapable = SCTPParameterType(0x8000)
+    /// RFC 9653 §4
+    public static let zeroChecksumAcceptable = SCTPParameterType(0x8001)
+    // RFC 4895 (SCTP-AUTH); kept as unknown parameters.
+    public static let random = SCTPParameterType(0x8002)
+    public static let chunkList = SCTPParameterType(0x8003)
+    public static let requestedHMACAlgorithm = SCTPParameterType(0x8004)
+    /// RFC 5061 §4.2.7
+    public static let supportedExtensions = SCTPParameterType(0x8008)
+    /// RFC 3758 §3.1
+    public static let forwardTSNSupported = SCTPParameterType(0xC000)
+
+    /// RFC 9260 §3.2.1: the two highest bits of the type.
+    public var unrecognizedAction: SCTPUnrecognizedAction {
+        SCTPUnrecognizedAction(highBits: UInt8(truncatingIfNeeded: rawValue >> 14))
+    }
+
+    public var description: String { "0x" + hex(rawValue) }
+}
+
+/// An error cause code (RFC 9260 §3.3.10).
+public struct SCTPErrorCauseCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt16
+
+    public init(rawValue: UInt16) {
+        self.rawValue = rawValue
+    }
+
+    public init(_ rawValue: UInt16) {
+        self.rawValue = rawValue
+    }
+
+    public static let invalidStreamIdentifier = SCTPErrorCauseCode(1)
+    public static let missingMandatoryParameter = SCTPErrorCauseCode(2)
+    public static let staleCookie = SCTPErrorCauseCode(3)
+    public static let outOfResource = SCTPErrorCauseCode(4)
+    public static let unresolvableAddress = SCTPErrorCauseCode(5)
+    public static let unrecognizedChunkType = SCTPErrorCauseCode(6)
+    public static let invalidMandatoryParameter = SCTPErrorCauseCode(7)
+    public static let unrecognizedParameters = SCTPErrorCauseCode(8)
+    public static let noUserData = SCTPErrorCauseCode(9)
+    public static let cookieReceivedWhileShuttingDown = SCTPErrorCauseCode(10)
+    public static let restartWithNewAddresses = SCTPErrorCauseCode(11)
+    public static let userInitiatedAbort = SCTPErrorCauseCode(12)
+    public static let protocolViolation = SCTPErrorCauseCode(13)
+
+    public var description: String { String(rawValue) }
+}
+
+/// Bounds on everything the decoder accepts (and the encoder produces, so that
+/// whatever encodes also decodes). Every count here is also bounded by the
+/// packet length; these keep the work and memory per packet small and
+/// predictable for the association that consumes the chunks.
+public struct SCTPLimits: Hashable, Sendable {
+    /// Largest packet. SCTP over DTLS carries each packet as the payload of
+    /// one DTLS record (RFC 8261 §3), whose plaintext is at most 2^14 bytes.
+    public var maximumPacketLength: Int
+    /// Most chunks in one packet. A 1200-byte path fits at most about sixty
+    /// DATA chunks (20 bytes each at least); the default leaves room for
+    /// larger MTUs.
+    public var maximumChunksPerPacket: Int
+    /// Most parameters in one INIT, INIT ACK or RE-CONFIG chunk. Browsers'
+    /// INITs carry about six.
+    public var maximumParametersPerChunk: Int
+    /// Most error causes in one ABORT or ERROR chunk.
+    public var maximumErrorCausesPerChunk: Int
+    /// Most gap ack blocks in a SACK. A full 1200-byte SACK holds fewer than 300.
+    public var maximumGapAckBlocks: Int
+    /// Most duplicate TSNs in a SACK.
+    public var maximumDuplicateTSNs: Int
+    /// Most stream entries in a FORWARD-TSN or a stream reset request.
+    public var maximumStreamsPerChunk: Int
+    /// Most entries in the other lists: supported extensions, supported
+    /// address types, missing mandatory parameters.
+    public var maximumListEntries: Int
+    /// Longest state cookie (INIT ACK parameter, COOKIE ECHO). usrsctp's
+    /// cookies, which embed the INIT and INIT ACK, run to a few hundred bytes.
+    public var maximumCookieLength: Int
+    /// Longest heartbeat information. Browsers send under 64 bytes.
+    public var maximumHeartbeatInfoLength: Int
+
+    public init(
+        maximumPacketLength: Int = 16_384,
+        maximumChunksPerPacket: Int = 512,
+        maximumParametersPerChunk: Int = 64,
+        maximumErrorCausesPerChunk: Int = 32,
+        maximumGapAckBlocks: Int = 1024,
+        maximumDuplicateTSNs: Int = 1024,
+        maximumStreamsPerChunk: Int = 1024,
+        maximumListEntries: Int = 256,
+        maximumCookieLength: Int = 4096,
+        maximumHeartbeatInfoLength: Int = 1024
+    ) {
+        self.maximumPacketLength = maximumPacketLength
+        self.maximumChunksPerPacket = maximumChunksPerPacket
+        self.maximumParametersPerChunk = maximumParametersPerChunk
+        self.maximumErrorCausesPerChunk = maximumErrorCausesPerChunk
+        self.maximumGapAckBlocks = maximumGapAckBlocks
+        self.maximumDuplicateTSNs = maximumDuplicateTSNs
+        self.maximumStreamsPerChunk = maximumStreamsPerChunk
+        self.maximumListEntries = maximumListEntries
+        self.maximumCookieLength = maximumCookieLength
+        self.maximumHeartbeatInfoLength = maximumHeartbeatInfoLength
+    }
+
+    public static let `default` = SCTPLimits()
+}
+
+// MARK: - Lists backed by the packet's bytes
+
+/// A fixed-size value that SCTP lists back to back: a stream identifier, a
+/// TSN, a gap ack block, a chunk type.
+public protocol SCTPWireElement: Hashable, Sendable {
+    /// Bytes per element on the wire.
+    static var wireSize: Int { get }
+    /// Reads the element at `offset` (relative to the slice's start); the
+    /// caller has checked that `wireSize` bytes are there.
+    static func read(_ bytes: ArraySlice<UInt8>, at offset: Int) -> Self
+    /// Appends the element's wire form.
+    func write(to buffer: inout [UInt8])
+}
+
+/// A list of fixed-size elements that stays in the bytes it was decoded from:
+/// decoding a SACK's gap ack blocks or a FORWARD-TSN's streams slices the
+/// packet instead of allocating an array per chunk. Built from elements, it
+/// encodes them into a fresh buffer once.
+///
+/// Two lists are equal when their elements are; each element type has exactly
+/// one wire form, so comparing bytes compares elements.
+public struct SCTPWireList<Element: SCTPWireElement>: RandomAccessCollection, Hashable, Sendable, ExpressibleByArrayLiteral,
+    CustomStringConvertible
+{
+    /// The elements as they are on the wire; `count * Element.wireSize` bytes.
+    public let wireBytes: ArraySlice<UInt8>
+
+    /// `bytes.count` must be a multiple of `Element.wireSize`; the decoder checks.
+    init(wireBytes bytes: ArraySlice<UInt8>) {
+        wireBytes = bytes
+    }
+
+    public init(_ elements: some Sequence<Element>) {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(elements.underestimatedCount * Element.wireSize)
+        for element in elements { element.write(to: &buffer) }
+        wireBytes = buffer[...]
+    }
+
+    public init(arrayLiteral elements: Element...) {
+        self.init(elements)
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { wireBytes.count / Element.wireSize }
+
+    public subscript(position: Int) -> Element {
+        precondition(position >= 0 && position < endIndex, "SCTPWireList index out of range")
+        return Element.read(wireBytes, at: position * Element.wireSize)
+    }
+
+    public var description: String { "[" + map { "\($0)" }.joined(separator: ", ") + "]" }
+}
+
+extension UInt16: SCTPWireElement {
+    public static var wireSize: Int { 2 }
+    public static func read(_ bytes: ArraySlice<UInt8>, at offset: Int) -> UInt16 { bytes.u16(at: offset) }
+    public func write(to buffer: inout [UInt8]) { buffer.appendBigEndian(self) }
+}
+
+extension UInt32: SCTPWireElement {
+    public static var wireSize: Int { 4 }
+    public static func read(_ bytes: ArraySlice<UInt8>, at offset: Int) -> UInt32 { bytes.u32(at: offset) }
+    public func write(to buffer: inout [UInt8]) { buffer.appendBigEndian(self) }
+}
+
+extension SCTPChunkType: SCTPWireElement {
+    public static var wireSize: Int { 1 }
+    public static func read(_ bytes: ArraySlice<UInt8>, at offset: Int) -> SCTPChunkType { SCTPChunkType(bytes.u8(at: offset)) }
+    public func write(to buffer: inout [UInt8]) { buffer.append(rawValue) }
+}
+
+/// A SACK gap ack block (RFC 9260 §3.3.4): TSNs from `cumulativeTSNAck + start`
+/// through `cumulativeTSNAck + end` arrived. The decoder keeps the offsets as
+/// sent; whether they are ordered and non-overlapping is the association's
+/// concern.
+public struct SCTPGapAckBlock: SCTPWireElement, CustomStringConvertible {
+    public var start: UInt16
+    public var end: UInt16
+
+    public init(start: UInt16, end: UInt16) {
+        self.start = start
+        self.end = end
+    }
+
+    public static var wireSize: Int { 4 }
+    public static func read(_ bytes: ArraySlice<UInt8>, at offset: Int) -> SCTPGapAckBlock {
+        SCTPGapAckBlock(start: bytes.u16(at: offset), end: bytes.u16(at: offset + 2))
+    }
+    public func write(to buffer: inout [UInt8]) {
+        buffer.appendBigEndian(start)
+        buffer.appendBigEndian(end)
+    }
+
+    public var description: String { "\(start)-\(end)" }
+}
+
+/// One stream entry of a FORWARD-TSN chunk (RFC 3758 §3.2): the largest
+/// stream sequence number skipped on an ordered stream.
+public struct SCTPForwardTSNStream: SCTPWireElement, CustomStringConvertible {
+    public var streamID: UInt16
+    public var ssn: UInt16
+
+    public init(streamID: UInt16, ssn: UInt16) {
+        self.streamID = streamID
+        self.ssn = ssn
+    }
+
+    public static var wireSize: Int { 4 }
+    public static func read(_ bytes: ArraySlice<UInt8>, at offset: Int) -> SCTPForwardTSNStream {
+        SCTPForwardTSNStream(streamID: bytes.u16(at: offset), ssn: bytes.u16(at: offset + 2))
+    }
+    public func write(to buffer: inout [UInt8]) {
+        buffer.appendBigEndian(streamID)
+        buffer.appendBigEndian(ssn)
+    }
+
+    public var description: String { "\(streamID):\(ssn)" }
+}

@@ -1,0 +1,178 @@
+/// Between packets on the wire (`SCTPPacket`, the codec) and the chunk
+/// values the association works with (`SCTPChunkModel`). WebRTC uses port
+/// 5000 on both ends (RFC 8841 §4: the `a=sctp-port` default).
+public enum SCTPWire {
+    public static let port: UInt16 = 5000
+    /// RFC 9653 §5: the error detection method of DTLS (RFC 8261).
+    public static let dtlsErrorDetectionMethod: UInt32 = 1
+
+    /// A decoded packet: its verification tag and chunks as the association reads them.
+    public struct Incoming: Sendable, Equatable {
+        public var verificationTag: UInt32
+        public var chunks: [SCTPChunkModel]
+    }
+
+    /// Decodes and checks a packet; nil for anything malformed (dropped,
+    /// RFC 9260 §8.5, and counted by the caller).
+    public static func decode(_ bytes: [UInt8], acceptZeroChecksum: Bool = true) -> Incoming? {
+        guard let packet = try? SCTPPacket.decode(bytes, acceptZeroChecksum: acceptZeroChecksum) else { return nil }
+        return Incoming(verificationTag: packet.verificationTag, chunks: packet.chunks.map(model))
+    }
+
+    /// Encodes a packet the association built.
+    public static func encode<C>(_ packet: SCTPAssociation<C>.Packet) throws(SCTPError) -> [UInt8] {
+        let wire = SCTPPacket(
+            sourcePort: port, destinationPort: port, verificationTag: packet.verificationTag, chunks: packet.chunks.map(chunk))
+        return try wire.encode(zeroChecksum: packet.zeroChecksum)
+    }
+
+    // MARK: - Wire to model
+
+    static func model(_ chunk: SCTPChunk) -> SCTPChunkModel {
+        switch chunk {
+        case .data(let data):
+            return .data(SCTPFragment(
+                tsn: TSN(data.tsn), stream: data.streamID, ssn: SSN(data.ssn), ppid: data.ppid,
+                unordered: data.flags.contains(.unordered), beginning: data.flags.contains(.beginning),
+                ending: data.flags.contains(.end), payload: Array(data.userData)))
+        case .initiation(let fields):
+            return .initiation(initFields(fields))
+        case .initiationAck(let fields):
+            guard let cookie = fields.stateCookie else { return .unknown(type: SCTPChunkType.initiationAck.rawValue) }
+            return .initiationAck(initFields(fields), cookie: Array(cookie))
+        case .sack(let sack):
+            return .sack(SCTPChunkModel.SACKFields(
+                cumulativeTSN: TSN(sack.cumulativeTSNAck), receiveWindow: sack.advertisedWindow,
+                gapBlocks: sack.gapAckBlocks.map { SCTPChunkModel.GapBlock(start: $0.start, end: $0.end) },
+                duplicates: sack.duplicateTSNs.map(TSN.init)))
+        case .heartbeat(let info): return .heartbeat(info: Array(info))
+        case .heartbeatAck(let info): return .heartbeatAck(info: Array(info))
+        case .abort(_, let causes): return .abort(reason: causes.map(describe).joined(separator: ", "))
+        case .shutdown(let cumulative): return .shutdown(cumulativeTSN: TSN(cumulative))
+        case .shutdownAck: return .shutdownAck
+        case .error(let causes): return .error(causes: causes.map(\.code.rawValue))
+        case .cookieEcho(let cookie): return .cookieEcho(cookie: Array(cookie))
+        case .cookieAck: return .cookieAck
+        case .shutdownComplete: return .shutdownComplete
+        case .forwardTSN(let forward):
+            return .forwardTSN(
+                newCumulativeTSN: TSN(forward.newCumulativeTSN),
+                streams: forward.streams.map { SCTPChunkModel.ForwardedStream(stream: $0.streamID, ssn: SSN($0.ssn)) })
+        case .reconfig(let reconfig):
+            return .reconfig(reconfig.parameters.map { parameter in
+                switch parameter {
+                case .outgoingSSNResetRequest(let request):
+                    return .outgoingReset(
+                        requestSequence: request.requestSequenceNumber, responseSequence: request.responseSequenceNumber,
+                        lastTSN: TSN(request.senderLastAssignedTSN), streams: Array(request.streams))
+                case .response(let response):
+                    return .response(responseSequence: response.responseSequenceNumber, result: response.result.rawValue)
+                case .incomingSSNResetRequest(let sequence, _), .ssnTSNResetRequest(let sequence),
+                     .addOutgoingStreams(let sequence, _), .addIncomingStreams(let sequence, _):
+                    return .unsupported(requestSequence: sequence)
+                case .unknown:
+                    return .unsupported(requestSequence: nil)
+                }
+            })
+        case .unknown(let unknown): return .unknown(type: unknown.type.rawValue)
+        }
+    }
+
+    static func initFields(_ fields: SCTPInitChunk) -> SCTPChunkModel.InitFields {
+        let extensions = fields.supportedExtensions.map(Array.init) ?? []
+        var zeroChecksum = false
+        for case .zeroChecksumAcceptable(let method) in fields.parameters where method == dtlsErrorDetectionMethod {
+            zeroChecksum = true
+        }
+        return SCTPChunkModel.InitFields(
+            initiateTag: fields.initiateTag, receiveWindow: fields.advertisedWindow, outboundStreams: fields.outboundStreams,
+            inboundStreams: fields.inboundStreams, initialTSN: TSN(fields.initialTSN),
+            forwardTSNSupported: fields.supportsForwardTSN || extensions.contains(.forwardTSN),
+            reconfigSupported: extensions.contains(.reconfig), zeroChecksumAcceptable: zeroChecksum)
+    }
+
+    static func describe(_ cause: SCTPErrorCause) -> String {
+        switch cause {
+        case .userInitiatedAbort(let reason), .protocolViolation(let reason):
+            // Shown to a user: printable ASCII only, bounded.
+            return String(decoding: reason.prefix(200).filter { $0 >= 0x20 && $0 < 0x7F }, as: UTF8.self)
+        default:
+            return "cause \(cause.code.rawValue)"
+        }
+    }
+
+    // MARK: - Model to wire
+
+    static func chunk(_ model: SCTPChunkModel) -> SCTPChunk {
+        switch model {
+        case .data(let fragment):
+            var flags: SCTPDataChunk.Flags = []
+            if fragment.beginning { flags.insert(.beginning) }
+            if fragment.ending { flags.insert(.end) }
+            if fragment.unordered { flags.insert(.unordered) }
+            return .data(SCTPDataChunk(
+                tsn: fragment.tsn.value, streamID: fragment.stream, ssn: fragment.ssn.value, ppid: fragment.ppid,
+                userData: fragment.payload, flags: flags))
+        case .initiation(let fields):
+            return .initiation(initChunk(fields, cookie: nil))
+        case .initiationAck(let fields, let cookie):
+            return .initiationAck(initChunk(fields, cookie: cookie))
+        case .sack(let sack):
+            return .sack(SCTPSackChunk(
+                cumulativeTSNAck: sack.cumulativeTSN.value, advertisedWindow: sack.receiveWindow,
+                gapAckBlocks: SCTPWireList(sack.gapBlocks.map { SCTPGapAckBlock(start: $0.start, end: $0.end) }),
+                duplicateTSNs: SCTPWireList(sack.duplicates.map(\.value))))
+        case .heartbeat(let info): return .heartbeat(info: info[...])
+        case .heartbeatAck(let info): return .heartbeatAck(info: info[...])
+        case .abort(let reason):
+            return .abort(tagReflected: false, causes: reason.isEmpty ? [] : [.userInitiatedAbort(Array(reason.utf8.prefix(200))[...])])
+        case .shutdown(let cumulative): return .shutdown(cumulativeTSNAck: cumulative.value)
+        case .shutdownAck: return .shutdownAck
+        case .error(let causes):
+            return .error(causes: causes.map { code in
+                switch code {
+                case 3: return .staleCookie(stalenessMicroseconds: 0)
+                default: return .unknown(code: SCTPErrorCauseCode(rawValue: code), info: [])
+                }
+            })
+        case .cookieEcho(let cookie): return .cookieEcho(cookie: cookie[...])
+        case .cookieAck: return .cookieAck
+        case .shutdownComplete: return .shutdownComplete(tagReflected: false)
+        case .forwardTSN(let cumulative, let streams):
+            return .forwardTSN(SCTPForwardTSNChunk(
+                newCumulativeTSN: cumulative.value,
+                streams: SCTPWireList(streams.map { SCTPForwardTSNStream(streamID: $0.stream, ssn: $0.ssn.value) })))
+        case .reconfig(let parameters):
+            let wire: [SCTPReconfigParameter] = parameters.compactMap { parameter in
+                switch parameter {
+                case .outgoingReset(let request, let response, let lastTSN, let streams):
+                    return .outgoingSSNResetRequest(SCTPOutgoingSSNResetRequest(
+                        requestSequenceNumber: request, responseSequenceNumber: response, senderLastAssignedTSN: lastTSN.value,
+                        streams: SCTPWireList(streams)))
+                case .response(let sequence, let result):
+                    return .response(SCTPReconfigResponse(responseSequenceNumber: sequence, result: SCTPReconfigResult(rawValue: result)))
+                case .unsupported:
+                    return nil
+                }
+            }
+            guard let first = wire.first else { return .unknown(SCTPUnknownChunk(type: .reconfig, flags: 0, value: [])) }
+            return .reconfig(SCTPReconfigChunk(first, wire.count > 1 ? wire[1] : nil))
+        case .unknown(let type):
+            return .unknown(SCTPUnknownChunk(type: SCTPChunkType(rawValue: type), flags: 0, value: []))
+        }
+    }
+
+    static func initChunk(_ fields: SCTPChunkModel.InitFields, cookie: [UInt8]?) -> SCTPInitChunk {
+        var parameters: [SCTPInitParameter] = []
+        if let cookie { parameters.append(.stateCookie(cookie[...])) }
+        if fields.forwardTSNSupported { parameters.append(.forwardTSNSupported) }
+        var extensions: [SCTPChunkType] = []
+        if fields.forwardTSNSupported { extensions.append(.forwardTSN) }
+        if fields.reconfigSupported { extensions.append(.reconfig) }
+        if !extensions.isEmpty { parameters.append(.supportedExtensions(SCTPWireList(extensions))) }
+        if fields.zeroChecksumAcceptable { parameters.append(.zeroChecksumAcceptable(edmid: dtlsErrorDetectionMethod)) }
+        return SCTPInitChunk(
+            initiateTag: fields.initiateTag, advertisedWindow: fields.receiveWindow, outboundStreams: fields.outboundStreams,
+            inboundStreams: fields.inboundStreams, initialTSN: fields.initialTSN.value, parameters: parameters)
+    }
+}

@@ -1,0 +1,180 @@
+import Testing
+import TernTestSupport
+@testable import TernSCTP
+
+struct Pair {
+    typealias Association = SCTPAssociation<RFC9260CongestionControl>
+    var sides: [Association]
+    var link: VirtualLink<Association.Packet>
+    var now: Duration = .zero
+    var received: [[SCTPMessage]] = [[], []]
+    var events: [[SCTPEvent]] = [[], []]
+    /// Encode and decode every packet with the codec (checksums included).
+    var throughWire = true
+
+    init(seed: UInt64, configuration: Association.Configuration = .init()) {
+        var random = SplitMix64(seed: seed)
+        sides = [Association(configuration: configuration, random: &random), Association(configuration: configuration, random: &random)]
+        link = VirtualLink(seed: seed &+ 1)
+    }
+
+    mutating func pump() {
+        for index in 0..<2 {
+            while let packet = sides[index].pollTransmit(now: now) { link.send(packet, to: 1 - index, now: now) }
+            while let event = sides[index].pollEvent() { events[index].append(event) }
+            while let message = sides[index].pollMessage() { received[index].append(message) }
+        }
+    }
+
+    /// Runs until `done` or `limit` of virtual time.
+    mutating func run(until limit: Duration, _ done: (Pair) -> Bool = { _ in false }) {
+        pump()
+        while now < limit && !done(self) {
+            var next = link.nextArrival
+            for side in sides { if let deadline = side.nextDeadline { next = next.map { min($0, deadline) } ?? deadline } }
+            guard let next else { break }
+            now = max(now, next)
+            if let packet = link.takeDue(now: now) {
+                if throughWire {
+                    guard let bytes = try? SCTPWire.encode(packet.packet), let decoded = SCTPWire.decode(bytes) else {
+                        Issue.record("a packet did not survive the codec: \(packet.packet.chunks.map { "\($0)".prefix(40) })")
+                        continue
+                    }
+                    #expect(bytes.count <= 1200, "within the MTU")
+                    sides[packet.to].handleChunks(decoded.chunks, verificationTag: decoded.verificationTag, now: now)
+                } else {
+                    sides[packet.to].handleChunks(packet.packet.chunks, verificationTag: packet.packet.verificationTag, now: now)
+                }
+            }
+            for index in 0..<2 { sides[index].advanceTime(now: now) }
+            pump()
+        }
+    }
+
+    var bothEstablished: Bool { sides.allSatisfy { $0.state == .established } }
+}
+
+struct AssociationTests {
+    @Test func theHandshakeEstablishesBothSidesInTwoRoundTrips() {
+        var pair = Pair(seed: 1)
+        pair.sides[0].connect(now: .zero)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
+        #expect(pair.bothEstablished)
+        #expect(pair.now <= .milliseconds(80), "INIT, INIT ACK, COOKIE ECHO, COOKIE ACK: 4 x 20 ms")
+        #expect(pair.events[0].first == .established && pair.events[1].first == .established)
+    }
+
+    @Test func bothSidesInitiatingAtOnceStillEstablish() {
+        var pair = Pair(seed: 2)
+        pair.sides[0].connect(now: .zero)
+        pair.sides[1].connect(now: .zero)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
+        #expect(pair.bothEstablished)
+    }
+
+    @Test func aLostINITIsRetransmitted() {
+        var pair = Pair(seed: 3)
+        pair.link.loss = 1
+        pair.sides[0].connect(now: .zero)
+        pair.run(until: .milliseconds(100))
+        pair.link.loss = 0
+        pair.run(until: .seconds(10)) { $0.bothEstablished }
+        #expect(pair.bothEstablished)
+        #expect(pair.now > .milliseconds(400), "after T1-init")
+    }
+
+    static func messages(count: Int, seed: UInt64) -> [[UInt8]] {
+        var random = SplitMix64(seed: seed)
+        return (0..<count).map { index in
+            let size = [1, 100, 1171, 1172, 1173, 5000, 64 * 1024, 256 * 1024][index % 8]
+            return (0..<size).map { _ in UInt8.random(in: 0...255, using: &random) }
+        }
+    }
+
+    @Test(arguments: [(0.0, 0.0, 0.0), (0.01, 0.0, 0.0), (0.05, 0.0, 0.0), (0.02, 0.1, 0.05)])
+    func everyMessageArrivesIntactAndInOrder(loss: Double, reordering: Double, duplication: Double) {
+        var pair = Pair(seed: 10)
+        pair.sides[0].connect(now: .zero)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
+        #expect(pair.bothEstablished)
+        pair.link.loss = loss
+        pair.link.reordering = reordering
+        pair.link.duplication = duplication
+        let sent = Self.messages(count: 24, seed: 99)
+        for message in sent {
+            do {
+                try pair.sides[0].send(stream: 1, ppid: 53, payload: message, now: pair.now)
+            } catch {
+                Issue.record("send failed: \(error)")
+            }
+        }
+        pair.run(until: .seconds(600)) { $0.received[1].count == sent.count }
+        #expect(pair.received[1].count == sent.count, "loss \(loss): \(pair.received[1].count) of \(sent.count) after \(pair.now)")
+        #expect(pair.received[1].map(\.payload) == sent)
+        #expect(pair.received[1].allSatisfy { $0.stream == 1 && $0.ppid == 53 })
+        print("[sctp] loss \(loss) reorder \(reordering) dup \(duplication): \(sent.reduce(0) { $0 + $1.count }) bytes in \(pair.now), \(pair.link.lost) packets lost")
+    }
+
+    @Test func theCongestionWindowGrowsThenHalvesOnLossAndCollapsesOnTimeout() {
+        var pair = Pair(seed: 20)
+        pair.sides[0].connect(now: .zero)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
+        let initial = pair.sides[0].congestion?.congestionWindow ?? 0
+        #expect(initial == 4404)
+        for _ in 0..<64 { try? pair.sides[0].send(stream: 0, ppid: 53, payload: [UInt8](repeating: 1, count: 16 * 1024), now: pair.now) }
+        pair.run(until: pair.now + .milliseconds(300))
+        let grown = pair.sides[0].congestion?.congestionWindow ?? 0
+        #expect(grown > 4 * initial, "slow start: \(grown)")
+        // Drop everything for a while: the T3 timer fires, cwnd = 1 MTU.
+        pair.link.loss = 1
+        pair.run(until: pair.now + .seconds(2))
+        #expect(pair.sides[0].congestion?.congestionWindow == 1200)
+        pair.link.loss = 0
+        pair.run(until: pair.now + .seconds(120)) { $0.received[1].count == 64 }
+        #expect(pair.received[1].count == 64)
+    }
+
+    @Test func resettingAStreamIsReportedOnBothSides() {
+        var pair = Pair(seed: 30)
+        pair.sides[0].connect(now: .zero)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
+        try? pair.sides[0].send(stream: 3, ppid: 51, payload: Array("bye".utf8), now: pair.now)
+        pair.sides[0].resetStreams([3])
+        pair.run(until: pair.now + .seconds(5)) { $0.events[0].contains(.outgoingStreamsReset([3])) }
+        #expect(pair.received[1].map(\.payload) == [Array("bye".utf8)])
+        #expect(pair.events[1].contains(.incomingStreamsReset([3])))
+        #expect(pair.events[0].contains(.outgoingStreamsReset([3])))
+    }
+
+    @Test func aGracefulShutdownClosesBothSidesAfterTheData() {
+        var pair = Pair(seed: 40)
+        pair.sides[0].connect(now: .zero)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
+        try? pair.sides[0].send(stream: 0, ppid: 53, payload: [UInt8](repeating: 7, count: 100_000), now: pair.now)
+        pair.sides[0].shutdown(now: pair.now)
+        pair.run(until: pair.now + .seconds(10)) { $0.sides.allSatisfy { $0.state == .closed } }
+        #expect(pair.received[1].first?.payload.count == 100_000)
+        #expect(pair.events[0].last == .closed && pair.events[1].last == .closed)
+    }
+
+    @Test func partiallyReliableMessagesAreAbandonedAndTheStreamMovesOn() {
+        var pair = Pair(seed: 50)
+        pair.sides[0].connect(now: .zero)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
+        pair.link.loss = 1
+        try? pair.sides[0].send(stream: 2, ppid: 53, payload: [1], reliability: .maxRetransmits(0), now: pair.now)
+        pair.run(until: pair.now + .milliseconds(50))
+        pair.link.loss = 0
+        try? pair.sides[0].send(stream: 2, ppid: 53, payload: [2], now: pair.now)
+        pair.run(until: pair.now + .seconds(10)) { !$0.received[1].isEmpty }
+        #expect(pair.received[1].map(\.payload) == [[2]], "the first was abandoned, FORWARD-TSN let the second through")
+    }
+
+    @Test func aForgedCookieIsIgnored() {
+        var random = SplitMix64(seed: 60)
+        var side = SCTPAssociation<RFC9260CongestionControl>(random: &random)
+        side.handleChunks([.cookieEcho(cookie: [UInt8](repeating: 0, count: 80))], verificationTag: side.localTag, now: .zero)
+        #expect(side.state == .closed)
+        #expect(side.pollEvent() == nil)
+    }
+}

@@ -1,0 +1,148 @@
+import Testing
+@testable import TernSCTP
+
+struct DataTrackerTests {
+    @Test func inOrderTSNsMoveTheCumulativeAckAndEverySecondPacketAsksForASACK() {
+        var tracker = SCTPDataTracker(peerInitialTSN: TSN(100))
+        #expect(tracker.cumulativeTSN == TSN(99))
+        #expect(tracker.observe(TSN(100)) == .new)
+        tracker.packetWithDataReceived(now: .zero)
+        #expect(!tracker.sackDue)
+        #expect(tracker.delayedAckDeadline == .milliseconds(200))
+        #expect(tracker.observe(TSN(101)) == .new)
+        tracker.packetWithDataReceived(now: .milliseconds(1))
+        #expect(tracker.sackDue)
+        #expect(tracker.cumulativeTSN == TSN(101))
+        #expect(tracker.gapBlocks.isEmpty)
+        tracker.sackSent()
+        #expect(!tracker.sackDue)
+        // One packet, then the 200 ms delayed-ack timer.
+        _ = tracker.observe(TSN(102))
+        tracker.packetWithDataReceived(now: .seconds(1))
+        tracker.advanceTime(now: .seconds(1) + .milliseconds(199))
+        #expect(!tracker.sackDue)
+        tracker.advanceTime(now: .seconds(1) + .milliseconds(200))
+        #expect(tracker.sackDue)
+    }
+
+    @Test func gapsAreReportedAsBlocksAndFilledGapsMoveTheCumulativeAck() {
+        var tracker = SCTPDataTracker(peerInitialTSN: TSN(1))
+        for tsn: UInt32 in [1, 3, 4, 6, 9] { _ = tracker.observe(TSN(tsn)) }
+        #expect(tracker.sackDue, "a gap asks for a SACK at once")
+        #expect(tracker.cumulativeTSN == TSN(1))
+        #expect(tracker.gapBlocks.map { [$0.start, $0.end] } == [[2, 3], [5, 5], [8, 8]])
+        _ = tracker.observe(TSN(2))
+        #expect(tracker.cumulativeTSN == TSN(4))
+        #expect(tracker.gapBlocks.map { [$0.start, $0.end] } == [[2, 2], [5, 5]])
+        _ = tracker.observe(TSN(5))
+        _ = tracker.observe(TSN(7))
+        _ = tracker.observe(TSN(8))
+        #expect(tracker.cumulativeTSN == TSN(9))
+        #expect(tracker.gapBlocks.isEmpty)
+    }
+
+    @Test func duplicatesAreReportedOnceEach() {
+        var tracker = SCTPDataTracker(peerInitialTSN: TSN(10))
+        _ = tracker.observe(TSN(10))
+        _ = tracker.observe(TSN(12))
+        #expect(tracker.observe(TSN(10)) == .duplicate)
+        #expect(tracker.observe(TSN(12)) == .duplicate)
+        #expect(tracker.observe(TSN(9)) == .duplicate)
+        #expect(tracker.takeDuplicates() == [TSN(10), TSN(12), TSN(9)])
+        #expect(tracker.takeDuplicates().isEmpty)
+    }
+
+    @Test func tsnsWrapAroundTwoToTheThirtyTwo() {
+        var tracker = SCTPDataTracker(peerInitialTSN: TSN(UInt32.max - 1))
+        _ = tracker.observe(TSN(UInt32.max - 1))
+        _ = tracker.observe(TSN(1))
+        #expect(tracker.gapBlocks.map { [$0.start, $0.end] } == [[3, 3]])
+        _ = tracker.observe(TSN(UInt32.max))
+        _ = tracker.observe(TSN(0))
+        #expect(tracker.cumulativeTSN == TSN(1))
+        #expect(tracker.hasReceived(TSN(0)) && !tracker.hasReceived(TSN(2)))
+    }
+
+    @Test func farAheadTSNsAndTooManyGapsAreRefusedNotTracked() {
+        var tracker = SCTPDataTracker(peerInitialTSN: TSN(0), maximumDistance: 1000)
+        #expect(tracker.observe(TSN(5000)) == .outOfWindow)
+        for offset in stride(from: UInt32(2), to: 2 * UInt32(SCTPDataTracker.maximumRanges) + 2, by: 2) {
+            _ = tracker.observe(TSN(offset))
+        }
+        #expect(tracker.gapBlocks.count == SCTPDataTracker.maximumRanges)
+        #expect(tracker.observe(TSN(900)) == .outOfWindow)
+    }
+
+    @Test func forwardTSNMovesTheCumulativeAckOverAbandonedData() {
+        var tracker = SCTPDataTracker(peerInitialTSN: TSN(1))
+        for tsn: UInt32 in [1, 5, 6, 9] { _ = tracker.observe(TSN(tsn)) }
+        tracker.forward(to: TSN(4))
+        #expect(tracker.cumulativeTSN == TSN(6))
+        #expect(tracker.gapBlocks.map { [$0.start, $0.end] } == [[3, 3]])
+    }
+}
+
+struct ReassemblyTests {
+    func fragment(_ tsn: UInt32, stream: UInt16 = 1, ssn: UInt16 = 0, _ flags: String, _ bytes: [UInt8], unordered: Bool = false) -> SCTPFragment {
+        SCTPFragment(tsn: TSN(tsn), stream: stream, ssn: SSN(ssn), ppid: 53, unordered: unordered,
+                     beginning: flags.contains("B"), ending: flags.contains("E"), payload: bytes)
+    }
+
+    @Test func aFragmentedMessageIsReassembledInAnyArrivalOrder() {
+        for order in [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]] {
+            var queue = SCTPReassemblyQueue()
+            let parts = [fragment(10, "B", [1]), fragment(11, "", [2]), fragment(12, "", [3]), fragment(13, "E", [4])]
+            for (step, index) in order.enumerated() {
+                queue.add(parts[index])
+                if step < 3 { #expect(queue.poll() == nil) }
+            }
+            #expect(queue.poll() == SCTPMessage(stream: 1, ppid: 53, unordered: false, payload: [1, 2, 3, 4]), "\(order)")
+            #expect(queue.bufferedBytes == 0)
+        }
+    }
+
+    @Test func orderedMessagesWaitForTheirTurnPerStreamUnorderedOnesDoNot() {
+        var queue = SCTPReassemblyQueue()
+        queue.add(fragment(2, ssn: 1, "BE", [2]))
+        queue.add(fragment(3, stream: 2, ssn: 0, "BE", [9]))
+        queue.add(fragment(4, ssn: 0, "BE", [7], unordered: true))
+        #expect(queue.poll()?.payload == [9], "stream 2 does not wait for stream 1")
+        #expect(queue.poll()?.payload == [7], "unordered: at once")
+        #expect(queue.poll() == nil)
+        #expect(queue.bufferedBytes == 1, "stream 1's SSN 1 waits, counted")
+        queue.add(fragment(1, ssn: 0, "BE", [1]))
+        #expect(queue.poll()?.payload == [1])
+        #expect(queue.poll()?.payload == [2])
+        #expect(queue.bufferedBytes == 0)
+    }
+
+    @Test func undeliveredMessagesCountAgainstTheWindowUntilRead() {
+        var queue = SCTPReassemblyQueue()
+        queue.add(fragment(1, "B", [UInt8](repeating: 0, count: 1000)))
+        #expect(queue.bufferedBytes == 1000)
+        queue.add(fragment(2, "E", [UInt8](repeating: 0, count: 500)))
+        #expect(queue.readyCount == 1)
+        #expect(queue.bufferedBytes == 1500)
+        _ = queue.poll()
+        #expect(queue.bufferedBytes == 0)
+    }
+
+    @Test func aMessageOverTheLimitIsDroppedAndCounted() {
+        var queue = SCTPReassemblyQueue(maximumMessageSize: 4)
+        queue.add(fragment(1, "B", [1, 2, 3]))
+        queue.add(fragment(2, "E", [4, 5]))
+        #expect(queue.poll() == nil)
+        #expect(queue.oversizedMessages == 1)
+        #expect(queue.bufferedBytes == 0)
+    }
+
+    @Test func forwardTSNDropsAbandonedFragmentsAndSkipsTheirSSNs() {
+        var queue = SCTPReassemblyQueue()
+        queue.add(fragment(1, ssn: 0, "B", [1]))     // its E was abandoned
+        queue.add(fragment(3, ssn: 1, "BE", [3]))    // waits for SSN 0
+        #expect(queue.poll() == nil)
+        queue.forward(to: TSN(2), skipping: [(stream: 1, ssn: SSN(0))])
+        #expect(queue.poll()?.payload == [3])
+        #expect(queue.bufferedBytes == 0)
+    }
+}
