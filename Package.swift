@@ -121,7 +121,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TernSessionTests",
-            dependencies: ["TernSession", "TernICE", "TernTURN", "TernPairing", "TernRendezvous", "TernRelay", "TernTestSupport"]),
+            dependencies: [
+                "TernSession", "TernICE", "TernTURN", "TernPairing", "TernRendezvous", "TernRelay", "TernSDP", "TernDTLS",
+                "TernDataChannel", "TernTestSupport",
+            ]),
         .testTarget(name: "TernSDPTests", dependencies: ["TernSDP"]),
         .testTarget(name: "TernDTLSTests", dependencies: ["TernDTLS", "COpenSSL"]),
         .testTarget(name: "TernSCTPTests", dependencies: ["TernSCTP"]),

@@ -736,7 +736,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             let flight = retransmissions.flightSize
             guard flight < congestion.congestionWindow else { break }
             guard peerReceiveWindow > 0 || flight == 0 else { break }
-            let maximumPayload = min(room - 16, max(peerReceiveWindow, 1))
+            // The chunk is padded to four bytes (§3.2): keep the padded size within the room.
+            let maximumPayload = min((room - 16) & ~3, max(peerReceiveWindow, 1))
             let tsn = retransmissions.nextTSN
             guard let item = sendQueue.nextFragment(tsn: tsn, maximumPayload: maximumPayload) else { break }
             retransmissions.sent(item, now: now)

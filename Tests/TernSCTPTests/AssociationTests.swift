@@ -115,6 +115,24 @@ struct AssociationTests {
         print("[sctp] loss \(loss) reorder \(reordering) dup \(duplication): \(sent.reduce(0) { $0 + $1.count }) bytes in \(pair.now), \(pair.link.lost) packets lost")
     }
 
+    @Test(arguments: [1163, 1171, 1200, 1201, 1202, 1203])
+    func everyPacketFitsTheMTUWhateverItsAlignment(mtu: Int) {
+        var pair = Pair(seed: 11, configuration: .init(mtu: mtu))
+        pair.sides[0].connect(now: .zero)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
+        for size in [1, 1135, 1136, 5000, 100_000] {
+            try? pair.sides[0].send(stream: 0, ppid: 53, payload: [UInt8](repeating: 9, count: size), now: pair.now)
+        }
+        var largest = 0
+        for _ in 0..<10_000 {
+            guard let packet = pair.sides[0].pollTransmit(now: pair.now) else { break }
+            let bytes = (try? SCTPWire.encode(packet)) ?? []
+            largest = max(largest, bytes.count)
+            pair.link.send(packet, to: 1, now: pair.now)
+        }
+        #expect(largest > mtu - 8 && largest <= mtu, "largest packet \(largest) for MTU \(mtu)")
+    }
+
     @Test func theCongestionWindowGrowsThenHalvesOnLossAndCollapsesOnTimeout() {
         var pair = Pair(seed: 20)
         pair.sides[0].connect(now: .zero)

@@ -21,13 +21,19 @@ public struct ConnectivityOptions: Sendable {
     public var forceRelay: Bool
     /// How long the checks may go without progress before ICE gives up.
     public var failureTimeout: Duration
+    /// Our DTLS certificate's fingerprint, for `a=fingerprint` in our description.
+    public var fingerprint: Fingerprint?
 
-    public init(role: ICERole, stun: [String], turn: TURNCredentials?, forceRelay: Bool = false, failureTimeout: Duration = .seconds(10)) {
+    public init(
+        role: ICERole, stun: [String], turn: TURNCredentials?, forceRelay: Bool = false, failureTimeout: Duration = .seconds(10),
+        fingerprint: Fingerprint? = nil
+    ) {
         self.role = role
         self.stun = stun
         self.turn = turn
         self.forceRelay = forceRelay
         self.failureTimeout = failureTimeout
+        self.fingerprint = fingerprint
     }
 }
 
@@ -38,6 +44,9 @@ public struct ConnectedPath: Sendable, Equatable {
     public var roundTrip: Duration?
     /// How this side reaches its TURN server, when its local candidate is relayed.
     public var relayTransport: TURNTransport?
+    /// The peer's certificate fingerprints and DTLS setup role, from its description.
+    public var remoteFingerprints: [Fingerprint] = []
+    public var remoteSetup: DTLSSetup?
 
     /// True when either end of the pair is a TURN relay.
     public var isRelayed: Bool { pair.local.type == .relayed || pair.remote.type == .relayed }
@@ -82,6 +91,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
     private var signalledConnected = false
     private var peerConnected = false
     private var selected: ConnectedPath?
+    private var remoteFingerprints: [Fingerprint] = []
+    private var remoteSetup: DTLSSetup?
     private var finished = false
     private var closed = false
     private let established: EventLoopPromise<ConnectedPath>
@@ -285,7 +296,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
             sessionID: UInt64.random(in: 1...UInt64(Int64.max)),
             media: [.dataChannel(
                 iceUfrag: agent.configuration.localCredentials.ufrag, icePwd: agent.configuration.localCredentials.password,
-                fingerprint: nil, setup: options.role == .controlling ? .actpass : .active)])
+                fingerprint: options.fingerprint, setup: options.role == .controlling ? .actpass : .active)])
         description.sessionVersion = 2
         signal(.sessionDescription(kind: options.role == .controlling ? .offer : .answer, sdp: description.formatted()))
 
@@ -464,6 +475,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 fail(.noPath("the peer's ICE credentials are unusable: \(error.reason)"))
                 return
             }
+            remoteFingerprints = media.fingerprints
+            remoteSetup = media.setup
             for line in media.candidates { addRemote(line, now: now) }
             if media.endOfCandidates { agent.remoteCandidatesComplete(now: now) }
         case .candidate(_, let line):
@@ -634,6 +647,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
         finished = true
         var path = selected
         path.roundTrip = agent.selectedRoundTrip ?? selected.roundTrip
+        path.remoteFingerprints = remoteFingerprints
+        path.remoteSetup = remoteSetup
         established.succeed(path)
     }
 

@@ -1,0 +1,372 @@
+import NIOCore
+import TernDTLS
+import TernDataChannel
+import TernSCTP
+
+/// DTLS, SCTP and data channels on the path ICE selected: the stack above
+/// the connectivity driver, on the driver's event loop (design.md: one loop
+/// per session owns the socket, the timers and every core).
+///
+/// DTLS datagrams from the selected pair come in through the driver; each
+/// DTLS record carries one SCTP packet (RFC 8261 §3); the data channel
+/// endpoint inside runs SCTP and DCEP. The async API hides the loop: open a
+/// channel, send with back-pressure, receive messages, close.
+///
+/// Thread safety: mutable state is touched on `loop` only.
+public final class SecureChannels: @unchecked Sendable {
+    public typealias Endpoint = DataChannelEndpoint<RFC9260CongestionControl>
+
+    public struct Options: Sendable {
+        public var role: DTLSRole
+        public var certificate: DTLSCertificate
+        public var expectedPeerFingerprint: DTLSFingerprint
+        /// Our receive window (bytes in flight towards us plus unread ones).
+        public var receiveWindow: Int
+        /// `send` waits while a channel has more than this queued.
+        public var sendHighWater: Int
+        public var maximumMessageSize: Int
+
+        public init(
+            role: DTLSRole, certificate: DTLSCertificate, expectedPeerFingerprint: DTLSFingerprint,
+            receiveWindow: Int = 4 << 20, sendHighWater: Int = 4 << 20, maximumMessageSize: Int = 256 * 1024
+        ) {
+            self.role = role
+            self.certificate = certificate
+            self.expectedPeerFingerprint = expectedPeerFingerprint
+            self.receiveWindow = receiveWindow
+            self.sendHighWater = sendHighWater
+            self.maximumMessageSize = maximumMessageSize
+        }
+    }
+
+    public let loop: EventLoop
+    private let driver: ConnectivityDriver
+    private let options: Options
+    private let dtls: DTLSAssociation
+    private let startedAt: NIODeadline
+
+    // Confined to `loop`.
+    private var endpoint: Endpoint?
+    private var timer: Scheduled<Void>?
+    private var pumping = false
+    private var ended: SessionError?
+    private var readyWaiters: [CheckedContinuation<Void, Error>] = []
+    private var openWaiters: [UInt16: CheckedContinuation<UInt16, Error>] = [:]
+    private var sendWaiters: [(stream: UInt16, continuation: CheckedContinuation<Void, Error>)] = []
+    private var messageWaiters: [CheckedContinuation<DataChannelMessage?, Error>] = []
+    private var eventsInput: AsyncStream<DataChannelEvent>.Continuation
+    /// Events other than messages: channels opened and closed by the peer, the end.
+    public let events: AsyncStream<DataChannelEvent>
+    /// SCTP packets that failed to decode, for diagnostics.
+    public private(set) var malformedPackets = 0
+
+    private init(driver: ConnectivityDriver, options: Options, dtls: DTLSAssociation) {
+        self.driver = driver
+        self.loop = driver.loop
+        self.options = options
+        self.dtls = dtls
+        self.startedAt = .now()
+        (events, eventsInput) = AsyncStream<DataChannelEvent>.makeStream()
+    }
+
+    /// Starts DTLS on the selected pair of `driver` (which must be connected)
+    /// and returns once DTLS is up, the peer's certificate matched, and the
+    /// SCTP association is established.
+    public static func establish(over driver: ConnectivityDriver, options: Options) async throws(SessionError) -> SecureChannels {
+        let dtls: DTLSAssociation
+        do {
+            var configuration = DTLSAssociation.Configuration(
+                role: options.role, certificate: options.certificate, expectedPeerFingerprint: options.expectedPeerFingerprint)
+            configuration.mtu = 1200
+            dtls = try DTLSAssociation(configuration: configuration)
+        } catch {
+            throw .secureChannel("cannot start DTLS: \(error.reason)")
+        }
+        let channels = SecureChannels(driver: driver, options: options, dtls: dtls)
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                channels.loop.execute {
+                    channels.readyWaiters.append(continuation)
+                    driver.setApplicationHandler { [channels] datagram in channels.datagramArrived(datagram) }
+                    channels.dtls.start(now: channels.now())
+                    channels.pump()
+                }
+            }
+        } catch let error as SessionError {
+            await channels.close()
+            throw error
+        } catch {
+            await channels.close()
+            throw .secureChannel("\(error)")
+        }
+        return channels
+    }
+
+    // MARK: - Async API
+
+    /// Opens a channel and waits for the peer's acknowledgement.
+    public func open(label: String, options channelOptions: DataChannelOptions = DataChannelOptions()) async throws(SessionError) -> UInt16 {
+        do {
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UInt16, Error>) in
+                loop.execute {
+                    // The waiter is registered in the same turn of the loop as the
+                    // OPEN is queued, so a fast acknowledgement cannot be missed.
+                    guard self.endpoint != nil, self.ended == nil else {
+                        continuation.resume(throwing: self.ended ?? SessionError.secureChannel("the data channels are not up"))
+                        return
+                    }
+                    do {
+                        guard let stream = try self.endpoint?.open(label: label, options: channelOptions, now: self.now()) else { return }
+                        self.openWaiters[stream] = continuation
+                    } catch {
+                        continuation.resume(throwing: SessionError.secureChannel("cannot open a channel: \(error)"))
+                        return
+                    }
+                    self.pump()
+                }
+            }
+        } catch {
+            throw Self.sessionError(error)
+        }
+    }
+
+    /// Queues a message; waits first while the channel has more than the
+    /// high-water mark queued (back-pressure towards the caller).
+    public func send(_ payload: [UInt8], binary: Bool = true, on stream: UInt16) async throws(SessionError) {
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                loop.execute {
+                    guard self.endpoint != nil else {
+                        continuation.resume(throwing: self.ended ?? SessionError.secureChannel("the data channels are not up"))
+                        return
+                    }
+                    do {
+                        try self.endpoint?.send(payload, binary: binary, on: stream, now: self.now())
+                    } catch {
+                        continuation.resume(throwing: SessionError.secureChannel("cannot send on channel \(stream): \(error)"))
+                        return
+                    }
+                    if (self.endpoint?.bufferedAmount(stream) ?? 0) > self.options.sendHighWater {
+                        self.sendWaiters.append((stream, continuation))
+                    } else {
+                        continuation.resume()
+                    }
+                    self.pump()
+                }
+            }
+        } catch {
+            throw Self.sessionError(error)
+        }
+    }
+
+    /// The next message from the peer on any channel; nil once the
+    /// association has ended and every message was read.
+    public func receive() async throws(SessionError) -> DataChannelMessage? {
+        do {
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<DataChannelMessage?, Error>) in
+                loop.execute {
+                    if let message = self.endpoint?.pollMessage() {
+                        continuation.resume(returning: message)
+                        self.pump()  // the window opened: a SACK may be due
+                    } else if self.ended != nil {
+                        continuation.resume(returning: nil)
+                    } else {
+                        self.messageWaiters.append(continuation)
+                    }
+                }
+            }
+        } catch {
+            throw Self.sessionError(error)
+        }
+    }
+
+    /// Closes one channel (both directions, RFC 8831 §6.7).
+    public func close(channel stream: UInt16) {
+        loop.execute {
+            self.endpoint?.close(stream)
+            self.pump()
+        }
+    }
+
+    /// Bytes queued on a channel and not yet sent.
+    public func bufferedAmount(_ stream: UInt16) async -> Int {
+        (try? await loop.submit { self.endpoint?.bufferedAmount(stream) ?? 0 }.get()) ?? 0
+    }
+
+    /// Ends the association: SCTP shutdown is not waited for; DTLS sends
+    /// close_notify; the driver is left to the caller.
+    public func close() async {
+        let done = loop.makePromise(of: Void.self)
+        loop.execute {
+            self.endpoint?.abort(reason: "closed")
+            self.pump()
+            self.dtls.close()
+            self.flushDTLS()
+            self.finish(.secureChannel("the data channels were closed"))
+            done.succeed()
+        }
+        try? await done.futureResult.get()
+    }
+
+    // MARK: - Pumping (on `loop`)
+
+    private func datagramArrived(_ datagram: [UInt8]) {
+        dtls.handleDatagram(datagram, now: now())
+        pump()
+    }
+
+    private func pump() {
+        guard !pumping else { return }
+        pumping = true
+        defer { pumping = false }
+        let now = self.now()
+        var moved = true
+        while moved {
+            moved = false
+            while let event = dtls.pollEvent() {
+                moved = true
+                handleDTLS(event, now: now)
+            }
+            if endpoint != nil {
+                while let packet = endpoint?.pollTransmit(now: now) ?? nil {
+                    moved = true
+                    writePacket(packet)
+                }
+                while let event = endpoint?.pollEvent() ?? nil {
+                    moved = true
+                    handleEndpoint(event)
+                }
+                while !messageWaiters.isEmpty, let message = endpoint?.pollMessage() ?? nil {
+                    moved = true
+                    messageWaiters.removeFirst().resume(returning: message)
+                }
+                resumeSenders()
+            }
+            if flushDTLS() { moved = true }
+        }
+        rearm()
+    }
+
+    /// Moves DTLS datagrams to the driver; true if there were any.
+    @discardableResult
+    private func flushDTLS() -> Bool {
+        var any = false
+        while let datagram = dtls.pollTransmit() {
+            any = true
+            driver.sendApplication(datagram)
+        }
+        if any { driver.flushApplication() }
+        return any
+    }
+
+    private func writePacket(_ packet: SCTPAssociation<RFC9260CongestionControl>.Packet) {
+        do {
+            let bytes = try SCTPWire.encode(packet)
+            try dtls.write(bytes)
+        } catch {
+            // The association builds packets within the DTLS payload limit; a
+            // packet that does not fit would be retransmitted forever.
+            malformedPackets += 1
+            finish(.secureChannel("an SCTP packet could not be sent: \(error)"))
+        }
+    }
+
+    private func handleDTLS(_ event: DTLSEvent, now: Duration) {
+        switch event {
+        case .connected:
+            var configuration = SCTPAssociation<RFC9260CongestionControl>.Configuration(
+                mtu: dtls.maximumPayload ?? 1100, receiveWindow: options.receiveWindow, maximumMessageSize: options.maximumMessageSize)
+            configuration.bufferedAmountLowThreshold = options.sendHighWater / 2
+            var endpoint = Endpoint(association: SCTPAssociation(configuration: configuration), isDTLSClient: options.role == .client)
+            // Both sides INIT (RFC 8841 lets either); the cookie exchange sorts out a collision.
+            endpoint.connect(now: now)
+            self.endpoint = endpoint
+        case .data(let record):
+            guard endpoint != nil, let packet = SCTPWire.decode(record) else {
+                malformedPackets += 1
+                return
+            }
+            endpoint?.handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: now)
+        case .closed:
+            finish(.secureChannel("the peer closed the secure channel"))
+        case .failed(let error):
+            finish(.secureChannel("DTLS failed: \(error.reason)"))
+        }
+    }
+
+    private func handleEndpoint(_ event: DataChannelEvent) {
+        switch event {
+        case .ready:
+            for waiter in readyWaiters { waiter.resume() }
+            readyWaiters.removeAll()
+        case .opened(let stream, _, _, let byPeer):
+            if !byPeer, let waiter = openWaiters.removeValue(forKey: stream) { waiter.resume(returning: stream) }
+            eventsInput.yield(event)
+        case .bufferedAmountLow:
+            resumeSenders()
+        case .closed:
+            eventsInput.yield(event)
+        case .ended(let reason):
+            eventsInput.yield(event)
+            finish(.secureChannel(reason.map { "the data channels ended: \($0)" } ?? "the peer shut the data channels down"))
+        }
+    }
+
+    private func resumeSenders() {
+        guard !sendWaiters.isEmpty, endpoint != nil else { return }
+        var still: [(stream: UInt16, continuation: CheckedContinuation<Void, Error>)] = []
+        for waiter in sendWaiters {
+            if (endpoint?.bufferedAmount(waiter.stream) ?? 0) <= options.sendHighWater / 2 {
+                waiter.continuation.resume()
+            } else {
+                still.append(waiter)
+            }
+        }
+        sendWaiters = still
+    }
+
+    private func finish(_ error: SessionError) {
+        guard ended == nil else { return }
+        ended = error
+        timer?.cancel()
+        for waiter in readyWaiters { waiter.resume(throwing: error) }
+        readyWaiters.removeAll()
+        for waiter in openWaiters.values { waiter.resume(throwing: error) }
+        openWaiters.removeAll()
+        for waiter in sendWaiters { waiter.continuation.resume(throwing: error) }
+        sendWaiters.removeAll()
+        // Readers get what is left, then nil.
+        for waiter in messageWaiters {
+            waiter.resume(returning: nil)
+        }
+        messageWaiters.removeAll()
+        eventsInput.finish()
+    }
+
+    private func rearm() {
+        timer?.cancel()
+        timer = nil
+        guard ended == nil else { return }
+        var deadline = dtls.nextDeadline
+        if let next = endpoint?.nextDeadline { deadline = deadline.map { min($0, next) } ?? next }
+        guard let deadline else { return }
+        let (seconds, attoseconds) = deadline.components
+        let nanoseconds = seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
+        timer = loop.scheduleTask(deadline: startedAt + .nanoseconds(nanoseconds)) { [self] in
+            timer = nil
+            let now = self.now()
+            dtls.advanceTime(now: now)
+            endpoint?.advanceTime(now: now)
+            pump()
+        }
+    }
+
+    private func now() -> Duration {
+        .nanoseconds(Int64(clamping: NIODeadline.now().uptimeNanoseconds &- startedAt.uptimeNanoseconds))
+    }
+
+    private static func sessionError(_ error: Error) -> SessionError {
+        if let error = error as? SessionError { return error }
+        return .secureChannel("\(error)")
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+import TernDTLS
+import TernDataChannel
+import TernRendezvous
+import TernSDP
+import TernTestSupport
+@testable import TernSession
+
+/// The whole stack between two sides in one process: ICE over real UDP
+/// sockets on this machine, then DTLS, SCTP and data channels on the
+/// selected pair.
+@Suite(.serialized) struct SecureChannelsTests {
+    struct Sides {
+        var offerer: SecureChannels
+        var answerer: SecureChannels
+        var drivers: [ConnectivityDriver]
+    }
+
+    static func fingerprint(_ certificate: DTLSCertificate) -> Fingerprint {
+        Fingerprint(algorithm: DTLSFingerprint.algorithm, digest: certificate.fingerprint.bytes)
+    }
+
+    /// Connects two drivers, then starts DTLS with the roles the
+    /// descriptions give (offer actpass, answer active: the answerer is the
+    /// DTLS client) and the fingerprints they carry.
+    static func establish(
+        expectedByOfferer: DTLSFingerprint? = nil, turn: TURNCredentials? = nil, forceRelay: Bool = false
+    ) async throws -> Sides {
+        let offererCertificate = try DTLSCertificate.generate()
+        let answererCertificate = try DTLSCertificate.generate()
+        let toAnswerer = ConnectivityDriverTests.Wire()
+        let toOfferer = ConnectivityDriverTests.Wire()
+        let a = try await ConnectivityDriver.start(
+            options: ConnectivityOptions(role: .controlling, stun: [], turn: turn, forceRelay: forceRelay, fingerprint: fingerprint(offererCertificate)),
+            signal: { toAnswerer.signal($0) })
+        let b = try await ConnectivityDriver.start(
+            options: ConnectivityOptions(role: .controlled, stun: [], turn: turn, forceRelay: forceRelay, fingerprint: fingerprint(answererCertificate)),
+            signal: { toOfferer.signal($0) })
+        let forwardA = toAnswerer.deliver(to: b)
+        let forwardB = toOfferer.deliver(to: a)
+        async let pathA = a.connected()
+        async let pathB = b.connected()
+        let (offererPath, answererPath) = try await (pathA, pathB)
+        toAnswerer.input.finish()
+        toOfferer.input.finish()
+        forwardA.cancel()
+        forwardB.cancel()
+        // What each side learned from the other's description.
+        #expect(offererPath.remoteSetup == .active && answererPath.remoteSetup == .actpass)
+        let fromAnswerer = try DTLSFingerprint(bytes: try #require(offererPath.remoteFingerprints.first).digest)
+        let fromOfferer = try DTLSFingerprint(bytes: try #require(answererPath.remoteFingerprints.first).digest)
+        #expect(fromAnswerer == answererCertificate.fingerprint)
+        async let offerer = SecureChannels.establish(over: a, options: .init(
+            role: .server, certificate: offererCertificate, expectedPeerFingerprint: expectedByOfferer ?? fromAnswerer))
+        async let answerer = SecureChannels.establish(over: b, options: .init(
+            role: .client, certificate: answererCertificate, expectedPeerFingerprint: fromOfferer))
+        return Sides(offerer: try await offerer, answerer: try await answerer, drivers: [a, b])
+    }
+
+    static func close(_ sides: Sides) async {
+        await sides.offerer.close()
+        await sides.answerer.close()
+        for driver in sides.drivers { await driver.close() }
+    }
+
+    static func pattern(_ size: Int, seed: Int) -> [UInt8] {
+        (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed) }
+    }
+
+    @Test func channelsCarryMessagesBothWaysOverDTLSAndSCTP() async throws {
+        let sides = try await Self.establish()
+        let stream = try await sides.answerer.open(label: "files", options: DataChannelOptions(protocol: "tern/1"))
+        #expect(stream % 2 == 0, "the DTLS client opens even streams")
+        var opened: DataChannelEvent?
+        for await event in sides.offerer.events {
+            opened = event
+            break
+        }
+        #expect(opened == .opened(stream: stream, label: "files", protocol: "tern/1", byPeer: true))
+        let sizes = [1, 1163, 64 * 1024, 256 * 1024]
+        for (index, size) in sizes.enumerated() {
+            try await sides.answerer.send(Self.pattern(size, seed: index), on: stream)
+        }
+        for (index, size) in sizes.enumerated() {
+            let message = try #require(try await sides.offerer.receive())
+            #expect(message.stream == stream && message.binary)
+            #expect(message.payload == Self.pattern(size, seed: index), "message \(index) of \(size) bytes")
+        }
+        // And back, as text.
+        try await sides.offerer.send(Array("ok".utf8), binary: false, on: stream)
+        let reply = try #require(try await sides.answerer.receive())
+        #expect(reply == DataChannelMessage(stream: stream, payload: Array("ok".utf8), binary: false))
+        await Self.close(sides)
+    }
+
+    @Test func aFingerprintThatDoesNotMatchStopsTheHandshake() async throws {
+        let impostor = try DTLSCertificate.generate()
+        await #expect {
+            _ = try await Self.establish(expectedByOfferer: impostor.fingerprint)
+        } throws: { error in
+            guard case SessionError.secureChannel(let why) = error else { return false }
+            return why.contains("DTLS failed")
+        }
+    }
+
+    @Test func manyMegabytesFlowWithBackPressure() async throws {
+        let sides = try await Self.establish()
+        let stream = try await sides.offerer.open(label: "bulk")
+        let message = Self.pattern(256 * 1024, seed: 7)
+        let count = 64  // 16 MiB
+        let started = ContinuousClock.now
+        let sender = Task {
+            for _ in 0..<count { try await sides.offerer.send(message, on: stream) }
+        }
+        var received = 0
+        while received < count {
+            guard let next = try await sides.answerer.receive() else { break }
+            #expect(next.payload.count == message.count)
+            if next.payload != message { Issue.record("message \(received) differs") }
+            received += 1
+        }
+        try await sender.value
+        #expect(received == count)
+        let elapsed = ContinuousClock.now - started
+        print("[secure-channels] 16 MiB over loopback (debug build) in \(elapsed)")
+        await Self.close(sides)
+    }
+}
