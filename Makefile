@@ -12,7 +12,7 @@ FUZZ_SECONDS ?= 30
 DEB_PACKAGES := pkg-config libsodium-dev libssl-dev openssl curl bsdutils \
 	iproute2 iptables ethtool iputils-ping procps python3 coturn faketime
 
-.PHONY: all deps build test lab-test demo install completions man fuzz clean
+.PHONY: all deps build test lab-test demo bench install completions man fuzz clean
 
 all: build
 
@@ -41,6 +41,11 @@ test: deps
 lab-test: deps
 	bash Tests/lab/selftest.sh
 	TERN_BINARY=$(BIN) bash Tests/lab/connect.sh
+
+# Throughput of the data path (release build): SCTP in one process, then two
+# processes over UDP, DTLS and SCTP. BENCH_BYTES=N to change the 1 GiB.
+bench: deps
+	./scripts/bench.sh
 
 demo: build
 	./scripts/demo.sh $(BIN)

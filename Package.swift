@@ -108,6 +108,12 @@ let package = Package(
             ]
         ),
 
+        // The data path's benchmark (`make bench`), not shipped.
+        .executableTarget(
+            name: "tern-bench",
+            dependencies: ["TernSession", "TernPairing", "TernRendezvous", "TernICE", "TernDTLS", "TernSCTP", "TernDataChannel"]
+        ),
+
         // Shared test helpers: locating the built binary, running processes,
         // starting a relay, free ports.
         .target(name: "TernTestSupport", path: "Tests/TernTestSupport"),

@@ -142,6 +142,8 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
 
     public func bufferedAmount(_ stream: UInt16) -> Int { association.bufferedAmount(stream: stream) }
 
+    public var statistics: SCTPAssociation<Congestion>.Statistics { association.statistics }
+
     /// Closes a channel: resets its outgoing stream (RFC 8831 §6.7).
     public mutating func close(_ stream: UInt16) {
         guard var channel = channels[stream], channel.state != .closing else { return }

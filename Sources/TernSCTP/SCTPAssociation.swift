@@ -134,6 +134,16 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// Counters for what was dropped; nothing here is fatal.
     public private(set) var droppedChunks = 0
 
+    /// What the association did, for diagnostics and benchmarks.
+    public struct Statistics: Sendable, Equatable {
+        public var packetsSent = 0
+        public var dataChunksSent = 0
+        public var retransmittedChunks = 0
+        public var fastRetransmits = 0
+        public var timeouts = 0
+    }
+    public private(set) var statistics = Statistics()
+
     /// - Parameter random: the tag, initial TSN and cookie key come from it
     ///   (RFC 9260 §5.3.1 asks for good randomness for the tag).
     public init(configuration: Configuration = Configuration(), random: inout some RandomNumberGenerator) {
@@ -436,6 +446,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         congestion?.acknowledged(SCTPAcknowledgement(
             bytes: outcome.newlyAcknowledgedBytes, flightSizeBefore: outcome.flightSizeBefore,
             cumulativeAdvanced: outcome.cumulativeAdvanced, inFastRecovery: retransmissions.inFastRecovery, now: now))
+        statistics.fastRetransmits += outcome.fastRetransmits
         if outcome.fastRetransmits > 0, retransmissions.enterFastRecovery() {
             congestion?.lossDetected(flightSize: retransmissions.flightSize, now: now)
         }
@@ -612,6 +623,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         }
         if let deadline = t3Deadline, now >= deadline {
             // §6.3.3 E1-E3.
+            statistics.timeouts += 1
             consecutiveTimeouts += 1
             if consecutiveTimeouts > configuration.maximumRetransmits {
                 abort(reason: "too many retransmissions")
@@ -709,21 +721,22 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             appendData(&chunks, room: &room, now: now)
         }
         guard !chunks.isEmpty else { return nil }
+        statistics.packetsSent += 1
         lastSendAt = now
         return Packet(verificationTag: tag, chunks: chunks, zeroChecksum: peerZeroChecksum && tag != 0)
     }
 
     private mutating func appendData(_ chunks: inout [SCTPChunkModel], room: inout Int, now: Duration) {
-        guard var congestion else { return }
-        defer { self.congestion = congestion }
+        guard let congestion else { return }
         // Retransmissions first (§6.1 A), within the window after a timeout
         // (cwnd = 1 MTU then), at once for fast retransmit (§7.2.4 step 3).
         while room > 16 + 4 {
             guard retransmissions.flightSize < congestion.congestionWindow || retransmissions.inFastRecovery else { break }
-            guard let item = retransmissions.nextRetransmission(now: now) else { break }
+            guard let item = retransmissions.nextRetransmission(now: now, room: room) else { break }
             let chunk = SCTPChunkModel.data(item.fragment)
             chunks.append(chunk)
             room -= Self.size(of: chunk)
+            statistics.retransmittedChunks += 1
             if t3Deadline == nil { t3Deadline = now + rto.value }
         }
         if retransmissions.takeAbandonment(), peerForwardTSN { forwardTSNDue = true }
@@ -746,6 +759,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             chunks.append(chunk)
             room -= Self.size(of: chunk)
             sentBytes += item.fragment.payload.count
+            statistics.dataChunksSent += 1
             if t3Deadline == nil { t3Deadline = now + rto.value }
             let stream = item.fragment.stream
             if lowWaterArmed.contains(stream), sendQueue.bufferedAmount[stream, default: 0] <= configuration.bufferedAmountLowThreshold {

@@ -46,15 +46,27 @@ public struct SCTPRetransmissionQueue: Sendable {
         advancedPeerAckPoint = initialTSN.previous
     }
 
+    /// Entries marked for retransmission (so the data path need not scan for them).
+    private var waitingRetransmission = 0
+    /// Outstanding entries with a lifetime limit (so SACKs need not scan for expiry).
+    private var lifetimeLimited = 0
+
     public var outstandingCount: Int { items.count - head }
     public var isEmpty: Bool { head == items.count }
-    public var hasRetransmissions: Bool { items[head...].contains { $0.needsRetransmission } }
+    public var hasRetransmissions: Bool { waitingRetransmission > 0 }
+
+    private mutating func mark(_ index: Int, retransmit: Bool) {
+        guard items[index].needsRetransmission != retransmit else { return }
+        items[index].needsRetransmission = retransmit
+        waitingRetransmission += retransmit ? 1 : -1
+    }
     /// The TSN the next new chunk gets.
     public var nextTSN: TSN { cumulativeAcknowledged.advanced(by: UInt32(items.count - head + 1)) }
 
     /// Records a newly sent chunk (its TSN must be `nextTSN`).
     public mutating func sent(_ item: SCTPSendQueue.Fragment, now: Duration) {
         items.append(Outstanding(item: item, sentAt: now))
+        if case .lifetime = item.reliability { lifetimeLimited += 1 }
         flightSize += item.fragment.payload.count
     }
 
@@ -77,6 +89,8 @@ public struct SCTPRetransmissionQueue: Sendable {
                 if entry.transmissions == 1 { newestSample = now - entry.sentAt }
             }
             if entry.inFlight { flightSize -= entry.size }
+            if entry.needsRetransmission { waitingRetransmission -= 1 }
+            if case .lifetime = entry.item.reliability, !entry.abandoned { lifetimeLimited -= 1 }
             head += 1
         }
         if advance > 0 {
@@ -100,7 +114,7 @@ public struct SCTPRetransmissionQueue: Sendable {
                         if items[index].transmissions == 1 { newestSample = now - items[index].sentAt }
                     }
                     if !items[index].needsRetransmission && !items[index].abandoned { flightSize -= items[index].size }
-                    items[index].needsRetransmission = false
+                    mark(index, retransmit: false)
                 }
             }
         }
@@ -114,7 +128,7 @@ public struct SCTPRetransmissionQueue: Sendable {
                 if !items[index].gapAcked && !items[index].abandoned && !items[index].needsRetransmission {
                     items[index].missIndications += 1
                     if items[index].missIndications == 3 {
-                        items[index].needsRetransmission = true
+                        mark(index, retransmit: true)
                         flightSize -= items[index].size
                         outcome.fastRetransmits += 1
                     }
@@ -138,7 +152,7 @@ public struct SCTPRetransmissionQueue: Sendable {
     /// is to be sent again.
     public mutating func timerExpired() {
         for index in head..<items.count where items[index].inFlight {
-            items[index].needsRetransmission = true
+            mark(index, retransmit: true)
             flightSize -= items[index].size
         }
         fastRecoveryExit = nil
@@ -147,14 +161,20 @@ public struct SCTPRetransmissionQueue: Sendable {
     /// The next chunk to resend, if any, taken in TSN order (§6.1 rule A:
     /// retransmissions go before new data). Applies partial reliability
     /// first: a chunk over its limits is abandoned with its whole message.
-    public mutating func nextRetransmission(now: Duration) -> SCTPSendQueue.Fragment? {
+    ///
+    /// `room`: bytes left in the packet; a chunk that does not fit (with its
+    /// 16-byte header and padding) waits for the next packet.
+    public mutating func nextRetransmission(now: Duration, room: Int = .max) -> SCTPSendQueue.Fragment? {
+        guard waitingRetransmission > 0 else { return nil }
         var index = head
         while index < items.count {
             if items[index].needsRetransmission && !items[index].abandoned {
                 if shouldAbandon(items[index], now: now) {
                     abandonMessage(items[index].item.messageID)
+                } else if 16 + ((items[index].size + 3) & ~3) > room {
+                    return nil
                 } else {
-                    items[index].needsRetransmission = false
+                    mark(index, retransmit: false)
                     items[index].transmissions += 1
                     items[index].missIndications = 0
                     items[index].sentAt = now
@@ -170,6 +190,7 @@ public struct SCTPRetransmissionQueue: Sendable {
     /// Abandons chunks whose lifetime ran out even if they are not due for
     /// retransmission (RFC 3758 §3.5 A2); returns true if anything was.
     public mutating func abandonExpired(now: Duration) -> Bool {
+        guard lifetimeLimited > 0 else { return false }
         var any = false
         for index in head..<items.count where !items[index].abandoned && !items[index].gapAcked {
             if case .lifetime(let lifetime) = items[index].item.reliability, now >= items[index].item.queuedAt + lifetime {
@@ -225,8 +246,9 @@ public struct SCTPRetransmissionQueue: Sendable {
         abandonedSinceLastCheck = true
         for index in head..<items.count where items[index].item.messageID == id && !items[index].abandoned {
             if items[index].inFlight { flightSize -= items[index].size }
+            if case .lifetime = items[index].item.reliability { lifetimeLimited -= 1 }
+            mark(index, retransmit: false)
             items[index].abandoned = true
-            items[index].needsRetransmission = false
         }
     }
 

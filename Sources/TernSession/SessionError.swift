@@ -28,6 +28,8 @@ public enum SessionError: Error, Equatable, Sendable {
     case noPath(String)
     /// The local network stack refused (no socket could be opened).
     case localNetwork(String)
+    /// DTLS, SCTP or the data channels on the path failed or ended.
+    case secureChannel(String)
 
     public var message: String {
         switch self {
@@ -55,6 +57,7 @@ public enum SessionError: Error, Equatable, Sendable {
         case .timedOut(let what): return "timed out \(what)"
         case .noPath(let why): return "could not connect to the other side: \(why)"
         case .localNetwork(let why): return why
+        case .secureChannel(let why): return why
         }
     }
 }

@@ -16,55 +16,10 @@ enum Connect {
         session: PairingSession, role: ICERole, first: PeerMessage?, pairedAt: ContinuousClock.Instant,
         options: SessionOptions, output: Output
     ) async throws -> (ConnectivityDriver, ConnectedPath) {
-        let outbox = session.outbox
-        let driver = try await ConnectivityDriver.start(
-            options: ConnectivityOptions(
-                role: role, stun: session.welcome.stun, turn: session.welcome.turn, forceRelay: options.forceRelay),
-            signal: { outbox.send($0) })
-        // Wakes the mailbox reader when ICE finishes on its own (a local
-        // selection after the peer's `connected`, or a failure).
-        let waiter = Task {
-            defer { outbox.wake() }
-            return try await driver.connected()
-        }
-        do {
-            if let first, await driver.handle(first) {
-                // Both selected already (not possible for a first message, but harmless).
-            } else {
-                while let message = try await session.receiveUntilWoken() {
-                    if await driver.handle(message) { break }
-                }
-            }
-            let path = try await waiter.value
-            // Our own `connected` may still sit in the outbox: the peer waits for it.
-            try await session.flushOutbox()
-            report(path, since: pairedAt, output: output)
-            return (driver, path)
-        } catch SessionError.peerLeft(.lonely) {
-            // The peer's checks failed first; ours are about to. Prefer our
-            // own reason (it names what was tried) if it comes soon.
-            let own = await firstResult(of: waiter, within: .seconds(3))
-            await driver.close()
-            if case .failure(let error as SessionError) = own, case .noPath = error { throw error }
-            throw SessionError.noPath("the other side found no path to this one and gave up")
-        } catch {
-            await driver.close()
-            throw error
-        }
-    }
-
-    /// The task's result, or nil if it takes longer than `limit`.
-    static func firstResult<T: Sendable>(of task: Task<T, Error>, within limit: Duration) async -> Result<T, Error>? {
-        await withTaskGroup(of: Result<T, Error>?.self) { group in
-            group.addTask { await task.result }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
+        let (driver, path) = try await PeerConnection.connect(
+            session: session, role: role, first: first, forceRelay: options.forceRelay, certificate: nil)
+        report(path, since: pairedAt, output: output)
+        return (driver, path)
     }
 
     /// The mood to leave the mailbox with after `error`: `lonely` when no

@@ -28,7 +28,7 @@ public final class SecureChannels: @unchecked Sendable {
 
         public init(
             role: DTLSRole, certificate: DTLSCertificate, expectedPeerFingerprint: DTLSFingerprint,
-            receiveWindow: Int = 4 << 20, sendHighWater: Int = 4 << 20, maximumMessageSize: Int = 256 * 1024
+            receiveWindow: Int = 2 << 20, sendHighWater: Int = 4 << 20, maximumMessageSize: Int = 256 * 1024
         ) {
             self.role = role
             self.certificate = certificate
@@ -186,6 +186,11 @@ public final class SecureChannels: @unchecked Sendable {
             self.endpoint?.close(stream)
             self.pump()
         }
+    }
+
+    /// The SCTP association's counters (packets, retransmissions, timeouts).
+    public func statistics() async -> SCTPAssociation<RFC9260CongestionControl>.Statistics? {
+        try? await loop.submit { self.endpoint?.statistics }.get() ?? nil
     }
 
     /// Bytes queued on a channel and not yet sent.
