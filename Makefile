@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 30
 # Debian packages the build and the tests need (the network lab, Tests/lab,
 # needs iproute2 to coturn).
 DEB_PACKAGES := pkg-config libsodium-dev libssl-dev openssl curl bsdutils \
-	iproute2 iptables ethtool iputils-ping procps python3 coturn faketime
+	iproute2 iptables ethtool iputils-ping procps python3 coturn faketime chromium
 
 .PHONY: all deps build test lab-test demo bench install completions man fuzz clean
 

@@ -23,6 +23,9 @@ public struct ConnectivityOptions: Sendable {
     public var failureTimeout: Duration
     /// Our DTLS certificate's fingerprint, for `a=fingerprint` in our description.
     public var fingerprint: Fingerprint?
+    /// Wait for the peer's `connected` message before `connected()` returns
+    /// (tern peers send one). A browser does not: then our own selection is enough.
+    public var awaitPeerConnected = true
 
     public init(
         role: ICERole, stun: [String], turn: TURNCredentials?, forceRelay: Bool = false, failureTimeout: Duration = .seconds(10),
@@ -643,7 +646,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
     }
 
     private func completeIfDone() {
-        guard !finished, let selected, peerConnected else { return }
+        guard !finished, let selected, peerConnected || !options.awaitPeerConnected else { return }
         finished = true
         var path = selected
         path.roundTrip = agent.selectedRoundTrip ?? selected.roundTrip
