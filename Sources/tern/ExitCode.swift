@@ -27,7 +27,7 @@ struct CLIError: Error {
         switch error {
         case .badRelayURL, .badCode: self.exit = .usage
         case .relayUnreachable, .relayLost, .timedOut, .noPath: self.exit = .unreachable
-        case .localNetwork: self.exit = .failure
+        case .localNetwork, .secureChannel: self.exit = .failure
         case .wrongCode: self.exit = .wrongCode
         case .relayRefused(let code, _):
             switch code {
