@@ -223,10 +223,18 @@ public final class ConnectivityDriver: @unchecked Sendable {
     /// connected. Called on `loop`.
     private var applicationHandler: (([UInt8]) -> Void)?
 
-    /// Hands DTLS datagrams arriving on the selected pair to `handler`, on `loop`.
-    public func setApplicationHandler(_ handler: @escaping ([UInt8]) -> Void) {
+    private var applicationReadComplete: (() -> Void)?
+
+    /// Hands DTLS datagrams arriving on the selected pair to `handler`, and
+    /// calls `readComplete` after each batch of them, on `loop`.
+    public func setApplicationHandler(_ handler: @escaping ([UInt8]) -> Void, readComplete: @escaping () -> Void = {}) {
         loop.preconditionInEventLoop()
         applicationHandler = handler
+        applicationReadComplete = readComplete
+        let early = earlyApplication
+        earlyApplication.removeAll()
+        for datagram in early { handler(datagram) }
+        if !early.isEmpty { readComplete() }
     }
 
     /// Sends one datagram of the layer above on the selected pair: straight
@@ -406,22 +414,39 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 logger.trace("ICE dropped a datagram", metadata: ["from": "\(source)", "reason": "\(why.reason)"])
             }
         case .dtls:
+            // The data path: no ICE work to do; the layer above runs once per
+            // batch of reads (`readComplete`).
             deliverApplication(bytes, from: source)
+            return
         default:
             droppedDatagrams += 1
         }
         pump()
     }
 
+    /// The socket's batch of reads is over.
+    fileprivate func readComplete() {
+        applicationReadComplete?()
+    }
+
     /// DTLS from the selected pair's remote address goes to the layer above;
     /// anything else (DTLS from an address ICE did not select) is dropped.
     private func deliverApplication(_ bytes: [UInt8], from source: STUNAddress) {
-        guard let applicationHandler, let selected, selected.pair.remote.address == source else {
+        guard let selected, selected.pair.remote.address == source else {
             droppedDatagrams += 1
+            return
+        }
+        guard let applicationHandler else {
+            // The peer's first DTLS flight can beat our own start by a few
+            // milliseconds: keep a little of it rather than wait for its
+            // retransmission (1 s).
+            if earlyApplication.count < 16 { earlyApplication.append(bytes) } else { droppedDatagrams += 1 }
             return
         }
         applicationHandler(bytes)
     }
+
+    private var earlyApplication: [[UInt8]] = []
 
     /// The host candidate a datagram arrived at: its destination address
     /// (from IP_PKTINFO) and the socket's port.
@@ -585,7 +610,9 @@ public final class ConnectivityDriver: @unchecked Sendable {
             }
             switch PacketKind.classify(first) {
             case .stun: _ = agent.handleDatagram(data, from: peer, toBase: relayed, now: now)
-            case .dtls where selected?.pair.localBase == relayed: deliverApplication(data, from: peer)
+            case .dtls where selected?.pair.localBase == relayed:
+                deliverApplication(data, from: peer)
+                applicationReadComplete?()
             default: droppedDatagrams += 1
             }
         case .failed(let error):
@@ -710,19 +737,31 @@ public final class ConnectivityDriver: @unchecked Sendable {
         .nanoseconds(Int64(clamping: NIODeadline.now().uptimeNanoseconds &- startedAt.uptimeNanoseconds))
     }
 
+    /// When the scheduled timer fires. A timer that fires early is harmless
+    /// (the cores do nothing before their deadlines and the timer is set
+    /// again), so one is only replaced by an earlier one: no scheduling churn
+    /// per packet.
+    private var timerDeadline: Duration?
+
     private func rearmTimer() {
-        timer?.cancel()
-        timer = nil
-        guard !closed else { return }
+        guard !closed else {
+            timer?.cancel()
+            timer = nil
+            return
+        }
         var deadline = agent.nextDeadline
         for slot in turns {
             if let next = slot.client.nextDeadline { deadline = deadline.map { min($0, next) } ?? next }
         }
         guard let deadline else { return }
+        if timer != nil, let scheduled = timerDeadline, scheduled <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
         let (seconds, attoseconds) = deadline.components
         let nanoseconds = seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
         timer = loop.scheduleTask(deadline: startedAt + .nanoseconds(nanoseconds)) { [self] in
             timer = nil
+            timerDeadline = nil
             let now = self.now()
             agent.advanceTime(now: now)
             for index in turns.indices { turns[index].client.advanceTime(now: now) }
@@ -784,6 +823,10 @@ private final class DatagramReader: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         driver.datagramArrived(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        driver.readComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -87,7 +87,9 @@ public final class SecureChannels: @unchecked Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
                 channels.loop.execute {
                     channels.readyWaiters.append(continuation)
-                    driver.setApplicationHandler { [channels] datagram in channels.datagramArrived(datagram) }
+                    driver.setApplicationHandler(
+                        { [channels] datagram in channels.datagramArrived(datagram) },
+                        readComplete: { [channels] in channels.pump() })
                     channels.dtls.start(now: channels.now())
                     channels.pump()
                 }
@@ -215,9 +217,13 @@ public final class SecureChannels: @unchecked Sendable {
 
     // MARK: - Pumping (on `loop`)
 
+    /// One datagram of a batch: decrypted and fed to SCTP at once; what
+    /// SCTP then wants to send goes out when the batch ends (`pump`), so a
+    /// burst of 64 reads costs one round of polling, timers and flushing.
     private func datagramArrived(_ datagram: [UInt8]) {
-        dtls.handleDatagram(datagram, now: now())
-        pump()
+        let now = self.now()
+        dtls.handleDatagram(datagram, now: now)
+        while let event = dtls.pollEvent() { handleDTLS(event, now: now) }
     }
 
     private func pump() {
@@ -348,17 +354,27 @@ public final class SecureChannels: @unchecked Sendable {
         eventsInput.finish()
     }
 
+    /// When the scheduled timer fires; replaced only by an earlier one (an
+    /// early wake-up is harmless), so packets do not reschedule it.
+    private var timerDeadline: Duration?
+
     private func rearm() {
-        timer?.cancel()
-        timer = nil
-        guard ended == nil else { return }
+        guard ended == nil else {
+            timer?.cancel()
+            timer = nil
+            return
+        }
         var deadline = dtls.nextDeadline
         if let next = endpoint?.nextDeadline { deadline = deadline.map { min($0, next) } ?? next }
         guard let deadline else { return }
+        if timer != nil, let scheduled = timerDeadline, scheduled <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
         let (seconds, attoseconds) = deadline.components
         let nanoseconds = seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
         timer = loop.scheduleTask(deadline: startedAt + .nanoseconds(nanoseconds)) { [self] in
             timer = nil
+            timerDeadline = nil
             let now = self.now()
             dtls.advanceTime(now: now)
             endpoint?.advanceTime(now: now)
