@@ -25,7 +25,8 @@ import TernTestSupport
     /// descriptions give (offer actpass, answer active: the answerer is the
     /// DTLS client) and the fingerprints they carry.
     static func establish(
-        expectedByOfferer: DTLSFingerprint? = nil, turn: TURNCredentials? = nil, forceRelay: Bool = false
+        expectedByOfferer: DTLSFingerprint? = nil, turn: TURNCredentials? = nil, forceRelay: Bool = false,
+        peerMaximumMessageSize: Int = 256 * 1024
     ) async throws -> Sides {
         let offererCertificate = try DTLSCertificate.generate()
         let answererCertificate = try DTLSCertificate.generate()
@@ -51,10 +52,13 @@ import TernTestSupport
         let fromAnswerer = try DTLSFingerprint(bytes: try #require(offererPath.remoteFingerprints.first).digest)
         let fromOfferer = try DTLSFingerprint(bytes: try #require(answererPath.remoteFingerprints.first).digest)
         #expect(fromAnswerer == answererCertificate.fingerprint)
-        async let offerer = SecureChannels.establish(over: a, options: .init(
-            role: .server, certificate: offererCertificate, expectedPeerFingerprint: expectedByOfferer ?? fromAnswerer))
-        async let answerer = SecureChannels.establish(over: b, options: .init(
-            role: .client, certificate: answererCertificate, expectedPeerFingerprint: fromOfferer))
+        var offererOptions = SecureChannels.Options(
+            role: .server, certificate: offererCertificate, expectedPeerFingerprint: expectedByOfferer ?? fromAnswerer)
+        offererOptions.peerMaximumMessageSize = peerMaximumMessageSize
+        var answererOptions = SecureChannels.Options(role: .client, certificate: answererCertificate, expectedPeerFingerprint: fromOfferer)
+        answererOptions.peerMaximumMessageSize = peerMaximumMessageSize
+        async let offerer = SecureChannels.establish(over: a, options: offererOptions)
+        async let answerer = SecureChannels.establish(over: b, options: answererOptions)
         return Sides(offerer: try await offerer, answerer: try await answerer, drivers: [a, b])
     }
 
@@ -91,6 +95,33 @@ import TernTestSupport
         try await sides.offerer.send(Array("ok".utf8), binary: false, on: stream)
         let reply = try #require(try await sides.answerer.receive())
         #expect(reply == DataChannelMessage(stream: stream, payload: Array("ok".utf8), binary: false))
+        await Self.close(sides)
+    }
+
+    @Test func channelsWorkOverARelayedPairThroughCoturn() async throws {
+        let coturn = try await CoturnProcess()
+        let turn = ConnectivityDriverTests.credentials(secret: coturn.secret, uris: [coturn.uri()])
+        let sides = try await Self.establish(turn: turn, forceRelay: true)
+        let stream = try await sides.offerer.open(label: "relayed")
+        let message = Self.pattern(256 * 1024, seed: 3)
+        try await sides.offerer.send(message, on: stream)
+        let received = try #require(try await sides.answerer.receive())
+        #expect(received.payload == message)
+        await Self.close(sides)
+    }
+
+    @Test func messagesLargerThanThePeerAcceptsAreRefused() async throws {
+        let sides = try await Self.establish(peerMaximumMessageSize: 65536)
+        let stream = try await sides.offerer.open(label: "small")
+        try await sides.offerer.send(Self.pattern(65536, seed: 1), on: stream)
+        await #expect {
+            try await sides.offerer.send(Self.pattern(65537, seed: 1), on: stream)
+        } throws: { error in
+            guard case SessionError.secureChannel(let why) = error else { return false }
+            return why.contains("larger than the peer accepts")
+        }
+        let received = try #require(try await sides.answerer.receive())
+        #expect(received.payload.count == 65536)
         await Self.close(sides)
     }
 

@@ -50,6 +50,8 @@ public struct ConnectedPath: Sendable, Equatable {
     /// The peer's certificate fingerprints and DTLS setup role, from its description.
     public var remoteFingerprints: [Fingerprint] = []
     public var remoteSetup: DTLSSetup?
+    /// The peer's `a=max-message-size` (RFC 8841 §6), if it gave one.
+    public var remoteMaxMessageSize: UInt64?
 
     /// True when either end of the pair is a TURN relay.
     public var isRelayed: Bool { pair.local.type == .relayed || pair.remote.type == .relayed }
@@ -96,6 +98,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
     private var selected: ConnectedPath?
     private var remoteFingerprints: [Fingerprint] = []
     private var remoteSetup: DTLSSetup?
+    private var remoteMaxMessageSize: UInt64?
     private var finished = false
     private var closed = false
     private let established: EventLoopPromise<ConnectedPath>
@@ -505,6 +508,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
             }
             remoteFingerprints = media.fingerprints
             remoteSetup = media.setup
+            remoteMaxMessageSize = media.maxMessageSize
             for line in media.candidates { addRemote(line, now: now) }
             if media.endOfCandidates { agent.remoteCandidatesComplete(now: now) }
         case .candidate(_, let line):
@@ -679,6 +683,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
         path.roundTrip = agent.selectedRoundTrip ?? selected.roundTrip
         path.remoteFingerprints = remoteFingerprints
         path.remoteSetup = remoteSetup
+        path.remoteMaxMessageSize = remoteMaxMessageSize
         established.succeed(path)
     }
 

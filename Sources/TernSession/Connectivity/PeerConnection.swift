@@ -70,9 +70,20 @@ public enum PeerConnection {
         } catch {
             throw .secureChannel("the peer's fingerprint is malformed: \(error.reason)")
         }
-        let dtlsRole: DTLSRole = role == .controlling ? .server : .client
-        return try await SecureChannels.establish(
-            over: driver, options: .init(role: dtlsRole, certificate: certificate, expectedPeerFingerprint: expected))
+        // RFC 8842 §5: our offer says actpass and lets the answer choose; our
+        // answer says active.
+        let localSetup = role == .controlling ? "actpass" : "active"
+        guard let remoteSetup = path.remoteSetup, let dtlsRole = DTLSRole(localSetup: localSetup, remoteSetup: remoteSetup.rawValue) else {
+            throw .secureChannel("the peer's a=setup (\(path.remoteSetup?.rawValue ?? "none")) does not fit our \(localSetup)")
+        }
+        var options = SecureChannels.Options(role: dtlsRole, certificate: certificate, expectedPeerFingerprint: expected)
+        // RFC 8841 §6: absent means 64 KiB; 0 means no limit.
+        switch path.remoteMaxMessageSize {
+        case nil: options.peerMaximumMessageSize = 65536
+        case 0?: options.peerMaximumMessageSize = options.maximumMessageSize
+        case let size?: options.peerMaximumMessageSize = Int(clamping: min(size, UInt64(options.maximumMessageSize)))
+        }
+        return try await SecureChannels.establish(over: driver, options: options)
     }
 
     /// The task's result, or nil if it takes longer than `limit`.

@@ -25,6 +25,9 @@ public final class SecureChannels: @unchecked Sendable {
         /// `send` waits while a channel has more than this queued.
         public var sendHighWater: Int
         public var maximumMessageSize: Int
+        /// The largest message the peer accepts (its `a=max-message-size`);
+        /// `send` refuses larger ones.
+        public var peerMaximumMessageSize: Int
 
         public init(
             role: DTLSRole, certificate: DTLSCertificate, expectedPeerFingerprint: DTLSFingerprint,
@@ -36,6 +39,7 @@ public final class SecureChannels: @unchecked Sendable {
             self.receiveWindow = receiveWindow
             self.sendHighWater = sendHighWater
             self.maximumMessageSize = maximumMessageSize
+            self.peerMaximumMessageSize = maximumMessageSize
         }
     }
 
@@ -140,6 +144,11 @@ public final class SecureChannels: @unchecked Sendable {
                 loop.execute {
                     guard self.endpoint != nil else {
                         continuation.resume(throwing: self.ended ?? SessionError.secureChannel("the data channels are not up"))
+                        return
+                    }
+                    guard payload.count <= self.options.peerMaximumMessageSize else {
+                        continuation.resume(throwing: SessionError.secureChannel(
+                            "a message of \(payload.count) bytes is larger than the peer accepts (\(self.options.peerMaximumMessageSize))"))
                         return
                     }
                     do {
