@@ -1,4 +1,5 @@
 import Testing
+import TernTestSupport
 import TernSCTP
 
 @Suite("CRC-32c")

@@ -1,4 +1,5 @@
 import Testing
+import TernTestSupport
 import TernSCTP
 
 /// A packet captured from a real SCTP stack, as another project keeps it in

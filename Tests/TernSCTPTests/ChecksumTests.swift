@@ -1,4 +1,5 @@
 import Testing
+import TernTestSupport
 import TernSCTP
 
 @Suite("Checksums and zero checksum (RFC 9653)")

@@ -1,4 +1,5 @@
 import Testing
+import TernTestSupport
 import TernSCTP
 
 /// Chunks written out byte by byte from the RFC figures, decoded and encoded

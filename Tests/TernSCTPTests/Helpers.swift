@@ -1,38 +1,10 @@
 import Testing
+import TernTestSupport
 import TernSCTP
 
-/// Bytes from a hex string; spaces and newlines are ignored. For literals in
-/// tests only: a bad digit is a bug in the test and fails loudly.
-func bytes(_ hex: String) -> [UInt8] {
-    let digits = hex.filter { !$0.isWhitespace }
-    precondition(digits.count % 2 == 0, "odd hex literal")
-    var result: [UInt8] = []
-    var index = digits.startIndex
-    while index < digits.endIndex {
-        let next = digits.index(index, offsetBy: 2)
-        guard let byte = UInt8(digits[index..<next], radix: 16) else { preconditionFailure("bad hex literal") }
-        result.append(byte)
-        index = next
-    }
-    return result
-}
 
-/// A small deterministic generator so failures reproduce (SplitMix64).
-struct TestRandom: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The seeded generator, under the name these tests use.
+typealias TestRandom = SplitMix64
 
 /// Wraps `chunk` bytes (already padded) in a common header with a correct
 /// checksum: for chunk-level captures that come without their packet.

@@ -1,4 +1,5 @@
 import Testing
+import TernTestSupport
 import TernSTUN
 
 @Suite("Binding responder")

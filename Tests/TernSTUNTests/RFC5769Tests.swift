@@ -1,4 +1,5 @@
 import Testing
+import TernTestSupport
 import TernSTUN
 
 @Suite("RFC 5769 test vectors")

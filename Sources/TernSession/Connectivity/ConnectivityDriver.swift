@@ -90,7 +90,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
     private var localPort: UInt16 = 0
     private var hostBases: [STUNAddress] = []
     private var turns: [TURNSlot] = []
-    private var timer: Scheduled<Void>?
+    private lazy var timer = LoopTimer(loop: loop, origin: startedAt)
     private var pumping = false
     private var signalledEnd = false
     private var signalledConnected = false
@@ -742,31 +742,16 @@ public final class ConnectivityDriver: @unchecked Sendable {
         .nanoseconds(Int64(clamping: NIODeadline.now().uptimeNanoseconds &- startedAt.uptimeNanoseconds))
     }
 
-    /// When the scheduled timer fires. A timer that fires early is harmless
-    /// (the cores do nothing before their deadlines and the timer is set
-    /// again), so one is only replaced by an earlier one: no scheduling churn
-    /// per packet.
-    private var timerDeadline: Duration?
-
     private func rearmTimer() {
         guard !closed else {
-            timer?.cancel()
-            timer = nil
+            timer.cancel()
             return
         }
         var deadline = agent.nextDeadline
         for slot in turns {
             if let next = slot.client.nextDeadline { deadline = deadline.map { min($0, next) } ?? next }
         }
-        guard let deadline else { return }
-        if timer != nil, let scheduled = timerDeadline, scheduled <= deadline { return }
-        timer?.cancel()
-        timerDeadline = deadline
-        let (seconds, attoseconds) = deadline.components
-        let nanoseconds = seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
-        timer = loop.scheduleTask(deadline: startedAt + .nanoseconds(nanoseconds)) { [self] in
-            timer = nil
-            timerDeadline = nil
+        timer.arm(at: deadline) { [self] in
             let now = self.now()
             agent.advanceTime(now: now)
             for index in turns.indices { turns[index].client.advanceTime(now: now) }
@@ -790,7 +775,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
         fail(.noPath("the session closed"))
         pump()
         closed = true
-        timer?.cancel()
+        timer.cancel()
         // The Refresh with lifetime 0 has left; give the server a moment to
         // see it before the socket goes away.
         if waiting {

@@ -51,7 +51,7 @@ public final class SecureChannels: @unchecked Sendable {
 
     // Confined to `loop`.
     private var endpoint: Endpoint?
-    private var timer: Scheduled<Void>?
+    private lazy var timer = LoopTimer(loop: loop, origin: startedAt)
     private var pumping = false
     private var ended: SessionError?
     private var readyWaiters: [CheckedContinuation<Void, Error>] = []
@@ -348,7 +348,7 @@ public final class SecureChannels: @unchecked Sendable {
     private func finish(_ error: SessionError) {
         guard ended == nil else { return }
         ended = error
-        timer?.cancel()
+        timer.cancel()
         for waiter in readyWaiters { waiter.resume(throwing: error) }
         readyWaiters.removeAll()
         for waiter in openWaiters.values { waiter.resume(throwing: error) }
@@ -363,27 +363,14 @@ public final class SecureChannels: @unchecked Sendable {
         eventsInput.finish()
     }
 
-    /// When the scheduled timer fires; replaced only by an earlier one (an
-    /// early wake-up is harmless), so packets do not reschedule it.
-    private var timerDeadline: Duration?
-
     private func rearm() {
         guard ended == nil else {
-            timer?.cancel()
-            timer = nil
+            timer.cancel()
             return
         }
         var deadline = dtls.nextDeadline
         if let next = endpoint?.nextDeadline { deadline = deadline.map { min($0, next) } ?? next }
-        guard let deadline else { return }
-        if timer != nil, let scheduled = timerDeadline, scheduled <= deadline { return }
-        timer?.cancel()
-        timerDeadline = deadline
-        let (seconds, attoseconds) = deadline.components
-        let nanoseconds = seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
-        timer = loop.scheduleTask(deadline: startedAt + .nanoseconds(nanoseconds)) { [self] in
-            timer = nil
-            timerDeadline = nil
+        timer.arm(at: deadline) { [self] in
             let now = self.now()
             dtls.advanceTime(now: now)
             endpoint?.advanceTime(now: now)
