@@ -52,4 +52,5 @@ sed 's/^/   relay| /' "$work/relay.log"
 echo
 echo "Demo done: the two sides paired with CPace through the relay, exchanged the"
 echo "sealed offer and answer, and found a UDP path to each other with ICE."
-echo "(DTLS, SCTP and the file transfer itself are not built yet.)"
+echo "(DTLS, SCTP and data channels are built and tested, but send/receive do not"
+echo "carry files over them yet: the file transfer comes next.)"
