@@ -118,6 +118,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     private var heartbeatDeadline: Duration?
     private var heartbeatOutstanding: (nonce: UInt64, sentAt: Duration)?
     private var lastSendAt: Duration = .zero
+    /// When new DATA last went out (for the idle decay of the window).
+    private var lastDataSentAt: Duration?
     private var nextPacedSend: Duration?
     private var forwardTSNDue = false
     private var nonce: UInt64
@@ -727,6 +729,12 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     }
 
     private mutating func appendData(_ chunks: inout [SCTPChunkModel], room: inout Int, now: Duration) {
+        // RFC 9260 §7.2.1: a window unused for an RTO or more decays before
+        // new data goes out on it.
+        if retransmissions.isEmpty, !sendQueue.isEmpty, let last = lastDataSentAt, now - last >= rto.value {
+            congestion?.wasIdle(for: now - last, retransmissionTimeout: rto.value)
+            lastDataSentAt = now
+        }
         guard let congestion else { return }
         // Retransmissions first (§6.1 A), within the window after a timeout
         // (cwnd = 1 MTU then), at once for fast retransmit (§7.2.4 step 3).
@@ -760,6 +768,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             room -= Self.size(of: chunk)
             sentBytes += item.fragment.payload.count
             statistics.dataChunksSent += 1
+            lastDataSentAt = now
             if t3Deadline == nil { t3Deadline = now + rto.value }
             let stream = item.fragment.stream
             if lowWaterArmed.contains(stream), sendQueue.bufferedAmount[stream, default: 0] <= configuration.bufferedAmountLowThreshold {

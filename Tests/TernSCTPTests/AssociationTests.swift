@@ -152,6 +152,22 @@ struct AssociationTests {
         #expect(pair.received[1].count == 64)
     }
 
+    @Test func aWindowLeftIdleDecaysBeforeNewData() {
+        var pair = Pair(seed: 21)
+        pair.sides[0].connect(now: .zero)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
+        for _ in 0..<32 { try? pair.sides[0].send(stream: 0, ppid: 53, payload: [UInt8](repeating: 1, count: 16 * 1024), now: pair.now) }
+        pair.run(until: pair.now + .seconds(5)) { $0.received[1].count == 32 }
+        let grown = pair.sides[0].congestion?.congestionWindow ?? 0
+        #expect(grown >= 16 * 1200, "slow start grew the window: \(grown)")
+        // Idle for ten seconds (several RTOs), then one message.
+        pair.run(until: pair.now + .seconds(10))
+        try? pair.sides[0].send(stream: 0, ppid: 53, payload: [1], now: pair.now)
+        _ = pair.sides[0].pollTransmit(now: pair.now)
+        let decayed = pair.sides[0].congestion?.congestionWindow ?? 0
+        #expect(decayed < grown && decayed >= 4 * 1200, "RFC 9260 §7.2.1: halved per RTO of idleness, not below 4 MTU: \(grown) -> \(decayed)")
+    }
+
     @Test func resettingAStreamIsReportedOnBothSides() {
         var pair = Pair(seed: 30)
         pair.sides[0].connect(now: .zero)
