@@ -16,6 +16,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
+        // The queue every sans-IO core keeps its output in.
+        .target(name: "TernCollections"),
+
         // C libraries, found through pkg-config (no vendored copies).
         .systemLibrary(
             name: "CSodium",
@@ -40,10 +43,10 @@ let package = Package(
         .target(name: "TernPairing", dependencies: ["CSodium", "TernRendezvous"]),
 
         // ICE agent (RFC 8445, 8838, 7675), sans-IO.
-        .target(name: "TernICE", dependencies: ["TernSTUN"]),
+        .target(name: "TernICE", dependencies: ["TernSTUN", "TernCollections"]),
 
         // TURN client (RFC 8656) over UDP or TCP to the server, sans-IO.
-        .target(name: "TernTURN", dependencies: ["TernSTUN"]),
+        .target(name: "TernTURN", dependencies: ["TernSTUN", "TernCollections"]),
 
         // Session descriptions: the data-channel-only SDP offer/answer (JSEP).
         .target(name: "TernSDP"),
@@ -70,16 +73,16 @@ let package = Package(
         ),
 
         // DTLS 1.2 (RFC 6347) over OpenSSL through a datagram BIO, sans-IO.
-        .target(name: "TernDTLS", dependencies: ["COpenSSL"]),
+        .target(name: "TernDTLS", dependencies: ["COpenSSL", "TernCollections"]),
 
         // SCTP over DTLS (RFC 9260, 8261) with FORWARD-TSN (RFC 3758), stream
         // reset (RFC 6525) and zero checksums (RFC 9653): the wire codec and
         // the sans-IO association (OpenSSL for the state cookie's HMAC).
-        .target(name: "TernSCTP", dependencies: ["COpenSSL"]),
+        .target(name: "TernSCTP", dependencies: ["COpenSSL", "TernCollections"]),
 
         // WebRTC data channels: DCEP (RFC 8832), PPIDs and channels over an
         // SCTP association (RFC 8831).
-        .target(name: "TernDataChannel", dependencies: ["TernSCTP"]),
+        .target(name: "TernDataChannel", dependencies: ["TernSCTP", "TernCollections"]),
 
         // The client side of a session: WebSocket connection to the relay and
         // the driver that pumps the pairing core.

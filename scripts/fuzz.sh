@@ -15,8 +15,12 @@ build() {
   test -x "Fuzz/out/$name"
 }
 
-# TernICE and TernTURN import TernSTUN: build it as a module of its own.
+# TernICE and TernTURN import TernSTUN and TernCollections: build those as
+# modules of their own.
 stun_library() {
+  swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name TernCollections -emit-library -static \
+    -emit-module -emit-module-path Fuzz/out/TernCollections.swiftmodule \
+    Sources/TernCollections/*.swift -o Fuzz/out/libTernCollections.a
   swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name TernSTUN -emit-library -static \
     -emit-module -emit-module-path Fuzz/out/TernSTUN.swiftmodule -I Sources/COpenSSL \
     Sources/TernSTUN/*.swift -o Fuzz/out/libTernSTUN.a
@@ -29,10 +33,10 @@ for target in $targets; do
     sdp) build "$target" Sources/TernSDP/*.swift ;;
     ice-candidate)
       stun_library
-      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernICE/*.swift Fuzz/out/libTernSTUN.a -lcrypto ;;
+      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernICE/*.swift Fuzz/out/libTernSTUN.a Fuzz/out/libTernCollections.a -lcrypto ;;
     turn-client)
       stun_library
-      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernTURN/*.swift Fuzz/out/libTernSTUN.a -lcrypto ;;
+      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernTURN/*.swift Fuzz/out/libTernSTUN.a Fuzz/out/libTernCollections.a -lcrypto ;;
     sctp-packet)
       # The codec only (the association's files need OpenSSL and are not fuzzed here).
       build "$target" Sources/TernSCTP/Bytes.swift Sources/TernSCTP/CRC32C.swift Sources/TernSCTP/SCTPTypes.swift \

@@ -1,4 +1,5 @@
 import COpenSSL
+import TernCollections
 
 /// One DTLS 1.2 association (RFC 6347) between this side and one peer, as a
 /// sans-IO core over OpenSSL: no socket and no thread inside. OpenSSL reads
@@ -145,8 +146,8 @@ public final class DTLSAssociation {
     private let context: ContextHandle
     private let connection: ConnectionHandle
     private let pipe: DatagramPipe
-    private var transmitQueue = Queue<[UInt8]>()
-    private var eventQueue = Queue<DTLSEvent>()
+    private var transmitQueue = FIFO<[UInt8]>()
+    private var eventQueue = FIFO<DTLSEvent>()
     /// SSL_read's destination: one record's plaintext is at most 2^14 bytes
     /// (RFC 6347 §4.1 / RFC 5246 §6.2.1).
     private var readBuffer = [UInt8](repeating: 0, count: 1 << 14)

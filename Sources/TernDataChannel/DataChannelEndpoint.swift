@@ -1,3 +1,4 @@
+import TernCollections
 import TernSCTP
 
 /// How a channel delivers (RFC 8831 §6.1, RFC 8832 §5.1 channel types).
@@ -75,8 +76,8 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
     }
 
     private var channels: [UInt16: Channel] = [:]
-    private var events = FIFOQueue<DataChannelEvent>()
-    private var messages = FIFOQueue<DataChannelMessage>()
+    private var events = FIFO<DataChannelEvent>()
+    private var messages = FIFO<DataChannelMessage>()
     private var nextStream: UInt16
     /// DCEP messages dropped as malformed, and user messages for unknown channels.
     public private(set) var dropped = 0

@@ -1,3 +1,4 @@
+import TernCollections
 import TernSTUN
 
 /// A full ICE agent (RFC 8445) for one data stream with one component, with

@@ -1,3 +1,4 @@
+import TernCollections
 /// What the association tells its owner (the data channel layer).
 public enum SCTPEvent: Sendable, Equatable {
     /// The four-way handshake finished (RFC 9260 §5.1): data may flow.
@@ -105,8 +106,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
 
     /// Control chunks to send; a chunk with its own tag (INIT: 0; INIT ACK:
     /// the initiate tag of the INIT it answers) goes in a packet of its own.
-    private var control = FIFOQueue<(chunk: SCTPChunkModel, tag: UInt32?)>()
-    private var events = FIFOQueue<SCTPEvent>()
+    private var control = FIFO<(chunk: SCTPChunkModel, tag: UInt32?)>()
+    private var events = FIFO<SCTPEvent>()
 
     // Timers.
     private var initTimer: (deadline: Duration, attempts: Int)?

@@ -1,3 +1,5 @@
+import TernCollections
+
 /// How long a message may be retried (RFC 3758 partial reliability, as
 /// RFC 8831 §6.1 uses it for data channels).
 public enum SCTPReliability: Sendable, Equatable {
@@ -33,7 +35,7 @@ public struct SCTPSendQueue: Sendable {
         public var queuedAt: Duration
     }
 
-    private var streams: [UInt16: FIFOQueue<Queued>] = [:]
+    private var streams: [UInt16: FIFO<Queued>] = [:]
     /// Streams with queued messages, in turn order.
     private var turns: [UInt16] = []
     private var current: Queued?
@@ -58,7 +60,7 @@ public struct SCTPSendQueue: Sendable {
             payload: payload)
         nextMessageID &+= 1
         if !turns.contains(stream) { turns.append(stream) }
-        streams[stream, default: FIFOQueue()].push(message)
+        streams[stream, default: FIFO()].push(message)
         bufferedAmount[stream, default: 0] += payload.count
         totalBuffered += payload.count
     }
@@ -133,37 +135,5 @@ public struct SCTPSendQueue: Sendable {
             return message
         }
         return nil
-    }
-}
-
-/// A FIFO with amortised O(1) pop from the front.
-public struct FIFOQueue<Element: Sendable>: Sendable {
-    private var items: [Element] = []
-    private var head = 0
-
-    public init() {}
-
-    public var isEmpty: Bool { head == items.count }
-    public var count: Int { items.count - head }
-    public var first: Element? { head < items.count ? items[head] : nil }
-
-    public mutating func push(_ item: Element) {
-        items.append(item)
-    }
-
-    public mutating func pop() -> Element? {
-        guard head < items.count else { return nil }
-        let item = items[head]
-        head += 1
-        if head > 64 && head * 2 > items.count {
-            items.removeFirst(head)
-            head = 0
-        }
-        return item
-    }
-
-    mutating func removeAll(where shouldRemove: (Element) -> Bool) {
-        items = Array(items[head...]).filter { !shouldRemove($0) }
-        head = 0
     }
 }

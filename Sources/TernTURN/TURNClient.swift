@@ -1,3 +1,4 @@
+import TernCollections
 import TernSTUN
 
 /// A sans-IO TURN client (RFC 8656) for one allocation on one server, over UDP

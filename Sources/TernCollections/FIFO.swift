@@ -1,6 +1,7 @@
 /// A first-in first-out queue over an array with a moving head, so that
-/// popping is O(1) amortised and the storage is reused once drained. The
-/// sans-IO cores above STUN (ICE, TURN) queue their datagrams and events in it.
+/// popping is O(1) amortised and the storage is reused once drained. Every
+/// sans-IO core (ICE, TURN, DTLS, SCTP, data channels) queues its datagrams
+/// and events in it.
 public struct FIFO<Element> {
     private var items: [Element] = []
     private var head = 0
@@ -9,6 +10,8 @@ public struct FIFO<Element> {
 
     public var isEmpty: Bool { head == items.count }
     public var count: Int { items.count - head }
+    /// The element `pop` would return, left in place.
+    public var first: Element? { head < items.count ? items[head] : nil }
 
     public mutating func push(_ element: Element) {
         items.append(element)
@@ -26,6 +29,12 @@ public struct FIFO<Element> {
             head = 0
         }
         return element
+    }
+
+    /// Removes the queued elements that match, keeping the order of the rest.
+    public mutating func removeAll(where shouldRemove: (Element) throws -> Bool) rethrows {
+        items = try Array(items[head...]).filter { try !shouldRemove($0) }
+        head = 0
     }
 }
 
