@@ -1,3 +1,5 @@
+import TernCollections
+
 /// One DATA chunk's fields as the association sees them (RFC 9260 §3.3.1).
 public struct SCTPFragment: Sendable, Equatable {
     public var tsn: TSN
@@ -52,8 +54,7 @@ public struct SCTPReassemblyQueue: Sendable {
     /// Per stream: the next SSN to deliver, and whole ordered messages waiting for it.
     private var nextSSN: [UInt16: SSN] = [:]
     private var waiting: [UInt16: [UInt16: SCTPMessage]] = [:]
-    private var ready: [SCTPMessage] = []
-    private var readyIndex = 0
+    private var ready = FIFO<SCTPMessage>()
 
     /// Bytes held: fragments, whole messages waiting for their turn, and
     /// delivered messages not yet taken by the application.
@@ -101,19 +102,13 @@ public struct SCTPReassemblyQueue: Sendable {
 
     /// The next message for the application, if one is ready.
     public mutating func poll() -> SCTPMessage? {
-        guard readyIndex < ready.count else { return nil }
-        let message = ready[readyIndex]
-        readyIndex += 1
-        if readyIndex == ready.count {
-            ready.removeAll(keepingCapacity: true)
-            readyIndex = 0
-        }
+        guard let message = ready.pop() else { return nil }
         bufferedBytes -= message.payload.count
         return message
     }
 
     /// Messages ready to be taken.
-    public var readyCount: Int { ready.count - readyIndex }
+    public var readyCount: Int { ready.count }
 
     /// RFC 3758 §3.6: the peer gave up on everything up to `cumulative`.
     /// Fragments at or below it are dropped, and ordered streams skip to
@@ -209,6 +204,6 @@ public struct SCTPReassemblyQueue: Sendable {
 
     private mutating func deliver(_ message: SCTPMessage) {
         bufferedBytes += message.payload.count
-        ready.append(message)
+        ready.push(message)
     }
 }
