@@ -84,6 +84,10 @@ let package = Package(
         // SCTP association (RFC 8831).
         .target(name: "TernDataChannel", dependencies: ["TernSCTP", "TernCollections"]),
 
+        // File transfer over a data channel: manifest, chunks, hashes, resume
+        // state and safe writing under a target directory.
+        .target(name: "TernTransfer", dependencies: ["COpenSSL"]),
+
         // The client side of a session: WebSocket connection to the relay and
         // the driver that pumps the pairing core.
         .target(
@@ -103,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "tern",
             dependencies: [
-                "TernRendezvous", "TernPairing", "TernRelay", "TernSession", "TernTLS", "TernICE", "TernTURN",
+                "TernRendezvous", "TernPairing", "TernRelay", "TernSession", "TernTLS", "TernICE", "TernTURN", "TernTransfer", "TernDTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -140,6 +144,7 @@ let package = Package(
         .testTarget(name: "TernDataChannelTests", dependencies: ["TernDataChannel", "TernSCTP", "TernTestSupport"]),
         .testTarget(name: "TernICETests", dependencies: ["TernICE", "TernSTUN", "TernTestSupport"]),
         .testTarget(name: "TernTURNTests", dependencies: ["TernTURN", "TernSTUN", "COpenSSL", "TernTestSupport"]),
+        .testTarget(name: "TernTransferTests", dependencies: ["TernTransfer", "TernTestSupport"]),
         .testTarget(name: "TernCLITests", dependencies: ["TernTestSupport", "TernRendezvous"]),
     ]
 )

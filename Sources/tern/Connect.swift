@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TernDTLS
 import TernICE
 import TernPairing
 import TernRendezvous
@@ -14,10 +15,10 @@ enum Connect {
     ///   starts on the sender's session description).
     static func establish(
         session: PairingSession, role: ICERole, first: PeerMessage?, pairedAt: ContinuousClock.Instant,
-        options: SessionOptions, output: Output
+        options: SessionOptions, certificate: DTLSCertificate, output: Output
     ) async throws -> (ConnectivityDriver, ConnectedPath) {
         let (driver, path) = try await PeerConnection.connect(
-            session: session, role: role, first: first, forceRelay: options.forceRelay, certificate: nil)
+            session: session, role: role, first: first, forceRelay: options.forceRelay, certificate: certificate)
         report(path, since: pairedAt, output: output)
         return (driver, path)
     }

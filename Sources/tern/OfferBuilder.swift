@@ -1,49 +1,43 @@
-import Foundation
 import TernPairing
+import TernTransfer
 
-/// Builds the offer from the paths on the command line: each top-level item
-/// with its size and, for a directory, its regular files counted.
+/// The offer sent through the sealed mailbox, from the scanned sources: each
+/// top-level item with its bytes and regular files counted. The receiver
+/// holds the manifest to these numbers.
 enum OfferBuilder {
-    static func offer(for paths: [String]) throws(CLIError) -> Offer {
+    static func offer(for items: [SourceItem]) -> Offer {
         var entries: [OfferEntry] = []
-        for path in paths {
-            if path == "-" {
-                entries.append(OfferEntry(name: "stdin", kind: .stream, size: nil, files: 0))
-                continue
+        var positions: [String: Int] = [:]
+        for item in items {
+            let top = item.entry.path.split(separator: "/", maxSplits: 1).first.map(String.init) ?? item.entry.path
+            if positions[top] == nil {
+                positions[top] = entries.count
+                let kind: OfferEntry.Kind
+                switch item.entry.kind {
+                case .directory: kind = .directory
+                case .stream: kind = .stream
+                case .file, .symlink: kind = .file
+                }
+                entries.append(OfferEntry(name: top, kind: kind, size: kind == .stream ? nil : 0, files: 0))
             }
-            var info = stat()
-            guard lstat(path, &info) == 0 else {
-                throw CLIError(.usage, "cannot read '\(path)': \(String(cString: strerror(errno)))")
-            }
-            let name = URL(fileURLWithPath: path).standardizedFileURL.lastPathComponent
-            switch info.st_mode & S_IFMT {
-            case S_IFREG:
-                entries.append(OfferEntry(name: name, kind: .file, size: UInt64(info.st_size), files: 1))
-            case S_IFDIR:
-                let (files, bytes) = try count(directory: path)
-                entries.append(OfferEntry(name: name, kind: .directory, size: bytes, files: files))
-            default:
-                throw CLIError(.usage, "'\(path)' is neither a regular file nor a directory")
-            }
+            guard let position = positions[top], item.entry.kind == .file else { continue }
+            entries[position].files += 1
+            entries[position].size = (entries[position].size ?? 0) + (item.entry.size ?? 0)
         }
         return Offer(entries: entries)
     }
 
-    /// Counts regular files and their bytes below a directory, without following links.
-    static func count(directory: String) throws(CLIError) -> (files: UInt64, bytes: UInt64) {
-        guard let enumerator = FileManager.default.enumerator(atPath: directory) else {
-            throw CLIError(.usage, "cannot read directory '\(directory)'")
-        }
-        var files: UInt64 = 0
-        var bytes: UInt64 = 0
-        while let relative = enumerator.nextObject() as? String {
-            var info = stat()
-            guard lstat(directory + "/" + relative, &info) == 0 else { continue }
-            if info.st_mode & S_IFMT == S_IFREG {
-                files += 1
-                bytes += UInt64(info.st_size)
+    /// The offer as limits for the receiver's checks.
+    static func limits(for offer: Offer) -> [OfferedItem] {
+        offer.entries.compactMap { entry in
+            let kind: EntryKind
+            switch entry.kind {
+            case .file: kind = .file
+            case .directory: kind = .directory
+            case .stream: kind = .stream
+            case .text: return nil
             }
+            return OfferedItem(name: entry.name, kind: kind, size: entry.size, files: entry.files)
         }
-        return (files, bytes)
     }
 }

@@ -8,6 +8,8 @@ enum JSONValue {
     case int(Int64)
     case uint(UInt64)
     case bool(Bool)
+    /// A duration in seconds, written with millisecond precision.
+    case seconds(Double)
     case null
     case array([JSONValue])
     case object([(String, JSONValue)])
@@ -18,6 +20,7 @@ enum JSONValue {
         case .int(let value): out += String(value)
         case .uint(let value): out += String(value)
         case .bool(let value): out += value ? "true" : "false"
+        case .seconds(let value): out += value.isFinite ? String(format: "%.3f", value) : "null"
         case .null: out += "null"
         case .array(let items):
             out += "["
@@ -65,10 +68,13 @@ enum JSONValue {
 final class Output {
     let json: Bool
     let quiet: Bool
+    /// JSON events go to stderr because stdout carries a received stream.
+    let eventsOnStderr: Bool
 
-    init(json: Bool, quiet: Bool = false) {
+    init(json: Bool, quiet: Bool = false, eventsOnStderr: Bool = false) {
         self.json = json
         self.quiet = quiet
+        self.eventsOnStderr = eventsOnStderr
     }
 
     /// A JSON event (only with --json).
@@ -77,7 +83,7 @@ final class Output {
         var line = ""
         JSONValue.object([("event", .string(name))] + fields).write(into: &line)
         line += "\n"
-        FileHandle.standardOutput.write(Data(line.utf8))
+        (eventsOnStderr ? FileHandle.standardError : FileHandle.standardOutput).write(Data(line.utf8))
     }
 
     /// A sentence for a person (not with --json or --quiet).

@@ -1,15 +1,19 @@
 import ArgumentParser
 import Foundation
+import TernDTLS
 import TernPairing
 import TernRendezvous
 import TernSession
+import TernTransfer
 
 struct Receive: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Receive what another machine sends, with the code it printed.",
         discussion: """
             The code comes from the argument, from TERN_CODE, or from a prompt on the \
-            terminal (so it need not appear in the process list).
+            terminal (so it need not appear in the process list). Files go under the output \
+            directory with the sender's layout; a stream goes to standard output with '-o -' \
+            (or, without --json, when standard output is not a terminal).
             """)
 
     @Argument(help: ArgumentHelp("The code the sender printed, such as 7-bluebird-caravan.", valueName: "code"))
@@ -18,11 +22,30 @@ struct Receive: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Accept the offer without asking.")
     var yes = false
 
+    @Option(name: [.customShort("o"), .long], help: ArgumentHelp(
+        "Write under this directory (default: the current one); '-' writes a stream to standard output.", valueName: "dir"),
+        completion: .directory)
+    var output: String?
+
+    @Flag(name: .long, help: "Replace files that already exist.")
+    var overwrite = false
+
+    @Flag(name: .long, help: "Keep files that already exist and write 'name (1).ext' instead.")
+    var rename = false
+
+    @Flag(name: .long, help: "Ignore partial files of an earlier attempt and start over.")
+    var noResume = false
+
     @OptionGroup var session: SessionOptions
+
+    func validate() throws {
+        if overwrite && rename { throw ValidationError("give --overwrite or --rename, not both") }
+    }
 
     func run() async throws {
         session.bootstrapLogging()
-        let output = Output(json: session.json)
+        let toStdout = output == "-"
+        let output = Output(json: session.json, quiet: session.quiet, eventsOnStderr: toStdout)
         let job: @Sendable () async throws -> Void
         do {
             let relay = try session.relayURL()
@@ -31,8 +54,14 @@ struct Receive: AsyncParsableCommand {
             if askFirst && !stdinIsTerminal {
                 throw CLIError(.usage, "cannot ask whether to accept: standard input is not a terminal; pass --yes to accept")
             }
+            var plan = ReceivePlan(directory: self.output ?? ".", streamToStdout: toStdout)
+            // Without -o and without --json, a stream follows standard output when it is a pipe or a file.
+            plan.streamToStdoutIfPiped = self.output == nil && !session.json && isatty(STDOUT_FILENO) == 0
+            plan.conflict = overwrite ? .overwrite : rename ? .rename : .refuse
+            plan.resume = !noResume
             let options = session
-            job = { try await Self.receive(relay: relay, code: code, askFirst: askFirst, options: options, output: output) }
+            let fixed = plan
+            job = { try await Self.receive(relay: relay, code: code, askFirst: askFirst, plan: fixed, options: options, output: output) }
         } catch let error as CLIError {
             throw output.fail(error)
         }
@@ -49,7 +78,16 @@ struct Receive: AsyncParsableCommand {
         return try parseCode(typed)
     }
 
-    static func receive(relay: RelayURL, code: Code, askFirst: Bool, options: SessionOptions, output: Output) async throws {
+    /// Where and how to write what arrives.
+    struct ReceivePlan: Sendable {
+        var directory: String
+        var streamToStdout: Bool
+        var streamToStdoutIfPiped = false
+        var conflict: TransferReceiver.Conflict = .refuse
+        var resume = true
+    }
+
+    static func receive(relay: RelayURL, code: Code, askFirst: Bool, plan: ReceivePlan, options: SessionOptions, output: Output) async throws {
         let session = try await PairingSession.pair(relay: relay, role: .receiver, code: code) { output.report($0, showCode: false) }
         let pairedAt = ContinuousClock.now
         let message = try await session.receive()
@@ -61,41 +99,111 @@ struct Receive: AsyncParsableCommand {
         if offer.text == nil || askFirst {
             output.say("Offer: \(Output.describe(offer))")
         }
-        var accept = true
-        if askFirst && offer.text == nil {
-            let reply = prompt("Accept? [y/N] ")?.trimmingCharacters(in: .whitespaces).lowercased()
-            accept = reply == "y" || reply == "yes"
-        }
-        try await session.send(.answer(accept: accept, reason: accept ? nil : "declined by the receiver"))
-        guard accept else {
-            await session.close(mood: .happy)
-            throw CLIError(.declined, "declined the offer")
-        }
-        if offer.text == nil {
-            output.event("accepted")
-            do {
-                let first = try await session.receive()
-                guard case .sessionDescription(.offer, _) = first else {
-                    throw CLIError(.failure, "the sender sent something other than a session description")
-                }
-                let (driver, _) = try await Connect.establish(
-                    session: session, role: .controlled, first: first, pairedAt: pairedAt, options: options, output: output)
-                await driver.close()
-            } catch {
-                await session.close(mood: Connect.mood(after: error))
-                throw error
-            }
-        }
-        await session.close(mood: .happy)
         if let text = offer.text {
+            try await session.send(.answer(accept: true, reason: nil))
+            await session.close(mood: .happy)
             if output.json {
                 output.event("text", [("text", .string(text))])
             } else {
                 // The text is the result: it goes to stdout, escaped.
                 FileHandle.standardOutput.write(Data((DisplayText.escaped(text) + "\n").utf8))
             }
-        } else {
-            output.say("(This version of tern pairs, exchanges the offer and connects; the transfer itself comes next.)")
+            return
+        }
+
+        // Where it goes, checked before we accept: the directory, its free space.
+        let isStream = offer.entries.count == 1 && offer.entries.first?.kind == .stream
+        let streamOut = isStream && (plan.streamToStdout || plan.streamToStdoutIfPiped)
+        if plan.streamToStdout && !isStream {
+            try await decline(session, reason: "the receiver wanted a stream")
+            throw CLIError(.usage, "-o - writes a stream to standard output, but the offer is files; give a directory")
+        }
+        var target: TargetDirectory?
+        if !streamOut {
+            do {
+                let directory = try TargetDirectory(path: plan.directory, create: true)
+                if let needed = offer.totalBytes, let available = directory.availableBytes(), needed > available {
+                    throw TransferError.noSpace(needed: needed, available: available)
+                }
+                target = directory
+            } catch let error as TransferError {
+                try await decline(session, reason: error.message)
+                throw CLIError(.failure, error.message)
+            }
+        }
+        if askFirst {
+            let reply = prompt("Accept? [y/N] ")?.trimmingCharacters(in: .whitespaces).lowercased()
+            guard reply == "y" || reply == "yes" else {
+                try await decline(session, reason: "declined by the receiver")
+                throw CLIError(.declined, "declined the offer")
+            }
+        }
+        try await session.send(.answer(accept: true, reason: nil))
+        output.event("accepted")
+
+        let certificate: DTLSCertificate
+        do {
+            certificate = try DTLSCertificate.generate()
+        } catch {
+            await session.close(mood: .errory)
+            throw CLIError(.failure, "cannot make a DTLS certificate: \(error.reason)")
+        }
+        let driver: ConnectivityDriver
+        let path: ConnectedPath
+        let channels: SecureChannels
+        do {
+            let first = try await session.receive()
+            guard case .sessionDescription(.offer, _) = first else {
+                throw CLIError(.failure, "the sender sent something other than a session description")
+            }
+            (driver, path) = try await Connect.establish(
+                session: session, role: .controlled, first: first, pairedAt: pairedAt, options: options, certificate: certificate, output: output)
+            do {
+                channels = try await DataPath.secure(driver: driver, path: path, role: .controlled, certificate: certificate)
+            } catch {
+                await driver.close()
+                throw error
+            }
+        } catch {
+            await session.close(mood: Connect.mood(after: error))
+            throw error
+        }
+        await session.close(mood: .happy)
+
+        var transferOptions = TransferReceiver.Options(offer: OfferBuilder.limits(for: offer))
+        transferOptions.conflict = plan.conflict
+        transferOptions.resume = plan.resume
+        transferOptions.streamOutput = streamOut ? STDOUT_FILENO : nil
+        let progress = ProgressReporter(output: output, verb: "Received")
+        defer { progress.abandon() }
+        let pipe = DataChannelPipe(channels: channels, stream: nil)
+        let receiver = TransferReceiver(target: target, channel: pipe, options: transferOptions, report: { progress.handle($0) })
+        do {
+            let summary = try await DataPath.run({ try await receiver.run() }, channels: channels, pipe: pipe) {
+                try? await pipe.send(TransferMessage.failure(.cancelled, "the receiver was interrupted").encoded())
+                await channels.close()
+            }
+            progress.finish(summary, path: path)
+            // The sender closes once it has our `finished`; give it a moment.
+            await waitForClose(pipe, within: .seconds(2))
+        } catch {
+            await channels.close()
+            await driver.close()
+            throw error
+        }
+        await channels.close()
+        await driver.close()
+    }
+
+    private static func decline(_ session: PairingSession, reason: String) async throws {
+        try await session.send(.answer(accept: false, reason: reason))
+        await session.close(mood: .happy)
+    }
+
+    /// Waits until the peer closes the channel (nothing more is read), or the limit.
+    private static func waitForClose(_ pipe: DataChannelPipe, within limit: Duration) async {
+        await finishes(within: limit) {
+            while (try? await pipe.receive()) != nil {}
         }
     }
 }

@@ -1,15 +1,18 @@
 import ArgumentParser
 import Foundation
+import TernDTLS
 import TernPairing
 import TernRendezvous
 import TernSession
+import TernTransfer
 
 struct Send: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send files, directories, a stream or a text to another machine.",
         discussion: """
             Prints a code such as 7-bluebird-caravan; run 'tern receive' with it on the \
-            other machine. With --code (or TERN_CODE) both sides use a code agreed in advance.
+            other machine. With --code (or TERN_CODE) both sides use a code agreed in advance. \
+            With no path and standard input not a terminal, standard input is sent as a stream.
             """)
 
     @Argument(help: ArgumentHelp("Files and directories to send; '-' sends standard input.", valueName: "path"),
@@ -26,29 +29,48 @@ struct Send: AsyncParsableCommand {
 
     func validate() throws {
         if text != nil && !paths.isEmpty { throw ValidationError("give either paths or --text, not both") }
-        if text == nil && paths.isEmpty { throw ValidationError("nothing to send: give a path, '-' for standard input, or --text") }
+        if text == nil && paths.isEmpty && stdinIsTerminal {
+            throw ValidationError("nothing to send: give a path, '-' for standard input, or --text")
+        }
         if let text, text.utf8.count > 32 * 1024 { throw ValidationError("--text is limited to 32 KiB; send a file instead") }
     }
 
     func run() async throws {
         session.bootstrapLogging()
-        let output = Output(json: session.json)
+        let output = Output(json: session.json, quiet: session.quiet)
         let environment = ProcessInfo.processInfo.environment
         let job: @Sendable () async throws -> Void
         do {
             let relay = try session.relayURL()
             let preagreed = try (code ?? environment["TERN_CODE"]).map(parseCode)
-            let offer = try text.map { Offer(entries: [OfferEntry(name: "text", kind: .text, size: UInt64($0.utf8.count), files: 0)], text: $0) }
-                ?? OfferBuilder.offer(for: paths)
+            let items: [SourceItem]
+            let offer: Offer
+            if let text {
+                items = []
+                offer = Offer(entries: [OfferEntry(name: "text", kind: .text, size: UInt64(text.utf8.count), files: 0)], text: text)
+            } else {
+                let given = paths.isEmpty ? ["-"] : paths
+                do {
+                    items = try SourceScanner.scan(given) { warning in
+                        output.event("warning", [("message", .string(warning))])
+                        if !output.json, !output.quiet {
+                            FileHandle.standardError.write(Data(("tern: warning: " + DisplayText.escaped(warning) + "\n").utf8))
+                        }
+                    }
+                } catch {
+                    throw CLIError(.usage, error.message)
+                }
+                offer = OfferBuilder.offer(for: items)
+            }
             let options = session
-            job = { try await Self.send(offer: offer, relay: relay, code: preagreed, options: options, output: output) }
+            job = { try await Self.send(offer: offer, items: items, relay: relay, code: preagreed, options: options, output: output) }
         } catch let error as CLIError {
             throw output.fail(error)
         }
         try await runJob(output: output, timeout: session.timeout, job)
     }
 
-    static func send(offer: Offer, relay: RelayURL, code: Code?, options: SessionOptions, output: Output) async throws {
+    static func send(offer: Offer, items: [SourceItem], relay: RelayURL, code: Code?, options: SessionOptions, output: Output) async throws {
         let session = try await PairingSession.pair(relay: relay, role: .sender, code: code) { output.report($0, showCode: true) }
         let pairedAt = ContinuousClock.now
         try await session.send(.offer(offer))
@@ -64,18 +86,56 @@ struct Send: AsyncParsableCommand {
             throw CLIError(.declined, SessionError.declined(reason.map(DisplayText.escaped)).message)
         }
         output.event("accepted")
-        output.say(offer.text != nil ? "The receiver got the text." : "The receiver accepted the offer.")
-        if offer.text == nil {
-            // Addresses are exchanged only now: a declined offer reveals none.
+        guard offer.text == nil else {
+            output.say("The receiver got the text.")
+            await session.close(mood: .happy)
+            return
+        }
+        output.say("The receiver accepted the offer.")
+        // Addresses are exchanged only now: a declined offer reveals none.
+        let certificate: DTLSCertificate
+        do {
+            certificate = try DTLSCertificate.generate()
+        } catch {
+            await session.close(mood: .errory)
+            throw CLIError(.failure, "cannot make a DTLS certificate: \(error.reason)")
+        }
+        let driver: ConnectivityDriver
+        let path: ConnectedPath
+        let channels: SecureChannels
+        do {
+            (driver, path) = try await Connect.establish(
+                session: session, role: .controlling, first: nil, pairedAt: pairedAt, options: options, certificate: certificate, output: output)
             do {
-                let (driver, _) = try await Connect.establish(
-                    session: session, role: .controlling, first: nil, pairedAt: pairedAt, options: options, output: output)
-                await driver.close()
+                channels = try await DataPath.secure(driver: driver, path: path, role: .controlling, certificate: certificate)
             } catch {
-                await session.close(mood: Connect.mood(after: error))
+                await driver.close()
                 throw error
             }
+        } catch {
+            await session.close(mood: Connect.mood(after: error))
+            throw error
         }
+        // The mailbox has done its job: everything else travels on the data channel.
         await session.close(mood: .happy)
+        let progress = ProgressReporter(output: output, verb: "Sent")
+        defer { progress.abandon() }
+        do {
+            let stream = try await channels.open(label: DataPath.channelLabel)
+            let pipe = DataChannelPipe(channels: channels, stream: stream)
+            let sender = TransferSender(
+                items: items, channel: pipe, maxMessageSize: channels.peerMaximumMessageSize, report: { progress.handle($0) })
+            let summary = try await DataPath.run({ try await sender.run() }, channels: channels, pipe: pipe) {
+                try? await pipe.send(TransferMessage.failure(.cancelled, "the sender was interrupted").encoded())
+                await channels.close()
+            }
+            progress.finish(summary, path: path)
+        } catch {
+            await channels.close()
+            await driver.close()
+            throw error
+        }
+        await channels.close()
+        await driver.close()
     }
 }

@@ -20,6 +20,9 @@ struct SessionOptions: ParsableArguments {
     @Flag(name: .long, help: "Connect through the relay's TURN server only, so the other side never learns this machine's addresses.")
     var forceRelay = false
 
+    @Flag(name: .shortAndLong, help: "Print nothing but errors (no progress, no summary).")
+    var quiet = false
+
     @Flag(name: .shortAndLong, help: "Log what the connection does (candidates, checks, TURN) on stderr.")
     var verbose = false
 
@@ -76,8 +79,10 @@ func runJob(output: Output, timeout: Double?, _ job: @escaping @Sendable () asyn
     let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
     interrupt.setEventHandler {
         _ = output.fail(CLIError(.interrupted, "interrupted"))
-        // Tell the other side through the relay, then go.
+        // Tell the other side (on the data channel during a transfer, else
+        // through the relay), let a transfer save its resume state, then go.
         Task {
+            await InterruptHook.run()
             await RelayConnection.leaveAll(mood: .errory)
             exit(TernExit.interrupted.rawValue)
         }

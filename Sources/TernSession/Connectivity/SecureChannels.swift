@@ -61,6 +61,8 @@ public final class SecureChannels: @unchecked Sendable {
     private var eventsInput: AsyncStream<DataChannelEvent>.Continuation
     /// Events other than messages: channels opened and closed by the peer, the end.
     public let events: AsyncStream<DataChannelEvent>
+    /// The largest message `send` accepts: the peer's limit.
+    public var peerMaximumMessageSize: Int { options.peerMaximumMessageSize }
     /// SCTP packets that failed to decode, for diagnostics.
     public private(set) var malformedPackets = 0
 

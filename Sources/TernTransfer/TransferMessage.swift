@@ -1,0 +1,290 @@
+import Foundation
+
+/// What an entry of the manifest is.
+public enum EntryKind: String, Codable, Sendable {
+    case file, directory, symlink, stream
+}
+
+/// One entry of the manifest (docs/protocol.md §11.2). Everything in it is a
+/// claim by the sender: the receiver validates the path, and the size is a
+/// limit the data must meet exactly.
+public struct ManifestEntry: Equatable, Sendable, Codable {
+    /// Relative path with "/" separators (untrusted until `RelativePath` accepts it).
+    public var path: String
+    public var kind: EntryKind
+    /// Bytes of a file; absent for a stream (unknown), a directory, a link.
+    public var size: UInt64?
+    /// Permission bits (`st_mode & 0o777`) of a file or directory.
+    public var mode: UInt32?
+    /// Modification time, seconds since 1970 (part of a file's identity for resume).
+    public var mtime: Int64?
+    /// A symbolic link's target (relative, inside the transfer).
+    public var target: String?
+
+    public init(path: String, kind: EntryKind, size: UInt64? = nil, mode: UInt32? = nil, mtime: Int64? = nil, target: String? = nil) {
+        self.path = path
+        self.kind = kind
+        self.size = size
+        self.mode = mode
+        self.mtime = mtime
+        self.target = target
+    }
+}
+
+/// The receiver already holds the first `chunks` chunks of file `index`
+/// (verified, with chain value `chain`), or the whole file when `chunks` is
+/// its chunk count.
+public struct ResumeClaim: Equatable, Sendable {
+    public var index: Int
+    public var chunks: UInt64
+    public var chain: Digest
+
+    public init(index: Int, chunks: UInt64, chain: Digest) {
+        self.index = index
+        self.chunks = chunks
+        self.chain = chain
+    }
+}
+
+/// The sender's answer to a claim: it sends file `index` from chunk `from`
+/// (the claim's count when the claim matched its own data, otherwise 0).
+public struct PlanStart: Equatable, Sendable {
+    public var index: Int
+    public var from: UInt64
+
+    public init(index: Int, from: UInt64) {
+        self.index = index
+        self.from = from
+    }
+}
+
+/// Why a side stopped, in the `error` message.
+public enum FailureCode: String, Sendable {
+    case integrity, exists, unsafePath = "unsafe-path", protocolViolation = "protocol", io, noSpace = "no-space", cancelled
+}
+
+/// One chunk of file data as it arrives: `data` is a slice of the message.
+public struct ChunkMessage: Sendable {
+    public var index: Int
+    public var number: UInt64
+    public var hash: Digest
+    public var data: ArraySlice<UInt8>
+}
+
+/// The messages on the transfer channel (docs/protocol.md §11). One byte of
+/// type, then JSON for control messages or a fixed binary header for chunks.
+public enum TransferMessage: Sendable {
+    case manifest(chunkSize: Int, entries: [ManifestEntry], more: Bool)
+    case have(claims: [ResumeClaim], more: Bool)
+    case plan(starts: [PlanStart], more: Bool)
+    case chunk(ChunkMessage)
+    case end(index: Int, size: UInt64, root: Digest)
+    case verified(index: Int)
+    case done(files: UInt64, bytes: UInt64)
+    case finished(files: UInt64, bytes: UInt64, hash: Digest)
+    case failure(FailureCode, String)
+
+    enum MessageType: UInt8 {
+        case manifest = 1, have, plan, chunk, end, verified, done, finished, failure
+    }
+
+    /// type (1) + file index (4) + chunk number (8) + SHA-256 (32).
+    public static let chunkHeaderSize = 45
+    public static let maxChunkSize = 256 * 1024 - chunkHeaderSize
+    public static let minChunkSize = 1024
+    /// Entries, claims or starts in one message.
+    public static let maxItemsPerMessage = 65536
+    public static let maxFailureMessageBytes = 1024
+
+    // MARK: - Encoding
+
+    /// A chunk message built in place: `buffer` holds `chunkHeaderSize` bytes
+    /// of room followed by the data; the header is written over the room.
+    public static func fillChunkHeader(_ buffer: inout [UInt8], index: Int, number: UInt64, hash: Digest) {
+        buffer[0] = MessageType.chunk.rawValue
+        var offset = 1
+        for shift in stride(from: 24, through: 0, by: -8) {
+            buffer[offset] = UInt8(truncatingIfNeeded: UInt32(truncatingIfNeeded: index) >> UInt32(shift))
+            offset += 1
+        }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            buffer[offset] = UInt8(truncatingIfNeeded: number >> UInt64(shift))
+            offset += 1
+        }
+        for byte in hash.bytes {
+            buffer[offset] = byte
+            offset += 1
+        }
+    }
+
+    public func encoded() -> [UInt8] {
+        let body: Wire
+        let type: MessageType
+        switch self {
+        case .chunk(let chunk):
+            var buffer = [UInt8](repeating: 0, count: Self.chunkHeaderSize)
+            Self.fillChunkHeader(&buffer, index: chunk.index, number: chunk.number, hash: chunk.hash)
+            buffer.append(contentsOf: chunk.data)
+            return buffer
+        case .manifest(let chunkSize, let entries, let more):
+            type = .manifest
+            body = Wire(chunkSize: chunkSize, entries: entries, more: more)
+        case .have(let claims, let more):
+            type = .have
+            body = Wire(claims: claims.map { WireClaim(index: $0.index, chunks: $0.chunks, chain: $0.chain.hex) }, more: more)
+        case .plan(let starts, let more):
+            type = .plan
+            body = Wire(more: more, starts: starts.map { WireStart(index: $0.index, from: $0.from) })
+        case .end(let index, let size, let root):
+            type = .end
+            body = Wire(hash: root.hex, index: index, size: size)
+        case .verified(let index):
+            type = .verified
+            body = Wire(index: index)
+        case .done(let files, let bytes):
+            type = .done
+            body = Wire(bytes: bytes, files: files)
+        case .finished(let files, let bytes, let hash):
+            type = .finished
+            body = Wire(bytes: bytes, files: files, hash: hash.hex)
+        case .failure(let code, let message):
+            type = .failure
+            body = Wire(code: code.rawValue, message: String(message.utf8.prefix(Self.maxFailureMessageBytes)) ?? "")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        // A struct of strings, numbers and booleans always encodes.
+        let json = (try? encoder.encode(body)) ?? Data("{}".utf8)
+        return [type.rawValue] + Array(json)
+    }
+
+    // MARK: - Decoding (the peer is hostile)
+
+    public init(decoding message: [UInt8]) throws(TransferError) {
+        guard let first = message.first, let type = MessageType(rawValue: first) else {
+            throw .protocolViolation("a message of unknown type \(message.first.map(String.init) ?? "(empty)")")
+        }
+        if type == .chunk {
+            self = .chunk(try Self.decodeChunk(message))
+            return
+        }
+        let wire: Wire
+        do {
+            wire = try JSONDecoder().decode(Wire.self, from: Data(message[1...]))
+        } catch {
+            throw .protocolViolation("a malformed \(type) message")
+        }
+        switch type {
+        case .manifest:
+            guard let chunkSize = wire.chunkSize, (Self.minChunkSize...Self.maxChunkSize).contains(chunkSize) else {
+                throw .protocolViolation("the manifest's chunk size is missing or out of range")
+            }
+            guard let entries = wire.entries, entries.count <= Self.maxItemsPerMessage else {
+                throw .protocolViolation("a manifest message without entries or with too many")
+            }
+            self = .manifest(chunkSize: chunkSize, entries: entries, more: wire.more ?? false)
+        case .have:
+            guard let claims = wire.claims, claims.count <= Self.maxItemsPerMessage else {
+                throw .protocolViolation("a have message without claims or with too many")
+            }
+            var decoded: [ResumeClaim] = []
+            for claim in claims {
+                guard let chain = Digest(hex: claim.chain), claim.index >= 0 else {
+                    throw .protocolViolation("a malformed resume claim")
+                }
+                decoded.append(ResumeClaim(index: claim.index, chunks: claim.chunks, chain: chain))
+            }
+            self = .have(claims: decoded, more: wire.more ?? false)
+        case .plan:
+            guard let starts = wire.starts, starts.count <= Self.maxItemsPerMessage, starts.allSatisfy({ $0.index >= 0 }) else {
+                throw .protocolViolation("a malformed plan message")
+            }
+            self = .plan(starts: starts.map { PlanStart(index: $0.index, from: $0.from) }, more: wire.more ?? false)
+        case .end:
+            guard let index = wire.index, index >= 0, let size = wire.size, let hash = wire.hash.flatMap(Digest.init(hex:)) else {
+                throw .protocolViolation("a malformed end message")
+            }
+            self = .end(index: index, size: size, root: hash)
+        case .verified:
+            guard let index = wire.index, index >= 0 else { throw .protocolViolation("a malformed verified message") }
+            self = .verified(index: index)
+        case .done:
+            guard let files = wire.files, let bytes = wire.bytes else { throw .protocolViolation("a malformed done message") }
+            self = .done(files: files, bytes: bytes)
+        case .finished:
+            guard let files = wire.files, let bytes = wire.bytes, let hash = wire.hash.flatMap(Digest.init(hex:)) else {
+                throw .protocolViolation("a malformed finished message")
+            }
+            self = .finished(files: files, bytes: bytes, hash: hash)
+        case .failure:
+            let code = wire.code.flatMap(FailureCode.init(rawValue:)) ?? .protocolViolation
+            let text = wire.message ?? "no reason given"
+            self = .failure(code, String(text.utf8.prefix(Self.maxFailureMessageBytes)) ?? "no reason given")
+        case .chunk:
+            throw .protocolViolation("unreachable")  // handled above
+        }
+    }
+
+    private static func decodeChunk(_ message: [UInt8]) throws(TransferError) -> ChunkMessage {
+        guard message.count > chunkHeaderSize, message.count - chunkHeaderSize <= maxChunkSize else {
+            throw .protocolViolation("a chunk message of \(message.count) bytes")
+        }
+        var index: UInt32 = 0
+        for byte in message[1..<5] { index = index << 8 | UInt32(byte) }
+        var number: UInt64 = 0
+        for byte in message[5..<13] { number = number << 8 | UInt64(byte) }
+        let hash = Digest(unchecked: Array(message[13..<chunkHeaderSize]))
+        return ChunkMessage(index: Int(index), number: number, hash: hash, data: message[chunkHeaderSize...])
+    }
+
+    // MARK: - JSON shape
+
+    struct WireClaim: Codable {
+        var index: Int
+        var chunks: UInt64
+        var chain: String
+    }
+
+    struct WireStart: Codable {
+        var index: Int
+        var from: UInt64
+    }
+
+    struct Wire: Codable {
+        var bytes: UInt64?
+        var chunkSize: Int?
+        var claims: [WireClaim]?
+        var code: String?
+        var entries: [ManifestEntry]?
+        var files: UInt64?
+        var hash: String?
+        var index: Int?
+        var message: String?
+        var more: Bool?
+        var size: UInt64?
+        var starts: [WireStart]?
+
+        enum CodingKeys: String, CodingKey {
+            case bytes, chunkSize = "chunk_size", claims, code, entries, files, hash, index, message, more, size, starts
+        }
+
+        init(
+            bytes: UInt64? = nil, chunkSize: Int? = nil, claims: [WireClaim]? = nil, code: String? = nil, entries: [ManifestEntry]? = nil,
+            files: UInt64? = nil, hash: String? = nil, index: Int? = nil, message: String? = nil, more: Bool? = nil, size: UInt64? = nil,
+            starts: [WireStart]? = nil
+        ) {
+            self.bytes = bytes
+            self.chunkSize = chunkSize
+            self.claims = claims
+            self.code = code
+            self.entries = entries
+            self.files = files
+            self.hash = hash
+            self.index = index
+            self.message = message
+            self.more = more
+            self.size = size
+            self.starts = starts
+        }
+    }
+}

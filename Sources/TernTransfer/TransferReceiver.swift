@@ -1,0 +1,492 @@
+import Foundation
+
+/// What the sender offered through the sealed mailbox, before any data
+/// channel: every manifest is checked against it (the offered sizes and
+/// counts are limits, not hints).
+public struct OfferedItem: Sendable, Equatable {
+    public var name: String
+    public var kind: EntryKind
+    /// Total bytes of its files; nil for a stream.
+    public var size: UInt64?
+    /// Regular files inside (1 for a file).
+    public var files: UInt64
+
+    public init(name: String, kind: EntryKind, size: UInt64?, files: UInt64) {
+        self.name = name
+        self.kind = kind
+        self.size = size
+        self.files = files
+    }
+}
+
+/// The receiving side of a transfer (docs/protocol.md §11). Every path is
+/// validated before anything is created, every write goes through
+/// `TargetDirectory` (no symlink is ever followed), every chunk is checked
+/// against its hash and every file against its root before it is renamed
+/// into place. A partial file keeps a state file beside it so that a later
+/// transfer of the same source resumes where this one stopped.
+public final class TransferReceiver: @unchecked Sendable {
+    public enum Conflict: Sendable {
+        /// An existing file stops the transfer before any data moves (exit 6).
+        case refuse
+        case overwrite
+        /// Write `name (1).ext` instead.
+        case rename
+    }
+
+    public struct Options: Sendable {
+        public var offer: [OfferedItem]
+        public var conflict: Conflict = .refuse
+        public var resume = true
+        /// Stream entries go to this descriptor (standard output) instead of a file.
+        public var streamOutput: Int32?
+        /// How often the resume state of the file being written is saved.
+        public var stateInterval: Duration = .seconds(1)
+        public var maxEntries = 1_000_000
+
+        public init(offer: [OfferedItem]) {
+            self.offer = offer
+        }
+    }
+
+    private let target: TargetDirectory?
+    private let channel: TransferChannel
+    private let options: Options
+    private let report: @Sendable (TransferEvent) -> Void
+
+    /// - Parameter target: where files go; nil only when the offer is a stream written to `streamOutput`.
+    public init(target: TargetDirectory?, channel: TransferChannel, options: Options, report: @escaping @Sendable (TransferEvent) -> Void) {
+        self.target = target
+        self.channel = channel
+        self.options = options
+        self.report = report
+    }
+
+    /// Receives everything; on a failure of ours the sender is told why
+    /// (its side then ends with the same exit code).
+    public func run() async throws -> TransferSummary {
+        do {
+            return try await receive()
+        } catch let error as TransferError {
+            if let code = Self.failureCode(error) {
+                try? await channel.send(TransferMessage.failure(code, error.message).encoded())
+            }
+            throw error
+        }
+    }
+
+    static func failureCode(_ error: TransferError) -> FailureCode? {
+        switch error {
+        case .unsafePath: return .unsafePath
+        case .exists: return .exists
+        case .integrity: return .integrity
+        case .protocolViolation: return .protocolViolation
+        case .io: return .io
+        case .noSpace: return .noSpace
+        case .peerFailed, .connectionLost: return nil
+        }
+    }
+
+    // MARK: - Plan
+
+    /// One entry after validation, with where it goes and how it starts.
+    struct Item {
+        var entry: ManifestEntry
+        var path: RelativePath
+        /// What the receiver already holds of it (sent as a claim).
+        var claim: Claim?
+        /// Replace what is at `path` when committing.
+        var replace = false
+        /// The plan's start; nil until the plan arrived.
+        var from: UInt64 = 0
+    }
+
+    enum Claim {
+        case partial(ChunkChain)
+        /// A file already in place whose size matches: sent in full as a claim;
+        /// the sender skips it when its content is the same.
+        case complete(ChunkChain)
+
+        var chain: ChunkChain {
+            switch self {
+            case .partial(let chain), .complete(let chain): return chain
+            }
+        }
+    }
+
+    private func receive() async throws -> TransferSummary {
+        let (chunkSize, entries) = try await readManifest()
+        var items = try validate(entries)
+        let streamsToOutput = options.streamOutput != nil
+        guard target != nil || items.allSatisfy({ $0.entry.kind == .stream && streamsToOutput }) else {
+            throw TransferError.io("no target directory for the offered files")
+        }
+
+        // What we already hold, and the conflicts we can settle now.
+        for index in items.indices {
+            try settleExisting(&items[index], chunkSize: chunkSize)
+        }
+        var claims: [ResumeClaim] = []
+        for (index, item) in items.enumerated() {
+            if let claim = item.claim { claims.append(ResumeClaim(index: index, chunks: claim.chain.chunks, chain: claim.chain.value)) }
+        }
+        for message in try splitIntoMessages(claims, limit: 60 * 1024, encode: { TransferMessage.have(claims: $0, more: $1).encoded() }) {
+            try await channel.send(message)
+        }
+        try await readPlan(into: &items)
+        try settleRefusedClaims(&items, chunkSize: chunkSize)
+        try checkSpace(items, chunkSize: chunkSize)
+
+        for item in items where item.entry.kind == .directory {
+            try target?.makeDirectories(item.path, mode: (item.entry.mode ?? 0o755) | 0o700)
+        }
+
+        let dataItems = items.indices.filter { items[$0].entry.kind == .file || items[$0].entry.kind == .stream }
+        let total: UInt64? = items.contains { $0.entry.kind == .stream } ? nil : items.reduce(0) { $0 + ($1.entry.size ?? 0) }
+        var resumed: UInt64 = 0
+        for item in items where item.from > 0 {
+            resumed += min(item.from * UInt64(chunkSize), item.entry.size ?? 0)
+        }
+        report(.started(files: dataItems.count, bytes: total, resumedBytes: resumed))
+
+        var progress = resumed
+        var received: UInt64 = 0
+        var roots: [Digest] = []
+        for index in dataItems {
+            let (root, bytes) = try await receiveData(of: items[index], index: index, chunkSize: chunkSize, progress: &progress, total: total)
+            roots.append(root)
+            received += bytes
+        }
+        guard case .done(let files, _) = try await nextMessage(), files == UInt64(roots.count) else {
+            throw TransferError.protocolViolation("expected done after the last file")
+        }
+        for item in items where item.entry.kind == .symlink {
+            try target?.makeSymlink(item.path, target: item.entry.target ?? "", replace: item.replace)
+        }
+        let hash = transferHash(roots)
+        try await channel.send(TransferMessage.finished(files: UInt64(roots.count), bytes: progress, hash: hash).encoded())
+        return TransferSummary(files: roots.count, bytes: progress, sentBytes: received, hash: hash)
+    }
+
+    private func readManifest() async throws -> (Int, [ManifestEntry]) {
+        var entries: [ManifestEntry] = []
+        var chunkSize: Int?
+        while true {
+            guard case .manifest(let size, let part, let more) = try await nextMessage() else {
+                throw TransferError.protocolViolation("expected the manifest")
+            }
+            guard chunkSize == nil || chunkSize == size else { throw TransferError.protocolViolation("the chunk size changed within the manifest") }
+            chunkSize = size
+            entries.append(contentsOf: part)
+            guard entries.count <= options.maxEntries else {
+                throw TransferError.protocolViolation("the manifest has more than \(options.maxEntries) entries")
+            }
+            if !more { break }
+        }
+        guard let chunkSize, !entries.isEmpty else { throw TransferError.protocolViolation("an empty manifest") }
+        return (chunkSize, entries)
+    }
+
+    /// Every entry against the offer and the path rules: relative, safe,
+    /// unique, inside an offered item, below a directory listed before it.
+    func validate(_ entries: [ManifestEntry]) throws(TransferError) -> [Item] {
+        var offered: [String: (item: OfferedItem, files: UInt64, bytes: UInt64)] = [:]
+        for item in options.offer { offered[item.name] = (item, 0, 0) }
+        var directories = Set<RelativePath>()
+        var seen = Set<RelativePath>()
+        var items: [Item] = []
+        items.reserveCapacity(entries.count)
+        for entry in entries {
+            let path = try RelativePath(validating: entry.path)
+            guard seen.insert(path).inserted else { throw .protocolViolation("the manifest lists \(path) twice") }
+            guard let top = path.components.first, var limit = offered[top] else {
+                throw .protocolViolation("\(path) is not inside anything that was offered")
+            }
+            if let parent = path.parent {
+                guard directories.contains(parent) else {
+                    throw .protocolViolation("\(path) is not inside a directory listed before it")
+                }
+                guard limit.item.kind == .directory else { throw .protocolViolation("\(path) is inside an offered \(limit.item.kind)") }
+            } else {
+                guard entry.kind == limit.item.kind else {
+                    throw .protocolViolation("\(path) was offered as a \(limit.item.kind) but arrives as a \(entry.kind)")
+                }
+            }
+            switch entry.kind {
+            case .directory:
+                directories.insert(path)
+            case .file:
+                guard let size = entry.size else { throw .protocolViolation("the file \(path) has no size") }
+                limit.files += 1
+                limit.bytes += size
+                guard limit.files <= limit.item.files else {
+                    throw .protocolViolation("more files in \(top) than the \(limit.item.files) offered")
+                }
+                if let offeredSize = limit.item.size, limit.bytes > offeredSize {
+                    throw .protocolViolation("more bytes in \(top) than the \(offeredSize) offered")
+                }
+            case .stream:
+                guard entry.size == nil else { throw .protocolViolation("the stream \(path) claims a size") }
+            case .symlink:
+                guard let target = entry.target, !target.isEmpty else { throw .protocolViolation("the link \(path) has no target") }
+            }
+            offered[top] = limit
+            items.append(Item(entry: entry, path: path))
+        }
+        return items
+    }
+
+    // MARK: - Existing files, partials, conflicts
+
+    private func settleExisting(_ item: inout Item, chunkSize: Int) throws(TransferError) {
+        guard let target else { return }
+        if item.entry.kind == .stream && options.streamOutput != nil { return }
+        let existing = try target.entry(at: item.path)
+        switch item.entry.kind {
+        case .directory:
+            switch existing {
+            case .missing, .directory: return
+            case .file, .symlink, .other: throw .exists(item.path.description)
+            }
+        case .symlink, .stream:
+            if existing != .missing { try resolveConflict(&item) }
+        case .file:
+            switch existing {
+            case .missing:
+                if options.resume {
+                    item.claim = try partialClaim(for: item, chunkSize: chunkSize)
+                } else {
+                    target.removeResumeFiles(for: item.path)
+                }
+            case .file(let size, _) where size == item.entry.size:
+                item.claim = .complete(try chain(ofExisting: item.path, size: size, chunkSize: chunkSize))
+            case .file, .symlink, .other:
+                try resolveConflict(&item)
+            case .directory:
+                guard options.conflict == .rename else { throw .exists(item.path.description) }
+                try resolveConflict(&item)
+            }
+        }
+    }
+
+    private func resolveConflict(_ item: inout Item) throws(TransferError) {
+        switch options.conflict {
+        case .refuse:
+            throw .exists(item.path.description)
+        case .overwrite:
+            item.replace = true
+            target?.removeResumeFiles(for: item.path)
+        case .rename:
+            guard let target else { return }
+            let renamed = try target.uniqueName(for: item.path)
+            report(.warning("\(item.path) exists; writing \(renamed)"))
+            item.path = renamed
+        }
+    }
+
+    /// A verified prefix of an earlier attempt, checked again against the
+    /// partial's bytes (a state file that promises more than the disk holds,
+    /// after a power cut, is not trusted).
+    private func partialClaim(for item: Item, chunkSize: Int) throws(TransferError) -> Claim? {
+        guard let target, let bytes = try target.readState(for: item.path, limit: ResumeState.maxBytes) else { return nil }
+        guard let state = ResumeState.decode(bytes), state.matches(item.entry, chunkSize: chunkSize), state.chunks > 0,
+              let expected = Digest(hex: state.chain)
+        else {
+            target.removeResumeFiles(for: item.path)
+            return nil
+        }
+        let partial = try target.openPartial(for: item.path, truncate: false)
+        var chain = ChunkChain()
+        var buffer = [UInt8](repeating: 0, count: chunkSize)
+        let size = item.entry.size ?? 0
+        for number in 0..<state.chunks {
+            let length = Int(min(UInt64(chunkSize), size - min(size, number * UInt64(chunkSize))))
+            let count = try withMutableBytes(of: &buffer) { raw throws(TransferError) in
+                try partial.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<length]), at: number * UInt64(chunkSize))
+            }
+            guard count == length, length > 0 else { break }
+            chain.append(buffer.withUnsafeBytes { Digest.sha256(UnsafeRawBufferPointer(rebasing: $0[0..<length])) })
+        }
+        guard chain.chunks == state.chunks, chain.value == expected else {
+            target.removeResumeFiles(for: item.path)
+            return nil
+        }
+        return .partial(chain)
+    }
+
+    /// The chain over every chunk of a file already in place.
+    private func chain(ofExisting path: RelativePath, size: UInt64, chunkSize: Int) throws(TransferError) -> ChunkChain {
+        guard let target else { return ChunkChain() }
+        let file = try target.openForReading(path)
+        var chain = ChunkChain()
+        var buffer = [UInt8](repeating: 0, count: chunkSize)
+        var offset: UInt64 = 0
+        while offset < size {
+            let length = Int(min(UInt64(chunkSize), size - offset))
+            let count = try withMutableBytes(of: &buffer) { raw throws(TransferError) in
+                try file.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<length]), at: offset)
+            }
+            guard count == length else { break }
+            chain.append(buffer.withUnsafeBytes { Digest.sha256(UnsafeRawBufferPointer(rebasing: $0[0..<length])) })
+            offset += UInt64(length)
+        }
+        return chain
+    }
+
+    private func readPlan(into items: inout [Item]) async throws {
+        var planned = Set<Int>()
+        while true {
+            guard case .plan(let starts, let more) = try await nextMessage() else {
+                throw TransferError.protocolViolation("expected the sender's plan")
+            }
+            for start in starts {
+                guard start.index < items.count, let claim = items[start.index].claim, planned.insert(start.index).inserted,
+                      start.from == 0 || start.from == claim.chain.chunks
+                else { throw TransferError.protocolViolation("a plan entry that answers no claim") }
+                items[start.index].from = start.from
+            }
+            if !more { break }
+        }
+    }
+
+    /// Claims the sender turned down: a partial starts over; a file in place
+    /// whose content differs is a conflict after all.
+    private func settleRefusedClaims(_ items: inout [Item], chunkSize: Int) throws(TransferError) {
+        for index in items.indices {
+            guard let claim = items[index].claim, items[index].from == 0 else { continue }
+            items[index].claim = nil
+            switch claim {
+            case .partial:
+                target?.removeResumeFiles(for: items[index].path)
+            case .complete:
+                try resolveConflict(&items[index])
+            }
+        }
+    }
+
+    private func checkSpace(_ items: [Item], chunkSize: Int) throws(TransferError) {
+        guard let target, let available = target.availableBytes() else { return }
+        var needed: UInt64 = 0
+        for item in items where item.entry.kind == .file {
+            let size = item.entry.size ?? 0
+            needed += size - min(size, item.from * UInt64(chunkSize))
+        }
+        if needed > available { throw .noSpace(needed: needed, available: available) }
+    }
+
+    // MARK: - Data
+
+    private func receiveData(
+        of item: Item, index: Int, chunkSize: Int, progress: inout UInt64, total: UInt64?
+    ) async throws -> (Digest, UInt64) {
+        let name = item.path.description
+        let toOutput = item.entry.kind == .stream ? options.streamOutput : nil
+        let size = item.entry.size
+        let count = size.map { ($0 + UInt64(chunkSize) - 1) / UInt64(chunkSize) }
+        var chain = item.claim?.chain ?? ChunkChain()
+        if case .complete? = item.claim {
+            // Already in place and identical: the sender sends only the end.
+            guard case .end(let end, let endSize, let root) = try await nextMessage(), end == index, endSize == size,
+                  root == chain.root(size: endSize)
+            else { throw TransferError.protocolViolation("expected the end of \(name), which is already in place") }
+            report(.verified(path: name, size: endSize, root: root))
+            try await channel.send(TransferMessage.verified(index: index).encoded())
+            return (root, 0)
+        }
+        var partial: FileDescriptor?
+        if toOutput == nil {
+            guard let target else { throw TransferError.io("no target directory for \(name)") }
+            partial = try target.openPartial(for: item.path, truncate: item.from == 0)
+        }
+        var written = item.from * UInt64(chunkSize)
+        if let size { written = min(written, size) }
+        var received: UInt64 = 0
+        let clock = ContinuousClock()
+        var lastSave = clock.now
+        func saveState() {
+            guard let size, let partial, let target, chain.chunks > 0 else { return }
+            _ = partial
+            try? target.writeState(ResumeState(size: size, mtime: item.entry.mtime, chunkSize: chunkSize, chain: chain).encoded(), for: item.path)
+        }
+        do {
+            while true {
+                switch try await nextMessage() {
+                case .chunk(let chunk):
+                    guard chunk.index == index, chunk.number == chain.chunks else {
+                        throw TransferError.protocolViolation("a chunk out of order (file \(chunk.index), chunk \(chunk.number)) while receiving \(name)")
+                    }
+                    if let size, let count {
+                        guard chunk.number < count else { throw TransferError.protocolViolation("more data for \(name) than its \(size) bytes") }
+                        let expected = Int(min(UInt64(chunkSize), size - chunk.number * UInt64(chunkSize)))
+                        guard chunk.data.count == expected else {
+                            throw TransferError.protocolViolation("chunk \(chunk.number) of \(name) has \(chunk.data.count) bytes, not \(expected)")
+                        }
+                    } else if chunk.data.count > chunkSize {
+                        throw TransferError.protocolViolation("a chunk of \(name) larger than the chunk size")
+                    }
+                    let hash = chunk.data.withUnsafeBytes { Digest.sha256($0) }
+                    guard hash == chunk.hash else { throw TransferError.integrity("chunk \(chunk.number) of \(name) does not match its hash") }
+                    if let partial {
+                        try chunk.data.withUnsafeBytes { raw in try partial.write(raw, at: chunk.number * UInt64(chunkSize)) }
+                    } else if let toOutput {
+                        try chunk.data.withUnsafeBytes { raw in try Self.writeAll(toOutput, raw) }
+                    }
+                    chain.append(hash)
+                    written += UInt64(chunk.data.count)
+                    received += UInt64(chunk.data.count)
+                    progress += UInt64(chunk.data.count)
+                    report(.progress(bytes: progress, total: total, file: name))
+                    if clock.now - lastSave >= options.stateInterval {
+                        lastSave = clock.now
+                        saveState()
+                    }
+                case .end(let end, let endSize, let root):
+                    guard end == index else { throw TransferError.protocolViolation("the end of file \(end) while receiving \(name)") }
+                    guard endSize == written, size == nil || size == endSize, count == nil || count == chain.chunks else {
+                        throw TransferError.protocolViolation("\(name) ended at \(endSize) bytes after \(written) arrived (\(size.map(String.init) ?? "a stream") offered)")
+                    }
+                    guard root == chain.root(size: endSize) else {
+                        // Never present a bad file as complete, nor resume from it.
+                        target?.removeResumeFiles(for: item.path)
+                        throw TransferError.integrity("\(name) does not match its root hash")
+                    }
+                    if partial != nil, let target {
+                        try target.commit(item.path, mode: item.entry.mode ?? 0o644, modified: item.entry.mtime, replace: item.replace)
+                    }
+                    report(.verified(path: name, size: endSize, root: root))
+                    try await channel.send(TransferMessage.verified(index: index).encoded())
+                    return (root, received)
+                default:
+                    throw TransferError.protocolViolation("expected data for \(name)")
+                }
+            }
+        } catch {
+            // Whatever stopped us, what is verified stays resumable.
+            // A file that failed its root hash has no resume state left.
+            if case TransferError.integrity = error {} else { saveState() }
+            throw error
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(TransferError) {
+        var offset = 0
+        while offset < bytes.count {
+            let count = write(fd, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .io("cannot write the stream: \(String(cString: strerror(errno)))")
+            }
+            offset += count
+        }
+    }
+
+    /// The next message; a failure from the peer or a closed channel throws.
+    private func nextMessage() async throws -> TransferMessage {
+        guard let bytes = try await channel.receive() else {
+            throw TransferError.connectionLost("the sender closed the channel")
+        }
+        let message = try TransferMessage(decoding: bytes)
+        if case .failure(let code, let text) = message { throw TransferError.peerFailed(code, text) }
+        return message
+    }
+}

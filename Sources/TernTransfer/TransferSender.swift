@@ -1,0 +1,329 @@
+import Foundation
+
+/// The sending side of a transfer (docs/protocol.md §11): manifest, resume
+/// claims checked against our own data, then the chunks of every file in
+/// manifest order, each file closed by its root hash, and `done`.
+///
+/// Chunks are read, hashed and queued on the channel one after another; the
+/// channel's queue (several MiB) is the read-ahead, and its back-pressure
+/// bounds memory whatever the file size.
+public final class TransferSender: @unchecked Sendable {
+    private let items: [SourceItem]
+    private let channel: TransferChannel
+    private let chunkSize: Int
+    private let maxMessageSize: Int
+    private let report: @Sendable (TransferEvent) -> Void
+    /// Standard input for a stream entry.
+    private let streamInput: Int32
+    /// Size and root of each file whose end was sent (the reply reader reports them).
+    private let ends = LockedDictionary<Int, (UInt64, Digest)>()
+
+    /// - Parameter maxMessageSize: the largest message the peer accepts.
+    public init(
+        items: [SourceItem], channel: TransferChannel, maxMessageSize: Int, streamInput: Int32 = 0,
+        report: @escaping @Sendable (TransferEvent) -> Void
+    ) {
+        self.items = items
+        self.channel = channel
+        self.maxMessageSize = maxMessageSize
+        self.chunkSize = min(TransferMessage.maxChunkSize, maxMessageSize - TransferMessage.chunkHeaderSize)
+        self.streamInput = streamInput
+        self.report = report
+    }
+
+    public func run() async throws -> TransferSummary {
+        let entries = items.map(\.entry)
+        let chunkSize = self.chunkSize
+        for message in try splitIntoMessages(entries, limit: maxMessageSize, encode: {
+            TransferMessage.manifest(chunkSize: chunkSize, entries: $0, more: $1).encoded()
+        }) {
+            try await channel.send(message)
+        }
+
+        // The receiver's claims, then our plan.
+        var claims: [ResumeClaim] = []
+        while true {
+            switch try await nextMessage() {
+            case .have(let part, let more):
+                claims.append(contentsOf: part)
+                guard claims.count <= items.count else { throw TransferError.protocolViolation("more resume claims than files") }
+                if !more { break }
+                continue
+            case let other:
+                throw TransferError.protocolViolation("expected the receiver's resume claims, got \(Self.name(other))")
+            }
+            break
+        }
+        var starts: [Int: (from: UInt64, chain: ChunkChain)] = [:]
+        for claim in claims {
+            guard claim.index < items.count, items[claim.index].entry.kind == .file, starts[claim.index] == nil,
+                  let size = items[claim.index].entry.size, claim.chunks <= chunkCount(size)
+            else { throw TransferError.protocolViolation("a resume claim for an entry that is not a file, or beyond its end") }
+            let own = try prefixChain(of: items[claim.index], chunks: claim.chunks)
+            starts[claim.index] = own.value == claim.chain ? (claim.chunks, own) : (0, ChunkChain())
+        }
+        let plan = starts.keys.sorted().compactMap { index in starts[index].map { PlanStart(index: index, from: $0.from) } }
+        for message in try splitIntoMessages(plan, limit: maxMessageSize, encode: { TransferMessage.plan(starts: $0, more: $1).encoded() }) {
+            try await channel.send(message)
+        }
+
+        let total: UInt64? = entries.contains { $0.kind == .stream } ? nil : entries.reduce(0) { $0 + ($1.size ?? 0) }
+        var resumed: UInt64 = 0
+        for (index, start) in starts where start.from > 0 {
+            resumed += min(start.from * UInt64(chunkSize), items[index].entry.size ?? 0)
+        }
+        let fileCount = entries.filter { $0.kind == .file || $0.kind == .stream }.count
+        report(.started(files: fileCount, bytes: total, resumedBytes: resumed))
+
+        // Replies (`verified`, `finished`, a failure) are read alongside.
+        let replies = Task { try await self.readReplies() }
+        do {
+            var progress = Progress(bytes: resumed, total: total)
+            var roots: [Digest] = []
+            var sent: UInt64 = 0
+            for (index, item) in items.enumerated() {
+                switch item.entry.kind {
+                case .file:
+                    let start = starts[index] ?? (0, ChunkChain())
+                    let (root, bytes) = try await sendFile(item, index: index, from: start.from, chain: start.chain, progress: &progress)
+                    roots.append(root)
+                    sent += bytes
+                case .stream:
+                    let (root, bytes) = try await sendStream(item, index: index, progress: &progress)
+                    roots.append(root)
+                    sent += bytes
+                case .directory, .symlink:
+                    continue
+                }
+            }
+            try await channel.send(TransferMessage.done(files: UInt64(roots.count), bytes: progress.bytes).encoded())
+            let finished = try await replies.value
+            guard finished.hash == transferHash(roots), finished.files == UInt64(roots.count) else {
+                throw TransferError.integrity("the receiver's hash over all files does not match ours")
+            }
+            return TransferSummary(files: roots.count, bytes: progress.bytes, sentBytes: sent, hash: finished.hash)
+        } catch {
+            // A failure the receiver sent explains more than our broken send.
+            if case .failure(let replyError)? = await Self.settled(replies) { throw replyError }
+            replies.cancel()
+            throw error
+        }
+    }
+
+    struct Progress {
+        var bytes: UInt64
+        var total: UInt64?
+    }
+
+    private func chunkCount(_ size: UInt64) -> UInt64 {
+        (size + UInt64(chunkSize) - 1) / UInt64(chunkSize)
+    }
+
+    /// The chain over the first `chunks` chunks of a file as it is now.
+    private func prefixChain(of item: SourceItem, chunks: UInt64) throws(TransferError) -> ChunkChain {
+        var chain = ChunkChain()
+        guard chunks > 0, let path = item.localPath else { return chain }
+        let file = try SourceFile(path: path)
+        var buffer = [UInt8](repeating: 0, count: chunkSize)
+        for number in 0..<chunks {
+            let count = try file.read(into: &buffer, at: number * UInt64(chunkSize))
+            guard count > 0 else { break }
+            chain.append(buffer.withUnsafeBytes { Digest.sha256(UnsafeRawBufferPointer(rebasing: $0[0..<count])) })
+        }
+        return chain
+    }
+
+    private func sendFile(
+        _ item: SourceItem, index: Int, from: UInt64, chain start: ChunkChain, progress: inout Progress
+    ) async throws -> (Digest, UInt64) {
+        guard let path = item.localPath, let size = item.entry.size else { throw TransferError.io("no source for \(item.entry.path)") }
+        let file = try SourceFile(path: path)
+        try file.checkUnchanged(size: size, mtime: item.entry.mtime, name: item.entry.path)
+        file.adviseSequential()
+        var chain = start
+        var sent: UInt64 = 0
+        let count = chunkCount(size)
+        var number = from
+        while number < count {
+            let length = Int(min(UInt64(chunkSize), size - number * UInt64(chunkSize)))
+            // A fresh buffer per chunk: the channel keeps the message until it is sent.
+            var message = [UInt8](repeating: 0, count: TransferMessage.chunkHeaderSize + length)
+            let read = try message.withUnsafeMutableBytes { raw in
+                try file.readFully(into: UnsafeMutableRawBufferPointer(rebasing: raw[TransferMessage.chunkHeaderSize...]), at: number * UInt64(chunkSize))
+            }
+            guard read == length else { throw TransferError.io("\(item.entry.path) shrank while it was being sent") }
+            let hash = message.withUnsafeBytes { Digest.sha256(UnsafeRawBufferPointer(rebasing: $0[TransferMessage.chunkHeaderSize...])) }
+            TransferMessage.fillChunkHeader(&message, index: index, number: number, hash: hash)
+            try await channel.send(message)
+            chain.append(hash)
+            sent += UInt64(length)
+            progress.bytes += UInt64(length)
+            report(.progress(bytes: progress.bytes, total: progress.total, file: item.entry.path))
+            number += 1
+        }
+        let root = chain.root(size: size)
+        ends.set(index, (size, root))
+        try await channel.send(TransferMessage.end(index: index, size: size, root: root).encoded())
+        return (root, sent)
+    }
+
+    private func sendStream(_ item: SourceItem, index: Int, progress: inout Progress) async throws -> (Digest, UInt64) {
+        var chain = ChunkChain()
+        var size: UInt64 = 0
+        var number: UInt64 = 0
+        while true {
+            var message = [UInt8](repeating: 0, count: TransferMessage.chunkHeaderSize + chunkSize)
+            // Fill the chunk (a pipe hands out at most 64 KiB per read).
+            let count = try message.withUnsafeMutableBytes { raw in
+                try Self.readFully(streamInput, into: UnsafeMutableRawBufferPointer(rebasing: raw[TransferMessage.chunkHeaderSize...]))
+            }
+            if count == 0 { break }
+            message.removeLast(chunkSize - count)
+            let hash = message.withUnsafeBytes { Digest.sha256(UnsafeRawBufferPointer(rebasing: $0[TransferMessage.chunkHeaderSize...])) }
+            TransferMessage.fillChunkHeader(&message, index: index, number: number, hash: hash)
+            try await channel.send(message)
+            chain.append(hash)
+            size += UInt64(count)
+            number += 1
+            progress.bytes += UInt64(count)
+            report(.progress(bytes: progress.bytes, total: nil, file: item.entry.path))
+        }
+        let root = chain.root(size: size)
+        ends.set(index, (size, root))
+        try await channel.send(TransferMessage.end(index: index, size: size, root: root).encoded())
+        return (root, size)
+    }
+
+    /// Reads until the buffer is full or the input ends.
+    static func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(TransferError) -> Int {
+        var filled = 0
+        while filled < buffer.count {
+            let count = read(fd, buffer.baseAddress.map { $0 + filled }, buffer.count - filled)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .io("cannot read standard input: \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            filled += count
+        }
+        return filled
+    }
+
+    struct Finished {
+        var files: UInt64
+        var bytes: UInt64
+        var hash: Digest
+    }
+
+    /// Reads the receiver's replies until `finished`; reports verified files.
+    private func readReplies() async throws -> Finished {
+        while true {
+            switch try await nextMessage() {
+            case .verified(let index):
+                guard let (size, root) = ends.value(index) else {
+                    throw TransferError.protocolViolation("a verified message for a file not yet sent")
+                }
+                report(.verified(path: items[index].entry.path, size: size, root: root))
+            case .finished(let files, let bytes, let hash):
+                return Finished(files: files, bytes: bytes, hash: hash)
+            case let other:
+                throw TransferError.protocolViolation("unexpected \(Self.name(other)) from the receiver")
+            }
+        }
+    }
+
+    /// The next message; a failure from the peer or a closed channel throws.
+    private func nextMessage() async throws -> TransferMessage {
+        guard let bytes = try await channel.receive() else {
+            throw TransferError.connectionLost("the receiver closed the channel")
+        }
+        let message = try TransferMessage(decoding: bytes)
+        if case .failure(let code, let text) = message { throw TransferError.peerFailed(code, text) }
+        return message
+    }
+
+    /// The reply reader's result if it ends within half a second (it ends
+    /// soon after the channel closes).
+    private static func settled(_ task: Task<Finished, Error>) async -> Result<Finished, Error>? {
+        let result = LockedDictionary<Int, Result<Finished, Error>>()
+        await finishes(within: .milliseconds(500)) { result.set(0, await task.result) }
+        return result.value(0)
+    }
+
+    static func name(_ message: TransferMessage) -> String {
+        switch message {
+        case .manifest: return "a manifest"
+        case .have: return "resume claims"
+        case .plan: return "a plan"
+        case .chunk: return "a chunk"
+        case .end: return "a file end"
+        case .verified: return "a verified message"
+        case .done: return "done"
+        case .finished: return "finished"
+        case .failure: return "a failure"
+        }
+    }
+}
+
+/// A source file opened for reading.
+final class SourceFile {
+    let fd: Int32
+    let path: String
+
+    init(path: String) throws(TransferError) {
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io("cannot open '\(path)': \(String(cString: strerror(errno)))") }
+        self.path = path
+    }
+
+    deinit { close(fd) }
+
+    func adviseSequential() {
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+    }
+
+    /// Size and modification time still as listed in the manifest.
+    func checkUnchanged(size: UInt64, mtime: Int64?, name: String) throws(TransferError) {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .io("cannot stat '\(path)': \(String(cString: strerror(errno)))") }
+        if UInt64(info.st_size) != size || (mtime.map { $0 != Int64(info.st_mtim.tv_sec) } ?? false) {
+            throw .io("\(name) changed after the transfer started; send it again")
+        }
+    }
+
+    func read(into buffer: inout [UInt8], at offset: UInt64) throws(TransferError) -> Int {
+        try withMutableBytes(of: &buffer) { raw throws(TransferError) in try readFully(into: raw, at: offset) }
+    }
+
+    func readFully(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(TransferError) -> Int {
+        var filled = 0
+        while filled < buffer.count {
+            let count = pread(fd, buffer.baseAddress.map { $0 + filled }, buffer.count - filled, off_t(offset) + off_t(filled))
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .io("cannot read '\(path)': \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            filled += count
+        }
+        return filled
+    }
+}
+
+/// A dictionary shared by the data writer and the reply reader.
+final class LockedDictionary<Key: Hashable, Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [Key: Value] = [:]
+
+    func set(_ key: Key, _ value: Value) {
+        lock.lock()
+        storage[key] = value
+        lock.unlock()
+    }
+
+    func value(_ key: Key) -> Value? {
+        lock.lock()
+        defer { lock.unlock() }
+        return storage[key]
+    }
+}

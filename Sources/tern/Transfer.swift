@@ -1,0 +1,217 @@
+import Foundation
+import NIOConcurrencyHelpers
+import TernDTLS
+import TernICE
+import TernPairing
+import TernSession
+import TernTransfer
+
+/// One data channel of `SecureChannels` as the transfer's message pipe.
+final class DataChannelPipe: TransferChannel, @unchecked Sendable {
+    let channels: SecureChannels
+    /// The channel's stream; the receiver learns it from the first message.
+    private let stream: NIOLockedValueBox<UInt16?>
+
+    init(channels: SecureChannels, stream: UInt16?) {
+        self.channels = channels
+        self.stream = NIOLockedValueBox(stream)
+    }
+
+    func send(_ message: [UInt8]) async throws {
+        guard let stream = stream.withLockedValue({ $0 }) else {
+            throw TransferError.protocolViolation("no channel to answer on")
+        }
+        try await channels.send(message, on: stream)
+    }
+
+    func receive() async throws -> [UInt8]? {
+        while let message = try await channels.receive() {
+            let ours = stream.withLockedValue { current -> Bool in
+                if current == nil { current = message.stream }
+                return current == message.stream
+            }
+            // Messages on any other channel are not part of the transfer.
+            if ours && message.binary { return message.payload }
+        }
+        return nil
+    }
+
+    func close() async {
+        await channels.close()
+    }
+}
+
+/// What runs when Ctrl-C arrives during a transfer: tell the peer, close
+/// the channel, let the transfer save its resume state.
+enum InterruptHook {
+    private static let hook = NIOLockedValueBox<(@Sendable () async -> Void)?>(nil)
+
+    static func set(_ action: (@Sendable () async -> Void)?) {
+        hook.withLockedValue { $0 = action }
+    }
+
+    static func run() async {
+        guard let action = hook.withLockedValue({ $0 }) else { return }
+        await finishes(within: .milliseconds(700), action)
+    }
+}
+
+/// The data path both commands share: DTLS, SCTP and one data channel on
+/// the connected path, then the transfer over it.
+enum DataPath {
+    static let channelLabel = "tern-transfer"
+
+    static func secure(
+        driver: ConnectivityDriver, path: ConnectedPath, role: ICERole, certificate: DTLSCertificate
+    ) async throws -> SecureChannels {
+        try await PeerConnection.secure(driver: driver, path: path, role: role, certificate: certificate)
+    }
+
+    static func cliError(_ error: TransferError) -> CLIError {
+        switch error {
+        case .integrity: return CLIError(.integrity, error.message)
+        case .exists: return CLIError(.declined, error.message)
+        case .connectionLost: return CLIError(.unreachable, error.message)
+        case .peerFailed(let code, _):
+            switch code {
+            case .integrity: return CLIError(.integrity, error.message)
+            case .exists: return CLIError(.declined, error.message)
+            default: return CLIError(.failure, error.message)
+            }
+        case .unsafePath, .protocolViolation, .io, .noSpace: return CLIError(.failure, error.message)
+        }
+    }
+
+    /// Runs a transfer, maps its errors for the CLI, closes the channels.
+    static func run(
+        _ body: @escaping @Sendable () async throws -> TransferSummary, channels: SecureChannels, pipe: DataChannelPipe,
+        onInterrupt: @escaping @Sendable () async -> Void
+    ) async throws -> TransferSummary {
+        let job = Task { try await body() }
+        InterruptHook.set {
+            await onInterrupt()
+            // The transfer notices the closed channel and saves its state.
+            _ = await job.result
+        }
+        defer { InterruptHook.set(nil) }
+        do {
+            return try await job.value
+        } catch let error as TransferError {
+            throw cliError(error)
+        } catch let error as SessionError {
+            // The channel died under the transfer.
+            throw CLIError(.unreachable, "the connection to the other side was lost: \(error.message)")
+        }
+    }
+}
+
+/// Progress for a person (a bar on a terminal) and for scripts (`progress`
+/// JSON events, at most ten a second), and the `file` events.
+final class ProgressReporter: @unchecked Sendable {
+    private let output: Output
+    private let verb: String
+    private let lock = NIOLock()
+    private let started = ContinuousClock.now
+    private var lastEvent: ContinuousClock.Instant?
+    private var lastBar: ContinuousClock.Instant?
+    private var barShown = false
+    private let showBar: Bool
+    private(set) var bytes: UInt64 = 0
+    private var resumed: UInt64 = 0
+    private var total: UInt64?
+
+    init(output: Output, verb: String) {
+        self.output = output
+        self.verb = verb
+        self.showBar = !output.json && !output.quiet && isatty(STDERR_FILENO) == 1
+    }
+
+    func handle(_ event: TransferEvent) {
+        lock.withLock {
+            switch event {
+            case .started(let files, let total, let resumed):
+                self.total = total
+                self.resumed = resumed
+                self.bytes = resumed
+                if resumed > 0 {
+                    output.event("resume", [("bytes", .uint(resumed))])
+                    output.say("Resuming: \(formatBytes(resumed)) already there.")
+                }
+                _ = files
+            case .progress(let bytes, let total, let file):
+                self.bytes = bytes
+                let now = ContinuousClock.now
+                if output.json, lastEvent.map({ now - $0 >= .milliseconds(100) }) ?? true {
+                    lastEvent = now
+                    var fields: [(String, JSONValue)] = [("bytes", .uint(bytes)), ("total", total.map { .uint($0) } ?? .null)]
+                    fields.append(("rate", .uint(UInt64(rate(now: now)))))
+                    fields.append(("file", .string(file)))
+                    output.event("progress", fields)
+                }
+                if showBar, lastBar.map({ now - $0 >= .milliseconds(100) }) ?? true {
+                    lastBar = now
+                    drawBar(file: file, now: now)
+                }
+            case .verified(let path, let size, let root):
+                output.event("file", [("name", .string(path)), ("size", .uint(size)), ("hash", .string(root.hex)), ("verified", .bool(true))])
+            case .warning(let text):
+                clearBar()
+                output.event("warning", [("message", .string(text))])
+                if !output.json, !output.quiet { FileHandle.standardError.write(Data(("tern: warning: " + DisplayText.escaped(text) + "\n").utf8)) }
+            }
+        }
+    }
+
+    /// Bytes per second of this run (resumed bytes do not count).
+    private func rate(now: ContinuousClock.Instant) -> Double {
+        let seconds = Connect.milliseconds(now - started) / 1000
+        return seconds > 0 ? Double(bytes - min(bytes, resumed)) / seconds : 0
+    }
+
+    private func drawBar(file: String, now: ContinuousClock.Instant) {
+        let speed = rate(now: now)
+        var line = "\r\u{1b}[K  \(formatBytes(bytes))"
+        if let total, total > 0 {
+            let percent = Int(Double(bytes) * 100 / Double(total))
+            let width = 20
+            let filled = min(width, Int(Double(bytes) * Double(width) / Double(total)))
+            line += " of \(formatBytes(total)) [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(percent)%"
+            if speed > 0, bytes < total {
+                line += "  ETA " + formatSeconds((Double(total - bytes) / speed).rounded())
+            }
+        }
+        line += "  \(formatRate(speed))  " + DisplayText.escaped(String(file.suffix(40)))
+        FileHandle.standardError.write(Data(line.utf8))
+        barShown = true
+    }
+
+    private func clearBar() {
+        guard barShown else { return }
+        FileHandle.standardError.write(Data("\r\u{1b}[K".utf8))
+        barShown = false
+    }
+
+    /// The `done` event and one summary line.
+    func finish(_ summary: TransferSummary, path: ConnectedPath) {
+        lock.withLock {
+            clearBar()
+            let seconds = Connect.milliseconds(ContinuousClock.now - started) / 1000
+            output.event("done", [
+                ("files", .int(Int64(summary.files))), ("bytes", .uint(summary.bytes)), ("sent_bytes", .uint(summary.sentBytes)),
+                ("seconds", .seconds(seconds)), ("hash", .string(summary.hash.hex)),
+            ])
+            let rate = seconds > 0 ? Double(summary.sentBytes) / seconds : 0
+            let how = path.isRelayed ? "through the TURN relay" : "directly"
+            let files = "\(summary.files) file\(summary.files == 1 ? "" : "s")"
+            output.say("\(verb) \(files), \(formatBytes(summary.bytes)) in \(formatSeconds((seconds * 10).rounded() / 10)) (\(formatRate(rate))), \(how); verified.")
+        }
+    }
+
+    func abandon() {
+        lock.withLock { clearBar() }
+    }
+}
+
+func formatRate(_ bytesPerSecond: Double) -> String {
+    bytesPerSecond >= 1e6 ? String(format: "%.1f MB/s", bytesPerSecond / 1e6) : String(format: "%.0f kB/s", bytesPerSecond / 1e3)
+}
