@@ -228,6 +228,16 @@ public final class ConnectivityDriver: @unchecked Sendable {
 
     private var applicationReadComplete: (() -> Void)?
 
+    /// Told when the selected pair loses consent (RFC 7675) after connecting.
+    private var pathLostHandler: ((String) -> Void)?
+
+    /// Calls `handler` on `loop` if the selected pair stops answering consent
+    /// checks after the driver connected (the peer is gone or unreachable).
+    public func setPathLostHandler(_ handler: @escaping (String) -> Void) {
+        loop.preconditionInEventLoop()
+        pathLostHandler = handler
+    }
+
     /// Hands DTLS datagrams arriving on the selected pair to `handler`, and
     /// calls `readComplete` after each batch of them, on `loop`.
     public func setApplicationHandler(_ handler: @escaping ([UInt8]) -> Void, readComplete: @escaping () -> Void = {}) {
@@ -651,7 +661,11 @@ public final class ConnectivityDriver: @unchecked Sendable {
         case .stateChanged(.failed(let error)):
             fail(.noPath(failureSentence(error)))
         case .consentLost:
-            if !finished { fail(.noPath("the path to the peer stopped answering")) }
+            if !finished {
+                fail(.noPath("the path to the peer stopped answering"))
+            } else {
+                pathLostHandler?("the path to the peer stopped answering consent checks")
+            }
         case .gatheringFailed(let error):
             logger.debug("server-reflexive gathering failed", metadata: ["reason": "\(error.reason)"])
         case .stateChanged(let state):

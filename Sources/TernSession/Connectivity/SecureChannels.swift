@@ -96,6 +96,9 @@ public final class SecureChannels: @unchecked Sendable {
                     driver.setApplicationHandler(
                         { [channels] datagram in channels.datagramArrived(datagram) },
                         readComplete: { [channels] in channels.pump() })
+                    driver.setPathLostHandler { [channels] reason in
+                        channels.finish(.secureChannel(reason))
+                    }
                     channels.dtls.start(now: channels.now())
                     channels.pump()
                 }
