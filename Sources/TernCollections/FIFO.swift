@@ -2,21 +2,32 @@
 /// popping is O(1) amortised and the storage is reused once drained. Every
 /// sans-IO core (ICE, TURN, DTLS, SCTP, data channels) queues its datagrams
 /// and events in it.
+///
+/// `@inlinable` throughout: the queue sits on every core's data path in other
+/// modules, and an unspecialized generic queue there costs a metadata lookup
+/// and boxed element copies per call (a profile of the two-process benchmark
+/// put 20% of the sender's CPU under an unspecialized `removeAll`).
 public struct FIFO<Element> {
-    private var items: [Element] = []
-    private var head = 0
+    @usableFromInline var items: [Element] = []
+    @usableFromInline var head = 0
 
+    @inlinable
     public init() {}
 
+    @inlinable
     public var isEmpty: Bool { head == items.count }
+    @inlinable
     public var count: Int { items.count - head }
     /// The element `pop` would return, left in place.
+    @inlinable
     public var first: Element? { head < items.count ? items[head] : nil }
 
+    @inlinable
     public mutating func push(_ element: Element) {
         items.append(element)
     }
 
+    @inlinable
     public mutating func pop() -> Element? {
         guard head < items.count else { return nil }
         let element = items[head]
@@ -32,9 +43,13 @@ public struct FIFO<Element> {
     }
 
     /// Removes the queued elements that match, keeping the order of the rest.
+    @inlinable
     public mutating func removeAll(where shouldRemove: (Element) throws -> Bool) rethrows {
-        items = try Array(items[head...]).filter { try !shouldRemove($0) }
-        head = 0
+        if head > 0 {
+            items.removeSubrange(0..<head)
+            head = 0
+        }
+        try items.removeAll(where: shouldRemove)
     }
 }
 

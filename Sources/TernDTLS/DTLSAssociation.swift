@@ -146,7 +146,12 @@ public final class DTLSAssociation {
     private let context: ContextHandle
     private let connection: ConnectionHandle
     private let pipe: DatagramPipe
-    private var transmitQueue = FIFO<[UInt8]>()
+    /// Datagrams waiting for the driver, back to back, and their lengths
+    /// from `transmitHead` on: reused storage, no allocation per datagram.
+    private var transmitBytes: [UInt8] = []
+    private var transmitLengths: [Int] = []
+    private var transmitHead = 0
+    private var transmitOffset = 0
     private var eventQueue = FIFO<DTLSEvent>()
     /// SSL_read's destination: one record's plaintext is at most 2^14 bytes
     /// (RFC 6347 §4.1 / RFC 5246 §6.2.1).
@@ -418,9 +423,34 @@ public final class DTLSAssociation {
 
     /// The next datagram to send to the peer, at most `configuration.mtu` bytes.
     public func pollTransmit() -> [UInt8]? {
-        guard let datagram = transmitQueue.pop() else { return nil }
+        guard transmitHead < transmitLengths.count else { return nil }
+        let length = transmitLengths[transmitHead]
+        let datagram = Array(transmitBytes[transmitOffset..<(transmitOffset + length)])
+        transmitHead += 1
+        transmitOffset += length
+        if transmitHead == transmitLengths.count { clearTransmitted() }
         counters.datagramsSent += 1
         return datagram
+    }
+
+    /// Hands every datagram waiting to be sent to `body` at once: their
+    /// bytes back to back and the length of each, in order, valid only
+    /// during the call (the data path: the driver copies them into its own
+    /// buffer once). Does not call `body` when there is nothing to send.
+    public func drainTransmit(_ body: (_ datagrams: UnsafeRawBufferPointer, _ lengths: ArraySlice<Int>) -> Void) {
+        guard transmitHead < transmitLengths.count else { return }
+        counters.datagramsSent += transmitLengths.count - transmitHead
+        transmitBytes.withUnsafeBytes { bytes in
+            body(UnsafeRawBufferPointer(rebasing: bytes[transmitOffset...]), transmitLengths[transmitHead...])
+        }
+        clearTransmitted()
+    }
+
+    private func clearTransmitted() {
+        transmitBytes.removeAll(keepingCapacity: true)
+        transmitLengths.removeAll(keepingCapacity: true)
+        transmitHead = 0
+        transmitOffset = 0
     }
 
     public func pollEvent() -> DTLSEvent? {
@@ -572,7 +602,8 @@ public final class DTLSAssociation {
         var oversized = 0
         let used = pipe.outbound.withUnsafeBytes { stream in
             DTLSRecordFraming.packDatagrams(stream, mtu: mtu, oversized: &oversized) { datagram in
-                transmitQueue.push(Array(datagram))
+                transmitBytes.append(contentsOf: datagram)
+                transmitLengths.append(datagram.count)
             }
         }
         counters.oversizedDatagrams += oversized

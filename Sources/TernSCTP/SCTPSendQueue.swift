@@ -45,6 +45,8 @@ public struct SCTPSendQueue: Sendable {
     /// channel reports as bufferedAmount, with what is in flight excluded).
     public private(set) var bufferedAmount: [UInt16: Int] = [:]
     public private(set) var totalBuffered = 0
+    /// Queued messages with a lifetime (so `dropExpired` need not look when there are none).
+    private var lifetimeLimited = 0
 
     public init() {}
 
@@ -63,6 +65,7 @@ public struct SCTPSendQueue: Sendable {
         streams[stream, default: FIFO()].push(message)
         bufferedAmount[stream, default: 0] += payload.count
         totalBuffered += payload.count
+        if case .lifetime = reliability { lifetimeLimited += 1 }
     }
 
     /// The next fragment, at most `maximumPayload` bytes of user data.
@@ -103,15 +106,21 @@ public struct SCTPSendQueue: Sendable {
     /// ran out before they were sent (RFC 3758 §3.5 A1, applied before sending).
     /// A message already started is left to the retransmission queue.
     public mutating func dropExpired(now: Duration) {
+        // The data path calls this before every packet: nothing to look at
+        // unless a queued message has a lifetime.
+        guard lifetimeLimited > 0 else { return }
         for stream in turns {
-            guard var queue = streams[stream] else { continue }
-            queue.removeAll { message in
+            var removedBytes = 0
+            var removedMessages = 0
+            streams[stream]?.removeAll { message in
                 guard case .lifetime(let lifetime) = message.reliability, now >= message.queuedAt + lifetime else { return false }
-                bufferedAmount[stream, default: 0] -= message.payload.count
-                totalBuffered -= message.payload.count
+                removedBytes += message.payload.count
+                removedMessages += 1
                 return true
             }
-            streams[stream] = queue
+            bufferedAmount[stream, default: 0] -= removedBytes
+            totalBuffered -= removedBytes
+            lifetimeLimited -= removedMessages
         }
         turns.removeAll { streams[$0]?.isEmpty ?? true }
     }
@@ -129,9 +138,9 @@ public struct SCTPSendQueue: Sendable {
     private mutating func takeNextMessage() -> Queued? {
         while !turns.isEmpty {
             let stream = turns.removeFirst()
-            guard var queue = streams[stream], let message = queue.pop() else { continue }
-            streams[stream] = queue
-            if !queue.isEmpty { turns.append(stream) }
+            guard let message = streams[stream]?.pop() else { continue }
+            if case .lifetime = message.reliability { lifetimeLimited -= 1 }
+            if !(streams[stream]?.isEmpty ?? true) { turns.append(stream) }
             return message
         }
         return nil

@@ -26,6 +26,88 @@ public enum SCTPWire {
         return try wire.encode(zeroChecksum: packet.zeroChecksum)
     }
 
+    /// Encodes a packet the association built into `buffer`, replacing what
+    /// it held (the data path reuses one buffer). The same bytes as
+    /// `encode(_:)`: packets of DATA and SACK chunks, nearly all of them, are
+    /// written straight from the association's values, without the
+    /// `SCTPChunk` values or new arrays in between; any other packet goes
+    /// through `encode(_:)`.
+    public static func encode(
+        verificationTag: UInt32, chunks: [SCTPChunkModel], zeroChecksum: Bool, into buffer: inout [UInt8]
+    ) throws(SCTPError) {
+        buffer.removeAll(keepingCapacity: true)
+        let limits = SCTPLimits.default
+        var dataPath = !chunks.isEmpty && chunks.count <= limits.maximumChunksPerPacket
+        for chunk in chunks where dataPath {
+            switch chunk {
+            case .data: break
+            case .sack(let sack):
+                dataPath = sack.gapBlocks.count <= limits.maximumGapAckBlocks && sack.duplicates.count <= limits.maximumDuplicateTSNs
+            default: dataPath = false
+            }
+        }
+        guard dataPath else {
+            let wire = SCTPPacket(sourcePort: port, destinationPort: port, verificationTag: verificationTag, chunks: chunks.map(chunk))
+            try wire.encode(into: &buffer, zeroChecksum: zeroChecksum)
+            return
+        }
+        buffer.appendBigEndian(port)
+        buffer.appendBigEndian(port)
+        buffer.appendBigEndian(verificationTag)
+        buffer.appendBigEndian(UInt32(0))  // checksum, set below
+        for chunk in chunks {
+            switch chunk {
+            case .data(let fragment):
+                // RFC 9260 §3.3.1.
+                let length = SCTPDataChunk.headerLength + fragment.payload.count
+                guard length <= Int(UInt16.max) else {
+                    buffer.removeAll(keepingCapacity: true)
+                    throw .chunkTooLong(type: .data, length: length)
+                }
+                var flags: UInt8 = 0
+                if fragment.ending { flags |= SCTPDataChunk.Flags.end.rawValue }
+                if fragment.beginning { flags |= SCTPDataChunk.Flags.beginning.rawValue }
+                if fragment.unordered { flags |= SCTPDataChunk.Flags.unordered.rawValue }
+                let start = buffer.count
+                buffer.append(SCTPChunkType.data.rawValue)
+                buffer.append(flags)
+                buffer.appendBigEndian(UInt16(length))
+                buffer.appendBigEndian(fragment.tsn.value)
+                buffer.appendBigEndian(fragment.stream)
+                buffer.appendBigEndian(fragment.ssn.value)
+                buffer.appendBigEndian(fragment.ppid)
+                buffer.append(contentsOf: fragment.payload)
+                buffer.padToFour(from: start)
+            case .sack(let sack):
+                // RFC 9260 §3.3.4; the counts were checked against the limits above.
+                let length = 16 + 4 * sack.gapBlocks.count + 4 * sack.duplicates.count
+                buffer.append(SCTPChunkType.sack.rawValue)
+                buffer.append(0)
+                buffer.appendBigEndian(UInt16(length))
+                buffer.appendBigEndian(sack.cumulativeTSN.value)
+                buffer.appendBigEndian(sack.receiveWindow)
+                buffer.appendBigEndian(UInt16(sack.gapBlocks.count))
+                buffer.appendBigEndian(UInt16(sack.duplicates.count))
+                for block in sack.gapBlocks {
+                    buffer.appendBigEndian(block.start)
+                    buffer.appendBigEndian(block.end)
+                }
+                for duplicate in sack.duplicates { buffer.appendBigEndian(duplicate.value) }
+            default:
+                break  // not on the data path (checked above)
+            }
+        }
+        guard buffer.count <= limits.maximumPacketLength else {
+            let length = buffer.count
+            buffer.removeAll(keepingCapacity: true)
+            throw .packetTooLong(length: length, limit: limits.maximumPacketLength)
+        }
+        // RFC 9653 §5.2: neither DATA nor SACK needs a real CRC-32c.
+        if zeroChecksum { return }
+        let crc = buffer.withUnsafeBytes { CRC32C.checksum($0) }
+        SCTPPacket.storeChecksum(crc, in: &buffer, at: 8)
+    }
+
     // MARK: - Wire to model
 
     static func model(_ chunk: SCTPChunk) -> SCTPChunkModel {

@@ -223,8 +223,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
     // MARK: - The layer above (on `loop`)
 
     /// Where DTLS datagrams from the selected pair go; set on `loop` once
-    /// connected. Called on `loop`.
-    private var applicationHandler: (([UInt8]) -> Void)?
+    /// connected. Called on `loop`, with bytes valid for the call only.
+    private var applicationHandler: ((UnsafeRawBufferPointer) -> Void)?
 
     private var applicationReadComplete: (() -> Void)?
 
@@ -238,15 +238,27 @@ public final class ConnectivityDriver: @unchecked Sendable {
         pathLostHandler = handler
     }
 
+    /// The selected pair's remote address as the socket reports it, while
+    /// the local candidate is not relayed: the data path's datagrams are
+    /// matched against it and sent to it without converting addresses.
+    private var directPeer: (socket: SocketAddress, stun: STUNAddress)?
+
     /// Hands DTLS datagrams arriving on the selected pair to `handler`, and
     /// calls `readComplete` after each batch of them, on `loop`.
     public func setApplicationHandler(_ handler: @escaping ([UInt8]) -> Void, readComplete: @escaping () -> Void = {}) {
+        setApplicationHandler(bytes: { handler(Array($0)) }, readComplete: readComplete)
+    }
+
+    /// Hands DTLS datagrams arriving on the selected pair to `handler` as
+    /// bytes valid only during the call (the data path: no copy), and calls
+    /// `readComplete` after each batch of them, on `loop`.
+    public func setApplicationHandler(bytes handler: @escaping (UnsafeRawBufferPointer) -> Void, readComplete: @escaping () -> Void = {}) {
         loop.preconditionInEventLoop()
         applicationHandler = handler
         applicationReadComplete = readComplete
         let early = earlyApplication
         earlyApplication.removeAll()
-        for datagram in early { handler(datagram) }
+        for datagram in early { datagram.withUnsafeBytes { handler($0) } }
         if !early.isEmpty { readComplete() }
     }
 
@@ -268,6 +280,33 @@ public final class ConnectivityDriver: @unchecked Sendable {
         } else {
             sendDatagram(bytes, to: pair.remote.address)
         }
+    }
+
+    /// Sends datagrams of the layer above on the selected pair, as
+    /// `sendApplication(_:)` does for each, from one buffer: `lengths` cuts
+    /// `datagrams` into consecutive datagrams. Call on `loop`.
+    public func sendApplication(_ datagrams: ByteBuffer, lengths: some Collection<Int>) {
+        loop.preconditionInEventLoop()
+        guard let channel, let peer = directPeer, !closed else {
+            // Through TURN (or before a pair is selected): one at a time.
+            var rest = datagrams
+            for length in lengths {
+                guard let bytes = rest.readBytes(length: length) else { break }
+                sendApplication(bytes)
+            }
+            return
+        }
+        var rest = datagrams
+        for length in lengths {
+            guard let slice = rest.readSlice(length: length) else { break }
+            channel.write(AddressedEnvelope(remoteAddress: peer.socket, data: slice), promise: nil)
+            unflushed = true
+        }
+    }
+
+    /// A buffer for `sendApplication(_:lengths:)`.
+    public func allocateBuffer(capacity: Int) -> ByteBuffer {
+        (channel?.allocator ?? ByteBufferAllocator()).buffer(capacity: capacity)
     }
 
     // MARK: - Public API (any thread)
@@ -397,9 +436,17 @@ public final class ConnectivityDriver: @unchecked Sendable {
     // MARK: - Input
 
     fileprivate func datagramArrived(_ envelope: AddressedEnvelope<ByteBuffer>) {
-        guard !closed, let source = SocketAddressConversion.stunAddress(envelope.remoteAddress),
-              let first = envelope.data.readableBytesView.first
-        else {
+        guard !closed, let first = envelope.data.readableBytesView.first else {
+            droppedDatagrams += 1
+            return
+        }
+        // The data path: DTLS from the selected pair's remote address, handed
+        // up without converting the address or copying the bytes.
+        if let peer = directPeer, let applicationHandler, PacketKind.classify(first) == .dtls, envelope.remoteAddress == peer.socket {
+            envelope.data.withUnsafeReadableBytes { applicationHandler($0) }
+            return
+        }
+        guard let source = SocketAddressConversion.stunAddress(envelope.remoteAddress) else {
             droppedDatagrams += 1
             return
         }
@@ -456,7 +503,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
             if earlyApplication.count < 16 { earlyApplication.append(bytes) } else { droppedDatagrams += 1 }
             return
         }
-        applicationHandler(bytes)
+        bytes.withUnsafeBytes { applicationHandler($0) }
     }
 
     private var earlyApplication: [[UInt8]] = []
@@ -653,6 +700,11 @@ public final class ConnectivityDriver: @unchecked Sendable {
             logger.debug("selected pair", metadata: ["pair": "\(pair)", "at_ms": "\(milliseconds(now()))"])
             let relayTransport = turns.first { $0.relayed == pair.localBase }?.uri.transport
             selected = ConnectedPath(pair: pair, roundTrip: agent.selectedRoundTrip, relayTransport: relayTransport)
+            if turns.contains(where: { $0.relayed == pair.localBase }) {
+                directPeer = nil
+            } else {
+                directPeer = SocketAddressConversion.socketAddress(pair.remote.address, dualStack: dualStack).map { ($0, pair.remote.address) }
+            }
             if !signalledConnected {
                 signalledConnected = true
                 signal(.connected)
@@ -710,7 +762,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
     // MARK: - Output
 
     private func sendDatagram(_ bytes: [UInt8], to destination: STUNAddress) {
-        guard let channel, let address = SocketAddressConversion.socketAddress(destination, dualStack: dualStack) else {
+        let known = directPeer.flatMap { $0.stun == destination ? $0.socket : nil }
+        guard let channel, let address = known ?? SocketAddressConversion.socketAddress(destination, dualStack: dualStack) else {
             droppedDatagrams += 1
             return
         }

@@ -53,6 +53,8 @@ public final class SecureChannels: @unchecked Sendable {
     private var endpoint: Endpoint?
     private lazy var timer = LoopTimer(loop: loop, origin: startedAt)
     private var pumping = false
+    /// The SCTP packet being encoded, reused for every packet.
+    private var packetBuffer: [UInt8] = []
     private var ended: SessionError?
     private var readyWaiters: [CheckedContinuation<Void, Error>] = []
     private var openWaiters: [UInt16: CheckedContinuation<UInt16, Error>] = [:]
@@ -94,7 +96,7 @@ public final class SecureChannels: @unchecked Sendable {
                 channels.loop.execute {
                     channels.readyWaiters.append(continuation)
                     driver.setApplicationHandler(
-                        { [channels] datagram in channels.datagramArrived(datagram) },
+                        bytes: { [channels] datagram in channels.datagramArrived(datagram) },
                         readComplete: { [channels] in channels.pump() })
                     driver.setPathLostHandler { [channels] reason in
                         channels.finish(.secureChannel(reason))
@@ -234,9 +236,9 @@ public final class SecureChannels: @unchecked Sendable {
     /// One datagram of a batch: decrypted and fed to SCTP at once; what
     /// SCTP then wants to send goes out when the batch ends (`pump`), so a
     /// burst of 64 reads costs one round of polling, timers and flushing.
-    private func datagramArrived(_ datagram: [UInt8]) {
+    private func datagramArrived(_ datagram: UnsafeRawBufferPointer) {
         let now = self.now()
-        dtls.handleDatagram(datagram, now: now)
+        dtls.handleDatagram(bytes: datagram, now: now)
         while let event = dtls.pollEvent() { handleDTLS(event, now: now) }
     }
 
@@ -276,9 +278,12 @@ public final class SecureChannels: @unchecked Sendable {
     @discardableResult
     private func flushDTLS() -> Bool {
         var any = false
-        while let datagram = dtls.pollTransmit() {
+        dtls.drainTransmit { datagrams, lengths in
             any = true
-            driver.sendApplication(datagram)
+            // One buffer for the batch; each datagram goes out as a slice of it.
+            var buffer = driver.allocateBuffer(capacity: datagrams.count)
+            buffer.writeBytes(datagrams)
+            driver.sendApplication(buffer, lengths: lengths)
         }
         if any { driver.flushApplication() }
         return any
@@ -286,8 +291,9 @@ public final class SecureChannels: @unchecked Sendable {
 
     private func writePacket(_ packet: SCTPAssociation<RFC9260CongestionControl>.Packet) {
         do {
-            let bytes = try SCTPWire.encode(packet)
-            try dtls.write(bytes)
+            try SCTPWire.encode(
+                verificationTag: packet.verificationTag, chunks: packet.chunks, zeroChecksum: packet.zeroChecksum, into: &packetBuffer)
+            try dtls.write(packetBuffer)
         } catch {
             // The association builds packets within the DTLS payload limit; a
             // packet that does not fit would be retransmitted forever.
