@@ -161,6 +161,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         rto = SCTPRetransmissionTimeout(configuration: configuration.rto)
         retransmissions = SCTPRetransmissionQueue(initialTSN: localInitialTSN)
         reassembly = SCTPReassemblyQueue(maximumMessageSize: configuration.maximumMessageSize)
+        lastAdvertisedWindow = UInt32(clamping: configuration.receiveWindow)  // what INIT and INIT ACK offer
     }
 
     public init(configuration: Configuration = Configuration()) {
@@ -242,6 +243,18 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// Our advertised receive window: what is left after buffered and unread data.
     public var advertisedReceiveWindow: UInt32 {
         UInt32(clamping: max(0, configuration.receiveWindow - bufferedBytes))
+    }
+
+    /// The window our last SACK advertised.
+    private var lastAdvertisedWindow: UInt32 = 0
+
+    /// RFC 9260 §6.2: a SACK beyond one per packet only "to update the
+    /// offered window as the receiving application consumes new data". Sent
+    /// once the window grew by an eighth since the last SACK: a peer that
+    /// saw it close (a slow reader) would otherwise wait for a zero-window
+    /// probe and the delayed-ack timer (200 ms) for each reopening.
+    private var windowUpdateDue: Bool {
+        Int(advertisedReceiveWindow) - Int(lastAdvertisedWindow) >= configuration.receiveWindow / 8
     }
 
     // MARK: - Input
@@ -693,7 +706,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             return Packet(verificationTag: tag, chunks: [next.chunk], zeroChecksum: false)
         }
         let tag = peerTag
-        if let tracker, tracker.sackDue, state != .closed {
+        if let tracker, tracker.sackDue || windowUpdateDue, state != .closed {
             var sackTracker = tracker
             let sack = SCTPChunkModel.sack(SCTPChunkModel.SACKFields(
                 cumulativeTSN: sackTracker.cumulativeTSN, receiveWindow: advertisedReceiveWindow,
@@ -701,6 +714,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
                 duplicates: sackTracker.takeDuplicates()))
             sackTracker.sackSent()
             self.tracker = sackTracker
+            lastAdvertisedWindow = advertisedReceiveWindow
             chunks.append(sack)
             room -= Self.size(of: sack)
         }

@@ -191,14 +191,24 @@ public final class ConnectivityDriver: @unchecked Sendable {
     /// IPv4 otherwise. Arrival addresses (IP_PKTINFO) tell which host
     /// candidate a datagram came to.
     private func bindSocket() async throws(SessionError) -> Channel {
+        // UDP GRO: the kernel hands a run of datagrams of one size from one
+        // sender over as one read (with the segment size); a GSO peer's
+        // writes then cross loopback or a GRO-capable NIC whole. Each read
+        // slot must then hold 64 KiB, or an aggregate would be cut short.
+        let receiveOffload = System.supportsUDPReceiveOffload
+        let readSlots = receiveOffload ? 32 : 64
+        let slotSize = receiveOffload ? 65_536 : 2048
         func bootstrap() -> DatagramBootstrap {
-            DatagramBootstrap(group: loop)
+            let bootstrap = DatagramBootstrap(group: loop)
                 .channelOption(.receivePacketInfo, value: true)
                 // The data path is packet-rate bound (design.md): read up to
-                // 64 datagrams per system call (recvmmsg), and give the
-                // kernel room to queue a burst on either side.
-                .channelOption(.datagramVectorReadMessageCount, value: 64)
-                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 64 * 2048))
+                // 64 datagrams (or 32 aggregates) per system call (recvmmsg),
+                // and give the kernel room to queue a burst on either side.
+                .channelOption(.datagramVectorReadMessageCount, value: readSlots)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: readSlots * slotSize))
+            return (receiveOffload
+                ? bootstrap.channelOption(.datagramReceiveOffload, value: true).channelOption(.datagramReceiveSegmentSize, value: true)
+                : bootstrap)
                 .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
                 .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
                 .channelInitializer { channel in
@@ -297,12 +307,42 @@ public final class ConnectivityDriver: @unchecked Sendable {
             return
         }
         var rest = datagrams
-        for length in lengths {
-            guard let slice = rest.readSlice(length: length) else { break }
-            channel.write(AddressedEnvelope(remoteAddress: peer.socket, data: slice), promise: nil)
-            unflushed = true
+        guard segmentOffload else {
+            for length in lengths {
+                guard let slice = rest.readSlice(length: length) else { break }
+                channel.write(AddressedEnvelope(remoteAddress: peer.socket, data: slice), promise: nil)
+                unflushed = true
+            }
+            return
         }
+        // GSO: runs of datagrams of one size (the last of a run may be
+        // shorter) go out as one write each.
+        var segment = 0, count = 0, bytes = 0
+        func writeRun() {
+            guard count > 0, let slice = rest.readSlice(length: bytes) else { return }
+            let metadata = count > 1
+                ? AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: segment) : nil
+            channel.write(AddressedEnvelope(remoteAddress: peer.socket, data: slice, metadata: metadata), promise: nil)
+            unflushed = true
+            count = 0
+            bytes = 0
+        }
+        for length in lengths {
+            if count > 0, length > segment || count == SegmentationOffload.maximumSegments
+                || bytes + length > SegmentationOffload.maximumBytes {
+                writeRun()
+            }
+            if count == 0 { segment = length }
+            count += 1
+            bytes += length
+            if length < segment { writeRun() }  // a shorter datagram ends its run
+        }
+        writeRun()
     }
+
+    /// Whether the data path writes runs of datagrams with GSO (probed
+    /// when a direct pair is selected).
+    private var segmentOffload = false
 
     /// A buffer for `sendApplication(_:lengths:)`.
     public func allocateBuffer(capacity: Int) -> ByteBuffer {
@@ -435,7 +475,20 @@ public final class ConnectivityDriver: @unchecked Sendable {
 
     // MARK: - Input
 
-    fileprivate func datagramArrived(_ envelope: AddressedEnvelope<ByteBuffer>) {
+    /// A read from the socket: one datagram, or with GRO a run of datagrams
+    /// of `segmentSize` bytes each (the last may be shorter).
+    fileprivate func readArrived(_ envelope: AddressedEnvelope<ByteBuffer>) {
+        guard let segment = envelope.metadata?.segmentSize, segment > 0, envelope.data.readableBytes > segment else {
+            datagramArrived(envelope)
+            return
+        }
+        var rest = envelope.data
+        while rest.readableBytes > 0, let slice = rest.readSlice(length: min(segment, rest.readableBytes)) {
+            datagramArrived(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: slice, metadata: envelope.metadata))
+        }
+    }
+
+    private func datagramArrived(_ envelope: AddressedEnvelope<ByteBuffer>) {
         guard !closed, let first = envelope.data.readableBytesView.first else {
             droppedDatagrams += 1
             return
@@ -702,8 +755,11 @@ public final class ConnectivityDriver: @unchecked Sendable {
             selected = ConnectedPath(pair: pair, roundTrip: agent.selectedRoundTrip, relayTransport: relayTransport)
             if turns.contains(where: { $0.relayed == pair.localBase }) {
                 directPeer = nil
+                segmentOffload = false
             } else {
                 directPeer = SocketAddressConversion.socketAddress(pair.remote.address, dualStack: dualStack).map { ($0, pair.remote.address) }
+                segmentOffload = directPeer.map { SegmentationOffload.works(towards: $0.socket) } ?? false
+                logger.debug("data path", metadata: ["segmentation_offload": "\(segmentOffload)"])
             }
             if !signalledConnected {
                 signalledConnected = true
@@ -879,7 +935,7 @@ private final class DatagramReader: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        driver.datagramArrived(unwrapInboundIn(data))
+        driver.readArrived(unwrapInboundIn(data))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
