@@ -183,6 +183,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     }
 
     /// Queues a message (RFC 9260 §6.1). Sent as the windows allow.
+    @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     public mutating func send(
         stream: UInt16, ppid: UInt32, payload: [UInt8], unordered: Bool = false, reliability: SCTPReliability = .reliable, now: Duration
     ) throws(SCTPAssociationError) {
@@ -200,6 +201,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     }
 
     /// Bytes queued on `stream` and not yet handed to the network.
+    @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     public func bufferedAmount(stream: UInt16) -> Int { sendQueue.bufferedAmount[stream] ?? 0 }
 
     /// Resets outgoing streams (RFC 6525 §5.1.2): for data channels, closing
@@ -231,6 +233,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     public mutating func pollEvent() -> SCTPEvent? { events.pop() }
 
     /// The next whole message from the peer.
+    @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     public mutating func pollMessage() -> SCTPMessage? { reassembly.poll() }
 
     /// Bytes of messages the layer above took from `pollMessage` but its
@@ -261,6 +264,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
 
     /// One received packet's chunks (RFC 9260 §8.5: the caller has checked
     /// the checksum; this checks the verification tag).
+    @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     public mutating func handleChunks(_ chunks: [SCTPChunkModel], verificationTag: UInt32, now: Duration) {
         guard let first = chunks.first else { return }
         // §8.5.1: tag rules.
@@ -625,6 +629,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         return deadline
     }
 
+    @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     public mutating func advanceTime(now: Duration) {
         if let timer = initTimer, now >= timer.deadline {
             // §5.1 A/C: T1-init and T1-cookie.
@@ -697,6 +702,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// The next packet to send, if any: control chunks (SACK first), then
     /// retransmissions, then new data as the congestion window, the peer's
     /// receive window and pacing allow (RFC 9260 §6.1).
+    @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     public mutating func pollTransmit(now: Duration) -> Packet? {
         var chunks: [SCTPChunkModel] = []
         var room = configuration.mtu - 12

@@ -56,6 +56,20 @@ public struct SCTPReassemblyQueue: Sendable {
     private var waiting: [UInt16: [UInt16: SCTPMessage]] = [:]
     private var ready = FIFO<SCTPMessage>()
 
+    /// The message being reassembled in TSN order, the common case, kept
+    /// out of the dictionaries: the first fragment's fields, the TSNs so
+    /// far and the bytes so far. It only starts while no fragment waits in
+    /// the dictionaries, and goes into them ("parked", as one fragment
+    /// covering its TSNs) as soon as a fragment does not continue it, so
+    /// it never waits for a fragment that is already here.
+    private struct Run: Sendable {
+        var first: SCTPFragment
+        var start: UInt32
+        var next: UInt32
+        var payload: [UInt8]
+    }
+    private var run: Run?
+
     /// Bytes held: fragments, whole messages waiting for their turn, and
     /// delivered messages not yet taken by the application.
     public private(set) var bufferedBytes = 0
@@ -75,6 +89,26 @@ public struct SCTPReassemblyQueue: Sendable {
         if fragment.beginning && fragment.ending {
             complete(SCTPMessage(stream: fragment.stream, ppid: fragment.ppid, unordered: fragment.unordered, payload: fragment.payload), ssn: fragment.ssn)
             bufferedBytes -= fragment.payload.count
+            return
+        }
+        if var current = run.take() {
+            if tsn == current.next, !fragment.beginning, current.payload.count + fragment.payload.count <= maximumMessageSize {
+                current.payload.append(contentsOf: fragment.payload)
+                if fragment.ending {
+                    let first = current.first, size = current.payload.count
+                    complete(SCTPMessage(stream: first.stream, ppid: first.ppid, unordered: first.unordered, payload: current.payload), ssn: first.ssn)
+                    bufferedBytes -= size
+                } else {
+                    current.next = tsn &+ 1
+                    run = current
+                }
+                return
+            }
+            park(current)
+        } else if fragment.beginning, fragments.isEmpty {
+            var first = fragment
+            first.payload = []
+            run = Run(first: first, start: tsn, next: tsn &+ 1, payload: fragment.payload)
             return
         }
         fragments[tsn] = fragment
@@ -100,6 +134,19 @@ public struct SCTPReassemblyQueue: Sendable {
         }
     }
 
+    /// Moves the in-order run into the dictionaries as one fragment at its
+    /// last TSN that begins a message (assembly then counts its bytes once).
+    private mutating func park(_ current: Run) {
+        var merged = current.first
+        let last = current.next &- 1
+        merged.tsn = TSN(last)
+        merged.beginning = true
+        merged.ending = false
+        merged.payload = current.payload
+        fragments[last] = merged
+        begin[last] = last
+    }
+
     /// The next message for the application, if one is ready.
     public mutating func poll() -> SCTPMessage? {
         guard let message = ready.pop() else { return nil }
@@ -114,6 +161,11 @@ public struct SCTPReassemblyQueue: Sendable {
     /// Fragments at or below it are dropped, and ordered streams skip to
     /// after the SSNs the FORWARD-TSN names.
     public mutating func forward(to cumulative: TSN, skipping streams: [(stream: UInt16, ssn: SSN)]) {
+        // A run the peer gave up on, even in part, is dropped whole.
+        if let current = run, !(cumulative < TSN(current.start)) {
+            bufferedBytes -= current.payload.count
+            run = nil
+        }
         for (tsn, fragment) in fragments where !(cumulative < TSN(tsn)) {
             fragments[tsn] = nil
             begin[tsn] = nil

@@ -71,7 +71,9 @@ public struct SCTPSendQueue: Sendable {
     /// The next fragment, at most `maximumPayload` bytes of user data.
     public mutating func nextFragment(tsn: TSN, maximumPayload: Int) -> Fragment? {
         if current == nil { current = takeNextMessage() }
-        guard var message = current else { return nil }
+        // Moved out and back in: no copy of the message (and its payload's
+        // reference) per fragment.
+        guard var message = current.take() else { return nil }
         let size = max(1, maximumPayload)
         let end = min(message.payload.count, message.offset + size)
         let beginning = message.offset == 0

@@ -146,10 +146,15 @@ public final class TransferSender: @unchecked Sendable {
         var number = from
         while number < count {
             let length = Int(min(UInt64(chunkSize), size - number * UInt64(chunkSize)))
-            // A fresh buffer per chunk: the channel keeps the message until it is sent.
-            var message = [UInt8](repeating: 0, count: TransferMessage.chunkHeaderSize + length)
-            let read = try message.withUnsafeMutableBytes { raw in
-                try file.readFully(into: UnsafeMutableRawBufferPointer(rebasing: raw[TransferMessage.chunkHeaderSize...]), at: number * UInt64(chunkSize))
+            // A fresh buffer per chunk (the channel keeps the message until it
+            // is sent), read into without zeroing it first.
+            var read = 0
+            var message = try [UInt8](unsafeUninitializedCapacity: TransferMessage.chunkHeaderSize + length) { buffer, initialized in
+                let header = TransferMessage.chunkHeaderSize
+                UnsafeMutableBufferPointer(rebasing: buffer[..<header]).initialize(repeating: 0)
+                initialized = header
+                read = try file.readFully(into: UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[header...])), at: number * UInt64(chunkSize))
+                initialized = header + read
             }
             guard read == length else { throw TransferError.io("\(item.entry.path) shrank while it was being sent") }
             let hash = message.withUnsafeBytes { Digest.sha256(UnsafeRawBufferPointer(rebasing: $0[TransferMessage.chunkHeaderSize...])) }

@@ -101,6 +101,46 @@ struct ReassemblyTests {
         }
     }
 
+    @Test func aMessageStartedInOrderFinishesWhenAGapInItIsFilled() {
+        for order in [[0, 1, 3, 4, 2], [0, 2, 1, 3, 4], [0, 4, 3, 2, 1], [0, 1, 2, 4, 3]] {
+            var queue = SCTPReassemblyQueue()
+            let parts = [fragment(10, "B", [1]), fragment(11, "", [2]), fragment(12, "", [3]), fragment(13, "", [4]), fragment(14, "E", [5])]
+            for (step, index) in order.enumerated() {
+                queue.add(parts[index])
+                if step < 4 { #expect(queue.poll() == nil, "\(order)") }
+            }
+            #expect(queue.poll()?.payload == [1, 2, 3, 4, 5], "\(order)")
+            #expect(queue.bufferedBytes == 0)
+            // The next message takes the in-order path again.
+            queue.add(fragment(15, ssn: 1, "B", [6]))
+            queue.add(fragment(16, ssn: 1, "E", [7]))
+            #expect(queue.poll()?.payload == [6, 7], "\(order)")
+            #expect(queue.bufferedBytes == 0)
+        }
+    }
+
+    @Test func forwardTSNDropsAMessageBeingReassembledInOrder() {
+        var queue = SCTPReassemblyQueue()
+        queue.add(fragment(1, ssn: 0, "B", [1]))
+        queue.add(fragment(2, ssn: 0, "", [2]))      // its E was abandoned
+        #expect(queue.bufferedBytes == 2)
+        queue.forward(to: TSN(1), skipping: [(stream: 1, ssn: SSN(0))])
+        #expect(queue.bufferedBytes == 0, "abandoned in part: dropped whole")
+        queue.add(fragment(4, ssn: 1, "BE", [4]))
+        #expect(queue.poll()?.payload == [4])
+        #expect(queue.bufferedBytes == 0)
+    }
+
+    @Test func aMessageOverTheLimitArrivingInOrderIsDroppedAndCounted() {
+        var queue = SCTPReassemblyQueue(maximumMessageSize: 4)
+        queue.add(fragment(1, "B", [1, 2]))
+        queue.add(fragment(2, "", [3, 4]))
+        queue.add(fragment(3, "E", [5]))
+        #expect(queue.poll() == nil)
+        #expect(queue.oversizedMessages == 1)
+        #expect(queue.bufferedBytes == 0)
+    }
+
     @Test func orderedMessagesWaitForTheirTurnPerStreamUnorderedOnesDoNot() {
         var queue = SCTPReassemblyQueue()
         queue.add(fragment(2, ssn: 1, "BE", [2]))
