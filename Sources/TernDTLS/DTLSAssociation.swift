@@ -146,9 +146,11 @@ public final class DTLSAssociation {
     private let context: ContextHandle
     private let connection: ConnectionHandle
     private let pipe: DatagramPipe
-    /// Datagrams waiting for the driver, back to back, and their lengths
-    /// from `transmitHead` on: reused storage, no allocation per datagram.
-    private var transmitBytes: [UInt8] = []
+    /// Datagrams waiting for the driver are the first `packedBytes` of
+    /// `pipe.outbound` (records as OpenSSL wrote them, cut at datagram
+    /// boundaries without moving them), with their lengths from
+    /// `transmitHead` on: reused storage, no copy or allocation per datagram.
+    private var packedBytes = 0
     private var transmitLengths: [Int] = []
     private var transmitHead = 0
     private var transmitOffset = 0
@@ -425,7 +427,7 @@ public final class DTLSAssociation {
     public func pollTransmit() -> [UInt8]? {
         guard transmitHead < transmitLengths.count else { return nil }
         let length = transmitLengths[transmitHead]
-        let datagram = Array(transmitBytes[transmitOffset..<(transmitOffset + length)])
+        let datagram = Array(pipe.outbound[transmitOffset..<(transmitOffset + length)])
         transmitHead += 1
         transmitOffset += length
         if transmitHead == transmitLengths.count { clearTransmitted() }
@@ -440,14 +442,19 @@ public final class DTLSAssociation {
     public func drainTransmit(_ body: (_ datagrams: UnsafeRawBufferPointer, _ lengths: ArraySlice<Int>) -> Void) {
         guard transmitHead < transmitLengths.count else { return }
         counters.datagramsSent += transmitLengths.count - transmitHead
-        transmitBytes.withUnsafeBytes { bytes in
-            body(UnsafeRawBufferPointer(rebasing: bytes[transmitOffset...]), transmitLengths[transmitHead...])
+        pipe.outbound.withUnsafeBytes { bytes in
+            body(UnsafeRawBufferPointer(rebasing: bytes[transmitOffset..<packedBytes]), transmitLengths[transmitHead...])
         }
         clearTransmitted()
     }
 
     private func clearTransmitted() {
-        transmitBytes.removeAll(keepingCapacity: true)
+        if packedBytes == pipe.outbound.count {
+            pipe.outbound.removeAll(keepingCapacity: true)
+        } else {
+            pipe.outbound.removeFirst(packedBytes)  // a record OpenSSL has not finished stays
+        }
+        packedBytes = 0
         transmitLengths.removeAll(keepingCapacity: true)
         transmitHead = 0
         transmitOffset = 0
@@ -597,21 +604,17 @@ public final class DTLSAssociation {
     /// Cuts what OpenSSL wrote into datagrams of at most the MTU
     /// (RFC 6347 §4.1.1: whole records, several to a datagram if they fit).
     private func flushOutbound() {
-        guard !pipe.outbound.isEmpty else { return }
+        guard pipe.outbound.count > packedBytes else { return }
         let mtu = configuration.mtu
+        let start = packedBytes
         var oversized = 0
         let used = pipe.outbound.withUnsafeBytes { stream in
-            DTLSRecordFraming.packDatagrams(stream, mtu: mtu, oversized: &oversized) { datagram in
-                transmitBytes.append(contentsOf: datagram)
+            DTLSRecordFraming.packDatagrams(UnsafeRawBufferPointer(rebasing: stream[start...]), mtu: mtu, oversized: &oversized) { datagram in
                 transmitLengths.append(datagram.count)
             }
         }
         counters.oversizedDatagrams += oversized
-        if used == pipe.outbound.count {
-            pipe.outbound.removeAll(keepingCapacity: true)
-        } else {
-            pipe.outbound.removeFirst(used)
-        }
+        packedBytes += used
     }
 
     /// The least a record of epoch 1 or later holds under the cipher suite
