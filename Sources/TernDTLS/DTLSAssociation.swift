@@ -158,6 +158,13 @@ public final class DTLSAssociation {
     /// SSL_read's destination: one record's plaintext is at most 2^14 bytes
     /// (RFC 6347 §4.1 / RFC 5246 §6.2.1).
     private var readBuffer = [UInt8](repeating: 0, count: 1 << 14)
+    /// When set, a record of application data decrypted while no event is
+    /// waiting goes straight to this handler, as bytes of the read buffer
+    /// valid only during the call, instead of becoming a `.data` event (the
+    /// data path: no array per record). Events stay in order: with an
+    /// event waiting, records queue behind it as `.data`.
+    public var applicationDataHandler: ((ArraySlice<UInt8>) -> Void)?
+
     /// When OpenSSL's retransmission timer runs out, on the driver's clock.
     private var timerDeadline: Duration?
 
@@ -554,7 +561,11 @@ public final class DTLSAssociation {
                 SSL_read(ssl, buffer.baseAddress, Int32(buffer.count))
             }
             if count > 0 {
-                eventQueue.push(.data(Array(readBuffer[..<Int(count)])))
+                if let applicationDataHandler, eventQueue.isEmpty {
+                    applicationDataHandler(readBuffer[..<Int(count)])
+                } else {
+                    eventQueue.push(.data(Array(readBuffer[..<Int(count)])))
+                }
                 // The datagram is read and OpenSSL holds nothing more from
                 // it (no record left in its buffer, none held back): another
                 // SSL_read would only say "want read". Skipping that call

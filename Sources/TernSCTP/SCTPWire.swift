@@ -14,6 +14,13 @@ public enum SCTPWire {
 
     /// Decodes and checks a packet; nil for anything malformed (dropped,
     /// RFC 9260 §8.5, and counted by the caller).
+    /// `decode(_:)` for bytes that are part of a larger buffer (a DTLS
+    /// record in the association's read buffer): no copy first.
+    public static func decode(_ bytes: ArraySlice<UInt8>, acceptZeroChecksum: Bool = true) -> Incoming? {
+        guard let packet = try? SCTPPacket.decode(bytes, acceptZeroChecksum: acceptZeroChecksum) else { return nil }
+        return Incoming(verificationTag: packet.verificationTag, chunks: packet.chunks.map(model))
+    }
+
     public static func decode(_ bytes: [UInt8], acceptZeroChecksum: Bool = true) -> Incoming? {
         guard let packet = try? SCTPPacket.decode(bytes, acceptZeroChecksum: acceptZeroChecksum) else { return nil }
         return Incoming(verificationTag: packet.verificationTag, chunks: packet.chunks.map(model))

@@ -101,6 +101,7 @@ public final class SecureChannels: @unchecked Sendable {
                     driver.setPathLostHandler { [channels] reason in
                         channels.finish(.secureChannel(reason))
                     }
+                    channels.dtls.applicationDataHandler = { [weak channels] record in channels?.recordArrived(record) }
                     channels.dtls.start(now: channels.now())
                     channels.pump()
                 }
@@ -313,16 +314,21 @@ public final class SecureChannels: @unchecked Sendable {
             endpoint.connect(now: now)
             self.endpoint = endpoint
         case .data(let record):
-            guard endpoint != nil, let packet = SCTPWire.decode(record) else {
-                malformedPackets += 1
-                return
-            }
-            endpoint?.handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: now)
+            recordArrived(record[...], now: now)
         case .closed:
             finish(.secureChannel("the peer closed the secure channel"))
         case .failed(let error):
             finish(.secureChannel("DTLS failed: \(error.reason)"))
         }
+    }
+
+    /// One DTLS record of application data: one SCTP packet (RFC 8261 §3).
+    private func recordArrived(_ record: ArraySlice<UInt8>, now: Duration? = nil) {
+        guard endpoint != nil, let packet = SCTPWire.decode(record) else {
+            malformedPackets += 1
+            return
+        }
+        endpoint?.handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: now ?? self.now())
     }
 
     private func handleEndpoint(_ event: DataChannelEvent) {
