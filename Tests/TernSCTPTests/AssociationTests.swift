@@ -55,6 +55,59 @@ struct Pair {
 }
 
 struct AssociationTests {
+    @Test func readingUnreadMessagesSendsAWindowUpdateAtOnce() throws {
+        var pair = Pair(seed: 7, configuration: .init(receiveWindow: 64 * 1024))
+        pair.sides[0].connect(now: .zero)
+        pair.run(until: .seconds(2)) { $0.bothEstablished }
+        #expect(pair.bothEstablished)
+        for _ in 0..<8 { try pair.sides[0].send(stream: 0, ppid: 53, payload: [UInt8](repeating: 1, count: 16 * 1024), now: pair.now) }
+        // A reader that takes messages but does not read them: they count
+        // against the window until it does.
+        var unread = 0
+        var now = pair.now
+        for _ in 0..<20 {
+            var moved = true
+            while moved {
+                moved = false
+                while let packet = pair.sides[0].pollTransmit(now: now) {
+                    pair.sides[1].handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: now)
+                    moved = true
+                }
+                while let message = pair.sides[1].pollMessage() {
+                    unread += message.payload.count
+                    pair.sides[1].applicationBufferedBytes += message.payload.count
+                }
+                while let packet = pair.sides[1].pollTransmit(now: now) {
+                    pair.sides[0].handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: now)
+                    moved = true
+                }
+            }
+            now += .milliseconds(50)
+            pair.sides[0].advanceTime(now: now)
+            pair.sides[1].advanceTime(now: now)
+        }
+        // Whatever is due goes out; then the receiver has nothing to say.
+        while let packet = pair.sides[1].pollTransmit(now: now) {
+            pair.sides[0].handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: now)
+        }
+        while let packet = pair.sides[0].pollTransmit(now: now) {
+            pair.sides[1].handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: now)
+        }
+        #expect(pair.sides[1].pollTransmit(now: now) == nil)
+        #expect(unread >= 48 * 1024 && unread < 128 * 1024, "the window closed with messages unread")
+        #expect(pair.sides[1].advertisedReceiveWindow < 16 * 1024)
+        // The application reads them: a SACK with the open window goes out
+        // now, not with the next data or the delayed-ack timer.
+        pair.sides[1].applicationBufferedBytes = 0
+        let update = pair.sides[1].pollTransmit(now: now)
+        let sack = update?.chunks.compactMap { chunk -> SCTPChunkModel.SACKFields? in
+            if case .sack(let fields) = chunk { return fields }
+            return nil
+        }.first
+        #expect(sack.map { $0.receiveWindow >= 48 * 1024 } == true)
+        #expect(pair.sides[1].pollTransmit(now: now) == nil, "one update, not a stream of them")
+    }
+
     @Test func theHandshakeEstablishesBothSidesInTwoRoundTrips() {
         var pair = Pair(seed: 1)
         pair.sides[0].connect(now: .zero)
