@@ -375,7 +375,7 @@ public final class DTLSAssociation {
         }
         guard count > 0 else { return }
         let ssl = self.ssl
-        ERR_clear_error()
+        clearErrorQueue()
         let written = bytes.withContiguousStorageIfAvailable { buffer in
             SSL_write(ssl, buffer.baseAddress, Int32(count))
         } ?? Array(bytes).withUnsafeBytes { buffer in
@@ -556,7 +556,7 @@ public final class DTLSAssociation {
     private func readApplicationData() {
         let ssl = self.ssl
         while case .connected = state {
-            ERR_clear_error()
+            clearErrorQueue()
             let count = readBuffer.withUnsafeMutableBytes { buffer in
                 SSL_read(ssl, buffer.baseAddress, Int32(buffer.count))
             }
@@ -597,6 +597,14 @@ public final class DTLSAssociation {
     }
 
     // MARK: Plumbing
+
+    /// ERR_clear_error before an SSL call on the data path, skipped when the
+    /// queue is already empty (the usual case): clearing walks every slot
+    /// of the thread's queue, which cost about 1.5% of the data path.
+    @inline(__always)
+    private func clearErrorQueue() {
+        if ERR_peek_error() != 0 { ERR_clear_error() }
+    }
 
     private func fail(_ error: DTLSError) {
         switch state {
