@@ -107,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "tern",
             dependencies: [
-                "TernRendezvous", "TernPairing", "TernRelay", "TernSession", "TernTLS", "TernICE", "TernTURN", "TernTransfer", "TernDTLS",
+                "TernRendezvous", "TernPairing", "TernRelay", "TernSession", "TernTLS", "TernICE", "TernTURN", "TernTransfer", "TernDTLS", "TernDataChannel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

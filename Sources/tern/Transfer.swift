@@ -1,6 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 import TernDTLS
+import TernDataChannel
 import TernICE
 import TernPairing
 import TernSession
@@ -24,8 +25,13 @@ final class DataChannelPipe: TransferChannel, @unchecked Sendable {
         try await channels.send(message, on: stream)
     }
 
+    /// Messages taken from the channel in one trip to its loop and not
+    /// yet handed out (at most `batch`, 2 MiB of chunks).
+    private let pending = NIOLockedValueBox<(messages: [DataChannelMessage], next: Int)>(([], 0))
+    private static let batch = 8
+
     func receive() async throws -> [UInt8]? {
-        while let message = try await channels.receive() {
+        while let message = try await nextMessage() {
             let ours = stream.withLockedValue { current -> Bool in
                 if current == nil { current = message.stream }
                 return current == message.stream
@@ -34,6 +40,24 @@ final class DataChannelPipe: TransferChannel, @unchecked Sendable {
             if ours && message.binary { return message.payload }
         }
         return nil
+    }
+
+    private func nextMessage() async throws -> DataChannelMessage? {
+        if let message = takePending() { return message }
+        guard let batch = try await channels.receive(upTo: Self.batch) else { return nil }
+        pending.withLockedValue { $0 = (batch, 0) }
+        return takePending()
+    }
+
+    private func takePending() -> DataChannelMessage? {
+        pending.withLockedValue { state -> DataChannelMessage? in
+            guard state.next < state.messages.count else { return nil }
+            // Handed out by value; the slot is emptied so the payload is not kept.
+            let message = state.messages[state.next]
+            state.messages[state.next].payload = []
+            state.next += 1
+            return message
+        }
     }
 
     func close() async {

@@ -60,6 +60,7 @@ public final class SecureChannels: @unchecked Sendable {
     private var openWaiters: [UInt16: CheckedContinuation<UInt16, Error>] = [:]
     private var sendWaiters: [(stream: UInt16, continuation: CheckedContinuation<Void, Error>)] = []
     private var messageWaiters: [CheckedContinuation<DataChannelMessage?, Error>] = []
+    private var batchWaiters: [(limit: Int, continuation: CheckedContinuation<[DataChannelMessage]?, Error>)] = []
     private var eventsInput: AsyncStream<DataChannelEvent>.Continuation
     /// Events other than messages: channels opened and closed by the peer, the end.
     public let events: AsyncStream<DataChannelEvent>
@@ -199,6 +200,34 @@ public final class SecureChannels: @unchecked Sendable {
         }
     }
 
+    /// The messages from the peer that are ready, at most `limit` and at
+    /// least one (waiting for it); nil once the association has ended and
+    /// every message was read. One trip to the loop for a burst of them:
+    /// a reader taking one message per trip gets one per turn of the loop,
+    /// which a busy data path makes long. Messages taken here no longer
+    /// count against the receive window, so `limit` bounds what the caller
+    /// may hold beyond it.
+    public func receive(upTo limit: Int) async throws(SessionError) -> [DataChannelMessage]? {
+        do {
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[DataChannelMessage]?, Error>) in
+                loop.execute {
+                    var batch: [DataChannelMessage] = []
+                    while batch.count < max(1, limit), let message = self.endpoint?.pollMessage() { batch.append(message) }
+                    if !batch.isEmpty {
+                        continuation.resume(returning: batch)
+                        self.pump()  // the window opened: a SACK may be due
+                    } else if self.ended != nil {
+                        continuation.resume(returning: nil)
+                    } else {
+                        self.batchWaiters.append((max(1, limit), continuation))
+                    }
+                }
+            }
+        } catch {
+            throw Self.sessionError(error)
+        }
+    }
+
     /// Closes one channel (both directions, RFC 8831 §6.7).
     public func close(channel stream: UInt16) {
         loop.execute {
@@ -267,6 +296,13 @@ public final class SecureChannels: @unchecked Sendable {
                 while !messageWaiters.isEmpty, let message = endpoint?.pollMessage() ?? nil {
                     moved = true
                     messageWaiters.removeFirst().resume(returning: message)
+                }
+                while !batchWaiters.isEmpty, let message = endpoint?.pollMessage() ?? nil {
+                    moved = true
+                    let waiter = batchWaiters.removeFirst()
+                    var batch = [message]
+                    while batch.count < waiter.limit, let next = endpoint?.pollMessage() ?? nil { batch.append(next) }
+                    waiter.continuation.resume(returning: batch)
                 }
                 resumeSenders()
             }
@@ -377,6 +413,8 @@ public final class SecureChannels: @unchecked Sendable {
             waiter.resume(returning: nil)
         }
         messageWaiters.removeAll()
+        for waiter in batchWaiters { waiter.continuation.resume(returning: nil) }
+        batchWaiters.removeAll()
         eventsInput.finish()
     }
 
