@@ -92,10 +92,15 @@ final class DatagramBIOMethod: @unchecked Sendable {
 private let retryFlags = Int32(BIO_FLAGS_READ | BIO_FLAGS_WRITE | BIO_FLAGS_IO_SPECIAL | BIO_FLAGS_SHOULD_RETRY)
 
 private func datagramWrite(_ bio: OpaquePointer?, _ data: UnsafePointer<CChar>?, _ length: Int32) -> Int32 {
-    guard let bio, let pipe = DatagramPipe.from(bio: bio) else { return -1 }
+    guard let bio, let opaque = BIO_get_data(bio) else { return -1 }
     BIO_clear_flags(bio, retryFlags)
     guard length > 0, let data else { return 0 }
-    pipe.outbound.append(contentsOf: UnsafeRawBufferPointer(start: data, count: Int(length)))
+    // Once per record on the data path: the pipe is used without a retain
+    // and release (the association holds it for as long as OpenSSL can call
+    // back, see DatagramPipe).
+    Unmanaged<DatagramPipe>.fromOpaque(opaque)._withUnsafeGuaranteedRef { pipe in
+        pipe.outbound.append(contentsOf: UnsafeRawBufferPointer(start: data, count: Int(length)))
+    }
     return length
 }
 

@@ -89,7 +89,8 @@ public struct SCTPSendQueue: Sendable {
             nextSSN[message.stream] = ssn.next
             message.ssn = ssn
         }
-        let bytes = Array(message.payload[message.offset..<end])
+        let start = message.offset
+        let bytes = message.payload.withUnsafeBufferPointer { Array(UnsafeBufferPointer(rebasing: $0[start..<end])) }
         let taken = end - message.offset
         message.offset = end
         bufferedAmount[message.stream, default: 0] -= taken

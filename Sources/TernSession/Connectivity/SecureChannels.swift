@@ -268,7 +268,9 @@ public final class SecureChannels: @unchecked Sendable {
     /// burst of 64 reads costs one round of polling, timers and flushing.
     private func datagramArrived(_ datagram: UnsafeRawBufferPointer) {
         let now = self.now()
+        arrivalTime = now
         dtls.handleDatagram(bytes: datagram, now: now)
+        arrivalTime = nil
         while let event = dtls.pollEvent() { handleDTLS(event, now: now) }
     }
 
@@ -358,13 +360,16 @@ public final class SecureChannels: @unchecked Sendable {
         }
     }
 
+    /// The time of the datagram being decrypted, for the records in it.
+    private var arrivalTime: Duration?
+
     /// One DTLS record of application data: one SCTP packet (RFC 8261 §3).
     private func recordArrived(_ record: ArraySlice<UInt8>, now: Duration? = nil) {
         guard endpoint != nil, let packet = SCTPWire.decode(record) else {
             malformedPackets += 1
             return
         }
-        endpoint?.handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: now ?? self.now())
+        endpoint?.handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: now ?? arrivalTime ?? self.now())
     }
 
     private func handleEndpoint(_ event: DataChannelEvent) {
