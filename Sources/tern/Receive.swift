@@ -180,8 +180,7 @@ struct Receive: AsyncParsableCommand {
         let receiver = TransferReceiver(target: target, channel: pipe, options: transferOptions, report: { progress.handle($0) })
         do {
             let summary = try await DataPath.run({ try await receiver.run() }, channels: channels, pipe: pipe) {
-                try? await pipe.send(TransferMessage.failure(.cancelled, "the receiver was interrupted").encoded())
-                await channels.close()
+                await DataPath.interrupt(pipe, saying: "the receiver was interrupted")
             }
             progress.finish(summary, path: path)
             // The sender closes once it has our `finished`; give it a moment.

@@ -126,8 +126,7 @@ struct Send: AsyncParsableCommand {
             let sender = TransferSender(
                 items: items, channel: pipe, maxMessageSize: channels.peerMaximumMessageSize, report: { progress.handle($0) })
             let summary = try await DataPath.run({ try await sender.run() }, channels: channels, pipe: pipe) {
-                try? await pipe.send(TransferMessage.failure(.cancelled, "the sender was interrupted").encoded())
-                await channels.close()
+                await DataPath.interrupt(pipe, saying: "the sender was interrupted")
             }
             progress.finish(summary, path: path)
         } catch {

@@ -36,6 +36,8 @@ final class DataChannelPipe: TransferChannel, @unchecked Sendable {
         return nil
     }
 
+    var currentStream: UInt16? { stream.withLockedValue { $0 } }
+
     func close() async {
         await channels.close()
     }
@@ -45,6 +47,13 @@ final class DataChannelPipe: TransferChannel, @unchecked Sendable {
 /// the channel, let the transfer save its resume state.
 enum InterruptHook {
     private static let hook = NIOLockedValueBox<(@Sendable () async -> Void)?>(nil)
+    private static let interrupted = NIOLockedValueBox(false)
+
+    static func markInterrupted() {
+        interrupted.withLockedValue { $0 = true }
+    }
+
+    static var wasInterrupted: Bool { interrupted.withLockedValue { $0 } }
 
     static func set(_ action: (@Sendable () async -> Void)?) {
         hook.withLockedValue { $0 = action }
@@ -65,6 +74,17 @@ enum DataPath {
         driver: ConnectivityDriver, path: ConnectedPath, role: ICERole, certificate: DTLSCertificate
     ) async throws -> SecureChannels {
         try await PeerConnection.secure(driver: driver, path: path, role: role, certificate: certificate)
+    }
+
+    /// Ctrl-C during a transfer: the peer gets an `error` (given up to 300 ms
+    /// to leave), then the channel closes.
+    static func interrupt(_ pipe: DataChannelPipe, saying reason: String) async {
+        try? await pipe.send(TransferMessage.failure(.cancelled, reason).encoded())
+        for _ in 0..<30 {
+            if await pipe.channels.bufferedAmount(pipe.currentStream ?? 0) == 0 { break }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        await pipe.channels.close()
     }
 
     static func cliError(_ error: TransferError) -> CLIError {

@@ -366,7 +366,11 @@ public final class SecureChannels: @unchecked Sendable {
         openWaiters.removeAll()
         for waiter in sendWaiters { waiter.continuation.resume(throwing: error) }
         sendWaiters.removeAll()
-        // Readers get what is left, then nil.
+        // Readers get what is left (a last message can arrive in the same
+        // batch as the ABORT that ended the association), then nil.
+        while !messageWaiters.isEmpty, let message = endpoint?.pollMessage() {
+            messageWaiters.removeFirst().resume(returning: message)
+        }
         for waiter in messageWaiters {
             waiter.resume(returning: nil)
         }
