@@ -168,7 +168,7 @@ struct Receive: AsyncParsableCommand {
             await session.close(mood: Connect.mood(after: error))
             throw error
         }
-        await session.close(mood: .happy)
+        // The mailbox is closed at the end (see Send).
 
         var transferOptions = TransferReceiver.Options(offer: OfferBuilder.limits(for: offer))
         transferOptions.conflict = plan.conflict
@@ -188,10 +188,12 @@ struct Receive: AsyncParsableCommand {
         } catch {
             await channels.close()
             await driver.close()
+            await session.close(mood: .errory)
             throw error
         }
         await channels.close()
         await driver.close()
+        await session.close(mood: .happy)
     }
 
     private static func decline(_ session: PairingSession, reason: String) async throws {

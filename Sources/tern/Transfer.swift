@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import TernDTLS
 import TernICE
@@ -69,11 +70,15 @@ enum InterruptHook {
 /// the connected path, then the transfer over it.
 enum DataPath {
     static let channelLabel = "tern-transfer"
+    static let logger = Logger(label: "tern.transfer")
 
     static func secure(
         driver: ConnectivityDriver, path: ConnectedPath, role: ICERole, certificate: DTLSCertificate
     ) async throws -> SecureChannels {
-        try await PeerConnection.secure(driver: driver, path: path, role: role, certificate: certificate)
+        let started = ContinuousClock.now
+        let channels = try await PeerConnection.secure(driver: driver, path: path, role: role, certificate: certificate)
+        logger.debug("DTLS and SCTP up", metadata: ["ms": "\(Connect.milliseconds(ContinuousClock.now - started))"])
+        return channels
     }
 
     /// Ctrl-C during a transfer: the peer gets an `error` (given up to 300 ms
