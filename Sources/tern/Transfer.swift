@@ -120,7 +120,15 @@ enum DataPath {
         }
         defer { InterruptHook.set(nil) }
         do {
-            return try await job.value
+            let summary = try await job.value
+            if let statistics = await channels.statistics() {
+                logger.debug("SCTP", metadata: [
+                    "packets": "\(statistics.packetsSent)", "data_chunks": "\(statistics.dataChunksSent)",
+                    "retransmitted": "\(statistics.retransmittedChunks)", "fast_retransmits": "\(statistics.fastRetransmits)",
+                    "timeouts": "\(statistics.timeouts)",
+                ])
+            }
+            return summary
         } catch let error as TransferError {
             throw cliError(error)
         } catch let error as SessionError {
