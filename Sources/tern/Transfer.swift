@@ -34,6 +34,10 @@ final class DataChannelPipe: TransferChannel, @unchecked Sendable {
             // Messages on any other channel are not part of the transfer.
             if ours && message.binary { return message.payload }
         }
+        // A path that stopped answering is not a close: say so.
+        if case .noPath(let reason)? = await channels.endReason() {
+            throw TransferError.connectionLost(reason)
+        }
         return nil
     }
 

@@ -99,7 +99,7 @@ public final class SecureChannels: @unchecked Sendable {
                         bytes: { [channels] datagram in channels.datagramArrived(datagram) },
                         readComplete: { [channels] in channels.pump() })
                     driver.setPathLostHandler { [channels] reason in
-                        channels.finish(.secureChannel(reason))
+                        channels.finish(.noPath(reason))
                     }
                     channels.dtls.start(now: channels.now())
                     channels.pump()
@@ -209,6 +209,11 @@ public final class SecureChannels: @unchecked Sendable {
     /// The SCTP association's counters (packets, retransmissions, timeouts).
     public func statistics() async -> SCTPAssociation<RFC9260CongestionControl>.Statistics? {
         try? await loop.submit { self.endpoint?.statistics }.get() ?? nil
+    }
+
+    /// Why the association ended, once it has (nil while it runs).
+    public func endReason() async -> SessionError? {
+        (try? await loop.submit { self.ended }.get()) ?? nil
     }
 
     /// Bytes queued on a channel and not yet sent.
