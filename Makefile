@@ -42,10 +42,13 @@ lab-test: deps
 	bash Tests/lab/selftest.sh
 	TERN_BINARY=$(BIN) bash Tests/lab/connect.sh
 
-# Throughput of the data path (release build): SCTP in one process, then two
-# processes over UDP, DTLS and SCTP. BENCH_BYTES=N to change the 1 GiB.
+# Throughput (release build): SCTP in one process, two processes over UDP,
+# DTLS and SCTP, then a file between two namespaces of the network lab with
+# tern and with magic-wormhole (needs root; the wormhole venv is made on first
+# use). BENCH_BYTES=N to change the 1 GiB; BENCH_RUNS=N for more runs.
 bench: deps
 	./scripts/bench.sh
+	./scripts/bench-transfer.sh
 
 demo: build
 	./scripts/demo.sh $(BIN)

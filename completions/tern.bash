@@ -186,7 +186,7 @@ _tern() {
 
 _tern_send() {
     repeating_flags=()
-    non_repeating_flags=(--json --force-relay --verbose -v --version -h --help)
+    non_repeating_flags=(--json --force-relay --quiet -q --verbose -v --version -h --help)
     repeating_options=()
     non_repeating_options=(--code --text --relay --timeout)
     __tern_offer_flags_options -1
@@ -218,13 +218,17 @@ _tern_send() {
 
 _tern_receive() {
     repeating_flags=()
-    non_repeating_flags=(--yes -y --json --force-relay --verbose -v --version -h --help)
+    non_repeating_flags=(--yes -y --overwrite --rename --no-resume --json --force-relay --quiet -q --verbose -v --version -h --help)
     repeating_options=()
-    non_repeating_options=(--relay --timeout)
+    non_repeating_options=(-o --output --relay --timeout)
     __tern_offer_flags_options 1
 
     # Offer option value completions
     case "${prev}" in
+    '-o'|'--output')
+        __tern_add_completions -d
+        return
+        ;;
     '--relay')
         return
         ;;

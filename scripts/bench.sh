@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bytes=${BENCH_BYTES:-1073741824}
-swift build -c release --product tern --product tern-bench >/dev/null
+# One product per invocation: with two --product flags SwiftPM builds only the last.
+swift build -c release --product tern >/dev/null
+swift build -c release --product tern-bench >/dev/null
 bin=$(swift build -c release --show-bin-path)
 work=$(mktemp -d /tmp/tern-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT

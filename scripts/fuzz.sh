@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-"code rendezvous-frames stun sdp ice-candidate turn-client sctp-packet dcep"}
+targets=${FUZZ_TARGETS:-"code rendezvous-frames stun sdp ice-candidate turn-client sctp-packet dcep transfer-message"}
 mkdir -p Fuzz/out
 
 build() {
@@ -43,6 +43,7 @@ for target in $targets; do
         Sources/TernSCTP/SCTPParameter.swift Sources/TernSCTP/SCTPErrorCause.swift Sources/TernSCTP/SCTPChunk.swift \
         Sources/TernSCTP/SCTPPacket.swift Sources/TernSCTP/SCTPError.swift ;;
     dcep) build "$target" Sources/TernDataChannel/DCEP.swift Sources/TernDataChannel/DataChannelError.swift ;;
+    transfer-message) build "$target" -I Sources/COpenSSL Sources/TernTransfer/*.swift -lcrypto ;;
     *) echo "unknown fuzz target $target" >&2; exit 2 ;;
   esac
   corpus="Fuzz/corpus-$target"

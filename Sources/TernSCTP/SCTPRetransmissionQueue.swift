@@ -79,6 +79,8 @@ public struct SCTPRetransmissionQueue: Sendable {
         let advance = cumulativeAcknowledged.distance(to: cumulative)
         guard advance <= UInt32(items.count - head) else { return nil }
         var highestNewlyAcknowledged: TSN?
+        // When the newest of the newly acknowledged chunks was (last) sent.
+        var latestNewlyAcknowledgedSend: Duration?
         var newestSample: Duration?
         // Cumulatively acknowledged chunks leave the queue.
         for _ in 0..<advance {
@@ -86,6 +88,7 @@ public struct SCTPRetransmissionQueue: Sendable {
             if !entry.gapAcked && !entry.abandoned {
                 outcome.newlyAcknowledgedBytes += entry.size
                 highestNewlyAcknowledged = entry.item.fragment.tsn
+                latestNewlyAcknowledgedSend = max(latestNewlyAcknowledgedSend ?? entry.sentAt, entry.sentAt)
                 if entry.transmissions == 1 { newestSample = now - entry.sentAt }
             }
             if entry.inFlight { flightSize -= entry.size }
@@ -111,6 +114,7 @@ public struct SCTPRetransmissionQueue: Sendable {
                     if !items[index].abandoned {
                         outcome.newlyAcknowledgedBytes += items[index].size
                         highestNewlyAcknowledged = items[index].item.fragment.tsn
+                        latestNewlyAcknowledgedSend = max(latestNewlyAcknowledgedSend ?? items[index].sentAt, items[index].sentAt)
                         if items[index].transmissions == 1 { newestSample = now - items[index].sentAt }
                     }
                     if !items[index].needsRetransmission && !items[index].abandoned { flightSize -= items[index].size }
@@ -122,10 +126,16 @@ public struct SCTPRetransmissionQueue: Sendable {
         if let exit = fastRecoveryExit, !(cumulativeAcknowledged < exit) { fastRecoveryExit = nil }
         // §7.2.4 (HTNA): a chunk below the highest newly acknowledged TSN that
         // is still missing gets a miss indication; the third one resends it.
-        if let highest = highestNewlyAcknowledged {
+        // Only acknowledgements of chunks sent after this chunk's latest
+        // transmission count: a resent chunk keeps its low TSN, and without
+        // this every SACK for data sent before the resend (a window's worth
+        // on a fast link) would count against it and resend it again and
+        // again while the first resend is still on its way.
+        if let highest = highestNewlyAcknowledged, let latestSend = latestNewlyAcknowledgedSend {
             var index = head
             while index < items.count, items[index].item.fragment.tsn < highest {
-                if !items[index].gapAcked && !items[index].abandoned && !items[index].needsRetransmission {
+                if !items[index].gapAcked && !items[index].abandoned && !items[index].needsRetransmission
+                    && (items[index].transmissions == 1 || items[index].sentAt < latestSend) {
                     items[index].missIndications += 1
                     if items[index].missIndications == 3 {
                         mark(index, retransmit: true)

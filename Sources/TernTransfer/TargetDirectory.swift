@@ -101,6 +101,16 @@ public final class TargetDirectory: Sendable {
         throw .exists(TerminalText.escaped(path.string))
     }
 
+    /// The target of the symlink at `path`, or nil when no symlink is there.
+    public func linkTarget(at path: RelativePath) throws(TransferError) -> String? {
+        guard let parent = try openParent(of: path, creating: nil) else { return nil }
+        var buffer = [CChar](repeating: 0, count: RelativePath.maxPathBytes + 1)
+        let count = readlinkat(parent.raw, path.name, &buffer, buffer.count)
+        // A target as long as the buffer may have been cut: not one tern made.
+        guard count >= 0, count < buffer.count else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     // MARK: - Directories
 
     /// Creates every missing directory of `path` with `mode & 0o777` (the

@@ -149,7 +149,7 @@ public enum TransferMessage: Sendable {
             body = Wire(bytes: bytes, files: files, hash: hash.hex)
         case .failure(let code, let message):
             type = .failure
-            body = Wire(code: code.rawValue, message: String(message.utf8.prefix(Self.maxFailureMessageBytes)) ?? "")
+            body = Wire(code: code.rawValue, message: Self.shortReason(message))
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -219,10 +219,16 @@ public enum TransferMessage: Sendable {
         case .failure:
             let code = wire.code.flatMap(FailureCode.init(rawValue:)) ?? .protocolViolation
             let text = wire.message ?? "no reason given"
-            self = .failure(code, String(text.utf8.prefix(Self.maxFailureMessageBytes)) ?? "no reason given")
+            self = .failure(code, Self.shortReason(text))
         case .chunk:
             throw .protocolViolation("unreachable")  // handled above
         }
+    }
+
+    /// `text` cut to `maxFailureMessageBytes` UTF-8 bytes between scalars
+    /// (a cut inside a scalar would leave invalid UTF-8, and no reason at all).
+    static func shortReason(_ text: String) -> String {
+        TargetDirectory.prefix(of: text, maxBytes: maxFailureMessageBytes)
     }
 
     private static func decodeChunk(_ message: [UInt8]) throws(TransferError) -> ChunkMessage {

@@ -99,6 +99,8 @@ public final class TransferReceiver: @unchecked Sendable {
         var replace = false
         /// The plan's start; nil until the plan arrived.
         var from: UInt64 = 0
+        /// A link already at `path` with the same target: nothing to make.
+        var inPlace = false
     }
 
     enum Claim {
@@ -160,7 +162,7 @@ public final class TransferReceiver: @unchecked Sendable {
         guard case .done(let files, _) = try await nextMessage(), files == UInt64(roots.count) else {
             throw TransferError.protocolViolation("expected done after the last file")
         }
-        for item in items where item.entry.kind == .symlink {
+        for item in items where item.entry.kind == .symlink && !item.inPlace {
             try target?.makeSymlink(item.path, target: item.entry.target ?? "", replace: item.replace)
         }
         let hash = transferHash(roots)
@@ -248,7 +250,15 @@ public final class TransferReceiver: @unchecked Sendable {
             case .missing, .directory: return
             case .file, .symlink, .other: throw .exists(item.path.description)
             }
-        case .symlink, .stream:
+        case .symlink:
+            if existing == .symlink, let wanted = item.entry.target,
+               TargetDirectory.linkTargetProblem(wanted, depth: item.path.components.count - 1) == nil,
+               let current = try target.linkTarget(at: item.path), Array(current.utf8) == Array(wanted.utf8) {
+                item.inPlace = true
+            } else if existing != .missing {
+                try resolveConflict(&item)
+            }
+        case .stream:
             if existing != .missing { try resolveConflict(&item) }
         case .file:
             switch existing {
@@ -354,6 +364,10 @@ public final class TransferReceiver: @unchecked Sendable {
     private func settleRefusedClaims(_ items: inout [Item], chunkSize: Int) throws(TransferError) {
         for index in items.indices {
             guard let claim = items[index].claim, items[index].from == 0 else { continue }
+            // A claim of no chunks (an empty file in place) is granted by a
+            // start at 0: there is no content to differ, and the end's root
+            // still checks the size.
+            if claim.chain.chunks == 0 { continue }
             items[index].claim = nil
             switch claim {
             case .partial:

@@ -42,17 +42,15 @@ public final class TransferSender: @unchecked Sendable {
 
         // The receiver's claims, then our plan.
         var claims: [ResumeClaim] = []
-        while true {
-            switch try await nextMessage() {
-            case .have(let part, let more):
-                claims.append(contentsOf: part)
-                guard claims.count <= items.count else { throw TransferError.protocolViolation("more resume claims than files") }
-                if !more { break }
-                continue
-            case let other:
-                throw TransferError.protocolViolation("expected the receiver's resume claims, got \(Self.name(other))")
+        var more = true
+        while more {
+            let message = try await nextMessage()
+            guard case .have(let part, let next) = message else {
+                throw TransferError.protocolViolation("expected the receiver's resume claims, got \(Self.name(message))")
             }
-            break
+            claims.append(contentsOf: part)
+            guard claims.count <= items.count else { throw TransferError.protocolViolation("more resume claims than files") }
+            more = next
         }
         var starts: [Int: (from: UInt64, chain: ChunkChain)] = [:]
         for claim in claims {

@@ -86,9 +86,10 @@ final class Output {
         (eventsOnStderr ? FileHandle.standardError : FileHandle.standardOutput).write(Data(line.utf8))
     }
 
-    /// A sentence for a person (not with --json or --quiet).
-    func say(_ text: String) {
-        guard !json, !quiet else { return }
+    /// A sentence for a person (not with --json; with --quiet only when
+    /// `essential`: the code the other side needs).
+    func say(_ text: String, essential: Bool = false) {
+        guard !json, !quiet || essential else { return }
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
@@ -101,7 +102,7 @@ final class Output {
         case .code(let code):
             guard showCode else { return }
             event("code", [("code", .string(code.description)), ("nameplate", .string(code.nameplate))])
-            say("Code: \(code)")
+            say("Code: \(code)", essential: true)
             say("On the other machine run: tern receive \(code)")
         case .paired:
             event("paired")

@@ -168,7 +168,7 @@ struct Receive: AsyncParsableCommand {
             await session.close(mood: Connect.mood(after: error))
             throw error
         }
-        await session.close(mood: .happy)
+        // The mailbox is closed at the end (see Send).
 
         var transferOptions = TransferReceiver.Options(offer: OfferBuilder.limits(for: offer))
         transferOptions.conflict = plan.conflict
@@ -180,8 +180,7 @@ struct Receive: AsyncParsableCommand {
         let receiver = TransferReceiver(target: target, channel: pipe, options: transferOptions, report: { progress.handle($0) })
         do {
             let summary = try await DataPath.run({ try await receiver.run() }, channels: channels, pipe: pipe) {
-                try? await pipe.send(TransferMessage.failure(.cancelled, "the receiver was interrupted").encoded())
-                await channels.close()
+                await DataPath.interrupt(pipe, saying: "the receiver was interrupted")
             }
             progress.finish(summary, path: path)
             // The sender closes once it has our `finished`; give it a moment.
@@ -189,10 +188,12 @@ struct Receive: AsyncParsableCommand {
         } catch {
             await channels.close()
             await driver.close()
+            await session.close(mood: .errory)
             throw error
         }
         await channels.close()
         await driver.close()
+        await session.close(mood: .happy)
     }
 
     private static func decline(_ session: PairingSession, reason: String) async throws {

@@ -116,26 +116,30 @@ struct Send: AsyncParsableCommand {
             await session.close(mood: Connect.mood(after: error))
             throw error
         }
-        // The mailbox has done its job: everything else travels on the data channel.
-        await session.close(mood: .happy)
+        // Everything else travels on the data channel. The mailbox is closed
+        // at the end, with the outcome's mood: closing it now would put a
+        // round trip to the relay before the first byte.
         let progress = ProgressReporter(output: output, verb: "Sent")
         defer { progress.abandon() }
         do {
+            let opening = ContinuousClock.now
             let stream = try await channels.open(label: DataPath.channelLabel)
+            DataPath.logger.debug("transfer channel open", metadata: ["ms": "\(Connect.milliseconds(ContinuousClock.now - opening))"])
             let pipe = DataChannelPipe(channels: channels, stream: stream)
             let sender = TransferSender(
                 items: items, channel: pipe, maxMessageSize: channels.peerMaximumMessageSize, report: { progress.handle($0) })
             let summary = try await DataPath.run({ try await sender.run() }, channels: channels, pipe: pipe) {
-                try? await pipe.send(TransferMessage.failure(.cancelled, "the sender was interrupted").encoded())
-                await channels.close()
+                await DataPath.interrupt(pipe, saying: "the sender was interrupted")
             }
             progress.finish(summary, path: path)
         } catch {
             await channels.close()
             await driver.close()
+            await session.close(mood: .errory)
             throw error
         }
         await channels.close()
         await driver.close()
+        await session.close(mood: .happy)
     }
 }

@@ -78,6 +78,7 @@ func runJob(output: Output, timeout: Double?, _ job: @escaping @Sendable () asyn
     signal(SIGINT, SIG_IGN)
     let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
     interrupt.setEventHandler {
+        InterruptHook.markInterrupted()
         _ = output.fail(CLIError(.interrupted, "interrupted"))
         // Tell the other side (on the data channel during a transfer, else
         // through the relay), let a transfer save its resume state, then go.
@@ -101,10 +102,13 @@ func runJob(output: Output, timeout: Double?, _ job: @escaping @Sendable () asyn
             try await group.next()
             group.cancelAll()
         }
-    } catch let error as CLIError {
-        throw output.fail(error)
-    } catch let error as SessionError {
-        throw output.fail(CLIError(error))
+    } catch {
+        // After Ctrl-C the job fails because its channel was closed; the
+        // interrupt was reported already and is what the exit code says.
+        if InterruptHook.wasInterrupted { throw CLIError(.interrupted, "interrupted") }
+        if let error = error as? CLIError { throw output.fail(error) }
+        if let error = error as? SessionError { throw output.fail(CLIError(error)) }
+        throw error
     }
 }
 

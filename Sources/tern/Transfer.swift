@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import TernDTLS
 import TernDataChannel
@@ -39,6 +40,10 @@ final class DataChannelPipe: TransferChannel, @unchecked Sendable {
             // Messages on any other channel are not part of the transfer.
             if ours && message.binary { return message.payload }
         }
+        // A path that stopped answering is not a close: say so.
+        if case .noPath(let reason)? = await channels.endReason() {
+            throw TransferError.connectionLost(reason)
+        }
         return nil
     }
 
@@ -60,6 +65,8 @@ final class DataChannelPipe: TransferChannel, @unchecked Sendable {
         }
     }
 
+    var currentStream: UInt16? { stream.withLockedValue { $0 } }
+
     func close() async {
         await channels.close()
     }
@@ -69,6 +76,13 @@ final class DataChannelPipe: TransferChannel, @unchecked Sendable {
 /// the channel, let the transfer save its resume state.
 enum InterruptHook {
     private static let hook = NIOLockedValueBox<(@Sendable () async -> Void)?>(nil)
+    private static let interrupted = NIOLockedValueBox(false)
+
+    static func markInterrupted() {
+        interrupted.withLockedValue { $0 = true }
+    }
+
+    static var wasInterrupted: Bool { interrupted.withLockedValue { $0 } }
 
     static func set(_ action: (@Sendable () async -> Void)?) {
         hook.withLockedValue { $0 = action }
@@ -84,11 +98,26 @@ enum InterruptHook {
 /// the connected path, then the transfer over it.
 enum DataPath {
     static let channelLabel = "tern-transfer"
+    static let logger = Logger(label: "tern.transfer")
 
     static func secure(
         driver: ConnectivityDriver, path: ConnectedPath, role: ICERole, certificate: DTLSCertificate
     ) async throws -> SecureChannels {
-        try await PeerConnection.secure(driver: driver, path: path, role: role, certificate: certificate)
+        let started = ContinuousClock.now
+        let channels = try await PeerConnection.secure(driver: driver, path: path, role: role, certificate: certificate)
+        logger.debug("DTLS and SCTP up", metadata: ["ms": "\(Connect.milliseconds(ContinuousClock.now - started))"])
+        return channels
+    }
+
+    /// Ctrl-C during a transfer: the peer gets an `error` (given up to 300 ms
+    /// to leave), then the channel closes.
+    static func interrupt(_ pipe: DataChannelPipe, saying reason: String) async {
+        try? await pipe.send(TransferMessage.failure(.cancelled, reason).encoded())
+        for _ in 0..<30 {
+            if await pipe.channels.bufferedAmount(pipe.currentStream ?? 0) == 0 { break }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        await pipe.channels.close()
     }
 
     static func cliError(_ error: TransferError) -> CLIError {
@@ -119,7 +148,15 @@ enum DataPath {
         }
         defer { InterruptHook.set(nil) }
         do {
-            return try await job.value
+            let summary = try await job.value
+            if let statistics = await channels.statistics() {
+                logger.debug("SCTP", metadata: [
+                    "packets": "\(statistics.packetsSent)", "data_chunks": "\(statistics.dataChunksSent)",
+                    "retransmitted": "\(statistics.retransmittedChunks)", "fast_retransmits": "\(statistics.fastRetransmits)",
+                    "timeouts": "\(statistics.timeouts)",
+                ])
+            }
+            return summary
         } catch let error as TransferError {
             throw cliError(error)
         } catch let error as SessionError {

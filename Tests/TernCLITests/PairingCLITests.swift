@@ -57,9 +57,12 @@ import TernTestSupport
         #expect(entries.first?["size"] as? Int == 12)
         #expect(offer["files"] as? Int == 1)
         #expect(Self.events(sender, named: "accepted").count == 1)
-        // Event order on each side: code, paired, offer, accepted, connected.
-        #expect(Self.jsonEvents(sender).compactMap { $0["event"] as? String } == ["code", "paired", "offer", "accepted", "connected"])
-        #expect(Self.jsonEvents(receiver).compactMap { $0["event"] as? String } == ["paired", "offer", "accepted", "connected"])
+        // Event order on each side: code, paired, offer, accepted, connected,
+        // then the transfer (12 bytes: one progress event).
+        #expect(Self.jsonEvents(sender).compactMap { $0["event"] as? String }
+            == ["code", "paired", "offer", "accepted", "connected", "progress", "file", "done"])
+        #expect(Self.jsonEvents(receiver).compactMap { $0["event"] as? String }
+            == ["paired", "offer", "accepted", "connected", "progress", "file", "done"])
         try await relay.stop()
     }
 
@@ -154,14 +157,19 @@ import TernTestSupport
         try await relay.stop()
     }
 
-    @Test func namesFromThePeerAreEscapedOnTheTerminal() async throws {
+    @Test func namesFromThePeerAreEscapedOnTheTerminalAndRefusedAsPaths() async throws {
         let relay = try await RelayProcess.start()
         let file = try Self.temporaryFile(named: "evil\u{1b}]0;owned\u{7}\u{1b}[2J.txt")
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "33-acme-aftermath"])
         let receiver = try RunningProcess(arguments: ["receive", "33-acme-aftermath", "--relay", relay.url, "--yes"])
-        #expect(try await receiver.wait() == 0, "\(receiver.stderr.text)")
-        #expect(try await sender.wait() == 0)
-        let shown = receiver.stderr.text
+        // The offer is shown (escaped); the name is then refused as a path
+        // to write, and the sender is told why.
+        #expect(try await receiver.wait() == 1, "\(receiver.stderr.text)")
+        #expect(try await sender.wait() == 1)
+        #expect(receiver.stderr.text.contains("control character"), "\(receiver.stderr.text)")
+        #expect(sender.stderr.text.contains("the other side stopped: refusing the path evil"), "\(sender.stderr.text)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: receiver.workingDirectory.path).isEmpty)
+        let shown = receiver.stderr.text + sender.stderr.text
         #expect(shown.contains("evil\\u{1b}]0;owned\\u{7}\\u{1b}[2J.txt"))
         #expect(!shown.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 })
         try await relay.stop()

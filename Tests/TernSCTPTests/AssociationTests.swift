@@ -168,6 +168,31 @@ struct AssociationTests {
         print("[sctp] loss \(loss) reorder \(reordering) dup \(duplication): \(sent.reduce(0) { $0 + $1.count }) bytes in \(pair.now), \(pair.link.lost) packets lost")
     }
 
+    /// A resent chunk keeps its low TSN; SACKs for data sent before the
+    /// resend must not count as misses against it, or one loss turns into a
+    /// resend per few SACKs for as long as the resend takes to be acked.
+    @Test(arguments: [0.01, 0.05])
+    func aLostChunkIsResentAboutOnceNotOncePerSACK(loss: Double) {
+        var pair = Pair(seed: 21)
+        pair.sides[0].connect(now: .zero)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
+        pair.link.loss = loss
+        let sent = Self.messages(count: 64, seed: 7).map { _ in [UInt8](repeating: 0x42, count: 128 * 1024) }
+        for message in sent {
+            do {
+                try pair.sides[0].send(stream: 1, ppid: 53, payload: message, now: pair.now)
+            } catch {
+                Issue.record("send failed: \(error)")
+            }
+        }
+        pair.run(until: .seconds(600)) { $0.received[1].count == sent.count }
+        #expect(pair.received[1].count == sent.count)
+        let statistics = pair.sides[0].statistics
+        // Every lost packet (DATA or SACK) may cost a resend or two, not dozens.
+        #expect(statistics.retransmittedChunks <= 2 * pair.link.lost,
+                "\(statistics.retransmittedChunks) chunks resent for \(pair.link.lost) lost packets (\(statistics.dataChunksSent) data chunks)")
+    }
+
     @Test(arguments: [1163, 1171, 1200, 1201, 1202, 1203])
     func everyPacketFitsTheMTUWhateverItsAlignment(mtu: Int) {
         var pair = Pair(seed: 11, configuration: .init(mtu: mtu))

@@ -20,7 +20,9 @@ import TernTestSupport
         let port: Int
         let profile: URL
 
-        init() async throws {
+        /// - Parameter hideLocalAddresses: Chromium's default: host candidates
+        ///   as mDNS `.local` names, which tern skips.
+        init(hideLocalAddresses: Bool = false) async throws {
             let chromiumPath = "/usr/bin/chromium"
             guard FileManager.default.isExecutableFile(atPath: chromiumPath) else {
                 throw SocketFailure(description: "no \(chromiumPath): run `make deps` (it installs Debian's chromium)")
@@ -41,10 +43,12 @@ import TernTestSupport
             guard let port else { throw SocketFailure(description: "signal.py did not start: \(signal.stderr.text)") }
             self.port = port
             profile = FileManager.default.temporaryDirectory.appendingPathComponent("tern-chromium-\(UUID().uuidString)")
+            // Plain host addresses instead of mDNS names, unless the test
+            // wants Chromium's default (tern skips .local candidates).
+            let features = hideLocalAddresses ? [] : ["--disable-features=WebRtcHideLocalIpsWithMdns"]
             chromium = try RunningProcess(executable: URL(fileURLWithPath: chromiumPath), arguments: [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-                // Plain host addresses instead of mDNS names (tern skips .local candidates).
-                "--disable-features=WebRtcHideLocalIpsWithMdns",
+            ] + features + [
                 "--user-data-dir=\(profile.path)", "http://127.0.0.1:\(port)/peer.html",
             ])
         }
@@ -84,8 +88,11 @@ import TernTestSupport
         (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed) }
     }
 
-    @Test func chromiumEchoesOnChannelsOpenedBothWays() async throws {
-        let browser = try await Browser()
+    /// With `mdns`, Chromium hides its host addresses behind `.local` names
+    /// (its default): tern skips those candidates and reaches Chromium
+    /// through the peer-reflexive candidate its checks reveal.
+    @Test(arguments: [false, true]) func chromiumEchoesOnChannelsOpenedBothWays(mdns: Bool) async throws {
+        let browser = try await Browser(hideLocalAddresses: mdns)
         let certificate = try DTLSCertificate.generate()
         let signals = NIOLockedValueBox<[PeerMessage]>([])
         var options = ConnectivityOptions(
@@ -123,6 +130,11 @@ import TernTestSupport
         // Chromium's answer must parse, and says setup:active (it is the DTLS client).
         let parsed = try SessionDescription(parsing: answerSDP)
         #expect(parsed.dataChannel?.setup == .active)
+        if mdns {
+            // Every host candidate Chromium offers is a name, not an address.
+            let hosts = answerSDP.components(separatedBy: "\r\n").filter { $0.hasPrefix("a=candidate:") && $0.contains(" typ host") }
+            #expect(!hosts.isEmpty && hosts.allSatisfy { $0.contains(".local ") }, "\(hosts)")
+        }
         await driver.handle(.sessionDescription(kind: .answer, sdp: answerSDP))
         await driver.handle(.endOfCandidates)
         let path = try await driver.connected()

@@ -89,6 +89,9 @@ public final class RunningProcess: @unchecked Sendable {
     public let stderr: PipeCollector
     public let stdin: Pipe
     public let commandLine: String
+    /// The child's working directory: a fresh one, so that a receiver run
+    /// without -o writes there and not into the package.
+    public let workingDirectory: URL
 
     public init(executable: URL = PackagePaths.ternBinary, arguments: [String], environment: [String: String] = [:]) throws {
         spawnLock.lock()
@@ -99,6 +102,9 @@ public final class RunningProcess: @unchecked Sendable {
         markCloseOnExec(stdin)
         process.executableURL = executable
         process.arguments = arguments
+        workingDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-cwd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: workingDirectory, withIntermediateDirectories: true)
+        process.currentDirectoryURL = workingDirectory
         var env = ProcessInfo.processInfo.environment
         for key in ["TERN_CODE", "TERN_RELAY", "TERN_TURN_SECRET"] { env[key] = nil }
         env.merge(environment) { $1 }
@@ -162,6 +168,7 @@ public final class RunningProcess: @unchecked Sendable {
 
     deinit {
         if process.isRunning { process.terminate() }
+        try? FileManager.default.removeItem(at: workingDirectory)
     }
 }
 

@@ -45,8 +45,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A file to offer (the transfer itself is the next layer; the offer must be accepted).
-echo "payload" >"$WORK/payload.txt"
+# The file every attempt sends (1 MiB, random); the received copy must match.
+head -c 1048576 /dev/urandom >"$WORK/payload.bin"
+PAYLOAD=$WORK/payload.bin
 
 up() {                          # TOPOLOGY [COTURN_CLOCK_OFFSET]
   local out
@@ -74,20 +75,27 @@ stop_relay() {
   RELAY_PID=
 }
 
-# One transfer attempt with a pre-agreed code: receive on b, send on a.
-# Sets SEND_EXIT, RECV_EXIT and the files $WORK/send.json, $WORK/recv.json.
+# One transfer attempt with a pre-agreed code: receive on b into a fresh
+# directory, send $PAYLOAD on a. Sets SEND_EXIT, RECV_EXIT, RECEIVED (1 when
+# the received file is byte-identical) and the files $WORK/send.json,
+# $WORK/recv.json.
 attempt() {                     # NAMEPLATE [EXTRA FLAGS FOR BOTH SIDES...]
   local code="$1-aardvark-adroitness"; shift
-  X b env TERN_RELAY="ws://$R_IP:4747" "$TERN" receive --json --yes --timeout 40 "$@" "$code" \
+  local out="$WORK/out-$code"
+  rm -rf "$out"
+  X b env TERN_RELAY="ws://$R_IP:4747" "$TERN" receive --json --yes --timeout 60 -o "$out" "$@" "$code" \
     >"$WORK/recv.json" 2>"$WORK/recv.err" &
   local receiver=$!
   set +e
-  X a env TERN_RELAY="ws://$R_IP:4747" "$TERN" send --json --code "$code" --timeout 40 "$@" "$WORK/payload.txt" \
+  X a env TERN_RELAY="ws://$R_IP:4747" "$TERN" send --json --code "$code" --timeout 60 "$@" "$PAYLOAD" \
     >"$WORK/send.json" 2>"$WORK/send.err"
   SEND_EXIT=$?
   wait "$receiver"
   RECV_EXIT=$?
   set -e
+  RECEIVED=0
+  cmp -s "$PAYLOAD" "$out/$(basename "$PAYLOAD")" && RECEIVED=1
+  rm -rf "$out"
 }
 
 # A field of the `connected` event in FILE (empty when there is none).
@@ -132,7 +140,7 @@ run_topology() {
     sms=$(field "$WORK/send.json" since_paired_ms) rms=$(field "$WORK/recv.json" since_paired_ms)
     sproto=$(field "$WORK/send.json" relay_protocol) rproto=$(field "$WORK/recv.json" relay_protocol)
     local good=1
-    [[ $SEND_EXIT -eq 0 && $RECV_EXIT -eq 0 && $sp == "$want" && $rp == "$want" ]] || good=0
+    [[ $SEND_EXIT -eq 0 && $RECV_EXIT -eq 0 && $RECEIVED -eq 1 && $sp == "$want" && $rp == "$want" ]] || good=0
     # A relayed path: at least one side's local candidate is the relay, over the expected transport.
     if [[ $want == relayed && $good -eq 1 ]]; then
       [[ $sproto == "$protocol" || $rproto == "$protocol" ]] || good=0
@@ -144,14 +152,14 @@ run_topology() {
       ok=$((ok + 1))
       times+=("$later")
     else
-      echo "      run $i: expected $want on both sides, got send=${sp:-none} receive=${rp:-none}"
+      echo "      run $i: expected $want on both sides and the file intact, got send=${sp:-none} receive=${rp:-none} intact=$RECEIVED"
       show_failure
     fi
   done
   local stats
   stats=$(printf '%s\n' "${times[@]}" | summary)
   if [[ $ok -eq $RUNS ]]; then
-    pass "$topo: $ok/$RUNS $want$([[ $want == relayed ]] && echo " (TURN over $protocol)"), paired to connected $stats"
+    pass "$topo: $ok/$RUNS $want$([[ $want == relayed ]] && echo " (TURN over $protocol)"), file verified, paired to connected $stats"
   else
     fail "$topo: $ok/$RUNS $want, paired to connected $stats"
   fi
@@ -160,16 +168,24 @@ run_topology() {
 }
 
 # --force-relay on both sides where a direct path exists: the path is relayed,
-# and no host or server-reflexive candidate is ever signalled.
+# no host or server-reflexive candidate is ever signalled, and a 32 MiB file
+# goes through TURN intact.
 run_force_relay() {
   echo "--- cone with --force-relay"
   up cone || { fail "force-relay: lab up"; return; }
   start_relay "$SECRET" || { fail "force-relay: relay start"; lab down >/dev/null 2>&1; return; }
+  local small=$PAYLOAD
+  PAYLOAD=$WORK/large.bin
+  head -c 33554432 /dev/urandom >"$PAYLOAD"
+  local started=$SECONDS
   attempt 30 --force-relay
-  local sl rl
+  local took=$((SECONDS - started))
+  PAYLOAD=$small
+  local sl rl verified
   sl=$(field "$WORK/send.json" local) rl=$(field "$WORK/recv.json" local)
-  if [[ $SEND_EXIT -eq 0 && $RECV_EXIT -eq 0 && $sl == relay && $rl == relay ]]; then
-    pass "cone --force-relay: relayed on both sides (local relay/relay)"
+  verified=$(grep -c '"event":"file".*"verified":true' "$WORK/recv.json" || true)
+  if [[ $SEND_EXIT -eq 0 && $RECV_EXIT -eq 0 && $RECEIVED -eq 1 && $verified -eq 1 && $sl == relay && $rl == relay ]]; then
+    pass "cone --force-relay: relayed on both sides (local relay/relay), 32 MiB through TURN verified and byte-identical in ${took} s"
   else
     fail "cone --force-relay: expected relay/relay, got ${sl:-none}/${rl:-none}"
     show_failure

@@ -167,9 +167,13 @@ public final class ConnectivityDriver: @unchecked Sendable {
 
         let agent: ICEAgent
         do {
+            // Ta = 20 ms rather than the default 50 (RFC 8445 §14.2 leaves it
+            // to configuration, not below 5 ms): a data-channel session has a
+            // handful of pairs, and every paced check before the nomination
+            // is time before the first byte.
             agent = try ICEAgent(configuration: ICEConfiguration(
                 role: options.role, localCredentials: .random(), tieBreaker: ICEConfiguration.randomTieBreaker(),
-                failureTimeout: options.failureTimeout))
+                pacing: .milliseconds(20), failureTimeout: options.failureTimeout))
         } catch {
             throw .localNetwork("cannot start ICE: \(error.reason)")
         }

@@ -100,7 +100,7 @@ public final class SecureChannels: @unchecked Sendable {
                         bytes: { [channels] datagram in channels.datagramArrived(datagram) },
                         readComplete: { [channels] in channels.pump() })
                     driver.setPathLostHandler { [channels] reason in
-                        channels.finish(.secureChannel(reason))
+                        channels.finish(.noPath(reason))
                     }
                     channels.dtls.applicationDataHandler = { [weak channels] record in channels?.recordArrived(record) }
                     channels.dtls.start(now: channels.now())
@@ -239,6 +239,11 @@ public final class SecureChannels: @unchecked Sendable {
     /// The SCTP association's counters (packets, retransmissions, timeouts).
     public func statistics() async -> SCTPAssociation<RFC9260CongestionControl>.Statistics? {
         try? await loop.submit { self.endpoint?.statistics }.get() ?? nil
+    }
+
+    /// Why the association ended, once it has (nil while it runs).
+    public func endReason() async -> SessionError? {
+        (try? await loop.submit { self.ended }.get()) ?? nil
     }
 
     /// Bytes queued on a channel and not yet sent.
@@ -413,12 +418,20 @@ public final class SecureChannels: @unchecked Sendable {
         openWaiters.removeAll()
         for waiter in sendWaiters { waiter.continuation.resume(throwing: error) }
         sendWaiters.removeAll()
-        // Readers get what is left, then nil.
+        // Readers get what is left (a last message can arrive in the same
+        // batch as the ABORT that ended the association), then nil.
+        while !messageWaiters.isEmpty, let message = endpoint?.pollMessage() {
+            messageWaiters.removeFirst().resume(returning: message)
+        }
         for waiter in messageWaiters {
             waiter.resume(returning: nil)
         }
         messageWaiters.removeAll()
-        for waiter in batchWaiters { waiter.continuation.resume(returning: nil) }
+        for waiter in batchWaiters {
+            var batch: [DataChannelMessage] = []
+            while batch.count < waiter.limit, let message = endpoint?.pollMessage() { batch.append(message) }
+            waiter.continuation.resume(returning: batch.isEmpty ? nil : batch)
+        }
         batchWaiters.removeAll()
         eventsInput.finish()
     }
