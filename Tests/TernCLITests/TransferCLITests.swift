@@ -276,7 +276,9 @@ import TernTestSupport
     @Test func aSourceChangedBetweenAttemptsIsSentAgainFromTheStart() async throws {
         let work = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
-        let size = 24 << 20
+        // Large enough that the first attempt is still running when its
+        // resume state is first saved (after a second), even in a debug build.
+        let size = 96 << 20
         let source = work.appendingPathComponent("db.bin")
         try Self.randomFile(at: source, bytes: size)
         let stamp = Date(timeIntervalSince1970: 1_750_000_000)
