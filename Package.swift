@@ -16,7 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
-        // The queue every sans-IO core keeps its output in.
+        // Small pieces every layer shares: the queue every sans-IO core keeps
+        // its output in, and terminal-safe display of text from a peer.
         .target(name: "TernCollections"),
 
         // C libraries, found through pkg-config (no vendored copies).
@@ -86,7 +87,7 @@ let package = Package(
 
         // File transfer over a data channel: manifest, chunks, hashes, resume
         // state and safe writing under a target directory.
-        .target(name: "TernTransfer", dependencies: ["COpenSSL"]),
+        .target(name: "TernTransfer", dependencies: ["COpenSSL", "TernCollections"]),
 
         // The client side of a session: WebSocket connection to the relay and
         // the driver that pumps the pairing core.
@@ -94,7 +95,7 @@ let package = Package(
             name: "TernSession",
             dependencies: [
                 "TernRendezvous", "TernPairing", "TernTLS", "TernSTUN", "TernICE", "TernTURN", "TernSDP", "TernDTLS", "TernSCTP",
-                "TernDataChannel",
+                "TernDataChannel", "TernCollections",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -136,7 +137,7 @@ let package = Package(
             name: "TernSessionTests",
             dependencies: [
                 "TernSession", "TernICE", "TernTURN", "TernPairing", "TernRendezvous", "TernRelay", "TernSDP", "TernDTLS",
-                "TernDataChannel", "TernTestSupport",
+                "TernDataChannel", "TernCollections", "TernTestSupport",
             ]),
         .testTarget(name: "TernSDPTests", dependencies: ["TernSDP"]),
         .testTarget(name: "TernDTLSTests", dependencies: ["TernDTLS", "COpenSSL"]),
@@ -144,7 +145,7 @@ let package = Package(
         .testTarget(name: "TernDataChannelTests", dependencies: ["TernDataChannel", "TernSCTP", "TernTestSupport"]),
         .testTarget(name: "TernICETests", dependencies: ["TernICE", "TernSTUN", "TernTestSupport"]),
         .testTarget(name: "TernTURNTests", dependencies: ["TernTURN", "TernSTUN", "COpenSSL", "TernTestSupport"]),
-        .testTarget(name: "TernTransferTests", dependencies: ["TernTransfer", "TernTestSupport"]),
+        .testTarget(name: "TernTransferTests", dependencies: ["TernTransfer", "TernCollections", "TernTestSupport"]),
         .testTarget(name: "TernCLITests", dependencies: ["TernTestSupport", "TernRendezvous"]),
     ]
 )

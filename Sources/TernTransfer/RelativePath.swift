@@ -1,3 +1,4 @@
+import TernCollections
 /// A path received from the peer, checked to name something strictly inside
 /// the target directory on every platform tern may run on.
 ///
@@ -180,40 +181,10 @@ public struct RelativePath: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Makes peer-supplied text safe to print, the same way TernSession's
-/// `DisplayText` does (TernTransfer sits below TernSession and cannot import
-/// it): controls, bidirectional marks and line separators become visible
-/// `\u{…}` escapes and a backslash is doubled so an escape cannot be faked.
-/// Text longer than `limit` characters is cut with an ellipsis so a hostile
-/// 100 KB name cannot flood the terminal.
+/// Peer-supplied text made safe to print (`DisplayText`, shared with the
+/// session layer), cut after 200 characters.
 enum TerminalText {
     static func escaped(_ text: String, limit: Int = 200) -> String {
-        var out = ""
-        var shown = 0
-        for scalar in text.unicodeScalars {
-            if shown == limit {
-                out += "…"
-                break
-            }
-            shown += 1
-            if scalar == "\\" {
-                out += "\\\\"
-            } else if needsEscape(scalar) {
-                out += "\\u{" + String(scalar.value, radix: 16) + "}"
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
-
-    static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar.value {
-        case 0x00...0x1f, 0x7f...0x9f: return true  // C0, DEL, C1 (CSI is 0x9b)
-        case 0x200e, 0x200f, 0x202a...0x202e, 0x2066...0x2069: return true  // bidi marks, embeddings, overrides, isolates
-        case 0x2028, 0x2029: return true  // line and paragraph separators
-        case 0xfeff: return true  // zero-width no-break space
-        default: return false
-        }
+        DisplayText.escaped(text, limit: limit)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import TernPairing
 import TernSession
+import TernCollections
 
 /// A JSON value for event lines; keys keep the order they are given in.
 enum JSONValue {

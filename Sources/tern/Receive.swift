@@ -5,6 +5,7 @@ import TernPairing
 import TernRendezvous
 import TernSession
 import TernTransfer
+import TernCollections
 
 struct Receive: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,6 +5,7 @@ import TernPairing
 import TernRendezvous
 import TernSession
 import TernTransfer
+import TernCollections
 
 struct Send: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -83,7 +84,7 @@ struct Send: AsyncParsableCommand {
         }
         guard accept else {
             await session.close(mood: .happy)
-            throw CLIError(.declined, SessionError.declined(reason.map(DisplayText.escaped)).message)
+            throw CLIError(.declined, SessionError.declined(reason.map { DisplayText.escaped($0) }).message)
         }
         output.event("accepted")
         guard offer.text == nil else {

@@ -7,6 +7,7 @@ import TernICE
 import TernPairing
 import TernSession
 import TernTransfer
+import TernCollections
 
 /// One data channel of `SecureChannels` as the transfer's message pipe.
 final class DataChannelPipe: TransferChannel, @unchecked Sendable {

@@ -1,5 +1,6 @@
 import Testing
 @testable import TernSession
+@testable import TernCollections
 
 @Suite struct DisplayTextTests {
     @Test(arguments: [

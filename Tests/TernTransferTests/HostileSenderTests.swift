@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Testing
 import TernTestSupport
+@testable import TernCollections
 @testable import TernTransfer
 
 /// A scripted hostile sender against the real `TransferReceiver`. The target
@@ -33,7 +34,7 @@ import TernTestSupport
             return
         }
         // What the error shows is safe to print.
-        #expect(!shown.unicodeScalars.contains { TerminalText.needsEscape($0) })
+        #expect(!shown.unicodeScalars.contains { DisplayText.needsEscape($0) })
         #expect(attack.reply == .unsafePath)
         scene.expectOutsideUnchanged()
         #expect(scene.inside() == [:])

@@ -7,6 +7,7 @@ import TernRendezvous
 import TernSDP
 import TernSTUN
 import TernTURN
+import TernCollections
 
 /// What a session's connectivity needs from the relay and the user.
 public struct ConnectivityOptions: Sendable {

@@ -6,6 +6,7 @@ import Darwin
 import NIOCore
 import TernSTUN
 import TernTURN
+import TernCollections
 
 /// A STUN or TURN server from the relay's welcome: `stun:host[:port]`
 /// (RFC 7064) or `turn:host[:port][?transport=udp|tcp]` (RFC 7065). The

@@ -5,10 +5,19 @@ public enum DisplayText {
     /// line and paragraph separators) with a visible `\u{…}` escape, and a
     /// backslash with `\\` so an escape cannot be faked. Printable text,
     /// including non-Latin scripts, is kept as it is.
-    public static func escaped(_ text: String) -> String {
+    ///
+    /// With a `limit`, text longer than that many characters is cut with an
+    /// ellipsis, so a hostile 100 KB name cannot flood the terminal.
+    public static func escaped(_ text: String, limit: Int? = nil) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
+        var shown = 0
         for scalar in text.unicodeScalars {
+            if let limit, shown == limit {
+                out += "…"
+                break
+            }
+            shown += 1
             if scalar == "\\" {
                 out += "\\\\"
             } else if needsEscape(scalar) {
