@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import TernDTLS
 import TernPairing
 import TernRendezvous
 import TernSession
@@ -142,33 +141,8 @@ struct Receive: AsyncParsableCommand {
         try await session.send(.answer(accept: true, reason: nil))
         output.event("accepted")
 
-        let certificate: DTLSCertificate
-        do {
-            certificate = try DTLSCertificate.generate()
-        } catch {
-            await session.close(mood: .errory)
-            throw CLIError(.failure, "cannot make a DTLS certificate: \(error.reason)")
-        }
-        let driver: ConnectivityDriver
-        let path: ConnectedPath
-        let channels: SecureChannels
-        do {
-            let first = try await session.receive()
-            guard case .sessionDescription(.offer, _) = first else {
-                throw CLIError(.failure, "the sender sent something other than a session description")
-            }
-            (driver, path) = try await Connect.establish(
-                session: session, role: .controlled, first: first, pairedAt: pairedAt, options: options, certificate: certificate, output: output)
-            do {
-                channels = try await DataPath.secure(driver: driver, path: path, role: .controlled, certificate: certificate)
-            } catch {
-                await driver.close()
-                throw error
-            }
-        } catch {
-            await session.close(mood: Connect.mood(after: error))
-            throw error
-        }
+        let (driver, path, channels) = try await DataPath.open(
+            session: session, role: .controlled, pairedAt: pairedAt, options: options, output: output)
         // The mailbox is closed at the end (see Send).
 
         var transferOptions = TransferReceiver.Options(offer: OfferBuilder.limits(for: offer))

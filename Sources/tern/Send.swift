@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import TernDTLS
 import TernPairing
 import TernRendezvous
 import TernSession
@@ -94,29 +93,8 @@ struct Send: AsyncParsableCommand {
         }
         output.say("The receiver accepted the offer.")
         // Addresses are exchanged only now: a declined offer reveals none.
-        let certificate: DTLSCertificate
-        do {
-            certificate = try DTLSCertificate.generate()
-        } catch {
-            await session.close(mood: .errory)
-            throw CLIError(.failure, "cannot make a DTLS certificate: \(error.reason)")
-        }
-        let driver: ConnectivityDriver
-        let path: ConnectedPath
-        let channels: SecureChannels
-        do {
-            (driver, path) = try await Connect.establish(
-                session: session, role: .controlling, first: nil, pairedAt: pairedAt, options: options, certificate: certificate, output: output)
-            do {
-                channels = try await DataPath.secure(driver: driver, path: path, role: .controlling, certificate: certificate)
-            } catch {
-                await driver.close()
-                throw error
-            }
-        } catch {
-            await session.close(mood: Connect.mood(after: error))
-            throw error
-        }
+        let (driver, path, channels) = try await DataPath.open(
+            session: session, role: .controlling, pairedAt: pairedAt, options: options, output: output)
         // Everything else travels on the data channel. The mailbox is closed
         // at the end, with the outcome's mood: closing it now would put a
         // round trip to the relay before the first byte.

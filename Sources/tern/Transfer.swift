@@ -101,13 +101,43 @@ enum DataPath {
     static let channelLabel = "tern-transfer"
     static let logger = Logger(label: "tern.transfer")
 
-    static func secure(
-        driver: ConnectivityDriver, path: ConnectedPath, role: ICERole, certificate: DTLSCertificate
-    ) async throws -> SecureChannels {
-        let started = ContinuousClock.now
-        let channels = try await PeerConnection.secure(driver: driver, path: path, role: role, certificate: certificate)
-        logger.debug("DTLS and SCTP up", metadata: ["ms": "\(Connect.milliseconds(ContinuousClock.now - started))"])
-        return channels
+    /// After an accepted offer: a certificate for this session, ICE through
+    /// the mailbox (the receiver starts on the sender's description), then
+    /// DTLS, SCTP and data channels. On failure the mailbox is closed with
+    /// the mood that tells the peer why.
+    static func open(
+        session: PairingSession, role: ICERole, pairedAt: ContinuousClock.Instant, options: SessionOptions, output: Output
+    ) async throws -> (ConnectivityDriver, ConnectedPath, SecureChannels) {
+        let certificate: DTLSCertificate
+        do {
+            certificate = try DTLSCertificate.generate()
+        } catch {
+            await session.close(mood: .errory)
+            throw CLIError(.failure, "cannot make a DTLS certificate: \(error.reason)")
+        }
+        do {
+            var first: PeerMessage?
+            if role == .controlled {
+                first = try await session.receive()
+                guard case .sessionDescription(.offer, _)? = first else {
+                    throw CLIError(.failure, "the sender sent something other than a session description")
+                }
+            }
+            let (driver, path) = try await Connect.establish(
+                session: session, role: role, first: first, pairedAt: pairedAt, options: options, certificate: certificate, output: output)
+            do {
+                let started = ContinuousClock.now
+                let channels = try await PeerConnection.secure(driver: driver, path: path, role: role, certificate: certificate)
+                logger.debug("DTLS and SCTP up", metadata: ["ms": "\(Connect.milliseconds(ContinuousClock.now - started))"])
+                return (driver, path, channels)
+            } catch {
+                await driver.close()
+                throw error
+            }
+        } catch {
+            await session.close(mood: Connect.mood(after: error))
+            throw error
+        }
     }
 
     /// Ctrl-C during a transfer: the peer gets an `error` (given up to 300 ms
