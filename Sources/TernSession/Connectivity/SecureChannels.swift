@@ -277,10 +277,20 @@ public final class SecureChannels: @unchecked Sendable {
         dtls.handleDatagram(bytes: datagram, now: now)
         arrivalTime = nil
         while let event = dtls.pollEvent() { handleDTLS(event, now: now) }
+        // A batch can hold a whole window (GRO reads of up to 2 MiB): answer
+        // within it, or the sender idles while this side works through the
+        // batch, and this side idles while the sender refills the window.
+        datagramsSincePump += 1
+        if datagramsSincePump >= Self.datagramsPerPump { pump() }
     }
+
+    /// Datagrams handled before a pump (SACKs, window updates) within one read batch.
+    static let datagramsPerPump = 16
+    private var datagramsSincePump = 0
 
     private func pump() {
         guard !pumping else { return }
+        datagramsSincePump = 0
         pumping = true
         defer { pumping = false }
         let now = self.now()
