@@ -15,12 +15,16 @@ build() {
   test -x "Fuzz/out/$name"
 }
 
-# TernICE and TernTURN import TernSTUN and TernCollections: build those as
-# modules of their own.
-stun_library() {
+# TernICE and TernTURN import TernSTUN and TernCollections, TernTransfer
+# imports TernCollections: build those as modules of their own.
+collections_library() {
   swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name TernCollections -emit-library -static \
     -emit-module -emit-module-path Fuzz/out/TernCollections.swiftmodule \
     Sources/TernCollections/*.swift -o Fuzz/out/libTernCollections.a
+}
+
+stun_library() {
+  collections_library
   swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name TernSTUN -emit-library -static \
     -emit-module -emit-module-path Fuzz/out/TernSTUN.swiftmodule -I Sources/COpenSSL \
     Sources/TernSTUN/*.swift -o Fuzz/out/libTernSTUN.a
@@ -43,7 +47,9 @@ for target in $targets; do
         Sources/TernSCTP/SCTPParameter.swift Sources/TernSCTP/SCTPErrorCause.swift Sources/TernSCTP/SCTPChunk.swift \
         Sources/TernSCTP/SCTPPacket.swift Sources/TernSCTP/SCTPError.swift ;;
     dcep) build "$target" Sources/TernDataChannel/DCEP.swift Sources/TernDataChannel/DataChannelError.swift ;;
-    transfer-message) build "$target" -I Sources/COpenSSL Sources/TernTransfer/*.swift -lcrypto ;;
+    transfer-message)
+      collections_library
+      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernTransfer/*.swift Fuzz/out/libTernCollections.a -lcrypto ;;
     *) echo "unknown fuzz target $target" >&2; exit 2 ;;
   esac
   corpus="Fuzz/corpus-$target"
