@@ -42,6 +42,9 @@ public final class TransferReceiver: @unchecked Sendable {
         public var streamOutput: Int32?
         /// How often the resume state of the file being written is saved.
         public var stateInterval: Duration = .seconds(1)
+        /// ... and at the latest after this many bytes of it (a fast link
+        /// would otherwise finish a large file before its first save).
+        public var stateBytes: UInt64 = 8 << 20
         public var maxEntries = 1_000_000
 
         public init(offer: [OfferedItem]) {
@@ -417,6 +420,7 @@ public final class TransferReceiver: @unchecked Sendable {
         var received: UInt64 = 0
         let clock = ContinuousClock()
         var lastSave = clock.now
+        var savedAt = written
         func saveState() {
             guard let size, let partial, let target, chain.chunks > 0 else { return }
             _ = partial
@@ -450,8 +454,9 @@ public final class TransferReceiver: @unchecked Sendable {
                     received += UInt64(chunk.data.count)
                     progress += UInt64(chunk.data.count)
                     report(.progress(bytes: progress, total: total, file: name))
-                    if clock.now - lastSave >= options.stateInterval {
+                    if clock.now - lastSave >= options.stateInterval || written - savedAt >= options.stateBytes {
                         lastSave = clock.now
+                        savedAt = written
                         saveState()
                     }
                 case .end(let end, let endSize, let root):

@@ -228,7 +228,8 @@ import TernTestSupport
     func resumes(afterKilling victim: String, killAt: Int, code: String, secondCode: String) async throws {
         let work = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
-        let size = 40 << 20
+        // Large enough that a fast debug build cannot finish before the kill.
+        let size = 96 << 20
         let source = work.appendingPathComponent("video.bin")
         try Self.randomFile(at: source, bytes: size)
         let out = work.appendingPathComponent("out")
@@ -266,11 +267,11 @@ import TernTestSupport
     }
 
     @Test func aTransferResumesAfterTheSenderIsKilled() async throws {
-        try await resumes(afterKilling: "sender", killAt: Int.random(in: 4 << 20...24 << 20), code: "48-aardvark-adroitness", secondCode: "49-aardvark-adroitness")
+        try await resumes(afterKilling: "sender", killAt: Int.random(in: 4 << 20...16 << 20), code: "48-aardvark-adroitness", secondCode: "49-aardvark-adroitness")
     }
 
     @Test func aTransferResumesAfterTheReceiverIsKilled() async throws {
-        try await resumes(afterKilling: "receiver", killAt: Int.random(in: 4 << 20...24 << 20), code: "50-aardvark-adroitness", secondCode: "51-aardvark-adroitness")
+        try await resumes(afterKilling: "receiver", killAt: Int.random(in: 4 << 20...16 << 20), code: "50-aardvark-adroitness", secondCode: "51-aardvark-adroitness")
     }
 
     @Test func aSourceChangedBetweenAttemptsIsSentAgainFromTheStart() async throws {
@@ -312,7 +313,7 @@ import TernTestSupport
     @Test func ctrlCOnTheReceiverStopsTheSenderWithinASecondAndLeavesItResumable() async throws {
         let work = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
-        let size = 40 << 20
+        let size = 96 << 20
         let source = work.appendingPathComponent("backup.bin")
         try Self.randomFile(at: source, bytes: size)
         let out = work.appendingPathComponent("out")
@@ -340,7 +341,7 @@ import TernTestSupport
         let work = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
         let source = work.appendingPathComponent("archive.bin")
-        try Self.randomFile(at: source, bytes: 40 << 20)
+        try Self.randomFile(at: source, bytes: 96 << 20)
         let out = work.appendingPathComponent("out")
         let state = out.appendingPathComponent(".archive.bin.tern-state").path
         let relay = try await RelayProcess.start()
