@@ -11,6 +11,19 @@ public protocol TransferChannel: Sendable {
     func close() async
 }
 
+extension TransferChannel {
+    /// The peer's next message, decoded; a failure the peer sent, or a
+    /// closed channel, throws. `peer` names the other side in the error.
+    func nextMessage(from peer: String) async throws -> TransferMessage {
+        guard let bytes = try await receive() else {
+            throw TransferError.connectionLost("the \(peer) closed the channel")
+        }
+        let message = try TransferMessage(decoding: bytes)
+        if case .failure(let code, let text) = message { throw TransferError.peerFailed(code, text) }
+        return message
+    }
+}
+
 /// What a transfer reports while it runs (the CLI turns these into the
 /// progress bar and JSON events).
 public enum TransferEvent: Sendable {

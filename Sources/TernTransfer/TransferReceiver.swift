@@ -162,7 +162,7 @@ public final class TransferReceiver: @unchecked Sendable {
             roots.append(root)
             received += bytes
         }
-        guard case .done(let files, _) = try await nextMessage(), files == UInt64(roots.count) else {
+        guard case .done(let files, _) = try await channel.nextMessage(from: "sender"), files == UInt64(roots.count) else {
             throw TransferError.protocolViolation("expected done after the last file")
         }
         for item in items where item.entry.kind == .symlink && !item.inPlace {
@@ -177,7 +177,7 @@ public final class TransferReceiver: @unchecked Sendable {
         var entries: [ManifestEntry] = []
         var chunkSize: Int?
         while true {
-            guard case .manifest(let size, let part, let more) = try await nextMessage() else {
+            guard case .manifest(let size, let part, let more) = try await channel.nextMessage(from: "sender") else {
                 throw TransferError.protocolViolation("expected the manifest")
             }
             guard chunkSize == nil || chunkSize == size else { throw TransferError.protocolViolation("the chunk size changed within the manifest") }
@@ -349,7 +349,7 @@ public final class TransferReceiver: @unchecked Sendable {
     private func readPlan(into items: inout [Item]) async throws {
         var planned = Set<Int>()
         while true {
-            guard case .plan(let starts, let more) = try await nextMessage() else {
+            guard case .plan(let starts, let more) = try await channel.nextMessage(from: "sender") else {
                 throw TransferError.protocolViolation("expected the sender's plan")
             }
             for start in starts {
@@ -403,7 +403,7 @@ public final class TransferReceiver: @unchecked Sendable {
         var chain = item.claim?.chain ?? ChunkChain()
         if case .complete? = item.claim {
             // Already in place and identical: the sender sends only the end.
-            guard case .end(let end, let endSize, let root) = try await nextMessage(), end == index, endSize == size,
+            guard case .end(let end, let endSize, let root) = try await channel.nextMessage(from: "sender"), end == index, endSize == size,
                   root == chain.root(size: endSize)
             else { throw TransferError.protocolViolation("expected the end of \(name), which is already in place") }
             report(.verified(path: name, size: endSize, root: root))
@@ -422,13 +422,12 @@ public final class TransferReceiver: @unchecked Sendable {
         var lastSave = clock.now
         var savedAt = written
         func saveState() {
-            guard let size, let partial, let target, chain.chunks > 0 else { return }
-            _ = partial
+            guard let size, partial != nil, let target, chain.chunks > 0 else { return }
             try? target.writeState(ResumeState(size: size, mtime: item.entry.mtime, chunkSize: chunkSize, chain: chain).encoded(), for: item.path)
         }
         do {
             while true {
-                switch try await nextMessage() {
+                switch try await channel.nextMessage(from: "sender") {
                 case .chunk(let chunk):
                     guard chunk.index == index, chunk.number == chain.chunks else {
                         throw TransferError.protocolViolation("a chunk out of order (file \(chunk.index), chunk \(chunk.number)) while receiving \(name)")
@@ -499,13 +498,4 @@ public final class TransferReceiver: @unchecked Sendable {
         }
     }
 
-    /// The next message; a failure from the peer or a closed channel throws.
-    private func nextMessage() async throws -> TransferMessage {
-        guard let bytes = try await channel.receive() else {
-            throw TransferError.connectionLost("the sender closed the channel")
-        }
-        let message = try TransferMessage(decoding: bytes)
-        if case .failure(let code, let text) = message { throw TransferError.peerFailed(code, text) }
-        return message
-    }
 }

@@ -44,7 +44,7 @@ public final class TransferSender: @unchecked Sendable {
         var claims: [ResumeClaim] = []
         var more = true
         while more {
-            let message = try await nextMessage()
+            let message = try await channel.nextMessage(from: "receiver")
             guard case .have(let part, let next) = message else {
                 throw TransferError.protocolViolation("expected the receiver's resume claims, got \(Self.name(message))")
             }
@@ -221,7 +221,7 @@ public final class TransferSender: @unchecked Sendable {
     /// Reads the receiver's replies until `finished`; reports verified files.
     private func readReplies() async throws -> Finished {
         while true {
-            switch try await nextMessage() {
+            switch try await channel.nextMessage(from: "receiver") {
             case .verified(let index):
                 guard let (size, root) = ends.value(index) else {
                     throw TransferError.protocolViolation("a verified message for a file not yet sent")
@@ -235,15 +235,6 @@ public final class TransferSender: @unchecked Sendable {
         }
     }
 
-    /// The next message; a failure from the peer or a closed channel throws.
-    private func nextMessage() async throws -> TransferMessage {
-        guard let bytes = try await channel.receive() else {
-            throw TransferError.connectionLost("the receiver closed the channel")
-        }
-        let message = try TransferMessage(decoding: bytes)
-        if case .failure(let code, let text) = message { throw TransferError.peerFailed(code, text) }
-        return message
-    }
 
     /// The reply reader's result if it ends within half a second (it ends
     /// soon after the channel closes).
