@@ -261,9 +261,10 @@ cmd_up() {
 # the namespaces are created by this script), then deletes the namespaces,
 # which removes every veth, bridge, qdisc and iptables rule with them.
 teardown() {
-  local n pids p
+  local n pids p all=""
   for n in $(run_namespaces); do
     pids=$(ip netns pids "$n" 2>/dev/null || true)
+    all+=" $pids"
     [[ -z $pids ]] || kill -TERM $pids 2>/dev/null || true
   done
   for _ in $(seq 1 20); do
@@ -273,6 +274,11 @@ teardown() {
     sleep 0.1
   done
   for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+  # A process leaves its namespace's pid list before it has finished dying
+  # (more so on a loaded machine): wait until each one is really gone.
+  for p in $all; do
+    for _ in $(seq 1 30); do alive "$p" || break; sleep 0.1; done
+  done
   for n in $(run_namespaces); do ip netns del "$n" 2>/dev/null || true; done
   # ip netns del unmounts at once; wait until the names are really gone.
   for _ in $(seq 1 20); do [[ -z $(run_namespaces) ]] && break; sleep 0.1; done

@@ -271,7 +271,9 @@ test_cleanup() {
 no_namespaces() { [[ -z $(our_namespaces) ]]; }
 down_removes_pid() {             # PID SETUP_OUTPUT
   [[ -n $1 ]] || { echo "setting up the delay line failed: $2"; return 1; }
-  lab down && no_namespaces && ! alive "$1"
+  lab down || { echo "lab down failed"; return 1; }
+  no_namespaces || { echo "namespaces left: $(our_namespaces | xargs)"; return 1; }
+  ! alive "$1" || { echo "the delay line (pid $1) still runs: $(ps -o pid=,stat=,args= -p "$1")"; return 1; }
 }
 alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null || true); [[ -n $st && $st != Z* ]]; }
 up_twice() { lab up lan >/dev/null && lab up lan >/dev/null && [[ $(our_namespaces | wc -l) -eq 4 ]]; }
