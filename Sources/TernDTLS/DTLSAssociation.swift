@@ -115,6 +115,8 @@ public final class DTLSAssociation {
     static let groups = "X25519:P-256"
 
     public let configuration: Configuration
+    /// The largest datagram sent: `configuration.mtu` until `setPathMTU`.
+    public private(set) var pathMTU: Int
     public private(set) var counters = DTLSCounters()
 
     // MARK: State
@@ -173,6 +175,7 @@ public final class DTLSAssociation {
     public init(configuration: Configuration) throws(DTLSError) {
         try configuration.validate()
         self.configuration = configuration
+        pathMTU = configuration.mtu
         let method: DatagramBIOMethod
         switch DatagramBIOMethod.shared {
         case .success(let shared): method = shared
@@ -367,13 +370,17 @@ public final class DTLSAssociation {
     /// Encrypts `bytes` as one record; the datagram is then in
     /// `pollTransmit()`. At most `maximumPayload` bytes (RFC 6347 §4.1.1: a
     /// record does not span datagrams, and this module does not fragment).
-    public func write(_ bytes: some Collection<UInt8>) throws(DTLSError) {
+    /// A `probe` (a path MTU probe from the layer above) may be larger than
+    /// `maximumPayload`, up to the largest datagram; it goes out alone.
+    public func write(_ bytes: some Collection<UInt8>, probe: Bool = false) throws(DTLSError) {
         guard case .connected(let established) = state else { throw .notConnected }
         let count = bytes.count
-        guard count <= established.maximumPayload else {
-            throw .payloadTooLarge(size: count, maximum: established.maximumPayload)
+        let limit = probe ? DTLSRecordFraming.maximumDatagramLength - recordOverhead(established) : established.maximumPayload
+        guard count <= limit else {
+            throw .payloadTooLarge(size: count, maximum: limit)
         }
         guard count > 0 else { return }
+        if probe { flushOutbound() }
         let ssl = self.ssl
         clearErrorQueue()
         let written = bytes.withContiguousStorageIfAvailable { buffer in
@@ -386,7 +393,28 @@ public final class DTLSAssociation {
             fail(error)
             throw error
         }
-        flushOutbound()
+        flushOutbound(mtu: probe ? DTLSRecordFraming.maximumDatagramLength : pathMTU)
+    }
+
+    /// Datagrams of up to `mtu` bytes from now on (after the layer above
+    /// found, by probing, that the path carries them): `maximumPayload`
+    /// follows. Only once connected (the handshake keeps the configured MTU).
+    public func setPathMTU(_ mtu: Int) throws(DTLSError) {
+        guard case .connected(var established) = state else { throw .notConnected }
+        guard Configuration.mtuRange.contains(mtu) else {
+            throw .invalidConfiguration("MTU \(mtu) is outside \(Configuration.mtuRange.lowerBound)...\(Configuration.mtuRange.upperBound)")
+        }
+        let overhead = recordOverhead(established)
+        guard mtu > overhead else { throw .invalidConfiguration("MTU \(mtu) leaves no room for a record") }
+        established.maximumPayload = mtu - overhead
+        state = .connected(established)
+        pathMTU = mtu
+    }
+
+    /// Bytes a record adds to its plaintext under the negotiated suite (what
+    /// DTLS_get_data_mtu took off the configured MTU).
+    private func recordOverhead(_ established: Established) -> Int {
+        pathMTU - established.maximumPayload
     }
 
     /// Ends the association. Once connected, sends close_notify (RFC 5246
@@ -622,9 +650,9 @@ public final class DTLSAssociation {
 
     /// Cuts what OpenSSL wrote into datagrams of at most the MTU
     /// (RFC 6347 §4.1.1: whole records, several to a datagram if they fit).
-    private func flushOutbound() {
+    private func flushOutbound(mtu: Int? = nil) {
         guard pipe.outbound.count > packedBytes else { return }
-        let mtu = configuration.mtu
+        let mtu = mtu ?? pathMTU
         let start = packedBytes
         var oversized = 0
         let used = pipe.outbound.withUnsafeBytes { stream in

@@ -146,6 +146,8 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
     public func bufferedAmount(_ stream: UInt16) -> Int { association.bufferedAmount(stream: stream) }
 
     public var statistics: SCTPAssociation<Congestion>.Statistics { association.statistics }
+    /// The SCTP packet size in use (larger than configured once a probe was answered).
+    public var pathMTU: Int { association.pathMTU }
 
     /// Closes a channel: resets its outgoing stream (RFC 8831 §6.7).
     public mutating func close(_ stream: UInt16) {

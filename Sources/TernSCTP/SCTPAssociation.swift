@@ -34,8 +34,15 @@ public enum SCTPAssociationError: Error, Equatable, Sendable {
 /// statically (design.md: no existential dispatch in the hot loop).
 public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     public struct Configuration: Sendable {
-        /// Largest SCTP packet (common header and chunks), within one DTLS record.
+        /// Largest SCTP packet (common header and chunks), within one DTLS
+        /// record: the size every path is assumed to carry.
         public var mtu: Int
+        /// The largest packet the layer below could carry on this path, if
+        /// larger than `mtu`: once established the association probes for it
+        /// (RFC 8899 §4.1, RFC 9260 §8.3: a HEARTBEAT filled with a PAD
+        /// chunk, RFC 4820) and sends larger packets if a probe is answered.
+        /// Nil: no probing.
+        public var maximumMTU: Int?
         /// Our receive window (RFC 9260 a_rwnd): bytes the peer may have
         /// outstanding towards us, including whole messages not read yet.
         public var receiveWindow: Int
@@ -55,9 +62,11 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         public init(
             mtu: Int = 1200, receiveWindow: Int = 4 << 20, maximumMessageSize: Int = 256 * 1024, streams: UInt16 = 1024,
             rto: SCTPRetransmissionTimeout.Configuration = .init(), maximumInitRetransmits: Int = 8, maximumRetransmits: Int = 10,
-            heartbeatInterval: Duration? = .seconds(30), zeroChecksum: Bool = true, bufferedAmountLowThreshold: Int = 0
+            heartbeatInterval: Duration? = .seconds(30), zeroChecksum: Bool = true, bufferedAmountLowThreshold: Int = 0,
+            maximumMTU: Int? = nil
         ) {
             self.mtu = max(mtu, 512)
+            self.maximumMTU = maximumMTU
             self.receiveWindow = max(receiveWindow, 64 * 1024)
             self.maximumMessageSize = maximumMessageSize
             self.streams = max(streams, 1)
@@ -82,6 +91,9 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         public var verificationTag: UInt32
         public var chunks: [SCTPChunkModel]
         public var zeroChecksum: Bool
+        /// A path MTU probe: larger than `pathMTU`, and the layer below
+        /// must let it through as one datagram (or drop it).
+        public var isProbe = false
     }
 
     public let configuration: Configuration
@@ -118,6 +130,12 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     private var shutdownTimer: (deadline: Duration, attempts: Int)?
     private var heartbeatDeadline: Duration?
     private var heartbeatOutstanding: (nonce: UInt64, sentAt: Duration)?
+    /// Packets are built up to this size: `configuration.mtu` until a
+    /// probe shows the path carries more.
+    public private(set) var pathMTU: Int
+    private var mtuSearch: MTUSearch?
+    /// True while path MTU probes are still to be answered or sent.
+    public var isProbingPathMTU: Bool { mtuSearch != nil }
     private var lastSendAt: Duration = .zero
     /// When new DATA last went out (for the idle decay of the window).
     private var lastDataSentAt: Duration?
@@ -144,13 +162,35 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         public var retransmittedChunks = 0
         public var fastRetransmits = 0
         public var timeouts = 0
+        /// Path MTU probes answered.
+        public var mtuProbes = 0
     }
     public private(set) var statistics = Statistics()
+
+    /// Path MTU probing (RFC 8899 §5, simplified): candidate sizes from the
+    /// largest down, each probed at most twice; the first one answered
+    /// becomes the path MTU and the search ends.
+    struct MTUSearch: Sendable {
+        var candidates: [Int]
+        var attempts = 0
+        var outstanding: (nonce: UInt64, size: Int, deadline: Duration)?
+        /// Sizes to try between `base` (exclusive) and `maximum`: the
+        /// maximum, then steps down that cover common tunnel overheads.
+        static func candidates(base: Int, maximum: Int) -> [Int] {
+            var sizes: [Int] = []
+            for step in [0, 20, 60, 140] {
+                let size = (maximum - step) & ~3
+                if size > base, !sizes.contains(size) { sizes.append(size) }
+            }
+            return sizes
+        }
+    }
 
     /// - Parameter random: the tag, initial TSN and cookie key come from it
     ///   (RFC 9260 §5.3.1 asks for good randomness for the tag).
     public init(configuration: Configuration = Configuration(), random: inout some RandomNumberGenerator) {
         self.configuration = configuration
+        pathMTU = configuration.mtu
         var tag: UInt32 = 0
         while tag == 0 { tag = UInt32.random(in: 1...UInt32.max, using: &random) }
         localTag = tag
@@ -305,6 +345,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             case .error: break
             case .forwardTSN(let cumulative, let streams): receiveForwardTSN(cumulative, streams: streams)
             case .reconfig(let parameters): receiveReconfig(parameters, now: now)
+            case .padding: break  // RFC 4820: a probe's filler
             case .unknown(let type):
                 // §3.2: the two high bits of an unknown type: report it
                 // (01, 11), and skip it (1x) or stop processing the packet (0x).
@@ -424,6 +465,10 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         cookieChunk = nil
         congestion = Congestion(mtu: configuration.mtu, peerReceiveWindow: max(peerReceiveWindow, configuration.mtu))
         if let interval = configuration.heartbeatInterval { heartbeatDeadline = now + interval }
+        if let maximum = configuration.maximumMTU {
+            let candidates = MTUSearch.candidates(base: configuration.mtu, maximum: min(maximum, SCTPLimits.default.maximumPacketLength))
+            if !candidates.isEmpty { mtuSearch = MTUSearch(candidates: candidates) }
+        }
         lastSendAt = now
         events.push(.established)
     }
@@ -492,12 +537,70 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     // MARK: - Heartbeat (RFC 9260 §8.3)
 
     private mutating func receiveHeartbeatAck(_ info: [UInt8], now: Duration) {
+        if info.count == Self.probeInfoLength {
+            receiveProbeAck(info)
+            return
+        }
         guard let outstanding = heartbeatOutstanding, info.count == 8 else { return }
         let echoed = info.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         guard echoed == outstanding.nonce else { return }
         heartbeatOutstanding = nil
         consecutiveTimeouts = 0
         rto.measured(now - outstanding.sentAt)
+    }
+
+    // MARK: - Path MTU probing (RFC 8899 §4.1)
+
+    /// A probe's heartbeat information: a nonce and the probed size (eight
+    /// and four bytes), told apart from a plain heartbeat's by its length.
+    static var probeInfoLength: Int { 12 }
+
+    private mutating func receiveProbeAck(_ info: [UInt8]) {
+        guard var search = mtuSearch, let outstanding = search.outstanding else { return }
+        let nonce = info.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let size = info.suffix(4).reduce(0) { $0 << 8 | Int($1) }
+        guard nonce == outstanding.nonce, size == outstanding.size else { return }
+        search.outstanding = nil
+        mtuSearch = nil  // candidates go from the largest down: this is the best
+        statistics.mtuProbes += 1
+        if size > pathMTU {
+            pathMTU = size
+            congestion?.pathMTUChanged(to: size)
+        }
+    }
+
+    /// The probe packet due now, if any: alone, HEARTBEAT then PAD up to
+    /// exactly the candidate size.
+    private mutating func pollProbe(now: Duration) -> Packet? {
+        guard var search = mtuSearch, search.outstanding == nil, let size = search.candidates.first,
+              state == .established else { return nil }
+        nonce &+= 1
+        var info: [UInt8] = []
+        info.appendBigEndian(nonce)
+        info.appendBigEndian(UInt32(size))
+        let heartbeat = SCTPChunkModel.heartbeat(info: info)
+        let padding = size - 12 - Self.size(of: heartbeat)
+        guard padding >= 4 else {
+            mtuSearch = nil
+            return nil
+        }
+        search.outstanding = (nonce, size, now + rto.value)
+        search.attempts += 1
+        mtuSearch = search
+        statistics.packetsSent += 1
+        return Packet(verificationTag: peerTag, chunks: [heartbeat, .padding(length: padding)], zeroChecksum: false, isProbe: true)
+    }
+
+    /// An unanswered probe: once more, then the next smaller candidate.
+    /// Probe loss is not congestion (RFC 8899 §3 req. 7): nothing else changes.
+    private mutating func probeTimedOut(now: Duration) {
+        guard var search = mtuSearch, let outstanding = search.outstanding, now >= outstanding.deadline else { return }
+        search.outstanding = nil
+        if search.attempts >= 2 {
+            search.candidates.removeFirst()
+            search.attempts = 0
+        }
+        mtuSearch = search.candidates.isEmpty ? nil : search
     }
 
     // MARK: - Stream reset (RFC 6525)
@@ -608,6 +711,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         shutdownTimer = nil
         heartbeatDeadline = nil
         resetInFlight = nil
+        mtuSearch = nil
         events.push(event)
     }
 
@@ -625,6 +729,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         consider(heartbeatDeadline)
         consider(tracker?.delayedAckDeadline)
         consider(resetInFlight?.deadline)
+        consider(mtuSearch?.outstanding?.deadline)
         if !sendQueue.isEmpty { consider(nextPacedSend) }
         return deadline
     }
@@ -651,6 +756,13 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
                 return
             }
             rto.backOff()
+            // RFC 8899 §4.3: repeated timeouts after the path MTU went up may
+            // mean larger packets no longer get through: new data goes back
+            // to the base size (chunks already cut larger cannot be recut).
+            if consecutiveTimeouts >= 2, pathMTU > configuration.mtu {
+                pathMTU = configuration.mtu
+                congestion?.pathMTUChanged(to: pathMTU)
+            }
             retransmissions.timerExpired()
             congestion?.retransmissionTimeout(now: now)
             t3Deadline = now + rto.value
@@ -673,6 +785,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             tracker.advanceTime(now: now)
             self.tracker = tracker
         }
+        probeTimedOut(now: now)
         if let inFlight = resetInFlight, now >= inFlight.deadline {
             resetInFlight = nil
             for stream in inFlight.streams.reversed() where !resetPending.contains(stream) { resetPending.insert(stream, at: 0) }
@@ -705,12 +818,13 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     public mutating func pollTransmit(now: Duration) -> Packet? {
         var chunks: [SCTPChunkModel] = []
-        var room = configuration.mtu - 12
+        var room = pathMTU - 12
         // A chunk with a tag of its own (INIT, INIT ACK, an ABORT for a bad INIT) travels alone.
         if let next = control.first, let tag = next.tag {
             _ = control.pop()
             return Packet(verificationTag: tag, chunks: [next.chunk], zeroChecksum: false)
         }
+        if mtuSearch != nil, let probe = pollProbe(now: now) { return probe }
         let tag = peerTag
         if let tracker, tracker.sackDue || windowUpdateDue, state != .closed {
             var sackTracker = tracker
@@ -847,6 +961,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
                 case .unsupported: return total + 12
                 }
             }
+        case .padding(let length): return padded(max(length, 4))
         case .shutdownAck, .cookieAck, .shutdownComplete, .unknown: return 4
         }
     }

@@ -77,6 +77,9 @@ public enum SCTPChunkModel: Sendable, Equatable {
     case shutdownComplete
     case forwardTSN(newCumulativeTSN: TSN, streams: [ForwardedStream])
     case reconfig([Reconfig])
+    /// RFC 4820 PAD: `length` bytes in all (a multiple of four, at least
+    /// four), zeros after the header. It fills a path MTU probe.
+    case padding(length: Int)
     /// A chunk type this side does not know, with its type (whose two high
     /// bits say what to do, RFC 9260 §3.2).
     case unknown(type: UInt8)

@@ -30,6 +30,13 @@ public protocol SCTPCongestionControl: Sendable {
     /// Nothing was sent on the path for `idle` (RFC 9260 §7.2.1: the window
     /// decays while it is not used).
     mutating func wasIdle(for idle: Duration, retransmissionTimeout rto: Duration)
+    /// A path MTU probe found that packets of `mtu` bytes get through (or a
+    /// black hole sent the association back to its base MTU).
+    mutating func pathMTUChanged(to mtu: Int)
+}
+
+extension SCTPCongestionControl {
+    public mutating func pathMTUChanged(to mtu: Int) {}
 }
 
 /// One SACK's worth of newly acknowledged data, for the controller.
@@ -59,7 +66,7 @@ public struct SCTPAcknowledgement: Sendable, Equatable {
 /// collapse to one MTU on a retransmission timeout. Not paced.
 public struct RFC9260CongestionControl: SCTPCongestionControl {
     /// The path MTU in bytes of SCTP packet (what one full packet counts for).
-    public let mtu: Int
+    public private(set) var mtu: Int
     public private(set) var congestionWindow: Int
     public private(set) var slowStartThreshold: Int
     /// RFC 9260 §7.2.2: bytes acknowledged during congestion avoidance not yet turned into window.
@@ -75,6 +82,12 @@ public struct RFC9260CongestionControl: SCTPCongestionControl {
     }
 
     public var inSlowStart: Bool { congestionWindow <= slowStartThreshold }
+
+    /// Growth steps and floors count in packets of the new size; the window
+    /// itself (bytes the path was shown to carry) stays.
+    public mutating func pathMTUChanged(to mtu: Int) {
+        self.mtu = max(mtu, 512)
+    }
 
     public mutating func acknowledged(_ ack: SCTPAcknowledgement) {
         guard ack.bytes > 0, !ack.inFastRecovery else { return }

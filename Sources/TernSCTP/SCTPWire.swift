@@ -163,6 +163,7 @@ public enum SCTPWire {
                     return .unsupported(requestSequence: nil)
                 }
             })
+        case .unknown(let unknown) where unknown.type == .pad: return .padding(length: 4 + unknown.value.count)
         case .unknown(let unknown): return .unknown(type: unknown.type.rawValue)
         }
     }
@@ -246,6 +247,8 @@ public enum SCTPWire {
             }
             guard let first = wire.first else { return .unknown(SCTPUnknownChunk(type: .reconfig, flags: 0, value: [])) }
             return .reconfig(SCTPReconfigChunk(first, wire.count > 1 ? wire[1] : nil))
+        case .padding(let length):
+            return .unknown(SCTPUnknownChunk(type: .pad, flags: 0, value: ArraySlice(repeating: 0, count: max(length - 4, 0))))
         case .unknown(let type):
             return .unknown(SCTPUnknownChunk(type: SCTPChunkType(rawValue: type), flags: 0, value: []))
         }

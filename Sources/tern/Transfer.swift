@@ -181,10 +181,12 @@ enum DataPath {
         do {
             let summary = try await job.value
             if let statistics = await channels.statistics() {
+                let datagramSize = await channels.datagramSize()
                 logger.debug("SCTP", metadata: [
                     "packets": "\(statistics.packetsSent)", "data_chunks": "\(statistics.dataChunksSent)",
                     "retransmitted": "\(statistics.retransmittedChunks)", "fast_retransmits": "\(statistics.fastRetransmits)",
-                    "timeouts": "\(statistics.timeouts)",
+                    "timeouts": "\(statistics.timeouts)", "mtu_probes_answered": "\(statistics.mtuProbes)",
+                    "datagram_size": "\(datagramSize)",
                 ])
             }
             return summary

@@ -73,6 +73,55 @@ struct DataTests {
         #expect(pair.client.isConnected)
     }
 
+    @Test func aProbeMayExceedTheMTUAndGoesAloneInItsDatagram() throws {
+        let pair = try Pair()
+        pair.handshake()
+        _ = pair.takeEvents(.server)
+        let maximum = try #require(pair.client.maximumPayload)
+        let probe = [UInt8](repeating: 7, count: maximum + 235)
+        // A small record queued before the probe keeps a datagram of its own.
+        try pair.client.write([1, 2, 3])
+        try pair.client.write(probe, probe: true)
+        let first = try #require(pair.client.pollTransmit())
+        let second = try #require(pair.client.pollTransmit())
+        #expect(first.count < 100)
+        #expect(second.count == 1200 + 235)
+        #expect(pair.client.pollTransmit() == nil)
+        #expect(pair.client.counters.oversizedDatagrams == 0)
+        pair.server.handleDatagram(first, now: pair.now)
+        pair.server.handleDatagram(second, now: pair.now)
+        pair.collectEvents()
+        let received = pair.received(.server)
+        #expect(received.map(\.count) == [3, probe.count])
+        #expect(received.first == [1, 2, 3] && received.last == probe, "both records whole")
+        // Ordinary writes keep the MTU.
+        #expect(throws: DTLSError.payloadTooLarge(size: maximum + 1, maximum: maximum)) {
+            try pair.client.write([UInt8](repeating: 1, count: maximum + 1))
+        }
+    }
+
+    @Test func aLargerPathMTURaisesTheLargestPayload() throws {
+        let pair = try Pair()
+        #expect(throws: DTLSError.notConnected) { try pair.client.setPathMTU(1472) }
+        pair.handshake()
+        _ = pair.takeEvents(.server)
+        let before = try #require(pair.client.maximumPayload)
+        try pair.client.setPathMTU(1472)
+        #expect(pair.client.pathMTU == 1472)
+        let after = try #require(pair.client.maximumPayload)
+        #expect(after == before + 272)
+        let message = [UInt8](repeating: 9, count: after)
+        try pair.client.write(message)
+        let datagram = try #require(pair.client.pollTransmit())
+        #expect(datagram.count == 1472)
+        pair.server.handleDatagram(datagram, now: pair.now)
+        pair.collectEvents()
+        #expect(pair.received(.server).count == 1)
+        #expect(pair.received(.server).first == message, "the record arrived whole")
+        #expect(throws: DTLSError.self) { try pair.client.setPathMTU(100) }
+        #expect(pair.client.pathMTU == 1472)
+    }
+
     @Test func manyRecordsArriveInOrderAndWhole() throws {
         let pair = try Pair()
         pair.handshake()

@@ -56,6 +56,20 @@ public struct ConnectedPath: Sendable, Equatable {
 
     /// True when either end of the pair is a TURN relay.
     public var isRelayed: Bool { pair.local.type == .relayed || pair.remote.type == .relayed }
+
+    /// The largest datagram worth probing for on this pair (the layers above
+    /// start at 1200 bytes and probe up to it): an Ethernet MTU of 1500 less
+    /// the IP and UDP headers, less room for TURN framing (a Send
+    /// indication's header and attributes) when relayed.
+    public var maximumDatagramSize: Int {
+        var size: Int
+        switch pair.remote.address.family {
+        case .ipv4: size = 1500 - 20 - 8
+        case .ipv6: size = 1500 - 40 - 8
+        }
+        if isRelayed { size -= 48 }
+        return size
+    }
 }
 
 /// One session's network side: it owns a UDP socket (and a TCP connection

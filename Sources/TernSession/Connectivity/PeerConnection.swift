@@ -77,6 +77,7 @@ public enum PeerConnection {
             throw .secureChannel("the peer's a=setup (\(path.remoteSetup?.rawValue ?? "none")) does not fit our \(localSetup)")
         }
         var options = SecureChannels.Options(role: dtlsRole, certificate: certificate, expectedPeerFingerprint: expected)
+        options.maximumDatagramSize = path.maximumDatagramSize
         // RFC 8841 §6: absent means 64 KiB; 0 means no limit.
         switch path.remoteMaxMessageSize {
         case nil: options.peerMaximumMessageSize = 65536

@@ -28,10 +28,13 @@ public final class SecureChannels: @unchecked Sendable {
         /// The largest message the peer accepts (its `a=max-message-size`);
         /// `send` refuses larger ones.
         public var peerMaximumMessageSize: Int
+        /// The largest datagram the path may carry (`ConnectedPath`): SCTP
+        /// probes for it once up. Nil: 1200-byte datagrams throughout.
+        public var maximumDatagramSize: Int?
 
         public init(
             role: DTLSRole, certificate: DTLSCertificate, expectedPeerFingerprint: DTLSFingerprint,
-            receiveWindow: Int = 2 << 20, sendHighWater: Int = 4 << 20, maximumMessageSize: Int = 256 * 1024
+            receiveWindow: Int = 6 << 20, sendHighWater: Int = 512 << 10, maximumMessageSize: Int = 256 * 1024
         ) {
             self.role = role
             self.certificate = certificate
@@ -241,6 +244,11 @@ public final class SecureChannels: @unchecked Sendable {
         try? await loop.submit { self.endpoint?.statistics }.get() ?? nil
     }
 
+    /// The largest datagram sent now (1200 until a path MTU probe was answered).
+    public func datagramSize() async -> Int {
+        (try? await loop.submit { self.dtls.pathMTU }.get()) ?? 0
+    }
+
     /// Why the association ended, once it has (nil while it runs).
     public func endReason() async -> SessionError? {
         (try? await loop.submit { self.ended }.get()) ?? nil
@@ -302,6 +310,7 @@ public final class SecureChannels: @unchecked Sendable {
                 handleDTLS(event, now: now)
             }
             if endpoint != nil {
+                followPathMTU()
                 while let packet = endpoint?.pollTransmit(now: now) ?? nil {
                     moved = true
                     writePacket(packet)
@@ -328,6 +337,17 @@ public final class SecureChannels: @unchecked Sendable {
         rearm()
     }
 
+    /// DTLS records grow (or shrink) with the packets SCTP builds, once a
+    /// probe changed its path MTU.
+    private func followPathMTU() {
+        guard let packetMTU = endpoint?.pathMTU, let payload = dtls.maximumPayload, packetMTU != payload else { return }
+        do {
+            try dtls.setPathMTU(dtls.pathMTU + packetMTU - payload)
+        } catch {
+            finish(.secureChannel("cannot follow the path MTU: \(error)"))
+        }
+    }
+
     /// Moves DTLS datagrams to the driver; true if there were any.
     @discardableResult
     private func flushDTLS() -> Bool {
@@ -347,7 +367,7 @@ public final class SecureChannels: @unchecked Sendable {
         do {
             try SCTPWire.encode(
                 verificationTag: packet.verificationTag, chunks: packet.chunks, zeroChecksum: packet.zeroChecksum, into: &packetBuffer)
-            try dtls.write(packetBuffer)
+            try dtls.write(packetBuffer, probe: packet.isProbe)
         } catch {
             // The association builds packets within the DTLS payload limit; a
             // packet that does not fit would be retransmitted forever.
@@ -359,8 +379,11 @@ public final class SecureChannels: @unchecked Sendable {
     private func handleDTLS(_ event: DTLSEvent, now: Duration) {
         switch event {
         case .connected:
+            let payload = dtls.maximumPayload ?? 1100
             var configuration = SCTPAssociation<RFC9260CongestionControl>.Configuration(
-                mtu: dtls.maximumPayload ?? 1100, receiveWindow: options.receiveWindow, maximumMessageSize: options.maximumMessageSize)
+                mtu: payload, receiveWindow: options.receiveWindow, maximumMessageSize: options.maximumMessageSize)
+            // The SCTP packet in a datagram of the largest size: what a record adds comes off.
+            configuration.maximumMTU = options.maximumDatagramSize.map { $0 - (dtls.pathMTU - payload) }
             configuration.bufferedAmountLowThreshold = options.sendHighWater / 2
             var endpoint = Endpoint(association: SCTPAssociation(configuration: configuration), isDTLSClient: options.role == .client)
             // Both sides INIT (RFC 8841 lets either); the cookie exchange sorts out a collision.
