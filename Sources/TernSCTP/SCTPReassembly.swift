@@ -9,9 +9,14 @@ public struct SCTPFragment: Sendable, Equatable {
     public var unordered: Bool
     public var beginning: Bool
     public var ending: Bool
-    public var payload: [UInt8]
+    /// A slice of what holds the bytes: the queued message on the sending
+    /// side (no copy per fragment), the decrypted record on the receiving
+    /// side until reassembly copies it out.
+    public var payload: ArraySlice<UInt8>
 
-    public init(tsn: TSN, stream: UInt16, ssn: SSN, ppid: UInt32, unordered: Bool, beginning: Bool, ending: Bool, payload: [UInt8]) {
+    public init(
+        tsn: TSN, stream: UInt16, ssn: SSN, ppid: UInt32, unordered: Bool, beginning: Bool, ending: Bool, payload: ArraySlice<UInt8>
+    ) {
         self.tsn = tsn
         self.stream = stream
         self.ssn = ssn
@@ -20,6 +25,12 @@ public struct SCTPFragment: Sendable, Equatable {
         self.beginning = beginning
         self.ending = ending
         self.payload = payload
+    }
+
+    public init(tsn: TSN, stream: UInt16, ssn: SSN, ppid: UInt32, unordered: Bool, beginning: Bool, ending: Bool, payload: [UInt8]) {
+        self.init(
+            tsn: tsn, stream: stream, ssn: ssn, ppid: ppid, unordered: unordered, beginning: beginning, ending: ending,
+            payload: payload[...])
     }
 }
 
@@ -87,7 +98,9 @@ public struct SCTPReassemblyQueue: Sendable {
         let tsn = fragment.tsn.value
         bufferedBytes += fragment.payload.count
         if fragment.beginning && fragment.ending {
-            complete(SCTPMessage(stream: fragment.stream, ppid: fragment.ppid, unordered: fragment.unordered, payload: fragment.payload), ssn: fragment.ssn)
+            complete(
+                SCTPMessage(stream: fragment.stream, ppid: fragment.ppid, unordered: fragment.unordered, payload: Array(fragment.payload)),
+                ssn: fragment.ssn)
             bufferedBytes -= fragment.payload.count
             return
         }
@@ -108,10 +121,13 @@ public struct SCTPReassemblyQueue: Sendable {
         } else if fragment.beginning, fragments.isEmpty {
             var first = fragment
             first.payload = []
-            run = Run(first: first, start: tsn, next: tsn &+ 1, payload: fragment.payload)
+            run = Run(first: first, start: tsn, next: tsn &+ 1, payload: Array(fragment.payload))
             return
         }
-        fragments[tsn] = fragment
+        // A fragment that waits holds its own bytes, not the record they came in.
+        var waiting = fragment
+        waiting.payload = ArraySlice(Array(fragment.payload))
+        fragments[tsn] = waiting
         if fragment.beginning {
             begin[tsn] = tsn
         } else if let start = begin[tsn &- 1] {
@@ -142,7 +158,7 @@ public struct SCTPReassemblyQueue: Sendable {
         merged.tsn = TSN(last)
         merged.beginning = true
         merged.ending = false
-        merged.payload = current.payload
+        merged.payload = current.payload[...]
         fragments[last] = merged
         begin[last] = last
     }

@@ -90,7 +90,7 @@ public struct SCTPSendQueue: Sendable {
             message.ssn = ssn
         }
         let start = message.offset
-        let bytes = message.payload.withUnsafeBufferPointer { Array(UnsafeBufferPointer(rebasing: $0[start..<end])) }
+        let bytes = message.payload[start..<end]
         let taken = end - message.offset
         message.offset = end
         bufferedAmount[message.stream, default: 0] -= taken

@@ -123,7 +123,7 @@ public enum SCTPWire {
             return .data(SCTPFragment(
                 tsn: TSN(data.tsn), stream: data.streamID, ssn: SSN(data.ssn), ppid: data.ppid,
                 unordered: data.flags.contains(.unordered), beginning: data.flags.contains(.beginning),
-                ending: data.flags.contains(.end), payload: Array(data.userData)))
+                ending: data.flags.contains(.end), payload: data.userData))
         case .initiation(let fields):
             return .initiation(initFields(fields))
         case .initiationAck(let fields):
