@@ -119,6 +119,12 @@ struct Receive: AsyncParsableCommand {
             throw CLIError(.usage, "-o - writes a stream to standard output, but the offer is files; give a directory")
         }
         var target: TargetDirectory?
+        // A directory made for this offer is removed again if the offer is
+        // declined: saying no leaves nothing behind.
+        let madeDirectory = !streamOut && access(plan.directory, F_OK) != 0
+        func removeMadeDirectory() {
+            if madeDirectory { _ = rmdir(plan.directory) }
+        }
         if !streamOut {
             do {
                 let directory = try TargetDirectory(path: plan.directory, create: true)
@@ -127,6 +133,7 @@ struct Receive: AsyncParsableCommand {
                 }
                 target = directory
             } catch let error as TransferError {
+                removeMadeDirectory()
                 try await decline(session, reason: error.message)
                 throw CLIError(.failure, error.message)
             }
@@ -134,6 +141,7 @@ struct Receive: AsyncParsableCommand {
         if askFirst {
             let reply = prompt("Accept? [y/N] ")?.trimmingCharacters(in: .whitespaces).lowercased()
             guard reply == "y" || reply == "yes" else {
+                removeMadeDirectory()
                 try await decline(session, reason: "declined by the receiver")
                 throw CLIError(.declined, "declined the offer")
             }

@@ -134,13 +134,15 @@ import TernTestSupport
         let relay = try await RelayProcess.start()
         let file = try Self.temporaryFile()
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "32-acme-aftermath", "--json"])
-        let receiver = try Self.onTerminal("receive 32-acme-aftermath --relay \(relay.url)")
+        // Into a directory that does not exist yet: declining leaves none behind.
+        let receiver = try Self.onTerminal("receive 32-acme-aftermath --relay \(relay.url) -o incoming")
         _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Accept?") }
         #expect(receiver.stdout.text.contains("hello.txt"))
         receiver.write("n\n")
         #expect(try await receiver.wait() == 6)
         #expect(try await sender.wait() == 6)
         #expect((Self.events(sender, named: "error").first?["message"] as? String)?.contains("declined") == true)
+        #expect(!FileManager.default.fileExists(atPath: receiver.workingDirectory.appendingPathComponent("incoming").path))
         try await relay.stop()
     }
 
