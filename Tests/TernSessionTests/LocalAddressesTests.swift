@@ -1,5 +1,7 @@
 import Testing
 @testable import TernSession
+import TernICE
+import TernSTUN
 
 @Suite struct LocalAddressesTests {
     static let loopback4 = LocalAddresses.Address(interface: "lo", ip: [127, 0, 0, 1])
@@ -25,5 +27,46 @@ import Testing
         if addresses.contains(where: { !LocalAddresses.isLoopback($0.ip) }) {
             #expect(addresses.allSatisfy { !LocalAddresses.isLoopback($0.ip) })
         }
+    }
+}
+
+@Suite struct PathDatagramSizeTests {
+    static func path(local: STUNAddress, remote: STUNAddress, type: ICECandidateType = .host, interfaceMTU: Int? = nil) -> ConnectedPath {
+        let pair = ICECandidatePair(
+            local: ICECandidate(foundation: "1", priority: 1, address: local, type: type), localBase: local,
+            remote: ICECandidate(foundation: "2", priority: 1, address: remote, type: .host), priority: 1)
+        var path = ConnectedPath(pair: pair, roundTrip: nil, relayTransport: nil)
+        path.localInterfaceMTU = interfaceMTU
+        return path
+    }
+
+    @Test func anEthernetPathLeavesRoomForTheIPAndUDPHeaders() {
+        #expect(Self.path(local: .ipv4(10, 0, 0, 1, port: 1), remote: .ipv4(10, 0, 0, 2, port: 2)).maximumDatagramSize == 1472)
+        let v6 = STUNAddress(ipBytes: [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1], port: 1)
+        let w6 = STUNAddress(ipBytes: [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [2], port: 2)
+        if let v6, let w6 { #expect(Self.path(local: v6, remote: w6).maximumDatagramSize == 1452) } else { Issue.record("no IPv6 address") }
+    }
+
+    @Test func aSmallerInterfaceMTULowersItAndALargerOneDoesNotRaiseIt() {
+        let a = STUNAddress.ipv4(10, 0, 0, 1, port: 1), b = STUNAddress.ipv4(10, 0, 0, 2, port: 2)
+        #expect(Self.path(local: a, remote: b, interfaceMTU: 1420).maximumDatagramSize == 1392)  // a WireGuard tunnel
+        #expect(Self.path(local: a, remote: b, interfaceMTU: 65_536).maximumDatagramSize == 1472)  // loopback
+    }
+
+    @Test func aRelayedPathLeavesRoomForTURNFraming() {
+        let a = STUNAddress.ipv4(10, 0, 0, 1, port: 1), b = STUNAddress.ipv4(10, 0, 0, 2, port: 2)
+        #expect(Self.path(local: a, remote: b, type: .relayed).maximumDatagramSize == 1424)
+    }
+
+    @Test func interfaceMTUsAreReadFromSysfsAndBadNamesAreRefused() {
+        #expect(LocalAddresses.mtu(fromSysfs: "1500\n") == 1500)
+        #expect(LocalAddresses.mtu(fromSysfs: "65536\n") == nil, "beyond an IP packet")
+        #expect(LocalAddresses.mtu(fromSysfs: "abc") == nil)
+        #expect(LocalAddresses.mtu(fromSysfs: nil) == nil)
+        #expect(LocalAddresses.mtu(ofInterface: "../../etc/passwd") == nil)
+        #expect(LocalAddresses.mtu(ofInterface: "") == nil)
+        #expect(LocalAddresses.mtu(ofInterface: "no-such-interface-here") == nil)
+        // Loopback's MTU is 65536 on Linux: out of range for a datagram, so unknown.
+        #expect(LocalAddresses.mtu(ofInterface: "lo") == nil)
     }
 }

@@ -54,18 +54,23 @@ public struct ConnectedPath: Sendable, Equatable {
     /// The peer's `a=max-message-size` (RFC 8841 §6), if it gave one.
     public var remoteMaxMessageSize: UInt64?
 
+    /// The MTU of the interface the local end sends from, when known.
+    public var localInterfaceMTU: Int?
+
     /// True when either end of the pair is a TURN relay.
     public var isRelayed: Bool { pair.local.type == .relayed || pair.remote.type == .relayed }
 
     /// The largest datagram worth probing for on this pair (the layers above
-    /// start at 1200 bytes and probe up to it): an Ethernet MTU of 1500 less
-    /// the IP and UDP headers, less room for TURN framing (a Send
-    /// indication's header and attributes) when relayed.
+    /// start at 1200 bytes and probe up to it): an Ethernet MTU of 1500, or
+    /// the local interface's if smaller (a VPN's, say: larger datagrams would
+    /// be fragmented before they leave), less the IP and UDP headers, less
+    /// room for TURN framing (a Send indication's header and attributes)
+    /// when relayed.
     public var maximumDatagramSize: Int {
-        var size: Int
+        var size = min(1500, localInterfaceMTU ?? 1500)
         switch pair.remote.address.family {
-        case .ipv4: size = 1500 - 20 - 8
-        case .ipv6: size = 1500 - 40 - 8
+        case .ipv4: size -= 20 + 8
+        case .ipv6: size -= 40 + 8
         }
         if isRelayed { size -= 48 }
         return size
@@ -104,6 +109,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
     private var dualStack = false
     private var localPort: UInt16 = 0
     private var hostBases: [STUNAddress] = []
+    /// The interface each host candidate's address belongs to.
+    private var hostInterfaces: [STUNAddress: String] = [:]
     private var turns: [TURNSlot] = []
     private lazy var timer = LoopTimer(loop: loop, origin: startedAt)
     private var pumping = false
@@ -434,6 +441,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 do {
                     try agent.addHostCandidate(base, now: now)
                     hostBases.append(base)
+                    hostInterfaces[base] = local.interface
                 } catch {
                     logger.debug("host candidate skipped", metadata: ["address": "\(base)", "reason": "\(error.reason)"])
                 }
@@ -772,6 +780,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
             logger.debug("selected pair", metadata: ["pair": "\(pair)", "at_ms": "\(milliseconds(now()))"])
             let relayTransport = turns.first { $0.relayed == pair.localBase }?.uri.transport
             selected = ConnectedPath(pair: pair, roundTrip: agent.selectedRoundTrip, relayTransport: relayTransport)
+            selected?.localInterfaceMTU = hostInterfaces[pair.localBase].flatMap(LocalAddresses.mtu(ofInterface:))
             if turns.contains(where: { $0.relayed == pair.localBase }) {
                 directPeer = nil
                 segmentOffload = false
