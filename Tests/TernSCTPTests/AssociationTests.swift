@@ -11,6 +11,12 @@ struct Pair {
     var events: [[SCTPEvent]] = [[], []]
     /// Encode and decode every packet with the codec (checksums included).
     var throughWire = true
+    /// Encoded packets larger than this are dropped on delivery, as a path
+    /// with a smaller MTU drops them (checked only through the wire).
+    var linkLimit = Int.max
+    /// Side 0's packets as they reached the far end of the link: encoded
+    /// size, whether a path MTU probe, whether dropped for their size.
+    var delivered: [(size: Int, probe: Bool, dropped: Bool)] = []
 
     init(seed: UInt64, configuration: Association.Configuration = .init()) {
         var random = SplitMix64(seed: seed)
@@ -40,8 +46,15 @@ struct Pair {
                         Issue.record("a packet did not survive the codec: \(packet.packet.chunks.map { "\($0)".prefix(40) })")
                         continue
                     }
-                    #expect(bytes.count <= 1200, "within the MTU")
-                    sides[packet.to].handleChunks(decoded.chunks, verificationTag: decoded.verificationTag, now: now)
+                    let probe = packet.packet.isProbe
+                    // The sender's path MTU only grows in these runs: what it was
+                    // when the packet was built is at most what it is now.
+                    #expect(probe || bytes.count <= sides[1 - packet.to].pathMTU, "within the path MTU")
+                    let dropped = bytes.count > linkLimit
+                    if packet.to == 1 { delivered.append((bytes.count, probe, dropped)) }
+                    if !dropped {
+                        sides[packet.to].handleChunks(decoded.chunks, verificationTag: decoded.verificationTag, now: now)
+                    }
                 } else {
                     sides[packet.to].handleChunks(packet.packet.chunks, verificationTag: packet.packet.verificationTag, now: now)
                 }

@@ -8,130 +8,75 @@ import TernTestSupport
 struct PathMTUTests {
     typealias Association = SCTPAssociation<RFC9260CongestionControl>
 
-    struct Run {
-        var sides: [Association]
-        var link: VirtualLink<[UInt8]>
-        var now: Duration = .zero
-        var linkLimit: Int
-        var received: [SCTPMessage] = []
-        /// Sizes of the encoded packets side 0 sent, probes apart.
-        var dataPacketSizes: [Int] = []
-        var probeSizes: [Int] = []
-        /// Side 0's packets the link dropped for their size.
-        var droppedForSize = 0
+    static func pair(seed: UInt64, linkLimit: Int, maximumMTU: Int? = 1432) -> Pair {
+        var pair = Pair(seed: seed, configuration: Association.Configuration(mtu: 1163, maximumMTU: maximumMTU))
+        pair.linkLimit = linkLimit
+        return pair
+    }
 
-        init(seed: UInt64, linkLimit: Int, maximumMTU: Int? = 1432) {
-            var random = SplitMix64(seed: seed)
-            let configuration = Association.Configuration(mtu: 1163, maximumMTU: maximumMTU)
-            sides = [Association(configuration: configuration, random: &random), Association(configuration: configuration, random: &random)]
-            link = VirtualLink(seed: seed &+ 1)
-            self.linkLimit = linkLimit
+    static func message(_ index: Int, size: Int) -> [UInt8] {
+        (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ index) }
+    }
+
+    /// Connects, sends `count` messages of `size` bytes from side 0 and runs
+    /// until they all arrived and side 0's search ended (probes wait out a
+    /// retransmission timeout each; data keeps flowing meanwhile); checks
+    /// every byte.
+    static func transfer(_ pair: inout Pair, count: Int, size: Int) throws {
+        pair.sides[0].connect(now: pair.now)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
+        #expect(pair.bothEstablished)
+        for index in 0..<count {
+            try pair.sides[0].send(stream: 1, ppid: 53, payload: message(index, size: size), now: pair.now)
         }
-
-        mutating func pump() {
-            for index in 0..<2 {
-                while let packet = sides[index].pollTransmit(now: now) {
-                    guard let bytes = try? SCTPWire.encode(packet) else {
-                        Issue.record("a packet did not encode")
-                        continue
-                    }
-                    if index == 0 {
-                        if packet.isProbe { probeSizes.append(bytes.count) } else { dataPacketSizes.append(bytes.count) }
-                    }
-                    if !packet.isProbe {
-                        #expect(bytes.count <= sides[index].pathMTU, "a packet within the path MTU in use")
-                    }
-                    if bytes.count > linkLimit {
-                        if index == 0 { droppedForSize += 1 }
-                        continue
-                    }
-                    link.send(bytes, to: 1 - index, now: now)
-                }
-                while sides[index].pollEvent() != nil {}
-                while let message = sides[index].pollMessage() { received.append(message) }
-            }
-        }
-
-        mutating func run(until limit: Duration, _ done: (Run) -> Bool = { _ in false }) {
-            pump()
-            while now < limit && !done(self) {
-                var next = link.nextArrival
-                for side in sides { if let deadline = side.nextDeadline { next = next.map { min($0, deadline) } ?? deadline } }
-                guard let next else { break }
-                now = max(now, next)
-                if let arrival = link.takeDue(now: now) {
-                    guard let decoded = SCTPWire.decode(arrival.packet[...]) else {
-                        Issue.record("a packet did not decode")
-                        continue
-                    }
-                    sides[arrival.to].handleChunks(decoded.chunks, verificationTag: decoded.verificationTag, now: now)
-                }
-                for index in 0..<2 { sides[index].advanceTime(now: now) }
-                pump()
-            }
-        }
-
-        /// Connects, then sends `count` messages of `size` bytes from side 0.
-        mutating func transfer(count: Int, size: Int) throws {
-            sides[0].connect(now: now)
-            run(until: .seconds(5)) { run in run.sides.allSatisfy { $0.state == .established } }
-            #expect(sides.allSatisfy { $0.state == .established })
-            for index in 0..<count {
-                try sides[0].send(stream: 1, ppid: 53, payload: Self.message(index, size: size), now: now)
-            }
-            // Until everything arrived and the search ended (probes wait
-            // out a retransmission timeout each; data keeps flowing meanwhile).
-            run(until: now + .seconds(120)) { $0.received.count == count && !$0.sides[0].isProbingPathMTU }
-        }
-
-        static func message(_ index: Int, size: Int) -> [UInt8] {
-            (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ index) }
+        pair.run(until: pair.now + .seconds(120)) { $0.received[1].count == count && !$0.sides[0].isProbingPathMTU }
+        #expect(pair.received[1].count == count)
+        for (index, received) in pair.received[1].enumerated() {
+            #expect(received.payload == message(index, size: size), "message \(index) intact")
         }
     }
 
+    static func probeSizes(_ pair: Pair) -> [Int] { pair.delivered.filter(\.probe).map(\.size) }
+    static func droppedForSize(_ pair: Pair) -> Int { pair.delivered.filter(\.dropped).count }
+
     @Test func theLargestCandidateIsTakenWhenThePathCarriesIt() throws {
-        var run = Run(seed: 1, linkLimit: 1500)
-        try run.transfer(count: 40, size: 64 * 1024)
-        #expect(run.received.count == 40)
-        for (index, message) in run.received.enumerated() { #expect(message.payload == Run.message(index, size: 64 * 1024)) }
-        #expect(run.sides[0].pathMTU == 1432)
-        #expect(run.sides[0].statistics.mtuProbes == 1)
-        #expect(run.probeSizes == [1432], "one probe, exactly the candidate's size on the wire")
+        var pair = Self.pair(seed: 1, linkLimit: 1500)
+        try Self.transfer(&pair, count: 40, size: 64 * 1024)
+        #expect(pair.sides[0].pathMTU == 1432)
+        #expect(pair.sides[0].statistics.mtuProbes == 1)
+        #expect(Self.probeSizes(pair) == [1432], "one probe, exactly the candidate's size on the wire")
         // Most data went in full packets of the new size.
-        #expect(run.dataPacketSizes.filter { $0 > 1163 }.count > run.dataPacketSizes.count / 2)
-        #expect(run.dataPacketSizes.max() == 1432)
+        let data = pair.delivered.filter { !$0.probe }.map(\.size)
+        #expect(data.filter { $0 > 1163 }.count > data.count / 2)
+        #expect(data.max() == 1432)
     }
 
     @Test func aSmallerPathSettlesOnTheLargestCandidateThatGetsThrough() throws {
         // Candidates for 1163...1432: 1432, 1412, 1372, 1292.
-        var run = Run(seed: 2, linkLimit: 1400)
-        try run.transfer(count: 40, size: 64 * 1024)
-        #expect(run.received.count == 40)
-        for (index, message) in run.received.enumerated() { #expect(message.payload == Run.message(index, size: 64 * 1024)) }
-        #expect(run.sides[0].pathMTU == 1372)
-        #expect(run.probeSizes == [1432, 1432, 1412, 1412, 1372], "each failing size is probed twice")
-        #expect(run.sides[0].statistics.retransmittedChunks == 0, "a lost probe is not a lost DATA chunk")
-        #expect(run.sides[0].statistics.timeouts == 0)
-        #expect(run.droppedForSize == 4, "only the failed probes were too large")
+        var pair = Self.pair(seed: 2, linkLimit: 1400)
+        try Self.transfer(&pair, count: 40, size: 64 * 1024)
+        #expect(pair.sides[0].pathMTU == 1372)
+        #expect(Self.probeSizes(pair) == [1432, 1432, 1412, 1412, 1372], "each failing size is probed twice")
+        #expect(pair.sides[0].statistics.retransmittedChunks == 0, "a lost probe is not a lost DATA chunk")
+        #expect(pair.sides[0].statistics.timeouts == 0)
+        #expect(Self.droppedForSize(pair) == 4, "only the failed probes were too large")
     }
 
     @Test func aPathAtTheBaseMTUKeepsItAndLosesNothing() throws {
-        var run = Run(seed: 3, linkLimit: 1200)
-        try run.transfer(count: 20, size: 64 * 1024)
-        #expect(run.received.count == 20)
-        #expect(run.sides[0].pathMTU == 1163)
-        #expect(run.probeSizes == [1432, 1432, 1412, 1412, 1372, 1372, 1292, 1292])
-        #expect(run.sides[0].statistics.mtuProbes == 0)
-        #expect(run.sides[0].statistics.retransmittedChunks == 0)
-        #expect(run.droppedForSize == 8)
+        var pair = Self.pair(seed: 3, linkLimit: 1200)
+        try Self.transfer(&pair, count: 20, size: 64 * 1024)
+        #expect(pair.sides[0].pathMTU == 1163)
+        #expect(Self.probeSizes(pair) == [1432, 1432, 1412, 1412, 1372, 1372, 1292, 1292])
+        #expect(pair.sides[0].statistics.mtuProbes == 0)
+        #expect(pair.sides[0].statistics.retransmittedChunks == 0)
+        #expect(Self.droppedForSize(pair) == 8)
     }
 
     @Test func withoutAMaximumThereIsNoProbe() throws {
-        var run = Run(seed: 4, linkLimit: 1500, maximumMTU: nil)
-        try run.transfer(count: 4, size: 16 * 1024)
-        #expect(run.received.count == 4)
-        #expect(run.probeSizes.isEmpty)
-        #expect(run.sides[0].pathMTU == 1163)
+        var pair = Self.pair(seed: 4, linkLimit: 1500, maximumMTU: nil)
+        try Self.transfer(&pair, count: 4, size: 16 * 1024)
+        #expect(Self.probeSizes(pair).isEmpty)
+        #expect(pair.sides[0].pathMTU == 1163)
     }
 
     @Test func candidatesRunFromTheMaximumDownAndStayAboveTheBase() {
@@ -142,15 +87,15 @@ struct PathMTUTests {
     }
 
     @Test func anAnswerToAStaleProbeIsIgnored() throws {
-        var run = Run(seed: 5, linkLimit: 1200)  // the real probes go unanswered
-        run.sides[0].connect(now: run.now)
-        run.run(until: .seconds(5)) { run in run.sides.allSatisfy { $0.state == .established } }
+        var pair = Self.pair(seed: 5, linkLimit: 1200)  // the real probes go unanswered
+        pair.sides[0].connect(now: pair.now)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
         // A HEARTBEAT ACK with probe-shaped information that was never sent.
         var info: [UInt8] = []
         info.appendBigEndian(UInt64(0xDEAD_BEEF))
         info.appendBigEndian(UInt32(1432))
-        run.sides[0].handleChunks([.heartbeatAck(info: info)], verificationTag: run.sides[0].localTag, now: run.now)
-        #expect(run.sides[0].pathMTU == 1163)
+        pair.sides[0].handleChunks([.heartbeatAck(info: info)], verificationTag: pair.sides[0].localTag, now: pair.now)
+        #expect(pair.sides[0].pathMTU == 1163)
     }
 
     @Test func aPADChunkSurvivesTheCodecAndIsSkipped() throws {
