@@ -90,6 +90,16 @@ struct AgentTests {
         #expect(checks.first?.to == peerHost)
     }
 
+    @Test func aPeerReflexiveRemoteTakesTheTypeSignalledLaterForItsAddress() throws {
+        var agent = try makeAgent()
+        #expect(agent.handleDatagram(try peerCheck(to: agent, priority: 12345), from: peerHost, toBase: localHost, now: .zero) == .handled)
+        #expect(agent.remoteCandidates.map(\.type) == [.peerReflexive])
+        // The check beat the candidate; the candidate then arrives by signalling.
+        try agent.addRemoteCandidate(ICECandidate(foundation: "9", priority: 2_130_706_431, address: peerHost, type: .host), now: .milliseconds(5))
+        #expect(agent.remoteCandidates.map(\.type) == [.host])
+        #expect(agent.remoteCandidates.first?.priority == 2_130_706_431)
+    }
+
     @Test func refusesChecksWithBadCredentials() throws {
         var agent = try makeAgent()
         let cases: [(bytes: [UInt8], code: Int)] = [

@@ -830,6 +830,13 @@ public final class ConnectivityDriver: @unchecked Sendable {
         guard !finished, let selected, peerConnected || !options.awaitPeerConnected else { return }
         finished = true
         var path = selected
+        // The peer's candidates all came before its `connected`: a remote end
+        // first known as peer reflexive (its check beat its candidate) now
+        // has the type the peer signalled (RFC 8445 §7.3.1.3, RFC 8838 §11).
+        if let current = agent.selectedPair, current.localBase == selected.pair.localBase,
+           current.remote.address == selected.pair.remote.address {
+            path.pair = current
+        }
         path.roundTrip = agent.selectedRoundTrip ?? selected.roundTrip
         path.remoteFingerprints = remoteFingerprints
         path.remoteSetup = remoteSetup
