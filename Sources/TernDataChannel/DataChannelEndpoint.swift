@@ -148,6 +148,8 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
     public var statistics: SCTPAssociation<Congestion>.Statistics { association.statistics }
     /// The SCTP packet size in use (larger than configured once a probe was answered).
     public var pathMTU: Int { association.pathMTU }
+    /// A SACK reporting a gap is due (see `SCTPAssociation.gapReportDue`).
+    public var gapReportDue: Bool { association.gapReportDue }
 
     /// Closes a channel: resets its outgoing stream (RFC 8831 §6.7).
     public mutating func close(_ stream: UInt16) {

@@ -77,6 +77,10 @@ public struct SCTPDataTracker: Sendable {
     /// True when a SACK should go out with the next packet.
     public var sackDue: Bool { sackNow }
 
+    /// True while data above a gap is held: the peer must hear of the gap
+    /// at once (RFC 9260 §6.7), it drives fast retransmit.
+    public var hasGaps: Bool { !above.isEmpty }
+
     /// The delayed-ack timer fired.
     public mutating func advanceTime(now: Duration) {
         if let deadline = delayedAckDeadline, now >= deadline { sackNow = true }

@@ -50,29 +50,6 @@ public enum LocalAddresses {
         ip.count == 4 ? ip[0] == 169 && ip[1] == 254 : ip.count == 16 && ip[0] == 0xfe && ip[1] & 0xc0 == 0x80
     }
 
-    /// The MTU of a network interface (Linux: /sys/class/net/NAME/mtu), if
-    /// it can be read. Datagrams larger than it would be fragmented here.
-    public static func mtu(ofInterface name: String) -> Int? {
-        guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.utf8.contains(0) else { return nil }
-        return mtu(fromSysfs: readSmallFile("/sys/class/net/\(name)/mtu"))
-    }
-
-    /// The number in a sysfs `mtu` file ("1500\n"), within IP's limits.
-    static func mtu(fromSysfs text: String?) -> Int? {
-        guard let text, let value = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), (68...65_535).contains(value) else { return nil }
-        return value
-    }
-
-    private static func readSmallFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 32)
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { return nil }
-        return String(decoding: buffer[..<count], as: UTF8.self)
-    }
-
     static func text(_ ip: [UInt8]) -> String {
         if ip.count == 4 { return ip.map(String.init).joined(separator: ".") }
         return stride(from: 0, to: ip.count, by: 2).map { String(UInt16(ip[$0]) << 8 | UInt16(ip[$0 + 1]), radix: 16) }

@@ -109,3 +109,34 @@ struct PathMTUTests {
         #expect(decoded.chunks.last == .padding(length: 100))
     }
 }
+
+/// When a SACK may not wait for the rest of a read batch.
+struct GapReportTests {
+    @Test func aGapAsksForAReportAtOnceUntilTheSACKGoesOutOrTheGapCloses() throws {
+        var pair = Pair(seed: 9)
+        pair.sides[0].connect(now: pair.now)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
+        #expect(pair.bothEstablished)
+        let first = pair.sides[0].retransmissions.nextTSN
+        func data(_ offset: UInt32, ssn: UInt16) -> SCTPChunkModel {
+            .data(SCTPFragment(
+                tsn: TSN(first.value &+ offset), stream: 1, ssn: SSN(ssn), ppid: 53, unordered: false, beginning: true, ending: true,
+                payload: [UInt8(offset)]))
+        }
+        let receiver = pair.sides[1].localTag
+        pair.sides[1].handleChunks([data(0, ssn: 0)], verificationTag: receiver, now: pair.now)
+        #expect(!pair.sides[1].gapReportDue, "in order: the SACK can wait")
+        pair.sides[1].handleChunks([data(2, ssn: 2)], verificationTag: receiver, now: pair.now)
+        #expect(pair.sides[1].gapReportDue, "a gap")
+        let packet = pair.sides[1].pollTransmit(now: pair.now)
+        let sack = try #require(packet)
+        guard case .sack(let fields)? = sack.chunks.first else {
+            Issue.record("no SACK first: \(sack.chunks)")
+            return
+        }
+        #expect(fields.gapBlocks == [SCTPChunkModel.GapBlock(start: 2, end: 2)])
+        #expect(!pair.sides[1].gapReportDue, "reported")
+        pair.sides[1].handleChunks([data(1, ssn: 1)], verificationTag: receiver, now: pair.now)
+        #expect(!pair.sides[1].gapReportDue, "the gap closed")
+    }
+}

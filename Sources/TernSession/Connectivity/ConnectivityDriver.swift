@@ -54,20 +54,20 @@ public struct ConnectedPath: Sendable, Equatable {
     /// The peer's `a=max-message-size` (RFC 8841 §6), if it gave one.
     public var remoteMaxMessageSize: UInt64?
 
-    /// The MTU of the interface the local end sends from, when known.
-    public var localInterfaceMTU: Int?
+    /// The MTU of the route towards the peer, when known (direct pairs).
+    public var routeMTU: Int?
 
     /// True when either end of the pair is a TURN relay.
     public var isRelayed: Bool { pair.local.type == .relayed || pair.remote.type == .relayed }
 
     /// The largest datagram worth probing for on this pair (the layers above
     /// start at 1200 bytes and probe up to it): an Ethernet MTU of 1500, or
-    /// the local interface's if smaller (a VPN's, say: larger datagrams would
-    /// be fragmented before they leave), less the IP and UDP headers, less
+    /// the route's if smaller (a VPN's, say: larger datagrams would be
+    /// fragmented before they leave), less the IP and UDP headers, less
     /// room for TURN framing (a Send indication's header and attributes)
     /// when relayed.
     public var maximumDatagramSize: Int {
-        var size = min(1500, localInterfaceMTU ?? 1500)
+        var size = min(1500, routeMTU ?? 1500)
         switch pair.remote.address.family {
         case .ipv4: size -= 20 + 8
         case .ipv6: size -= 40 + 8
@@ -109,8 +109,6 @@ public final class ConnectivityDriver: @unchecked Sendable {
     private var dualStack = false
     private var localPort: UInt16 = 0
     private var hostBases: [STUNAddress] = []
-    /// The interface each host candidate's address belongs to.
-    private var hostInterfaces: [STUNAddress: String] = [:]
     private var turns: [TURNSlot] = []
     private lazy var timer = LoopTimer(loop: loop, origin: startedAt)
     private var pumping = false
@@ -441,7 +439,6 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 do {
                     try agent.addHostCandidate(base, now: now)
                     hostBases.append(base)
-                    hostInterfaces[base] = local.interface
                 } catch {
                     logger.debug("host candidate skipped", metadata: ["address": "\(base)", "reason": "\(error.reason)"])
                 }
@@ -780,13 +777,14 @@ public final class ConnectivityDriver: @unchecked Sendable {
             logger.debug("selected pair", metadata: ["pair": "\(pair)", "at_ms": "\(milliseconds(now()))"])
             let relayTransport = turns.first { $0.relayed == pair.localBase }?.uri.transport
             selected = ConnectedPath(pair: pair, roundTrip: agent.selectedRoundTrip, relayTransport: relayTransport)
-            selected?.localInterfaceMTU = hostInterfaces[pair.localBase].flatMap(LocalAddresses.mtu(ofInterface:))
             if turns.contains(where: { $0.relayed == pair.localBase }) {
                 directPeer = nil
                 segmentOffload = false
             } else {
                 directPeer = SocketAddressConversion.socketAddress(pair.remote.address, dualStack: dualStack).map { ($0, pair.remote.address) }
                 segmentOffload = directPeer.map { SegmentationOffload.works(towards: $0.socket) } ?? false
+                // Asked in the peer's own family (the socket may be dual-stack).
+                selected?.routeMTU = SocketAddressConversion.socketAddress(pair.remote.address, dualStack: false).flatMap(RouteMTU.towards)
                 logger.debug("data path", metadata: ["segmentation_offload": "\(segmentOffload)"])
             }
             if !signalledConnected {

@@ -288,12 +288,17 @@ public final class SecureChannels: @unchecked Sendable {
         // A batch can hold a whole window (GRO reads of up to 2 MiB): answer
         // within it, or the sender idles while this side works through the
         // batch, and this side idles while the sender refills the window.
+        // A gap is reported at once (it drives the sender's fast retransmit).
         datagramsSincePump += 1
-        if datagramsSincePump >= Self.datagramsPerPump { pump() }
+        if datagramsSincePump >= Self.datagramsPerPump || endpoint?.gapReportDue == true { pump() }
     }
 
-    /// Datagrams handled before a pump (SACKs, window updates) within one read batch.
-    static let datagramsPerPump = 16
+    /// Datagrams handled before a pump (SACKs, window updates) within one
+    /// read batch. 32 rather than 16 (measured, 1 GiB in the lab, runs
+    /// alternated): the receiving side used 4–6% less CPU and the transfer
+    /// ran 2–8% faster in four pairs of four; with gaps reported at once, in
+    /// two pairs of three.
+    static let datagramsPerPump = 32
     private var datagramsSincePump = 0
 
     private func pump() {
