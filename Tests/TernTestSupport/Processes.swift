@@ -82,9 +82,105 @@ func markCloseOnExec(_ pipe: Pipe) {
 /// inherit a pipe in the moment before it is marked close-on-exec.
 private let spawnLock = NSLock()
 
+/// A child started with posix_spawn. Not Foundation's Process: on Linux its
+/// spawn walks every descriptor this process has open to close each in the
+/// child, and it crashed there (a bad read in memcpy) in a CI run while the
+/// parallel tests held some 1,300 descriptors. Here the child keeps only
+/// 0, 1 and 2: everything else this process opens is close-on-exec (pipes
+/// are marked so; SwiftNIO's and OpenSSL's sockets are created so).
+public final class ChildProcess: @unchecked Sendable {
+    public let processIdentifier: Int32
+    private let lock = NSLock()
+    private var status: Int32?
+
+    init(executable: String, arguments: [String], environment: [String: String], directory: String,
+         stdin: Int32, stdout: Int32, stderr: Int32) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        // glibc 2.29+ has it, but Swift's Glibc module does not declare it.
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np") else {
+            throw NSError(domain: NSPOSIXErrorDomain, code: Int(ENOSYS), userInfo: [NSFilePathErrorKey: executable])
+        }
+        typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+        let addChdir = unsafeBitCast(symbol, to: AddChdir.self)
+        guard addChdir(&actions, directory) == 0 else {
+            throw NSError(domain: NSPOSIXErrorDomain, code: Int(EINVAL), userInfo: [NSFilePathErrorKey: directory])
+        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Default signal handling and an empty mask in the child, in a
+        // process group of its own (as Foundation's Process does).
+        var all = sigset_t(), none = sigset_t()
+        sigfillset(&all)
+        sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard result == 0 else {
+            throw NSError(domain: NSPOSIXErrorDomain, code: Int(result), userInfo: [NSFilePathErrorKey: executable])
+        }
+        processIdentifier = pid
+    }
+
+    /// Reaps the child if it has exited (once; later calls keep the status).
+    private func reap() {
+        guard status == nil else { return }
+        var raw: Int32 = 0
+        guard waitpid(processIdentifier, &raw, WNOHANG) == processIdentifier else { return }
+        // The exit code, or the number of the signal that ended it.
+        status = raw & 0x7f == 0 ? (raw >> 8) & 0xff : raw & 0x7f
+    }
+
+    public var isRunning: Bool {
+        lock.withLock {
+            reap()
+            return status == nil
+        }
+    }
+
+    /// The exit code, or the signal's number if a signal ended the child.
+    public var terminationStatus: Int32 {
+        lock.withLock {
+            reap()
+            return status ?? -1
+        }
+    }
+
+    public func terminate() {
+        if isRunning { kill(processIdentifier, SIGTERM) }
+    }
+
+    /// A child still running when its owner goes: SIGTERM, then SIGKILL
+    /// after two seconds, and reaped, on a thread of its own.
+    func stopInBackground() {
+        guard isRunning else { return }
+        kill(processIdentifier, SIGTERM)
+        Thread.detachNewThread { [self] in
+            let deadline = Date().addingTimeInterval(2)
+            while isRunning && Date() < deadline { usleep(10_000) }
+            if isRunning { kill(processIdentifier, SIGKILL) }
+            while isRunning { usleep(10_000) }
+        }
+    }
+}
+
 /// A running `tern` (or other) process with its output collected.
 public final class RunningProcess: @unchecked Sendable {
-    public let process = Process()
+    public let process: ChildProcess
     public let stdout: PipeCollector
     public let stderr: PipeCollector
     public let stdin: Pipe
@@ -100,20 +196,21 @@ public final class RunningProcess: @unchecked Sendable {
         stderr = PipeCollector()
         stdin = Pipe()
         markCloseOnExec(stdin)
-        process.executableURL = executable
-        process.arguments = arguments
         workingDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-cwd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: workingDirectory, withIntermediateDirectories: true)
-        process.currentDirectoryURL = workingDirectory
         var env = ProcessInfo.processInfo.environment
         for key in ["TERN_CODE", "TERN_RELAY", "TERN_TURN_SECRET"] { env[key] = nil }
         env.merge(environment) { $1 }
-        process.environment = env
-        process.standardOutput = stdout.pipe
-        process.standardError = stderr.pipe
-        process.standardInput = stdin
         commandLine = ([executable.lastPathComponent] + arguments).joined(separator: " ")
-        try process.run()
+        process = try ChildProcess(
+            executable: executable.path, arguments: arguments, environment: env, directory: workingDirectory.path,
+            stdin: stdin.fileHandleForReading.fileDescriptor, stdout: stdout.pipe.fileHandleForWriting.fileDescriptor,
+            stderr: stderr.pipe.fileHandleForWriting.fileDescriptor)
+        // The child has its copies: this process's go, once, through their
+        // handles (so nothing closes those numbers again once reused).
+        try? stdin.fileHandleForReading.close()
+        try? stdout.pipe.fileHandleForWriting.close()
+        try? stderr.pipe.fileHandleForWriting.close()
         stdout.startReading()
         stderr.startReading()
     }
@@ -139,9 +236,9 @@ public final class RunningProcess: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(10))
         }
         // Let the readers drain what is left in the pipes, up to their end.
-        // (Process.run() already closed this process's copies of the write
-        // ends; closing them again here would close whatever descriptor
-        // reused those numbers, another test's pipe.)
+        // (init already closed this process's copies of the write ends;
+        // closing them again here would close whatever descriptor reused
+        // those numbers, another test's pipe.)
         let drained = Date().addingTimeInterval(5)
         while !(stdout.atEnd && stderr.atEnd) && Date() < drained {
             try await Task.sleep(for: .milliseconds(5))
@@ -167,7 +264,7 @@ public final class RunningProcess: @unchecked Sendable {
     }
 
     deinit {
-        if process.isRunning { process.terminate() }
+        process.stopInBackground()
         try? FileManager.default.removeItem(at: workingDirectory)
     }
 }
