@@ -148,9 +148,10 @@ final class ScratchDirectory {
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// The names in a directory, sorted, without `.` and `..`.
+    /// The names in a directory, sorted, without `.` and `..`. A directory
+    /// that cannot be opened gives one name saying so, never an empty list.
     static func names(in directory: String) -> [String] {
-        guard let stream = opendir(directory) else { return [] }
+        guard let stream = opendir(directory) else { return ["<cannot open \(directory)>"] }
         defer { closedir(stream) }
         var names: [String] = []
         while let entry = readdir(stream) {

@@ -39,18 +39,7 @@ private final class Scratch {
     }
 
     /// The names in a directory, sorted, without `.` and `..`.
-    func listing(_ dir: String) -> [String] {
-        guard let stream = opendir(dir) else { return ["<cannot open \(dir)>"] }
-        defer { closedir(stream) }
-        var names: [String] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
-    }
+    func listing(_ dir: String) -> [String] { ScratchDirectory.names(in: dir) }
 
     func write(_ text: String, to path: String) throws {
         let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
