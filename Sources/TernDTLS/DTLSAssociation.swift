@@ -370,17 +370,18 @@ public final class DTLSAssociation {
     /// Encrypts `bytes` as one record; the datagram is then in
     /// `pollTransmit()`. At most `maximumPayload` bytes (RFC 6347 §4.1.1: a
     /// record does not span datagrams, and this module does not fragment).
-    /// A `probe` (a path MTU probe from the layer above) may be larger than
+    /// An `oversized` record (a path MTU probe from the layer above, or a
+    /// packet cut before the path MTU went down) may be larger than
     /// `maximumPayload`, up to the largest datagram; it goes out alone.
-    public func write(_ bytes: some Collection<UInt8>, probe: Bool = false) throws(DTLSError) {
+    public func write(_ bytes: some Collection<UInt8>, oversized: Bool = false) throws(DTLSError) {
         guard case .connected(let established) = state else { throw .notConnected }
         let count = bytes.count
-        let limit = probe ? DTLSRecordFraming.maximumDatagramLength - recordOverhead(established) : established.maximumPayload
+        let limit = oversized ? DTLSRecordFraming.maximumDatagramLength - recordOverhead(established) : established.maximumPayload
         guard count <= limit else {
             throw .payloadTooLarge(size: count, maximum: limit)
         }
         guard count > 0 else { return }
-        if probe { flushOutbound() }
+        if oversized { flushOutbound() }
         let ssl = self.ssl
         clearErrorQueue()
         let written = bytes.withContiguousStorageIfAvailable { buffer in
@@ -393,7 +394,7 @@ public final class DTLSAssociation {
             fail(error)
             throw error
         }
-        flushOutbound(mtu: probe ? DTLSRecordFraming.maximumDatagramLength : pathMTU)
+        flushOutbound(mtu: oversized ? DTLSRecordFraming.maximumDatagramLength : pathMTU)
     }
 
     /// Datagrams of up to `mtu` bytes from now on (after the layer above

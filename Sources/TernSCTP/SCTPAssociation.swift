@@ -91,9 +91,11 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         public var verificationTag: UInt32
         public var chunks: [SCTPChunkModel]
         public var zeroChecksum: Bool
-        /// A path MTU probe: larger than `pathMTU`, and the layer below
-        /// must let it through as one datagram (or drop it).
+        /// A path MTU probe.
         public var isProbe = false
+        /// Larger than `pathMTU` (a probe, or a chunk cut before the path
+        /// MTU went down): the layer below must send it as it is, alone.
+        public var exceedsPathMTU = false
     }
 
     public let configuration: Configuration
@@ -560,11 +562,10 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     static var probeInfoLength: Int { 12 }
 
     private mutating func receiveProbeAck(_ info: [UInt8]) {
-        guard var search = mtuSearch, let outstanding = search.outstanding else { return }
+        guard let outstanding = mtuSearch?.outstanding else { return }
         let nonce = info.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         let size = info.suffix(4).reduce(0) { $0 << 8 | Int($1) }
         guard nonce == outstanding.nonce, size == outstanding.size else { return }
-        search.outstanding = nil
         mtuSearch = nil  // candidates go from the largest down: this is the best
         statistics.mtuProbes += 1
         if size > pathMTU {
@@ -592,7 +593,9 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         search.attempts += 1
         mtuSearch = search
         statistics.packetsSent += 1
-        return Packet(verificationTag: peerTag, chunks: [heartbeat, .padding(length: padding)], zeroChecksum: false, isProbe: true)
+        return Packet(
+            verificationTag: peerTag, chunks: [heartbeat, .padding(length: padding)], zeroChecksum: false, isProbe: true,
+            exceedsPathMTU: true)
     }
 
     /// An unanswered probe: once more, then the next smaller candidate.
@@ -864,7 +867,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         guard !chunks.isEmpty else { return nil }
         statistics.packetsSent += 1
         lastSendAt = now
-        return Packet(verificationTag: tag, chunks: chunks, zeroChecksum: peerZeroChecksum && tag != 0)
+        return Packet(verificationTag: tag, chunks: chunks, zeroChecksum: peerZeroChecksum && tag != 0, exceedsPathMTU: room < 0)
     }
 
     private mutating func appendData(_ chunks: inout [SCTPChunkModel], room: inout Int, now: Duration) {
@@ -879,7 +882,11 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         // (cwnd = 1 MTU then), at once for fast retransmit (§7.2.4 step 3).
         while room > 16 + 4 {
             guard retransmissions.flightSize < congestion.congestionWindow || retransmissions.inFastRecovery else { break }
-            guard let item = retransmissions.nextRetransmission(now: now, room: room) else { break }
+            // A chunk cut before the path MTU went down (see advanceTime)
+            // cannot be recut: it goes alone in a packet of its own size,
+            // left to the host to fragment. Room below zero marks that.
+            let alone = chunks.isEmpty
+            guard let item = retransmissions.nextRetransmission(now: now, room: alone ? .max : room) else { break }
             let chunk = SCTPChunkModel.data(item.fragment)
             chunks.append(chunk)
             room -= Self.size(of: chunk)

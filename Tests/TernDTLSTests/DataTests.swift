@@ -81,7 +81,7 @@ struct DataTests {
         let probe = [UInt8](repeating: 7, count: maximum + 235)
         // A small record queued before the probe keeps a datagram of its own.
         try pair.client.write([1, 2, 3])
-        try pair.client.write(probe, probe: true)
+        try pair.client.write(probe, oversized: true)
         let first = try #require(pair.client.pollTransmit())
         let second = try #require(pair.client.pollTransmit())
         #expect(first.count < 100)

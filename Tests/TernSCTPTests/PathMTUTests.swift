@@ -22,13 +22,11 @@ struct PathMTUTests {
     /// until they all arrived and side 0's search ended (probes wait out a
     /// retransmission timeout each; data keeps flowing meanwhile); checks
     /// every byte.
-    static func transfer(_ pair: inout Pair, count: Int, size: Int) throws {
+    static func transfer(_ pair: inout Pair, count: Int, size: Int) {
         pair.sides[0].connect(now: pair.now)
         pair.run(until: .seconds(5)) { $0.bothEstablished }
         #expect(pair.bothEstablished)
-        for index in 0..<count {
-            try pair.sides[0].send(stream: 1, ppid: 53, payload: message(index, size: size), now: pair.now)
-        }
+        pair.sendFromFirst((0..<count).map { message($0, size: size) })
         pair.run(until: pair.now + .seconds(120)) { $0.received[1].count == count && !$0.sides[0].isProbingPathMTU }
         #expect(pair.received[1].count == count)
         for (index, received) in pair.received[1].enumerated() {
@@ -39,9 +37,9 @@ struct PathMTUTests {
     static func probeSizes(_ pair: Pair) -> [Int] { pair.delivered.filter(\.probe).map(\.size) }
     static func droppedForSize(_ pair: Pair) -> Int { pair.delivered.filter(\.dropped).count }
 
-    @Test func theLargestCandidateIsTakenWhenThePathCarriesIt() throws {
+    @Test func theLargestCandidateIsTakenWhenThePathCarriesIt() {
         var pair = Self.pair(seed: 1, linkLimit: 1500)
-        try Self.transfer(&pair, count: 40, size: 64 * 1024)
+        Self.transfer(&pair, count: 40, size: 64 * 1024)
         #expect(pair.sides[0].pathMTU == 1432)
         #expect(pair.sides[0].statistics.mtuProbes == 1)
         #expect(Self.probeSizes(pair) == [1432], "one probe, exactly the candidate's size on the wire")
@@ -51,10 +49,10 @@ struct PathMTUTests {
         #expect(data.max() == 1432)
     }
 
-    @Test func aSmallerPathSettlesOnTheLargestCandidateThatGetsThrough() throws {
+    @Test func aSmallerPathSettlesOnTheLargestCandidateThatGetsThrough() {
         // Candidates for 1163...1432: 1432, 1412, 1372, 1292.
         var pair = Self.pair(seed: 2, linkLimit: 1400)
-        try Self.transfer(&pair, count: 40, size: 64 * 1024)
+        Self.transfer(&pair, count: 40, size: 64 * 1024)
         #expect(pair.sides[0].pathMTU == 1372)
         #expect(Self.probeSizes(pair) == [1432, 1432, 1412, 1412, 1372], "each failing size is probed twice")
         #expect(pair.sides[0].statistics.retransmittedChunks == 0, "a lost probe is not a lost DATA chunk")
@@ -62,9 +60,9 @@ struct PathMTUTests {
         #expect(Self.droppedForSize(pair) == 4, "only the failed probes were too large")
     }
 
-    @Test func aPathAtTheBaseMTUKeepsItAndLosesNothing() throws {
+    @Test func aPathAtTheBaseMTUKeepsItAndLosesNothing() {
         var pair = Self.pair(seed: 3, linkLimit: 1200)
-        try Self.transfer(&pair, count: 20, size: 64 * 1024)
+        Self.transfer(&pair, count: 20, size: 64 * 1024)
         #expect(pair.sides[0].pathMTU == 1163)
         #expect(Self.probeSizes(pair) == [1432, 1432, 1412, 1412, 1372, 1372, 1292, 1292])
         #expect(pair.sides[0].statistics.mtuProbes == 0)
@@ -72,9 +70,9 @@ struct PathMTUTests {
         #expect(Self.droppedForSize(pair) == 8)
     }
 
-    @Test func withoutAMaximumThereIsNoProbe() throws {
+    @Test func withoutAMaximumThereIsNoProbe() {
         var pair = Self.pair(seed: 4, linkLimit: 1500, maximumMTU: nil)
-        try Self.transfer(&pair, count: 4, size: 16 * 1024)
+        Self.transfer(&pair, count: 4, size: 16 * 1024)
         #expect(Self.probeSizes(pair).isEmpty)
         #expect(pair.sides[0].pathMTU == 1163)
     }
@@ -86,7 +84,7 @@ struct PathMTUTests {
         #expect(Association.MTUSearch.candidates(base: 1163, maximum: 1000).isEmpty)
     }
 
-    @Test func anAnswerToAStaleProbeIsIgnored() throws {
+    @Test func anAnswerToAStaleProbeIsIgnored() {
         var pair = Self.pair(seed: 5, linkLimit: 1200)  // the real probes go unanswered
         pair.sides[0].connect(now: pair.now)
         pair.run(until: .seconds(5)) { $0.bothEstablished }
@@ -138,5 +136,34 @@ struct GapReportTests {
         #expect(!pair.sides[1].gapReportDue, "reported")
         pair.sides[1].handleChunks([data(1, ssn: 1)], verificationTag: receiver, now: pair.now)
         #expect(!pair.sides[1].gapReportDue, "the gap closed")
+    }
+}
+
+/// The path MTU goes down after it went up (RFC 8899 §4.3's black hole).
+struct PathMTUBlackHoleTests {
+    @Test func newDataGoesBackToTheBaseSizeAndLargerChunksStillGoAloneUntilThePathCarriesThem() {
+        var pair = PathMTUTests.pair(seed: 12, linkLimit: 1500)
+        pair.sides[0].connect(now: pair.now)
+        pair.run(until: .seconds(5)) { $0.bothEstablished }
+        pair.run(until: .seconds(30)) { !$0.sides[0].isProbingPathMTU }
+        #expect(pair.sides[0].pathMTU == 1432)
+        // The path shrinks while 64 KiB messages are in flight.
+        let sent = (0..<16).map { PathMTUTests.message($0, size: 64 * 1024) }
+        pair.sendFromFirst(sent)
+        pair.pump()
+        pair.linkLimit = 1200
+        pair.run(until: pair.now + .seconds(60)) { $0.sides[0].pathMTU < 1432 }
+        #expect(pair.sides[0].pathMTU == 1163, "two timeouts in a row: back to the base size")
+        let before = pair.delivered.count
+        // Still unable to carry the large chunks: they keep being resent,
+        // alone and at their size, rather than never again.
+        pair.run(until: pair.now + .seconds(10))
+        let resentLarge = pair.delivered[before...].filter { !$0.probe && $0.size > 1200 }
+        #expect(!resentLarge.isEmpty && resentLarge.allSatisfy(\.dropped))
+        // The host fragments them (here: the path carries them again); all arrives.
+        pair.linkLimit = 1500
+        pair.run(until: pair.now + .seconds(120)) { $0.received[1].count == sent.count }
+        #expect(pair.received[1].map(\.payload) == sent)
+        #expect(pair.sides[0].state == .established)
     }
 }

@@ -372,7 +372,7 @@ public final class SecureChannels: @unchecked Sendable {
         do {
             try SCTPWire.encode(
                 verificationTag: packet.verificationTag, chunks: packet.chunks, zeroChecksum: packet.zeroChecksum, into: &packetBuffer)
-            try dtls.write(packetBuffer, probe: packet.isProbe)
+            try dtls.write(packetBuffer, oversized: packet.exceedsPathMTU)
         } catch {
             // The association builds packets within the DTLS payload limit; a
             // packet that does not fit would be retransmitted forever.
