@@ -288,7 +288,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// Our advertised receive window: what is left after buffered and unread data.
     /// True when the SACK due reports a gap: it should not wait for the rest
     /// of a read batch.
-    public var gapReportDue: Bool { tracker.map { $0.sackDue && $0.hasGaps } ?? false }
+    /// (Asked per datagram: read in place, without copying the tracker.)
+    public var gapReportDue: Bool { tracker?.sackDue == true && tracker?.hasGaps == true }
 
     public var advertisedReceiveWindow: UInt32 {
         UInt32(clamping: max(0, configuration.receiveWindow - bufferedBytes))
