@@ -170,7 +170,8 @@ public final class DTLSAssociation {
     /// When OpenSSL's retransmission timer runs out, on the driver's clock.
     private var timerDeadline: Duration?
 
-    private var ssl: OpaquePointer { connection.pointer }
+    /// The OpenSSL connection (internal: the record keys are read from it).
+    var ssl: OpaquePointer { connection.pointer }
 
     public init(configuration: Configuration) throws(DTLSError) {
         try configuration.validate()

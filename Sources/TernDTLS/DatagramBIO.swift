@@ -105,14 +105,18 @@ private func datagramWrite(_ bio: OpaquePointer?, _ data: UnsafePointer<CChar>?,
 }
 
 private func datagramRead(_ bio: OpaquePointer?, _ buffer: UnsafeMutablePointer<CChar>?, _ length: Int32) -> Int32 {
-    guard let bio, let pipe = DatagramPipe.from(bio: bio) else { return -1 }
+    guard let bio, let opaque = BIO_get_data(bio) else { return -1 }
     BIO_clear_flags(bio, retryFlags)
-    guard let datagram = pipe.inbound else {
+    // Without a retain and release, as in datagramWrite.
+    let taken = Unmanaged<DatagramPipe>.fromOpaque(opaque)._withUnsafeGuaranteedRef { pipe -> UnsafeRawBufferPointer? in
+        defer { pipe.inbound = nil }
+        return pipe.inbound
+    }
+    guard let datagram = taken else {
         // Nothing now; OpenSSL returns SSL_ERROR_WANT_READ.
         BIO_set_flags(bio, Int32(BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY))
         return -1
     }
-    pipe.inbound = nil
     guard let buffer, length > 0 else { return 0 }
     // Should OpenSSL offer less room than the datagram holds, the rest is
     // lost, as with recvfrom. It does not: its DTLS read buffer is larger

@@ -361,9 +361,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
                 if type & 0x80 == 0 { break chunkLoop }
             }
         }
-        if sawData, var tracker {
-            tracker.packetWithDataReceived(now: now)
-            self.tracker = tracker
+        if sawData, tracker != nil {
+            tracker?.packetWithDataReceived(now: now)
             processDeferredResets()
         }
     }
@@ -483,23 +482,22 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     // MARK: - Data (RFC 9260 §6)
 
     private mutating func receiveData(_ fragment: SCTPFragment) {
-        guard var tracker, state == .established || state == .shutdownPending || state == .shutdownSent else { return drop() }
+        // The tracker is used in place (optional chaining), never copied: a
+        // copy costs a retain and release of its arrays per DATA chunk, and
+        // a copy-on-write of them when there are gaps.
+        guard let next = tracker?.cumulativeTSN.next,
+              state == .established || state == .shutdownPending || state == .shutdownSent
+        else { return drop() }
         // §6.2: data beyond our window is dropped, unless it is the next TSN
         // in order (which lets whole messages out and frees space).
-        if bufferedBytes + fragment.payload.count > configuration.receiveWindow && fragment.tsn != tracker.cumulativeTSN.next {
+        if bufferedBytes + fragment.payload.count > configuration.receiveWindow && fragment.tsn != next {
             droppedChunks += 1
-            self.tracker = tracker
             return
         }
-        switch tracker.observe(fragment.tsn) {
-        case .new:
-            self.tracker = tracker
-            reassembly.add(fragment)
-            if reassembly.oversizedMessages > 0 {
-                abort(reason: "a message larger than the max-message-size")
-            }
-        case .duplicate, .outOfWindow:
-            self.tracker = tracker
+        guard tracker?.observe(fragment.tsn) == .new else { return }
+        reassembly.add(fragment)
+        if reassembly.oversizedMessages > 0 {
+            abort(reason: "a message larger than the max-message-size")
         }
     }
 
@@ -535,9 +533,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     }
 
     private mutating func receiveForwardTSN(_ cumulative: TSN, streams: [SCTPChunkModel.ForwardedStream]) {
-        guard var tracker, state == .established || state == .shutdownPending || state == .shutdownSent else { return drop() }
-        tracker.forward(to: cumulative)
-        self.tracker = tracker
+        guard tracker != nil, state == .established || state == .shutdownPending || state == .shutdownSent else { return drop() }
+        tracker?.forward(to: cumulative)
         reassembly.forward(to: cumulative, skipping: streams.map { (stream: $0.stream, ssn: $0.ssn) })
     }
 
@@ -656,7 +653,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     }
 
     private mutating func processDeferredResets() {
-        guard let tracker, !deferredIncomingResets.isEmpty else { return }
+        guard !deferredIncomingResets.isEmpty, let tracker else { return }
         var remaining: [(request: UInt32, lastTSN: TSN, streams: [UInt16])] = []
         for deferred in deferredIncomingResets {
             if !(tracker.cumulativeTSN < deferred.lastTSN) {
@@ -789,10 +786,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             }
             shutdownTimer = (now + rto.value, timer.attempts + 1)
         }
-        if var tracker {
-            tracker.advanceTime(now: now)
-            self.tracker = tracker
-        }
+        tracker?.advanceTime(now: now)
         probeTimedOut(now: now)
         if let inFlight = resetInFlight, now >= inFlight.deadline {
             resetInFlight = nil
@@ -834,14 +828,12 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         }
         if mtuSearch != nil, let probe = pollProbe(now: now) { return probe }
         let tag = peerTag
-        if let tracker, tracker.sackDue || windowUpdateDue, state != .closed {
-            var sackTracker = tracker
+        if let cumulative = tracker?.cumulativeTSN, tracker?.sackDue == true || windowUpdateDue, state != .closed {
             let sack = SCTPChunkModel.sack(SCTPChunkModel.SACKFields(
-                cumulativeTSN: sackTracker.cumulativeTSN, receiveWindow: advertisedReceiveWindow,
-                gapBlocks: sackTracker.gapBlocks.prefix(64).map { SCTPChunkModel.GapBlock(start: $0.start, end: $0.end) },
-                duplicates: sackTracker.takeDuplicates()))
-            sackTracker.sackSent()
-            self.tracker = sackTracker
+                cumulativeTSN: cumulative, receiveWindow: advertisedReceiveWindow,
+                gapBlocks: (tracker?.gapBlocks ?? []).prefix(64).map { SCTPChunkModel.GapBlock(start: $0.start, end: $0.end) },
+                duplicates: tracker?.takeDuplicates() ?? []))
+            tracker?.sackSent()
             lastAdvertisedWindow = advertisedReceiveWindow
             chunks.append(sack)
             room -= Self.size(of: sack)

@@ -17,8 +17,46 @@ public enum SCTPWire {
     /// `decode(_:)` for bytes that are part of a larger buffer (a DTLS
     /// record in the association's read buffer): no copy first.
     public static func decode(_ bytes: ArraySlice<UInt8>, acceptZeroChecksum: Bool = true) -> Incoming? {
+        if let incoming = decodeData(bytes, acceptZeroChecksum: acceptZeroChecksum) { return incoming }
         guard let packet = try? SCTPPacket.decode(bytes, acceptZeroChecksum: acceptZeroChecksum) else { return nil }
         return Incoming(verificationTag: packet.verificationTag, chunks: packet.chunks.map(model))
+    }
+
+    /// The receiving data path: a packet of DATA chunks only, nearly every
+    /// packet a receiver gets, read straight into the association's values
+    /// (no `SCTPChunk` values and no second array in between). It applies
+    /// the checks `SCTPPacket.decode` applies to such a packet: the length
+    /// limits, the checksum, each chunk's length and padding, the chunk
+    /// count. Nil for anything else, well-formed or not: the general
+    /// decoder then decides (a test holds the two to the same answers).
+    static func decodeData(_ bytes: ArraySlice<UInt8>, acceptZeroChecksum: Bool) -> Incoming? {
+        let limits = SCTPLimits.default
+        let headerLength = SCTPPacket.headerLength
+        guard bytes.count >= headerLength + 4, bytes.count <= limits.maximumPacketLength,
+              bytes.u8(at: headerLength) == SCTPChunkType.data.rawValue
+        else { return nil }
+        var chunks: [SCTPChunkModel] = []
+        var offset = headerLength
+        while offset < bytes.count {
+            guard chunks.count < limits.maximumChunksPerPacket, bytes.count - offset >= 4,
+                  bytes.u8(at: offset) == SCTPChunkType.data.rawValue
+            else { return nil }
+            let length = Int(bytes.u16(at: offset + 2))
+            guard length >= SCTPDataChunk.headerLength, paddedToFour(length) <= bytes.count - offset else { return nil }
+            let flags = SCTPDataChunk.Flags(rawValue: bytes.u8(at: offset + 1))
+            chunks.append(.data(SCTPFragment(
+                tsn: TSN(bytes.u32(at: offset + 4)), stream: bytes.u16(at: offset + 8), ssn: SSN(bytes.u16(at: offset + 10)),
+                ppid: bytes.u32(at: offset + 12), unordered: flags.contains(.unordered), beginning: flags.contains(.beginning),
+                ending: flags.contains(.end), payload: bytes.bytes(at: offset + SCTPDataChunk.headerLength, count: length - SCTPDataChunk.headerLength))))
+            offset += paddedToFour(length)
+        }
+        // DATA never needs a real checksum where a zero one is accepted
+        // (RFC 9653 §5.3 asks it of INIT and COOKIE ECHO only).
+        let received = SCTPPacket.receivedChecksum(bytes)
+        if !(acceptZeroChecksum && received == 0) {
+            guard SCTPPacket.checksum(of: bytes) == received else { return nil }
+        }
+        return Incoming(verificationTag: bytes.u32(at: 4), chunks: chunks)
     }
 
     public static func decode(_ bytes: [UInt8], acceptZeroChecksum: Bool = true) -> Incoming? {

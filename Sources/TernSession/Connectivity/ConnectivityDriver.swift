@@ -502,7 +502,37 @@ public final class ConnectivityDriver: @unchecked Sendable {
     /// A read from the socket: one datagram, or with GRO a run of datagrams
     /// of `segmentSize` bytes each (the last may be shorter).
     fileprivate func readArrived(_ envelope: AddressedEnvelope<ByteBuffer>) {
-        guard let segment = envelope.metadata?.segmentSize, segment > 0, envelope.data.readableBytes > segment else {
+        let segment = envelope.metadata?.segmentSize ?? 0
+        // The data path: DTLS from the selected pair's remote address, one
+        // datagram or a GRO aggregate of them, handed up as views of the read
+        // buffer. The address is compared once per read, and no envelope is
+        // made per datagram (each would retain the buffer and the address).
+        if !closed, let peer = directPeer, let applicationHandler, envelope.remoteAddress == peer.socket {
+            let handled = envelope.data.withUnsafeReadableBytes { bytes -> Bool in
+                let step = segment > 0 ? segment : bytes.count
+                var offset = 0
+                while offset < bytes.count {
+                    let end = min(offset + step, bytes.count)
+                    guard PacketKind.classify(bytes[offset]) == .dtls else { break }
+                    applicationHandler(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
+                    offset = end
+                }
+                if offset < bytes.count, offset > 0 {
+                    // A datagram that is not DTLS in the aggregate: the rest
+                    // goes the general way (not expected from a peer).
+                    var rest = envelope.data
+                    rest.moveReaderIndex(forwardBy: offset)
+                    readSegments(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: rest, metadata: envelope.metadata), segment: segment)
+                }
+                return offset > 0
+            }
+            if handled { return }
+        }
+        readSegments(envelope, segment: segment)
+    }
+
+    private func readSegments(_ envelope: AddressedEnvelope<ByteBuffer>, segment: Int) {
+        guard segment > 0, envelope.data.readableBytes > segment else {
             datagramArrived(envelope)
             return
         }
@@ -515,12 +545,6 @@ public final class ConnectivityDriver: @unchecked Sendable {
     private func datagramArrived(_ envelope: AddressedEnvelope<ByteBuffer>) {
         guard !closed, let first = envelope.data.readableBytesView.first else {
             droppedDatagrams += 1
-            return
-        }
-        // The data path: DTLS from the selected pair's remote address, handed
-        // up without converting the address or copying the bytes.
-        if let peer = directPeer, let applicationHandler, PacketKind.classify(first) == .dtls, envelope.remoteAddress == peer.socket {
-            envelope.data.withUnsafeReadableBytes { applicationHandler($0) }
             return
         }
         guard let source = SocketAddressConversion.stunAddress(envelope.remoteAddress) else {

@@ -105,7 +105,11 @@ public final class SecureChannels: @unchecked Sendable {
                     driver.setPathLostHandler { [channels] reason in
                         channels.finish(.noPath(reason))
                     }
-                    channels.dtls.applicationDataHandler = { [weak channels] record in channels?.recordArrived(record) }
+                    // Unowned and unchecked: the association belongs to
+                    // `channels` and calls this only from inside
+                    // `handleDatagram`, which `channels` calls. A weak
+                    // reference cost an atomic load and a retain per record.
+                    channels.dtls.applicationDataHandler = { [unowned(unsafe) channels] record in channels.recordArrived(record) }
                     channels.dtls.start(now: channels.now())
                     channels.pump()
                 }
@@ -280,7 +284,10 @@ public final class SecureChannels: @unchecked Sendable {
     /// SCTP then wants to send goes out when the batch ends (`pump`), so a
     /// burst of 64 reads costs one round of polling, timers and flushing.
     private func datagramArrived(_ datagram: UnsafeRawBufferPointer) {
-        let now = self.now()
+        // One clock reading serves the datagrams up to the next pump (at
+        // most `datagramsPerPump`, read in one batch within microseconds).
+        let now = batchTime ?? self.now()
+        batchTime = now
         arrivalTime = now
         dtls.handleDatagram(bytes: datagram, now: now)
         arrivalTime = nil
@@ -300,10 +307,13 @@ public final class SecureChannels: @unchecked Sendable {
     /// two pairs of three.
     static let datagramsPerPump = 32
     private var datagramsSincePump = 0
+    /// The time of the batch of datagrams being read; cleared by `pump`.
+    private var batchTime: Duration?
 
     private func pump() {
         guard !pumping else { return }
         datagramsSincePump = 0
+        batchTime = nil
         pumping = true
         defer { pumping = false }
         let now = self.now()
