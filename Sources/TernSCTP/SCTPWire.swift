@@ -96,9 +96,9 @@ public enum SCTPWire {
             try wire.encode(into: &buffer, zeroChecksum: zeroChecksum)
             return
         }
-        buffer.appendBigEndian(port)
-        buffer.appendBigEndian(port)
-        buffer.appendBigEndian(verificationTag)
+        // Fields are gathered into 64-bit words and appended a word at a
+        // time: this runs once per packet sent.
+        buffer.appendBigEndian(UInt64(port) << 48 | UInt64(port) << 32 | UInt64(verificationTag))
         buffer.appendBigEndian(UInt32(0))  // checksum, set below
         for chunk in chunks {
             switch chunk {
@@ -114,13 +114,9 @@ public enum SCTPWire {
                 if fragment.beginning { flags |= SCTPDataChunk.Flags.beginning.rawValue }
                 if fragment.unordered { flags |= SCTPDataChunk.Flags.unordered.rawValue }
                 let start = buffer.count
-                buffer.append(SCTPChunkType.data.rawValue)
-                buffer.append(flags)
-                buffer.appendBigEndian(UInt16(length))
-                buffer.appendBigEndian(fragment.tsn.value)
-                buffer.appendBigEndian(fragment.stream)
-                buffer.appendBigEndian(fragment.ssn.value)
-                buffer.appendBigEndian(fragment.ppid)
+                buffer.appendBigEndian(
+                    UInt64(SCTPChunkType.data.rawValue) << 56 | UInt64(flags) << 48 | UInt64(length) << 32 | UInt64(fragment.tsn.value))
+                buffer.appendBigEndian(UInt64(fragment.stream) << 48 | UInt64(fragment.ssn.value) << 32 | UInt64(fragment.ppid))
                 buffer.append(contentsOf: fragment.payload)
                 buffer.padToFour(from: start)
             case .sack(let sack):
