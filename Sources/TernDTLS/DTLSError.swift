@@ -101,6 +101,8 @@ public enum DTLSError: Error, Hashable, Sendable, CustomStringConvertible {
 /// TLS AlertDescription names (RFC 5246 §7.2, RFC 5746 §4.1, RFC 7301 §3.2)
 /// for error reasons.
 enum DTLSAlert {
+    /// AlertLevel warning (RFC 5246 §7.2), which close_notify travels as.
+    static let warningLevel: UInt8 = 1
     static let closeNotify: UInt8 = 0
     static let badCertificate: UInt8 = 42
 

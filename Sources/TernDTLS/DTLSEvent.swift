@@ -59,6 +59,10 @@ public struct DTLSCounters: Hashable, Sendable {
     /// Records longer than the MTU that had to go alone in a datagram. Stays
     /// zero with this module's settings; a test checks it.
     public var oversizedDatagrams = 0
+    /// Application-data records dropped by the own record layer (see
+    /// DTLSAssociation): they did not authenticate, or replayed a sequence
+    /// number (RFC 6347 §4.1.2.6). OpenSSL drops such records without a count.
+    public var discardedRecords = 0
 
     public init() {}
 }

@@ -173,3 +173,11 @@ enum DTLSRecordFraming {
         return cursor
     }
 }
+
+/// DTLS 1.2 record content types (RFC 5246 §6.2.1, RFC 6347 §4.1).
+enum DTLSContentType {
+    static let changeCipherSpec: UInt8 = 20
+    static let alert: UInt8 = 21
+    static let handshake: UInt8 = 22
+    static let applicationData: UInt8 = 23
+}

@@ -253,6 +253,12 @@ public final class SecureChannels: @unchecked Sendable {
         (try? await loop.submit { self.dtls.pathMTU }.get()) ?? 0
     }
 
+    /// DTLS's record counters and whether application data is protected by
+    /// TernDTLS's own record layer (true once handed over from OpenSSL's).
+    public func recordLayer() async -> (own: Bool, counters: DTLSCounters) {
+        (try? await loop.submit { (self.dtls.ownsRecordLayer, self.dtls.counters) }.get()) ?? (false, DTLSCounters())
+    }
+
     /// Why the association ended, once it has (nil while it runs).
     public func endReason() async -> SessionError? {
         (try? await loop.submit { self.ended }.get()) ?? nil
