@@ -10,6 +10,8 @@ mkdir -p Fuzz/out
 
 build() {
   local name=$1; shift
+  # A failed build must not leave the last run's binary to be fuzzed.
+  rm -f "Fuzz/out/$name"
   swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name "Fuzz_${name//-/_}" \
     "Fuzz/$name.swift" "$@" -o "Fuzz/out/$name" 2>&1 | grep -v "ld.gold: warning: Cannot export local symbol" || true
   test -x "Fuzz/out/$name"
@@ -42,10 +44,9 @@ for target in $targets; do
       stun_library
       build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernTURN/*.swift Fuzz/out/libTernSTUN.a Fuzz/out/libTernCollections.a -lcrypto ;;
     sctp-packet)
-      # The codec only (the association's files need OpenSSL and are not fuzzed here).
-      build "$target" Sources/TernSCTP/Bytes.swift Sources/TernSCTP/CRC32C.swift Sources/TernSCTP/SCTPTypes.swift \
-        Sources/TernSCTP/SCTPParameter.swift Sources/TernSCTP/SCTPErrorCause.swift Sources/TernSCTP/SCTPChunk.swift \
-        Sources/TernSCTP/SCTPPacket.swift Sources/TernSCTP/SCTPError.swift ;;
+      # The whole module: the codec, and SCTPWire's data-path decoder checked against it.
+      collections_library
+      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernSCTP/*.swift Fuzz/out/libTernCollections.a -lcrypto ;;
     dcep) build "$target" Sources/TernDataChannel/DCEP.swift Sources/TernDataChannel/DataChannelError.swift ;;
     transfer-message)
       collections_library
