@@ -437,6 +437,18 @@ public final class DTLSAssociation {
     /// packet cut before the path MTU went down) may be larger than
     /// `maximumPayload`, up to the largest datagram; it goes out alone.
     public func write(_ bytes: some Collection<UInt8>, oversized: Bool = false) throws(DTLSError) {
+        let outcome = bytes.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(DTLSError) in try write(bytes: UnsafeRawBufferPointer(buffer), oversized: oversized) }
+        } ?? Array(bytes).withUnsafeBytes { buffer in
+            Result { () throws(DTLSError) in try write(bytes: buffer, oversized: oversized) }
+        }
+        try outcome.get()
+    }
+
+    /// `write(_:oversized:)` for bytes valid during the call: the data
+    /// path's form (not generic, so a caller in another module calls it
+    /// directly rather than through the unspecialized generic one).
+    public func write(bytes: UnsafeRawBufferPointer, oversized: Bool = false) throws(DTLSError) {
         guard case .connected(let established) = state else { throw .notConnected }
         let count = bytes.count
         let limit = oversized ? DTLSRecordFraming.maximumDatagramLength - recordOverhead(established) : established.maximumPayload
@@ -450,13 +462,8 @@ public final class DTLSAssociation {
             flushOutbound(mtu: oversized ? DTLSRecordFraming.maximumDatagramLength : pathMTU)
             return
         }
-        let ssl = self.ssl
         clearErrorQueue()
-        let written = bytes.withContiguousStorageIfAvailable { buffer in
-            SSL_write(ssl, buffer.baseAddress, Int32(count))
-        } ?? Array(bytes).withUnsafeBytes { buffer in
-            SSL_write(ssl, buffer.baseAddress, Int32(count))
-        }
+        let written = SSL_write(ssl, bytes.baseAddress, Int32(count))
         guard written == Int32(count) else {
             let error = DTLSError.internalFailure(OpenSSLErrorQueue.text(OpenSSLErrorQueue.drain(), fallback: "SSL_write failed"))
             fail(error)
@@ -774,22 +781,13 @@ public final class DTLSAssociation {
 
     /// Seals one record with the next sequence number and nonce into the
     /// outbound stream.
-    private func seal(type: UInt8, _ bytes: some Collection<UInt8>, layer: OwnRecordLayer) throws(DTLSError) {
-        let sealer = layer.sealer, sequence = layer.nextSequence, nonce = layer.nextExplicitNonce
-        let outcome = bytes.withContiguousStorageIfAvailable { buffer in
-            Result { () throws(DTLSError) in
-                try sealer.seal(
-                    type: type, epoch: OwnRecordLayer.epoch, sequence: sequence, explicitNonce: nonce,
-                    plaintext: UnsafeRawBufferPointer(buffer), appendingTo: &pipe.outbound)
-            }
-        } ?? Array(bytes).withUnsafeBytes { buffer in
-            Result { () throws(DTLSError) in
-                try sealer.seal(
-                    type: type, epoch: OwnRecordLayer.epoch, sequence: sequence, explicitNonce: nonce,
-                    plaintext: buffer, appendingTo: &pipe.outbound)
-            }
-        }
-        if case .failure(let error) = outcome {
+    private func seal(type: UInt8, _ bytes: UnsafeRawBufferPointer, layer: OwnRecordLayer) throws(DTLSError) {
+        let sequence = layer.nextSequence, nonce = layer.nextExplicitNonce
+        do {
+            try layer.sealer.seal(
+                type: type, epoch: OwnRecordLayer.epoch, sequence: sequence, explicitNonce: nonce,
+                plaintext: bytes, appendingTo: &pipe.outbound)
+        } catch {
             fail(error)
             throw error
         }
@@ -802,7 +800,8 @@ public final class DTLSAssociation {
     /// and the peer would drop its alert as a replay).
     private func sendCloseNotify() {
         if let records {
-            try? seal(type: DTLSContentType.alert, [DTLSAlert.warningLevel, DTLSAlert.closeNotify], layer: records)
+            let alert = [DTLSAlert.warningLevel, DTLSAlert.closeNotify]
+            alert.withUnsafeBytes { try? seal(type: DTLSContentType.alert, $0, layer: records) }
             return
         }
         ERR_clear_error()

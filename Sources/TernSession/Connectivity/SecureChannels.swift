@@ -388,13 +388,23 @@ public final class SecureChannels: @unchecked Sendable {
         do {
             try SCTPWire.encode(
                 verificationTag: packet.verificationTag, chunks: packet.chunks, zeroChecksum: packet.zeroChecksum, into: &packetBuffer)
-            try dtls.write(packetBuffer, oversized: packet.exceedsPathMTU)
         } catch {
-            // The association builds packets within the DTLS payload limit; a
-            // packet that does not fit would be retransmitted forever.
-            malformedPackets += 1
-            finish(.secureChannel("an SCTP packet could not be sent: \(error)"))
+            packetFailed(error)
+            return
         }
+        let dtls = self.dtls, oversized = packet.exceedsPathMTU
+        var failure: DTLSError?
+        packetBuffer.withUnsafeBytes { bytes in
+            do throws(DTLSError) { try dtls.write(bytes: bytes, oversized: oversized) } catch { failure = error }
+        }
+        if let failure { packetFailed(failure) }
+    }
+
+    /// The association builds packets within the DTLS payload limit; a
+    /// packet that does not fit would be retransmitted forever.
+    private func packetFailed(_ error: some Error) {
+        malformedPackets += 1
+        finish(.secureChannel("an SCTP packet could not be sent: \(error)"))
     }
 
     private func handleDTLS(_ event: DTLSEvent, now: Duration) {
