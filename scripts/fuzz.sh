@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-"code rendezvous-frames stun sdp ice-candidate turn-client sctp-packet dcep transfer-message"}
+targets=${FUZZ_TARGETS:-"code rendezvous-frames stun sdp ice-candidate turn-client sctp-packet dcep transfer-message dtls-records"}
 mkdir -p Fuzz/out
 
 build() {
@@ -48,6 +48,10 @@ for target in $targets; do
       collections_library
       build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernSCTP/*.swift Fuzz/out/libTernCollections.a -lcrypto ;;
     dcep) build "$target" Sources/TernDataChannel/DCEP.swift Sources/TernDataChannel/DataChannelError.swift ;;
+    dtls-records)
+      # A connected pair with the own record layer, fed hostile datagrams.
+      collections_library
+      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernDTLS/*.swift Fuzz/out/libTernCollections.a -lssl -lcrypto ;;
     transfer-message)
       collections_library
       build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernTransfer/*.swift Fuzz/out/libTernCollections.a -lcrypto ;;
