@@ -746,13 +746,12 @@ public final class DTLSAssociation {
     private func handleRecords(_ datagram: UnsafeRawBufferPointer, layer: OwnRecordLayer) {
         var offset = 0
         while datagram.count - offset >= DTLSRecordFraming.headerLength, case .connected = state {
-            let length = Int(datagram[offset + 11]) << 8 | Int(datagram[offset + 12])
-            let end = offset + DTLSRecordFraming.headerLength + length
+            let header = DTLSRecordFraming.Header(datagram, at: offset)
+            let end = offset + DTLSRecordFraming.headerLength + header.length
             guard end <= datagram.count else { return }  // validPrefix has made sure
             let record = UnsafeRawBufferPointer(rebasing: datagram[offset..<end])
-            let epoch = UInt16(record[3]) << 8 | UInt16(record[4])
-            if record[0] == DTLSContentType.applicationData, epoch == OwnRecordLayer.epoch {
-                openApplicationData(record, layer: layer)
+            if header.type == DTLSContentType.applicationData, header.epoch == OwnRecordLayer.epoch {
+                openApplicationData(record, sequence: header.sequence, layer: layer)
             } else {
                 pipe.inbound = record
                 readApplicationData()
@@ -762,9 +761,7 @@ public final class DTLSAssociation {
         }
     }
 
-    private func openApplicationData(_ record: UnsafeRawBufferPointer, layer: OwnRecordLayer) {
-        var sequence: UInt64 = 0
-        for index in 5..<11 { sequence = sequence << 8 | UInt64(record[index]) }
+    private func openApplicationData(_ record: UnsafeRawBufferPointer, sequence: UInt64, layer: OwnRecordLayer) {
         guard layer.window.isFresh(sequence) else {
             counters.discardedRecords += 1
             return
@@ -816,16 +813,13 @@ public final class DTLSAssociation {
         pipe.outbound.withUnsafeBytes { stream in
             var offset = start
             while stream.count - offset >= DTLSRecordFraming.headerLength {
-                let length = Int(stream[offset + 11]) << 8 | Int(stream[offset + 12])
-                let end = offset + DTLSRecordFraming.headerLength + length
+                let header = DTLSRecordFraming.Header(stream, at: offset)
+                let end = offset + DTLSRecordFraming.headerLength + header.length
                 guard end <= stream.count else { return }
-                let epoch = UInt16(stream[offset + 3]) << 8 | UInt16(stream[offset + 4])
-                if epoch == OwnRecordLayer.epoch, length >= DTLSRecordCipher.explicitNonceLength {
-                    var sequence: UInt64 = 0
-                    for index in 5..<11 { sequence = sequence << 8 | UInt64(stream[offset + index]) }
+                if header.epoch == OwnRecordLayer.epoch, header.length >= DTLSRecordCipher.explicitNonceLength {
                     var nonce: UInt64 = 0
                     for index in 0..<8 { nonce = nonce << 8 | UInt64(stream[offset + DTLSRecordFraming.headerLength + index]) }
-                    lastOpenSSLRecord = (sequence, nonce)
+                    lastOpenSSLRecord = (header.sequence, nonce)
                 }
                 offset = end
             }
@@ -835,13 +829,12 @@ public final class DTLSAssociation {
     /// The sequence number of `datagram` if it is exactly one application
     /// data record of epoch 1.
     private static func singleApplicationRecordSequence(_ datagram: UnsafeRawBufferPointer) -> UInt64? {
-        guard datagram.count >= DTLSRecordFraming.headerLength, datagram[0] == DTLSContentType.applicationData,
-              UInt16(datagram[3]) << 8 | UInt16(datagram[4]) == OwnRecordLayer.epoch,
-              Int(datagram[11]) << 8 | Int(datagram[12]) == datagram.count - DTLSRecordFraming.headerLength
+        guard datagram.count >= DTLSRecordFraming.headerLength else { return nil }
+        let header = DTLSRecordFraming.Header(datagram, at: 0)
+        guard header.type == DTLSContentType.applicationData, header.epoch == OwnRecordLayer.epoch,
+              header.length == datagram.count - DTLSRecordFraming.headerLength
         else { return nil }
-        var sequence: UInt64 = 0
-        for index in 5..<11 { sequence = sequence << 8 | UInt64(datagram[index]) }
-        return sequence
+        return header.sequence
     }
 
     // MARK: Plumbing

@@ -16,6 +16,28 @@ enum DTLSRecordFraming {
     /// short by it, and no peer sends one (browsers stay near 1200 bytes).
     static let maximumDatagramLength = 1 << 14
 
+    /// The header of the record at `offset` in `bytes`, which must hold
+    /// at least `headerLength` bytes from there (callers check first).
+    struct Header {
+        var type: UInt8
+        var version: UInt16
+        var epoch: UInt16
+        /// The 48-bit sequence number.
+        var sequence: UInt64
+        /// The fragment's length, as the header declares it.
+        var length: Int
+
+        init(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+            type = bytes[offset]
+            version = UInt16(bytes[offset + 1]) << 8 | UInt16(bytes[offset + 2])
+            epoch = UInt16(bytes[offset + 3]) << 8 | UInt16(bytes[offset + 4])
+            var sequence: UInt64 = 0
+            for index in (offset + 5)..<(offset + 11) { sequence = sequence << 8 | UInt64(bytes[index]) }
+            self.sequence = sequence
+            length = Int(bytes[offset + 11]) << 8 | Int(bytes[offset + 12])
+        }
+    }
+
     /// Why (part of) a datagram was not handed to OpenSSL.
     enum Defect: Equatable, Sendable {
         case empty
@@ -76,12 +98,10 @@ enum DTLSRecordFraming {
             guard datagram.count - offset >= headerLength else {
                 return (offset, .truncatedHeader(offset: offset))
             }
-            let type = datagram[offset]
+            let header = Header(datagram, at: offset)
+            let type = header.type, version = header.version, epoch = header.epoch, length = header.length
             guard (20...23).contains(type) else { return (offset, .unknownContentType(type, offset: offset)) }
-            let version = UInt16(datagram[offset + 1]) << 8 | UInt16(datagram[offset + 2])
             guard version >> 8 == 0xFE else { return (offset, .notDTLSVersion(version, offset: offset)) }
-            let epoch = UInt16(datagram[offset + 3]) << 8 | UInt16(datagram[offset + 4])
-            let length = Int(datagram[offset + 11]) << 8 | Int(datagram[offset + 12])
             guard length <= maximumFragmentLength else { return (offset, .fragmentTooLong(length, offset: offset)) }
             let available = datagram.count - offset - headerLength
             guard length <= available else {
