@@ -100,7 +100,7 @@ enum DTLSRecordFraming {
             }
             let header = Header(datagram, at: offset)
             let type = header.type, version = header.version, epoch = header.epoch, length = header.length
-            guard (20...23).contains(type) else { return (offset, .unknownContentType(type, offset: offset)) }
+            guard DTLSContentType.all.contains(type) else { return (offset, .unknownContentType(type, offset: offset)) }
             guard version >> 8 == 0xFE else { return (offset, .notDTLSVersion(version, offset: offset)) }
             guard length <= maximumFragmentLength else { return (offset, .fragmentTooLong(length, offset: offset)) }
             let available = datagram.count - offset - headerLength
@@ -125,13 +125,13 @@ enum DTLSRecordFraming {
     /// The structure of an unprotected record's content (see `validPrefix`).
     static func plaintextRecordIsWellFormed(type: UInt8, fragment: UnsafeRawBufferPointer) -> Bool {
         switch type {
-        case 20:
+        case DTLSContentType.changeCipherSpec:
             // RFC 5246 §7.1: ChangeCipherSpec is one byte, 1.
             return fragment.count == 1 && fragment[0] == 1
-        case 21:
+        case DTLSContentType.alert:
             // RFC 5246 §7.2: AlertLevel (warning 1, fatal 2) and description.
             return fragment.count == 2 && (fragment[0] == 1 || fragment[0] == 2)
-        case 22:
+        case DTLSContentType.handshake:
             // RFC 6347 §4.2.2: msg_type(1) length(3) message_seq(2)
             // fragment_offset(3) fragment_length(3), then the fragment. A
             // record may hold several.
@@ -200,4 +200,6 @@ enum DTLSContentType {
     static let alert: UInt8 = 21
     static let handshake: UInt8 = 22
     static let applicationData: UInt8 = 23
+    /// Every type DTLS 1.2 has (RFC 7983 §7 gives DTLS 20...63 as first bytes).
+    static let all: ClosedRange<UInt8> = changeCipherSpec...applicationData
 }

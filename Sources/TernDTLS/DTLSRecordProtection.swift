@@ -402,7 +402,7 @@ final class DTLSRecordCipher {
         guard sequence < Self.sequenceLimit else {
             throw .internalFailure("the record sequence number is exhausted (2^48 records in epoch \(epoch))")
         }
-        guard (20...23).contains(type) else {
+        guard DTLSContentType.all.contains(type) else {
             throw .internalFailure("\(type) is not a DTLS 1.2 content type")
         }
         let count = plaintext.count
