@@ -510,7 +510,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
         // buffer. The address is compared once per read, and no envelope is
         // made per datagram (each would retain the buffer and the address).
         if !closed, let peer = directPeer, let applicationHandler, envelope.remoteAddress == peer.socket {
-            let handled = envelope.data.withUnsafeReadableBytes { bytes -> Bool in
+            let handled = envelope.data.withUnsafeReadableBytes { bytes -> Int in
                 let step = segment > 0 ? segment : bytes.count
                 var offset = 0
                 while offset < bytes.count {
@@ -519,16 +519,17 @@ public final class ConnectivityDriver: @unchecked Sendable {
                     applicationHandler(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
                     offset = end
                 }
-                if offset < bytes.count, offset > 0 {
-                    // A datagram that is not DTLS in the aggregate: the rest
-                    // goes the general way (not expected from a peer).
-                    var rest = envelope.data
-                    rest.moveReaderIndex(forwardBy: offset)
-                    readSegments(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: rest, metadata: envelope.metadata), segment: segment)
-                }
-                return offset > 0
+                return offset
             }
-            if handled { return }
+            if handled > 0 {
+                // A datagram in the aggregate that is not DTLS (not expected
+                // from a peer): it and the rest go the general way.
+                guard handled < envelope.data.readableBytes else { return }
+                var rest = envelope.data
+                rest.moveReaderIndex(forwardBy: handled)
+                readSegments(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: rest, metadata: envelope.metadata), segment: segment)
+                return
+            }
         }
         readSegments(envelope, segment: segment)
     }

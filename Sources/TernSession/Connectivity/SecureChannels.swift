@@ -294,9 +294,7 @@ public final class SecureChannels: @unchecked Sendable {
         // most `datagramsPerPump`, read in one batch within microseconds).
         let now = batchTime ?? self.now()
         batchTime = now
-        arrivalTime = now
         dtls.handleDatagram(bytes: datagram, now: now)
-        arrivalTime = nil
         while let event = dtls.pollEvent() { handleDTLS(event, now: now) }
         // A batch can hold a whole window (GRO reads of up to 2 MiB): answer
         // within it, or the sender idles while this side works through the
@@ -313,7 +311,8 @@ public final class SecureChannels: @unchecked Sendable {
     /// two pairs of three.
     static let datagramsPerPump = 32
     private var datagramsSincePump = 0
-    /// The time of the batch of datagrams being read; cleared by `pump`.
+    /// The time of the batch of datagrams being read, which the records
+    /// decrypted from them carry into SCTP; cleared by `pump`.
     private var batchTime: Duration?
 
     private func pump() {
@@ -429,16 +428,13 @@ public final class SecureChannels: @unchecked Sendable {
         }
     }
 
-    /// The time of the datagram being decrypted, for the records in it.
-    private var arrivalTime: Duration?
-
     /// One DTLS record of application data: one SCTP packet (RFC 8261 §3).
     private func recordArrived(_ record: ArraySlice<UInt8>, now: Duration? = nil) {
         guard endpoint != nil, let packet = SCTPWire.decode(record) else {
             malformedPackets += 1
             return
         }
-        endpoint?.handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: now ?? arrivalTime ?? self.now())
+        endpoint?.handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: now ?? batchTime ?? self.now())
     }
 
     private func handleEndpoint(_ event: DataChannelEvent) {
