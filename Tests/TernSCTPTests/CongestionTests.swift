@@ -18,23 +18,43 @@ struct CongestionControlTests {
         #expect(RFC9260CongestionControl(mtu: 1500, peerReceiveWindow: 1 << 20).congestionWindow == 4404)
     }
 
-    @Test func slowStartGrowsByAtMostOneMTUPerAckWhenTheWindowIsFull() {
+    @Test func slowStartGrowsByTheBytesAcknowledgedUpToLMTUsPerAck() {
+        let limit = RFC9260CongestionControl.slowStartPacketsPerSACK
         var cc = RFC9260CongestionControl(mtu: Self.mtu, peerReceiveWindow: 1 << 20)
         let start = cc.congestionWindow
         cc.acknowledged(ack(2 * Self.mtu, flight: start))
-        #expect(cc.congestionWindow == start + Self.mtu, "capped at one MTU although two were acknowledged")
+        #expect(cc.congestionWindow == start + 2 * Self.mtu, "two packets acknowledged, two MTUs")
         cc.acknowledged(ack(500, flight: cc.congestionWindow))
-        #expect(cc.congestionWindow == start + Self.mtu + 500, "by the bytes acknowledged when less than an MTU")
-        // Each full packet acknowledged adds one MTU: a window of them about doubles it.
-        var window = RFC9260CongestionControl(mtu: Self.mtu, peerReceiveWindow: 1 << 20)
-        let before = window.congestionWindow
-        let packets = before / Self.mtu
-        var flight = before
-        for _ in 0..<packets {
-            window.acknowledged(ack(Self.mtu, flight: flight))
-            flight = window.congestionWindow  // the sender refills the window
+        #expect(cc.congestionWindow == start + 2 * Self.mtu + 500, "by the bytes acknowledged when less than an MTU")
+        // A stretch SACK (tern's receivers answer once per read batch):
+        // counted in full up to L MTUs, no further.
+        let before = cc.congestionWindow
+        cc.acknowledged(ack(limit * Self.mtu, flight: before))
+        #expect(cc.congestionWindow == before + limit * Self.mtu)
+        let capped = cc.congestionWindow
+        cc.acknowledged(ack((limit + 20) * Self.mtu, flight: capped))
+        #expect(cc.congestionWindow == capped + limit * Self.mtu, "capped at L MTUs")
+        // A SACK per batch of 32 packets doubles the window per round trip,
+        // as one per two packets does.
+        var stretched = RFC9260CongestionControl(mtu: Self.mtu, peerReceiveWindow: 1 << 30)
+        var grown = RFC9260CongestionControl(mtu: Self.mtu, peerReceiveWindow: 1 << 30)
+        for round in 0..<3 {
+            let window = stretched.congestionWindow
+            var acknowledged = 0
+            while acknowledged + 32 * Self.mtu <= window {
+                stretched.acknowledged(ack(32 * Self.mtu, flight: stretched.congestionWindow))  // refilled as it grows
+                acknowledged += 32 * Self.mtu
+            }
+            if acknowledged < window { stretched.acknowledged(ack(window - acknowledged, flight: stretched.congestionWindow)) }
+            #expect(stretched.congestionWindow == 2 * window, "round \(round)")
+            let other = grown.congestionWindow
+            var pairs = 0
+            while pairs * 2 * Self.mtu < other {
+                grown.acknowledged(ack(min(2 * Self.mtu, other - pairs * 2 * Self.mtu), flight: grown.congestionWindow))
+                pairs += 1
+            }
+            #expect(grown.congestionWindow == 2 * other, "round \(round)")
         }
-        #expect(window.congestionWindow == before + packets * Self.mtu)
     }
 
     @Test func anUnderusedWindowDoesNotGrow() {
