@@ -31,6 +31,17 @@
 #                  worktree of HEAD, /tmp/tern-bench-worktree, never in place)
 #   WORMHOLE_VENV  magic-wormhole venv (default /opt/tern-bench/wormhole-venv)
 #   BENCH_KEEP_LOGS=1  keep the work dir (logs of every process)
+#   BENCH_DELAY_MS, BENCH_LOSS  shape a's link (netem, both directions):
+#                  one-way delay in ms and loss in percent each way, e.g.
+#                  BENCH_DELAY_MS=20 BENCH_LOSS=1 for a 40 ms round trip
+#                  losing 1% each way (default: none, the plain veth). The
+#                  relays sit behind the same link, so pairing slows too.
+#   BENCH_TCP_CC   TCP congestion control in the lab's namespaces, for
+#                  wormhole (default: what the namespaces inherit from the
+#                  host, reported in the first line; e.g. cubic, as most
+#                  distributions ship, or bbr); one the host does not
+#                  allow namespaces to pick is added to
+#                  net.ipv4.tcp_allowed_congestion_control for the run
 #
 # Fairness notes. Both tools send the same file, which is in the page cache
 # (or in tmpfs) for both: it was just written and nothing is dropped, so
@@ -134,6 +145,7 @@ cleanup() {
   # `lab.sh down` stops every process in the run's namespaces (relays,
   # senders, receivers) and deletes the namespaces with their veths.
   [[ $LAB_UP == 0 ]] || bash "$LAB" down || true
+  [[ -z ${SAVED_ALLOWED_CC:-} ]] || sysctl -qw "net.ipv4.tcp_allowed_congestion_control=$SAVED_ALLOWED_CC" || true
   if [[ ${BENCH_KEEP_LOGS:-} == 1 ]]; then
     find "$WORK" -type f \( -name '*.bin' -o -path '*/out/*' \) -delete 2>/dev/null || true
     say "logs kept in $WORK"
@@ -156,6 +168,26 @@ labenv=$(bash "$LAB" up lan) || die "lab.sh up lan failed"
 eval "$labenv"
 [[ $A_IP == 198.18.0.* && $B_IP == 198.18.0.* && $R_IP == 198.18.0.* ]] || die "unexpected lab addresses"
 mtu=$(ip -n "$A_NS" -o link show dev eth0 | grep -o 'mtu [0-9]*' | cut -d' ' -f2)
+if [[ -n ${BENCH_TCP_CC:-} ]]; then
+  # A namespace may only pick from the host's allowed list: add to it for
+  # the run (cleanup puts the list back).
+  allowed=$(sysctl -n net.ipv4.tcp_allowed_congestion_control)
+  if [[ " $allowed " != *" $BENCH_TCP_CC "* ]]; then
+    SAVED_ALLOWED_CC=$allowed
+    sysctl -qw "net.ipv4.tcp_allowed_congestion_control=$allowed $BENCH_TCP_CC" || die "cannot allow TCP congestion control $BENCH_TCP_CC"
+  fi
+  for ns in "$A_NS" "$B_NS" "$R_NS"; do
+    ip netns exec "$ns" sysctl -qw "net.ipv4.tcp_congestion_control=$BENCH_TCP_CC" || die "cannot set TCP congestion control $BENCH_TCP_CC"
+  done
+fi
+TCP_CC=$(ip netns exec "$A_NS" sysctl -n net.ipv4.tcp_congestion_control)
+DELAY_MS=${BENCH_DELAY_MS:-0} LOSS=${BENCH_LOSS:-0}
+[[ $DELAY_MS =~ ^[0-9]+$ ]] || die "BENCH_DELAY_MS must be whole milliseconds"
+[[ $LOSS =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "BENCH_LOSS must be a percentage"
+if [[ $DELAY_MS != 0 || $LOSS != 0 ]]; then
+  bash "$LAB" shape a eth0 --delay "$DELAY_MS" --loss "$LOSS" --delay-in "$DELAY_MS" --loss-in "$LOSS" >&2 \
+    || die "lab.sh shape failed"
+fi
 
 inr() { ip netns exec "$R_NS" "$@"; }
 wait_listen() {                # PROTO(t|u) PORT WHAT PID
@@ -201,7 +233,7 @@ fi
 # Other work on the machine skews every number here (both sides want a core).
 load=$(cut -d' ' -f1 /proc/loadavg)
 awk -v l="$load" 'BEGIN { exit !(l > 0.5) }' && say "warning: load average $load: other work is running; the numbers will be noisy"
-echo "{\"bench\":\"transfer\",\"loadavg\":$load,\"bytes\":$BYTES,\"runs\":$RUNS,\"topology\":\"lan\",\"mtu\":${mtu:-null},\"cpus\":$(nproc),\"kernel\":\"$(uname -r)\",\"file_dir\":\"$base\",\"tern\":$tern_version,\"wormhole\":$wormhole_version}"
+echo "{\"bench\":\"transfer\",\"loadavg\":$load,\"bytes\":$BYTES,\"runs\":$RUNS,\"topology\":\"lan\",\"mtu\":${mtu:-null},\"delay_ms_each_way\":$DELAY_MS,\"loss_percent_each_way\":$LOSS,\"tcp_congestion_control\":\"$TCP_CC\",\"cpus\":$(nproc),\"kernel\":\"$(uname -r)\",\"file_dir\":\"$base\",\"tern\":$tern_version,\"wormhole\":$wormhole_version}"
 
 RESULTS=$WORK/results.jsonl
 : >"$RESULTS"

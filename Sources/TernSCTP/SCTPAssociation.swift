@@ -226,6 +226,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
 
     /// Queues a message (RFC 9260 §6.1). Sent as the windows allow.
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
+    @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
     public mutating func send(
         stream: UInt16, ppid: UInt32, payload: [UInt8], unordered: Bool = false, reliability: SCTPReliability = .reliable, now: Duration
     ) throws(SCTPAssociationError) {
@@ -244,6 +245,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
 
     /// Bytes queued on `stream` and not yet handed to the network.
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
+    @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
     public func bufferedAmount(stream: UInt16) -> Int { sendQueue.bufferedAmount[stream] ?? 0 }
 
     /// Resets outgoing streams (RFC 6525 §5.1.2): for data channels, closing
@@ -276,6 +278,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
 
     /// The next whole message from the peer.
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
+    @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
     public mutating func pollMessage() -> SCTPMessage? { reassembly.poll() }
 
     /// Bytes of messages the layer above took from `pollMessage` but its
@@ -312,6 +315,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// One received packet's chunks (RFC 9260 §8.5: the caller has checked
     /// the checksum; this checks the verification tag).
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
+    @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
     public mutating func handleChunks(_ chunks: [SCTPChunkModel], verificationTag: UInt32, now: Duration) {
         guard let first = chunks.first else { return }
         // §8.5.1: tag rules.
@@ -517,6 +521,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             bytes: outcome.newlyAcknowledgedBytes, flightSizeBefore: outcome.flightSizeBefore,
             cumulativeAdvanced: outcome.cumulativeAdvanced, inFastRecovery: retransmissions.inFastRecovery, now: now))
         statistics.fastRetransmits += outcome.fastRetransmits
+        if outcome.fastRetransmits > 0 { congestion?.packetsLost(outcome.fastRetransmits) }
         if outcome.fastRetransmits > 0, retransmissions.enterFastRecovery() {
             congestion?.lossDetected(flightSize: retransmissions.flightSize, now: now)
         }
@@ -740,6 +745,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     }
 
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
+    @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
     public mutating func advanceTime(now: Duration) {
         if let timer = initTimer, now >= timer.deadline {
             // §5.1 A/C: T1-init and T1-cookie.
@@ -818,6 +824,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// retransmissions, then new data as the congestion window, the peer's
     /// receive window and pacing allow (RFC 9260 §6.1).
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
+    @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
     public mutating func pollTransmit(now: Duration) -> Packet? {
         var chunks: [SCTPChunkModel] = []
         var room = pathMTU - 12

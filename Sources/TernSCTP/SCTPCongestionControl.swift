@@ -3,7 +3,8 @@
 /// fast to pace them. The association keeps the TSN bookkeeping (what is
 /// outstanding, what a SACK newly acknowledged, when fast recovery starts and
 /// ends); the controller only turns those signals into a window. Swapping
-/// RFC 9260's controller for a loss-tolerant one changes nothing else.
+/// RFC 9260's controller for a loss-tolerant one (LossTolerantCongestionControl)
+/// changes nothing else.
 ///
 /// The association is generic over its controller, so these calls are
 /// static, not existential, on the data path.
@@ -20,6 +21,9 @@ public protocol SCTPCongestionControl: Sendable {
     /// Data that was outstanding is now acknowledged (by the cumulative TSN
     /// ack or by gap blocks).
     mutating func acknowledged(_ acknowledgement: SCTPAcknowledgement)
+    /// `count` DATA chunks were just marked lost by a SACK's miss indications
+    /// (RFC 9260 §7.2.4), whether or not a recovery episode starts with them.
+    mutating func packetsLost(_ count: Int)
     /// A packet loss was detected by fast retransmit and the association
     /// entered fast recovery (called once per recovery episode, RFC 9260 §7.2.4).
     mutating func lossDetected(flightSize: Int, now: Duration)
@@ -37,6 +41,7 @@ public protocol SCTPCongestionControl: Sendable {
 
 extension SCTPCongestionControl {
     public mutating func pathMTUChanged(to mtu: Int) {}
+    public mutating func packetsLost(_ count: Int) {}
 }
 
 /// One SACK's worth of newly acknowledged data, for the controller.
@@ -130,6 +135,12 @@ public struct RFC9260CongestionControl: SCTPCongestionControl {
         // "When all of the data transmitted by the sender has been acknowledged
         // by the receiver, partial_bytes_acked is initialized to 0."
         if ack.flightSizeBefore <= ack.bytes { partialBytesAcked = 0 }
+    }
+
+    /// Lets slow start run again up to `threshold` (LossTolerantCongestionControl
+    /// undoing cuts it made before it could tell random loss from congestion).
+    mutating func raiseSlowStartThreshold(to threshold: Int) {
+        slowStartThreshold = max(slowStartThreshold, threshold)
     }
 
     public mutating func lossDetected(flightSize: Int, now: Duration) {

@@ -14,7 +14,9 @@ import TernSCTP
 ///
 /// Thread safety: mutable state is touched on `loop` only.
 public final class SecureChannels: @unchecked Sendable {
-    public typealias Endpoint = DataChannelEndpoint<RFC9260CongestionControl>
+    /// RFC 9260's congestion control, tolerant of random loss (see the type).
+    public typealias Congestion = LossTolerantCongestionControl
+    public typealias Endpoint = DataChannelEndpoint<Congestion>
 
     public struct Options: Sendable {
         public var role: DTLSRole
@@ -244,7 +246,7 @@ public final class SecureChannels: @unchecked Sendable {
     }
 
     /// The SCTP association's counters (packets, retransmissions, timeouts).
-    public func statistics() async -> SCTPAssociation<RFC9260CongestionControl>.Statistics? {
+    public func statistics() async -> SCTPAssociation<Congestion>.Statistics? {
         try? await loop.submit { self.endpoint?.statistics }.get() ?? nil
     }
 
@@ -383,7 +385,7 @@ public final class SecureChannels: @unchecked Sendable {
         return any
     }
 
-    private func writePacket(_ packet: SCTPAssociation<RFC9260CongestionControl>.Packet) {
+    private func writePacket(_ packet: SCTPAssociation<Congestion>.Packet) {
         do {
             try SCTPWire.encode(
                 verificationTag: packet.verificationTag, chunks: packet.chunks, zeroChecksum: packet.zeroChecksum, into: &packetBuffer)
@@ -410,7 +412,7 @@ public final class SecureChannels: @unchecked Sendable {
         switch event {
         case .connected:
             let payload = dtls.maximumPayload ?? 1100
-            var configuration = SCTPAssociation<RFC9260CongestionControl>.Configuration(
+            var configuration = SCTPAssociation<Congestion>.Configuration(
                 mtu: payload, receiveWindow: options.receiveWindow, maximumMessageSize: options.maximumMessageSize)
             // The SCTP packet in a datagram of the largest size: what a record adds comes off.
             configuration.maximumMTU = options.maximumDatagramSize.map { $0 - (dtls.pathMTU - payload) }
