@@ -45,7 +45,9 @@ lab-test: deps
 # Throughput (release build): SCTP in one process, two processes over UDP,
 # DTLS and SCTP, then a file between two namespaces of the network lab with
 # tern and with magic-wormhole (needs root; the wormhole venv is made on first
-# use). BENCH_BYTES=N to change the 1 GiB; BENCH_RUNS=N for more runs.
+# use). BENCH_BYTES=N to change the 1 GiB; BENCH_RUNS=N for more runs;
+# BENCH_DELAY_MS=20 BENCH_LOSS=1 to shape the lab link (delay and loss each
+# way), BENCH_TCP_CC=cubic to pick wormhole's TCP congestion control.
 bench: deps
 	./scripts/bench.sh
 	./scripts/bench-transfer.sh
