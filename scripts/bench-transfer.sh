@@ -12,7 +12,8 @@
 # (MB = 10^6 bytes), CPU seconds (user+sys) per GiB and peak RSS per side,
 # time from receiver start to the first byte, and a byte-for-byte check of
 # the received file. One JSON line per run on stdout, then a comparison line
-# (medians; rate ratio tern/wormhole and the goals: >= 1.5x
+# (medians; rate ratio tern/wormhole, also run by run, and the issue's
+# goals, judged on the medians: >= 1.5x
 # wormhole's rate, < 64 MiB peak per side, < 150 ms to the first byte).
 # Progress and problems go to stderr; a failed run prints FAILED and the
 # script exits 1 at the end (after running everything else).
