@@ -256,6 +256,9 @@ public final class RunningProcess: @unchecked Sendable {
             if !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(10))
         }
+        // Once more after the deadline: a task kept off the cooperative pool
+        // by CPU-bound tests may only wake after it, with the line long there.
+        if let line = self[keyPath: stream].lines.first(where: match) { return line }
         throw ProcessTimeout(command: "\(commandLine) to print a matching line; stderr: \(stderr.text.suffix(2000))")
     }
 
