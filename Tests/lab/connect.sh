@@ -3,8 +3,9 @@
 # topology a `tern relay` and coturn run on the public segment, `tern send`
 # runs on host a and `tern receive` on host b, and the `connected` JSON events
 # of both sides must name the path the topology allows (direct or relayed,
-# TURN over UDP or TCP). Then the failure cases: wrong and expired TURN
-# credentials where only TURN could work (exit 4, with a reason).
+# TURN over UDP or TCP). Then a 32 MiB file through TURN only, a 16 MiB file
+# over a path losing 1% each way, and the failure cases: wrong and expired
+# TURN credentials where only TURN could work (exit 4, with a reason).
 #
 #   sudo Tests/lab/connect.sh [RUNS]     RUNS per topology (default $CONNECT_RUNS or 20)
 #
@@ -194,6 +195,35 @@ run_force_relay() {
   lab down
 }
 
+# A lossy path: lan with host a's link delayed 20 ms and losing 1% of
+# packets each way (the delay box). A 16 MiB file must arrive verified and
+# byte-identical over the direct path, its losses repaired by SCTP's
+# retransmissions; the time is reported, not judged (make bench measures).
+run_lossy() {
+  echo "--- lan, 20 ms and 1% loss each way"
+  up lan || { fail "lossy: lab up"; return; }
+  start_relay "$SECRET" || { fail "lossy: relay start"; lab down >/dev/null 2>&1; return; }
+  lab shape a eth0 --delay 20 --loss 1 --delay-in 20 --loss-in 1 >/dev/null || { fail "lossy: shape"; stop_relay; lab down; return; }
+  local small=$PAYLOAD
+  PAYLOAD=$WORK/lossy.bin
+  head -c 16777216 /dev/urandom >"$PAYLOAD"
+  local started=$SECONDS
+  attempt 50
+  local took=$((SECONDS - started))
+  PAYLOAD=$small
+  local sp rp verified
+  sp=$(field "$WORK/send.json" path) rp=$(field "$WORK/recv.json" path)
+  verified=$(grep -c '"event":"file".*"verified":true' "$WORK/recv.json" || true)
+  if [[ $SEND_EXIT -eq 0 && $RECV_EXIT -eq 0 && $RECEIVED -eq 1 && $verified -eq 1 && $sp == direct && $rp == direct ]]; then
+    pass "lan at 1% loss each way, 40 ms round trip: 16 MiB direct, verified and byte-identical in ${took} s"
+  else
+    fail "lan at 1% loss: expected a verified direct transfer, got send=${sp:-none} receive=${rp:-none} intact=$RECEIVED"
+    show_failure
+  fi
+  stop_relay
+  lab down
+}
+
 # Where only TURN works, TURN credentials the server refuses must end both
 # sides with exit 4 and a reason that names the candidates tried and TURN.
 run_bad_credentials() {         # LABEL RELAY_SECRET COTURN_CLOCK_OFFSET
@@ -220,6 +250,7 @@ run_bad_credentials() {         # LABEL RELAY_SECRET COTURN_CLOCK_OFFSET
 for topo in $TOPOLOGIES; do run_topology "$topo"; done
 if [[ -z ${CONNECT_TOPOLOGIES:-} ]]; then
   run_force_relay
+  run_lossy
   run_bad_credentials wrong "not-$SECRET" ""
   run_bad_credentials expired "$SECRET" "+2d"
 fi
