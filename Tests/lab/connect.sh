@@ -99,6 +99,19 @@ attempt() {                     # NAMEPLATE [EXTRA FLAGS FOR BOTH SIDES...]
   rm -rf "$out"
 }
 
+# attempt with a random file of BYTES instead of $PAYLOAD. Also sets TOOK
+# (seconds) and VERIFIED (the receiver's count of `file` events with
+# "verified":true).
+attempt_large() {               # BYTES NAMEPLATE [EXTRA FLAGS...]
+  local bytes=$1 small=$PAYLOAD started=$SECONDS; shift
+  PAYLOAD=$WORK/large.bin
+  head -c "$bytes" /dev/urandom >"$PAYLOAD"
+  attempt "$@"
+  TOOK=$((SECONDS - started))
+  PAYLOAD=$small
+  VERIFIED=$(grep -c '"event":"file".*"verified":true' "$WORK/recv.json" || true)
+}
+
 # A field of the `connected` event in FILE (empty when there is none).
 field() {                       # FILE KEY
   sed -n '/"event":"connected"/p' "$1" | head -1 | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"
@@ -175,18 +188,11 @@ run_force_relay() {
   echo "--- cone with --force-relay"
   up cone || { fail "force-relay: lab up"; return; }
   start_relay "$SECRET" || { fail "force-relay: relay start"; lab down >/dev/null 2>&1; return; }
-  local small=$PAYLOAD
-  PAYLOAD=$WORK/large.bin
-  head -c 33554432 /dev/urandom >"$PAYLOAD"
-  local started=$SECONDS
-  attempt 30 --force-relay
-  local took=$((SECONDS - started))
-  PAYLOAD=$small
-  local sl rl verified
+  attempt_large 33554432 30 --force-relay
+  local sl rl
   sl=$(field "$WORK/send.json" local) rl=$(field "$WORK/recv.json" local)
-  verified=$(grep -c '"event":"file".*"verified":true' "$WORK/recv.json" || true)
-  if [[ $SEND_EXIT -eq 0 && $RECV_EXIT -eq 0 && $RECEIVED -eq 1 && $verified -eq 1 && $sl == relay && $rl == relay ]]; then
-    pass "cone --force-relay: relayed on both sides (local relay/relay), 32 MiB through TURN verified and byte-identical in ${took} s"
+  if [[ $SEND_EXIT -eq 0 && $RECV_EXIT -eq 0 && $RECEIVED -eq 1 && $VERIFIED -eq 1 && $sl == relay && $rl == relay ]]; then
+    pass "cone --force-relay: relayed on both sides (local relay/relay), 32 MiB through TURN verified and byte-identical in ${TOOK} s"
   else
     fail "cone --force-relay: expected relay/relay, got ${sl:-none}/${rl:-none}"
     show_failure
@@ -204,18 +210,11 @@ run_lossy() {
   up lan || { fail "lossy: lab up"; return; }
   start_relay "$SECRET" || { fail "lossy: relay start"; lab down >/dev/null 2>&1; return; }
   lab shape a eth0 --delay 20 --loss 1 --delay-in 20 --loss-in 1 >/dev/null || { fail "lossy: shape"; stop_relay; lab down; return; }
-  local small=$PAYLOAD
-  PAYLOAD=$WORK/lossy.bin
-  head -c 16777216 /dev/urandom >"$PAYLOAD"
-  local started=$SECONDS
-  attempt 50
-  local took=$((SECONDS - started))
-  PAYLOAD=$small
-  local sp rp verified
+  attempt_large 16777216 50
+  local sp rp
   sp=$(field "$WORK/send.json" path) rp=$(field "$WORK/recv.json" path)
-  verified=$(grep -c '"event":"file".*"verified":true' "$WORK/recv.json" || true)
-  if [[ $SEND_EXIT -eq 0 && $RECV_EXIT -eq 0 && $RECEIVED -eq 1 && $verified -eq 1 && $sp == direct && $rp == direct ]]; then
-    pass "lan at 1% loss each way, 40 ms round trip: 16 MiB direct, verified and byte-identical in ${took} s"
+  if [[ $SEND_EXIT -eq 0 && $RECV_EXIT -eq 0 && $RECEIVED -eq 1 && $VERIFIED -eq 1 && $sp == direct && $rp == direct ]]; then
+    pass "lan at 1% loss each way, 40 ms round trip: 16 MiB direct, verified and byte-identical in ${TOOK} s"
   else
     fail "lan at 1% loss: expected a verified direct transfer, got send=${sp:-none} receive=${rp:-none} intact=$RECEIVED"
     show_failure
