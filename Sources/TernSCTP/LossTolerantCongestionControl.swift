@@ -44,6 +44,8 @@ public struct LossTolerantCongestionControl: SCTPCongestionControl {
     /// Packets over which the rate is the plain average, before the moving one.
     static let averagedSamples = 512
     private var lostSamples = 0
+    /// Set once the first 512 packets are counted and early cuts reviewed.
+    private var earlyCutsReviewed = false
     /// The moving average of the loss indicator per packet.
     public private(set) var recentLossRate = 0.0
     private var samples = 0
@@ -69,21 +71,14 @@ public struct LossTolerantCongestionControl: SCTPCongestionControl {
     public mutating func acknowledged(_ ack: SCTPAcknowledgement) {
         guard ack.bytes > 0 else { return }
         let mtu = standard.mtu
-        let packets = (ack.bytes + mtu - 1) / mtu
-        if samples + packets <= Self.averagedSamples {
-            samples += packets
-            recentLossRate = Double(lostSamples) / Double(samples)
-        } else if samples <= Self.averagedSamples {
-            // The estimate is now trusted: cuts made on too little evidence
-            // are undone if it shows random loss only.
-            samples += packets
-            recentLossRate = Double(lostSamples) / Double(samples)
+        count((ack.bytes + mtu - 1) / mtu, lost: false)
+        if !earlyCutsReviewed && samples >= Self.averagedSamples {
+            // The estimate is trusted from here: cuts made on too little
+            // evidence are undone if it shows random loss only.
+            earlyCutsReviewed = true
             if windowCuts > 0 && recentLossRate <= Self.tolerableLossRate {
                 standard.raiseSlowStartThreshold(to: initialThreshold)
             }
-        } else {
-            samples += packets
-            recentLossRate *= pow(1 - Self.sampleWeight, Double(packets))
         }
         if !ack.inFastRecovery { recoveringFromCongestion = false }
         // A recovery from a tolerated loss is no reason to stop growing.
@@ -94,16 +89,22 @@ public struct LossTolerantCongestionControl: SCTPCongestionControl {
 
     public mutating func packetsLost(_ count: Int) {
         guard count > 0 else { return }
-        if samples + count <= Self.averagedSamples {
-            samples += count
-            lostSamples += count
+        self.count(count, lost: true)
+    }
+
+    /// Adds `packets` samples of 1 (lost) or 0 (delivered) to the rate: the
+    /// plain average over the first 512, the moving one after.
+    private mutating func count(_ packets: Int, lost: Bool) {
+        if samples + packets <= Self.averagedSamples {
+            samples += packets
+            if lost { lostSamples += packets }
             recentLossRate = Double(lostSamples) / Double(samples)
             return
         }
-        samples += count
-        // Each lost packet is a sample of 1: r <- r (1 - w) + w, count times.
-        let kept = pow(1 - Self.sampleWeight, Double(min(count, 1 << 16)))
-        recentLossRate = recentLossRate * kept + (1 - kept)
+        samples += packets
+        // r <- r (1 - w) + w·sample, once per packet.
+        let kept = pow(1 - Self.sampleWeight, Double(min(packets, 1 << 16)))
+        recentLossRate = recentLossRate * kept + (lost ? 1 - kept : 0)
     }
 
     public mutating func lossDetected(flightSize: Int, now: Duration) {

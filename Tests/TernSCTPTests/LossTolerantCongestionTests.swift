@@ -96,6 +96,18 @@ struct LossTolerantCongestionTests {
         #expect(cc.slowStartThreshold == 1 << 30, "slow start resumes towards the peer's window")
     }
 
+    @Test func earlyCutsAreReviewedEvenWhenALossCompletesTheFirst512Packets() {
+        var cc = LossTolerantCongestionControl(mtu: Self.mtu, peerReceiveWindow: 1 << 30)
+        deliver(30, to: &cc)
+        cc.packetsLost(1)
+        cc.lossDetected(flightSize: cc.congestionWindow, now: .zero)
+        deliver(480, to: &cc)  // 511 packets counted
+        cc.packetsLost(2)      // the 512th and 513th, lost
+        #expect(cc.slowStartThreshold < 1 << 20)
+        deliver(2, to: &cc)
+        #expect(cc.slowStartThreshold == 1 << 30, "3 lost in 515 is random loss: slow start resumes")
+    }
+
     @Test func aTimeoutStillCollapsesTheWindow() {
         var cc = LossTolerantCongestionControl(mtu: Self.mtu, peerReceiveWindow: 1 << 20)
         deliver(1_000, to: &cc)
