@@ -106,6 +106,10 @@ public final class DTLSAssociation {
         /// false leaves every record to OpenSSL's. Records are the standard
         /// ones either way: tests run one side of each kind against the other.
         public var protectsApplicationData = true
+        /// SRTP protection profiles offered (client) or accepted (server) in
+        /// the use_srtp extension, OpenSSL's names in preference order (see
+        /// `srtpProtectionProfiles`); empty leaves the extension out.
+        public var srtpProtectionProfiles = DTLSAssociation.srtpProtectionProfiles
 
         public init(role: DTLSRole, certificate: DTLSCertificate, expectedPeerFingerprint: DTLSFingerprint) {
             self.role = role
@@ -129,6 +133,10 @@ public final class DTLSAssociation {
             guard handshakeTimeout > .zero else {
                 throw .invalidConfiguration("the handshake timeout must be positive")
             }
+            // OpenSSL splits the list at ':' and checks each name itself.
+            guard srtpProtectionProfiles.allSatisfy({ !$0.isEmpty && !$0.contains(":") }) else {
+                throw .invalidConfiguration("an SRTP protection profile name is empty or contains ':'")
+            }
         }
     }
 
@@ -143,6 +151,16 @@ public final class DTLSAssociation {
 
     /// Key exchange groups, in preference order; both are what browsers offer.
     static let groups = "X25519:P-256"
+
+    /// SRTP protection profiles for the use_srtp extension (RFC 5764
+    /// §4.1.1), in preference order: SRTP_AEAD_AES_128_GCM (RFC 7714 §14.2,
+    /// 0x0007) and SRTP_AES128_CM_HMAC_SHA1_80 (RFC 5764 §4.1.2, 0x0001),
+    /// both offered by browsers and aiortc too. tern sends no media and never uses
+    /// SRTP keys, but several stacks (aiortc, pion before pion/dtls#356) fail
+    /// a handshake that negotiates no profile, so the client offers these
+    /// and the server selects one when the client offers any (a client that
+    /// offers none is still accepted). libdatachannel does the same.
+    public static let srtpProtectionProfiles = ["SRTP_AEAD_AES_128_GCM", "SRTP_AES128_CM_SHA1_80"]
 
     public let configuration: Configuration
     /// The largest datagram sent: `configuration.mtu` until `setPathMTU`.
@@ -166,6 +184,8 @@ public final class DTLSAssociation {
     struct Established {
         var peerFingerprint: DTLSFingerprint
         var cipherSuite: String
+        /// The use_srtp profile the handshake settled on, if any.
+        var srtpProtectionProfile: String?
         /// Largest plaintext that fits one record inside the MTU.
         var maximumPayload: Int
         /// Shortest valid protected record under the negotiated suite.
@@ -242,7 +262,9 @@ public final class DTLSAssociation {
             throw OpenSSLErrorQueue.setupError("SSL_CTX_new failed")
         }
         context = ContextHandle(taking: rawContext)
-        try Self.configure(context: context.pointer, certificate: configuration.certificate, pipe: pipe)
+        try Self.configure(
+            context: context.pointer, certificate: configuration.certificate,
+            srtpProfiles: configuration.srtpProtectionProfiles, pipe: pipe)
 
         guard let rawConnection = SSL_new(context.pointer) else { throw OpenSSLErrorQueue.setupError("SSL_new failed") }
         connection = ConnectionHandle(taking: rawConnection)
@@ -265,7 +287,9 @@ public final class DTLSAssociation {
         DTLS_set_timer_cb(connection.pointer, retransmissionTimeout)
     }
 
-    private static func configure(context: OpaquePointer, certificate: DTLSCertificate, pipe: DatagramPipe) throws(DTLSError) {
+    private static func configure(
+        context: OpaquePointer, certificate: DTLSCertificate, srtpProfiles: [String], pipe: DatagramPipe
+    ) throws(DTLSError) {
         // DTLS 1.2 only (RFC 8827 §6.5; OpenSSL 3.0 has no DTLS 1.3, and
         // DTLS 1.0 is obsolete, RFC 8996).
         guard SSL_CTX_ctrl(context, SSL_CTRL_SET_MIN_PROTO_VERSION, Int(DTLS1_2_VERSION), nil) == 1,
@@ -287,6 +311,18 @@ public final class DTLSAssociation {
             SSL_CTX_ctrl(context, SSL_CTRL_SET_GROUPS_LIST, 0, UnsafeMutableRawPointer(mutating: names))
         }
         guard groupsSet == 1 else { throw OpenSSLErrorQueue.setupError("cannot set the key exchange groups") }
+
+        // RFC 5764 §4.1.1: the client lists the profiles in its ClientHello;
+        // the server picks the first of its own list that the client offered,
+        // and answers without the extension when there is none. The
+        // extension changes nothing else: the record keys are still the
+        // handshake's, and the SRTP keys (RFC 5764 §4.2) are never exported.
+        if !srtpProfiles.isEmpty {
+            // Unlike most of OpenSSL, this returns 0 on success.
+            guard SSL_CTX_set_tlsext_use_srtp(context, srtpProfiles.joined(separator: ":")) == 0 else {
+                throw OpenSSLErrorQueue.setupError("cannot set the SRTP protection profiles \(srtpProfiles)")
+            }
+        }
 
         guard SSL_CTX_use_certificate(context, certificate.certificate.pointer) == 1,
               SSL_CTX_use_PrivateKey(context, certificate.privateKey.pointer) == 1,
@@ -330,6 +366,14 @@ public final class DTLSAssociation {
     /// OpenSSL's name of the negotiated cipher suite, once connected.
     public var cipherSuite: String? {
         if case .connected(let established) = state { return established.cipherSuite }
+        return nil
+    }
+
+    /// OpenSSL's name of the SRTP protection profile negotiated in the
+    /// use_srtp extension (RFC 5764 §4.1.1), once connected; nil when the
+    /// peer offered or selected none.
+    public var srtpProtectionProfile: String? {
+        if case .connected(let established) = state { return established.srtpProtectionProfile }
         return nil
     }
 
@@ -623,6 +667,7 @@ public final class DTLSAssociation {
         state = .connected(Established(
             peerFingerprint: fingerprint,
             cipherSuite: cipher,
+            srtpProtectionProfile: SSL_get_selected_srtp_profile(ssl).flatMap { $0.pointee.name }.map { String(cString: $0) },
             maximumPayload: maximumPayload,
             minimumProtectedLength: Self.minimumProtectedLength(of: current)
         ))
