@@ -58,7 +58,7 @@ public final class RelayServer: Sendable {
         let server = try await ServerBootstrap(group: loop)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 let http = HealthHandler(state: state)
                 let upgrader = NIOWebSocketServerUpgrader(

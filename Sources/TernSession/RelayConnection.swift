@@ -40,10 +40,14 @@ public struct RelayURL: Sendable, Equatable, CustomStringConvertible {
 public final class RelayConnection: Sendable {
     public let frames: AsyncThrowingStream<RelayFrame, Error>
     private let channel: Channel
+    /// Succeeds when the relay acknowledges a `close` (its `closed` frame)
+    /// or the connection ends.
+    private let released: EventLoopFuture<Void>
 
-    private init(channel: Channel, frames: AsyncThrowingStream<RelayFrame, Error>) {
+    private init(channel: Channel, frames: AsyncThrowingStream<RelayFrame, Error>, released: EventLoopFuture<Void>) {
         self.channel = channel
         self.frames = frames
+        self.released = released
     }
 
     /// Connects and completes the WebSocket upgrade; the relay's welcome is the first frame.
@@ -58,9 +62,10 @@ public final class RelayConnection: Sendable {
         } catch {
             throw .relayUnreachable("cannot set up TLS: \(error.reason)")
         }
+        let released = group.next().makePromise(of: Void.self)
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(timeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 let upgrader = NIOWebSocketClientUpgrader(
                     maxFrameSize: FrameLimits.maxFrameBytes(forBody: FrameLimits.maxBodyBytes),
@@ -71,7 +76,7 @@ public final class RelayConnection: Sendable {
                             try sync.addHandler(NIOWebSocketFrameAggregator(
                                 minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 1024,
                                 maxAccumulatedFrameSize: FrameLimits.maxFrameBytes(forBody: FrameLimits.maxBodyBytes)))
-                            try sync.addHandler(RelayFrameHandler(continuation: continuation))
+                            try sync.addHandler(RelayFrameHandler(continuation: continuation, released: released))
                             upgraded.succeed()
                         }
                     })
@@ -95,6 +100,7 @@ public final class RelayConnection: Sendable {
             channel = try await bootstrap.connect(host: url.host, port: url.port).get()
         } catch {
             upgraded.fail(error)
+            released.succeed()
             throw .relayUnreachable("could not connect to the relay at \(url): \(Self.describe(error))")
         }
         let timer = channel.eventLoop.scheduleTask(in: timeout) { upgraded.fail(SessionError.relayUnreachable("the relay did not answer in time")) }
@@ -104,11 +110,12 @@ public final class RelayConnection: Sendable {
         } catch {
             timer.cancel()
             channel.close(promise: nil)
+            released.succeed()
             if let error = error as? SessionError { throw error }
             if let error = error as? TLSError { throw .relayUnreachable("TLS with the relay at \(url) failed: \(error.reason)") }
             throw .relayUnreachable("the relay at \(url) refused the WebSocket connection: \(Self.describe(error))")
         }
-        let connection = RelayConnection(channel: channel, frames: frames)
+        let connection = RelayConnection(channel: channel, frames: frames, released: released.futureResult)
         live.withLockedValue { $0[ObjectIdentifier(connection)] = connection }
         return connection
     }
@@ -118,18 +125,37 @@ public final class RelayConnection: Sendable {
     private static let live = NIOLockedValueBox<[ObjectIdentifier: RelayConnection]>([:])
 
     /// Closes the mailbox of every open connection with `mood` and waits up
-    /// to `timeout` for the frames to leave; for Ctrl-C, so the other side
-    /// learns at once instead of waiting for the relay's idle timeout.
+    /// to `timeout` for the relay to acknowledge each; for Ctrl-C, SIGTERM
+    /// and --timeout, so the other side learns at once, and the nameplate
+    /// is released (a pre-agreed code can be used again right away),
+    /// instead of waiting for the relay to notice the dropped connection.
     public static func leaveAll(mood: Mood, timeout: TimeAmount = .milliseconds(500)) async {
         let connections = live.withLockedValue { Array($0.values) }
+        guard !connections.isEmpty else { return }
         await withTaskGroup(of: Void.self) { group in
-            for connection in connections {
-                group.addTask { try? await connection.send(.close(mood: mood)) }
+            group.addTask {
+                await withTaskGroup(of: Void.self) { each in
+                    for connection in connections {
+                        each.addTask { await connection.leave(mood: mood) }
+                    }
+                }
             }
             group.addTask { try? await Task.sleep(for: .nanoseconds(timeout.nanoseconds)) }
             await group.next()
             group.cancelAll()
         }
+    }
+
+    /// Sends `close` and waits for the relay's `closed` (or the end of the
+    /// connection), then closes the connection.
+    private func leave(mood: Mood) async {
+        do {
+            try await send(.close(mood: mood))
+            try await released.get()
+        } catch {
+            // Lost already: nothing more to tell.
+        }
+        await close()
     }
 
     public func send(_ frame: ClientFrame) async throws(SessionError) {
@@ -217,9 +243,11 @@ private final class RelayFrameHandler: ChannelInboundHandler {
     typealias OutboundOut = WebSocketFrame
 
     private let continuation: AsyncThrowingStream<RelayFrame, Error>.Continuation
+    private let released: EventLoopPromise<Void>
 
-    init(continuation: AsyncThrowingStream<RelayFrame, Error>.Continuation) {
+    init(continuation: AsyncThrowingStream<RelayFrame, Error>.Continuation, released: EventLoopPromise<Void>) {
         self.continuation = continuation
+        self.released = released
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -227,7 +255,9 @@ private final class RelayFrameHandler: ChannelInboundHandler {
         switch frame.opcode {
         case .text:
             do {
-                continuation.yield(try RelayFrame(decoding: frame.unmaskedData.readableBytesView))
+                let decoded = try RelayFrame(decoding: frame.unmaskedData.readableBytesView)
+                if case .closed = decoded { released.succeed() }
+                continuation.yield(decoded)
             } catch {
                 continuation.finish(throwing: SessionError.relayProtocol(error.reason))
                 context.close(promise: nil)
@@ -249,6 +279,7 @@ private final class RelayFrameHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         continuation.finish()
+        released.succeed()
         context.fireChannelInactive()
     }
 
