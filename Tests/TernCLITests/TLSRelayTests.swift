@@ -7,8 +7,9 @@ import TernTestSupport
 @Suite(.serialized) struct TLSRelayTests {
     /// A self-signed P-256 certificate for `subjectAltName`, and its key.
     static func makeCertificate(subjectAltName: String) async throws -> (cert: String, key: String) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // The test user's: openssl writes the key 0600, and the relay, run as
+        // that user, must read it.
+        let directory = try makeTestDirectory(prefix: "tern-tls")
         let cert = directory.appendingPathComponent("cert.pem").path
         let key = directory.appendingPathComponent("key.pem").path
         let openssl = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/openssl"), arguments: [

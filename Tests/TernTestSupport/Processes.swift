@@ -5,13 +5,90 @@ public enum PackagePaths {
     public static let root: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// The built `tern` executable: $TERN_BINARY, or .build/debug/tern.
-    public static var ternBinary: URL {
+    /// The built `tern` executable: $TERN_BINARY, or .build/debug/tern;
+    /// when the tests run as root, a copy the unprivileged test user can
+    /// run if that user cannot reach the build folder.
+    public static var ternBinary: URL { TestUser.reachable(builtTern) }
+
+    static var builtTern: URL {
         if let path = ProcessInfo.processInfo.environment["TERN_BINARY"], !path.isEmpty {
             return URL(fileURLWithPath: path)
         }
         return root.appendingPathComponent(".build/debug/tern")
     }
+}
+
+/// The account test children run as. Users are not root, so neither is a
+/// `tern` started by a test: when the tests themselves run as root (CI
+/// does), every child is started through setpriv(1) as `nobody`, with a
+/// home of its own; root stays with the test process for what needs it.
+public enum TestUser {
+    public static let uid: uid_t = 65534
+    public static let gid: gid_t = 65534
+
+    /// True when children are started as the unprivileged user.
+    public static var dropsPrivileges: Bool { geteuid() == 0 }
+
+    /// The command line that runs `executable` as the test user.
+    static func command(_ executable: String, _ arguments: [String]) -> (String, [String]) {
+        guard dropsPrivileges else { return (executable, arguments) }
+        return ("/usr/bin/setpriv", ["--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", "--", executable] + arguments)
+    }
+
+    /// Hands `url` (a file or directory the test made) to the test user.
+    public static func give(_ url: URL) throws {
+        guard dropsPrivileges else { return }
+        guard chown(url.path, uid, gid) == 0 else {
+            throw SocketFailure(description: "chown \(url.path): errno \(errno)")
+        }
+    }
+
+    private static let copies = NSLock()
+    nonisolated(unsafe) private static var copied: [String: URL] = [:]
+
+    /// `binary` itself when the test user can reach and run it, otherwise
+    /// a copy in a world-readable temporary folder (made once per binary).
+    static func reachable(_ binary: URL) -> URL {
+        guard dropsPrivileges, !othersCanRun(binary.path) else { return binary }
+        return copies.withLock {
+            if let copy = copied[binary.path] { return copy }
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-bin-\(UUID().uuidString)")
+            let copy = folder.appendingPathComponent(binary.lastPathComponent)
+            do {
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                chmod(folder.path, 0o755)
+                try FileManager.default.copyItem(at: binary, to: copy)
+                chmod(copy.path, 0o755)
+            } catch {
+                return binary  // the spawn then fails with a clear error
+            }
+            copied[binary.path] = copy
+            return copy
+        }
+    }
+
+    /// Whether every folder on the way is searchable, and the file
+    /// executable, by others.
+    private static func othersCanRun(_ path: String) -> Bool {
+        var current = URL(fileURLWithPath: path).standardizedFileURL
+        var status = stat()
+        guard stat(current.path, &status) == 0, status.st_mode & 0o001 != 0 else { return false }
+        while current.path != "/" {
+            current = current.deletingLastPathComponent()
+            guard stat(current.path, &status) == 0, status.st_mode & 0o001 != 0 else { return false }
+        }
+        return true
+    }
+}
+
+/// A fresh directory under the temporary folder that the `tern` processes
+/// a test starts may write into (owned by the test user when the tests run
+/// as root).
+public func makeTestDirectory(prefix: String) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    try TestUser.give(url)
+    return url
 }
 
 public struct ProcessTimeout: Error, CustomStringConvertible {
@@ -189,21 +266,29 @@ public final class RunningProcess: @unchecked Sendable {
     /// without -o writes there and not into the package.
     public let workingDirectory: URL
 
-    public init(executable: URL = PackagePaths.ternBinary, arguments: [String], environment: [String: String] = [:]) throws {
+    /// - Parameter privileged: keep root for this child (only for what
+    ///   needs it); by default a child of a root test runs as `TestUser`.
+    public init(executable: URL = PackagePaths.ternBinary, arguments: [String], environment: [String: String] = [:],
+                privileged: Bool = false) throws {
         spawnLock.lock()
         defer { spawnLock.unlock() }
         stdout = PipeCollector()
         stderr = PipeCollector()
         stdin = Pipe()
         markCloseOnExec(stdin)
+        let dropping = TestUser.dropsPrivileges && !privileged
         workingDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-cwd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: workingDirectory, withIntermediateDirectories: true)
+        if dropping { try TestUser.give(workingDirectory) }
         var env = ProcessInfo.processInfo.environment
         for key in ["TERN_CODE", "TERN_RELAY", "TERN_TURN_SECRET"] { env[key] = nil }
+        // The unprivileged child's home is its working directory.
+        if dropping { env["HOME"] = workingDirectory.path }
         env.merge(environment) { $1 }
         commandLine = ([executable.lastPathComponent] + arguments).joined(separator: " ")
+        let (program, argv) = dropping ? TestUser.command(executable.path, arguments) : (executable.path, arguments)
         process = try ChildProcess(
-            executable: executable.path, arguments: arguments, environment: env, directory: workingDirectory.path,
+            executable: program, arguments: argv, environment: env, directory: workingDirectory.path,
             stdin: stdin.fileHandleForReading.fileDescriptor, stdout: stdout.pipe.fileHandleForWriting.fileDescriptor,
             stderr: stderr.pipe.fileHandleForWriting.fileDescriptor)
         // The child has its copies: this process's go, once, through their
