@@ -10,9 +10,8 @@ import TernTestSupport
 
     /// A fresh directory under /tmp, removed by the caller's `defer`.
     static func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tern-transfer-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
+        // Owned by the unprivileged user the tern processes run as.
+        try makeTestDirectory(prefix: "tern-transfer")
     }
 
     /// `bytes` random bytes (from /dev/urandom) at `url`.
@@ -77,6 +76,7 @@ import TernTestSupport
         let source = work.appendingPathComponent("report.bin")
         try Self.randomFile(at: source, bytes: 3 * 262_099 + 1234)
         try FileManager.default.setAttributes([.posixPermissions: 0o640, .modificationDate: Date(timeIntervalSince1970: 1_700_000_000)], ofItemAtPath: source.path)
+        try TestUser.give(source)  // 0640: the sender, run as the test user, must own it to read it
         let out = work.appendingPathComponent("out")
         let relay = try await RelayProcess.start()
         let (sender, sent, receiver, received) = try await Self.transfer(
@@ -169,6 +169,7 @@ import TernTestSupport
         try Data("notes\n".utf8).write(to: tree.appendingPathComponent("a/notes.txt"))
         let out = work.appendingPathComponent("dst")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try TestUser.give(out)
         let relay = try await RelayProcess.start()
         let tern = PackagePaths.ternBinary.path
         let sender = try RunningProcess(executable: URL(fileURLWithPath: "/bin/sh"), arguments: [
@@ -198,6 +199,7 @@ import TernTestSupport
         try Data("new content".utf8).write(to: source)
         let out = work.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try TestUser.give(out)
         try Data("old".utf8).write(to: out.appendingPathComponent("notes.txt"))
         let relay = try await RelayProcess.start()
         let (sender, sent, receiver, received) = try await Self.transfer(
