@@ -96,6 +96,29 @@ public func finishes(within limit: Duration, _ work: @escaping @Sendable () asyn
     return true
 }
 
+/// A value shared between tasks.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
+
+    init(_ value: Value) {
+        stored = value
+    }
+
+    var value: Value {
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return stored
+        }
+        set {
+            lock.lock()
+            stored = newValue
+            lock.unlock()
+        }
+    }
+}
+
 final class DoneFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false

@@ -1,3 +1,5 @@
+import TernCollections
+
 /// Everything that can end a transfer, each with one sentence for the user.
 /// The CLI maps them to exit codes (docs/cli.md): `integrity` is 5,
 /// `exists` is 6, `connectionLost` 4, the others 1 (a peer's failure
@@ -19,6 +21,9 @@ public enum TransferError: Error, Equatable, Sendable {
     case peerFailed(FailureCode, String)
     /// The channel to the peer closed before the transfer ended.
     case connectionLost(String)
+    /// A local source that cannot be sent (unreadable, or a name the
+    /// receiver would refuse), found before anything is offered.
+    case unsendable(String, reason: String)
 
     public var message: String {
         switch self {
@@ -28,9 +33,27 @@ public enum TransferError: Error, Equatable, Sendable {
         case .protocolViolation(let what): return "the peer broke the transfer protocol: \(what)"
         case .io(let what): return what
         case .noSpace(let needed, let available):
-            return "not enough free space: the offer needs \(needed) bytes, the target has \(available)"
+            return "not enough free space: the offer needs \(ByteFormat.size(needed)), the target has \(ByteFormat.size(available)) free"
         case .peerFailed(_, let what): return "the other side stopped: \(what)"
         case .connectionLost(let what): return "the connection to the other side was lost: \(what)"
+        case .unsendable(let path, let reason): return "cannot send '\(path)': \(reason)"
+        }
+    }
+}
+
+extension TransferError {
+    /// The code an `error` message carries for this failure of our own
+    /// (docs/protocol.md §11.2); nil for the peer's failure and a lost
+    /// channel, which are not answered.
+    public var failureCode: FailureCode? {
+        switch self {
+        case .unsafePath: return .unsafePath
+        case .exists: return .exists
+        case .integrity: return .integrity
+        case .protocolViolation: return .protocolViolation
+        case .io, .unsendable: return .io
+        case .noSpace: return .noSpace
+        case .peerFailed, .connectionLost: return nil
         }
     }
 }

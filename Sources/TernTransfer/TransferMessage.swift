@@ -75,7 +75,9 @@ public struct ChunkMessage: Sendable {
 /// type, then JSON for control messages or a fixed binary header for chunks.
 public enum TransferMessage: Sendable {
     case manifest(chunkSize: Int, entries: [ManifestEntry], more: Bool)
-    case have(claims: [ResumeClaim], more: Bool)
+    /// `skip`: entries the receiver keeps as they are (existing files it
+    /// was told to skip); the sender sends nothing for them.
+    case have(claims: [ResumeClaim], skip: [Int], more: Bool)
     case plan(starts: [PlanStart], more: Bool)
     case chunk(ChunkMessage)
     case end(index: Int, size: UInt64, root: Digest)
@@ -129,9 +131,11 @@ public enum TransferMessage: Sendable {
         case .manifest(let chunkSize, let entries, let more):
             type = .manifest
             body = Wire(chunkSize: chunkSize, entries: entries, more: more)
-        case .have(let claims, let more):
+        case .have(let claims, let skip, let more):
             type = .have
-            body = Wire(claims: claims.map { WireClaim(index: $0.index, chunks: $0.chunks, chain: $0.chain.hex) }, more: more)
+            body = Wire(
+                claims: claims.map { WireClaim(index: $0.index, chunks: $0.chunks, chain: $0.chain.hex) }, more: more,
+                skip: skip.isEmpty ? nil : skip)
         case .plan(let starts, let more):
             type = .plan
             body = Wire(more: more, starts: starts.map { WireStart(index: $0.index, from: $0.from) })
@@ -184,8 +188,9 @@ public enum TransferMessage: Sendable {
             }
             self = .manifest(chunkSize: chunkSize, entries: entries, more: wire.more ?? false)
         case .have:
-            guard let claims = wire.claims, claims.count <= Self.maxItemsPerMessage else {
-                throw .protocolViolation("a have message without claims or with too many")
+            let skip = wire.skip ?? []
+            guard let claims = wire.claims, claims.count + skip.count <= Self.maxItemsPerMessage, skip.allSatisfy({ $0 >= 0 }) else {
+                throw .protocolViolation("a have message without claims, with too many, or with a negative skip")
             }
             var decoded: [ResumeClaim] = []
             for claim in claims {
@@ -194,7 +199,7 @@ public enum TransferMessage: Sendable {
                 }
                 decoded.append(ResumeClaim(index: claim.index, chunks: claim.chunks, chain: chain))
             }
-            self = .have(claims: decoded, more: wire.more ?? false)
+            self = .have(claims: decoded, skip: skip, more: wire.more ?? false)
         case .plan:
             guard let starts = wire.starts, starts.count <= Self.maxItemsPerMessage, starts.allSatisfy({ $0.index >= 0 }) else {
                 throw .protocolViolation("a malformed plan message")
@@ -268,16 +273,17 @@ public enum TransferMessage: Sendable {
         var message: String?
         var more: Bool?
         var size: UInt64?
+        var skip: [Int]?
         var starts: [WireStart]?
 
         enum CodingKeys: String, CodingKey {
-            case bytes, chunkSize = "chunk_size", claims, code, entries, files, hash, index, message, more, size, starts
+            case bytes, chunkSize = "chunk_size", claims, code, entries, files, hash, index, message, more, size, skip, starts
         }
 
         init(
             bytes: UInt64? = nil, chunkSize: Int? = nil, claims: [WireClaim]? = nil, code: String? = nil, entries: [ManifestEntry]? = nil,
             files: UInt64? = nil, hash: String? = nil, index: Int? = nil, message: String? = nil, more: Bool? = nil, size: UInt64? = nil,
-            starts: [WireStart]? = nil
+            skip: [Int]? = nil, starts: [WireStart]? = nil
         ) {
             self.bytes = bytes
             self.chunkSize = chunkSize
@@ -290,6 +296,7 @@ public enum TransferMessage: Sendable {
             self.message = message
             self.more = more
             self.size = size
+            self.skip = skip
             self.starts = starts
         }
     }

@@ -10,12 +10,18 @@ public struct OfferedItem: Sendable, Equatable {
     public var size: UInt64?
     /// Regular files inside (1 for a file).
     public var files: UInt64
+    /// Directories below a directory (not counting itself).
+    public var directories: UInt64
+    /// Symbolic links below a directory.
+    public var links: UInt64
 
-    public init(name: String, kind: EntryKind, size: UInt64?, files: UInt64) {
+    public init(name: String, kind: EntryKind, size: UInt64?, files: UInt64, directories: UInt64 = 0, links: UInt64 = 0) {
         self.name = name
         self.kind = kind
         self.size = size
         self.files = files
+        self.directories = directories
+        self.links = links
     }
 }
 
@@ -32,14 +38,21 @@ public final class TransferReceiver: @unchecked Sendable {
         case overwrite
         /// Write `name (1).ext` instead.
         case rename
+        /// Keep what is there and leave the offered file out (the sender
+        /// is asked not to send it).
+        case skip
     }
 
     public struct Options: Sendable {
         public var offer: [OfferedItem]
         public var conflict: Conflict = .refuse
         public var resume = true
-        /// Stream entries go to this descriptor (standard output) instead of a file.
+        /// The offer's one file or stream goes to this descriptor (standard
+        /// output) instead of into the target.
         public var streamOutput: Int32?
+        /// The offer's one file or stream is written under this name in the
+        /// target instead of the offered one (`-o NAME`).
+        public var singleName: RelativePath?
         /// How often the resume state of the file being written is saved.
         public var stateInterval: Duration = .seconds(1)
         /// ... and at the latest after this many bytes of it (a fast link
@@ -56,8 +69,13 @@ public final class TransferReceiver: @unchecked Sendable {
     private let channel: TransferChannel
     private let options: Options
     private let report: @Sendable (TransferEvent) -> Void
+    private let kept = Locked<UInt64>(0)
 
-    /// - Parameter target: where files go; nil only when the offer is a stream written to `streamOutput`.
+    /// After a failure: verified bytes left in partial files for a later
+    /// transfer to resume from (0 when nothing was kept).
+    public var keptPartialBytes: UInt64 { kept.value }
+
+    /// - Parameter target: where files go; nil only when the offer is one file or stream written to `streamOutput`.
     public init(target: TargetDirectory?, channel: TransferChannel, options: Options, report: @escaping @Sendable (TransferEvent) -> Void) {
         self.target = target
         self.channel = channel
@@ -71,22 +89,10 @@ public final class TransferReceiver: @unchecked Sendable {
         do {
             return try await receive()
         } catch let error as TransferError {
-            if let code = Self.failureCode(error) {
+            if let code = error.failureCode {
                 try? await channel.send(TransferMessage.failure(code, error.message).encoded())
             }
             throw error
-        }
-    }
-
-    static func failureCode(_ error: TransferError) -> FailureCode? {
-        switch error {
-        case .unsafePath: return .unsafePath
-        case .exists: return .exists
-        case .integrity: return .integrity
-        case .protocolViolation: return .protocolViolation
-        case .io: return .io
-        case .noSpace: return .noSpace
-        case .peerFailed, .connectionLost: return nil
         }
     }
 
@@ -104,6 +110,24 @@ public final class TransferReceiver: @unchecked Sendable {
         var from: UInt64 = 0
         /// A link already at `path` with the same target: nothing to make.
         var inPlace = false
+        /// Something is at `path` and the user chose to keep it: nothing is sent or made.
+        var skip = false
+    }
+
+    /// One item of the `have` messages: a claim, or an entry to skip.
+    enum HaveItem {
+        case claim(ResumeClaim)
+        case skip(Int)
+
+        var claim: ResumeClaim? {
+            if case .claim(let claim) = self { return claim }
+            return nil
+        }
+
+        var skip: Int? {
+            if case .skip(let index) = self { return index }
+            return nil
+        }
     }
 
     enum Claim {
@@ -122,8 +146,13 @@ public final class TransferReceiver: @unchecked Sendable {
     private func receive() async throws -> TransferSummary {
         let (chunkSize, entries) = try await readManifest()
         var items = try validate(entries)
-        let streamsToOutput = options.streamOutput != nil
-        guard target != nil || items.allSatisfy({ $0.entry.kind == .stream && streamsToOutput }) else {
+        if options.streamOutput != nil || options.singleName != nil {
+            guard items.count == 1, items[0].entry.kind == .file || items[0].entry.kind == .stream else {
+                throw TransferError.protocolViolation("the manifest has \(items.count) entries where one file was offered")
+            }
+            if let name = options.singleName { items[0].path = name }
+        }
+        guard target != nil || options.streamOutput != nil else {
             throw TransferError.io("no target directory for the offered files")
         }
 
@@ -131,11 +160,14 @@ public final class TransferReceiver: @unchecked Sendable {
         for index in items.indices {
             try settleExisting(&items[index], chunkSize: chunkSize)
         }
-        var claims: [ResumeClaim] = []
+        var have: [HaveItem] = []
         for (index, item) in items.enumerated() {
-            if let claim = item.claim { claims.append(ResumeClaim(index: index, chunks: claim.chain.chunks, chain: claim.chain.value)) }
+            if let claim = item.claim { have.append(.claim(ResumeClaim(index: index, chunks: claim.chain.chunks, chain: claim.chain.value))) }
+            if item.skip, item.entry.kind == .file || item.entry.kind == .stream { have.append(.skip(index)) }
         }
-        for message in try splitIntoMessages(claims, limit: 60 * 1024, encode: { TransferMessage.have(claims: $0, more: $1).encoded() }) {
+        for message in try splitIntoMessages(have, limit: 60 * 1024, encode: { batch, more in
+            TransferMessage.have(claims: batch.compactMap(\.claim), skip: batch.compactMap(\.skip), more: more).encoded()
+        }) {
             try await channel.send(message)
         }
         try await readPlan(into: &items)
@@ -146,8 +178,9 @@ public final class TransferReceiver: @unchecked Sendable {
             try target?.makeDirectories(item.path, mode: (item.entry.mode ?? 0o755) | 0o700)
         }
 
-        let dataItems = items.indices.filter { items[$0].entry.kind == .file || items[$0].entry.kind == .stream }
-        let total: UInt64? = items.contains { $0.entry.kind == .stream } ? nil : items.reduce(0) { $0 + ($1.entry.size ?? 0) }
+        let dataItems = items.indices.filter { (items[$0].entry.kind == .file || items[$0].entry.kind == .stream) && !items[$0].skip }
+        let total: UInt64? = items.contains { $0.entry.kind == .stream && !$0.skip }
+            ? nil : items.reduce(0) { $0 + ($1.skip ? 0 : $1.entry.size ?? 0) }
         var resumed: UInt64 = 0
         for item in items where item.from > 0 {
             resumed += min(item.from * UInt64(chunkSize), item.entry.size ?? 0)
@@ -157,15 +190,30 @@ public final class TransferReceiver: @unchecked Sendable {
         var progress = resumed
         var received: UInt64 = 0
         var roots: [Digest] = []
-        for index in dataItems {
-            let (root, bytes) = try await receiveData(of: items[index], index: index, chunkSize: chunkSize, progress: &progress, total: total)
-            roots.append(root)
-            received += bytes
+        for (position, index) in dataItems.enumerated() {
+            do {
+                let (root, bytes) = try await receiveData(of: items[index], index: index, chunkSize: chunkSize, progress: &progress, total: total)
+                roots.append(root)
+                received += bytes
+            } catch {
+                // Partials of earlier attempts that this one did not reach stay too.
+                for later in dataItems[(position + 1)...] where items[later].from > 0 {
+                    kept.value += min(items[later].from * UInt64(chunkSize), items[later].entry.size ?? 0)
+                }
+                throw error
+            }
         }
-        guard case .done(let files, _) = try await channel.nextMessage(from: "sender"), files == UInt64(roots.count) else {
-            throw TransferError.protocolViolation("expected done after the last file")
+        let last = try await channel.nextMessage(from: "sender")
+        guard case .done(let files, let bytes) = last else {
+            throw TransferError.protocolViolation("expected done after the last file, got \(TransferSender.name(last))")
         }
-        for item in items where item.entry.kind == .symlink && !item.inPlace {
+        guard files == UInt64(roots.count) else {
+            throw TransferError.protocolViolation("the sender's done counts \(files) files, but \(roots.count) arrived")
+        }
+        guard bytes == progress else {
+            throw TransferError.protocolViolation("the sender's done counts \(bytes) bytes, but this side holds \(progress)")
+        }
+        for item in items where item.entry.kind == .symlink && !item.inPlace && !item.skip {
             try target?.makeSymlink(item.path, target: item.entry.target ?? "", replace: item.replace)
         }
         let hash = transferHash(roots)
@@ -177,8 +225,9 @@ public final class TransferReceiver: @unchecked Sendable {
         var entries: [ManifestEntry] = []
         var chunkSize: Int?
         while true {
-            guard case .manifest(let size, let part, let more) = try await channel.nextMessage(from: "sender") else {
-                throw TransferError.protocolViolation("expected the manifest")
+            let message = try await channel.nextMessage(from: "sender")
+            guard case .manifest(let size, let part, let more) = message else {
+                throw TransferError.protocolViolation("expected the manifest, got \(TransferSender.name(message))")
             }
             guard chunkSize == nil || chunkSize == size else { throw TransferError.protocolViolation("the chunk size changed within the manifest") }
             chunkSize = size
@@ -195,10 +244,11 @@ public final class TransferReceiver: @unchecked Sendable {
     /// Every entry against the offer and the path rules: relative, safe,
     /// unique, inside an offered item, below a directory listed before it.
     func validate(_ entries: [ManifestEntry]) throws(TransferError) -> [Item] {
-        var offered: [String: (item: OfferedItem, files: UInt64, bytes: UInt64)] = [:]
-        for item in options.offer { offered[item.name] = (item, 0, 0) }
+        var offered: [String: (item: OfferedItem, files: UInt64, bytes: UInt64, directories: UInt64, links: UInt64)] = [:]
+        for item in options.offer { offered[item.name] = (item, 0, 0, 0, 0) }
         var directories = Set<RelativePath>()
         var seen = Set<RelativePath>()
+        var totalBytes: UInt64 = 0
         var items: [Item] = []
         items.reserveCapacity(entries.count)
         for entry in entries {
@@ -220,10 +270,23 @@ public final class TransferReceiver: @unchecked Sendable {
             switch entry.kind {
             case .directory:
                 directories.insert(path)
+                if path.parent != nil {
+                    limit.directories += 1
+                    guard limit.directories <= limit.item.directories else {
+                        throw .protocolViolation("more directories in \(top) than the \(limit.item.directories) offered")
+                    }
+                }
             case .file:
                 guard let size = entry.size else { throw .protocolViolation("the file \(path) has no size") }
                 limit.files += 1
-                limit.bytes += size
+                let (bytes, overflow) = limit.bytes.addingReportingOverflow(size)
+                let (sum, overflowAll) = totalBytes.addingReportingOverflow(size)
+                // Sums of sizes (progress, free space) must stay in range.
+                guard !overflow, !overflowAll, sum <= UInt64(Int64.max) else {
+                    throw .protocolViolation("the sizes of the files add up to more than 2^63 bytes")
+                }
+                limit.bytes = bytes
+                totalBytes = sum
                 guard limit.files <= limit.item.files else {
                     throw .protocolViolation("more files in \(top) than the \(limit.item.files) offered")
                 }
@@ -234,6 +297,16 @@ public final class TransferReceiver: @unchecked Sendable {
                 guard entry.size == nil else { throw .protocolViolation("the stream \(path) claims a size") }
             case .symlink:
                 guard let target = entry.target, !target.isEmpty else { throw .protocolViolation("the link \(path) has no target") }
+                limit.links += 1
+                guard limit.links <= limit.item.links else {
+                    throw .protocolViolation("more links in \(top) than the \(limit.item.links) offered")
+                }
+                // Checked on arrival, before any data moves, with the rule
+                // makeSymlink applies again when it creates the link.
+                if let reason = TargetDirectory.linkTargetProblem(target, depth: path.components.count - 1) {
+                    throw .unsafePath(
+                        TerminalText.escaped(path.string), reason: "its link target \"\(TerminalText.escaped(target, limit: 80))\" \(reason)")
+                }
             }
             offered[top] = limit
             items.append(Item(entry: entry, path: path))
@@ -244,8 +317,7 @@ public final class TransferReceiver: @unchecked Sendable {
     // MARK: - Existing files, partials, conflicts
 
     private func settleExisting(_ item: inout Item, chunkSize: Int) throws(TransferError) {
-        guard let target else { return }
-        if item.entry.kind == .stream && options.streamOutput != nil { return }
+        guard let target, options.streamOutput == nil else { return }
         let existing = try target.entry(at: item.path)
         switch item.entry.kind {
         case .directory:
@@ -271,12 +343,12 @@ public final class TransferReceiver: @unchecked Sendable {
                 } else {
                     target.removeResumeFiles(for: item.path)
                 }
-            case .file(let size, _) where size == item.entry.size:
+            case .file(let size, _) where size == item.entry.size && options.conflict != .skip:
                 item.claim = .complete(try chain(ofExisting: item.path, size: size, chunkSize: chunkSize))
             case .file, .symlink, .other:
                 try resolveConflict(&item)
             case .directory:
-                guard options.conflict == .rename else { throw .exists(item.path.description) }
+                guard options.conflict == .rename || options.conflict == .skip else { throw .exists(item.path.description) }
                 try resolveConflict(&item)
             }
         }
@@ -294,6 +366,9 @@ public final class TransferReceiver: @unchecked Sendable {
             let renamed = try target.uniqueName(for: item.path)
             report(.warning("\(item.path) exists; writing \(renamed)"))
             item.path = renamed
+        case .skip:
+            item.skip = true
+            report(.warning("\(item.path) exists; kept it and skipped the offered one"))
         }
     }
 
@@ -346,19 +421,36 @@ public final class TransferReceiver: @unchecked Sendable {
         return chain
     }
 
+    /// The sender's answer to every claim (docs/protocol.md §11.3): each
+    /// claim exactly once, starting at 0 or at the claimed count.
     private func readPlan(into items: inout [Item]) async throws {
         var planned = Set<Int>()
         while true {
-            guard case .plan(let starts, let more) = try await channel.nextMessage(from: "sender") else {
-                throw TransferError.protocolViolation("expected the sender's plan")
+            let message = try await channel.nextMessage(from: "sender")
+            guard case .plan(let starts, let more) = message else {
+                throw TransferError.protocolViolation("expected the sender's plan, got \(TransferSender.name(message))")
             }
             for start in starts {
-                guard start.index < items.count, let claim = items[start.index].claim, planned.insert(start.index).inserted,
-                      start.from == 0 || start.from == claim.chain.chunks
-                else { throw TransferError.protocolViolation("a plan entry that answers no claim") }
+                guard start.index < items.count else {
+                    throw TransferError.protocolViolation("the plan names entry \(start.index), but the manifest has \(items.count) entries")
+                }
+                let path = items[start.index].path
+                guard let claim = items[start.index].claim else {
+                    throw TransferError.protocolViolation("the plan answers a claim for \(path), but this side claimed nothing of it")
+                }
+                guard planned.insert(start.index).inserted else {
+                    throw TransferError.protocolViolation("the plan answers the claim for \(path) twice")
+                }
+                guard start.from == 0 || start.from == claim.chain.chunks else {
+                    throw TransferError.protocolViolation(
+                        "the plan starts \(path) at chunk \(start.from), but this side claimed \(claim.chain.chunks) chunks (only 0 or \(claim.chain.chunks) can answer that)")
+                }
                 items[start.index].from = start.from
             }
             if !more { break }
+        }
+        if let unanswered = items.indices.first(where: { items[$0].claim != nil && !planned.contains($0) }) {
+            throw TransferError.protocolViolation("the plan does not answer the claim for \(items[unanswered].path)")
         }
     }
 
@@ -397,15 +489,17 @@ public final class TransferReceiver: @unchecked Sendable {
         of item: Item, index: Int, chunkSize: Int, progress: inout UInt64, total: UInt64?
     ) async throws -> (Digest, UInt64) {
         let name = item.path.description
-        let toOutput = item.entry.kind == .stream ? options.streamOutput : nil
+        let toOutput = options.streamOutput
         let size = item.entry.size
         let count = size.map { ($0 + UInt64(chunkSize) - 1) / UInt64(chunkSize) }
         var chain = item.claim?.chain ?? ChunkChain()
         if case .complete? = item.claim {
             // Already in place and identical: the sender sends only the end.
-            guard case .end(let end, let endSize, let root) = try await channel.nextMessage(from: "sender"), end == index, endSize == size,
-                  root == chain.root(size: endSize)
-            else { throw TransferError.protocolViolation("expected the end of \(name), which is already in place") }
+            let message = try await channel.nextMessage(from: "sender")
+            guard case .end(let end, let endSize, let root) = message, end == index, endSize == size, root == chain.root(size: endSize) else {
+                throw TransferError.protocolViolation(
+                    "expected only the end of \(name), which this side already holds whole, got \(TransferSender.name(message))")
+            }
             report(.verified(path: name, size: endSize, root: root))
             try await channel.send(TransferMessage.verified(index: index).encoded())
             return (root, 0)
@@ -470,18 +564,26 @@ public final class TransferReceiver: @unchecked Sendable {
                     }
                     if partial != nil, let target {
                         try target.commit(item.path, mode: item.entry.mode ?? 0o644, modified: item.entry.mtime, replace: item.replace)
+                        partial = nil  // in place: nothing partial is left to save or remove
                     }
                     report(.verified(path: name, size: endSize, root: root))
                     try await channel.send(TransferMessage.verified(index: index).encoded())
                     return (root, received)
-                default:
-                    throw TransferError.protocolViolation("expected data for \(name)")
+                case let other:
+                    throw TransferError.protocolViolation("expected data for \(name), got \(TransferSender.name(other))")
                 }
             }
         } catch {
-            // Whatever stopped us, what is verified stays resumable.
-            // A file that failed its root hash has no resume state left.
-            if case TransferError.integrity = error {} else { saveState() }
+            // Whatever stopped us, what is verified stays resumable. A file
+            // that failed its root hash has no resume state left, and a
+            // stream never resumes: its partial goes.
+            if partial != nil, size == nil || chain.chunks == 0 {
+                target?.removeResumeFiles(for: item.path)
+            } else if case TransferError.integrity = error {
+            } else if partial != nil {
+                saveState()
+                kept.value += written
+            }
             throw error
         }
     }

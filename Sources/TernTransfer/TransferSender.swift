@@ -31,7 +31,21 @@ public final class TransferSender: @unchecked Sendable {
         self.report = report
     }
 
+    /// Sends everything; on a failure of ours (a file that cannot be read,
+    /// or changed while it was sent) the receiver is told why, so that its
+    /// side ends with the same words and exit code.
     public func run() async throws -> TransferSummary {
+        do {
+            return try await transfer()
+        } catch let error as TransferError {
+            if let code = error.failureCode {
+                try? await channel.send(TransferMessage.failure(code, error.message).encoded())
+            }
+            throw error
+        }
+    }
+
+    private func transfer() async throws -> TransferSummary {
         let entries = items.map(\.entry)
         let chunkSize = self.chunkSize
         for message in try splitIntoMessages(entries, limit: maxMessageSize, encode: {
@@ -42,21 +56,43 @@ public final class TransferSender: @unchecked Sendable {
 
         // The receiver's claims, then our plan.
         var claims: [ResumeClaim] = []
+        var skipped = Set<Int>()
         var more = true
         while more {
             let message = try await channel.nextMessage(from: "receiver")
-            guard case .have(let part, let next) = message else {
+            guard case .have(let part, let skip, let next) = message else {
                 throw TransferError.protocolViolation("expected the receiver's resume claims, got \(Self.name(message))")
             }
             claims.append(contentsOf: part)
-            guard claims.count <= items.count else { throw TransferError.protocolViolation("more resume claims than files") }
+            guard claims.count <= items.count else {
+                throw TransferError.protocolViolation("the receiver sent \(claims.count) resume claims for \(items.count) entries")
+            }
+            for index in skip {
+                guard index < items.count, items[index].entry.kind == .file || items[index].entry.kind == .stream else {
+                    throw TransferError.protocolViolation("the receiver asked to skip entry \(index), which is not a file of the manifest")
+                }
+                guard skipped.insert(index).inserted else {
+                    throw TransferError.protocolViolation("the receiver asked to skip \(items[index].entry.path) twice")
+                }
+            }
             more = next
         }
         var starts: [Int: (from: UInt64, chain: ChunkChain)] = [:]
         for claim in claims {
-            guard claim.index < items.count, items[claim.index].entry.kind == .file, starts[claim.index] == nil,
-                  let size = items[claim.index].entry.size, claim.chunks <= chunkCount(size)
-            else { throw TransferError.protocolViolation("a resume claim for an entry that is not a file, or beyond its end") }
+            guard claim.index < items.count else {
+                throw TransferError.protocolViolation("a resume claim for entry \(claim.index), but the manifest has \(items.count) entries")
+            }
+            let entry = items[claim.index].entry
+            guard entry.kind == .file, let size = entry.size else {
+                throw TransferError.protocolViolation("a resume claim for \(entry.path), which is a \(entry.kind), not a file")
+            }
+            guard starts[claim.index] == nil, !skipped.contains(claim.index) else {
+                throw TransferError.protocolViolation("two resume claims, or a claim and a skip, for \(entry.path)")
+            }
+            guard claim.chunks <= chunkCount(size) else {
+                throw TransferError.protocolViolation(
+                    "a resume claim of \(claim.chunks) chunks of \(entry.path), which has \(chunkCount(size))")
+            }
             let own = try prefixChain(of: items[claim.index], chunks: claim.chunks)
             starts[claim.index] = own.value == claim.chain ? (claim.chunks, own) : (0, ChunkChain())
         }
@@ -65,12 +101,13 @@ public final class TransferSender: @unchecked Sendable {
             try await channel.send(message)
         }
 
-        let total: UInt64? = entries.contains { $0.kind == .stream } ? nil : entries.reduce(0) { $0 + ($1.size ?? 0) }
+        let kept = entries.indices.filter { !skipped.contains($0) }
+        let total: UInt64? = kept.contains { entries[$0].kind == .stream } ? nil : kept.reduce(0) { $0 + (entries[$1].size ?? 0) }
         var resumed: UInt64 = 0
         for (index, start) in starts where start.from > 0 {
             resumed += min(start.from * UInt64(chunkSize), items[index].entry.size ?? 0)
         }
-        let fileCount = entries.filter { $0.kind == .file || $0.kind == .stream }.count
+        let fileCount = kept.filter { entries[$0].kind == .file || entries[$0].kind == .stream }.count
         report(.started(files: fileCount, bytes: total, resumedBytes: resumed))
 
         // Replies (`verified`, `finished`, a failure) are read alongside.
@@ -79,7 +116,7 @@ public final class TransferSender: @unchecked Sendable {
             var progress = Progress(bytes: resumed, total: total)
             var roots: [Digest] = []
             var sent: UInt64 = 0
-            for (index, item) in items.enumerated() {
+            for (index, item) in items.enumerated() where !skipped.contains(index) {
                 switch item.entry.kind {
                 case .file:
                     let start = starts[index] ?? (0, ChunkChain())
@@ -96,12 +133,23 @@ public final class TransferSender: @unchecked Sendable {
             }
             try await channel.send(TransferMessage.done(files: UInt64(roots.count), bytes: progress.bytes).encoded())
             let finished = try await replies.value
-            guard finished.hash == transferHash(roots), finished.files == UInt64(roots.count) else {
+            guard finished.files == UInt64(roots.count) else {
+                throw TransferError.protocolViolation("the receiver's finished counts \(finished.files) files, but \(roots.count) were sent")
+            }
+            guard finished.bytes == progress.bytes else {
+                throw TransferError.protocolViolation("the receiver's finished counts \(finished.bytes) bytes, but it holds \(progress.bytes)")
+            }
+            guard finished.hash == transferHash(roots) else {
                 throw TransferError.integrity("the receiver's hash over all files does not match ours")
             }
             return TransferSummary(files: roots.count, bytes: progress.bytes, sentBytes: sent, hash: finished.hash)
         } catch {
-            // A failure the receiver sent explains more than our broken send.
+            // Our own failure is what happened (the receiver is told in `run`);
+            // a broken send is better explained by a failure the receiver sent.
+            if let own = error as? TransferError, own.failureCode != nil {
+                replies.cancel()
+                throw own
+            }
             if case .failure(let replyError)? = await Self.settled(replies) { throw replyError }
             replies.cancel()
             throw error
@@ -249,9 +297,9 @@ public final class TransferSender: @unchecked Sendable {
         case .manifest: return "a manifest"
         case .have: return "resume claims"
         case .plan: return "a plan"
-        case .chunk: return "a chunk"
-        case .end: return "a file end"
-        case .verified: return "a verified message"
+        case .chunk(let chunk): return "chunk \(chunk.number) of entry \(chunk.index)"
+        case .end(let index, _, _): return "the end of entry \(index)"
+        case .verified(let index): return "a verified message for entry \(index)"
         case .done: return "done"
         case .finished: return "finished"
         case .failure: return "a failure"

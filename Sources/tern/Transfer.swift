@@ -163,6 +163,7 @@ enum DataPath {
             default: return CLIError(.failure, error.message)
             }
         case .unsafePath, .protocolViolation, .io, .noSpace: return CLIError(.failure, error.message)
+        case .unsendable: return CLIError(.usage, error.message)
         }
     }
 

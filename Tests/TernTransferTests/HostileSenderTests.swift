@@ -76,7 +76,7 @@ import TernTestSupport
 
     @Test func refusesAnEntryListedTwice() async throws {
         let scene = try Scene()
-        let offer = [OfferedItem(name: "d", kind: .directory, size: 10, files: 2)]
+        let offer = [OfferedItem(name: "d", kind: .directory, size: 10, files: 2, directories: 1, links: 1)]
         let attack = try await scene.attack(
             offer: offer, manifest: [manifest([directory("d"), symlink("d/l", to: "x"), directory("d/l")])])
 
@@ -111,7 +111,7 @@ import TernTestSupport
         let before = scene.inside()
         let data = Array("pwned".utf8)
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 5, files: 1)],
+            offer: [OfferedItem(name: "d", kind: .directory, size: 5, files: 1, directories: 1)],
             manifest: [manifest([directory("d"), directory("d/link"), file("d/link/x", size: 5)])],
             data: [chunk(2, 0, data), end(2, data), done(1, 5)]
         ) { $0.conflict = conflict }
@@ -144,7 +144,7 @@ import TernTestSupport
     func refusesALinkPointingOutside(target: String) async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0)],
+            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0, links: 1)],
             manifest: [manifest([directory("d"), symlink("d/l", to: target)])], data: [done(0, 0)])
 
         guard case .unsafePath("d/l", _)? = attack.error else {
@@ -153,7 +153,8 @@ import TernTestSupport
         }
         #expect(attack.reply == .unsafePath)
         scene.expectOutsideUnchanged()
-        #expect(Set(scene.inside().keys) == ["d"])
+        // Refused with the manifest, before even the directory is made.
+        #expect(scene.inside() == [:])
     }
 
     @Test func refusesALinkPointingOutsideEvenWhenTheSameLinkIsAlreadyThere() async throws {
@@ -162,7 +163,7 @@ import TernTestSupport
         try scene.scratch.symlink("target/d/l", to: "../../outside/victim.txt")
         let before = scene.inside()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0)],
+            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0, links: 1)],
             manifest: [manifest([directory("d"), symlink("d/l", to: "../../outside/victim.txt")])], data: [done(0, 0)]
         ) { $0.conflict = .overwrite }
 
@@ -178,7 +179,7 @@ import TernTestSupport
     @Test func refusesAnInsideLinkUsedAsADirectory() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 3, files: 1)],
+            offer: [OfferedItem(name: "d", kind: .directory, size: 3, files: 1, directories: 1, links: 1)],
             manifest: [manifest([directory("d"), directory("d/sub"), symlink("d/l", to: "sub"), file("d/l/x", size: 3)])])
 
         #expect(attack.error == .protocolViolation("d/l/x is not inside a directory listed before it"))
@@ -227,7 +228,7 @@ import TernTestSupport
     @Test func refusesAManifestLongerThanTheEntryLimit() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0)],
+            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0, directories: 3)],
             manifest: [
                 manifest([directory("d"), directory("d/a")], more: true), manifest([directory("d/b"), directory("d/c")]),
             ]
@@ -245,10 +246,139 @@ import TernTestSupport
             offer: [OfferedItem(name: "f", kind: .file, size: 10, files: 1)], manifest: [manifest([file("f", size: 10)])],
             plan: [PlanStart(index: 0, from: 1)])
 
-        #expect(attack.error == .protocolViolation("a plan entry that answers no claim"))
+        #expect(attack.error == .protocolViolation("the plan answers a claim for f, but this side claimed nothing of it"))
         #expect(attack.reply == .protocolViolation)
         scene.expectOutsideUnchanged()
         #expect(scene.inside() == [:])
+    }
+
+    // MARK: - Checked on arrival
+
+    @Test func refusesALinkPointingOutsideBeforeAnyDataMoves() async throws {
+        let scene = try Scene()
+        let data = Array("hello".utf8)
+        let attack = try await scene.attack(
+            offer: [OfferedItem(name: "d", kind: .directory, size: 5, files: 1, links: 1)],
+            manifest: [manifest([directory("d"), file("d/a", size: 5), symlink("d/l", to: "a/../../x")])],
+            data: [chunk(1, 0, data), end(1, data), done(1, 5)])
+
+        guard case .unsafePath("d/l", let reason)? = attack.error else {
+            Issue.record("expected unsafePath for d/l, got \(String(describing: attack.error))")
+            return
+        }
+        #expect(reason.contains("after a name"))
+        // Refused with the manifest: no claims, no directory, no partial.
+        #expect(attack.replies.map(Self.name) == ["failure"])
+        #expect(attack.reply == .unsafePath)
+        scene.expectOutsideUnchanged()
+        #expect(scene.inside() == [:])
+    }
+
+    @Test func refusesMoreDirectoriesThanOffered() async throws {
+        let scene = try Scene()
+        // A directory of no files may not make 20,000 directories: it makes none beyond what it offered.
+        let many = [directory("d")] + (0..<3).map { directory("d/\($0)") }
+        let attack = try await scene.attack(
+            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0, directories: 2)], manifest: [manifest(many)])
+
+        #expect(attack.error == .protocolViolation("more directories in d than the 2 offered"))
+        #expect(attack.reply == .protocolViolation)
+        scene.expectOutsideUnchanged()
+        #expect(scene.inside() == [:])
+    }
+
+    @Test func refusesMoreLinksThanOffered() async throws {
+        let scene = try Scene()
+        let attack = try await scene.attack(
+            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0, links: 1)],
+            manifest: [manifest([directory("d"), symlink("d/a", to: "x"), symlink("d/b", to: "x")])])
+
+        #expect(attack.error == .protocolViolation("more links in d than the 1 offered"))
+        #expect(attack.reply == .protocolViolation)
+        scene.expectOutsideUnchanged()
+        #expect(scene.inside() == [:])
+    }
+
+    @Test func refusesSizesThatOverflowWhenAdded() async throws {
+        let scene = try Scene()
+        let attack = try await scene.attack(
+            offer: [
+                OfferedItem(name: "a", kind: .file, size: UInt64.max, files: 1), OfferedItem(name: "b", kind: .file, size: UInt64.max, files: 1),
+            ],
+            manifest: [manifest([file("a", size: UInt64.max / 2 + 1), file("b", size: UInt64.max / 2 + 1)])])
+
+        #expect(attack.error == .protocolViolation("the sizes of the files add up to more than 2^63 bytes"))
+        scene.expectOutsideUnchanged()
+    }
+
+    // MARK: - Plan and done say what is wrong
+
+    /// A file `f` of `content.count` bytes already in the target, so the
+    /// receiver claims it whole (3 chunks of 4 KiB).
+    private func attackWithClaim(plan: [PlanStart], data: [[UInt8]] = []) async throws -> (Scene, Attack) {
+        let scene = try Scene()
+        var other = Self.content
+        other[0] ^= 1
+        try scene.scratch.write(other, to: "target/f", modified: 1_600_000_000)
+        let size = UInt64(Self.content.count)
+        let attack = try await scene.attack(
+            offer: [OfferedItem(name: "f", kind: .file, size: size, files: 1)], manifest: [manifest([file("f", size: size)])],
+            plan: plan, data: data) { $0.conflict = .overwrite }
+        return (scene, attack)
+    }
+
+    @Test func refusesAPlanForAnEntryBeyondTheManifest() async throws {
+        let (_, attack) = try await attackWithClaim(plan: [PlanStart(index: 0, from: 0), PlanStart(index: 7, from: 0)])
+        #expect(attack.error == .protocolViolation("the plan names entry 7, but the manifest has 1 entries"))
+        #expect(attack.reply == .protocolViolation)
+    }
+
+    @Test func refusesAPlanAnsweringAClaimTwice() async throws {
+        let (_, attack) = try await attackWithClaim(plan: [PlanStart(index: 0, from: 0), PlanStart(index: 0, from: 0)])
+        #expect(attack.error == .protocolViolation("the plan answers the claim for f twice"))
+    }
+
+    @Test func refusesAPlanStartingAtAnotherChunkThanClaimed() async throws {
+        let (_, attack) = try await attackWithClaim(plan: [PlanStart(index: 0, from: 1)])
+        #expect(attack.error == .protocolViolation("the plan starts f at chunk 1, but this side claimed 3 chunks (only 0 or 3 can answer that)"))
+    }
+
+    @Test func refusesAPlanThatLeavesAClaimUnanswered() async throws {
+        let (scene, attack) = try await attackWithClaim(plan: [])
+        #expect(attack.error == .protocolViolation("the plan does not answer the claim for f"))
+        // The file in place is untouched.
+        #expect(scene.scratch.read("target/f")?.count == Self.content.count)
+        #expect(scene.scratch.read("target/f") != Self.content)
+    }
+
+    @Test func refusesSomethingElseInPlaceOfThePlan() async throws {
+        let scene = try Scene()
+        let attack = try await scene.attack(
+            offer: [OfferedItem(name: "f", kind: .file, size: 10, files: 1)], manifest: [manifest([file("f", size: 10)])],
+            data: [done(1, 10)], sendsPlan: false)
+        #expect(attack.error == .protocolViolation("expected the sender's plan, got done"))
+    }
+
+    @Test func refusesADoneCountingOtherFiles() async throws {
+        let pieces = Self.pieces
+        let (_, attack) = try await attackWithData(
+            [chunk(0, 0, pieces[0]), chunk(0, 1, pieces[1]), chunk(0, 2, pieces[2]), end(0, Self.content), done(2, 8292)])
+        #expect(attack.error == .protocolViolation("the sender's done counts 2 files, but 1 arrived"))
+        #expect(attack.reply == .protocolViolation)
+    }
+
+    @Test func refusesADoneCountingOtherBytes() async throws {
+        let pieces = Self.pieces
+        let (_, attack) = try await attackWithData(
+            [chunk(0, 0, pieces[0]), chunk(0, 1, pieces[1]), chunk(0, 2, pieces[2]), end(0, Self.content), done(1, 9000)])
+        #expect(attack.error == .protocolViolation("the sender's done counts 9000 bytes, but this side holds 8292"))
+    }
+
+    @Test func refusesSomethingElseInPlaceOfDone() async throws {
+        let pieces = Self.pieces
+        let (_, attack) = try await attackWithData(
+            [chunk(0, 0, pieces[0]), chunk(0, 1, pieces[1]), chunk(0, 2, pieces[2]), end(0, Self.content), end(0, Self.content)])
+        #expect(attack.error == .protocolViolation("expected done after the last file, got the end of entry 0"))
     }
 
     // MARK: - Data
@@ -295,9 +425,14 @@ import TernTestSupport
         #expect(attack.error == .integrity("chunk \(badChunk) of f does not match its hash"))
         #expect(attack.reply == .integrity)
         scene.expectOutsideUnchanged()
-        // No final file; the partial holds only the verified chunks.
-        #expect(Set(scene.inside().keys) == [".f.tern-partial"])
-        #expect(scene.scratch.read("target/.f.tern-partial") == Array(pieces[0..<badChunk].joined()))
+        // No final file; a partial holds only the verified chunks, and
+        // with none verified there is no partial.
+        if badChunk == 0 {
+            #expect(scene.inside() == [:])
+        } else {
+            #expect(Set(scene.inside().keys) == [".f.tern-partial"])
+            #expect(scene.scratch.read("target/.f.tern-partial") == Array(pieces[0..<badChunk].joined()))
+        }
     }
 
     @Test func refusesAChunkLargerThanTheFile() async throws {
@@ -310,8 +445,8 @@ import TernTestSupport
         #expect(attack.error == .protocolViolation("chunk 0 of f has 20 bytes, not 10"))
         #expect(attack.reply == .protocolViolation)
         scene.expectOutsideUnchanged()
-        #expect(Set(scene.inside().keys) == [".f.tern-partial"])
-        #expect(scene.scratch.read("target/.f.tern-partial") == [])
+        // Nothing was verified: no partial is left.
+        #expect(scene.inside() == [:])
     }
 
     @Test func refusesAChunkAfterTheLastOne() async throws {
@@ -338,7 +473,7 @@ import TernTestSupport
         #expect(attack.error == .protocolViolation("a chunk out of order (file 2, chunk 0) while receiving d/a"))
         #expect(attack.reply == .protocolViolation)
         scene.expectOutsideUnchanged()
-        #expect(Set(scene.inside().keys) == ["d", "d/.a.tern-partial"])
+        #expect(Set(scene.inside().keys) == ["d"])
     }
 
     @Test func refusesAChunkOutOfOrder() async throws {
@@ -348,7 +483,7 @@ import TernTestSupport
         #expect(attack.error == .protocolViolation("a chunk out of order (file 0, chunk 1) while receiving f"))
         #expect(attack.reply == .protocolViolation)
         scene.expectOutsideUnchanged()
-        #expect(Set(scene.inside().keys) == [".f.tern-partial"])
+        #expect(scene.inside() == [:])
     }
 
     @Test func refusesAWrongRootAndKeepsNothingToResumeFrom() async throws {
@@ -393,7 +528,7 @@ import TernTestSupport
         #expect(attack.error == .protocolViolation("a chunk message of 3 bytes"))
         #expect(attack.reply == .protocolViolation)
         scene.expectOutsideUnchanged()
-        #expect(Set(scene.inside().keys) == [".f.tern-partial"])
+        #expect(scene.inside() == [:])
     }
 
     @Test func reportsTheSendersFailureBeforeTheManifest() async throws {
@@ -566,7 +701,7 @@ final class Scene {
     /// Sends `manifest`; when the receiver answers with its claims, sends
     /// `plan` and then `data`; collects every reply until the receiver ends.
     func attack(
-        offer: [OfferedItem], manifest: [[UInt8]], plan: [PlanStart] = [], data: [[UInt8]] = [],
+        offer: [OfferedItem], manifest: [[UInt8]], plan: [PlanStart] = [], data: [[UInt8]] = [], sendsPlan: Bool = true,
         configure: (inout TransferReceiver.Options) -> Void = { _ in }
     ) async throws -> Attack {
         let (hostile, receiverEnd) = MemoryChannel.pair()
@@ -597,13 +732,13 @@ final class Scene {
                     var claimed = false
                     while let reply = try await hostile.receive() {
                         replies.append(reply)
-                        if case .have(_, false)? = try? TransferMessage(decoding: reply) {
+                        if case .have(_, _, false)? = try? TransferMessage(decoding: reply) {
                             claimed = true
                             break
                         }
                     }
                     if claimed {
-                        try await hostile.send(TransferMessage.plan(starts: plan, more: false).encoded())
+                        if sendsPlan { try await hostile.send(TransferMessage.plan(starts: plan, more: false).encoded()) }
                         for message in data { try await hostile.send(message) }
                     }
                 } catch {

@@ -207,9 +207,18 @@ func offer(for items: [SourceItem]) -> [OfferedItem] {
             let kind: EntryKind = item.entry.kind == .symlink ? .file : item.entry.kind
             offered.append(OfferedItem(name: top, kind: kind, size: kind == .stream ? nil : 0, files: 0))
         }
-        guard item.entry.kind == .file, let position = offered.firstIndex(where: { $0.name == top }) else { continue }
-        offered[position].files += 1
-        offered[position].size = (offered[position].size ?? 0) + (item.entry.size ?? 0)
+        guard let position = offered.firstIndex(where: { $0.name == top }) else { continue }
+        switch item.entry.kind {
+        case .file:
+            offered[position].files += 1
+            offered[position].size = (offered[position].size ?? 0) + (item.entry.size ?? 0)
+        case .directory where item.entry.path != top:
+            offered[position].directories += 1
+        case .symlink:
+            offered[position].links += 1
+        case .directory, .stream:
+            continue
+        }
     }
     return offered
 }

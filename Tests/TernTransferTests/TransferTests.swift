@@ -323,6 +323,178 @@ import Testing
         #expect(run.receiverEvents.contains("warning report.txt exists; writing report (1).txt"))
     }
 
+    // MARK: - Failures reach the other side
+
+    @Test func theReceiverHearsWhyTheSenderStoppedWhenAFileChangedAfterTheOffer() async throws {
+        let scratch = try ScratchDirectory("transfer-changed-source")
+        try scratch.makeDirectory("target")
+        let data = randomBytes(3 * chunkSize, seed: 20)
+        try scratch.write(data, to: "log.txt", modified: 1_600_000_000)
+        let items = try SourceScanner.scan([scratch.absolute("log.txt")], warn: { _ in })
+        // It grows after the scan, before its turn to be sent.
+        try scratch.write(data + [1, 2, 3], to: "log.txt", modified: 1_600_000_100)
+
+        let run = try await transfer(items, into: scratch.absolute("target"))
+
+        let reason = "log.txt changed after the transfer started; send it again"
+        #expect(run.sender == .failure(.io(reason)))
+        // Before: the receiver saw only "the sender closed the channel".
+        #expect(run.receiver == .failure(.peerFailed(.io, reason)))
+        #expect(ScratchDirectory.names(in: scratch.absolute("target")) == [])
+    }
+
+    @Test func theReceiverHearsWhyTheSenderStoppedWhenAFileShrankWhileItWasSent() async throws {
+        let scratch = try ScratchDirectory("transfer-shrunk-source")
+        try scratch.makeDirectory("target")
+        let data = randomBytes(6 * chunkSize, seed: 21)
+        try scratch.write(data, to: "grow.bin", modified: 1_600_000_000)
+        let items = try SourceScanner.scan([scratch.absolute("grow.bin")], warn: { _ in })
+        let path = scratch.absolute("grow.bin")
+
+        // Cut to one chunk after the second chunk went out (size and time
+        // were checked when the file was opened).
+        let run = try await transfer(items, into: scratch.absolute("target"), onChunk: { sent in
+            if sent == 2 { truncate(path, off_t(chunkSize)) }
+        })
+
+        let reason = "grow.bin shrank while it was being sent"
+        #expect(run.sender == .failure(.io(reason)))
+        #expect(run.receiver == .failure(.peerFailed(.io, reason)))
+        // What arrived verified stays resumable.
+        #expect(run.keptPartialBytes == UInt64(2 * chunkSize))
+    }
+
+    // MARK: - What is kept after an interruption
+
+    @Test func anInterruptedReceiverCountsThePartialDataItKeeps() async throws {
+        let scratch = try ScratchDirectory("transfer-kept")
+        try scratch.makeDirectory("target")
+        try scratch.write(randomBytes(10 * chunkSize, seed: 22), to: "a.bin", modified: 1_600_000_000)
+        try scratch.write(randomBytes(5 * chunkSize + 9, seed: 23), to: "b.bin", modified: 1_600_000_000)
+        let onlyB = try SourceScanner.scan([scratch.absolute("b.bin")], warn: { _ in })
+        let both = try SourceScanner.scan([scratch.absolute("a.bin"), scratch.absolute("b.bin")], warn: { _ in })
+
+        let first = try await transfer(onlyB, into: scratch.absolute("target"), cutAfterChunks: 2)
+        #expect(first.receiver.isConnectionLost)
+        #expect(first.keptPartialBytes == UInt64(2 * chunkSize))
+
+        // Cut in a.bin: its three verified chunks, and b.bin's two from
+        // the first attempt (not reached this time), are kept.
+        let second = try await transfer(both, into: scratch.absolute("target"), cutAfterChunks: 3)
+        #expect(second.receiver.isConnectionLost)
+        #expect(second.keptPartialBytes == UInt64(5 * chunkSize))
+    }
+
+    // MARK: - Streams
+
+    @Test func aStreamThatFailsLeavesNoPartialFile() async throws {
+        let scratch = try ScratchDirectory("transfer-stream-cut")
+        try scratch.makeDirectory("target")
+        // Less than a pipe holds, so the writer never waits.
+        let data = randomBytes(15 * chunkSize, seed: 24)
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw ScratchFailure.failed("pipe", errno) }
+        defer { close(ends[0]) }
+        let written = data.withUnsafeBytes { write(ends[1], $0.baseAddress, data.count) }
+        #expect(written == data.count)
+        close(ends[1])
+        let items = try SourceScanner.scan(["-"], warn: { _ in })
+
+        let run = try await transfer(items, into: scratch.absolute("target"), streamInput: ends[0], cutAfterChunks: 3)
+
+        #expect(run.receiver.isConnectionLost)
+        // Streams never resume: nothing of it is left behind.
+        #expect(ScratchDirectory.names(in: scratch.absolute("target")) == [])
+        #expect(run.keptPartialBytes == 0)
+    }
+
+    // MARK: - One file to standard output or under another name
+
+    @Test func theOneOfferedFileGoesToTheOutputDescriptor() async throws {
+        let scratch = try ScratchDirectory("transfer-file-stdout")
+        let data = randomBytes(3 * chunkSize + 5, seed: 25)
+        try scratch.write(data, to: "notes.txt", modified: 1_600_000_000)
+        let output = open(scratch.absolute("out.bin"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard output >= 0 else { throw ScratchFailure.failed("open out.bin", errno) }
+        defer { close(output) }
+        let items = try SourceScanner.scan([scratch.absolute("notes.txt")], warn: { _ in })
+
+        let run = try await transfer(items, into: nil) { $0.streamOutput = output }
+
+        #expect(run.receiver.isSuccess)
+        #expect(run.sender.isSuccess)
+        #expect(scratch.read("out.bin") == data)
+        #expect(ScratchDirectory.names(in: scratch.path) == ["notes.txt", "out.bin"])
+    }
+
+    @Test func theOneOfferedFileIsWrittenUnderTheGivenName() async throws {
+        let scratch = try ScratchDirectory("transfer-file-named")
+        try scratch.makeDirectory("target")
+        let data = randomBytes(2 * chunkSize + 5, seed: 26)
+        try scratch.write(data, to: "notes.txt", modified: 1_600_000_000)
+        let items = try SourceScanner.scan([scratch.absolute("notes.txt")], warn: { _ in })
+
+        let run = try await transfer(items, into: scratch.absolute("target")) { $0.singleName = try? RelativePath(components: ["renamed.md"]) }
+
+        #expect(run.receiver.isSuccess)
+        #expect(scratch.read("target/renamed.md") == data)
+        #expect(ScratchDirectory.names(in: scratch.absolute("target")) == ["renamed.md"])
+    }
+
+    @Test func aTreeIsRefusedWhereOneFileWasWanted() async throws {
+        let scratch = try ScratchDirectory("transfer-tree-named")
+        let (_, _) = try makeAlbum(in: scratch)
+        let items = try SourceScanner.scan([scratch.absolute("src/album")], warn: { _ in })
+
+        let run = try await transfer(items, into: scratch.absolute("target")) { $0.singleName = try? RelativePath(components: ["one"]) }
+
+        #expect(run.receiver == .failure(.protocolViolation("the manifest has 9 entries where one file was offered")))
+        #expect(ScratchDirectory.names(in: scratch.absolute("target")) == [])
+    }
+
+    // MARK: - Skipping what exists
+
+    @Test(arguments: existingSizes)
+    func keepsAnExistingDifferentFileAndSkipsTheOfferedOne(existing: ExistingSize) async throws {
+        let scratch = try ConflictScratch(existing: existing)
+
+        let run = try await transfer(scratch.items, into: scratch.target) { $0.conflict = .skip }
+
+        let summary = TransferSummary(files: 0, bytes: 0, sentBytes: 0, hash: expectedTransferHash([]))
+        #expect(run.receiver == .success(summary))
+        #expect(run.sender == .success(summary))
+        #expect(scratch.directory.tree("target") == scratch.before)
+        #expect(run.receiverEvents.contains("warning report.txt exists; kept it and skipped the offered one"))
+        // Nothing of it crossed.
+        #expect(!run.senderEvents.contains { $0.hasPrefix("progress") })
+    }
+
+    @Test func skippingKeepsExistingFilesWritesNewOnesAndResumesPartials() async throws {
+        let scratch = try ScratchDirectory("transfer-skip-tree")
+        try scratch.makeDirectory("target")
+        try scratch.makeDirectory("src")
+        let big = randomBytes(10 * chunkSize, seed: 27)
+        let new = randomBytes(100, seed: 28)
+        try scratch.write(big, to: "src/big.bin", modified: 1_600_000_000)
+        try scratch.write(new, to: "src/new.txt", modified: 1_600_000_000)
+        try scratch.write(Array("local".utf8), to: "src/old.txt", modified: 1_600_000_000)
+        let items = try SourceScanner.scan([scratch.absolute("src")], warn: { _ in })
+        // An interrupted first attempt: big.bin half there.
+        _ = try await transfer(Array(items.prefix(2)), into: scratch.absolute("target"), cutAfterChunks: 5)
+        #expect(ScratchDirectory.names(in: scratch.absolute("target/src")) == [".big.bin.tern-partial", ".big.bin.tern-state"])
+        try scratch.write(Array("mine".utf8), to: "target/src/old.txt", modified: 1_500_000_000)
+
+        let run = try await transfer(items, into: scratch.absolute("target")) { $0.conflict = .skip }
+
+        #expect(run.receiver.isSuccess)
+        #expect(run.sender.isSuccess)
+        #expect(run.receiverEvents.first { $0.hasPrefix("started") } == "started files=2 bytes=\(big.count + new.count) resumed=\(5 * chunkSize)")
+        #expect(run.receiverEvents.contains("warning src/old.txt exists; kept it and skipped the offered one"))
+        #expect(scratch.read("target/src/big.bin") == big)
+        #expect(scratch.read("target/src/new.txt") == new)
+        #expect(scratch.read("target/src/old.txt") == Array("mine".utf8))
+    }
+
     // MARK: - The in-memory channel itself
 
     @Test func memoryChannelHoldsBackASenderAndDeliversWhatIsQueuedBeforeClosing() async throws {
@@ -379,6 +551,8 @@ struct Outcome {
     var receiver: Result<TransferSummary, TransferError>
     var senderEvents: [String]
     var receiverEvents: [String]
+    /// The receiver's verified bytes left in partial files.
+    var keptPartialBytes: UInt64 = 0
 }
 
 /// Runs a sender for `items` and a receiver writing into `target` (or only
@@ -388,7 +562,7 @@ struct Outcome {
 /// closed and recorded as an issue.
 func transfer(
     _ items: [SourceItem], into target: String?, streamInput: Int32 = 0, cutAfterChunks: Int? = nil,
-    configure: (inout TransferReceiver.Options) -> Void = { _ in }
+    configure: (inout TransferReceiver.Options) -> Void = { _ in }, onChunk: (@Sendable (Int) -> Void)? = nil
 ) async throws -> Outcome {
     let (senderEnd, receiverEnd) = MemoryChannel.pair()
     var options = TransferReceiver.Options(offer: offer(for: items))
@@ -396,7 +570,8 @@ func transfer(
     let directory = try target.map { try TargetDirectory(path: $0, create: false) }
     let senderEvents = Recorder<String>()
     let receiverEvents = Recorder<String>()
-    let senderChannel: TransferChannel = cutAfterChunks.map { CutAfterChunks(senderEnd, chunks: $0) } ?? senderEnd
+    var senderChannel: TransferChannel = cutAfterChunks.map { CutAfterChunks(senderEnd, chunks: $0) } ?? senderEnd
+    if let onChunk { senderChannel = WatchChunks(senderChannel, onChunk: onChunk) }
     let sender = TransferSender(
         items: items, channel: senderChannel, maxMessageSize: maxMessageSize, streamInput: streamInput,
         report: { senderEvents.append(describe($0)) })
@@ -438,7 +613,7 @@ func transfer(
     }
     return Outcome(
         sender: senderResult ?? .failure(.io("no result")), receiver: receiverResult ?? .failure(.io("no result")),
-        senderEvents: senderEvents.all, receiverEvents: receiverEvents.all)
+        senderEvents: senderEvents.all, receiverEvents: receiverEvents.all, keptPartialBytes: receiver.keptPartialBytes)
 }
 
 func outcome(_ work: () async throws -> TransferSummary) async -> Result<TransferSummary, TransferError> {
@@ -473,6 +648,35 @@ final class CutAfterChunks: TransferChannel, @unchecked Sendable {
             }
         }
         try await inner.send(message)
+    }
+
+    func receive() async throws -> [UInt8]? {
+        try await inner.receive()
+    }
+
+    func close() async {
+        await inner.close()
+    }
+}
+
+/// A sender's end that calls `onChunk` with the number of chunk messages
+/// sent so far after each one.
+final class WatchChunks: TransferChannel, @unchecked Sendable {
+    private let inner: TransferChannel
+    private let onChunk: @Sendable (Int) -> Void
+    private let sent = Recorder<Int>()
+
+    init(_ inner: TransferChannel, onChunk: @escaping @Sendable (Int) -> Void) {
+        self.inner = inner
+        self.onChunk = onChunk
+    }
+
+    func send(_ message: [UInt8]) async throws {
+        try await inner.send(message)
+        if message.first == TransferMessage.MessageType.chunk.rawValue {
+            sent.append(1)
+            onChunk(sent.all.count)
+        }
     }
 
     func receive() async throws -> [UInt8]? {
