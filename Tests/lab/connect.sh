@@ -38,6 +38,7 @@ pass() { PASSED=$((PASSED + 1)); echo "PASS  $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL  $*"; }
 lab() { "$LAB" "$@"; }
 X() { "$LAB" exec "$@"; }
+U() { "$LAB" user "$@"; }      # as the unprivileged user tern's users are
 
 cleanup() {
   [[ -n ${RELAY_PID:-} ]] && kill "$RELAY_PID" 2>/dev/null || true
@@ -45,6 +46,14 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# tern runs as an unprivileged user (lab.sh user): it gets its own copy of
+# the binary (the build folder may not be open to it), reads the payloads and
+# writes its output directories in $WORK, which that user owns.
+chown "${LAB_USER_UID:-65534}:${LAB_USER_UID:-65534}" "$WORK"
+chmod 755 "$WORK"
+install -m 755 "$TERN" "$WORK/tern"
+TERN=$WORK/tern
 
 # The file every attempt sends (1 MiB, random); the received copy must match.
 head -c 1048576 /dev/urandom >"$WORK/payload.bin"
@@ -58,7 +67,7 @@ up() {                          # TOPOLOGY [COTURN_CLOCK_OFFSET]
 
 start_relay() {                 # SECRET
   RELAY_LOG=$WORK/relay.log
-  X r "$TERN" relay --listen "$R_IP:4747" --stun-listen "$R_IP:3479" \
+  U r "$TERN" relay --listen "$R_IP:4747" --stun-listen "$R_IP:3479" \
     --turn-uri "turn:$R_IP:$TURN_PORT?transport=udp" --turn-uri "turn:$R_IP:$TURN_PORT?transport=tcp" \
     --turn-secret "$1" >"$RELAY_LOG" 2>&1 &
   RELAY_PID=$!
@@ -84,11 +93,11 @@ attempt() {                     # NAMEPLATE [EXTRA FLAGS FOR BOTH SIDES...]
   local code="$1-aardvark-adroitness"; shift
   local out="$WORK/out-$code"
   rm -rf "$out"
-  X b env TERN_RELAY="ws://$R_IP:4747" "$TERN" receive --json --yes --timeout 60 -o "$out" "$@" "$code" \
+  U b env TERN_RELAY="ws://$R_IP:4747" "$TERN" receive --json --yes --timeout 60 -o "$out" "$@" "$code" \
     >"$WORK/recv.json" 2>"$WORK/recv.err" &
   local receiver=$!
   set +e
-  X a env TERN_RELAY="ws://$R_IP:4747" "$TERN" send --json --code "$code" --timeout 60 "$@" "$PAYLOAD" \
+  U a env TERN_RELAY="ws://$R_IP:4747" "$TERN" send --json --code "$code" --timeout 60 "$@" "$PAYLOAD" \
     >"$WORK/send.json" 2>"$WORK/send.err"
   SEND_EXIT=$?
   wait "$receiver"

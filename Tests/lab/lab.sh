@@ -5,6 +5,8 @@
 #   lab.sh up TOPOLOGY        build it, print KEY=VALUE lines (LAB_ID, A_IP, ...)
 #   lab.sh down               remove everything of this run (also after a partial up)
 #   lab.sh exec HOST CMD...   run CMD in HOST's namespace (a, b, r, na, nb, sw)
+#   lab.sh user HOST CMD...   the same as an unprivileged user ($LAB_USER_UID,
+#                           default 65534, nobody): how tern itself is run
 #   lab.sh status             namespaces, addresses, processes, shaping
 #   lab.sh env                print the KEY=VALUE lines again
 #   lab.sh shape HOST IFACE [--delay MS] [--jitter MS] [--loss PCT] [--rate MBIT]
@@ -307,6 +309,17 @@ cmd_exec() {
   exec ip netns exec "$(ns "$h")" "$@"
 }
 
+# Users are not root: tern runs in the lab as an unprivileged account, so a
+# socket or file option only root may set fails here as it would for them.
+LAB_USER_UID=${LAB_USER_UID:-65534}
+cmd_user() {
+  [[ $# -ge 2 ]] || die "usage: lab.sh user HOST CMD..."
+  resolve_id; set_paths
+  local h=$1; shift
+  ns_exists "$(ns "$h")" || die "no host '$h' in run $LAB_ID"
+  exec ip netns exec "$(ns "$h")" setpriv --reuid="$LAB_USER_UID" --regid="$LAB_USER_UID" --clear-groups -- "$@"
+}
+
 cmd_status() {
   resolve_id; set_paths
   local n
@@ -586,6 +599,7 @@ main() {
     up) cmd_up "$@" ;;
     down) cmd_down ;;
     exec) cmd_exec "$@" ;;
+    user) cmd_user "$@" ;;
     status) cmd_status ;;
     env) cmd_env ;;
     shape) cmd_shape "$@" ;;
