@@ -7,7 +7,8 @@ public struct RelayLimits: Sendable {
     public var maxMessageBytes = 64 * 1024
     /// A nameplate waiting for its second side, or a mailbox neither of whose
     /// sides is connected, with no activity for this long is removed; a
-    /// removed waiting nameplate stays refused ("expired") for as long again.
+    /// removed waiting nameplate the relay allocated stays refused
+    /// ("expired") for as long again.
     public var idleLifetime: TimeAmount = .minutes(10)
     /// Mailboxes one client address may have open at once.
     public var maxMailboxesPerAddress = 64
@@ -17,6 +18,12 @@ public struct RelayLimits: Sendable {
     public var maxMessagesPerSide = 256
     /// Connections open at once in total.
     public var maxConnections = 20_000
+    /// A side whose connection dropped without a `close` keeps its place
+    /// this long, for the client to reconnect and attach (its schedule of
+    /// retries takes about 8 s); then it counts as gone. A mailbox whose
+    /// sides are all gone is removed and its nameplate freed, so that a
+    /// pre-agreed code can be used again by a new pair.
+    public var reattachWindow: TimeAmount = .seconds(15)
 
     public init() {}
 }
@@ -53,7 +60,9 @@ public struct RendezvousHub: Sendable {
         case waiting(Identifier)
         /// Both sides met; the nameplate refuses further claims until the mailbox goes.
         case consumed(Identifier)
-        /// The nameplate expired or its only side left; refused until the deadline.
+        /// An allocated nameplate expired or its only side left; refused
+        /// until the deadline (a receiver typing the code of a sender that
+        /// gave up is told so, and the number is not handed out again yet).
         case tombstone(until: NIODeadline)
     }
 
@@ -66,10 +75,23 @@ public struct RendezvousHub: Sendable {
         /// How many of the peer's messages this side's connection has been sent.
         var delivered = 0
         var toldPeerClosed = false
+        /// When the connection dropped without a `close` (nil while
+        /// connected, and once the side closed).
+        var droppedAt: NIODeadline?
+
+        /// Closed, or dropped longer than `window` ago without coming back.
+        func isGone(now: NIODeadline, window: TimeAmount) -> Bool {
+            if closed != nil { return true }
+            guard connection == nil, let droppedAt else { return false }
+            return now - droppedAt >= window
+        }
     }
 
     private struct Mailbox {
         var nameplate: String
+        /// The relay allocated the nameplate (an `allocate`), rather than a
+        /// first `claim` opening it (a pre-agreed code).
+        var allocated: Bool
         var address: String
         var sides: [Side]
         var lastActivity: NIODeadline
@@ -108,6 +130,7 @@ public struct RendezvousHub: Sendable {
         if let bound = connection.bound, var mailbox = mailboxes[bound.mailbox],
            let index = mailbox.sides.firstIndex(where: { $0.id == bound.side }), mailbox.sides[index].connection == id {
             mailbox.sides[index].connection = nil
+            mailbox.sides[index].droppedAt = now
             mailboxes[bound.mailbox] = mailbox
         }
     }
@@ -151,6 +174,13 @@ public struct RendezvousHub: Sendable {
             }
             removeMailbox(id, now: now)
         }
+        // Sides that closed or dropped and did not come back within the
+        // window hold nothing: the nameplate of a finished or abandoned
+        // session is free again (one guess per nameplate is one guess per
+        // meeting of two sides; a new meeting is a new pairing).
+        for (id, mailbox) in mailboxes where mailbox.sides.allSatisfy({ $0.isGone(now: now, window: limits.reattachWindow) }) {
+            removeMailbox(id, now: now)
+        }
         for (id, connection) in connections where connection.bound == nil && now - connection.since >= limits.idleLifetime {
             actions.append(.send(id, .error(code: .expired, message: "no nameplate was claimed in time")))
             actions.append(.close(id))
@@ -170,8 +200,8 @@ public struct RendezvousHub: Sendable {
         case .allocate(let side):
             guard connection.bound == nil else { return refuse(id, .outOfOrder, "this connection already joined a mailbox") }
             guard let nameplate = smallestFreeNameplate() else { return refuse(id, .limit, "no free nameplate") }
-            return open(nameplate: nameplate, side: side, connection: id, address: connection.address, now: now) { nameplate, mailbox in
-                .allocated(nameplate: nameplate, mailbox: mailbox)
+            return open(nameplate: nameplate, allocated: true, side: side, connection: id, address: connection.address, now: now) {
+                nameplate, mailbox in .allocated(nameplate: nameplate, mailbox: mailbox)
             }
 
         case .claim(let nameplate, let side):
@@ -179,8 +209,8 @@ public struct RendezvousHub: Sendable {
             switch nameplates[nameplate] {
             case nil:
                 // A pre-agreed code: the first side to claim opens the nameplate.
-                return open(nameplate: nameplate, side: side, connection: id, address: connection.address, now: now) { nameplate, mailbox in
-                    .claimed(nameplate: nameplate, mailbox: mailbox)
+                return open(nameplate: nameplate, allocated: false, side: side, connection: id, address: connection.address, now: now) {
+                    nameplate, mailbox in .claimed(nameplate: nameplate, mailbox: mailbox)
                 }
             case .waiting(let mailboxID):
                 guard var mailbox = mailboxes[mailboxID], mailbox.sides.count == 1 else {
@@ -215,6 +245,7 @@ public struct RendezvousHub: Sendable {
                 superseded = [.send(old, .error(code: .outOfOrder, message: "this side attached on another connection")), .close(old)]
             }
             mailbox.sides[index].connection = id
+            mailbox.sides[index].droppedAt = nil
             mailbox.sides[index].delivered = received
             mailbox.sides[index].toldPeerClosed = false
             mailbox.lastActivity = now
@@ -253,7 +284,8 @@ public struct RendezvousHub: Sendable {
                     actions += deliver(bound.mailbox, to: 1 - index)
                 }
             } else {
-                // The only side left before anyone came: the code is dead.
+                // The only side left before anyone came: an allocated code
+                // is dead; a pre-agreed one is free for the next attempt.
                 removeMailbox(bound.mailbox, now: now)
             }
             return actions
@@ -263,7 +295,7 @@ public struct RendezvousHub: Sendable {
     // MARK: Helpers
 
     private mutating func open(
-        nameplate: String, side: Identifier, connection id: ConnectionID, address: String, now: NIODeadline,
+        nameplate: String, allocated: Bool, side: Identifier, connection id: ConnectionID, address: String, now: NIODeadline,
         reply: (String, Identifier) -> RelayFrame
     ) -> [Action] {
         guard mailboxes.count < limits.maxMailboxes else { return refuse(id, .limit, "the relay is full") }
@@ -272,7 +304,8 @@ public struct RendezvousHub: Sendable {
         }
         var mailboxID = Identifier.random()
         while mailboxes[mailboxID] != nil { mailboxID = Identifier.random() }
-        mailboxes[mailboxID] = Mailbox(nameplate: nameplate, address: address, sides: [Side(id: side, connection: id)], lastActivity: now)
+        mailboxes[mailboxID] = Mailbox(
+            nameplate: nameplate, allocated: allocated, address: address, sides: [Side(id: side, connection: id)], lastActivity: now)
         mailboxesByAddress[address, default: 0] += 1
         nameplates[nameplate] = .waiting(mailboxID)
         connections[id]?.bound = (mailboxID, side)
@@ -308,7 +341,7 @@ public struct RendezvousHub: Sendable {
         }
         switch nameplates[mailbox.nameplate] {
         case .waiting(let waiting) where waiting == id:
-            nameplates[mailbox.nameplate] = .tombstone(until: now + limits.idleLifetime)
+            nameplates[mailbox.nameplate] = mailbox.allocated ? .tombstone(until: now + limits.idleLifetime) : nil
         case .consumed(let consumed) where consumed == id:
             nameplates[mailbox.nameplate] = nil
         default:

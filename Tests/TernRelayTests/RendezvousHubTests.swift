@@ -221,4 +221,91 @@ import TernRendezvous
         #expect(frames(delivered, to: a2) == [.message(seq: 0, body: [5])])
         #expect(frames(delivered, to: a).isEmpty)
     }
+
+    // MARK: Pre-agreed codes stay reusable
+
+    func refusal(_ actions: [RendezvousHub.Action], to id: ConnectionID) -> RelayErrorCode? {
+        if case .error(let code, _)? = frames(actions, to: id).first { return code }
+        return nil
+    }
+
+    mutating func claim(_ nameplate: String, side: Identifier, from id: ConnectionID) -> Identifier? {
+        if case .claimed(nameplate, let mailbox)? = frames(send(.claim(nameplate: nameplate, side: side), from: id), to: id).first {
+            return mailbox
+        }
+        return nil
+    }
+
+    @Test mutating func aPreAgreedCodeWhoseOnlySideLeftCanBeClaimedAgainAtOnce() throws {
+        let a = connect(1)
+        #expect(claim("4242", side: alice, from: a) != nil)
+        _ = send(.close(mood: .errory), from: a)  // a --timeout, say
+        #expect(!hub.nameplateIsInUse("4242"))
+        // The retry: both sides claim again and meet.
+        let a2 = connect(2), b = connect(3)
+        let mailbox = try #require(claim("4242", side: Identifier.random(), from: a2))
+        #expect(claim("4242", side: bob, from: b) == mailbox)
+    }
+
+    @Test mutating func aSideThatDroppedWithoutClosingKeepsItsClaimForTheReattachWindowOnly() throws {
+        let a = connect(1)
+        let mailbox = try #require(claim("4242", side: alice, from: a))
+        hub.disconnected(a, now: now)  // killed: no close
+        now = now + .seconds(5)
+        #expect(hub.tick(now: now).isEmpty)
+        #expect(hub.nameplateIsInUse("4242"), "a side reconnecting within the window still has its mailbox")
+        let back = connect(2)
+        #expect(frames(send(.attach(mailbox: mailbox, side: alice, received: 0), from: back), to: back) == [.attached(mailbox: mailbox)])
+        hub.disconnected(back, now: now)
+        // Gone for good this time: after the window the code is free.
+        now = now + hub.limits.reattachWindow
+        _ = hub.tick(now: now)
+        #expect(!hub.nameplateIsInUse("4242"))
+        #expect(hub.statistics.mailboxes == 0)
+        let c = connect(3), d = connect(4)
+        let fresh = try #require(claim("4242", side: Identifier.random(), from: c))
+        #expect(fresh != mailbox)
+        #expect(claim("4242", side: bob, from: d) == fresh)
+    }
+
+    @Test mutating func aConsumedNameplateIsFreeOnceBothSidesAreGone() throws {
+        let a = connect(1), b = connect(2)
+        let mailbox = try #require(claim("77", side: alice, from: a))
+        #expect(claim("77", side: bob, from: b) == mailbox)
+        // Both sides met and were killed mid-session.
+        hub.disconnected(a, now: now)
+        hub.disconnected(b, now: now)
+        let early = connect(3)
+        #expect(refusal(send(.claim(nameplate: "77", side: Identifier.random()), from: early), to: early) == .crowded)
+        now = now + hub.limits.reattachWindow
+        _ = hub.tick(now: now)
+        #expect(!hub.nameplateIsInUse("77"), "not crowded, not expired: the same pre-agreed code works for a new pair")
+        let c = connect(4), d = connect(5)
+        let again = try #require(claim("77", side: Identifier.random(), from: c))
+        #expect(claim("77", side: Identifier.random(), from: d) == again)
+    }
+
+    @Test mutating func oneSideClosedAndTheOtherDroppedFreesTheNameplateAfterTheWindow() throws {
+        let a = connect(1), b = connect(2)
+        _ = try #require(claim("78", side: alice, from: a))
+        _ = try #require(claim("78", side: bob, from: b))
+        _ = send(.close(mood: .errory), from: a)
+        hub.disconnected(b, now: now)
+        now = now + .seconds(1)
+        _ = hub.tick(now: now)
+        #expect(hub.nameplateIsInUse("78"))
+        now = now + hub.limits.reattachWindow
+        _ = hub.tick(now: now)
+        #expect(!hub.nameplateIsInUse("78"))
+    }
+
+    @Test mutating func anAllocatedCodeWhoseSenderLeftStillSaysExpired() throws {
+        let a = connect(1)
+        let (nameplate, _) = try allocate(a, side: alice)
+        hub.disconnected(a, now: now)
+        now = now + hub.limits.reattachWindow
+        _ = hub.tick(now: now)
+        let b = connect(2)
+        #expect(refusal(send(.claim(nameplate: nameplate, side: bob), from: b), to: b) == .expired)
+    }
 }
