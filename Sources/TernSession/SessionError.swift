@@ -30,6 +30,10 @@ public enum SessionError: Error, Equatable, Sendable {
     case localNetwork(String)
     /// DTLS, SCTP or the data channels on the path failed or ended.
     case secureChannel(String)
+    /// The peer stopped answering on the connected path: a stage of setting
+    /// up the channels ran out, or nothing came for too long (it is gone,
+    /// or the path broke).
+    case connectionLost(String)
 
     public var message: String {
         switch self {
@@ -58,6 +62,7 @@ public enum SessionError: Error, Equatable, Sendable {
         case .noPath(let why): return "could not connect to the other side: \(why)"
         case .localNetwork(let why): return why
         case .secureChannel(let why): return why
+        case .connectionLost(let why): return why
         }
     }
 }

@@ -26,7 +26,7 @@ struct CLIError: Error {
         self.message = error.message
         switch error {
         case .badRelayURL, .badCode: self.exit = .usage
-        case .relayUnreachable, .relayLost, .timedOut, .noPath: self.exit = .unreachable
+        case .relayUnreachable, .relayLost, .timedOut, .noPath, .connectionLost: self.exit = .unreachable
         case .localNetwork, .secureChannel: self.exit = .failure
         case .wrongCode: self.exit = .wrongCode
         case .relayRefused(let code, _):

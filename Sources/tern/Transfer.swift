@@ -42,10 +42,10 @@ final class DataChannelPipe: TransferChannel, @unchecked Sendable {
             if ours && message.binary { return message.payload }
         }
         // A path that stopped answering is not a close: say so.
-        if case .noPath(let reason)? = await channels.endReason() {
-            throw TransferError.connectionLost(reason)
+        switch await channels.endReason() {
+        case .noPath(let reason)?, .connectionLost(let reason)?: throw TransferError.connectionLost(reason)
+        default: return nil
         }
-        return nil
     }
 
     private func nextMessage() async throws -> DataChannelMessage? {

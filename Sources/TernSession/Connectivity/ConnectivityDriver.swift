@@ -22,6 +22,11 @@ public struct ConnectivityOptions: Sendable {
     public var forceRelay: Bool
     /// How long the checks may go without progress before ICE gives up.
     public var failureTimeout: Duration
+    /// How long to wait for the peer's signals: its session description
+    /// from the start, its `connected` from our own selection. A peer that
+    /// stops halfway through signalling otherwise leaves ICE waiting (its
+    /// failure timer starts only with the peer's credentials).
+    public var signallingTimeout: Duration = .seconds(15)
     /// Our DTLS certificate's fingerprint, for `a=fingerprint` in our description.
     public var fingerprint: Fingerprint?
     /// Wait for the peer's `connected` message before `connected()` returns
@@ -119,6 +124,10 @@ public final class ConnectivityDriver: @unchecked Sendable {
     private var remoteFingerprints: [Fingerprint] = []
     private var remoteSetup: DTLSSetup?
     private var remoteMaxMessageSize: UInt64?
+    /// The peer's session description arrived.
+    private var remoteDescribed = false
+    /// When this side selected a pair.
+    private var selectedAt: Duration?
     private var finished = false
     private var closed = false
     private let established: EventLoopPromise<ConnectedPath>
@@ -667,6 +676,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 fail(.noPath("the peer's ICE credentials are unusable: \(error.reason)"))
                 return
             }
+            remoteDescribed = true
             remoteFingerprints = media.fingerprints
             remoteSetup = media.setup
             remoteMaxMessageSize = media.maxMessageSize
@@ -802,6 +812,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
             signal(.candidate(mid: "0", candidate: candidate.sdpAttribute))
         case .selectedPair(let pair):
             logger.debug("selected pair", metadata: ["pair": "\(pair)", "at_ms": "\(milliseconds(now()))"])
+            if selectedAt == nil { selectedAt = now() }
             let relayTransport = turns.first { $0.relayed == pair.localBase }?.uri.transport
             selected = ConnectedPath(pair: pair, roundTrip: agent.selectedRoundTrip, relayTransport: relayTransport)
             if turns.contains(where: { $0.relayed == pair.localBase }) {
@@ -823,9 +834,10 @@ public final class ConnectivityDriver: @unchecked Sendable {
             fail(.noPath(failureSentence(error)))
         case .consentLost:
             if !finished {
-                fail(.noPath("the path to the peer stopped answering"))
+                fail(.noPath("the path to the other side stopped answering"))
             } else {
-                pathLostHandler?("the path to the peer stopped answering consent checks")
+                // RFC 7675 §5.1: no answer to the consent checks for 30 s.
+                pathLostHandler?("the other side stopped answering connectivity checks (nothing for 30 s)")
             }
         case .gatheringFailed(let error):
             logger.debug("server-reflexive gathering failed", metadata: ["reason": "\(error.reason)"])
@@ -934,12 +946,27 @@ public final class ConnectivityDriver: @unchecked Sendable {
         for slot in turns {
             if let next = slot.client.nextDeadline { deadline = deadline.map { min($0, next) } ?? next }
         }
+        if let next = signallingDeadline { deadline = deadline.map { min($0, next) } ?? next }
         timer.arm(at: deadline) { [self] in
             let now = self.now()
             agent.advanceTime(now: now)
             for index in turns.indices { turns[index].client.advanceTime(now: now) }
             pump()
+            if let limit = signallingDeadline, now >= limit {
+                let seconds = PeerWatch.words(options.signallingTimeout)
+                fail(.noPath(remoteDescribed
+                    ? "the other side did not confirm the connection within \(seconds)"
+                    : "the other side sent no connection details within \(seconds)"))
+            }
         }
+    }
+
+    /// When the peer's next signal is overdue (see `signallingTimeout`).
+    private var signallingDeadline: Duration? {
+        guard !finished else { return nil }
+        if !remoteDescribed { return options.signallingTimeout }  // since the start
+        if let selectedAt, !peerConnected { return selectedAt + options.signallingTimeout }
+        return nil
     }
 
     // MARK: - Closing

@@ -33,6 +33,9 @@ public final class SecureChannels: @unchecked Sendable {
         /// The largest datagram the path may carry (`ConnectedPath`): SCTP
         /// probes for it once up. Nil: 1200-byte datagrams throughout.
         public var maximumDatagramSize: Int?
+        /// How long each stage waits for the peer, and how long a busy
+        /// association may hear nothing from it.
+        public var limits = PeerWatch.Limits()
 
         public init(
             role: DTLSRole, certificate: DTLSCertificate, expectedPeerFingerprint: DTLSFingerprint,
@@ -61,8 +64,12 @@ public final class SecureChannels: @unchecked Sendable {
     /// The SCTP packet being encoded, reused for every packet.
     private var packetBuffer: [UInt8] = []
     private var ended: SessionError?
+    private var watch: PeerWatch
+    /// Channels open now (ours and the peer's): while there is one, a
+    /// transfer is under way and the peer's silence is watched.
+    private var openStreams: Set<UInt16> = []
     private var readyWaiters: [CheckedContinuation<Void, Error>] = []
-    private var openWaiters: [UInt16: CheckedContinuation<UInt16, Error>] = [:]
+    private var openWaiters: [UInt16: (continuation: CheckedContinuation<UInt16, Error>, deadline: Duration)] = [:]
     private var sendWaiters: [(stream: UInt16, continuation: CheckedContinuation<Void, Error>)] = []
     private var messageWaiters: [CheckedContinuation<DataChannelMessage?, Error>] = []
     private var batchWaiters: [(limit: Int, continuation: CheckedContinuation<[DataChannelMessage]?, Error>)] = []
@@ -80,6 +87,7 @@ public final class SecureChannels: @unchecked Sendable {
         self.options = options
         self.dtls = dtls
         self.startedAt = .now()
+        self.watch = PeerWatch(limits: options.limits, now: .zero)
         (events, eventsInput) = AsyncStream<DataChannelEvent>.makeStream()
     }
 
@@ -105,7 +113,7 @@ public final class SecureChannels: @unchecked Sendable {
                         bytes: { [channels] datagram in channels.datagramArrived(datagram) },
                         readComplete: { [channels] in channels.pump() })
                     driver.setPathLostHandler { [channels] reason in
-                        channels.finish(.noPath(reason))
+                        channels.finish(.connectionLost(reason))
                     }
                     // Unowned and unchecked: the association belongs to
                     // `channels` and calls this only from inside
@@ -140,8 +148,9 @@ public final class SecureChannels: @unchecked Sendable {
                         return
                     }
                     do {
-                        guard let stream = try self.endpoint?.open(label: label, options: channelOptions, now: self.now()) else { return }
-                        self.openWaiters[stream] = continuation
+                        let now = self.now()
+                        guard let stream = try self.endpoint?.open(label: label, options: channelOptions, now: now) else { return }
+                        self.openWaiters[stream] = (continuation, now + self.options.limits.channelOpen)
                     } catch {
                         continuation.resume(throwing: SessionError.secureChannel("cannot open a channel: \(error)"))
                         return
@@ -296,6 +305,7 @@ public final class SecureChannels: @unchecked Sendable {
         // most `datagramsPerPump`, read in one batch within microseconds).
         let now = batchTime ?? self.now()
         batchTime = now
+        watch.heard(now: now)
         dtls.handleDatagram(bytes: datagram, now: now)
         while let event = dtls.pollEvent() { handleDTLS(event, now: now) }
         // A batch can hold a whole window (GRO reads of up to 2 MiB): answer
@@ -417,6 +427,11 @@ public final class SecureChannels: @unchecked Sendable {
             // The SCTP packet in a datagram of the largest size: what a record adds comes off.
             configuration.maximumMTU = options.maximumDatagramSize.map { $0 - (dtls.pathMTU - payload) }
             configuration.bufferedAmountLowThreshold = options.sendHighWater / 2
+            // RFC 9260 §8.3 leaves HB.interval to configuration: a HEARTBEAT
+            // after a second without sending keeps a live but idle peer
+            // answering, so that silence means it is gone (`PeerWatch`).
+            configuration.heartbeatInterval = .seconds(1)
+            watch.enter(.association, now: now)
             var endpoint = Endpoint(association: SCTPAssociation(configuration: configuration), isDTLSClient: options.role == .client)
             // Both sides INIT (RFC 8841 lets either); the cookie exchange sorts out a collision.
             endpoint.connect(now: now)
@@ -442,14 +457,17 @@ public final class SecureChannels: @unchecked Sendable {
     private func handleEndpoint(_ event: DataChannelEvent) {
         switch event {
         case .ready:
+            watch.enter(.up, now: now())
             for waiter in readyWaiters { waiter.resume() }
             readyWaiters.removeAll()
         case .opened(let stream, _, _, let byPeer):
-            if !byPeer, let waiter = openWaiters.removeValue(forKey: stream) { waiter.resume(returning: stream) }
+            openStreams.insert(stream)
+            if !byPeer, let waiter = openWaiters.removeValue(forKey: stream) { waiter.continuation.resume(returning: stream) }
             eventsInput.yield(event)
         case .bufferedAmountLow:
             resumeSenders()
-        case .closed:
+        case .closed(let stream):
+            openStreams.remove(stream)
             eventsInput.yield(event)
         case .ended(let reason):
             eventsInput.yield(event)
@@ -476,7 +494,7 @@ public final class SecureChannels: @unchecked Sendable {
         timer.cancel()
         for waiter in readyWaiters { waiter.resume(throwing: error) }
         readyWaiters.removeAll()
-        for waiter in openWaiters.values { waiter.resume(throwing: error) }
+        for waiter in openWaiters.values { waiter.continuation.resume(throwing: error) }
         openWaiters.removeAll()
         for waiter in sendWaiters { waiter.continuation.resume(throwing: error) }
         sendWaiters.removeAll()
@@ -504,13 +522,41 @@ public final class SecureChannels: @unchecked Sendable {
             return
         }
         var deadline = dtls.nextDeadline
-        if let next = endpoint?.nextDeadline { deadline = deadline.map { min($0, next) } ?? next }
+        func consider(_ next: Duration?) {
+            guard let next else { return }
+            deadline = deadline.map { min($0, next) } ?? next
+        }
+        consider(endpoint?.nextDeadline)
+        consider(watch.nextDeadline(busy: isBusy))
+        consider(openWaiters.values.lazy.map(\.deadline).min())
         timer.arm(at: deadline) { [self] in
             let now = self.now()
             dtls.advanceTime(now: now)
             endpoint?.advanceTime(now: now)
             pump()
+            checkOnPeer(now: now)
         }
+    }
+
+    /// A channel is open or being opened, or data waits for acknowledgement.
+    private var isBusy: Bool {
+        !openStreams.isEmpty || !openWaiters.isEmpty || endpoint?.association.retransmissions.isEmpty == false
+    }
+
+    /// Ends the association if the peer let a stage run out or went silent
+    /// (`PeerWatch`), and fails channel opens that were never acknowledged.
+    private func checkOnPeer(now: Duration) {
+        guard ended == nil else { return }
+        if let reason = watch.verdict(now: now, busy: isBusy) {
+            finish(.connectionLost(reason))
+            return
+        }
+        for (stream, waiter) in openWaiters where now >= waiter.deadline {
+            openWaiters[stream] = nil
+            waiter.continuation.resume(throwing: SessionError.connectionLost(
+                "the other side did not accept the data channel within \(PeerWatch.words(options.limits.channelOpen))"))
+        }
+        rearm()
     }
 
     private func now() -> Duration {
