@@ -10,6 +10,8 @@ enum TernExit: Int32 {
     case integrity = 5
     case declined = 6
     case interrupted = 130
+    /// SIGTERM (128 + 15, as a shell reports it).
+    case terminated = 143
 }
 
 /// An error the CLI reports in one sentence and exits with.

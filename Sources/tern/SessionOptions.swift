@@ -72,44 +72,30 @@ func prompt(_ text: String) -> String? {
     return readLine(strippingNewline: true)
 }
 
-/// Runs the job; turns session errors into CLI errors reported once, enforces
-/// --timeout, and makes Ctrl-C exit with 130.
+/// Runs the job; turns session errors into CLI errors reported once. Ctrl-C
+/// (exit 130), SIGTERM (143) and the --timeout deadline (4) end the process
+/// within `EarlyEnd.grace`, having told the peer and released the nameplate.
 func runJob(output: Output, timeout: Double?, _ job: @escaping @Sendable () async throws -> Void) async throws {
-    signal(SIGINT, SIG_IGN)
-    let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-    interrupt.setEventHandler {
-        InterruptHook.markInterrupted()
-        _ = output.fail(CLIError(.interrupted, "interrupted"))
-        // Tell the other side (on the data channel during a transfer, else
-        // through the relay), let a transfer save its resume state, then go.
-        Task {
-            await InterruptHook.run()
-            await RelayConnection.leaveAll(mood: .errory)
-            exit(TernExit.interrupted.rawValue)
-        }
+    let end = EarlyEnd(output: output)
+    let signals = [
+        end.watch(signal: SIGINT, as: CLIError(.interrupted, "interrupted")),
+        end.watch(signal: SIGTERM, as: CLIError(.terminated, "terminated (SIGTERM)")),
+    ]
+    let deadline = timeout.map { end.deadline(after: $0) }
+    defer {
+        for source in signals { source.cancel() }
+        deadline?.cancel()
     }
-    interrupt.resume()
-    defer { interrupt.cancel() }
     do {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await job() }
-            if let timeout {
-                group.addTask {
-                    try await Task.sleep(for: .seconds(timeout))
-                    throw CLIError(.unreachable, "timed out after \(formatSeconds(timeout))")
-                }
-            }
-            try await group.next()
-            group.cancelAll()
-        }
+        try await job()
     } catch {
-        // After Ctrl-C the job fails because its channel was closed; the
-        // interrupt was reported already and is what the exit code says.
-        if InterruptHook.wasInterrupted { throw CLIError(.interrupted, "interrupted") }
+        // Ending early closes the job's channels: its error is a consequence.
+        if end.happened != nil { await end.waitForExit() }
         if let error = error as? CLIError { throw output.fail(error) }
         if let error = error as? SessionError { throw output.fail(CLIError(error)) }
         throw error
     }
+    if end.happened != nil { await end.waitForExit() }
 }
 
 func formatSeconds(_ seconds: Double) -> String {
