@@ -32,11 +32,6 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
 
-        // AES-GCM for DTLS records on processors with VAES and VPCLMULQDQ
-        // (OpenSSL elsewhere): the per-record cost of EVP's parameter
-        // handling is gone.
-        .target(name: "CTernCrypto"),
-
         // STUN message codec (RFC 8489): attributes, integrity, fingerprint.
         .target(name: "TernSTUN", dependencies: ["COpenSSL"]),
 
@@ -79,7 +74,7 @@ let package = Package(
         ),
 
         // DTLS 1.2 (RFC 6347) over OpenSSL through a datagram BIO, sans-IO.
-        .target(name: "TernDTLS", dependencies: ["COpenSSL", "CTernCrypto", "TernCollections"]),
+        .target(name: "TernDTLS", dependencies: ["COpenSSL", "TernCollections"]),
 
         // SCTP over DTLS (RFC 9260, 8261) with FORWARD-TSN (RFC 3758), stream
         // reset (RFC 6525) and zero checksums (RFC 9653): the wire codec and
@@ -145,7 +140,7 @@ let package = Package(
                 "TernDataChannel", "TernCollections", "TernTestSupport",
             ]),
         .testTarget(name: "TernSDPTests", dependencies: ["TernSDP"]),
-        .testTarget(name: "TernDTLSTests", dependencies: ["TernDTLS", "COpenSSL", "CTernCrypto"]),
+        .testTarget(name: "TernDTLSTests", dependencies: ["TernDTLS", "COpenSSL"]),
         .testTarget(name: "TernSCTPTests", dependencies: ["TernSCTP", "TernTestSupport"]),
         .testTarget(name: "TernDataChannelTests", dependencies: ["TernDataChannel", "TernSCTP", "TernTestSupport"]),
         .testTarget(name: "TernICETests", dependencies: ["TernICE", "TernSTUN", "TernTestSupport"]),

@@ -17,12 +17,6 @@ build() {
   test -x "Fuzz/out/$name"
 }
 
-# CTernCrypto (TernDTLS's AES-GCM), compiled with the same sanitizers.
-crypto_object() {
-  clang -fsanitize=fuzzer-no-link,address -O2 -g -I Sources/CTernCrypto/include \
-    -c Sources/CTernCrypto/aes_gcm.c -o Fuzz/out/aes_gcm.o
-}
-
 # TernICE and TernTURN import TernSTUN and TernCollections, TernTransfer
 # imports TernCollections: build those as modules of their own.
 collections_library() {
@@ -57,9 +51,8 @@ for target in $targets; do
     dtls-records)
       # A connected pair with the own record layer, fed hostile datagrams.
       collections_library
-      crypto_object
-      build "$target" -I Fuzz/out -I Sources/COpenSSL -I Sources/CTernCrypto/include Sources/TernDTLS/*.swift \
-        Fuzz/out/libTernCollections.a Fuzz/out/aes_gcm.o -lssl -lcrypto ;;
+      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernDTLS/*.swift \
+        Fuzz/out/libTernCollections.a -lssl -lcrypto ;;
     transfer-message)
       collections_library
       build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernTransfer/*.swift Fuzz/out/libTernCollections.a -lcrypto ;;

@@ -1,5 +1,4 @@
 import COpenSSL
-import CTernCrypto
 
 // Protection of DTLS 1.2 records under the AES-GCM suites without OpenSSL's
 // record layer. SSL_read and SSL_write cost a quarter of the receiver's CPU,
@@ -11,11 +10,7 @@ import CTernCrypto
 // EVP_CIPHER_CTX keyed once, so a record costs one IV change, the AAD, the
 // cipher and the tag.
 //
-// On processors with VAES and VPCLMULQDQ the AEAD itself runs in CTernCrypto
-// instead of EVP: on a 1469-byte record EVP's per-call parameter handling
-// (the IV set through the provider, the tag through an OSSL_PARAM lookup by
-// name) cost about as much as the cipher (0.67-0.74 µs a record against
-// 0.35-0.40 µs, minimum of 30 runs of 50,000 seals each).
+// The AEAD itself is OpenSSL's (EVP): tern writes no cipher of its own.
 //
 // Only AES-GCM (RFC 5288) is done here. ChaCha20-Poly1305 (RFC 7905) builds
 // its nonce differently (no explicit part, sequence number XORed in) and
@@ -328,22 +323,7 @@ final class DTLSRecordCipher {
     private static let tagNameOffset = 72
     private static let scratchLength = 80
 
-    /// Which code does the AES-GCM work.
-    enum Engine: Sendable, Equatable {
-        /// CTernCrypto's where the processor has what it needs, else OpenSSL.
-        case fastest
-        /// OpenSSL's EVP interface, always.
-        case openSSL
-    }
-
-    /// True when this processor runs CTernCrypto's AES-GCM.
-    static let nativeAvailable = ctern_aesgcm_available() == 1
-
     private let context: OpaquePointer
-    /// CTernCrypto's expanded key when it does the work, else nil.
-    private let native: OpaquePointer?
-    /// True when CTernCrypto does this cipher's work.
-    var isNative: Bool { native != nil }
     private let scratch: UnsafeMutableRawPointer
     /// { "tag" octet string, end }: `data` is pointed at the tag of the
     /// record at hand before each use.
@@ -352,8 +332,7 @@ final class DTLSRecordCipher {
     /// - Parameters:
     ///   - key: 16 bytes for AES-128-GCM, 32 for AES-256-GCM.
     ///   - salt: the 4-byte write IV from the key block.
-    ///   - engine: whose AES-GCM to use (both produce the same records).
-    init(key: [UInt8], salt: [UInt8], engine: Engine = .fastest) throws(DTLSError) {
+    init(key: [UInt8], salt: [UInt8]) throws(DTLSError) {
         let algorithm: OpaquePointer?
         switch key.count {
         case 16: algorithm = EVP_aes_128_gcm()
@@ -377,11 +356,6 @@ final class DTLSRecordCipher {
             throw .internalFailure(OpenSSLErrorQueue.text(OpenSSLErrorQueue.drain(), fallback: "cannot key AES-GCM"))
         }
         self.context = context
-        if engine == .fastest, Self.nativeAvailable {
-            native = key.withUnsafeBufferPointer { ctern_aesgcm_create($0.baseAddress, $0.count) }
-        } else {
-            native = nil
-        }
 
         scratch = UnsafeMutableRawPointer.allocate(byteCount: Self.scratchLength, alignment: 8)
         scratch.initializeMemory(as: UInt8.self, repeating: 0, count: Self.scratchLength)
@@ -400,10 +374,8 @@ final class DTLSRecordCipher {
     }
 
     deinit {
-        // EVP_CIPHER_CTX_free clears the provider's key schedule;
-        // ctern_aesgcm_destroy wipes its own.
+        // EVP_CIPHER_CTX_free clears the provider's key schedule.
         EVP_CIPHER_CTX_free(context)
-        ctern_aesgcm_destroy(native)
         OPENSSL_cleanse(scratch, Self.scratchLength)
         scratch.deallocate()
         tagParameters.deinitialize(count: 2)
@@ -536,7 +508,7 @@ final class DTLSRecordCipher {
 
     /// One GCM pass over a record, with the nonce and AAD already in
     /// `scratch`. Sealing writes the tag to `tag`; opening reads it from
-    /// there (both engines only read it, and compare in constant time).
+    /// there (OpenSSL compares it in constant time).
     @inline(__always)
     private func crypt(
         encrypting: Bool,
@@ -549,16 +521,6 @@ final class DTLSRecordCipher {
         let nonce = (scratch + Self.nonceOffset).assumingMemoryBound(to: UInt8.self)
         let aad = UnsafePointer((scratch + Self.aadOffset).assumingMemoryBound(to: UInt8.self))
         let out = output.assumingMemoryBound(to: UInt8.self)
-        if let native {
-            // Nothing is read from `input` when count is 0, but C wants a pointer.
-            let source = (input ?? UnsafeRawPointer(scratch)).assumingMemoryBound(to: UInt8.self)
-            let tagBytes = tag.assumingMemoryBound(to: UInt8.self)
-            if encrypting {
-                ctern_aesgcm_seal(native, nonce, aad, Self.aadLength, source, count, out, tagBytes)
-                return true
-            }
-            return ctern_aesgcm_open(native, nonce, aad, Self.aadLength, source, count, tagBytes, out) == 0
-        }
         var written: Int32 = 0
         // Key and cipher nil: only the IV and the direction change.
         guard EVP_CipherInit_ex(context, nil, nil, nil, nonce, encrypting ? 1 : 0) == 1,
