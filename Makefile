@@ -10,7 +10,8 @@ FUZZ_SECONDS ?= 30
 # Debian packages the build and the tests need (the network lab, Tests/lab,
 # needs iproute2 to coturn).
 DEB_PACKAGES := pkg-config libsodium-dev libssl-dev openssl curl bsdutils \
-	iproute2 iptables ethtool iputils-ping procps python3 coturn faketime chromium
+	iproute2 iptables ethtool iputils-ping procps python3 coturn faketime chromium \
+	tmux mandoc
 
 .PHONY: all deps build test lab-test demo bench install completions man fuzz clean
 
@@ -74,12 +75,11 @@ completions: build
 	$(BIN) --generate-completion-script zsh > completions/_tern
 	$(BIN) --generate-completion-script fish > completions/tern.fish
 
-# Regenerates the man pages in docs/man from the CLI definition.
+# Regenerates the man pages in docs/man from the CLI definition, with the
+# sections the generator lacks (ENVIRONMENT, EXIT STATUS, EXAMPLES); a test
+# checks the committed pages have them and lint clean.
 man: build
-	$(SWIFT) package --disable-sandbox --allow-writing-to-package-directory generate-manual \
-	  --configuration debug --multi-page --date 2026-11-21 --authors "the tern developers"
-	cp .build/plugins/GenerateManual/outputs/tern/tern.1 .build/plugins/GenerateManual/outputs/tern/tern.send.1 \
-	  .build/plugins/GenerateManual/outputs/tern/tern.receive.1 .build/plugins/GenerateManual/outputs/tern/tern.relay.1 docs/man/
+	./scripts/man.sh $(SWIFT)
 
 # Runs every libFuzzer target for FUZZ_SECONDS seconds each.
 fuzz: deps

@@ -20,11 +20,11 @@ public struct RelayURL: Sendable, Equatable, CustomStringConvertible {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard let components = URLComponents(string: trimmed), let scheme = components.scheme?.lowercased(),
               let host = components.host, !host.isEmpty
-        else { throw .badRelayURL("'\(trimmed.prefix(200))' is not a URL like ws://relay.example:4747") }
+        else { throw .badRelayURL("'\(trimmed.prefix(200))' is not a URL like ws://relay.example:4747 or wss://relay.example") }
         switch scheme {
         case "ws": secure = false
         case "wss": secure = true
-        default: throw .badRelayURL("the relay URL must start with ws://")
+        default: throw .badRelayURL("the relay URL must start with ws:// or wss://")
         }
         guard components.path.isEmpty || components.path == "/" else {
             throw .badRelayURL("give the relay's base URL, without a path")
@@ -185,9 +185,7 @@ public final class RelayConnection: Sendable {
     }
 
     static func describe(_ error: Error) -> String {
-        if let error = error as? IOError { return error.description }
-        if let error = error as? NIOConnectionError, let first = error.connectionErrors.first { return "\(first.error)" }
-        return "\(error)"
+        ErrorText.describe(error)
     }
 }
 
@@ -286,7 +284,7 @@ private final class RelayFrameHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         switch error {
         case is IOError, is ChannelError:
-            continuation.finish(throwing: SessionError.relayLost("lost the connection to the relay: \(error)"))
+            continuation.finish(throwing: SessionError.relayLost("lost the connection to the relay: \(ErrorText.describe(error))"))
         default:
             continuation.finish(throwing: SessionError.relayProtocol("websocket error: \(error)"))
         }

@@ -44,8 +44,8 @@ public enum SessionError: Error, Equatable, Sendable {
         case .relayProtocol(let why): return "the relay broke the protocol: \(why)"
         case .relayRefused(let code, let why):
             switch code {
-            case .crowded: return "that code is already in use by two other sides: ask for a new code"
-            case .expired, .unknownNameplate: return "that code has expired or is no longer in use: ask for a new code"
+            case .crowded: return "that code is already in use by two other sides"
+            case .expired, .unknownNameplate: return "that code has expired or is no longer in use"
             default: return "the relay refused: \(why)"
             }
         case .wrongCode: return "the code is wrong: the other side typed a different code (or someone tried to guess it)"

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import TernPairing
 import TernSession
 import TernCollections
@@ -66,17 +67,37 @@ enum JSONValue {
 
 /// Where the CLI's words go: human sentences on stderr, or one JSON object per
 /// line on stdout with `--json`.
+///
+/// On a terminal, stderr also carries one status line (the progress bar),
+/// redrawn in place: every sentence clears it first, and an error ends it
+/// for good, so nothing is drawn below "interrupted".
 final class Output {
     let json: Bool
     let quiet: Bool
     /// JSON events go to stderr because stdout carries a received stream.
     let eventsOnStderr: Bool
+    /// Whether a status line may be drawn: a person at a terminal.
+    let drawsStatus: Bool
+
+    private let lock = NIOLock()
+    private var statusShown = false
+    private var statusEnded = false
+    /// Bumped when pairing moves on, so a "Waiting…" hint scheduled for an
+    /// earlier stage is not shown.
+    private var stage = 0
+
+    /// How long pairing may take before the receiver says it is waiting.
+    static let waitingHintDelay: DispatchTimeInterval = .milliseconds(500)
 
     init(json: Bool, quiet: Bool = false, eventsOnStderr: Bool = false) {
         self.json = json
         self.quiet = quiet
         self.eventsOnStderr = eventsOnStderr
+        self.drawsStatus = !json && !quiet && isatty(STDERR_FILENO) == 1
     }
+
+    /// Whether sentences for a person are shown.
+    var speaks: Bool { !json && !quiet }
 
     /// A JSON event (only with --json).
     func event(_ name: String, _ fields: [(String, JSONValue)] = []) {
@@ -88,24 +109,67 @@ final class Output {
     }
 
     /// A sentence for a person (not with --json; with --quiet only when
-    /// `essential`: the code the other side needs).
+    /// `essential`: the code the other side needs, an offer to answer).
     func say(_ text: String, essential: Bool = false) {
         guard !json, !quiet || essential else { return }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        lock.withLock {
+            clearStatusLocked()
+            FileHandle.standardError.write(Data((text + "\n").utf8))
+        }
+    }
+
+    /// A warning for a person ("tern: warning: …") and as an event.
+    func warn(_ text: String) {
+        event("warning", [("message", .string(text))])
+        guard speaks else { return }
+        lock.withLock {
+            clearStatusLocked()
+            FileHandle.standardError.write(Data(("tern: warning: " + DisplayText.escaped(text) + "\n").utf8))
+        }
+    }
+
+    /// Draws `line` as the status line, replacing the one before. `line`
+    /// must already fit the terminal (see `TerminalSize`).
+    func status(_ line: String) {
+        guard drawsStatus else { return }
+        lock.withLock {
+            guard !statusEnded else { return }
+            FileHandle.standardError.write(Data(("\r" + line + "\u{1b}[K").utf8))
+            statusShown = true
+        }
+    }
+
+    /// Removes the status line (the next `status` draws it again).
+    func clearStatus() {
+        lock.withLock { clearStatusLocked() }
+    }
+
+    private func clearStatusLocked() {
+        guard statusShown else { return }
+        FileHandle.standardError.write(Data("\r\u{1b}[K".utf8))
+        statusShown = false
     }
 
     /// Reports what happened while pairing, both ways. Only the sender
-    /// shows the code (`showCode`): the receiver typed it.
-    func report(_ pairing: PairingEvent, showCode: Bool) {
+    /// shows the code (`showCode`): the receiver typed it. A code that was
+    /// given (`codeWasGiven`, pre-agreed) is not essential with --quiet:
+    /// the other side has it already.
+    func report(_ pairing: PairingEvent, showCode: Bool, codeWasGiven: Bool = false) {
         switch pairing {
         case .connected:
             break
         case .code(let code):
-            guard showCode else { return }
+            guard showCode else {
+                // The receiver has claimed the nameplate: until the sender
+                // is there too, nothing happens; say so if it takes a while.
+                hintLater("Waiting for the sender…")
+                return
+            }
             event("code", [("code", .string(code.description)), ("nameplate", .string(code.nameplate))])
-            say("Code: \(code)", essential: true)
+            say("Code: \(code)", essential: !codeWasGiven)
             say("On the other machine run: tern receive \(code)")
         case .paired:
+            nextStage()
             event("paired")
             say("Paired: the key is confirmed.")
         case .reconnected:
@@ -114,8 +178,29 @@ final class Output {
         }
     }
 
+    /// Says `text` after `waitingHintDelay` unless the stage moves on first.
+    func hintLater(_ text: String) {
+        guard speaks else { return }
+        let scheduled = lock.withLock { stage }
+        DispatchQueue.global().asyncAfter(deadline: .now() + Self.waitingHintDelay) { [self] in
+            guard lock.withLock({ stage == scheduled && !statusEnded }) else { return }
+            say(text)
+        }
+    }
+
+    /// Pairing (or the job) moved on: pending hints are dropped.
+    func nextStage() {
+        lock.withLock { stage += 1 }
+    }
+
     /// Reports an error both ways and returns it, for `throw output.fail(...)`.
+    /// The status line is cleared and never drawn again.
     func fail(_ error: CLIError) -> CLIError {
+        lock.withLock {
+            clearStatusLocked()
+            statusEnded = true
+            stage += 1
+        }
         if json {
             event("error", [("exit", .int(Int64(error.exit.rawValue))), ("message", .string(error.message))])
         } else {
@@ -145,6 +230,9 @@ final class Output {
     /// A one-paragraph description of an offer for a terminal, names escaped.
     static func describe(_ offer: Offer) -> String {
         if let text = offer.text { return "a text message:\n  \(DisplayText.escaped(text))" }
+        if offer.entries.count == 1, let stream = offer.entries.first, stream.kind == .stream {
+            return "a stream" + (stream.size.map { " of \(formatBytes($0))" } ?? " of unknown length")
+        }
         var lines: [String] = []
         let shown = offer.entries.prefix(10)
         for entry in shown {
@@ -163,13 +251,12 @@ final class Output {
     }
 }
 
+/// A size in the CLI's units (binary, as the rates).
 func formatBytes(_ bytes: UInt64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-    var value = Double(bytes)
-    var unit = 0
-    while value >= 1024 && unit < units.count - 1 {
-        value /= 1024
-        unit += 1
-    }
-    return unit == 0 ? "\(bytes) B" : String(format: "%.1f ", value) + units[unit]
+    ByteFormat.size(bytes)
+}
+
+/// A rate in the CLI's units (binary, as the sizes).
+func formatRate(_ bytesPerSecond: Double) -> String {
+    ByteFormat.rate(bytesPerSecond)
 }

@@ -74,8 +74,7 @@ struct Receive: AsyncParsableCommand {
         guard stdinIsTerminal else {
             throw CLIError(.usage, "no code: give it as an argument or in TERN_CODE (standard input is not a terminal to ask on)")
         }
-        guard let typed = prompt("Enter the code: ") else { throw CLIError(.usage, "no code given") }
-        return try parseCode(typed)
+        return try promptForCode()
     }
 
     /// Where and how to write what arrives.
@@ -88,7 +87,16 @@ struct Receive: AsyncParsableCommand {
     }
 
     static func receive(relay: RelayURL, code: Code, askFirst: Bool, plan: ReceivePlan, options: SessionOptions, output: Output) async throws {
-        let session = try await PairingSession.pair(relay: relay, role: .receiver, code: code) { output.report($0, showCode: false) }
+        let session: PairingSession
+        do {
+            session = try await PairingSession.pair(relay: relay, role: .receiver, code: code) { output.report($0, showCode: false) }
+        } catch {
+            // Advice only the receiver can follow: the code came from the sender.
+            if case .relayRefused(let refusal, _) = error, [.crowded, .expired, .unknownNameplate].contains(refusal) {
+                throw CLIError(.wrongCode, error.message + ": ask the sender for a new code")
+            }
+            throw error
+        }
         let pairedAt = ContinuousClock.now
         let message = try await session.receive()
         guard case .offer(let offer) = message else {
@@ -97,7 +105,8 @@ struct Receive: AsyncParsableCommand {
         }
         output.event("offer", Output.offerFields(offer))
         if offer.text == nil || askFirst {
-            output.say("Offer: \(Output.describe(offer))")
+            // With --quiet too when asking: the question needs the offer.
+            output.say("Offer: \(Output.describe(offer))", essential: askFirst)
         }
         if let text = offer.text {
             try await session.send(.answer(accept: true, reason: nil))

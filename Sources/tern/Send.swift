@@ -51,12 +51,7 @@ struct Send: AsyncParsableCommand {
             } else {
                 let given = paths.isEmpty ? ["-"] : paths
                 do {
-                    items = try SourceScanner.scan(given) { warning in
-                        output.event("warning", [("message", .string(warning))])
-                        if !output.json, !output.quiet {
-                            FileHandle.standardError.write(Data(("tern: warning: " + DisplayText.escaped(warning) + "\n").utf8))
-                        }
-                    }
+                    items = try SourceScanner.scan(given) { warning in output.warn(warning) }
                 } catch {
                     throw CLIError(.usage, error.message)
                 }
@@ -71,11 +66,12 @@ struct Send: AsyncParsableCommand {
     }
 
     static func send(offer: Offer, items: [SourceItem], relay: RelayURL, code: Code?, options: SessionOptions, output: Output) async throws {
-        let session = try await PairingSession.pair(relay: relay, role: .sender, code: code) { output.report($0, showCode: true) }
+        let session = try await PairingSession.pair(relay: relay, role: .sender, code: code) { output.report($0, showCode: true, codeWasGiven: code != nil) }
         let pairedAt = ContinuousClock.now
         try await session.send(.offer(offer))
         output.event("offer", Output.offerFields(offer))
         output.say("Offered \(Output.describe(offer))")
+        output.say("Waiting for the receiver to accept…")
         let answer = try await session.receive()
         guard case .answer(let accept, let reason) = answer else {
             await session.close(mood: .errory)

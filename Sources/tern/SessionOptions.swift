@@ -26,9 +26,10 @@ struct SessionOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Log what the connection does (candidates, checks, TURN) on stderr.")
     var verbose = false
 
-    /// Sends log lines to stderr as logfmt: debug with --verbose, warnings otherwise.
+    /// Sends log lines to stderr as logfmt: debug with --verbose, errors
+    /// only with --quiet, warnings otherwise.
     func bootstrapLogging() {
-        let level: Logger.Level = verbose ? .debug : .warning
+        let level: Logger.Level = verbose ? .debug : quiet ? .error : .warning
         LoggingSystem.bootstrap { label in
             var handler = LogfmtHandler(label: label)
             handler.logLevel = level

@@ -209,7 +209,9 @@ final class ProgressReporter: @unchecked Sendable {
     private let started = ContinuousClock.now
     private var lastEvent: ContinuousClock.Instant?
     private var lastBar: ContinuousClock.Instant?
-    private var barShown = false
+    /// When this run's bytes started to move (after a resume's plan): the
+    /// rate counts from here, and only bytes moved since.
+    private var runStarted: ContinuousClock.Instant?
     private let showBar: Bool
     private(set) var bytes: UInt64 = 0
     private var resumed: UInt64 = 0
@@ -218,7 +220,7 @@ final class ProgressReporter: @unchecked Sendable {
     init(output: Output, verb: String) {
         self.output = output
         self.verb = verb
-        self.showBar = !output.json && !output.quiet && isatty(STDERR_FILENO) == 1
+        self.showBar = output.drawsStatus
     }
 
     func handle(_ event: TransferEvent) {
@@ -228,6 +230,7 @@ final class ProgressReporter: @unchecked Sendable {
                 self.total = total
                 self.resumed = resumed
                 self.bytes = resumed
+                self.runStarted = ContinuousClock.now
                 if resumed > 0 {
                     output.event("resume", [("bytes", .uint(resumed))])
                     output.say("Resuming: \(formatBytes(resumed)) already there.")
@@ -250,40 +253,32 @@ final class ProgressReporter: @unchecked Sendable {
             case .verified(let path, let size, let root):
                 output.event("file", [("name", .string(path)), ("size", .uint(size)), ("hash", .string(root.hex)), ("verified", .bool(true))])
             case .warning(let text):
-                clearBar()
-                output.event("warning", [("message", .string(text))])
-                if !output.json, !output.quiet { FileHandle.standardError.write(Data(("tern: warning: " + DisplayText.escaped(text) + "\n").utf8)) }
+                output.warn(text)
             }
         }
     }
 
-    /// Bytes per second of this run (resumed bytes do not count).
+    /// Bytes per second of this run (resumed bytes do not count), from
+    /// when they started to move.
     private func rate(now: ContinuousClock.Instant) -> Double {
-        let seconds = Connect.milliseconds(now - started) / 1000
+        let seconds = Connect.milliseconds(now - (runStarted ?? started)) / 1000
         return seconds > 0 ? Double(bytes - min(bytes, resumed)) / seconds : 0
     }
 
+    /// The rate, once there is enough of this run to tell it (a rate over
+    /// the first few milliseconds says nothing).
+    private func shownRate(now: ContinuousClock.Instant) -> Double? {
+        guard now - (runStarted ?? started) >= ProgressLine.rateAfter else { return nil }
+        return rate(now: now)
+    }
+
     private func drawBar(file: String, now: ContinuousClock.Instant) {
-        let speed = rate(now: now)
-        var line = "\r\u{1b}[K  \(formatBytes(bytes))"
-        if let total, total > 0 {
-            let percent = Int(Double(bytes) * 100 / Double(total))
-            let width = 20
-            let filled = min(width, Int(Double(bytes) * Double(width) / Double(total)))
-            line += " of \(formatBytes(total)) [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(percent)%"
-            if speed > 0, bytes < total {
-                line += "  ETA " + formatSeconds((Double(total - bytes) / speed).rounded())
-            }
-        }
-        line += "  \(formatRate(speed))  " + DisplayText.escaped(String(file.suffix(40)))
-        FileHandle.standardError.write(Data(line.utf8))
-        barShown = true
+        let line = ProgressLine(bytes: bytes, total: total, rate: shownRate(now: now), name: DisplayText.escaped(file))
+        output.status(line.text(columns: TerminalSize.columns))
     }
 
     private func clearBar() {
-        guard barShown else { return }
-        FileHandle.standardError.write(Data("\r\u{1b}[K".utf8))
-        barShown = false
+        output.clearStatus()
     }
 
     /// The `done` event and one summary line.
@@ -295,10 +290,7 @@ final class ProgressReporter: @unchecked Sendable {
                 ("files", .int(Int64(summary.files))), ("bytes", .uint(summary.bytes)), ("sent_bytes", .uint(summary.sentBytes)),
                 ("seconds", .seconds(seconds)), ("hash", .string(summary.hash.hex)),
             ])
-            let rate = seconds > 0 ? Double(summary.sentBytes) / seconds : 0
-            let how = path.isRelayed ? "through the TURN relay" : "directly"
-            let files = "\(summary.files) file\(summary.files == 1 ? "" : "s")"
-            output.say("\(verb) \(files), \(formatBytes(summary.bytes)) in \(formatSeconds((seconds * 10).rounded() / 10)) (\(formatRate(rate))), \(how); verified.")
+            output.say(ProgressLine.summary(verb: verb, summary: summary, seconds: seconds, relayed: path.isRelayed))
         }
     }
 
@@ -307,6 +299,3 @@ final class ProgressReporter: @unchecked Sendable {
     }
 }
 
-func formatRate(_ bytesPerSecond: Double) -> String {
-    bytesPerSecond >= 1e6 ? String(format: "%.1f MB/s", bytesPerSecond / 1e6) : String(format: "%.0f kB/s", bytesPerSecond / 1e3)
-}
