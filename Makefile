@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 30
 # Debian packages the build and the tests need (the network lab, Tests/lab,
 # needs iproute2 to coturn).
 DEB_PACKAGES := pkg-config libsodium-dev libssl-dev openssl curl bsdutils \
-	iproute2 iptables ethtool iputils-ping procps python3 coturn faketime chromium \
+	iproute2 iptables ethtool iputils-ping procps python3 python3-venv coturn faketime chromium \
 	tmux mandoc
 
 .PHONY: all deps build test lab-test demo bench install completions man fuzz clean
@@ -25,6 +25,13 @@ deps:
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@# aiortc from PyPI, the second WebRTC peer of the tests (Tests/aiortc), in a
+	@# venv of Debian's python3 (not a pyenv one, which the test user cannot reach).
+	@if ! .venv-aiortc/bin/python3 -c 'import sys, aiortc; sys.exit(aiortc.__version__ != "1.16.0")' 2>/dev/null; then \
+	  echo "installing aiortc 1.16.0 into .venv-aiortc"; \
+	  /usr/bin/python3 -m venv .venv-aiortc && \
+	  .venv-aiortc/bin/pip install -q --disable-pip-version-check aiortc==1.16.0; \
 	fi
 
 build: deps
