@@ -159,6 +159,20 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT TERM
 
 mkdir -p "$WORK"/{a,r,out,logs}
+# Users are not root: both tools run as an unprivileged account (nobody),
+# which owns the sender's, the relay's and the receiver's folders and runs
+# its own copy of tern (the build folder may not be open to it).
+BENCH_UID=${BENCH_UID:-65534}
+AS_USER=()
+if [[ $(id -u) -eq 0 ]]; then
+  AS_USER=(setpriv --reuid="$BENCH_UID" --regid="$BENCH_UID" --clear-groups --)
+  chmod 755 "$WORK"
+  chown "$BENCH_UID:$BENCH_UID" "$WORK"/{a,r,out}
+fi
+if want tern; then
+  install -m 755 "$TERN" "$WORK/tern"
+  TERN=$WORK/tern
+fi
 SRC=$WORK/a/bench.bin
 say "writing $BYTES random bytes to $SRC"
 head -c "$BYTES" /dev/urandom >"$SRC"
@@ -203,16 +217,16 @@ wait_listen() {                # PROTO(t|u) PORT WHAT PID
 # Rendezvous services in r (logs in the work dir; cwd there too, so nothing
 # such as wormhole's sqlite files lands anywhere else).
 if want tern; then
-  (cd "$WORK/r" && exec ip netns exec "$R_NS" "$TERN" relay --listen "$R_IP:$TERN_PORT" \
+  (cd "$WORK/r" && exec ip netns exec "$R_NS" "${AS_USER[@]}" "$TERN" relay --listen "$R_IP:$TERN_PORT" \
     --stun-listen "$R_IP:$TERN_STUN_PORT") >"$WORK/logs/tern-relay.log" 2>&1 &
   wait_listen t "$TERN_PORT" "tern relay" $!
 fi
 if want wormhole; then
-  (cd "$WORK/r" && exec ip netns exec "$R_NS" "$VENV/bin/twist" --log-format=text wormhole-mailbox \
+  (cd "$WORK/r" && exec ip netns exec "$R_NS" "${AS_USER[@]}" "$VENV/bin/twist" --log-format=text wormhole-mailbox \
     --port "tcp:$MAILBOX_PORT:interface=$R_IP" --channel-db "$WORK/r/mailbox.sqlite") \
     >"$WORK/logs/wormhole-mailbox.log" 2>&1 &
   wait_listen t "$MAILBOX_PORT" "wormhole mailbox server" $!
-  (cd "$WORK/r" && exec ip netns exec "$R_NS" "$VENV/bin/twist" --log-format=text transitrelay \
+  (cd "$WORK/r" && exec ip netns exec "$R_NS" "${AS_USER[@]}" "$VENV/bin/twist" --log-format=text transitrelay \
     --port "tcp:$TRANSIT_PORT:interface=$R_IP") >"$WORK/logs/wormhole-transit.log" 2>&1 &
   wait_listen t "$TRANSIT_PORT" "wormhole transit relay" $!
 fi
@@ -243,8 +257,8 @@ run_tern() {                   # RUN
   "$PY" "$DRIVER" run --tool tern --run "$1" --bytes "$BYTES" --src-sha256 "$SRC_SHA" \
     --outdir "$WORK/out" --logdir "$WORK/logs/tern-$1" --timeout "$TIMEOUT" \
     --sender-cwd "$WORK/a" --sender-ready '"event" *: *"code"' \
-    --sender "$(q ip netns exec "$A_NS" "$TERN" send --relay "ws://$R_IP:$TERN_PORT" --code "$TERN_CODE" --json "$SRC")" \
-    --receiver "$(q ip netns exec "$B_NS" "$TERN" receive --relay "ws://$R_IP:$TERN_PORT" --yes "${tern_out[@]}" --json "$TERN_CODE")"
+    --sender "$(q ip netns exec "$A_NS" "${AS_USER[@]}" "$TERN" send --relay "ws://$R_IP:$TERN_PORT" --code "$TERN_CODE" --json "$SRC")" \
+    --receiver "$(q ip netns exec "$B_NS" "${AS_USER[@]}" "$TERN" receive --relay "ws://$R_IP:$TERN_PORT" --yes "${tern_out[@]}" --json "$TERN_CODE")"
 }
 
 run_wormhole() {               # RUN
@@ -256,8 +270,8 @@ run_wormhole() {               # RUN
     --outdir "$WORK/out" --logdir "$WORK/logs/wormhole-$1" --timeout "$TIMEOUT" \
     --sender-cwd "$WORK/a" --sender-ready 'Wormhole code is' \
     --path-regex 'Receiving \(([^)]*)\)' \
-    --sender "$(q ip netns exec "$A_NS" "${wh[@]}" send --code "$WORMHOLE_CODE" "$SRC")" \
-    --receiver "$(q ip netns exec "$B_NS" "${wh[@]}" receive --accept-file -o "$WORK/out" "$WORMHOLE_CODE")"
+    --sender "$(q ip netns exec "$A_NS" "${AS_USER[@]}" "${wh[@]}" send --code "$WORMHOLE_CODE" "$SRC")" \
+    --receiver "$(q ip netns exec "$B_NS" "${AS_USER[@]}" "${wh[@]}" receive --accept-file -o "$WORK/out" "$WORMHOLE_CODE")"
 }
 
 for run in $(seq 1 "$RUNS"); do
@@ -266,6 +280,7 @@ for run in $(seq 1 "$RUNS"); do
     if ! "run_$tool" "$run" | tee -a "$RESULTS"; then STATUS=1; fi
     # A fresh output dir for the next run, whatever happened.
     rm -rf "$WORK/out"; mkdir -p "$WORK/out"
+    [[ ${#AS_USER[@]} == 0 ]] || chown "$BENCH_UID:$BENCH_UID" "$WORK/out"
   done
 done
 # `pipefail` makes the pipe above fail when the driver does; the lines are
