@@ -13,12 +13,19 @@ public struct OfferEntry: Sendable, Equatable, Codable {
     public var size: UInt64?
     /// Regular files inside (1 for a file, 0 for a stream or text).
     public var files: UInt64
+    /// Directories below a directory (not counting itself); absent means 0.
+    /// Like `files`, a limit the receiver holds the manifest to.
+    public var directories: UInt64?
+    /// Symbolic links below a directory; absent means 0.
+    public var links: UInt64?
 
-    public init(name: String, kind: Kind, size: UInt64?, files: UInt64) {
+    public init(name: String, kind: Kind, size: UInt64?, files: UInt64, directories: UInt64? = nil, links: UInt64? = nil) {
         self.name = name
         self.kind = kind
         self.size = size
         self.files = files
+        self.directories = directories
+        self.links = links
     }
 }
 
@@ -68,7 +75,10 @@ public enum PeerMessage: Sendable, Equatable {
         case offer, answer
     }
 
-    static let maxEntries = 4096
+    /// Offered top-level items. With the sealing limit on the whole
+    /// plaintext (64 KiB), about 1,400 entries of one-letter names fit, so
+    /// 4096 could never be reached; 1024 fits names of up to 18 bytes.
+    public static let maxEntries = 1024
     static let maxNameBytes = 4096
     static let maxTextBytes = 32 * 1024
     static let maxReasonBytes = 1024

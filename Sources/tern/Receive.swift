@@ -23,7 +23,8 @@ struct Receive: AsyncParsableCommand {
     var yes = false
 
     @Option(name: [.customShort("o"), .long], help: ArgumentHelp(
-        "Write under this directory (default: the current one); '-' writes a stream to standard output.", valueName: "dir"),
+        "Write under this directory (default: the current one). When one file or stream is offered, a name that is not a directory names it, and '-' writes it to standard output.",
+        valueName: "dir"),
         completion: .directory)
     var output: String?
 
@@ -33,13 +34,18 @@ struct Receive: AsyncParsableCommand {
     @Flag(name: .long, help: "Keep files that already exist and write 'name (1).ext' instead.")
     var rename = false
 
+    @Flag(name: .long, help: "Keep files that already exist and leave the offered ones out.")
+    var skipExisting = false
+
     @Flag(name: .long, help: "Ignore partial files of an earlier attempt and start over.")
     var noResume = false
 
     @OptionGroup var session: SessionOptions
 
     func validate() throws {
-        if overwrite && rename { throw ValidationError("give --overwrite or --rename, not both") }
+        if [overwrite, rename, skipExisting].filter({ $0 }).count > 1 {
+            throw ValidationError("give one of --overwrite, --rename and --skip-existing")
+        }
     }
 
     func run() async throws {
@@ -54,10 +60,12 @@ struct Receive: AsyncParsableCommand {
             if askFirst && !stdinIsTerminal {
                 throw CLIError(.usage, "cannot ask whether to accept: standard input is not a terminal; pass --yes to accept")
             }
-            var plan = ReceivePlan(directory: self.output ?? ".", streamToStdout: toStdout)
+            // The target is checked before pairing: a typo in -o costs nobody a code.
+            if !toStdout { try ReceiveTarget.check(self.output ?? ".") }
+            var plan = ReceivePlan(output: self.output)
             // Without -o and without --json, a stream follows standard output when it is a pipe or a file.
             plan.streamToStdoutIfPiped = self.output == nil && !session.json && isatty(STDOUT_FILENO) == 0
-            plan.conflict = overwrite ? .overwrite : rename ? .rename : .refuse
+            plan.conflict = overwrite ? .overwrite : rename ? .rename : skipExisting ? .skip : .refuse
             plan.resume = !noResume
             let options = session
             let fixed = plan
@@ -79,8 +87,8 @@ struct Receive: AsyncParsableCommand {
 
     /// Where and how to write what arrives.
     struct ReceivePlan: Sendable {
-        var directory: String
-        var streamToStdout: Bool
+        /// `-o` as given ("-" for standard output).
+        var output: String?
         var streamToStdoutIfPiped = false
         var conflict: TransferReceiver.Conflict = .refuse
         var resume = true
@@ -120,39 +128,68 @@ struct Receive: AsyncParsableCommand {
             return
         }
 
-        // Where it goes, checked before we accept: the directory, its free space.
-        let isStream = offer.entries.count == 1 && offer.entries.first?.kind == .stream
-        let streamOut = isStream && (plan.streamToStdout || plan.streamToStdoutIfPiped)
-        if plan.streamToStdout && !isStream {
-            try await decline(session, reason: "the receiver wanted a stream")
-            throw CLIError(.usage, "-o - writes a stream to standard output, but the offer is files; give a directory")
+        // Where it goes, checked before we accept: the place, its free space, what is already there.
+        let placement: ReceiveTarget.Placement
+        do {
+            placement = try ReceiveTarget.place(plan.output, offer: offer, streamIfPiped: plan.streamToStdoutIfPiped)
+        } catch {
+            try await decline(session, reason: "the receiver cannot write this offer where it was told to")
+            throw error
         }
         var target: TargetDirectory?
+        var directory = "."
+        var singleName: RelativePath?
+        switch placement {
+        case .standardOutput: break
+        case .directory(let path): directory = path
+        case .file(let parent, let name):
+            directory = parent
+            singleName = name
+        }
         // A directory made for this offer is removed again if the offer is
         // declined: saying no leaves nothing behind.
-        let madeDirectory = !streamOut && access(plan.directory, F_OK) != 0
+        let madeDirectory = placement != .standardOutput && access(directory, F_OK) != 0
         func removeMadeDirectory() {
-            if madeDirectory { _ = rmdir(plan.directory) }
+            if madeDirectory { _ = rmdir(directory) }
         }
-        if !streamOut {
+        var conflict = plan.conflict
+        if placement != .standardOutput {
             do {
-                let directory = try TargetDirectory(path: plan.directory, create: true)
-                if let needed = offer.totalBytes, let available = directory.availableBytes(), needed > available {
+                let opened = try TargetDirectory(path: directory, create: singleName == nil)
+                if let needed = offer.totalBytes, let available = opened.availableBytes(), needed > available {
                     throw TransferError.noSpace(needed: needed, available: available)
                 }
-                target = directory
+                target = opened
             } catch let error as TransferError {
                 removeMadeDirectory()
                 try await decline(session, reason: error.message)
                 throw CLIError(.failure, error.message)
             }
         }
+        let existing = target.map { ReceiveTarget.existing(offer, in: $0, name: singleName) } ?? []
+        if !existing.isEmpty {
+            output.event("existing", [("directory", .string(directory)), ("names", .array(existing.map { .string($0) }))])
+            output.say(ReceiveTarget.existingSentence(existing, of: singleName == nil ? offer.entries.count : 1, in: directory), essential: askFirst)
+            if !askFirst && conflict == .refuse {
+                output.say("A file there that differs stops the transfer (exit 6): --overwrite, --rename or --skip-existing settle it.")
+            }
+        }
         if askFirst {
-            let reply = prompt("Accept? [y/N] ")?.trimmingCharacters(in: .whitespaces).lowercased()
-            guard reply == "y" || reply == "yes" else {
-                removeMadeDirectory()
-                try await decline(session, reason: "declined by the receiver")
-                throw CLIError(.declined, "declined the offer")
+            if existing.isEmpty || conflict != .refuse {
+                let reply = prompt("Accept? [y/N] ")?.trimmingCharacters(in: .whitespaces).lowercased()
+                guard reply == "y" || reply == "yes" else {
+                    removeMadeDirectory()
+                    try await decline(session, reason: "declined by the receiver")
+                    throw CLIError(.declined, "declined the offer")
+                }
+            } else {
+                let reply = prompt("Accept and [o]verwrite, [r]ename or [s]kip the existing ones? [o/r/s/N] ")
+                guard let choice = ReceiveTarget.conflictChoice(reply) else {
+                    removeMadeDirectory()
+                    try await decline(session, reason: "declined by the receiver")
+                    throw CLIError(.declined, "declined the offer")
+                }
+                conflict = choice
             }
         }
         try await session.send(.answer(accept: true, reason: nil))
@@ -163,16 +200,27 @@ struct Receive: AsyncParsableCommand {
         // The mailbox is closed at the end (see Send).
 
         var transferOptions = TransferReceiver.Options(offer: OfferBuilder.limits(for: offer))
-        transferOptions.conflict = plan.conflict
+        transferOptions.conflict = conflict
         transferOptions.resume = plan.resume
-        transferOptions.streamOutput = streamOut ? STDOUT_FILENO : nil
+        transferOptions.streamOutput = placement == .standardOutput ? STDOUT_FILENO : nil
+        transferOptions.singleName = singleName
         let progress = ProgressReporter(output: output, verb: "Received")
         defer { progress.abandon() }
         let pipe = DataChannelPipe(channels: channels, stream: nil)
         let receiver = TransferReceiver(target: target, channel: pipe, options: transferOptions, report: { progress.handle($0) })
+        // After an interruption: what stays for a later attempt, and how to use it.
+        let keptIn = directory
+        let keptSentence: @Sendable () -> String? = {
+            let kept = receiver.keptPartialBytes
+            guard kept > 0 else { return nil }
+            output.event("partial", [("bytes", .uint(kept)), ("directory", .string(keptIn))])
+            return "Kept \(formatBytes(kept)) of partial data in \(DisplayText.escaped(keptIn)); run the same transfer again to resume."
+        }
         do {
             let summary = try await DataPath.run({ try await receiver.run() }, channels: channels, pipe: pipe) {
                 await DataPath.interrupt(pipe, saying: "the receiver was interrupted")
+            } afterInterrupt: {
+                if let sentence = keptSentence() { output.say(sentence) }
             }
             progress.finish(summary, path: path)
             // The sender closes once it has our `finished`; give it a moment.
@@ -181,6 +229,9 @@ struct Receive: AsyncParsableCommand {
             await channels.close()
             await driver.close()
             await session.close(mood: .errory)
+            if let failure = error as? CLIError, !InterruptHook.wasInterrupted, let sentence = keptSentence() {
+                throw CLIError(failure.exit, output.json ? failure.message : failure.message + "\n" + sentence)
+            }
             throw error
         }
         await channels.close()

@@ -25,6 +25,9 @@ struct Send: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Send a short text instead of files.", valueName: "message"))
     var text: String?
 
+    @Flag(name: .long, help: "Leave out, with a warning each, files that cannot be read or whose names the receiver would refuse (by default they stop tern before anything is offered).")
+    var ignoreUnsendableFiles = false
+
     @OptionGroup var session: SessionOptions
 
     func validate() throws {
@@ -51,11 +54,15 @@ struct Send: AsyncParsableCommand {
             } else {
                 let given = paths.isEmpty ? ["-"] : paths
                 do {
-                    items = try SourceScanner.scan(given) { warning in output.warn(warning) }
+                    items = try SourceScanner.scan(given, skipUnsendable: ignoreUnsendableFiles) { warning in output.warn(warning) }
+                } catch .unsendable(let path, let reason) {
+                    throw CLIError(.usage, TransferError.unsendable(path, reason: reason).message + " (--ignore-unsendable-files leaves such files out)")
                 } catch {
                     throw CLIError(.usage, error.message)
                 }
+                guard !items.isEmpty else { throw CLIError(.usage, "nothing left to send: every path given was left out") }
                 offer = OfferBuilder.offer(for: items)
+                if let problem = OfferBuilder.problem(with: offer) { throw CLIError(.usage, problem) }
             }
             let options = session
             job = { try await Self.send(offer: offer, items: items, relay: relay, code: preagreed, options: options, output: output) }

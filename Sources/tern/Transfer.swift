@@ -44,9 +44,17 @@ final class DataChannelPipe: TransferChannel, @unchecked Sendable {
         // A path that stopped answering is not a close: say so.
         switch await channels.endReason() {
         case .noPath(let reason)?, .connectionLost(let reason)?: throw TransferError.connectionLost(reason)
+        case .secureChannel(let reason)? where reason.hasSuffix(Self.oversizedMessageReason):
+            // Our SCTP association aborted on a message above our
+            // a=max-message-size: the peer broke the protocol, it did not close.
+            throw TransferError.protocolViolation("the other side sent a message larger than this side accepts (its a=max-message-size)")
         default: return nil
         }
     }
+
+    /// How TernSCTP's association ends a reassembly that passed the maximum
+    /// message size (SCTPAssociation.receiveData).
+    static let oversizedMessageReason = "a message larger than the max-message-size"
 
     private func nextMessage() async throws -> DataChannelMessage? {
         if let message = takePending() { return message }
@@ -144,11 +152,18 @@ enum DataPath {
     /// to leave), then the channel closes.
     static func interrupt(_ pipe: DataChannelPipe, saying reason: String) async {
         try? await pipe.send(TransferMessage.failure(.cancelled, reason).encoded())
-        for _ in 0..<30 {
+        await drain(pipe)
+        await pipe.channels.close()
+    }
+
+    /// Waits up to `limit` until everything queued on the transfer channel
+    /// was sent (an `error` behind queued chunks included).
+    static func drain(_ pipe: DataChannelPipe, limit: Duration = .milliseconds(300)) async {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
             if await pipe.channels.bufferedAmount(pipe.currentStream ?? 0) == 0 { break }
             try? await Task.sleep(for: .milliseconds(10))
         }
-        await pipe.channels.close()
     }
 
     static func cliError(_ error: TransferError) -> CLIError {
@@ -170,13 +185,14 @@ enum DataPath {
     /// Runs a transfer, maps its errors for the CLI, closes the channels.
     static func run(
         _ body: @escaping @Sendable () async throws -> TransferSummary, channels: SecureChannels, pipe: DataChannelPipe,
-        onInterrupt: @escaping @Sendable () async -> Void
+        onInterrupt: @escaping @Sendable () async -> Void, afterInterrupt: @escaping @Sendable () -> Void = {}
     ) async throws -> TransferSummary {
         let job = Task { try await body() }
         InterruptHook.set {
             await onInterrupt()
             // The transfer notices the closed channel and saves its state.
             _ = await job.result
+            afterInterrupt()
         }
         defer { InterruptHook.set(nil) }
         do {
@@ -192,6 +208,9 @@ enum DataPath {
             }
             return summary
         } catch let error as TransferError {
+            // Our own failure was sent to the peer: let it leave before the
+            // caller closes the channel, so the peer reads why.
+            if error.failureCode != nil { await drain(pipe) }
             throw cliError(error)
         } catch let error as SessionError {
             // The channel died under the transfer.
