@@ -92,6 +92,9 @@ func runJob(output: Output, timeout: Double?, _ job: @escaping @Sendable () asyn
     } catch {
         // Ending early closes the job's channels: its error is a consequence.
         if end.happened != nil { await end.waitForExit() }
+        // Whatever failed, a mailbox still open is closed, so the nameplate
+        // is released now rather than when the relay gives up on this side.
+        await RelayConnection.leaveAll(mood: .errory)
         if let error = error as? CLIError { throw output.fail(error) }
         if let error = error as? SessionError { throw output.fail(CLIError(error)) }
         throw error

@@ -135,4 +135,24 @@ import TernTestSupport
         #expect((error["message"] as? String)?.contains("the other side stopped responding (nothing received for 5 s)") == true, "\(error)")
         try await relay.stop()
     }
+
+    @Test func aLiveSideThatSendsNothingForLongerThanTheLimitIsNotTakenForGone() async throws {
+        // A stream whose producer pauses for 8 s: the channel is open and
+        // idle; heartbeats keep each side hearing the other.
+        signal(SIGPIPE, SIG_IGN)  // a write to a sender that died must fail, not kill the test
+        let relay = try await RelayProcess.start()
+        let code = "5155-acme-aftermath"
+        let sender = try RunningProcess(arguments: ["send", "-", "--relay", relay.url, "--code", code, "--json", "--timeout", "60"])
+        let receiver = try RunningProcess(arguments: ["receive", code, "--relay", relay.url, "--yes", "--json", "--timeout", "60", "-o", "-"])
+        sender.write(String(repeating: "a", count: 1000))
+        _ = try await receiver.waitForLine(in: \.stderr) { $0.contains(#""event":"connected""#) }
+        try await Task.sleep(for: .seconds(8))
+        #expect(sender.process.isRunning && receiver.process.isRunning, "receiver: \(receiver.stderr.text) sender: \(sender.stdout.text)")
+        if sender.process.isRunning { sender.write("and the rest\n") }
+        sender.closeInput()
+        #expect(try await receiver.wait(timeout: 30) == 0, "\(receiver.stderr.text)")
+        #expect(try await sender.wait(timeout: 30) == 0, "\(sender.stdout.text)")
+        #expect(receiver.stdout.text == String(repeating: "a", count: 1000) + "and the rest\n")
+        try await relay.stop()
+    }
 }

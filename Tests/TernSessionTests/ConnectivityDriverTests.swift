@@ -241,3 +241,53 @@ import TernTURN
         #expect(SocketAddressConversion.socketAddress(.ipv4(10, 77, 1, 2, port: 9), dualStack: false)?.port == 9)
     }
 }
+
+/// A peer that stops halfway through signalling.
+extension ConnectivityDriverTests {
+    @Test func aPeerThatNeverSendsItsDescriptionEndsTheChecksAtTheSignallingLimit() async throws {
+        var options = ConnectivityOptions(role: .controlling, stun: [], turn: nil)
+        options.signallingTimeout = .milliseconds(400)
+        let driver = try await ConnectivityDriver.start(options: options, signal: { _ in })
+        let started = ContinuousClock.now
+        await #expect {
+            _ = try await driver.connected()
+        } throws: { error in
+            guard case SessionError.noPath(let why) = error else { return false }
+            return why == "the other side sent no connection details within 400 ms"
+        }
+        #expect(ContinuousClock.now - started < .seconds(3))
+        await driver.close()
+    }
+
+    @Test func aPeerThatNeverConfirmsItsSelectionEndsAtTheSignallingLimit() async throws {
+        var offerer = ConnectivityOptions(role: .controlling, stun: [], turn: nil)
+        offerer.signallingTimeout = .milliseconds(800)
+        let answerer = ConnectivityOptions(role: .controlled, stun: [], turn: nil)
+        let toAnswerer = ConnectivityDriverTests.Wire()
+        let toOfferer = ConnectivityDriverTests.Wire()
+        let a = try await ConnectivityDriver.start(options: offerer, signal: { toAnswerer.signal($0) })
+        // The answerer's `connected` never reaches the offerer.
+        let b = try await ConnectivityDriver.start(options: answerer, signal: { message in
+            if case .connected = message { return }
+            toOfferer.signal(message)
+        })
+        let forwardA = toAnswerer.deliver(to: b)
+        let forwardB = toOfferer.deliver(to: a)
+        defer {
+            toAnswerer.input.finish()
+            toOfferer.input.finish()
+            forwardA.cancel()
+            forwardB.cancel()
+        }
+        await #expect {
+            _ = try await a.connected()
+        } throws: { error in
+            guard case SessionError.noPath(let why) = error else { return false }
+            return why == "the other side did not confirm the connection within 800 ms"
+        }
+        // The other side did select a pair and heard our `connected`.
+        _ = try await b.connected()
+        await a.close()
+        await b.close()
+    }
+}
