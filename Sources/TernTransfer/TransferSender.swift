@@ -38,12 +38,15 @@ public final class TransferSender: @unchecked Sendable {
         do {
             return try await transfer()
         } catch let error as TransferError {
-            if let code = error.failureCode {
+            if let code = error.failureCode, !told.value {
                 try? await channel.send(TransferMessage.failure(code, error.message).encoded())
             }
             throw error
         }
     }
+
+    /// Set once the receiver was sent our failure.
+    private let told = Locked(false)
 
     private func transfer() async throws -> TransferSummary {
         let entries = items.map(\.entry)
@@ -146,7 +149,13 @@ public final class TransferSender: @unchecked Sendable {
         } catch {
             // Our own failure is what happened (the receiver is told in `run`);
             // a broken send is better explained by a failure the receiver sent.
-            if let own = error as? TransferError, own.failureCode != nil {
+            if let own = error as? TransferError, let code = own.failureCode {
+                // Told here, and the receiver given time to read up to it
+                // (it closes then): closing at once would drop the data it
+                // has not read yet, the reason included.
+                try? await channel.send(TransferMessage.failure(code, own.message).encoded())
+                told.value = true
+                _ = await Self.settled(replies, within: .seconds(5))
                 replies.cancel()
                 throw own
             }
@@ -286,9 +295,9 @@ public final class TransferSender: @unchecked Sendable {
 
     /// The reply reader's result if it ends within half a second (it ends
     /// soon after the channel closes).
-    private static func settled(_ task: Task<Finished, Error>) async -> Result<Finished, Error>? {
+    private static func settled(_ task: Task<Finished, Error>, within limit: Duration = .milliseconds(500)) async -> Result<Finished, Error>? {
         let result = LockedDictionary<Int, Result<Finished, Error>>()
-        await finishes(within: .milliseconds(500)) { result.set(0, await task.result) }
+        await finishes(within: limit) { result.set(0, await task.result) }
         return result.value(0)
     }
 
