@@ -14,6 +14,16 @@ import TernTestSupport
         try makeTestDirectory(prefix: "tern-transfer")
     }
 
+    /// `work/out`, made and handed to the test user: an existing directory,
+    /// so that `-o` names where files go even for a one-file offer (a
+    /// missing name would name the file itself).
+    static func outputDirectory(in work: URL) throws -> URL {
+        let out = work.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try TestUser.give(out)
+        return out
+    }
+
     /// `bytes` random bytes (from /dev/urandom) at `url`.
     static func randomFile(at url: URL, bytes: Int) throws {
         let random = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
@@ -77,7 +87,7 @@ import TernTestSupport
         try Self.randomFile(at: source, bytes: 3 * 262_099 + 1234)
         try FileManager.default.setAttributes([.posixPermissions: 0o640, .modificationDate: Date(timeIntervalSince1970: 1_700_000_000)], ofItemAtPath: source.path)
         try TestUser.give(source)  // 0640: the sender, run as the test user, must own it to read it
-        let out = work.appendingPathComponent("out")
+        let out = try Self.outputDirectory(in: work)
         let relay = try await RelayProcess.start()
         let (sender, sent, receiver, received) = try await Self.transfer(
             relay, code: "41-aardvark-adroitness", send: [source.path], receive: ["-o", out.path])
@@ -117,7 +127,7 @@ import TernTestSupport
         try Data().write(to: tree.appendingPathComponent("empty.txt"))
         try manager.createSymbolicLink(atPath: tree.appendingPathComponent("latest").path, withDestinationPath: "2024/summer/beach.jpg")
         try manager.createSymbolicLink(atPath: tree.appendingPathComponent("secrets").path, withDestinationPath: "/etc/passwd")
-        let out = work.appendingPathComponent("out")
+        let out = try Self.outputDirectory(in: work)
         let relay = try await RelayProcess.start()
         let (sender, sent, receiver, received) = try await Self.transfer(
             relay, code: "42-aardvark-adroitness", send: [tree.path], receive: ["-o", out.path])
@@ -145,7 +155,7 @@ import TernTestSupport
         let make = try RunningProcess(
             executable: URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "head -c 1073741824 /dev/urandom > '\(source.path)'"])
         #expect(try await make.wait(timeout: 120) == 0)
-        let out = work.appendingPathComponent("out")
+        let out = try Self.outputDirectory(in: work)
         let relay = try await RelayProcess.start()
         let sender = try RunningProcess(arguments: ["send", "--relay", relay.url, "--code", "43-aardvark-adroitness", "--json", "--timeout", "600", source.path])
         let receiver = try RunningProcess(arguments: ["receive", "43-aardvark-adroitness", "--relay", relay.url, "--yes", "--json", "--timeout", "600", "-o", out.path])
@@ -197,7 +207,7 @@ import TernTestSupport
         defer { try? FileManager.default.removeItem(at: work) }
         let source = work.appendingPathComponent("notes.txt")
         try Data("new content".utf8).write(to: source)
-        let out = work.appendingPathComponent("out")
+        let out = try Self.outputDirectory(in: work)
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         try TestUser.give(out)
         try Data("old".utf8).write(to: out.appendingPathComponent("notes.txt"))
@@ -223,6 +233,166 @@ import TernTestSupport
         try await relay.stop()
     }
 
+    // MARK: - Checked before pairing
+
+    @Test func anUnsendableOrUnreadableFileStopsTheSenderBeforePairingOrIsLeftOutWhenAsked() async throws {
+        let work = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let tree = work.appendingPathComponent("docs")
+        try FileManager.default.createDirectory(at: tree, withIntermediateDirectories: true)
+        try Data("fine\n".utf8).write(to: tree.appendingPathComponent("good.txt"))
+        // A name the receiver refuses (it used to abort the transfer after "yes").
+        try Data("x".utf8).write(to: tree.appendingPathComponent("bad\u{1}name.txt"))
+        let locked = tree.appendingPathComponent("locked.txt")
+        try Data("secret".utf8).write(to: locked)
+        try FileManager.default.setAttributes([.posixPermissions: 0], ofItemAtPath: locked.path)
+        let relay = try await RelayProcess.start()
+
+        let refused = try Self.sender(relay, "61-aardvark-adroitness", [tree.path])
+        #expect(try await refused.wait(timeout: 20) == 2)
+        let error = try #require(CLI.events(refused, named: "error").first, "\(refused.stdout.text) \(refused.stderr.text)")
+        let message = try #require(error["message"] as? String)
+        #expect(message.contains("bad\\u{1}name.txt") && message.contains("--ignore-unsendable-files"), "\(message)")
+        // Before pairing: no code was claimed.
+        #expect(CLI.events(refused, named: "paired").isEmpty)
+
+        let out = try Self.outputDirectory(in: work)
+        let (sender, sent, receiver, received) = try await Self.transfer(
+            relay, code: "62-aardvark-adroitness", send: [tree.path, "--ignore-unsendable-files"], receive: ["-o", out.path])
+        #expect(sent == 0, "\(sender.stdout.text) \(sender.stderr.text)")
+        #expect(received == 0, "\(receiver.stdout.text) \(receiver.stderr.text)")
+        let warnings = CLI.events(sender, named: "warning").compactMap { $0["message"] as? String }
+        #expect(warnings.contains { $0.contains("bad\\u{1}name.txt") }, "\(warnings)")
+        #expect(warnings.contains { $0.contains("locked.txt") && $0.contains("cannot open") }, "\(warnings)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("docs").path) == ["good.txt"])
+        try await relay.stop()
+    }
+
+    @Test func aReceiverWhoseTargetCannotBeWrittenStopsBeforePairing() async throws {
+        let work = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let readOnly = work.appendingPathComponent("read-only")
+        try FileManager.default.createDirectory(at: readOnly, withIntermediateDirectories: true)
+        try TestUser.give(readOnly)
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: readOnly.path)
+        let relay = try await RelayProcess.start()
+        for (target, words) in [
+            (work.appendingPathComponent("missing/deeper").path, "does not exist"), (readOnly.path, "cannot write into"),
+            (readOnly.appendingPathComponent("new").path, "is not writable"),
+        ] {
+            let receiver = try Self.receiver(relay, "63-aardvark-adroitness", ["-o", target])
+            #expect(try await receiver.wait(timeout: 20) == 2)
+            let error = try #require(CLI.events(receiver, named: "error").first, "\(receiver.stdout.text) \(receiver.stderr.text)")
+            #expect((error["message"] as? String)?.contains(words) == true, "\(error)")
+            #expect(CLI.events(receiver, named: "paired").isEmpty)
+        }
+        try await relay.stop()
+    }
+
+    // MARK: - Existing files
+
+    @Test func existingFilesAreShownWithTheOfferAndKeptWithSkipExisting() async throws {
+        let work = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let first = work.appendingPathComponent("a.txt")
+        let second = work.appendingPathComponent("b.txt")
+        try Data("new a".utf8).write(to: first)
+        try Data("new b".utf8).write(to: second)
+        let out = try Self.outputDirectory(in: work)
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try TestUser.give(out)
+        try Data("old a".utf8).write(to: out.appendingPathComponent("a.txt"))
+        let relay = try await RelayProcess.start()
+
+        let (sender, sent, receiver, received) = try await Self.transfer(
+            relay, code: "64-aardvark-adroitness", send: [first.path, second.path], receive: ["-o", out.path, "--skip-existing"])
+
+        #expect(received == 0, "\(receiver.stdout.text) \(receiver.stderr.text)")
+        #expect(sent == 0, "\(sender.stdout.text) \(sender.stderr.text)")
+        let existing = try #require(CLI.events(receiver, named: "existing").first, "\(receiver.stdout.text)")
+        #expect(existing["names"] as? [String] == ["a.txt"])
+        #expect(try Self.contents(out.appendingPathComponent("a.txt").path) == Data("old a".utf8))
+        #expect(try Self.contents(out.appendingPathComponent("b.txt").path) == Data("new b".utf8))
+        #expect(CLI.events(receiver, named: "done").first?["files"] as? Int == 1)
+        try await relay.stop()
+    }
+
+    @Test func thePromptOffersToOverwriteRenameOrSkipWhatExists() async throws {
+        let work = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let source = work.appendingPathComponent("notes.txt")
+        try Data("new notes".utf8).write(to: source)
+        let out = try Self.outputDirectory(in: work)
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try TestUser.give(out)
+        try Data("old".utf8).write(to: out.appendingPathComponent("notes.txt"))
+        let relay = try await RelayProcess.start()
+        let sender = try Self.sender(relay, "65-aardvark-adroitness", [source.path])
+        let receiver = try CLI.onTerminal("receive 65-aardvark-adroitness --relay \(relay.url) -o '\(out.path)'")
+        _ = try await receiver.waitForLine(in: \.stdout, timeout: 30) { $0.contains("[o/r/s/N]") }
+        #expect(receiver.stdout.text.contains("1 of the 1 offered item already exists in"), "\(receiver.stdout.text)")
+        receiver.write("r\n")
+        #expect(try await receiver.wait(timeout: 60) == 0, "\(receiver.stdout.text)")
+        #expect(try await sender.wait(timeout: 60) == 0, "\(sender.stdout.text)")
+        #expect(try Self.contents(out.appendingPathComponent("notes.txt").path) == Data("old".utf8))
+        #expect(try Self.contents(out.appendingPathComponent("notes (1).txt").path) == Data("new notes".utf8))
+        try await relay.stop()
+    }
+
+    // MARK: - One file: standard output, or a name
+
+    @Test func aSingleFileGoesToStandardOutputWithDashOAndIsNamedByDashOName() async throws {
+        let work = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let source = work.appendingPathComponent("report.txt")
+        // Text, several chunks long, so stdout can be compared as text.
+        let text = (0..<40_000).map { "line \($0) of the report\n" }.joined()
+        try Data(text.utf8).write(to: source)
+        let relay = try await RelayProcess.start()
+
+        let (_, sent, piped, received) = try await Self.transfer(relay, code: "66-aardvark-adroitness", send: [source.path], receive: ["-o", "-"])
+        #expect(received == 0 && sent == 0, "\(piped.stderr.text)")
+        // The events went to stderr; stdout is the file alone.
+        #expect(piped.stderr.text.contains(#""event":"done""#))
+        #expect(piped.stdout.text == text)
+        let bytes = try Self.contents(source.path)
+
+        let named = work.appendingPathComponent("copy.txt")
+        let (_, sentAgain, receiver, receivedAgain) = try await Self.transfer(
+            relay, code: "67-aardvark-adroitness", send: [source.path], receive: ["-o", named.path])
+        #expect(receivedAgain == 0 && sentAgain == 0, "\(receiver.stdout.text)")
+        #expect(try Self.contents(named.path) == bytes)
+        #expect(!FileManager.default.fileExists(atPath: work.appendingPathComponent("copy.txt/report.txt").path))
+        try await relay.stop()
+    }
+
+    // MARK: - Failures in words
+
+    @Test func aFileThatChangesWhileTheTransferRunsStopsBothSidesWithTheReason() async throws {
+        let work = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let big = work.appendingPathComponent("a-big.bin")
+        try Self.randomFile(at: big, bytes: 96 << 20)
+        let small = work.appendingPathComponent("b-small.txt")
+        try Data("first version\n".utf8).write(to: small)
+        let out = try Self.outputDirectory(in: work)
+        let relay = try await RelayProcess.start()
+        let sender = try Self.sender(relay, "68-aardvark-adroitness", [big.path, small.path])
+        let receiver = try Self.receiver(relay, "68-aardvark-adroitness", ["-o", out.path])
+        try await Self.waitForProgress(receiver, atLeast: 2 << 20, stateFile: out.appendingPathComponent(".a-big.bin.tern-state").path)
+        // Changed after the offer, before its turn.
+        try Data("second, longer version\n".utf8).write(to: small)
+
+        #expect(try await sender.wait(timeout: 120) == 1, "\(sender.stdout.text)")
+        #expect(try await receiver.wait(timeout: 30) == 1, "\(receiver.stdout.text)")
+        let reason = "b-small.txt changed after the transfer started; send it again"
+        #expect(CLI.events(sender, named: "error").first?["message"] as? String == reason)
+        // Before: "the connection to the other side was lost: the sender closed the channel", exit 4.
+        #expect(CLI.events(receiver, named: "error").first?["message"] as? String == "the other side stopped: " + reason)
+        #expect(try Self.contents(out.appendingPathComponent("a-big.bin").path) == (try Self.contents(big.path)))
+        try await relay.stop()
+    }
+
     // MARK: - Resume
 
     /// Kills one side (`victim`) with SIGKILL once the receiver holds
@@ -234,7 +404,7 @@ import TernTestSupport
         let size = 96 << 20
         let source = work.appendingPathComponent("video.bin")
         try Self.randomFile(at: source, bytes: size)
-        let out = work.appendingPathComponent("out")
+        let out = try Self.outputDirectory(in: work)
         let state = out.appendingPathComponent(".video.bin.tern-state").path
         let relay = try await RelayProcess.start()
         let sender = try Self.sender(relay, code, [source.path])
@@ -286,7 +456,7 @@ import TernTestSupport
         try Self.randomFile(at: source, bytes: size)
         let stamp = Date(timeIntervalSince1970: 1_750_000_000)
         try FileManager.default.setAttributes([.modificationDate: stamp], ofItemAtPath: source.path)
-        let out = work.appendingPathComponent("out")
+        let out = try Self.outputDirectory(in: work)
         let relay = try await RelayProcess.start()
         let sender = try Self.sender(relay, "52-aardvark-adroitness", [source.path])
         let receiver = try Self.receiver(relay, "52-aardvark-adroitness", ["-o", out.path])
@@ -318,7 +488,7 @@ import TernTestSupport
         let size = 96 << 20
         let source = work.appendingPathComponent("backup.bin")
         try Self.randomFile(at: source, bytes: size)
-        let out = work.appendingPathComponent("out")
+        let out = try Self.outputDirectory(in: work)
         let relay = try await RelayProcess.start()
         let sender = try Self.sender(relay, "54-aardvark-adroitness", [source.path])
         let receiver = try Self.receiver(relay, "54-aardvark-adroitness", ["-o", out.path])
@@ -330,6 +500,9 @@ import TernTestSupport
         #expect(Date().timeIntervalSince(interruptedAt) < 2, "the sender took \(Date().timeIntervalSince(interruptedAt)) s")
         let error = try #require(CLI.events(sender, named: "error").first)
         #expect((error["message"] as? String)?.contains("interrupted") == true, "\(error)")
+        // The receiver said what it kept for the next attempt.
+        let kept = try #require(CLI.events(receiver, named: "partial").first, "\(receiver.stdout.text)")
+        #expect((kept["bytes"] as? Int ?? 0) >= 4 << 20 - 262_099)
 
         let (_, sent, finishing, received) = try await Self.transfer(relay, code: "55-aardvark-adroitness", send: [source.path], receive: ["-o", out.path])
         #expect(received == 0 && sent == 0, "\(finishing.stdout.text)")
@@ -344,7 +517,7 @@ import TernTestSupport
         defer { try? FileManager.default.removeItem(at: work) }
         let source = work.appendingPathComponent("archive.bin")
         try Self.randomFile(at: source, bytes: 96 << 20)
-        let out = work.appendingPathComponent("out")
+        let out = try Self.outputDirectory(in: work)
         let state = out.appendingPathComponent(".archive.bin.tern-state").path
         let relay = try await RelayProcess.start()
         let sender = try Self.sender(relay, "56-aardvark-adroitness", [source.path])
@@ -357,6 +530,9 @@ import TernTestSupport
         #expect(Date().timeIntervalSince(interruptedAt) < 2, "the receiver took \(Date().timeIntervalSince(interruptedAt)) s")
         let error = try #require(CLI.events(receiver, named: "error").first)
         #expect(error["message"] as? String == "the other side stopped: the sender was interrupted", "\(error)")
+        let kept = try #require(CLI.events(receiver, named: "partial").first, "\(receiver.stdout.text)")
+        #expect((kept["bytes"] as? Int ?? 0) >= 4 << 20 - 262_099)
+        #expect(kept["directory"] as? String == out.path)
         #expect(FileManager.default.fileExists(atPath: state))
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(".archive.bin.tern-partial").path))
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("archive.bin").path))
