@@ -77,7 +77,7 @@ import TernTestSupport
         let work = try Transfer.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
         let source = try Self.file(bytes: 96 << 20, in: work, named: "backup.bin")
-        let out = work.appendingPathComponent("out")
+        let out = try Transfer.outputDirectory(in: work)  // exists: -o names a directory, not the file
         let relay = try await RelayProcess.start()
         let code = "5152-acme-aftermath"
         let sender = try Transfer.sender(relay, code, [source.path])
@@ -101,7 +101,7 @@ import TernTestSupport
         let work = try Transfer.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
         let source = try Self.sparseFile(bytes: 8 << 30, in: work, named: "huge.bin")
-        let out = work.appendingPathComponent("out")
+        let out = try Transfer.outputDirectory(in: work)  // exists: -o names a directory, not the file
         let relay = try await RelayProcess.start()
         let sender = try Transfer.sender(relay, "5153-acme-aftermath", [source.path])
         let receiver = try Transfer.receiver(relay, "5153-acme-aftermath", ["-o", out.path])
@@ -120,7 +120,7 @@ import TernTestSupport
         let work = try Transfer.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
         let source = try Self.sparseFile(bytes: 8 << 30, in: work, named: "huge.bin")
-        let out = work.appendingPathComponent("out")
+        let out = try Transfer.outputDirectory(in: work)  // exists: -o names a directory, not the file
         let relay = try await RelayProcess.start()
         let sender = try Transfer.sender(relay, "5154-acme-aftermath", [source.path])
         let receiver = try Transfer.receiver(relay, "5154-acme-aftermath", ["-o", out.path])

@@ -93,6 +93,8 @@ attempt() {                     # NAMEPLATE [EXTRA FLAGS FOR BOTH SIDES...]
   local code="$1-aardvark-adroitness"; shift
   local out="$WORK/out-$code"
   rm -rf "$out"
+  # An existing directory: a missing -o NAME would name the one file itself.
+  mkdir "$out" && chown "${LAB_USER_UID:-65534}:${LAB_USER_UID:-65534}" "$out"
   U b env TERN_RELAY="ws://$R_IP:4747" "$TERN" receive --json --yes --timeout 60 -o "$out" "$@" "$code" \
     >"$WORK/recv.json" 2>"$WORK/recv.err" &
   local receiver=$!
