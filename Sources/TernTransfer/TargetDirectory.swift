@@ -135,11 +135,6 @@ public final class TargetDirectory: Sendable {
             self.handle = handle
             self.components = components
         }
-
-        /// True when `path` lies directly in this directory.
-        public func holds(_ path: RelativePath) -> Bool {
-            path.components.count == components.count + 1 && path.components.starts(with: components)
-        }
     }
 
     /// The directory that holds `path`, opened without following a symlink;
@@ -284,6 +279,18 @@ public final class TargetDirectory: Sendable {
         guard let file = try openRegular(partial, in: parent, flags: O_RDWR, shown: path, what: "partial file") else {
             throw .io("cannot finish \(TerminalText.escaped(path.string)): its partial file is missing")
         }
+        let folder = Folder(handle: parent, components: Array(path.components.dropLast()))
+        try commit(path, partial: file, in: folder, mode: mode, modified: modified, replace: replace, removingState: true)
+    }
+
+    /// `commit` of the partial file `partial` (from `openPartial(for:in:truncate:)`,
+    /// still open) into `folder`, which holds `path`. `removingState: false`
+    /// when no resume state was ever saved for it (a file that arrived in one
+    /// go), which spares two unlinks that would find nothing.
+    public func commit(
+        _ path: RelativePath, partial file: FileDescriptor, in folder: Folder, mode: UInt32, modified: Int64?, replace: Bool,
+        removingState: Bool
+    ) throws(TransferError) {
         guard fchmod(file.raw, mode_t(mode & 0o777) & ~mode_t(creationMask)) == 0 else {
             throw ioFailure("cannot set the permissions of \(file.shown)")
         }
@@ -291,13 +298,16 @@ public final class TargetDirectory: Sendable {
             guard let seconds = time_t(exactly: modified) else {
                 throw .io("cannot set the modification time of \(file.shown): \(modified) is out of range")
             }
-            let times = [timespec(tv_sec: 0, tv_nsec: utimeOmit), timespec(tv_sec: seconds, tv_nsec: 0)]
-            guard futimens(file.raw, times) == 0 else {
+            var times = (timespec(tv_sec: 0, tv_nsec: utimeOmit), timespec(tv_sec: seconds, tv_nsec: 0))
+            let status = withUnsafePointer(to: &times) { pair in
+                pair.withMemoryRebound(to: timespec.self, capacity: 2) { futimens(file.raw, $0) }
+            }
+            guard status == 0 else {
                 throw ioFailure("cannot set the modification time of \(file.shown)")
             }
         }
-        try Self.moveIntoPlace(partial, in: parent, as: path, replace: replace)
-        Self.unlinkResumeFiles(for: path.name, in: parent, keepingPartial: true)
+        try Self.moveIntoPlace(Self.partialName(for: path.name), in: folder.handle, as: path, replace: replace)
+        if removingState { Self.unlinkResumeFiles(for: path.name, in: folder.handle, keepingPartial: true) }
     }
 
     /// Creates the symlink `path -> target`, but only when `target` is
@@ -461,20 +471,20 @@ public final class TargetDirectory: Sendable {
     ) throws(TransferError) {
         let name = path.name
         let shown = TerminalText.escaped(path.string)
-        let existing = try entry(named: name, in: parent, shown: path)
-        if existing == .directory {
-            if !replace { throw .exists(shown) }
-            throw .unsafePath(shown, reason: "an existing directory would be replaced")
-        }
-        if replace {
-            // rename(2) replaces a symlink itself, never the file it points to.
-            guard renameat(parent.raw, source, parent.raw, name) == 0 else {
-                if errno == EISDIR { throw .unsafePath(shown, reason: "an existing directory would be replaced") }
-                throw ioFailure("cannot move \(shown) into place")
-            }
+        // Without `replace` the rename itself refuses anything at the name,
+        // a directory included (EEXIST), so only `replace` needs a look first.
+        if !replace {
+            try renameWithoutReplacing(source, in: parent, to: name, shown: shown)
             return
         }
-        try renameWithoutReplacing(source, in: parent, to: name, shown: shown)
+        if try entry(named: name, in: parent, shown: path) == .directory {
+            throw .unsafePath(shown, reason: "an existing directory would be replaced")
+        }
+        // rename(2) replaces a symlink itself, never the file it points to.
+        guard renameat(parent.raw, source, parent.raw, name) == 0 else {
+            if errno == EISDIR { throw .unsafePath(shown, reason: "an existing directory would be replaced") }
+            throw ioFailure("cannot move \(shown) into place")
+        }
     }
 
     /// rename without overwriting, in order of preference:

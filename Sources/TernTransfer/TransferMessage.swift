@@ -71,6 +71,14 @@ public struct ChunkMessage: Sendable {
     public var data: ArraySlice<UInt8>
 }
 
+/// One whole file of a `files` message: its data (a slice of the message)
+/// and the root the sender computed over it (docs/protocol.md §11.4).
+public struct WholeFile: Sendable {
+    public var index: Int
+    public var root: Digest
+    public var data: ArraySlice<UInt8>
+}
+
 /// The messages on the transfer channel (docs/protocol.md §11). One byte of
 /// type, then JSON for control messages or a fixed binary header for chunks.
 public enum TransferMessage: Sendable {
@@ -85,9 +93,12 @@ public enum TransferMessage: Sendable {
     case done(files: UInt64, bytes: UInt64)
     case finished(files: UInt64, bytes: UInt64, hash: Digest)
     case failure(FailureCode, String)
+    /// Several small files, each whole: one record stands for the file's
+    /// chunk (none when it is empty) and its `end`.
+    case files([WholeFile])
 
     enum MessageType: UInt8 {
-        case manifest = 1, have, plan, chunk, end, verified, done, finished, failure
+        case manifest = 1, have, plan, chunk, end, verified, done, finished, failure, files
     }
 
     /// type (1) + file index (4) + chunk number (8) + SHA-256 (32).
@@ -97,6 +108,51 @@ public enum TransferMessage: Sendable {
     /// Entries, claims or starts in one message.
     public static let maxItemsPerMessage = 65536
     public static let maxFailureMessageBytes = 1024
+    /// A record of a `files` message: file index (4) + length (4) + root (32), then the data.
+    public static let wholeFileHeaderSize = 40
+    /// The largest message tern accepts (`a=max-message-size`, docs/protocol.md §11.1).
+    public static let maxMessageSize = 256 * 1024
+
+    /// Appends one record of a `files` message (the type byte is the
+    /// caller's): header and `length` bytes that `fill` writes and returns
+    /// the root of (it gets exactly the data's room, uninitialised). Returns
+    /// nil, and leaves `buffer` as it was, when `fill` writes fewer bytes.
+    public static func appendWholeFile(
+        _ buffer: inout [UInt8], index: Int, length: Int,
+        fill: (UnsafeMutableRawBufferPointer) throws(TransferError) -> (written: Int, root: Digest)
+    ) throws(TransferError) -> Digest? {
+        let start = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: wholeFileHeaderSize + length))
+        var failure: TransferError?
+        let result: (written: Int, root: Digest)? = buffer.withUnsafeMutableBytes { raw in
+            do throws(TransferError) {
+                return try fill(UnsafeMutableRawBufferPointer(rebasing: raw[(start + wholeFileHeaderSize)...]))
+            } catch {
+                failure = error
+                return nil
+            }
+        }
+        if let failure {
+            buffer.removeSubrange(start...)
+            throw failure
+        }
+        guard let result, result.written == length else {
+            buffer.removeSubrange(start...)
+            return nil
+        }
+        var offset = start
+        for value in [UInt32(truncatingIfNeeded: index), UInt32(truncatingIfNeeded: length)] {
+            for shift in stride(from: 24, through: 0, by: -8) {
+                buffer[offset] = UInt8(truncatingIfNeeded: value >> UInt32(shift))
+                offset += 1
+            }
+        }
+        for byte in result.root.bytes {
+            buffer[offset] = byte
+            offset += 1
+        }
+        return result.root
+    }
 
     // MARK: - Encoding
 
@@ -127,6 +183,16 @@ public enum TransferMessage: Sendable {
             var buffer = [UInt8](repeating: 0, count: Self.chunkHeaderSize)
             Self.fillChunkHeader(&buffer, index: chunk.index, number: chunk.number, hash: chunk.hash)
             buffer.append(contentsOf: chunk.data)
+            return buffer
+        case .files(let files):
+            var buffer = [MessageType.files.rawValue]
+            for file in files {
+                // The closure cannot fail and always writes the whole length.
+                _ = try? Self.appendWholeFile(&buffer, index: file.index, length: file.data.count) { room in
+                    file.data.withUnsafeBytes { room.copyMemory(from: $0) }
+                    return (file.data.count, file.root)
+                }
+            }
             return buffer
         case .manifest(let chunkSize, let entries, let more):
             type = .manifest
@@ -170,6 +236,10 @@ public enum TransferMessage: Sendable {
         }
         if type == .chunk {
             self = .chunk(try Self.decodeChunk(message))
+            return
+        }
+        if type == .files {
+            self = .files(try Self.decodeFiles(message))
             return
         }
         let wire: Wire
@@ -225,7 +295,7 @@ public enum TransferMessage: Sendable {
             let code = wire.code.flatMap(FailureCode.init(rawValue:)) ?? .protocolViolation
             let text = wire.message ?? "no reason given"
             self = .failure(code, Self.shortReason(text))
-        case .chunk:
+        case .chunk, .files:
             throw .protocolViolation("unreachable")  // handled above
         }
     }
@@ -246,6 +316,32 @@ public enum TransferMessage: Sendable {
         for byte in message[5..<13] { number = number << 8 | UInt64(byte) }
         let hash = Digest(unchecked: Array(message[13..<chunkHeaderSize]))
         return ChunkMessage(index: Int(index), number: number, hash: hash, data: message[chunkHeaderSize...])
+    }
+
+    /// Records to the end of the message, each within the largest chunk; at
+    /// least one, nothing left over.
+    private static func decodeFiles(_ message: [UInt8]) throws(TransferError) -> [WholeFile] {
+        guard message.count <= maxMessageSize else { throw .protocolViolation("a files message of \(message.count) bytes") }
+        var files: [WholeFile] = []
+        var offset = 1
+        while offset < message.count {
+            guard message.count - offset >= wholeFileHeaderSize else {
+                throw .protocolViolation("a files message that ends inside a record header")
+            }
+            var index: UInt32 = 0
+            for byte in message[offset..<(offset + 4)] { index = index << 8 | UInt32(byte) }
+            var length: UInt32 = 0
+            for byte in message[(offset + 4)..<(offset + 8)] { length = length << 8 | UInt32(byte) }
+            let root = Digest(unchecked: Array(message[(offset + 8)..<(offset + wholeFileHeaderSize)]))
+            let start = offset + wholeFileHeaderSize
+            guard length <= maxChunkSize, Int(length) <= message.count - start else {
+                throw .protocolViolation("a record of \(length) bytes in a files message that has \(message.count - start) left")
+            }
+            files.append(WholeFile(index: Int(index), root: root, data: message[start..<(start + Int(length))]))
+            offset = start + Int(length)
+        }
+        guard !files.isEmpty else { throw .protocolViolation("a files message without a file") }
+        return files
     }
 
     // MARK: - JSON shape

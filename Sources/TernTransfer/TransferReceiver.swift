@@ -70,6 +70,20 @@ public final class TransferReceiver: @unchecked Sendable {
     private let options: Options
     private let report: @Sendable (TransferEvent) -> Void
     private let kept = Locked<UInt64>(0)
+    /// The records of the last `files` message not yet taken, and the next one.
+    private var wholeFiles: [WholeFile] = []
+    private var nextWholeFile = 0
+    /// The directory of the last path looked at or written (nil inside:
+    /// it was missing), kept for the paths after it in the same directory.
+    private var heldFolder: (components: [String], folder: TargetDirectory.Folder?)?
+    /// The last verified file the sender has not been told about, and when
+    /// the last `verified` went out (docs/protocol.md §11.3: one covers
+    /// every file up to it).
+    private var unacknowledged: Int?
+    private var lastAcknowledgement = ContinuousClock.now
+    /// How long a verified file may wait to be acknowledged, so that many
+    /// small files cost one `verified` message, not one each.
+    static let acknowledgementInterval: Duration = .milliseconds(100)
 
     /// After a failure: verified bytes left in partial files for a later
     /// transfer to resume from (0 when nothing was kept).
@@ -112,6 +126,8 @@ public final class TransferReceiver: @unchecked Sendable {
         var inPlace = false
         /// Something is at `path` and the user chose to keep it: nothing is sent or made.
         var skip = false
+        /// A resume state may lie beside `path` (false once it is known that none does).
+        var mayHaveState = true
     }
 
     /// One item of the `have` messages: a claim, or an entry to skip.
@@ -203,9 +219,9 @@ public final class TransferReceiver: @unchecked Sendable {
                 throw error
             }
         }
-        let last = try await channel.nextMessage(from: "sender")
-        guard case .done(let files, let bytes) = last else {
-            throw TransferError.protocolViolation("expected done after the last file, got \(TransferSender.name(last))")
+        let last = try await nextIncoming()
+        guard case .message(.done(let files, let bytes)) = last else {
+            throw TransferError.protocolViolation("expected done after the last file, got \(last.name)")
         }
         guard files == UInt64(roots.count) else {
             throw TransferError.protocolViolation("the sender's done counts \(files) files, but \(roots.count) arrived")
@@ -217,6 +233,7 @@ public final class TransferReceiver: @unchecked Sendable {
             try target?.makeSymlink(item.path, target: item.entry.target ?? "", replace: item.replace)
         }
         let hash = transferHash(roots)
+        try await acknowledge(nil, now: true)
         try await channel.send(TransferMessage.finished(files: UInt64(roots.count), bytes: progress, hash: hash).encoded())
         return TransferSummary(files: roots.count, bytes: progress, sentBytes: received, hash: hash)
     }
@@ -318,7 +335,7 @@ public final class TransferReceiver: @unchecked Sendable {
 
     private func settleExisting(_ item: inout Item, chunkSize: Int) throws(TransferError) {
         guard let target, options.streamOutput == nil else { return }
-        let existing = try target.entry(at: item.path)
+        let existing = try target.entry(at: item.path, in: folder(for: item.path, creating: false))
         switch item.entry.kind {
         case .directory:
             switch existing {
@@ -343,6 +360,8 @@ public final class TransferReceiver: @unchecked Sendable {
                 } else {
                     target.removeResumeFiles(for: item.path)
                 }
+                // Without a claim there is no state: none was found, or it was removed.
+                item.mayHaveState = item.claim != nil
             case .file(let size, _) where size == item.entry.size && options.conflict != .skip:
                 item.claim = .complete(try chain(ofExisting: item.path, size: size, chunkSize: chunkSize))
             case .file, .symlink, .other:
@@ -376,7 +395,9 @@ public final class TransferReceiver: @unchecked Sendable {
     /// partial's bytes (a state file that promises more than the disk holds,
     /// after a power cut, is not trusted).
     private func partialClaim(for item: Item, chunkSize: Int) throws(TransferError) -> Claim? {
-        guard let target, let bytes = try target.readState(for: item.path, limit: ResumeState.maxBytes) else { return nil }
+        guard let target,
+              let bytes = try target.readState(for: item.path, in: folder(for: item.path, creating: false), limit: ResumeState.maxBytes)
+        else { return nil }
         guard let state = ResumeState.decode(bytes), state.matches(item.entry, chunkSize: chunkSize), state.chunks > 0,
               let expected = Digest(hex: state.chain)
         else {
@@ -485,6 +506,57 @@ public final class TransferReceiver: @unchecked Sendable {
 
     // MARK: - Data
 
+    /// What comes next from the sender while files arrive: a message, or
+    /// one record of a `files` message (taken one at a time).
+    enum Incoming {
+        case message(TransferMessage)
+        case whole(WholeFile)
+
+        var name: String {
+            switch self {
+            case .message(let message): return TransferSender.name(message)
+            case .whole(let file): return "the whole of entry \(file.index)"
+            }
+        }
+    }
+
+    private func nextIncoming() async throws -> Incoming {
+        if nextWholeFile < wholeFiles.count {
+            nextWholeFile += 1
+            return .whole(wholeFiles[nextWholeFile - 1])
+        }
+        wholeFiles = []
+        let message = try await channel.nextMessage(from: "sender")
+        guard case .files(let files) = message, let first = files.first else { return .message(message) }
+        wholeFiles = files
+        nextWholeFile = 1
+        return .whole(first)
+    }
+
+    /// The directory that holds `path`, the one held for the path before
+    /// it when that is the same (nil: it is missing, and not `creating`).
+    private func folder(for path: RelativePath, creating: Bool) throws(TransferError) -> TargetDirectory.Folder? {
+        guard let target else { return nil }
+        let components = Array(path.components.dropLast())
+        if let held = heldFolder, held.components == components, held.folder != nil || !creating { return held.folder }
+        let folder = try target.folder(holding: path, creating: creating)
+        heldFolder = (components, folder)
+        return folder
+    }
+
+    /// Records `index` as verified; tells the sender (one `verified` for
+    /// every file up to it) at most each `acknowledgementInterval`, or
+    /// `now`. With a nil `index`, only sends what is due.
+    private func acknowledge(_ index: Int?, now: Bool = false) async throws {
+        if let index { unacknowledged = index }
+        guard let pending = unacknowledged else { return }
+        let clock = ContinuousClock.now
+        guard now || clock - lastAcknowledgement >= Self.acknowledgementInterval else { return }
+        unacknowledged = nil
+        lastAcknowledgement = clock
+        try await channel.send(TransferMessage.verified(index: pending).encoded())
+    }
+
     private func receiveData(
         of item: Item, index: Int, chunkSize: Int, progress: inout UInt64, total: UInt64?
     ) async throws -> (Digest, UInt64) {
@@ -494,20 +566,31 @@ public final class TransferReceiver: @unchecked Sendable {
         let count = size.map { ($0 + UInt64(chunkSize) - 1) / UInt64(chunkSize) }
         var chain = item.claim?.chain ?? ChunkChain()
         if case .complete? = item.claim {
-            // Already in place and identical: the sender sends only the end.
-            let message = try await channel.nextMessage(from: "sender")
-            guard case .end(let end, let endSize, let root) = message, end == index, endSize == size, root == chain.root(size: endSize) else {
-                throw TransferError.protocolViolation(
-                    "expected only the end of \(name), which this side already holds whole, got \(TransferSender.name(message))")
+            // Already in place and identical: the sender sends only the end
+            // (for an empty file, maybe as an empty record of `files`).
+            let incoming = try await nextIncoming()
+            let end: (index: Int, size: UInt64, root: Digest)?
+            switch incoming {
+            case .message(.end(let index, let size, let root)): end = (index, size, root)
+            case .whole(let file) where file.data.isEmpty: end = (file.index, 0, file.root)
+            default: end = nil
             }
-            report(.verified(path: name, size: endSize, root: root))
-            try await channel.send(TransferMessage.verified(index: index).encoded())
-            return (root, 0)
+            guard let end, end.index == index, end.size == size, end.root == chain.root(size: end.size) else {
+                throw TransferError.protocolViolation(
+                    "expected only the end of \(name), which this side already holds whole, got \(incoming.name)")
+            }
+            report(.verified(path: name, size: end.size, root: end.root))
+            try await acknowledge(index)
+            return (end.root, 0)
         }
         var partial: FileDescriptor?
+        var folder: TargetDirectory.Folder?
         if toOutput == nil {
-            guard let target else { throw TransferError.io("no target directory for \(name)") }
-            partial = try target.openPartial(for: item.path, truncate: item.from == 0)
+            guard target != nil, let held = try self.folder(for: item.path, creating: true) else {
+                throw TransferError.io("no target directory for \(name)")
+            }
+            folder = held
+            partial = try target?.openPartial(for: item.path, in: held, truncate: item.from == 0)
         }
         var written = item.from * UInt64(chunkSize)
         if let size { written = min(written, size) }
@@ -515,63 +598,92 @@ public final class TransferReceiver: @unchecked Sendable {
         let clock = ContinuousClock()
         var lastSave = clock.now
         var savedAt = written
+        var mayHaveState = item.mayHaveState
         func saveState() {
             guard let size, partial != nil, let target, chain.chunks > 0 else { return }
+            mayHaveState = true
             try? target.writeState(ResumeState(size: size, mtime: item.entry.mtime, chunkSize: chunkSize, chain: chain).encoded(), for: item.path)
         }
         do {
             while true {
-                switch try await channel.nextMessage(from: "sender") {
-                case .chunk(let chunk):
-                    guard chunk.index == index, chunk.number == chain.chunks else {
+                // A chunk, an end, or both from one record of `files`; a
+                // record carries no chunk hash (its root covers the data).
+                var data: (number: UInt64, hash: Digest?, bytes: ArraySlice<UInt8>)?
+                var end: (index: Int, size: UInt64, root: Digest)?
+                let incoming = try await nextIncoming()
+                switch incoming {
+                case .message(.chunk(let chunk)):
+                    guard chunk.index == index else {
                         throw TransferError.protocolViolation("a chunk out of order (file \(chunk.index), chunk \(chunk.number)) while receiving \(name)")
                     }
-                    if let size, let count {
-                        guard chunk.number < count else { throw TransferError.protocolViolation("more data for \(name) than its \(size) bytes") }
-                        let expected = Int(min(UInt64(chunkSize), size - chunk.number * UInt64(chunkSize)))
-                        guard chunk.data.count == expected else {
-                            throw TransferError.protocolViolation("chunk \(chunk.number) of \(name) has \(chunk.data.count) bytes, not \(expected)")
-                        }
-                    } else if chunk.data.count > chunkSize {
-                        throw TransferError.protocolViolation("a chunk of \(name) larger than the chunk size")
+                    data = (chunk.number, chunk.hash, chunk.data)
+                case .message(.end(let endIndex, let endSize, let root)):
+                    end = (endIndex, endSize, root)
+                case .whole(let file):
+                    guard file.index == index, size != nil else {
+                        throw TransferError.protocolViolation("a whole file (entry \(file.index)) while receiving \(name)")
                     }
-                    let hash = chunk.data.withUnsafeBytes { Digest.sha256($0) }
-                    guard hash == chunk.hash else { throw TransferError.integrity("chunk \(chunk.number) of \(name) does not match its hash") }
-                    if let partial {
-                        try chunk.data.withUnsafeBytes { raw in try partial.write(raw, at: chunk.number * UInt64(chunkSize)) }
-                    } else if let toOutput {
-                        try chunk.data.withUnsafeBytes { raw in try Self.writeAll(toOutput, raw) }
-                    }
-                    chain.append(hash)
-                    written += UInt64(chunk.data.count)
-                    received += UInt64(chunk.data.count)
-                    progress += UInt64(chunk.data.count)
-                    report(.progress(bytes: progress, total: total, file: name))
-                    if clock.now - lastSave >= options.stateInterval || written - savedAt >= options.stateBytes {
-                        lastSave = clock.now
-                        savedAt = written
-                        saveState()
-                    }
-                case .end(let end, let endSize, let root):
-                    guard end == index else { throw TransferError.protocolViolation("the end of file \(end) while receiving \(name)") }
-                    guard endSize == written, size == nil || size == endSize, count == nil || count == chain.chunks else {
-                        throw TransferError.protocolViolation("\(name) ended at \(endSize) bytes after \(written) arrived (\(size.map(String.init) ?? "a stream") offered)")
-                    }
-                    guard root == chain.root(size: endSize) else {
-                        // Never present a bad file as complete, nor resume from it.
-                        target?.removeResumeFiles(for: item.path)
-                        throw TransferError.integrity("\(name) does not match its root hash")
-                    }
-                    if partial != nil, let target {
-                        try target.commit(item.path, mode: item.entry.mode ?? 0o644, modified: item.entry.mtime, replace: item.replace)
-                        partial = nil  // in place: nothing partial is left to save or remove
-                    }
-                    report(.verified(path: name, size: endSize, root: root))
-                    try await channel.send(TransferMessage.verified(index: index).encoded())
-                    return (root, received)
-                case let other:
+                    if !file.data.isEmpty { data = (0, nil, file.data) }
+                    end = (file.index, UInt64(file.data.count), file.root)
+                case .message(let other):
                     throw TransferError.protocolViolation("expected data for \(name), got \(TransferSender.name(other))")
                 }
+                if let data {
+                    guard data.number == chain.chunks else {
+                        throw TransferError.protocolViolation("a chunk out of order (file \(index), chunk \(data.number)) while receiving \(name)")
+                    }
+                    if let size, let count {
+                        guard data.number < count else { throw TransferError.protocolViolation("more data for \(name) than its \(size) bytes") }
+                        let expected = Int(min(UInt64(chunkSize), size - data.number * UInt64(chunkSize)))
+                        guard data.bytes.count == expected else {
+                            throw TransferError.protocolViolation("chunk \(data.number) of \(name) has \(data.bytes.count) bytes, not \(expected)")
+                        }
+                    } else if data.bytes.count > chunkSize {
+                        throw TransferError.protocolViolation("a chunk of \(name) larger than the chunk size")
+                    }
+                    let hash = data.bytes.withUnsafeBytes { Digest.sha256($0) }
+                    if let expected = data.hash, hash != expected {
+                        throw TransferError.integrity("chunk \(data.number) of \(name) does not match its hash")
+                    }
+                    if let partial {
+                        try data.bytes.withUnsafeBytes { raw in try partial.write(raw, at: data.number * UInt64(chunkSize)) }
+                    } else if let toOutput {
+                        try data.bytes.withUnsafeBytes { raw in try Self.writeAll(toOutput, raw) }
+                    }
+                    chain.append(hash)
+                    written += UInt64(data.bytes.count)
+                    received += UInt64(data.bytes.count)
+                    progress += UInt64(data.bytes.count)
+                    report(.progress(bytes: progress, total: total, file: name))
+                    if end == nil {
+                        if clock.now - lastSave >= options.stateInterval || written - savedAt >= options.stateBytes {
+                            lastSave = clock.now
+                            savedAt = written
+                            saveState()
+                        }
+                        // Files verified before this one are acknowledged while it streams.
+                        try await acknowledge(nil)
+                    }
+                }
+                guard let end else { continue }
+                guard end.index == index else { throw TransferError.protocolViolation("the end of file \(end.index) while receiving \(name)") }
+                guard end.size == written, size == nil || size == end.size, count == nil || count == chain.chunks else {
+                    throw TransferError.protocolViolation("\(name) ended at \(end.size) bytes after \(written) arrived (\(size.map(String.init) ?? "a stream") offered)")
+                }
+                guard end.root == chain.root(size: end.size) else {
+                    // Never present a bad file as complete, nor resume from it.
+                    target?.removeResumeFiles(for: item.path)
+                    throw TransferError.integrity("\(name) does not match its root hash")
+                }
+                if let file = partial, let folder, let target {
+                    try target.commit(
+                        item.path, partial: file, in: folder, mode: item.entry.mode ?? 0o644, modified: item.entry.mtime, replace: item.replace,
+                        removingState: mayHaveState)
+                    partial = nil  // in place: nothing partial is left to save or remove
+                }
+                report(.verified(path: name, size: end.size, root: end.root))
+                try await acknowledge(index)
+                return (end.root, received)
             }
         } catch {
             // Whatever stopped us, what is verified stays resumable. A file

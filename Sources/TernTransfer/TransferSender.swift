@@ -114,19 +114,28 @@ public final class TransferSender: @unchecked Sendable {
         report(.started(files: fileCount, bytes: total, resumedBytes: resumed))
 
         // Replies (`verified`, `finished`, a failure) are read alongside.
-        let replies = Task { try await self.readReplies() }
+        let dataIndices = kept.filter { entries[$0].kind == .file || entries[$0].kind == .stream }
+        let replies = Task { try await self.readReplies(files: dataIndices) }
         do {
             var progress = Progress(bytes: resumed, total: total)
             var roots: [Digest] = []
             var sent: UInt64 = 0
+            var batch = WholeFileBatch(limit: maxMessageSize)
             for (index, item) in items.enumerated() where !skipped.contains(index) {
                 switch item.entry.kind {
                 case .file:
                     let start = starts[index] ?? (0, ChunkChain())
-                    let (root, bytes) = try await sendFile(item, index: index, from: start.from, chain: start.chain, progress: &progress)
+                    let (root, bytes): (Digest, UInt64)
+                    if start.from == 0, let size = item.entry.size, size <= UInt64(chunkSize) {
+                        (root, bytes) = try await sendWhole(item, index: index, size: Int(size), batch: &batch, progress: &progress)
+                    } else {
+                        try await flush(&batch)
+                        (root, bytes) = try await sendFile(item, index: index, from: start.from, chain: start.chain, progress: &progress)
+                    }
                     roots.append(root)
                     sent += bytes
                 case .stream:
+                    try await flush(&batch)
                     let (root, bytes) = try await sendStream(item, index: index, progress: &progress)
                     roots.append(root)
                     sent += bytes
@@ -134,6 +143,7 @@ public final class TransferSender: @unchecked Sendable {
                     continue
                 }
             }
+            try await flush(&batch)
             try await channel.send(TransferMessage.done(files: UInt64(roots.count), bytes: progress.bytes).encoded())
             let finished = try await replies.value
             guard finished.files == UInt64(roots.count) else {
@@ -227,6 +237,64 @@ public final class TransferSender: @unchecked Sendable {
         return (root, sent)
     }
 
+    /// A `files` message being filled with whole small files
+    /// (docs/protocol.md §11.2): each file costs a record, not a chunk
+    /// message and an `end`, and many go out in one message.
+    struct WholeFileBatch {
+        let limit: Int
+        var bytes: [UInt8] = []
+        /// When the first record went in (a batch waits at most `maxDelay`).
+        var started: ContinuousClock.Instant?
+
+        /// A batch is sent this long after its first record at the latest,
+        /// when files are slow to read.
+        static let maxDelay: Duration = .milliseconds(50)
+
+        init(limit: Int) {
+            self.limit = limit
+        }
+
+        func fits(_ length: Int) -> Bool {
+            max(bytes.count, 1) + TransferMessage.wholeFileHeaderSize + length <= limit
+        }
+    }
+
+    private func flush(_ batch: inout WholeFileBatch) async throws {
+        guard batch.started != nil else { return }
+        let message = batch.bytes
+        batch.bytes = []
+        batch.started = nil
+        try await channel.send(message)
+    }
+
+    /// A file of at most one chunk, sent from its start, as a record of a
+    /// `files` message: read straight into the message, hashed there.
+    private func sendWhole(
+        _ item: SourceItem, index: Int, size: Int, batch: inout WholeFileBatch, progress: inout Progress
+    ) async throws -> (Digest, UInt64) {
+        guard let path = item.localPath else { throw TransferError.io("no source for \(item.entry.path)") }
+        let file = try SourceFile(path: path)
+        try file.checkUnchanged(size: UInt64(size), mtime: item.entry.mtime, name: item.entry.path)
+        if !batch.fits(size) { try await flush(&batch) }
+        if batch.started == nil {
+            batch.bytes.reserveCapacity(batch.limit)
+            batch.bytes.append(TransferMessage.MessageType.files.rawValue)
+            batch.started = ContinuousClock.now
+        }
+        let root = try TransferMessage.appendWholeFile(&batch.bytes, index: index, length: size) { room throws(TransferError) in
+            let read = try file.readFully(into: room, at: 0)
+            var chain = ChunkChain()
+            if read > 0 { chain.append(Digest.sha256(UnsafeRawBufferPointer(rebasing: room[0..<read]))) }
+            return (read, chain.root(size: UInt64(read)))
+        }
+        guard let root else { throw TransferError.io("\(item.entry.path) shrank while it was being sent") }
+        ends.set(index, (UInt64(size), root))
+        progress.bytes += UInt64(size)
+        report(.progress(bytes: progress.bytes, total: progress.total, file: item.entry.path))
+        if let started = batch.started, ContinuousClock.now - started >= WholeFileBatch.maxDelay { try await flush(&batch) }
+        return (root, UInt64(size))
+    }
+
     private func sendStream(_ item: SourceItem, index: Int, progress: inout Progress) async throws -> (Digest, UInt64) {
         var chain = ChunkChain()
         var size: UInt64 = 0
@@ -275,15 +343,28 @@ public final class TransferSender: @unchecked Sendable {
         var hash: Digest
     }
 
-    /// Reads the receiver's replies until `finished`; reports verified files.
-    private func readReplies() async throws -> Finished {
+    /// Reads the receiver's replies until `finished`; reports verified
+    /// files. A `verified` covers every file up to the one it names
+    /// (`files`: the indices of the files and streams sent, in order).
+    private func readReplies(files: [Int]) async throws -> Finished {
+        var reported = 0
         while true {
             switch try await channel.nextMessage(from: "receiver") {
             case .verified(let index):
-                guard let (size, root) = ends.value(index) else {
-                    throw TransferError.protocolViolation("a verified message for a file not yet sent")
+                guard reported < files.count, files[reported] <= index else {
+                    throw TransferError.protocolViolation("a verified message for entry \(index), which is not a file still to verify")
                 }
-                report(.verified(path: items[index].entry.path, size: size, root: root))
+                while reported < files.count, files[reported] <= index {
+                    let file = files[reported]
+                    guard let (size, root) = ends.value(file) else {
+                        throw TransferError.protocolViolation("a verified message for a file not yet sent")
+                    }
+                    report(.verified(path: items[file].entry.path, size: size, root: root))
+                    reported += 1
+                }
+                guard files[reported - 1] == index else {
+                    throw TransferError.protocolViolation("a verified message for entry \(index), which is not a file")
+                }
             case .finished(let files, let bytes, let hash):
                 return Finished(files: files, bytes: bytes, hash: hash)
             case let other:
@@ -312,6 +393,7 @@ public final class TransferSender: @unchecked Sendable {
         case .done: return "done"
         case .finished: return "finished"
         case .failure: return "a failure"
+        case .files(let files): return "\(files.count) whole files from entry \(files.first?.index ?? 0)"
         }
     }
 }

@@ -660,6 +660,7 @@ import TernTestSupport
         case .done: return "done"
         case .finished: return "finished"
         case .failure: return "failure"
+        case .files: return "files"
         }
     }
 }
