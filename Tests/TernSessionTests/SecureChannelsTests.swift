@@ -26,7 +26,7 @@ import TernTestSupport
     /// DTLS client) and the fingerprints they carry.
     static func establish(
         expectedByOfferer: DTLSFingerprint? = nil, turn: TURNCredentials? = nil, forceRelay: Bool = false,
-        peerMaximumMessageSize: Int = 256 * 1024
+        peerMaximumMessageSize: Int = 256 * 1024, offererMaximumMessageSize: Int = 256 * 1024
     ) async throws -> Sides {
         let offererCertificate = try DTLSCertificate.generate()
         let answererCertificate = try DTLSCertificate.generate()
@@ -53,7 +53,8 @@ import TernTestSupport
         let fromOfferer = try DTLSFingerprint(bytes: try #require(answererPath.remoteFingerprints.first).digest)
         #expect(fromAnswerer == answererCertificate.fingerprint)
         var offererOptions = SecureChannels.Options(
-            role: .server, certificate: offererCertificate, expectedPeerFingerprint: expectedByOfferer ?? fromAnswerer)
+            role: .server, certificate: offererCertificate, expectedPeerFingerprint: expectedByOfferer ?? fromAnswerer,
+            maximumMessageSize: offererMaximumMessageSize)
         offererOptions.peerMaximumMessageSize = peerMaximumMessageSize
         var answererOptions = SecureChannels.Options(role: .client, certificate: answererCertificate, expectedPeerFingerprint: fromOfferer)
         answererOptions.peerMaximumMessageSize = peerMaximumMessageSize
@@ -122,6 +123,24 @@ import TernTestSupport
         }
         let received = try #require(try await sides.answerer.receive())
         #expect(received.payload.count == 65536)
+        await Self.close(sides)
+    }
+
+    @Test func aMessageLargerThanThisSideAcceptsEndsTheAssociationSayingSo() async throws {
+        // A peer that ignores our a=max-message-size (tern never does): the
+        // offerer may send 512 KiB, the answerer accepts 256 KiB.
+        let sides = try await Self.establish(peerMaximumMessageSize: 512 * 1024, offererMaximumMessageSize: 512 * 1024)
+        let stream = try await sides.offerer.open(label: "big")
+        try await sides.offerer.send(Self.pattern(300 * 1024, seed: 2), on: stream)
+        while (try? await sides.answerer.receive()) != nil {}
+        // The transfer's pipe (tern's DataChannelPipe) reads this reason to
+        // report a protocol error instead of "the sender closed the channel".
+        guard case .secureChannel(let why)? = await sides.answerer.endReason() else {
+            Issue.record("the answerer's association did not end with a reason: \(String(describing: await sides.answerer.endReason()))")
+            await Self.close(sides)
+            return
+        }
+        #expect(why.hasSuffix("a message larger than the max-message-size"), "\(why)")
         await Self.close(sides)
     }
 
