@@ -174,6 +174,16 @@ public struct RendezvousHub: Sendable {
             }
             removeMailbox(id, now: now)
         }
+        // A side that dropped and did not come back within the window is
+        // gone, as if it had closed with `errory`: a peer still waiting on
+        // the mailbox (at a prompt, for a description) is told so.
+        for (id, mailbox) in mailboxes where mailbox.sides.count == 2 {
+            for index in mailbox.sides.indices
+            where mailbox.sides[index].closed == nil && mailbox.sides[index].isGone(now: now, window: limits.reattachWindow) {
+                mailboxes[id]?.sides[index].closed = .errory
+                actions += deliver(id, to: 1 - index)
+            }
+        }
         // Sides that closed or dropped and did not come back within the
         // window hold nothing: the nameplate of a finished or abandoned
         // session is free again (one guess per nameplate is one guess per

@@ -28,6 +28,11 @@ import TernTestSupport
 
     /// Sends `file` with `code` and receives it into `out`; both must succeed.
     static func retrySucceeds(_ relay: RelayProcess, code: String, file: URL, out: URL) async throws -> RunningProcess {
+        // An existing directory: `-o` naming a missing path would name the one offered file.
+        if !FileManager.default.fileExists(atPath: out.path) {
+            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+            try TestUser.give(out)
+        }
         let (sender, sent, receiver, received) = try await Transfer.transfer(relay, code: code, send: [file.path], receive: ["-o", out.path])
         #expect(sent == 0, "retry sender: \(sender.stdout.text) \(sender.stderr.text)")
         #expect(received == 0, "retry receiver: \(receiver.stdout.text) \(receiver.stderr.text)")
@@ -50,7 +55,7 @@ import TernTestSupport
         #expect(Date().timeIntervalSince(started) < 2 + 2)
         #expect(lonely.stderr.lines.last == "tern: timed out after 2 s", "\(lonely.stderr.text)")
         // The retry, at once, with the same code.
-        _ = try await Self.retrySucceeds(relay, code: code, file: source, out: work.appendingPathComponent("out"))
+        _ = try await Self.retrySucceeds(relay, code: code, file: source, out: try Transfer.outputDirectory(in: work))
         try await relay.stop()
     }
 
@@ -69,7 +74,7 @@ import TernTestSupport
         #expect(Date().timeIntervalSince(signalled) < 2)
         let error = try #require(CLI.events(waiting, named: "error").first)
         #expect(error["exit"] as? Int == 143)
-        _ = try await Self.retrySucceeds(relay, code: code, file: source, out: work.appendingPathComponent("out"))
+        _ = try await Self.retrySucceeds(relay, code: code, file: source, out: try Transfer.outputDirectory(in: work))
         try await relay.stop()
     }
 

@@ -196,10 +196,12 @@ import TernRendezvous
         now = now + .minutes(30)
         #expect(hub.tick(now: now).isEmpty)
         #expect(hub.statistics.mailboxes == 1)
-        // One side gone: still alive while the other is there.
+        // One side gone: still alive while the other is there (which is
+        // told, once the reattach window is over, that its peer left).
         hub.disconnected(a, now: now)
         now = now + .minutes(30)
-        #expect(hub.tick(now: now).isEmpty)
+        #expect(hub.tick(now: now) == [.send(b, .peerClosed(mood: .errory))])
+        #expect(hub.statistics.mailboxes == 1)
         // Both gone and idle: removed, and the nameplate is free again.
         hub.disconnected(b, now: now)
         now = now + .minutes(10)
@@ -307,5 +309,23 @@ import TernRendezvous
         _ = hub.tick(now: now)
         let b = connect(2)
         #expect(refusal(send(.claim(nameplate: nameplate, side: bob), from: b), to: b) == .expired)
+    }
+
+    @Test mutating func aPeerThatDroppedAndDidNotComeBackIsReportedGone() throws {
+        let a = connect(1), b = connect(2)
+        let mailbox = try #require(claim("79", side: alice, from: a))
+        _ = try #require(claim("79", side: bob, from: b))
+        hub.disconnected(b, now: now)
+        // Within the window Bob may reattach: Alice is told nothing.
+        now = now + .seconds(14)
+        #expect(hub.tick(now: now).isEmpty)
+        now = now + .seconds(1)
+        #expect(frames(hub.tick(now: now), to: a) == [.peerClosed(mood: .errory)])
+        #expect(hub.tick(now: now + .seconds(1)).isEmpty, "told once")
+        let late = connect(3)
+        #expect(refusal(send(.attach(mailbox: mailbox, side: bob, received: 0), from: late), to: late) == .outOfOrder)
+        // Alice leaves too: the code is free.
+        _ = send(.close(mood: .errory), from: a)
+        #expect(!hub.nameplateIsInUse("79"))
     }
 }
