@@ -602,10 +602,19 @@ public final class ConnectivityDriver: @unchecked Sendable {
         applicationReadComplete?()
     }
 
-    /// DTLS from the selected pair's remote address goes to the layer above;
-    /// anything else (DTLS from an address ICE did not select) is dropped.
+    /// DTLS from the selected pair's remote address, or from the remote end
+    /// of another pair whose checks succeeded, goes to the layer above;
+    /// anything else (DTLS from an address ICE never checked) is dropped.
+    /// RFC 8445 §12.2: an agent must be ready to receive data on pairs
+    /// other than the one it sends on. A peer can pick another pair than
+    /// ours: aiortc, controlling, nominates every pair it checks and sends on
+    /// the last to succeed, where tern uses the highest-priority one.
     private func deliverApplication(_ bytes: [UInt8], from source: STUNAddress) {
-        guard let selected, selected.pair.remote.address == source else {
+        guard let selected else {
+            droppedDatagrams += 1
+            return
+        }
+        guard selected.pair.remote.address == source || agent.validPairs.contains(where: { $0.remote.address == source }) else {
             droppedDatagrams += 1
             return
         }
