@@ -82,6 +82,9 @@ final class Output {
     private let lock = NIOLock()
     private var statusShown = false
     private var statusEnded = false
+    /// The columns the status line took, and the terminal's width then.
+    private var statusWidth = 0
+    private var statusColumns = 0
     /// Bumped when pairing moves on, so a "Waiting…" hint scheduled for an
     /// earlier stage is not shown.
     private var stage = 0
@@ -132,10 +135,23 @@ final class Output {
     /// must already fit the terminal (see `TerminalSize`).
     func status(_ line: String) {
         guard drawsStatus else { return }
+        let columns = TerminalSize.columns
         lock.withLock {
             guard !statusEnded else { return }
-            FileHandle.standardError.write(Data(("\r" + line + "\u{1b}[K").utf8))
+            var text = "\r"
+            // The terminal got narrower than the line last drawn: terminals
+            // that reflow (tmux, VTE, kitty, iTerm2) have wrapped it onto
+            // more rows, with the cursor on the last. Up to its first row,
+            // and clear everything below, so no piece of it stays behind.
+            if statusShown, columns != statusColumns, statusWidth > columns {
+                let rows = (statusWidth + columns - 1) / columns
+                if rows > 1 { text += "\u{1b}[\(rows - 1)A" }
+                text += "\u{1b}[J"
+            }
+            FileHandle.standardError.write(Data((text + line + "\u{1b}[K").utf8))
             statusShown = true
+            statusWidth = TerminalText.width(line)
+            statusColumns = columns
         }
     }
 
