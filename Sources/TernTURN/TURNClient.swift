@@ -21,7 +21,9 @@ import TernSTUN
 ///     }
 ///
 /// What it does: Allocate with the 401 challenge and long-term credentials
-/// (RFC 8656 §7, RFC 8489 §9.2), 438 Stale Nonce retries, Refresh before
+/// (RFC 8656 §7, RFC 8489 §9.2), 438 Stale Nonce retries on every request
+/// (a new transaction with the 438's NONCE), a fresh allocation when the
+/// server lost the old one (437, or refusals after a 438), Refresh before
 /// expiry (§8), CreatePermission on demand with data queued until it succeeds
 /// and refreshed every 4 minutes (§9), Send and Data indications (§10),
 /// ChannelBind and ChannelData once a permission exists, refreshed every 9
@@ -70,6 +72,10 @@ public struct TURNClient: Sendable {
 
     enum Purpose: Hashable, Sendable {
         case allocate
+        /// A Refresh with LIFETIME 0 sent because an Allocate got 437: the
+        /// server still holds an allocation for this 5-tuple, which is given
+        /// up before asking again (RFC 8656 §7.2, §8).
+        case release
         case refresh(lifetime: UInt32)
         case createPermission(peer: STUNAddress)
         case channelBind(channel: UInt16, peer: STUNAddress)
@@ -77,7 +83,7 @@ public struct TURNClient: Sendable {
         var method: STUNMethod {
             switch self {
             case .allocate: return .allocate
-            case .refresh: return .refresh
+            case .release, .refresh: return .refresh
             case .createPermission: return .createPermission
             case .channelBind: return .channelBind
             }
@@ -128,6 +134,13 @@ public struct TURNClient: Sendable {
     /// Channels are never reused (RFC 8656 §11: not for 5 minutes after expiry).
     private var nextChannel: UInt16 = ChannelData.validChannels.lowerBound
     private var framer = TURNStreamFramer()
+    /// Fresh allocations since the last successful Refresh.
+    private var reallocations = 0
+    /// Refusals of requests on the allocation since its last success.
+    private var refusalsSinceSuccess = 0
+    /// Whether the current Allocate attempt already released an allocation
+    /// the server held for this 5-tuple.
+    private var released = false
     private var transmitQueue = FIFO<[UInt8]>()
     private var eventQueue = FIFO<TURNEvent>()
 
@@ -232,7 +245,7 @@ public struct TURNClient: Sendable {
                 requests[id] = request
             case .timedOut:
                 requests[id] = nil
-                requestFailed(request.purpose, error: .timedOut(request.purpose.method), now: now)
+                requestFailed(request, error: .timedOut(request.purpose.method), now: now)
             case .wait, .completed:
                 requests[id] = request
             }
@@ -476,6 +489,7 @@ public struct TURNClient: Sendable {
     // MARK: Responses
 
     private mutating func requestSucceeded(_ purpose: Purpose, response: STUNMessage, now: Duration) {
+        refusalsSinceSuccess = 0
         switch purpose {
         case .allocate:
             guard case .allocating = state else { return }
@@ -500,11 +514,17 @@ public struct TURNClient: Sendable {
             eventQueue.push(.allocated(relayed: relayed, mapped: mapped, lifetime: lifetime))
             requestQueuedPermissions(relayed: relayed, now: now)
 
+        case .release:
+            guard case .allocating = state else { return }
+            sendRequest(.allocate, staleNonceRetries: 0, now: now)
+
         case .refresh(lifetime: 0):
             finishDeallocation()
 
         case .refresh:
             guard case .allocated(var allocation) = state else { return }
+            // The allocation lives on: a later loss may be met afresh again.
+            reallocations = 0
             // RFC 8656 §8.3: LIFETIME in the response is the new lifetime.
             let seconds = response.lifetime ?? configuration.requestedLifetimeSeconds
             guard seconds > 0 else {
@@ -546,48 +566,56 @@ public struct TURNClient: Sendable {
     /// §9.2.5), fail on anything else.
     private mutating func requestRefused(_ request: Request, response: STUNMessage, now: Duration) {
         let method = request.purpose.method
-        guard let code = response.errorCode else {
-            requestFailed(request.purpose, error: .malformedResponse(method: method, missing: "ERROR-CODE"), now: now)
+        guard let wireCode = response.errorCode else {
+            requestFailed(request, error: .malformedResponse(method: method, missing: "ERROR-CODE"), now: now)
             return
         }
+        let code = TURNError.displayable(wireCode)
         switch code.code {
         case 401 where request.key == nil:
             // RFC 8489 §9.2.4 / RFC 8656 §7.2: the challenge gives REALM and
             // NONCE; retry with USERNAME, REALM, NONCE and MESSAGE-INTEGRITY.
             guard let realm = response.realm, let nonce = response.nonce else {
-                requestFailed(request.purpose, error: .challengeWithoutRealmOrNonce(code), now: now)
+                requestFailed(request, error: .challengeWithoutRealmOrNonce(code), now: now)
                 return
             }
             do {
                 try learnCredentials(realm: realm, nonce: nonce)
             } catch {
-                requestFailed(request.purpose, error: .codec(error), now: now)
+                requestFailed(request, error: .codec(error), now: now)
                 return
             }
             sendRequest(request.purpose, staleNonceRetries: request.staleNonceRetries, now: now)
 
         case 438:
             // RFC 8489 §9.2.5: retry with the NONCE of the 438 (and its REALM,
-            // should it have changed), a bounded number of times.
+            // should it have changed) as a new transaction (RFC 8489 §6.2: a
+            // new request, so a new transaction ID), a bounded number of
+            // times in a row. coturn answers 438 both when the nonce it gave
+            // expired ("Stale nonce", its --stale-nonce) and when it has no
+            // session for this 5-tuple any more ("Wrong nonce"); in the second
+            // case the retry is authenticated but finds no allocation, which
+            // `requestFailed` recognises.
             guard let nonce = response.nonce, let realm = response.realm ?? credentials?.realm else {
-                requestFailed(request.purpose, error: .challengeWithoutRealmOrNonce(code), now: now)
+                requestFailed(request, error: .challengeWithoutRealmOrNonce(code), now: now)
                 return
             }
             guard request.staleNonceRetries < configuration.maximumStaleNonceRetries else {
-                requestFailed(request.purpose, error: .staleNonceLoop(retries: request.staleNonceRetries), now: now)
+                requestFailed(request, error: .staleNonceLoop(method: method, retries: request.staleNonceRetries), now: now)
                 return
             }
             do {
                 try learnCredentials(realm: realm, nonce: nonce)
             } catch {
-                requestFailed(request.purpose, error: .codec(error), now: now)
+                requestFailed(request, error: .codec(error), now: now)
                 return
             }
+            counters.staleNonceRetries += 1
             sendRequest(request.purpose, staleNonceRetries: request.staleNonceRetries + 1, now: now)
 
         default:
             // A 401 to a request that had credentials: they are wrong or expired.
-            requestFailed(request.purpose, error: .from(code, method: method, alternate: response.alternateServer), now: now)
+            requestFailed(request, error: .from(code, method: method, alternate: response.alternateServer), now: now)
         }
     }
 
@@ -602,26 +630,46 @@ public struct TURNClient: Sendable {
     }
 
     /// A request that got an error response (after retries) or timed out.
-    private mutating func requestFailed(_ purpose: Purpose, error: TURNError, now: Duration) {
-        switch purpose {
+    private mutating func requestFailed(_ request: Request, error: TURNError, now: Duration) {
+        switch request.purpose {
         case .allocate:
+            // RFC 8656 §7.2: 437 to an Allocate means the server still holds an
+            // allocation for this 5-tuple (coturn: "Mismatched allocation:
+            // wrong transaction ID"). Release it once and ask again.
+            if case .allocationMismatch = error, case .allocating = state, !released {
+                released = true
+                sendRequest(.release, staleNonceRetries: 0, now: now)
+                return
+            }
             fail(error)
+        case .release:
+            // Whatever the answer (437: there was nothing to release), ask again.
+            guard case .allocating = state else { return }
+            sendRequest(.allocate, staleNonceRetries: 0, now: now)
         case .refresh(lifetime: 0):
             // Whether or not the server answered, the client is done.
             finishDeallocation()
         case .refresh:
+            guard case .allocated(let allocation) = state else { return }
             // A lost Refresh is not a lost allocation: it lives until it
             // expires (RFC 8656 §8), so keep trying until then; the expiry
-            // timer in `advanceTime` ends it. A refusal ends it at once.
-            if case .timedOut = error, case .allocated(let allocation) = state, now < allocation.expiresAt {
+            // timer in `advanceTime` ends it.
+            if case .timedOut = error, now < allocation.expiresAt {
                 sendRequest(.refresh(lifetime: configuration.requestedLifetimeSeconds), staleNonceRetries: 0, now: now)
                 return
             }
-            fail(error)
+            // Credentials the server refuses would be refused for a new
+            // allocation too.
+            if case .credentialsRejected = error {
+                fail(error)
+                return
+            }
+            // Any other refusal: this allocation cannot be kept alive.
+            reallocate(after: error, now: now)
         case .createPermission(let peer):
             guard case .allocated = state else { return }
-            if error == .allocationMismatch {
-                fail(error)
+            if allocationUnusable(after: error, request: request) {
+                reallocate(after: error, now: now)
                 return
             }
             // RFC 8656 §9: without a permission, data to this IP is dropped by
@@ -631,8 +679,8 @@ public struct TURNClient: Sendable {
             eventQueue.push(.permissionFailed(peer: permission?.peer ?? peer, error: error))
         case .channelBind(let number, let peer):
             guard case .allocated = state else { return }
-            if error == .allocationMismatch {
-                fail(error)
+            if allocationUnusable(after: error, request: request) {
+                reallocate(after: error, now: now)
                 return
             }
             if channels[peer]?.number == number {
@@ -644,6 +692,59 @@ public struct TURNClient: Sendable {
         }
     }
 
+    /// Whether a failed CreatePermission or ChannelBind shows that the
+    /// allocation itself is gone, rather than one peer being refused:
+    /// - 437: the server has no allocation for this 5-tuple (RFC 8656 §18);
+    /// - a refusal of a retry after 438: coturn answers 438 "Wrong nonce"
+    ///   when a request reaches a session that never issued a nonce, i.e. a
+    ///   new session for this 5-tuple without the allocation, and then 400
+    ///   Bad Request to every request that needs one;
+    /// - `refusalsBeforeReallocation` refusals in a row.
+    /// Refusals about the peer (403 Forbidden IP, 440/443 family) and
+    /// timeouts (the server may only be unreachable for a moment) do not count.
+    private mutating func allocationUnusable(after error: TURNError, request: Request) -> Bool {
+        switch error {
+        case .allocationMismatch:
+            return true
+        case .forbidden, .addressFamilyNotSupported, .peerFamilyMismatch, .timedOut, .codec, .credentialsRejected:
+            return false
+        default:
+            refusalsSinceSuccess += 1
+            return request.staleNonceRetries > 0 || refusalsSinceSuccess >= configuration.refusalsBeforeReallocation
+        }
+    }
+
+    /// Gives up the allocation the server lost and asks for a fresh one on the
+    /// same 5-tuple (RFC 8656 §7.1), rather than keeping a relayed address
+    /// nothing reaches any more. Permissions are asked for again once it
+    /// exists; channels are bound again as data flows. Bounded by
+    /// `maximumReallocations` between successful Refreshes.
+    private mutating func reallocate(after error: TURNError, now: Duration) {
+        guard case .allocated(let allocation) = state else { return }
+        guard reallocations < configuration.maximumReallocations else {
+            fail(error)
+            return
+        }
+        reallocations += 1
+        counters.reallocations += 1
+        refusalsSinceSuccess = 0
+        released = false
+        requests.removeAll()
+        for (ip, var permission) in permissions {
+            permission.expiresAt = nil
+            permission.refreshAt = nil
+            permission.inFlight = false
+            permissions[ip] = permission
+        }
+        // Channel numbers keep their sequence (RFC 8656 §11).
+        channels.removeAll()
+        channelPeers.removeAll()
+        channelRefused.removeAll()
+        state = .allocating
+        eventQueue.push(.allocationLost(relayed: allocation.relayed, error: error))
+        sendRequest(.allocate, staleNonceRetries: 0, now: now)
+    }
+
     // MARK: Sending
 
     /// Builds, signs and sends a request as a new transaction (RFC 8489 §6.2).
@@ -653,6 +754,8 @@ public struct TURNClient: Sendable {
         case .allocate:
             // RFC 8656 §7.1: REQUESTED-TRANSPORT is UDP (17); LIFETIME is a wish.
             attributes = [.requestedTransport(17), .lifetime(configuration.requestedLifetimeSeconds)]
+        case .release:
+            attributes = [.lifetime(0)]
         case .refresh(let lifetime):
             attributes = [.lifetime(lifetime)]
         case .createPermission(let peer):
@@ -669,20 +772,20 @@ public struct TURNClient: Sendable {
         }
         let id = STUNTransactionID.random()
         let message = STUNMessage(.request, purpose.method, transactionID: id, attributes: attributes)
-        let bytes: [UInt8]
+        var request = Request(
+            purpose: purpose, bytes: [],
+            transaction: STUNTransaction(now: now, configuration: configuration.transactionConfiguration),
+            key: credentials?.key, staleNonceRetries: staleNonceRetries)
         do {
-            bytes = try message.encode(integrity: credentials?.key, fingerprint: configuration.fingerprint)
+            request.bytes = try message.encode(integrity: credentials?.key, fingerprint: configuration.fingerprint)
         } catch {
-            requestFailed(purpose, error: .codec(error), now: now)
+            requestFailed(request, error: .codec(error), now: now)
             return
         }
-        var transaction = STUNTransaction(now: now, configuration: configuration.transactionConfiguration)
         // A new transaction is due at `now`: this is its first transmission.
-        _ = transaction.poll(now: now)
-        transmitQueue.push(bytes)
-        requests[id] = Request(
-            purpose: purpose, bytes: bytes, transaction: transaction,
-            key: credentials?.key, staleNonceRetries: staleNonceRetries)
+        _ = request.transaction.poll(now: now)
+        transmitQueue.push(request.bytes)
+        requests[id] = request
     }
 
     /// Sends data to a peer whose IP has a permission: ChannelData on a bound

@@ -36,6 +36,14 @@ extension TURNClient {
         /// How many 438 Stale Nonce answers one request may get before the
         /// client gives up (RFC 8489 §9.2.5 leaves the bound to the client).
         public var maximumStaleNonceRetries: Int
+        /// How many fresh allocations the client may make after the server
+        /// lost one (437, or refusals showing its session is gone) before it
+        /// gives up; the count starts again after a successful Refresh.
+        public var maximumReallocations: Int
+        /// Refusals in a row (without a success in between) of requests on
+        /// the allocation, other than those about one peer (403, 443), after
+        /// which the allocation is taken as unusable and made afresh.
+        public var refusalsBeforeReallocation: Int
         /// Bind a channel (RFC 8656 §11) to each peer once its permission is
         /// installed, and send ChannelData from then on.
         public var useChannels: Bool
@@ -55,6 +63,8 @@ extension TURNClient {
             fingerprint: Bool = true,
             transaction: STUNTransaction.Configuration = STUNTransaction.Configuration(),
             maximumStaleNonceRetries: Int = 3,
+            maximumReallocations: Int = 3,
+            refusalsBeforeReallocation: Int = 2,
             useChannels: Bool = true,
             maximumPeers: Int = 64,
             maximumQueuedMessagesPerPeer: Int = 64,
@@ -69,6 +79,8 @@ extension TURNClient {
             self.fingerprint = fingerprint
             self.transaction = transaction
             self.maximumStaleNonceRetries = max(0, maximumStaleNonceRetries)
+            self.maximumReallocations = max(0, maximumReallocations)
+            self.refusalsBeforeReallocation = max(1, refusalsBeforeReallocation)
             self.useChannels = useChannels
             self.maximumPeers = max(1, maximumPeers)
             self.maximumQueuedMessagesPerPeer = max(0, maximumQueuedMessagesPerPeer)

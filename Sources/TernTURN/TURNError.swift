@@ -1,3 +1,4 @@
+import TernCollections
 import TernSTUN
 
 /// Everything that can go wrong in TernTURN: the server refused or never
@@ -16,14 +17,14 @@ public enum TURNError: Error, Hashable, Sendable, CustomStringConvertible {
     case credentialsRejected(STUNErrorCode)
     /// A 401 or 438 without the REALM or NONCE needed to retry (RFC 8489 §9.2.4).
     case challengeWithoutRealmOrNonce(STUNErrorCode)
-    /// The server kept answering 438 Stale Nonce past the retry bound.
-    case staleNonceLoop(retries: Int)
+    /// The server kept answering this request with 438 Stale Nonce past the retry bound.
+    case staleNonceLoop(method: STUNMethod, retries: Int)
 
     // MARK: Server refusals (RFC 8656 §7.4, §18)
 
-    /// 437 Allocation Mismatch: the server has no (or another) allocation for
-    /// this 5-tuple.
-    case allocationMismatch
+    /// 437 Allocation Mismatch to this request: the server has no (or
+    /// another) allocation for this 5-tuple.
+    case allocationMismatch(STUNMethod)
     /// 486 Allocation Quota Reached.
     case allocationQuotaReached
     /// 508 Insufficient Capacity.
@@ -76,10 +77,10 @@ public enum TURNError: Error, Hashable, Sendable, CustomStringConvertible {
             return "the relay's TURN credentials were refused (expired or wrong): \(code)"
         case .challengeWithoutRealmOrNonce(let code):
             return "the TURN server's \(code) challenge had no REALM or NONCE to answer"
-        case .staleNonceLoop(let retries):
-            return "the TURN server answered 438 Stale Nonce \(retries) times in a row"
-        case .allocationMismatch:
-            return "the TURN server has no matching allocation for this client (437 Allocation Mismatch)"
+        case .staleNonceLoop(let method, let retries):
+            return "the TURN server answered \(method) with 438 Stale Nonce \(retries) times in a row"
+        case .allocationMismatch(let method):
+            return "the TURN server refused \(method): it has no matching allocation for this client (437 Allocation Mismatch)"
         case .allocationQuotaReached:
             return "the TURN server refused: this user has too many allocations (486 Allocation Quota Reached)"
         case .insufficientCapacity:
@@ -121,6 +122,20 @@ public enum TURNError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { reason }
 
+    /// An ERROR-CODE as it may be shown: the reason phrase from the wire with
+    /// the NULs and padding some servers count in its length removed (coturn
+    /// 4.6.1 sends "Bad Request\0", its C string's terminator included),
+    /// control characters escaped and the length bounded (RFC 8489 §14.8:
+    /// at most 127 characters). The reason is hostile input like any byte
+    /// from the network.
+    static func displayable(_ code: STUNErrorCode) -> STUNErrorCode {
+        var scalars = Array(code.reason.unicodeScalars)
+        while let last = scalars.last, last == "\0" || last.properties.isWhitespace { scalars.removeLast() }
+        var text = String.UnicodeScalarView()
+        text.append(contentsOf: scalars)
+        return STUNErrorCode(code: code.code, reason: DisplayText.escaped(String(text), limit: 127))
+    }
+
     /// The error an error response stands for, once 401 and 438 have been
     /// handled by a retry (RFC 8656 §7.4 lists the codes for Allocate).
     static func from(_ code: STUNErrorCode, method: STUNMethod, alternate: STUNAddress?) -> TURNError {
@@ -128,7 +143,7 @@ public enum TURNError: Error, Hashable, Sendable, CustomStringConvertible {
         case 300: return .redirected(to: alternate)
         case 401, 441: return .credentialsRejected(code)
         case 403: return .forbidden
-        case 437: return .allocationMismatch
+        case 437: return .allocationMismatch(method)
         case 440, 443: return .addressFamilyNotSupported(code)
         case 442: return .unsupportedTransport
         case 486: return .allocationQuotaReached

@@ -22,6 +22,14 @@ public enum TURNEvent: Hashable, Sendable {
     /// Application data from a peer, through a Data indication (RFC 8656 §10.4)
     /// or ChannelData (RFC 8656 §12.6).
     case received(data: [UInt8], from: STUNAddress)
+    /// The server no longer serves the allocation at `relayed` (437
+    /// Allocation Mismatch, or refusals that show it lost the client's
+    /// session, such as coturn's 400 after a 438 "Wrong nonce"). The relayed
+    /// address is dead: drop it. The client is already asking for a fresh
+    /// allocation (RFC 8656 §7.1); `.allocated` follows with the new relayed
+    /// address, or `.failed`. Permissions are asked for again on the new one;
+    /// data sent meanwhile waits as before the first allocation.
+    case allocationLost(relayed: STUNAddress, error: TURNError)
     /// The allocation could not be made or was lost. Terminal: the driver
     /// closes the socket (or TCP connection) of this session.
     case failed(TURNError)
@@ -44,6 +52,10 @@ public struct TURNCounters: Hashable, Sendable {
     public var retransmissions = 0
     /// Application data dropped (queue overflow or failed permission).
     public var droppedSends = 0
+    /// Requests sent again with the NONCE of a 438 Stale Nonce (RFC 8489 §9.2.5).
+    public var staleNonceRetries = 0
+    /// Fresh allocations made because the server lost the previous one.
+    public var reallocations = 0
 
     public init() {}
 }

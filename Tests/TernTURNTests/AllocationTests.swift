@@ -53,7 +53,7 @@ struct AllocationTests {
 
         // One challenge, the signed attempt, two retries.
         #expect(harness.server.requests(.allocate).count == 4)
-        #expect(harness.takeEvents() == [.failed(.staleNonceLoop(retries: 2))])
+        #expect(harness.takeEvents() == [.failed(.staleNonceLoop(method: .allocate, retries: 2))])
         #expect(harness.client.nextDeadline == nil)
     }
 
@@ -87,7 +87,7 @@ struct AllocationTests {
     }
 
     static let refusals: [(STUNErrorCode, TURNError)] = [
-        (.allocationMismatch, .allocationMismatch),
+        (.allocationMismatch, .allocationMismatch(.allocate)),
         (.allocationQuotaReached, .allocationQuotaReached),
         (.insufficientCapacity, .insufficientCapacity),
         (.forbidden, .forbidden),
@@ -154,9 +154,14 @@ struct AllocationTests {
         harness.server.forgeIntegrity = false
         harness.run(until: .seconds(1))
         #expect(harness.client.counters.retransmissions == 1)
-        // The server already holds the allocation for this 5-tuple; a real
-        // coturn would answer the retransmission from its cache. This one says 437.
-        #expect(harness.takeEvents() == [.failed(.allocationMismatch)])
+        // The server already holds the allocation for this 5-tuple and says
+        // 437 to the retransmission (coturn: "Mismatched allocation: wrong
+        // transaction ID" to a new one): the client releases it with a
+        // Refresh of LIFETIME 0 and asks again (RFC 8656 §7.2, §8).
+        #expect(harness.server.requests(.refresh).map(\.message.lifetime) == [0])
+        #expect(harness.takeEvents() == [
+            .allocated(relayed: FakeTURNServer.relayed(2), mapped: FakeTURNServer.clientMapped, lifetime: .seconds(600)),
+        ])
     }
 
     @Test func ignoresResponsesNobodyAskedFor() throws {

@@ -6,10 +6,22 @@ import TernTURN
 ///
 /// - a request without MESSAGE-INTEGRITY gets 401 with REALM and NONCE;
 /// - a wrong REALM or an expired or malformed REST username gets 401;
-/// - a NONCE other than the current one gets 438 with a fresh NONCE;
+/// - a USERNAME other than the one the session started with gets 441 (437
+///   to an Allocate);
+/// - the session has one NONCE at a time: a request with another gets 438
+///   "Stale nonce" carrying the current one; the nonce is replaced when it
+///   is `nonceLifetime` old (coturn's --stale-nonce), and a session that
+///   never issued one (`loseSession()`) answers 438 "Wrong nonce" first;
 /// - the key is MD5(username:realm:base64(HMAC-SHA1(secret, username))) and
 ///   MESSAGE-INTEGRITY must verify with it, else 401;
-/// - success responses carry MESSAGE-INTEGRITY and FINGERPRINT.
+/// - CreatePermission and ChannelBind without an allocation get 400 Bad
+///   Request, Refresh gets 437, Allocate with one alive gets 437;
+/// - reason phrases carry coturn's trailing NUL; success responses carry
+///   MESSAGE-INTEGRITY and FINGERPRINT.
+///
+/// coturn 4.6.1, src/server/ns_turn_server.c: check_stun_auth (3302-3541)
+/// for the order of the checks, handle_turn_command (3907-3935) for the 400
+/// a request gets when its handler finds no allocation.
 ///
 /// It keeps the allocation, permissions (300 s) and channels (600 s) on its own
 /// copy of the virtual clock, relays between the client and fake peers, and
@@ -41,17 +53,29 @@ struct FakeTURNServer {
     var maximumLifetime: UInt32 = 3600
 
     static let clientMapped = STUNAddress.ipv4(198, 51, 100, 7, port: 40_000)
-    static let relayed = STUNAddress.ipv4(203, 0, 113, 9, port: 49_152)
+    static let relayed = relayed(1)
+
+    /// The relayed address of the `number`th allocation (from 1).
+    static func relayed(_ number: Int) -> STUNAddress {
+        .ipv4(203, 0, 113, 9, port: UInt16(clamping: 49_151 + number))
+    }
 
     // MARK: Fault injection
 
     /// Answer the next N requests that carry a valid current nonce with 438
     /// and a new nonce anyway (coturn's nonce expiry).
     var staleNonceAnswers = 0
+    /// Replace the nonce once it is this old (coturn's --stale-nonce).
+    var nonceLifetime: Duration?
+    /// Methods whose first authenticated request with the current nonce gets
+    /// 438 and a new nonce, as if the nonce had just expired.
+    var staleNonceOnFirst: Set<STUNMethod> = []
     /// Drop the next N requests without answering.
     var dropRequests = 0
     /// Answer an authenticated request of this method with this error.
     var forcedErrors: [STUNMethod: STUNErrorCode] = [:]
+    /// The same for the next such request only.
+    var forcedOnce: [STUNMethod: STUNErrorCode] = [:]
     /// Sign success responses with a wrong key.
     var forgeIntegrity = false
 
@@ -59,7 +83,17 @@ struct FakeTURNServer {
 
     private(set) var nonce: String
     private var nonceCounter = 0
+    private var nonceIssuedAt: Duration = .zero
+    /// False in a session that has not issued a nonce yet (coturn's empty ss->nonce).
+    private var nonceIssued = true
+    /// The USERNAME the session authenticated first.
+    private var sessionUser: String?
+    /// 438s this server sent, with the reason phrase.
+    private(set) var staleNonceReasons: [String] = []
     private(set) var allocationExpiresAt: Duration?
+    /// Allocations made so far; each gets a relayed port of its own,
+    /// `relayed` for the first.
+    private(set) var allocationCount = 0
     private(set) var permissions: [STUNAddress.Family: Duration] = [:]
     private(set) var channels: [UInt16: (peer: STUNAddress, expiresAt: Duration)] = [:]
     private var framer = TURNStreamFramer()
@@ -95,6 +129,17 @@ struct FakeTURNServer {
 
     func channel(for peer: STUNAddress, at now: Duration) -> UInt16? {
         channels.first { $0.value.peer == peer && now < $0.value.expiresAt }?.key
+    }
+
+    /// Forgets the client's session as coturn does when a request from the
+    /// client's 5-tuple reaches a new session object: no allocation, no
+    /// permissions or channels, no nonce issued, no user.
+    mutating func loseSession() {
+        allocationExpiresAt = nil
+        permissions.removeAll()
+        channels.removeAll()
+        nonceIssued = false
+        sessionUser = nil
     }
 
     /// Requests of one method, in order.
@@ -200,14 +245,21 @@ struct FakeTURNServer {
         deliveries.append(Delivery(peer: binding.peer, data: Array(message.payload), via: .channelData))
     }
 
-    private mutating func rotateNonce() {
+    private mutating func rotateNonce(now: Duration) {
         nonceCounter += 1
         nonce = "nonce-\(nonceCounter)"
+        nonceIssuedAt = now
     }
 
-    /// coturn's order: integrity present, then realm, then nonce (438), then
-    /// the user's key (REST expiry), then the HMAC.
+    /// coturn's order (check_stun_auth): a new nonce if none was issued or it
+    /// expired, integrity present, realm, username, nonce (438), then the
+    /// user's key (REST expiry), then the HMAC.
     private mutating func answer(_ request: STUNMessage, bytes: ArraySlice<UInt8>, now: Duration) -> [UInt8] {
+        let newNonce = !nonceIssued
+        if newNonce || nonceLifetime.map({ now - nonceIssuedAt > $0 }) == true {
+            rotateNonce(now: now)
+            nonceIssued = true
+        }
         guard request.messageIntegrity != nil else {
             return error(request, .unauthenticated, challenge: true)
         }
@@ -215,10 +267,21 @@ struct FakeTURNServer {
             return error(request, .badRequest)
         }
         guard realm == self.realm else { return error(request, .unauthenticated, challenge: true) }
-        if nonce != self.nonce || staleNonceAnswers > 0 {
+        if let sessionUser, sessionUser != username {
+            return error(request, request.method == .allocate ? .allocationMismatch : .wrongCredentials)
+        }
+        sessionUser = username
+        if newNonce {
+            return staleNonce(request, reason: "Wrong nonce")
+        }
+        if nonce != self.nonce {
+            return staleNonce(request, reason: "Stale nonce")
+        }
+        if staleNonceAnswers > 0 || staleNonceOnFirst.contains(request.method) {
             if staleNonceAnswers > 0 { staleNonceAnswers -= 1 }
-            rotateNonce()
-            return error(request, .staleNonce, challenge: true)
+            staleNonceOnFirst.remove(request.method)
+            rotateNonce(now: now)
+            return staleNonce(request, reason: "Stale nonce")
         }
         // REST scheme: "expiry:user" with the expiry in Unix seconds.
         let unixNow = unixTimeAtZero + Int(now.components.seconds)
@@ -230,7 +293,7 @@ struct FakeTURNServer {
         guard (try? STUNMessage.checkIntegrity(of: bytes, key: key)) != nil else {
             return error(request, .unauthenticated, challenge: true)
         }
-        if let forced = forcedErrors[request.method] {
+        if let forced = forcedOnce.removeValue(forKey: request.method) ?? forcedErrors[request.method] {
             return error(request, forced, key: key)
         }
         switch request.method {
@@ -253,8 +316,9 @@ struct FakeTURNServer {
         }
         let lifetime = grantedLifetime(request.lifetime)
         allocationExpiresAt = now + .seconds(Int64(lifetime))
+        allocationCount += 1
         return success(request, key: key, [
-            .xorRelayedAddress(Self.relayed), .xorMappedAddress(Self.clientMapped), .lifetime(lifetime),
+            .xorRelayedAddress(Self.relayed(allocationCount)), .xorMappedAddress(Self.clientMapped), .lifetime(lifetime),
         ])
     }
 
@@ -272,7 +336,7 @@ struct FakeTURNServer {
     }
 
     private mutating func createPermission(_ request: STUNMessage, key: STUNKey, now: Duration) -> [UInt8] {
-        guard allocationAlive(at: now) else { return error(request, .allocationMismatch, key: key) }
+        guard allocationAlive(at: now) else { return error(request, .badRequest, key: key) }
         let peers = request.xorPeerAddresses
         guard !peers.isEmpty else { return error(request, .badRequest, key: key) }
         guard peers.allSatisfy({ $0.family.code == Self.relayed.family.code }) else {
@@ -283,7 +347,7 @@ struct FakeTURNServer {
     }
 
     private mutating func channelBind(_ request: STUNMessage, key: STUNKey, now: Duration) -> [UInt8] {
-        guard allocationAlive(at: now) else { return error(request, .allocationMismatch, key: key) }
+        guard allocationAlive(at: now) else { return error(request, .badRequest, key: key) }
         guard let number = request.channelNumber, ChannelData.validChannels.contains(number),
               let peer = request.xorPeerAddresses.first
         else { return error(request, .badRequest, key: key) }
@@ -307,8 +371,14 @@ struct FakeTURNServer {
         return (try? response.encode(integrity: signingKey, fingerprint: true)) ?? []
     }
 
+    private mutating func staleNonce(_ request: STUNMessage, reason: String) -> [UInt8] {
+        staleNonceReasons.append(reason)
+        return error(request, STUNErrorCode(code: 438, reason: reason), challenge: true)
+    }
+
     private func error(_ request: STUNMessage, _ code: STUNErrorCode, challenge: Bool = false, key: STUNKey? = nil) -> [UInt8] {
-        var attributes: [STUNAttribute] = [.errorCode(code)]
+        // coturn counts the C string's terminating NUL in the reason phrase.
+        var attributes: [STUNAttribute] = [.errorCode(STUNErrorCode(code: code.code, reason: code.reason + "\0"))]
         if challenge { attributes += [.realm(realm), .nonce(nonce)] }
         attributes.append(.software("fake-coturn"))
         let response = STUNMessage(.errorResponse, request.method, transactionID: request.transactionID, attributes: attributes)

@@ -2,23 +2,31 @@ import Foundation
 
 /// A coturn process (Debian's turnserver) on 127.0.0.1 with a port of its
 /// own, using coturn's shared-secret REST credentials; loopback peers are
-/// allowed so tests can relay between local sockets.
+/// allowed so tests can relay between local sockets. A root test runs it as
+/// the unprivileged test user (RunningProcess), with its pid file and user
+/// database in a directory of that user's (coturn's defaults, /var/run and
+/// /var/lib/turn, are root's).
 public final class CoturnProcess: @unchecked Sendable {
     public let process: RunningProcess
     public let port: UInt16
     public let secret: String
 
-    public init(secret: String = "coturn-test-secret") async throws {
+    /// - Parameter extraArguments: more turnserver options, e.g.
+    ///   "--stale-nonce=2" for nonces that expire after 2 s.
+    public init(secret: String = "coturn-test-secret", extraArguments: [String] = []) async throws {
         self.secret = secret
         port = UInt16.random(in: 20000...29000)
         let relayBase = Int.random(in: 40000...50000)
+        let state = try makeTestDirectory(prefix: "coturn")
         process = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/turnserver"), arguments: [
             "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port=\(port)",
             "--min-port=\(relayBase)", "--max-port=\(relayBase + 50)",
             "--use-auth-secret", "--static-auth-secret=\(secret)", "--realm=tern.test",
             "--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli", "--fingerprint",
             "--log-file=stdout", "--simple-log",
-        ])
+            "--pidfile=\(state.appendingPathComponent("turnserver.pid").path)",
+            "--userdb=\(state.appendingPathComponent("turndb").path)",
+        ] + extraArguments)
         // Ready when it answers a STUN Binding request (RFC 8489 §5: type
         // 0x0001, no attributes, the magic cookie, a random transaction id).
         let probe = try UDPTestSocket()
