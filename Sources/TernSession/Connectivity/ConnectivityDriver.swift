@@ -140,6 +140,9 @@ public final class ConnectivityDriver: @unchecked Sendable {
         var client: TURNClient
         var stream: Channel?
         var relayed: STUNAddress?
+        /// Relayed addresses the server lost (`TURNEvent.allocationLost`):
+        /// nothing goes out from them any more, neither checks nor data.
+        var retired: Set<STUNAddress> = []
         /// Why this server gave no relayed candidate, for the failure sentence.
         var failure: String?
         var settled: Bool { relayed != nil || failure != nil }
@@ -322,6 +325,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
             } catch {
                 droppedDatagrams += 1
             }
+        } else if turns.contains(where: { $0.retired.contains(pair.localBase) }) {
+            droppedDatagrams += 1
         } else {
             sendDatagram(bytes, to: pair.remote.address)
         }
@@ -742,6 +747,11 @@ public final class ConnectivityDriver: @unchecked Sendable {
                     } catch {
                         logger.debug("TURN send failed", metadata: ["to": "\(transmit.to)", "reason": "\(error.reason)"])
                     }
+                } else if turns.contains(where: { $0.retired.contains(transmit.from) }) {
+                    // A check from a relayed candidate whose allocation is gone:
+                    // it can only fail (sent from the host socket it would be
+                    // mistaken for a check from the host candidate).
+                    droppedDatagrams += 1
                 } else {
                     sendDatagram(transmit.bytes, to: transmit.to)
                 }
@@ -799,6 +809,12 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 applicationReadComplete?()
             default: droppedDatagrams += 1
             }
+        case .allocationLost(let relayed, let error):
+            // The TURN client is already allocating afresh; `.allocated` adds
+            // the new relayed candidate (trickled to the peer).
+            logger.debug("TURN allocation lost", metadata: ["server": "\(turns[index].uri)", "relayed": "\(relayed)", "reason": "\(error.reason)"])
+            turns[index].retired.insert(relayed)
+            if turns[index].relayed == relayed { turns[index].relayed = nil }
         case .failed(let error):
             settleTURN(index, error.reason)
         case .permissionFailed(let peer, let error), .channelBindFailed(let peer, let error):
@@ -824,7 +840,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
             if selectedAt == nil { selectedAt = now() }
             let relayTransport = turns.first { $0.relayed == pair.localBase }?.uri.transport
             selected = ConnectedPath(pair: pair, roundTrip: agent.selectedRoundTrip, relayTransport: relayTransport)
-            if turns.contains(where: { $0.relayed == pair.localBase }) {
+            if turns.contains(where: { $0.relayed == pair.localBase || $0.retired.contains(pair.localBase) }) {
                 directPeer = nil
                 segmentOffload = false
             } else {
