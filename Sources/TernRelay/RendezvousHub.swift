@@ -22,7 +22,8 @@ public struct RelayLimits: Sendable {
     /// this long, for the client to reconnect and attach (its schedule of
     /// retries takes about 8 s); then it counts as gone. A mailbox whose
     /// sides are all gone is removed and its nameplate freed, so that a
-    /// pre-agreed code can be used again by a new pair.
+    /// pre-agreed code can be used again by a new pair. Not a flag: it
+    /// follows the client's reconnect schedule, not the operator's needs.
     public var reattachWindow: TimeAmount = .seconds(15)
 
     public init() {}

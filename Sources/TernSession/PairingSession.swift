@@ -255,20 +255,36 @@ public final class PairingSession {
         }
     }
 
+    /// How long `close` waits for the relay to acknowledge.
+    static let closeWait: Duration = .seconds(2)
+
     /// Leaves the mailbox and closes the connection.
     public func close(mood: Mood) async {
         guard !closed else { return }
         closed = true
         try? await connection.send(.close(mood: mood))
-        // Wait for the relay's acknowledgement so the close is not lost.
+        // Wait for the relay's acknowledgement so the close is not lost, but
+        // not for ever: a relay that stopped answering must not hold the
+        // process.
+        let limit = Self.wake(inboxInput, with: .closeWaitOver, after: Self.closeWait)
+        defer { limit.cancel() }
         waiting: while let input = deferred.isEmpty ? await inbox.next() : deferred.removeFirst() {
             switch input {
             case .frame(let generation, .closed) where generation == self.generation: break waiting
             case .ended(let generation, _) where generation == self.generation: break waiting
+            case .closeWaitOver: break waiting
             default: continue
             }
         }
         await connection.close()
+    }
+
+    /// Puts `entry` in the inbox after `delay`, unless cancelled first.
+    private static func wake(_ inbox: AsyncStream<Inbound>.Continuation, with entry: Inbound, after delay: Duration) -> Task<Void, Never> {
+        Task {
+            guard (try? await Task.sleep(for: delay)) != nil else { return }
+            inbox.yield(entry)
+        }
     }
 
     private func add(_ body: [UInt8]) async throws(SessionError) {
@@ -295,7 +311,7 @@ public final class PairingSession {
             case .wake:
                 woken = true
                 continue
-            case .flushed:
+            case .flushed, .closeWaitOver:
                 continue
             case .ended(let generation, let error):
                 guard generation == self.generation else { continue }
@@ -396,6 +412,8 @@ enum Inbound: Sendable {
     case send(PeerMessage)
     case wake
     case flushed(Int)
+    /// `close` waited long enough for the relay's acknowledgement.
+    case closeWaitOver
 }
 
 /// A handle other tasks use to send peer messages through a session they do

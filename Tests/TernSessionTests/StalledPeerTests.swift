@@ -114,4 +114,26 @@ import TernTestSupport
         #expect(outcome.elapsed < 10 + 4, "tern send ran \(outcome.elapsed) s")
         #expect(outcome.message == "the other side did not complete the secure handshake (DTLS) within 10 s")
     }
+
+    @Test(.timeLimit(.minutes(1)))
+    func closingASessionDoesNotWaitForARelayThatStoppedAnswering() async throws {
+        let relay = try await RelayProcess.start()
+        let url = try RelayURL(parsing: relay.url)
+        let code = try Code(parsing: "64-acme-aftermath")
+        let other = Task {
+            let session = try await PairingSession.pair(relay: url, role: .sender, code: code) { _ in }
+            try await Task.sleep(for: .seconds(50))
+            await session.close(mood: .happy)
+        }
+        defer { other.cancel() }
+        let session = try await PairingSession.pair(relay: url, role: .receiver, code: code) { _ in }
+        relay.running.signal(SIGSTOP)
+        let started = ContinuousClock.now
+        await session.close(mood: .happy)
+        let took = ContinuousClock.now - started
+        relay.running.signal(SIGCONT)
+        #expect(took >= PairingSession.closeWait - .milliseconds(100), "it did wait for the acknowledgement")
+        #expect(took < PairingSession.closeWait + .seconds(1), "close took \(took)")
+        try await relay.stop()
+    }
 }
