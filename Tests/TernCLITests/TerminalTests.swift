@@ -240,6 +240,19 @@ final class TerminalWindow: @unchecked Sendable {
         let again = try RunningProcess(arguments: ["send", "--relay", relay.url, "--code", code, source.path])
         // Wide enough that the summary is one line of the window.
         let window = try TerminalWindow(TerminalWindow.tern(["receive", code, "--relay", relay.url, "--yes", "-o", out.path], in: work), columns: 200)
+        // Every bar seen while it runs: none may show a crawl (the bytes
+        // already there are not this run's, and a rate over the first
+        // instant says nothing).
+        var bars: Set<String> = []
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let lines = window.screen
+            bars.formUnion(lines.filter(Self.isBar))
+            if lines.contains(where: { $0.hasPrefix("[exit ") }) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(!bars.isEmpty)
+        #expect(!bars.contains { $0.contains(" B/s") || $0.contains("KiB/s") }, "\(bars)")
         #expect(try await window.exitStatus() == 0)
         #expect(try await again.wait(timeout: 60) == 0)
         let lines = window.screen
