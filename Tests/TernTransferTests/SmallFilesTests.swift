@@ -128,6 +128,27 @@ import Testing
         #expect(throws: TransferError.self) { try TransferMessage(decoding: message) }
     }
 
+    @Test func aLongManifestIsSplitWithoutEncodingItSeveralTimesOver() throws {
+        let entries = (0..<10_000).map { ManifestEntry(path: "tree/d\($0 / 100)/f\($0).dat", kind: .file, size: 4096, mode: 0o644, mtime: 1_700_000_000) }
+        let limit = 256 * 1024
+        let encoded = Recorder<Int>()
+        let messages = try splitIntoMessages(entries, limit: limit) { batch, more in
+            encoded.append(batch.count)
+            return TransferMessage.manifest(chunkSize: 4096, entries: batch, more: more).encoded()
+        }
+
+        #expect(messages.allSatisfy { $0.count <= limit })
+        var decoded: [ManifestEntry] = []
+        for message in messages {
+            guard case .manifest(_, let part, _) = try TransferMessage(decoding: message) else { continue }
+            decoded += part
+        }
+        #expect(decoded == entries)
+        // Halving from the whole list encoded about 2.5 times as many entries.
+        let total = encoded.all.reduce(0, +)
+        #expect(total <= entries.count + entries.count / 4, "\(total) entries encoded for \(entries.count)")
+    }
+
     // MARK: - A hostile sender's records
 
     /// Two files in `d`, offered and listed; `records` then `done`.
