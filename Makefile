@@ -56,9 +56,12 @@ lab-test: deps
 # use). BENCH_BYTES=N to change the 1 GiB; BENCH_RUNS=N for more runs;
 # BENCH_DELAY_MS=20 BENCH_LOSS=1 to shape the lab link (delay and loss each
 # way), BENCH_TCP_CC=cubic to pick wormhole's TCP congestion control.
+# Then 10,000 files of 1-4 KiB: tern send DIR, tar through tern, wormhole
+# (BENCH_SMALL_FILES, BENCH_SMALL_RUNS; see scripts/bench-small-files.sh).
 bench: deps
 	./scripts/bench.sh
 	./scripts/bench-transfer.sh
+	./scripts/bench-small-files.sh
 
 demo: build
 	./scripts/demo.sh $(BIN)
