@@ -186,7 +186,7 @@ _tern() {
 
 _tern_send() {
     repeating_flags=()
-    non_repeating_flags=(--json --force-relay --quiet -q --verbose -v --version -h --help)
+    non_repeating_flags=(--ignore-unsendable-files --json --force-relay --quiet -q --verbose -v --version -h --help)
     repeating_options=()
     non_repeating_options=(--code --text --relay --timeout)
     __tern_offer_flags_options -1
@@ -218,7 +218,7 @@ _tern_send() {
 
 _tern_receive() {
     repeating_flags=()
-    non_repeating_flags=(--yes -y --overwrite --rename --no-resume --json --force-relay --quiet -q --verbose -v --version -h --help)
+    non_repeating_flags=(--yes -y --overwrite --rename --skip-existing --no-resume --json --force-relay --quiet -q --verbose -v --version -h --help)
     repeating_options=()
     non_repeating_options=(-o --output --relay --timeout)
     __tern_offer_flags_options 1

@@ -27,7 +27,7 @@ transfer_exits = [
     ("3", "The code was wrong, expired, or already in use by two other sides."),
     ("4", "The relay or the other side could not be reached, the connection was lost, or --timeout ran out."),
     ("5", "Integrity: a chunk or a file did not match its hash."),
-    ("6", "The offer was declined, or a file exists and neither --overwrite nor --rename was given."),
+    ("6", "The offer was declined, or a file exists and none of --overwrite, --rename and --skip-existing was given."),
     ("130", "Interrupted by Ctrl-C (SIGINT); the other side is told and partial files are kept to resume."),
     ("143", "Terminated by SIGTERM; as for 130."),
 ]

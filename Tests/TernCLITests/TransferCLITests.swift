@@ -268,6 +268,32 @@ import TernTestSupport
         try await relay.stop()
     }
 
+    @Test func anOfferTooLargeForOneSealedMessageIsRefusedBeforePairing() async throws {
+        let work = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let relay = try await RelayProcess.start()
+        // 1100 top-level files, or 250 with 250-byte names (about 72 KiB of JSON).
+        var many: [String] = []
+        for index in 0..<1100 {
+            let url = work.appendingPathComponent("f\(index)")
+            try Data().write(to: url)
+            many.append(url.path)
+        }
+        let long = try (0..<250).map { index -> String in
+            let url = work.appendingPathComponent(String(format: "%03d", index) + String(repeating: "x", count: 247))
+            try Data().write(to: url)
+            return url.path
+        }
+        for (paths, count) in [(many, 1100), (long, 250)] {
+            let sender = try Self.sender(relay, "69-aardvark-adroitness", paths)
+            #expect(try await sender.wait(timeout: 30) == 2)
+            let message = try #require(CLI.events(sender, named: "error").first?["message"] as? String, "\(sender.stderr.text)")
+            #expect(message.contains("at most 1024 items") && message.contains("these \(count) items"), "\(message)")
+            #expect(CLI.events(sender, named: "paired").isEmpty)
+        }
+        try await relay.stop()
+    }
+
     @Test func aReceiverWhoseTargetCannotBeWrittenStopsBeforePairing() async throws {
         let work = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
