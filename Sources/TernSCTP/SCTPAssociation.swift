@@ -44,9 +44,14 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         /// Nil: no probing.
         public var maximumMTU: Int?
         /// Our receive window (RFC 9260 a_rwnd): bytes the peer may have
-        /// outstanding towards us, including whole messages not read yet.
+        /// outstanding towards us, including whole messages not read yet,
+        /// each fragment or message charged `limits.receivedChunkOverhead`
+        /// on top of its bytes.
         public var receiveWindow: Int
         public var maximumMessageSize: Int
+        /// Streams we offer each way (the INIT's OS and MIS). The peer may
+        /// send on fewer: the smaller of this and its outbound count (RFC
+        /// 9260 §5.1.1); DATA on any other stream is answered with an ERROR.
         public var streams: UInt16
         public var rto: SCTPRetransmissionTimeout.Configuration
         /// RFC 9260 §16: Max.Init.Retransmits and Association.Max.Retrans.
@@ -58,12 +63,15 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         public var zeroChecksum: Bool
         /// bufferedAmountLow fires when a stream's queued bytes fall to this.
         public var bufferedAmountLowThreshold: Int
+        /// What the association holds for its peer at most (and the codec's
+        /// bounds): see `SCTPLimits`.
+        public var limits: SCTPLimits
 
         public init(
             mtu: Int = 1200, receiveWindow: Int = 4 << 20, maximumMessageSize: Int = 256 * 1024, streams: UInt16 = 1024,
             rto: SCTPRetransmissionTimeout.Configuration = .init(), maximumInitRetransmits: Int = 8, maximumRetransmits: Int = 10,
             heartbeatInterval: Duration? = .seconds(30), zeroChecksum: Bool = true, bufferedAmountLowThreshold: Int = 0,
-            maximumMTU: Int? = nil
+            maximumMTU: Int? = nil, limits: SCTPLimits = .default
         ) {
             self.mtu = max(mtu, 512)
             self.maximumMTU = maximumMTU
@@ -76,6 +84,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             self.heartbeatInterval = heartbeatInterval
             self.zeroChecksum = zeroChecksum
             self.bufferedAmountLowThreshold = bufferedAmountLowThreshold
+            self.limits = limits
         }
     }
 
@@ -117,6 +126,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     private var peerReconfig = false
     private var peerZeroChecksum = false
     private var peerInboundStreams: UInt16 = 0
+    /// Streams the peer may send on: ours offered and its outbound count, the smaller (RFC 9260 §5.1.1).
+    public private(set) var inboundStreams: UInt16 = 0
 
     /// Control chunks to send; a chunk with its own tag (INIT: 0; INIT ACK:
     /// the initiate tag of the INIT it answers) goes in a packet of its own.
@@ -156,6 +167,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
 
     /// Counters for what was dropped; nothing here is fatal.
     public private(set) var droppedChunks = 0
+    /// DATA chunks acknowledged and discarded for a stream the peer may not send on (RFC 9260 §6.5).
+    public private(set) var invalidStreamChunks = 0
 
     /// What the association did, for diagnostics and benchmarks.
     public struct Statistics: Sendable, Equatable {
@@ -202,7 +215,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         nextRequestSequence = localInitialTSN.value
         rto = SCTPRetransmissionTimeout(configuration: configuration.rto)
         retransmissions = SCTPRetransmissionQueue(initialTSN: localInitialTSN)
-        reassembly = SCTPReassemblyQueue(maximumMessageSize: configuration.maximumMessageSize)
+        reassembly = SCTPReassemblyQueue(
+            maximumMessageSize: configuration.maximumMessageSize, itemOverhead: configuration.limits.receivedChunkOverhead)
         lastAdvertisedWindow = UInt32(clamping: configuration.receiveWindow)  // what INIT and INIT ACK offer
     }
 
@@ -267,9 +281,20 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
 
     /// Abrupt close (RFC 9260 §9.1).
     public mutating func abort(reason: String) {
+        abort(causes: Self.userCauses(reason), reason: reason)
+    }
+
+    /// Sends ABORT with `causes` and ends the association (RFC 9260 §9.1).
+    private mutating func abort(causes: [SCTPErrorCause], reason: String) {
         guard state != .closed else { return }
-        control.push((.abort(reason: reason), nil))
+        control.push((.abort(causes: causes), nil))
         terminate(.aborted(reason))
+    }
+
+    /// The reason an upper layer gave, as the User-Initiated Abort cause
+    /// (RFC 9260 §3.3.10.12), bounded; none for an empty reason.
+    static func userCauses(_ reason: String) -> [SCTPErrorCause] {
+        reason.isEmpty ? [] : [.userInitiatedAbort(Array(reason.utf8.prefix(200))[...])]
     }
 
     // MARK: - Outputs
@@ -286,7 +311,14 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// like the ones still here, so a slow reader slows the sender down.
     public var applicationBufferedBytes = 0
 
-    private var bufferedBytes: Int { reassembly.bufferedBytes + applicationBufferedBytes }
+    /// What the receive window is charged: bytes held here (each fragment
+    /// or message with its overhead) and bytes the application holds.
+    private var bufferedBytes: Int { reassembly.chargedBytes + applicationBufferedBytes }
+
+    /// Fragments and messages held for the peer, not yet taken by the layer above.
+    public var heldReceiveItems: Int { reassembly.heldItems }
+    /// Bytes charged for them (user data and overhead, `SCTPLimits.receivedChunkOverhead` each).
+    public var heldReceiveBytes: Int { reassembly.chargedBytes }
 
     /// Our advertised receive window: what is left after buffered and unread data.
     /// True when the SACK due reports a gap: it should not wait for the rest
@@ -330,6 +362,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             guard verificationTag == localTag else { return drop() }
         }
         var sawData = false
+        /// Streams of this packet's DATA the peer may not send on, for one ERROR chunk.
+        var invalidStreams: [UInt16] = []
         chunkLoop: for chunk in chunks {
             if state == .closed && !Self.allowedWhileClosed(chunk) {
                 droppedChunks += 1
@@ -338,7 +372,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             switch chunk {
             case .data(let fragment):
                 sawData = true
-                receiveData(fragment)
+                receiveData(fragment, invalidStreams: &invalidStreams)
             case .initiation(let fields): receiveInit(fields, now: now)
             case .initiationAck(let fields, let cookie): receiveInitAck(fields, cookie: cookie, now: now)
             case .cookieEcho(let cookie): receiveCookieEcho(cookie, verificationTag: verificationTag, now: now)
@@ -346,7 +380,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             case .sack(let sack): receiveSACK(sack, now: now)
             case .heartbeat(let info): control.push((.heartbeatAck(info: info), nil))
             case .heartbeatAck(let info): receiveHeartbeatAck(info, now: now)
-            case .abort(let reason):
+            case .abort(let causes):
+                let reason = causes.map(SCTPWire.describe).joined(separator: ", ")
                 terminate(.aborted("the peer aborted the association" + (reason.isEmpty ? "" : ": \(reason)")))
                 return
             case .shutdown(let cumulative): receiveShutdown(cumulative, now: now)
@@ -361,9 +396,13 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
                 // §3.2: the two high bits of an unknown type: report it
                 // (01, 11), and skip it (1x) or stop processing the packet (0x).
                 droppedChunks += 1
-                if type & 0x40 != 0 { control.push((.error(causes: [6]), nil)) }  // Unrecognized Chunk Type
+                if type & 0x40 != 0 { control.push((.error(causes: [.unrecognizedChunkType([])]), nil)) }
                 if type & 0x80 == 0 { break chunkLoop }
             }
+        }
+        if !invalidStreams.isEmpty, state != .closed {
+            // §6.5: after the SACK (pollTransmit puts it first) if one goes in the same packet.
+            control.push((.error(causes: invalidStreams.map { .invalidStreamIdentifier(streamID: $0) }), nil))
         }
         if sawData, tracker != nil {
             tracker?.packetWithDataReceived(now: now)
@@ -394,7 +433,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     private mutating func receiveInit(_ fields: SCTPChunkModel.InitFields, now: Duration) {
         guard fields.initiateTag != 0, fields.outboundStreams > 0, fields.inboundStreams > 0 else {
             // §3.3.2: a zero tag or stream count is a violation.
-            control.push((.abort(reason: "invalid INIT"), fields.initiateTag))
+            control.push((.abort(causes: Self.userCauses("invalid INIT")), fields.initiateTag))
             return
         }
         // §5.2.1/§5.2.2: answer with an INIT ACK carrying a cookie, whatever our
@@ -434,7 +473,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         // §5.1.5: lifetime of a cookie (60 s here).
         let age = Self.nanoseconds(now) - Int64(clamping: cookie.createdAtNanoseconds)
         guard age >= 0, age < 60_000_000_000 else {
-            control.push((.error(causes: [3]), nil))  // Stale Cookie Error
+            control.push((.error(causes: [.staleCookie(stalenessMicroseconds: 0)]), nil))
             return
         }
         if state == .established || state == .cookieEchoed || state == .cookieWait || state == .closed {
@@ -462,6 +501,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         peerReconfig = fields.reconfigSupported
         peerZeroChecksum = fields.zeroChecksumAcceptable && configuration.zeroChecksum
         peerInboundStreams = fields.inboundStreams
+        inboundStreams = min(configuration.streams, fields.outboundStreams)
         if tracker == nil {
             tracker = SCTPDataTracker(peerInitialTSN: fields.initialTSN)
             peerNextRequestSequence = fields.initialTSN.value
@@ -485,17 +525,38 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
 
     // MARK: - Data (RFC 9260 §6)
 
-    private mutating func receiveData(_ fragment: SCTPFragment) {
+    private mutating func receiveData(_ fragment: SCTPFragment, invalidStreams: inout [UInt16]) {
         // The tracker is used in place (optional chaining), never copied: a
         // copy costs a retain and release of its arrays per DATA chunk, and
         // a copy-on-write of them when there are gaps.
         guard let next = tracker?.cumulativeTSN.next,
               state == .established || state == .shutdownPending || state == .shutdownSent
         else { return drop() }
+        // §6.2: a DATA chunk without user data is answered with ABORT.
+        guard !fragment.payload.isEmpty else {
+            abort(causes: [.noUserData(tsn: fragment.tsn.value)], reason: "the peer sent a DATA chunk without user data (TSN \(fragment.tsn.value))")
+            return
+        }
+        // §6.5: a stream the peer may not send on: acknowledged as usual,
+        // answered with an ERROR, and discarded (it costs no memory).
+        guard fragment.stream < inboundStreams else {
+            invalidStreamChunks += 1
+            guard tracker?.observe(fragment.tsn) != .outOfWindow else { return drop() }
+            if invalidStreams.count < configuration.limits.maximumErrorCausesPerChunk, !invalidStreams.contains(fragment.stream) {
+                invalidStreams.append(fragment.stream)
+            }
+            return
+        }
         // §6.2: data beyond our window is dropped, unless it is the next TSN
-        // in order (which lets whole messages out and frees space).
-        if bufferedBytes + fragment.payload.count > configuration.receiveWindow && fragment.tsn != next {
+        // in order (it lets the message at the cumulative TSN out, or it is a
+        // zero window probe), and even that once the overrun limit is reached.
+        // A dropped chunk is answered with a SACK at once.
+        let charged = bufferedBytes + fragment.payload.count + configuration.limits.receivedChunkOverhead
+        if charged > configuration.receiveWindow,
+           fragment.tsn != next || charged > configuration.receiveWindow + configuration.limits.maximumReceiveWindowOverrun
+        {
             droppedChunks += 1
+            tracker?.requestSACK()
             return
         }
         guard tracker?.observe(fragment.tsn) == .new else { return }
@@ -525,8 +586,10 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         if outcome.fastRetransmits > 0, retransmissions.enterFastRecovery() {
             congestion?.lossDetected(flightSize: retransmissions.flightSize, now: now)
         }
-        // §6.2.1 D: the peer's window less what is still in flight.
-        peerReceiveWindow = max(0, Int(sack.receiveWindow) - retransmissions.flightSize)
+        // §6.2.1 D: the peer's window less what is still in flight, each
+        // chunk with the overhead a receiver charges for it (SCTPLimits).
+        peerReceiveWindow = max(
+            0, Int(sack.receiveWindow) - retransmissions.flightSize - retransmissions.chunksInFlight * configuration.limits.receivedChunkOverhead)
         // §6.3.2 R2/R3: restart T3 when the earliest outstanding is acknowledged.
         if retransmissions.flightSize == 0 && !retransmissions.hasRetransmissions {
             t3Deadline = nil
@@ -902,13 +965,14 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             // except one chunk when nothing is in flight (zero window probe).
             let flight = retransmissions.flightSize
             guard flight < congestion.congestionWindow else { break }
-            guard peerReceiveWindow > 0 || flight == 0 else { break }
+            let overhead = configuration.limits.receivedChunkOverhead
+            guard peerReceiveWindow > overhead || flight == 0 else { break }
             // The chunk is padded to four bytes (§3.2): keep the padded size within the room.
-            let maximumPayload = min((room - 16) & ~3, max(peerReceiveWindow, 1))
+            let maximumPayload = min((room - 16) & ~3, max(peerReceiveWindow - overhead, 1))
             let tsn = retransmissions.nextTSN
             guard let item = sendQueue.nextFragment(tsn: tsn, maximumPayload: maximumPayload) else { break }
             retransmissions.sent(item, now: now)
-            peerReceiveWindow = max(0, peerReceiveWindow - item.fragment.payload.count)
+            peerReceiveWindow = max(0, peerReceiveWindow - item.fragment.payload.count - overhead)
             let chunk = SCTPChunkModel.data(item.fragment)
             chunks.append(chunk)
             room -= Self.size(of: chunk)
@@ -959,9 +1023,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             return size
         case .sack(let sack): return 16 + 4 * sack.gapBlocks.count + 4 * sack.duplicates.count
         case .heartbeat(let info), .heartbeatAck(let info): return 4 + padded(4 + info.count)
-        case .abort(let reason): return 4 + padded(4 + reason.utf8.count)
+        case .abort(let causes), .error(let causes): return 4 + causes.reduce(0) { $0 + $1.paddedLength }
         case .shutdown: return 8
-        case .error(let causes): return 4 + 8 * causes.count
         case .cookieEcho(let cookie): return padded(4 + cookie.count)
         case .forwardTSN(_, let streams): return 8 + 4 * streams.count
         case .reconfig(let parameters):

@@ -1,7 +1,8 @@
 /// The chunks the association reads and writes, as values (RFC 9260 §3.3,
 /// RFC 3758 §3.2, RFC 6525 §3-4). The packet codec turns them into bytes
 /// and back; the association never sees raw bytes except cookies and
-/// heartbeat information, which it wrote itself.
+/// heartbeat information, which it wrote itself, and the information of
+/// error causes, which it only describes.
 public enum SCTPChunkModel: Sendable, Equatable {
     public struct InitFields: Sendable, Equatable {
         public var initiateTag: UInt32
@@ -68,10 +69,12 @@ public enum SCTPChunkModel: Sendable, Equatable {
     case sack(SACKFields)
     case heartbeat(info: [UInt8])
     case heartbeatAck(info: [UInt8])
-    case abort(reason: String)
+    /// RFC 9260 §3.3.7 (T bit clear: the association always knows the peer's tag).
+    case abort(causes: [SCTPErrorCause])
     case shutdown(cumulativeTSN: TSN)
     case shutdownAck
-    case error(causes: [UInt16])
+    /// RFC 9260 §3.3.10.
+    case error(causes: [SCTPErrorCause])
     case cookieEcho(cookie: [UInt8])
     case cookieAck
     case shutdownComplete

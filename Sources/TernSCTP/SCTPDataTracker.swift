@@ -77,6 +77,12 @@ public struct SCTPDataTracker: Sendable {
     /// True when a SACK should go out with the next packet.
     public var sackDue: Bool { sackNow }
 
+    /// A SACK goes out with the next packet (RFC 9260 §6.2: after a DATA
+    /// chunk was dropped for want of room).
+    public mutating func requestSACK() {
+        sackNow = true
+    }
+
     /// True while data above a gap is held: the peer must hear of the gap
     /// at once (RFC 9260 §6.7), it drives fast retransmit.
     public var hasGaps: Bool { !above.isEmpty }

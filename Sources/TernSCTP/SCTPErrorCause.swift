@@ -118,6 +118,13 @@ public enum SCTPErrorCause: Hashable, Sendable {
         }
     }
 
+    /// Bytes the cause takes in a chunk, padding included (RFC 9260 §3.3.10).
+    public var paddedLength: Int {
+        var scratch: [UInt8] = []
+        _ = try? encode(into: &scratch, limits: SCTPLimits(maximumListEntries: .max))
+        return scratch.count
+    }
+
     @discardableResult
     func encode(into buffer: inout [UInt8], limits: SCTPLimits) throws(SCTPError) -> Int {
         let code = self.code.rawValue

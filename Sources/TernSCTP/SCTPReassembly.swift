@@ -52,8 +52,10 @@ public struct SCTPMessage: Sendable, Equatable {
 /// Reassembles fragments into messages and delivers them: unordered ones
 /// as soon as they are whole, ordered ones in SSN order per stream (RFC
 /// 9260 §6.5, §6.6, §6.9). It counts every byte it holds, including whole
-/// messages the application has not read yet, so the association can
-/// advertise a receive window that stops the peer before memory runs out.
+/// messages the application has not read yet, and every fragment or
+/// message it holds (`chargedBytes` adds `itemOverhead` for each), so the
+/// association can advertise a receive window that stops the peer before
+/// memory runs out, however small its chunks.
 ///
 /// Without I-DATA (RFC 8260), a sender gives the fragments of one message
 /// consecutive TSNs (§6.9), so a message is a run of TSNs from a B fragment
@@ -89,13 +91,22 @@ public struct SCTPReassemblyQueue: Sendable {
     /// Bytes held: fragments, whole messages waiting for their turn, and
     /// delivered messages not yet taken by the application.
     public private(set) var bufferedBytes = 0
+    /// Things held, each of which costs memory beyond its bytes: fragments
+    /// (the in-order run counts as one), messages waiting for their turn,
+    /// messages not yet taken.
+    public private(set) var heldItems = 0
+    /// Bytes charged per held item (`SCTPLimits.receivedChunkOverhead`).
+    public let itemOverhead: Int
+    /// What the receive window is charged: the bytes held and the overhead of each thing held.
+    public var chargedBytes: Int { bufferedBytes + heldItems * itemOverhead }
     /// Messages larger than this are refused (the association aborts: the
     /// peer broke the advertised max-message-size).
     public let maximumMessageSize: Int
     public private(set) var oversizedMessages = 0
 
-    public init(maximumMessageSize: Int = 256 * 1024) {
+    public init(maximumMessageSize: Int = 256 * 1024, itemOverhead: Int = SCTPLimits.default.receivedChunkOverhead) {
         self.maximumMessageSize = maximumMessageSize
+        self.itemOverhead = itemOverhead
     }
 
     /// Adds a new fragment (the data tracker said it is new).
@@ -116,6 +127,7 @@ public struct SCTPReassemblyQueue: Sendable {
                     let first = current.first, size = current.payload.count
                     complete(SCTPMessage(stream: first.stream, ppid: first.ppid, unordered: first.unordered, payload: current.payload), ssn: first.ssn)
                     bufferedBytes -= size
+                    heldItems -= 1
                     lastRunSize = size
                 } else {
                     current.next = tsn &+ 1
@@ -131,12 +143,13 @@ public struct SCTPReassemblyQueue: Sendable {
             payload.reserveCapacity(max(fragment.payload.count, lastRunSize))
             payload.append(contentsOf: fragment.payload)
             run = Run(first: first, start: tsn, next: tsn &+ 1, payload: payload)
+            heldItems += 1
             return
         }
         // A fragment that waits holds its own bytes, not the record they came in.
         var waiting = fragment
         waiting.payload = ArraySlice(Array(fragment.payload))
-        fragments[tsn] = waiting
+        store(waiting)
         if fragment.beginning {
             begin[tsn] = tsn
         } else if let start = begin[tsn &- 1] {
@@ -168,14 +181,27 @@ public struct SCTPReassemblyQueue: Sendable {
         merged.beginning = true
         merged.ending = false
         merged.payload = current.payload[...]
-        fragments[last] = merged
+        heldItems -= 1  // the run; `store` counts it again as a fragment
+        store(merged)
         begin[last] = last
+    }
+
+    /// Keeps a fragment whose bytes are counted already; one already at
+    /// its TSN is replaced, not counted twice.
+    private mutating func store(_ fragment: SCTPFragment) {
+        let tsn = fragment.tsn.value
+        if let replaced = fragments.updateValue(fragment, forKey: tsn) {
+            bufferedBytes -= replaced.payload.count
+        } else {
+            heldItems += 1
+        }
     }
 
     /// The next message for the application, if one is ready.
     public mutating func poll() -> SCTPMessage? {
         guard let message = ready.pop() else { return nil }
         bufferedBytes -= message.payload.count
+        heldItems -= 1
         return message
     }
 
@@ -189,12 +215,14 @@ public struct SCTPReassemblyQueue: Sendable {
         // A run the peer gave up on, even in part, is dropped whole.
         if let current = run, !(cumulative < TSN(current.start)) {
             bufferedBytes -= current.payload.count
+            heldItems -= 1
             run = nil
         }
         for (tsn, fragment) in fragments where !(cumulative < TSN(tsn)) {
             fragments[tsn] = nil
             begin[tsn] = nil
             bufferedBytes -= fragment.payload.count
+            heldItems -= 1
         }
         for (stream, ssn) in streams {
             let expected = nextSSN[stream] ?? SSN(0)
@@ -204,6 +232,7 @@ public struct SCTPReassemblyQueue: Sendable {
                     for (key, message) in pending where !(ssn < SSN(key)) {
                         pending[key] = nil
                         bufferedBytes -= message.payload.count
+                        heldItems -= 1
                     }
                     waiting[stream] = pending
                 }
@@ -218,6 +247,7 @@ public struct SCTPReassemblyQueue: Sendable {
         nextSSN[stream] = nil
         if let pending = waiting.removeValue(forKey: stream) {
             for message in pending.values { bufferedBytes -= message.payload.count }
+            heldItems -= pending.count
         }
     }
 
@@ -238,6 +268,7 @@ public struct SCTPReassemblyQueue: Sendable {
             if let fragment = fragments.removeValue(forKey: cursor) {
                 if !oversized { payload.append(contentsOf: fragment.payload) }
                 bufferedBytes -= fragment.payload.count
+                heldItems -= 1
             }
             begin[cursor] = nil
             if cursor == end { break }
@@ -265,8 +296,13 @@ public struct SCTPReassemblyQueue: Sendable {
             deliver(message)
             deliverWaiting(message.stream)
         } else if expected < ssn {
-            waiting[message.stream, default: [:]][ssn.value] = message
             bufferedBytes += message.payload.count
+            // A second message with the same SSN (a broken or hostile peer) replaces the first.
+            if let replaced = waiting[message.stream, default: [:]].updateValue(message, forKey: ssn.value) {
+                bufferedBytes -= replaced.payload.count
+            } else {
+                heldItems += 1
+            }
         }
         // An SSN behind the expected one is a duplicate message: dropped.
     }
@@ -274,6 +310,7 @@ public struct SCTPReassemblyQueue: Sendable {
     private mutating func deliverWaiting(_ stream: UInt16) {
         while let expected = nextSSN[stream], let message = waiting[stream]?.removeValue(forKey: expected.value) {
             bufferedBytes -= message.payload.count
+            heldItems -= 1
             nextSSN[stream] = expected.next
             deliver(message)
         }
@@ -281,6 +318,7 @@ public struct SCTPReassemblyQueue: Sendable {
 
     private mutating func deliver(_ message: SCTPMessage) {
         bufferedBytes += message.payload.count
+        heldItems += 1
         ready.push(message)
     }
 }

@@ -36,6 +36,9 @@ public struct SCTPRetransmissionQueue: Sendable {
     private var head = 0
     /// Bytes in flight (RFC 9260 §6.1: sent, not acknowledged, not marked for retransmission).
     public private(set) var flightSize = 0
+    /// Chunks in flight (those `flightSize` counts): a receiver charges
+    /// each an overhead beyond its bytes (`SCTPLimits.receivedChunkOverhead`).
+    public private(set) var chunksInFlight = 0
     /// Fast recovery's exit point (RFC 9260 §7.2.4), while in it.
     public private(set) var fastRecoveryExit: TSN?
     /// Where FORWARD-TSN may move the peer's cumulative TSN (RFC 3758 §3.5 C).
@@ -68,6 +71,7 @@ public struct SCTPRetransmissionQueue: Sendable {
         items.append(Outstanding(item: item, sentAt: now))
         if case .lifetime = item.reliability { lifetimeLimited += 1 }
         flightSize += item.fragment.payload.count
+        chunksInFlight += 1
     }
 
     /// Applies a SACK (RFC 9260 §6.2.1). Returns nil for a SACK whose
@@ -91,7 +95,10 @@ public struct SCTPRetransmissionQueue: Sendable {
                 latestNewlyAcknowledgedSend = max(latestNewlyAcknowledgedSend ?? entry.sentAt, entry.sentAt)
                 if entry.transmissions == 1 { newestSample = now - entry.sentAt }
             }
-            if entry.inFlight { flightSize -= entry.size }
+            if entry.inFlight {
+                flightSize -= entry.size
+                chunksInFlight -= 1
+            }
             if entry.needsRetransmission { waitingRetransmission -= 1 }
             if case .lifetime = entry.item.reliability, !entry.abandoned { lifetimeLimited -= 1 }
             head += 1
@@ -117,7 +124,10 @@ public struct SCTPRetransmissionQueue: Sendable {
                         latestNewlyAcknowledgedSend = max(latestNewlyAcknowledgedSend ?? items[index].sentAt, items[index].sentAt)
                         if items[index].transmissions == 1 { newestSample = now - items[index].sentAt }
                     }
-                    if !items[index].needsRetransmission && !items[index].abandoned { flightSize -= items[index].size }
+                    if !items[index].needsRetransmission && !items[index].abandoned {
+                        flightSize -= items[index].size
+                        chunksInFlight -= 1
+                    }
                     mark(index, retransmit: false)
                 }
             }
@@ -140,6 +150,7 @@ public struct SCTPRetransmissionQueue: Sendable {
                     if items[index].missIndications == 3 {
                         mark(index, retransmit: true)
                         flightSize -= items[index].size
+                        chunksInFlight -= 1
                         outcome.fastRetransmits += 1
                     }
                 }
@@ -164,6 +175,7 @@ public struct SCTPRetransmissionQueue: Sendable {
         for index in head..<items.count where items[index].inFlight {
             mark(index, retransmit: true)
             flightSize -= items[index].size
+            chunksInFlight -= 1
         }
         fastRecoveryExit = nil
     }
@@ -189,6 +201,7 @@ public struct SCTPRetransmissionQueue: Sendable {
                     items[index].missIndications = 0
                     items[index].sentAt = now
                     flightSize += items[index].size
+                    chunksInFlight += 1
                     return items[index].item
                 }
             }
@@ -255,7 +268,10 @@ public struct SCTPRetransmissionQueue: Sendable {
     private mutating func abandonMessage(_ id: UInt64) {
         abandonedSinceLastCheck = true
         for index in head..<items.count where items[index].item.messageID == id && !items[index].abandoned {
-            if items[index].inFlight { flightSize -= items[index].size }
+            if items[index].inFlight {
+                flightSize -= items[index].size
+                chunksInFlight -= 1
+            }
             if case .lifetime = items[index].item.reliability { lifetimeLimited -= 1 }
             mark(index, retransmit: false)
             items[index].abandoned = true

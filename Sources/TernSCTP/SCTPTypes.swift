@@ -183,9 +183,17 @@ public struct SCTPErrorCauseCode: RawRepresentable, Hashable, Sendable, CustomSt
 }
 
 /// Bounds on everything the decoder accepts (and the encoder produces, so that
-/// whatever encodes also decodes). Every count here is also bounded by the
-/// packet length; these keep the work and memory per packet small and
-/// predictable for the association that consumes the chunks.
+/// whatever encodes also decodes), and on what a receiving association holds
+/// for its peer. Every count of the decoder is also bounded by the packet
+/// length; these keep the work and memory per packet small and predictable
+/// for the association that consumes the chunks.
+///
+/// What a receiver holds for its peer (fragments, messages waiting for their
+/// turn, whole messages not read yet) is charged as its user data plus
+/// `receivedChunkOverhead` per fragment or message, and never exceeds the
+/// receive window plus `maximumReceiveWindowOverrun` of those bytes. With
+/// the defaults and tern's 6 MiB window that is at most 6.5 MiB, and at
+/// most about 26,600 fragments or messages.
 public struct SCTPLimits: Hashable, Sendable {
     /// Largest packet. SCTP over DTLS carries each packet as the payload of
     /// one DTLS record (RFC 8261 §3), whose plaintext is at most 2^14 bytes.
@@ -213,6 +221,24 @@ public struct SCTPLimits: Hashable, Sendable {
     public var maximumCookieLength: Int
     /// Longest heartbeat information. Browsers send under 64 bytes.
     public var maximumHeartbeatInfoLength: Int
+    /// Bytes a receiver charges against its receive window for each
+    /// fragment or message it holds, on top of its user data (RFC 9260
+    /// §6.2 leaves the accounting to the receiver). Holding one costs more
+    /// than its bytes: its fields, its array, its dictionary entries; 500,000
+    /// empty fragments above a missing TSN held 52 MiB before this charge,
+    /// about 110 bytes each before any array. Default 256, what the FreeBSD
+    /// stack (usrsctp, in browsers) charges per held chunk. A sending
+    /// association charges the same per chunk in flight, so that it does
+    /// not overrun a receiver that counts this way.
+    public var receivedChunkOverhead: Int
+    /// How far past its advertised receive window, in charged bytes, a
+    /// receiver still accepts the next TSN in order (RFC 9260 §6.2 asks for
+    /// progress: that chunk lets the message at the cumulative TSN finish
+    /// and be delivered, and it is the sender's zero window probe). Beyond
+    /// it every DATA chunk is dropped. Default 512 KiB: one 256 KiB message
+    /// (the max-message-size tern announces) in 484-byte fragments (the
+    /// smallest MTU) with their charge.
+    public var maximumReceiveWindowOverrun: Int
 
     public init(
         maximumPacketLength: Int = 16_384,
@@ -224,7 +250,9 @@ public struct SCTPLimits: Hashable, Sendable {
         maximumStreamsPerChunk: Int = 1024,
         maximumListEntries: Int = 256,
         maximumCookieLength: Int = 4096,
-        maximumHeartbeatInfoLength: Int = 1024
+        maximumHeartbeatInfoLength: Int = 1024,
+        receivedChunkOverhead: Int = 256,
+        maximumReceiveWindowOverrun: Int = 512 * 1024
     ) {
         self.maximumPacketLength = maximumPacketLength
         self.maximumChunksPerPacket = maximumChunksPerPacket
@@ -236,6 +264,8 @@ public struct SCTPLimits: Hashable, Sendable {
         self.maximumListEntries = maximumListEntries
         self.maximumCookieLength = maximumCookieLength
         self.maximumHeartbeatInfoLength = maximumHeartbeatInfoLength
+        self.receivedChunkOverhead = max(receivedChunkOverhead, 0)
+        self.maximumReceiveWindowOverrun = max(maximumReceiveWindowOverrun, 0)
     }
 
     public static let `default` = SCTPLimits()

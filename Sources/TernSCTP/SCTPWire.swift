@@ -29,6 +29,9 @@ public enum SCTPWire {
     /// limits, the checksum, each chunk's length and padding, the chunk
     /// count. Nil for anything else, well-formed or not: the general
     /// decoder then decides (a test holds the two to the same answers).
+    /// Like it, it passes on DATA without user data or on any stream: the
+    /// association answers those (RFC 9260 §6.2, §6.5) whichever decoder
+    /// read the packet (ResourceLimitTests drive both).
     static func decodeData(_ bytes: ArraySlice<UInt8>, acceptZeroChecksum: Bool) -> Incoming? {
         let limits = SCTPLimits.default
         let headerLength = SCTPPacket.headerLength
@@ -170,10 +173,10 @@ public enum SCTPWire {
                 duplicates: sack.duplicateTSNs.map(TSN.init)))
         case .heartbeat(let info): return .heartbeat(info: Array(info))
         case .heartbeatAck(let info): return .heartbeatAck(info: Array(info))
-        case .abort(_, let causes): return .abort(reason: causes.map(describe).joined(separator: ", "))
+        case .abort(_, let causes): return .abort(causes: causes)
         case .shutdown(let cumulative): return .shutdown(cumulativeTSN: TSN(cumulative))
         case .shutdownAck: return .shutdownAck
-        case .error(let causes): return .error(causes: causes.map(\.code.rawValue))
+        case .error(let causes): return .error(causes: causes)
         case .cookieEcho(let cookie): return .cookieEcho(cookie: Array(cookie))
         case .cookieAck: return .cookieAck
         case .shutdownComplete: return .shutdownComplete
@@ -220,6 +223,10 @@ public enum SCTPWire {
         case .userInitiatedAbort(let reason), .protocolViolation(let reason):
             // Shown to a user: printable ASCII only, bounded.
             return String(decoding: reason.prefix(200).filter { $0 >= 0x20 && $0 < 0x7F }, as: UTF8.self)
+        case .noUserData(let tsn):
+            return "no user data in the DATA chunk with TSN \(tsn)"
+        case .invalidStreamIdentifier(let stream):
+            return "invalid stream \(stream)"
         default:
             return "cause \(cause.code.rawValue)"
         }
@@ -248,17 +255,12 @@ public enum SCTPWire {
                 duplicateTSNs: SCTPWireList(sack.duplicates.map(\.value))))
         case .heartbeat(let info): return .heartbeat(info: info[...])
         case .heartbeatAck(let info): return .heartbeatAck(info: info[...])
-        case .abort(let reason):
-            return .abort(tagReflected: false, causes: reason.isEmpty ? [] : [.userInitiatedAbort(Array(reason.utf8.prefix(200))[...])])
+        case .abort(let causes):
+            return .abort(tagReflected: false, causes: causes)
         case .shutdown(let cumulative): return .shutdown(cumulativeTSNAck: cumulative.value)
         case .shutdownAck: return .shutdownAck
         case .error(let causes):
-            return .error(causes: causes.map { code in
-                switch code {
-                case 3: return .staleCookie(stalenessMicroseconds: 0)
-                default: return .unknown(code: SCTPErrorCauseCode(rawValue: code), info: [])
-                }
-            })
+            return .error(causes: causes)
         case .cookieEcho(let cookie): return .cookieEcho(cookie: cookie[...])
         case .cookieAck: return .cookieAck
         case .shutdownComplete: return .shutdownComplete(tagReflected: false)
