@@ -111,7 +111,7 @@ public final class PairingSession {
             throw error
         } catch {
             await connection.close()
-            throw .relayLost("lost the connection to the relay: \(error)")
+            throw .relayLost("lost the connection to the relay: \(ErrorText.describe(error))")
         }
         do {
             try await session.runPairing()
@@ -162,7 +162,7 @@ public final class PairingSession {
             } catch let error as SessionError {
                 inbox.yield(.ended(generation: generation, error))
             } catch {
-                inbox.yield(.ended(generation: generation, .relayLost("lost the connection to the relay: \(error)")))
+                inbox.yield(.ended(generation: generation, .relayLost("lost the connection to the relay: \(ErrorText.describe(error))")))
             }
         }
     }
@@ -223,10 +223,24 @@ public final class PairingSession {
         try await receive(wakeable: true)
     }
 
-    private func receive(wakeable: Bool) async throws(SessionError) -> PeerMessage? {
+    /// The next message from the peer, or nil if none came within `limit`
+    /// (a peer that stopped halfway). Messages handed to `outbox` are sent
+    /// meanwhile.
+    public func receive(within limit: Duration) async throws(SessionError) -> PeerMessage? {
+        if !pending.isEmpty { return pending.removeFirst() }
+        deadlines += 1
+        let timer = Self.wake(inboxInput, with: .deadline(deadlines), after: limit)
+        defer { timer.cancel() }
+        return try await receive(wakeable: false, deadline: deadlines)
+    }
+
+    /// Counts `receive(within:)` calls: a deadline of an earlier one is ignored.
+    private var deadlines = 0
+
+    private func receive(wakeable: Bool, deadline: Int? = nil) async throws(SessionError) -> PeerMessage? {
         if !pending.isEmpty { return pending.removeFirst() }
         while true {
-            guard let body = try await nextPeerBody(wakeable: wakeable) else { return nil }
+            guard let body = try await nextPeerBody(wakeable: wakeable, deadline: deadline) else { return nil }
             let outputs: [PairingMachine.Output]
             do {
                 outputs = try machine.receive(body)
@@ -297,8 +311,9 @@ public final class PairingSession {
         }
     }
 
-    /// The next body from the peer, or nil when woken and `wakeable`.
-    private func nextPeerBody(wakeable: Bool = false) async throws(SessionError) -> [UInt8]? {
+    /// The next body from the peer, or nil when woken and `wakeable`, or
+    /// when `deadline` passed.
+    private func nextPeerBody(wakeable: Bool = false, deadline: Int? = nil) async throws(SessionError) -> [UInt8]? {
         while true {
             if wakeable && woken { return nil }
             let next = deferred.isEmpty ? await inbox.next() : deferred.removeFirst()
@@ -312,6 +327,9 @@ public final class PairingSession {
                 woken = true
                 continue
             case .flushed, .closeWaitOver:
+                continue
+            case .deadline(let marker):
+                if marker == deadline { return nil }
                 continue
             case .ended(let generation, let error):
                 guard generation == self.generation else { continue }
@@ -395,7 +413,7 @@ public final class PairingSession {
         } catch let error as SessionError {
             throw error
         } catch {
-            throw .relayLost("lost the connection to the relay: \(error)")
+            throw .relayLost("lost the connection to the relay: \(ErrorText.describe(error))")
         }
         guard let frame else { throw .relayLost("the relay closed the connection") }
         if case .error(let code, let message) = frame, !allowErrors {
@@ -414,6 +432,8 @@ enum Inbound: Sendable {
     case flushed(Int)
     /// `close` waited long enough for the relay's acknowledgement.
     case closeWaitOver
+    /// The limit of a `receive(within:)` passed.
+    case deadline(Int)
 }
 
 /// A handle other tasks use to send peer messages through a session they do

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import TernRelay
+import TernSession
 import TernTLS
 
 struct Relay: AsyncParsableCommand {
@@ -117,8 +118,8 @@ struct Relay: AsyncParsableCommand {
         do {
             _ = try await server.start()
         } catch {
-            logger.error("could not start the relay", metadata: ["error": "\(error)"])
-            throw CLIError(.failure, "could not start the relay: \(error)")
+            logger.error("could not start the relay", metadata: ["error": "\(ErrorText.describe(error))"])
+            throw CLIError(.failure, "could not start the relay: \(ErrorText.describe(error))")
         }
         await signals.wait()
         logger.info("shutting down")

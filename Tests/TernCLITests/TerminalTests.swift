@@ -430,7 +430,13 @@ final class TerminalWindow: @unchecked Sendable {
         #expect(try await scheme.wait() == 2)
         #expect(scheme.stderr.text.contains("ws:// or wss://"), "\(scheme.stderr.text)")
 
-        for text in [refused.stderr.text, scheme.stderr.text] {
+        let relay = try await RelayProcess.start()
+        let taken = try RunningProcess(arguments: ["relay", "--listen", "127.0.0.1:\(relay.port)", "--stun-listen", "off"])
+        #expect(try await taken.wait() == 1)
+        #expect(taken.stderr.text.contains("address already in use"), "\(taken.stderr.text)")
+        try await relay.stop()
+
+        for text in [refused.stderr.text, scheme.stderr.text, taken.stderr.text] {
             #expect(text.filter { $0 == "(" }.count == text.filter { $0 == ")" }.count, "\(text)")
             #expect(!text.contains("errno") && !text.contains("error set"))
         }
