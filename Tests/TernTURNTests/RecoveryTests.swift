@@ -76,7 +76,9 @@ struct RecoveryTests {
             try harness.clientSends([UInt8(round), 1], to: peer)
             harness.peerSends([UInt8(round), 2], from: peer)
         }
-        #expect(harness.client.counters.staleNonceRetries >= 5)
+        // One 438 a round (the new peer's CreatePermission), one retry each.
+        #expect(harness.client.counters.staleNonceRetries == 5)
+        #expect(harness.server.staleNonceReasons == Array(repeating: "Stale nonce", count: 5))
         #expect(harness.server.allocationCount == 1)
         for peer in peers {
             #expect(harness.server.permissionAlive(for: peer, at: harness.now))
