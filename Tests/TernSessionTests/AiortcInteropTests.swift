@@ -16,7 +16,7 @@ import TernTestSupport
 /// tern offers and aiortc answers, and aiortc offers and tern answers.
 @Suite(.serialized) struct AiortcInteropTests {
     /// Tests/aiortc/peer.py under the venv's Python, stopped when the value goes away.
-    final class Peer {
+    final class Peer: @unchecked Sendable {
         let process: RunningProcess
 
         static var python: URL { PackagePaths.root.appendingPathComponent(".venv-aiortc/bin/python3") }
@@ -72,6 +72,14 @@ import TernTestSupport
             return reports
         }
 
+        /// Why waiting on the peer is pointless: it failed or exited.
+        var gaveUp: String? {
+            if let failed = reports.first(where: { $0["what"] == "connection" && $0["detail"] == "failed" || $0["what"] == "dtls-failed" }) {
+                return "aiortc reports \(failed["what"] ?? ""): \(failed["detail"] ?? "")"
+            }
+            return process.process.isRunning ? nil : "aiortc exited (\(process.process.terminationStatus))"
+        }
+
         var diagnostics: String {
             "reports \(reports); stderr: \(process.stderr.text.suffix(2000))"
         }
@@ -85,17 +93,26 @@ import TernTestSupport
         var description: String
     }
 
-    /// `body`'s result, or a `Timeout` naming `what` after `seconds`: every
-    /// wait on the peer is bounded. (On a timeout the body is left waiting;
-    /// the test then fails and its cleanup closes what it waits on.)
+    /// `body`'s result, or a `Timeout` naming `what` after `seconds`, or
+    /// as soon as `abandon` (asked every 50 ms) gives a reason: every wait
+    /// on the peer is bounded. (On a timeout the body is left waiting; the
+    /// test then fails and its cleanup closes what it waits on.)
     static func within<T: Sendable>(
-        _ seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T
+        _ seconds: Double, _ what: String, abandon: @escaping @Sendable () -> String? = { nil },
+        _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let settled = NIOLockedValueBox(false)
         let claim: @Sendable () -> Bool = { settled.withLockedValue { done in defer { done = true }; return !done } }
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
             let timer = Task {
-                try? await Task.sleep(for: .seconds(seconds))
+                let deadline = ContinuousClock.now + .seconds(seconds)
+                while ContinuousClock.now < deadline, !Task.isCancelled {
+                    if let reason = abandon() {
+                        if claim() { continuation.resume(throwing: Timeout(description: "\(what) abandoned: \(reason)")) }
+                        return
+                    }
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
                 if !Task.isCancelled, claim() { continuation.resume(throwing: Timeout(description: "\(what) took longer than \(seconds) s")) }
             }
             Task {
@@ -208,13 +225,13 @@ import TernTestSupport
     ) async throws {
         let path: ConnectedPath
         do {
-            path = try await Self.within(10, "ICE") { try await driver.connected() }
+            path = try await Self.within(10, "ICE", abandon: { peer.gaveUp }) { try await driver.connected() }
         } catch {
             throw SocketFailure(description: "\(error); aiortc: \(peer.diagnostics)")
         }
         let channels: SecureChannels
         do {
-            channels = try await Self.within(10, "DTLS and SCTP") {
+            channels = try await Self.within(10, "DTLS and SCTP", abandon: { peer.gaveUp }) {
                 try await PeerConnection.secure(driver: driver, path: path, role: role, certificate: certificate)
             }
         } catch {
@@ -236,7 +253,7 @@ import TernTestSupport
         #expect(channels.peerMaximumMessageSize == min(peerLimit, 262_144))
         #expect(sizes.count >= 2, "aiortc accepts \(peerLimit)-byte messages")
 
-        let ours = try await Self.within(5, "opening tern's channel") { try await channels.open(label: "from-tern") }
+        let ours = try await Self.within(5, "opening tern's channel", abandon: { peer.gaveUp }) { try await channels.open(label: "from-tern") }
         // RFC 8832 §6: the DTLS client uses even streams, the server odd ones.
         // tern answering is the client; tern offering, the server.
         #expect(Int(ours) % 2 == (role == .controlled ? 0 : 1), "stream \(ours)")
@@ -246,7 +263,7 @@ import TernTestSupport
         // aiortc sends the same three: tern accepts 256 KiB (a=max-message-size:262144).
         #expect(theirs == Self.sizes)
 
-        try await Self.within(15, "the messages both ways") {
+        try await Self.within(15, "the messages both ways", abandon: { peer.gaveUp }) {
             for (index, size) in sizes.enumerated() {
                 try await channels.send(Self.pattern(size, seed: index), on: ours)
             }

@@ -18,11 +18,14 @@ sizes it sends), "channel-LABEL", "echo-ok"/"echo-bad" per message, "all-echoed"
 
 Usage: peer.py offer|answer [--timeout SECONDS] [--verbose]
 It exits by itself after --timeout (default 25 s) or when stdin closes.
+--verbose logs aiortc's debug messages to stderr; with TERN_AIORTC_LOG=PATH
+set instead, they go to the file PATH-offer or PATH-answer.
 """
 import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import sys
 
@@ -174,6 +177,11 @@ def main():
     arguments = parser.parse_args()
     if arguments.verbose:
         logging.basicConfig(level=logging.DEBUG)
+    elif os.environ.get("TERN_AIORTC_LOG"):
+        # For a failing test: aiortc's and aioice's debug log in a file.
+        logging.basicConfig(
+            level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s",
+            filename=f"{os.environ['TERN_AIORTC_LOG']}-{arguments.mode}")
     dtls_logger = logging.getLogger("aiortc.rtcdtlstransport")
     dtls_logger.setLevel(logging.DEBUG)
     dtls_logger.addHandler(DTLSLogWatcher())
