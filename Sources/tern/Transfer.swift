@@ -126,7 +126,9 @@ enum DataPath {
         do {
             var first: PeerMessage?
             if role == .controlled {
-                first = try await session.receive()
+                // Bounded: a sender that stops after the answer must not hold us.
+                first = try await session.receive(within: PeerConnection.signallingTimeout)
+                guard first != nil else { throw PeerConnection.descriptionOverdue }
                 guard case .sessionDescription(.offer, _)? = first else {
                     throw CLIError(.failure, "the sender sent something other than a session description")
                 }

@@ -102,6 +102,22 @@ import TernRendezvous
         #expect(try PeerMessage(decoding: PeerMessage.answer(accept: false, reason: "full").encoded()) == .answer(accept: false, reason: "full"))
     }
 
+    @Test func anOfferCarriesDirectoryAndLinkCountsAndOmitsThemWhenAbsent() throws {
+        let counted = Offer(entries: [OfferEntry(name: "photos", kind: .directory, size: 10, files: 2, directories: 3, links: 1)])
+        #expect(try PeerMessage(decoding: PeerMessage.offer(counted).encoded()) == .offer(counted))
+        let plain = PeerMessage.offer(Offer(entries: [OfferEntry(name: "a", kind: .file, size: 1, files: 1)])).encoded()
+        #expect(String(decoding: plain, as: UTF8.self) == #"{"offer":{"entries":[{"files":1,"kind":"file","name":"a","size":1}]},"type":"offer"}"#)
+    }
+
+    /// 1024 entries of one-letter names fit in one sealed message; 4096 never could.
+    @Test func anOfferHoldsAtMost1024Entries() throws {
+        let fits = Offer(entries: (0..<1024).map { OfferEntry(name: "\($0 % 10)", kind: .file, size: 0, files: 1) })
+        #expect(PeerMessage.offer(fits).encoded().count + 25 <= 65536)
+        #expect(try PeerMessage(decoding: PeerMessage.offer(fits).encoded()) == .offer(fits))
+        let over = Offer(entries: fits.entries + [OfferEntry(name: "x", kind: .file, size: 0, files: 1)])
+        #expect(throws: PairingError.self) { try PeerMessage(decoding: PeerMessage.offer(over).encoded()) }
+    }
+
     @Test(arguments: [
         "", "{}", #"{"type":"offer"}"#, #"{"type":"offer","offer":{"entries":[]}}"#,
         #"{"type":"offer","offer":{"entries":[{"name":"","kind":"file","size":1,"files":1}]}}"#,

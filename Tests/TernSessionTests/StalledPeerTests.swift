@@ -19,12 +19,14 @@ import TernTestSupport
     /// Pairs as `role` with `code`, makes or accepts a one-file offer,
     /// completes ICE, then holds the path (ICE answers consent checks by
     /// itself) without ever starting DTLS, until cancelled.
-    static func stalledPeer(relay: RelayProcess, role: PairingRole, code: String) -> Task<Void, Error> {
+    /// With `beforeICE`, the sender stops right after the acceptance,
+    /// without even sending its session description.
+    static func stalledPeer(relay: RelayProcess, role: PairingRole, code: String, beforeICE: Bool = false) -> Task<Void, Error> {
         Task {
             let url = try RelayURL(parsing: relay.url)
             let session = try await PairingSession.pair(relay: url, role: role, code: try Code(parsing: code)) { _ in }
             let certificate = try DTLSCertificate.generate()
-            let driver: ConnectivityDriver
+            let driver: ConnectivityDriver?
             switch role {
             case .receiver:
                 guard case .offer = try await session.receive() else { throw PeerFailure(description: "expected an offer") }
@@ -35,13 +37,17 @@ import TernTestSupport
             case .sender:
                 try await session.send(.offer(Offer(entries: [OfferEntry(name: "data.bin", kind: .file, size: 1000, files: 1)])))
                 guard case .answer(true, _) = try await session.receive() else { throw PeerFailure(description: "expected an acceptance") }
-                (driver, _) = try await PeerConnection.connect(
-                    session: session, role: .controlling, first: nil, forceRelay: false, certificate: certificate)
+                if beforeICE {
+                    driver = nil
+                } else {
+                    (driver, _) = try await PeerConnection.connect(
+                        session: session, role: .controlling, first: nil, forceRelay: false, certificate: certificate)
+                }
             }
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(50))
             }
-            await driver.close()
+            await driver?.close()
             await session.close(mood: .errory)
         }
     }
@@ -64,9 +70,9 @@ import TernTestSupport
     }
 
     /// Runs `tern` with `arguments` (and --json) against a stalled peer.
-    static func run(_ arguments: [String], peer role: PairingRole, code: String) async throws -> Outcome {
+    static func run(_ arguments: [String], peer role: PairingRole, code: String, beforeICE: Bool = false) async throws -> Outcome {
         let relay = try await RelayProcess.start()
-        let peer = stalledPeer(relay: relay, role: role, code: code)
+        let peer = stalledPeer(relay: relay, role: role, code: code, beforeICE: beforeICE)
         defer { peer.cancel() }
         let started = Date()
         let tern = try RunningProcess(arguments: arguments + ["--relay", relay.url, "--json"])
@@ -135,5 +141,16 @@ import TernTestSupport
         #expect(took >= PairingSession.closeWait - .milliseconds(100), "it did wait for the acknowledgement")
         #expect(took < PairingSession.closeWait + .seconds(1), "close took \(took)")
         try await relay.stop()
+    }
+
+    @Test func aSenderThatStopsAfterTheAcceptanceIsGivenUpOnAtTheSignallingLimit() async throws {
+        let out = try makeTestDirectory(prefix: "tern-stalled-out")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let outcome = try await Self.run(
+            ["receive", "65-acme-aftermath", "--yes", "-o", out.path], peer: .sender, code: "65-acme-aftermath", beforeICE: true)
+        #expect(!outcome.connected)
+        #expect(outcome.status == 4, "\(outcome.message)")
+        #expect(outcome.elapsed < 15 + 4, "tern receive ran \(outcome.elapsed) s")
+        #expect(outcome.message == "could not connect to the other side: the other side sent no connection details within 15 s")
     }
 }

@@ -26,7 +26,7 @@ public struct ConnectivityOptions: Sendable {
     /// from the start, its `connected` from our own selection. A peer that
     /// stops halfway through signalling otherwise leaves ICE waiting (its
     /// failure timer starts only with the peer's credentials).
-    public var signallingTimeout: Duration = .seconds(15)
+    public var signallingTimeout: Duration = PeerConnection.signallingTimeout
     /// Our DTLS certificate's fingerprint, for `a=fingerprint` in our description.
     public var fingerprint: Fingerprint?
     /// Wait for the peer's `connected` message before `connected()` returns

@@ -8,6 +8,15 @@ import TernSDP
 /// (optionally) DTLS, SCTP and data channels on the selected pair. What the
 /// CLI and the benchmark share.
 public enum PeerConnection {
+    /// How long a side waits for each of the peer's signals: its session
+    /// description, its `connected` (`ConnectivityOptions.signallingTimeout`).
+    public static let signallingTimeout: Duration = .seconds(15)
+
+    /// The peer's session description did not come within `signallingTimeout`.
+    public static var descriptionOverdue: SessionError {
+        .noPath("the other side sent no connection details within \(PeerWatch.words(signallingTimeout))")
+    }
+
     /// Starts the driver, trades descriptions and candidates through the
     /// mailbox until both sides have selected a pair.
     ///
