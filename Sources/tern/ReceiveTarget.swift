@@ -102,9 +102,12 @@ enum ReceiveTarget {
     }
 
     /// The user's answer to the question asked when offered names exist:
-    /// the way to settle them, or nil to decline.
+    /// the way to settle them, or nil to decline. A plain yes accepts as
+    /// `--yes` alone does (an identical file is kept, one that differs stops
+    /// the transfer).
     static func conflictChoice(_ reply: String?) -> TransferReceiver.Conflict? {
         switch reply?.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "y", "yes": return .refuse
         case "o", "overwrite": return .overwrite
         case "r", "rename": return .rename
         case "s", "skip": return .skip
