@@ -160,4 +160,34 @@ import TernTestSupport
         #expect(receiver.stdout.text == String(repeating: "a", count: 1000) + "and the rest\n")
         try await relay.stop()
     }
+
+    /// The process ids of `pid`'s children.
+    static func children(of pid: Int32) -> [Int32] {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { Int32($0) }
+    }
+
+    @Test func aReceiverKilledAtThePromptFreesTheSenderAndTheCode() async throws {
+        let work = try Transfer.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let source = try Self.file(bytes: 5000, in: work)
+        let relay = try await RelayProcess.start()
+        let code = "5156-acme-aftermath"
+        let sender = try RunningProcess(arguments: ["send", source.path, "--relay", relay.url, "--code", code, "--json"])
+        // A receiver on a terminal, at its Accept? prompt, killed without a word.
+        let terminal = try CLI.onTerminal("receive \(code) --relay \(relay.url)")
+        _ = try await terminal.waitForLine(in: \.stdout) { $0.contains("Accept?") }
+        let tern = try #require(Self.children(of: terminal.process.processIdentifier).first)
+        kill(tern, SIGKILL)
+        let killed = Date()
+        // The relay gives the dead side its reattach window (15 s), then tells the sender.
+        #expect(try await sender.wait(timeout: 40) == 1, "\(sender.stdout.text)")
+        let waited = Date().timeIntervalSince(killed)
+        #expect(waited < 15 + 3, "the sender waited \(waited) s")
+        let error = try #require(CLI.events(sender, named: "error").first)
+        #expect(error["message"] as? String == "the other side stopped (it was interrupted or failed)", "\(error)")
+        // Both sides gone: the same code works at once.
+        _ = try await Self.retrySucceeds(relay, code: code, file: source, out: work.appendingPathComponent("out"))
+        try await relay.stop()
+    }
 }
