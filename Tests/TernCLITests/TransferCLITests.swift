@@ -419,6 +419,32 @@ import TernTestSupport
         try await relay.stop()
     }
 
+    @Test func aReceiverWhoseSenderVanishesSaysWhatItKeptAndHowToResume() async throws {
+        let work = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let source = work.appendingPathComponent("disk.img")
+        try Self.randomFile(at: source, bytes: 96 << 20)
+        let out = try Self.outputDirectory(in: work)
+        let relay = try await RelayProcess.start()
+        let sender = try Self.sender(relay, "70-aardvark-adroitness", [source.path])
+        // Words for a person: no --json.
+        let receiver = try RunningProcess(arguments: [
+            "receive", "70-aardvark-adroitness", "--relay", relay.url, "--yes", "--timeout", "120", "-o", out.path,
+        ])
+        let state = out.appendingPathComponent(".disk.img.tern-state").path
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: state), Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        sender.signal(SIGKILL)
+        _ = try await sender.wait()
+
+        #expect(try await receiver.wait(timeout: 30) == 4, "\(receiver.stderr.text)")
+        let lines = receiver.stderr.lines
+        #expect(lines.contains { $0.hasPrefix("tern: the connection to the other side was lost") }, "\(lines)")
+        let kept = try #require(lines.last, "\(lines)")
+        #expect(kept.hasPrefix("Kept ") && kept.hasSuffix(" of partial data in \(out.path); run the same transfer again to resume."), "\(lines)")
+        try await relay.stop()
+    }
+
     // MARK: - Resume
 
     /// Kills one side (`victim`) with SIGKILL once the receiver holds
