@@ -174,7 +174,7 @@ public final class TargetDirectory: Sendable {
         let fresh = retryingOnInterrupt {
             openat(parent.raw, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(0o600))
         }
-        if fresh >= 0 { return FileDescriptor(owning: fresh, shown: TerminalText.escaped(path.string)) }
+        if fresh >= 0 { return FileDescriptor(owning: fresh, path: path) }
         guard errno == EEXIST else {
             throw ioFailure("cannot create the partial file of \(TerminalText.escaped(path.string))")
         }
@@ -470,13 +470,13 @@ public final class TargetDirectory: Sendable {
         _ source: String, in parent: FileDescriptor, as path: RelativePath, replace: Bool
     ) throws(TransferError) {
         let name = path.name
-        let shown = TerminalText.escaped(path.string)
         // Without `replace` the rename itself refuses anything at the name,
         // a directory included (EEXIST), so only `replace` needs a look first.
         if !replace {
-            try renameWithoutReplacing(source, in: parent, to: name, shown: shown)
+            try renameWithoutReplacing(source, in: parent, to: name, shown: TerminalText.escaped(path.string))
             return
         }
+        let shown = TerminalText.escaped(path.string)
         if try entry(named: name, in: parent, shown: path) == .directory {
             throw .unsafePath(shown, reason: "an existing directory would be replaced")
         }
@@ -494,15 +494,15 @@ public final class TargetDirectory: Sendable {
     /// 3. check, then rename: only on file systems with neither (some FUSE
     ///    mounts); a local process could race it, the sender cannot.
     private static func renameWithoutReplacing(
-        _ source: String, in parent: FileDescriptor, to name: String, shown: String
+        _ source: String, in parent: FileDescriptor, to name: String, shown: @autoclosure () -> String
     ) throws(TransferError) {
         if let renameat2 = LinuxCalls.renameat2 {
             if renameat2(parent.raw, source, parent.raw, name, LinuxCalls.renameNoReplace) == 0 { return }
             let code = errno
             switch code {
-            case EEXIST: throw .exists(shown)
+            case EEXIST: throw .exists(shown())
             case EINVAL, ENOSYS, ENOTSUP: break  // this file system or kernel lacks the flag
-            default: throw .io("cannot move \(shown) into place: \(errnoText(code))")
+            default: throw .io("cannot move \(shown()) into place: \(errnoText(code))")
             }
         }
         if linkat(parent.raw, source, parent.raw, name, 0) == 0 {
@@ -511,14 +511,14 @@ public final class TargetDirectory: Sendable {
         }
         let code = errno
         switch code {
-        case EEXIST: throw .exists(shown)
+        case EEXIST: throw .exists(shown())
         case EPERM, ENOTSUP, EMLINK: break  // no hard links here
-        default: throw .io("cannot move \(shown) into place: \(errnoText(code))")
+        default: throw .io("cannot move \(shown()) into place: \(errnoText(code))")
         }
         var info = stat()
-        if fstatat(parent.raw, name, &info, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT { throw .exists(shown) }
+        if fstatat(parent.raw, name, &info, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT { throw .exists(shown()) }
         guard renameat(parent.raw, source, parent.raw, name) == 0 else {
-            throw ioFailure("cannot move \(shown) into place")
+            throw ioFailure("cannot move \(shown()) into place")
         }
     }
 
@@ -643,12 +643,32 @@ public final class TargetDirectory: Sendable {
 /// serve concurrent chunk writes.
 public final class FileDescriptor: Sendable {
     public let raw: Int32
+    private let name: Name
+
+    /// What errors call the file: escaped already, or a path escaped only
+    /// when an error needs it (a partial per received file would otherwise
+    /// cost an escaping that is almost never shown).
+    private enum Name {
+        case shown(String)
+        case path(RelativePath)
+    }
+
     /// The escaped path errors name.
-    let shown: String
+    var shown: String {
+        switch name {
+        case .shown(let text): return text
+        case .path(let path): return TerminalText.escaped(path.string)
+        }
+    }
 
     init(owning raw: Int32, shown: String) {
         self.raw = raw
-        self.shown = shown
+        self.name = .shown(shown)
+    }
+
+    init(owning raw: Int32, path: RelativePath) {
+        self.raw = raw
+        self.name = .path(path)
     }
 
     deinit {
