@@ -25,10 +25,12 @@ struct ProgressLine {
         var showETA: Bool
     }
 
-    /// The line for a terminal `columns` wide: at most `columns - 1`
-    /// columns, so that even terminals that wrap at the last column do not.
+    /// The line for a terminal `columns` wide: at most `columns - 3`
+    /// columns, so that even terminals that wrap at the last column do not,
+    /// and the "^C" a terminal echoes after it stays on its row (the line
+    /// is then cleared whole before "interrupted").
     func text(columns: Int) -> String {
-        let room = max(1, columns - 1)
+        let room = max(1, columns - 3)
         let layouts = [
             Layout(showTotal: true, barWidth: 20, showETA: true),
             Layout(showTotal: true, barWidth: 10, showETA: true),
