@@ -232,6 +232,8 @@ final class Output {
                 ("kind", .string(entry.kind.rawValue)),
                 ("size", entry.size.map { .uint($0) } ?? .null),
                 ("files", .uint(entry.files)),
+                ("directories", .uint(entry.directories ?? 0)),
+                ("links", .uint(entry.links ?? 0)),
             ])
         }
         var fields: [(String, JSONValue)] = [
@@ -256,7 +258,11 @@ final class Output {
             switch entry.kind {
             case .file: lines.append("  \(name) (\(formatBytes(entry.size ?? 0)))")
             case .directory:
-                lines.append("  \(name)/ (\(entry.files) file\(entry.files == 1 ? "" : "s"), \(formatBytes(entry.size ?? 0)))")
+                // Directories and links are limits too (a tree of no files may still make many).
+                var counts = ["\(entry.files) file\(entry.files == 1 ? "" : "s")"]
+                if let directories = entry.directories, directories > 0 { counts.append("\(directories) director\(directories == 1 ? "y" : "ies")") }
+                if let links = entry.links, links > 0 { counts.append("\(links) link\(links == 1 ? "" : "s")") }
+                lines.append("  \(name)/ (\(counts.joined(separator: ", ")), \(formatBytes(entry.size ?? 0)))")
             case .stream: lines.append("  a stream" + (entry.size.map { " of \(formatBytes($0))" } ?? " of unknown length"))
             case .text: lines.append("  text")
             }

@@ -145,6 +145,9 @@ import TernTestSupport
         let warning = try #require(CLI.events(sender, named: "warning").first)
         #expect((warning["message"] as? String)?.contains("secrets") == true)
         #expect(CLI.events(receiver, named: "file").count == 3)
+        // The offer counts what the tree makes besides files: limits the receiver holds it to.
+        let offered = try #require((CLI.events(receiver, named: "offer").first?["entries"] as? [[String: Any]])?.first)
+        #expect(offered["files"] as? Int == 3 && offered["directories"] as? Int == 3 && offered["links"] as? Int == 1, "\(offered)")
         try await relay.stop()
     }
 
