@@ -36,6 +36,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if case .chunk = message {
         precondition(encoded == bytes, "a chunk did not re-encode to its input")
     }
+    if case .files = message {
+        precondition(encoded == bytes, "a files message did not re-encode to its input")
+    }
     let again: TransferMessage
     do {
         again = try TransferMessage(decoding: encoded)
@@ -58,8 +61,9 @@ private func checkLimits(_ message: TransferMessage, input: [UInt8]) {
     case .manifest(let chunkSize, let entries, _):
         precondition((TransferMessage.minChunkSize...TransferMessage.maxChunkSize).contains(chunkSize), "chunk size out of range")
         precondition(entries.count <= TransferMessage.maxItemsPerMessage, "too many entries")
-    case .have(let claims, _):
-        precondition(claims.count <= TransferMessage.maxItemsPerMessage, "too many claims")
+    case .have(let claims, let skip, _):
+        precondition(claims.count + skip.count <= TransferMessage.maxItemsPerMessage, "too many claims")
+        precondition(skip.allSatisfy { $0 >= 0 }, "a negative skip decoded")
         precondition(claims.allSatisfy { $0.index >= 0 && $0.chain.bytes.count == Digest.byteCount }, "a bad claim decoded")
     case .plan(let starts, _):
         precondition(starts.count <= TransferMessage.maxItemsPerMessage, "too many starts")
@@ -74,5 +78,17 @@ private func checkLimits(_ message: TransferMessage, input: [UInt8]) {
         precondition(hash.bytes.count == Digest.byteCount, "a bad finished hash decoded")
     case .failure(_, let text):
         precondition(text.utf8.count <= TransferMessage.maxFailureMessageBytes, "a failure reason over the limit decoded")
+    case .files(let files):
+        precondition(!files.isEmpty, "a files message without a record decoded")
+        precondition(input.count <= TransferMessage.maxMessageSize, "a files message over the limit decoded")
+        var offset = 1
+        for file in files {
+            precondition(file.index >= 0 && file.index <= Int(UInt32.max), "a record index outside 32 bits")
+            precondition(file.data.count <= TransferMessage.maxChunkSize, "a record over the largest chunk decoded")
+            offset += TransferMessage.wholeFileHeaderSize
+            precondition(file.data.startIndex == offset, "record data does not follow its header")
+            offset += file.data.count
+        }
+        precondition(offset == input.count, "records do not cover the whole input")
     }
 }
