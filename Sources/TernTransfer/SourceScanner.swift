@@ -179,7 +179,7 @@ private struct Walk {
 
     /// Why the receiver would refuse `name` as a path component, or nil.
     static func nameProblem(_ name: String) -> String? {
-        RelativePath.problem(inComponent: name).map { "its name cannot be sent (\($0))" }
+        RelativePath.problem(inComponent: name).map { "the receiver would refuse its name (\($0))" }
     }
 
     /// Whether the regular file at `path` can be opened for reading.

@@ -56,7 +56,7 @@ struct Send: AsyncParsableCommand {
                 do {
                     items = try SourceScanner.scan(given, skipUnsendable: ignoreUnsendableFiles) { warning in output.warn(warning) }
                 } catch .unsendable(let path, let reason) {
-                    throw CLIError(.usage, TransferError.unsendable(path, reason: reason).message + " (--ignore-unsendable-files leaves such files out)")
+                    throw CLIError(.usage, TransferError.unsendable(path, reason: reason).message + "; --ignore-unsendable-files leaves such files out")
                 } catch {
                     throw CLIError(.usage, error.message)
                 }
