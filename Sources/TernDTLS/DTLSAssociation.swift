@@ -71,8 +71,12 @@ import TernCollections
 ///   can never meet ours.
 /// - *Sequence numbers go on* from OpenSSL's last, and stop at 2^48.
 /// - *Replays are refused* (RFC 6347 §4.1.2.6): a 64-record window that
-///   starts with every sequence number OpenSSL already accepted counted as
-///   seen, and moves only for records that authenticated.
+///   starts with exactly the application data records OpenSSL delivered
+///   counted as seen, and moves only for records that authenticated. Until
+///   the hand-over OpenSSL is given one record per call, so each record it
+///   delivers is known; should it deliver one that is not (records it held
+///   back while the handshake finished, when application data overtook the
+///   Finished), the records stay with OpenSSL.
 /// - *OpenSSL is not needed any more* when the hand-over happens: the client
 ///   hands over as soon as it is connected (nothing it could be asked to
 ///   resend protects application data); the server only once application
@@ -228,12 +232,15 @@ public final class DTLSAssociation {
     /// The sequence number and explicit nonce of the last epoch-1 record
     /// OpenSSL wrote: ours go on from them.
     private var lastOpenSSLRecord: (sequence: UInt64, explicitNonce: UInt64)?
-    /// The highest sequence number of application data OpenSSL decrypted,
-    /// from datagrams of one record (where it is known which record that
-    /// was): the replay window starts there.
-    private var highestOpenSSLRead: UInt64?
-    /// The sequence number of the datagram being handed to OpenSSL, when it
-    /// is a single application-data record of epoch 1.
+    /// The application data records OpenSSL delivered, by sequence number:
+    /// the own record layer's replay window starts as this.
+    private var openSSLReads = DTLSReplayWindow()
+    /// OpenSSL delivered application data that was not from the record it
+    /// was just given, so its sequence number is unknown: the records then
+    /// stay with OpenSSL, whose window knows it.
+    private var unattributedOpenSSLRead = false
+    /// The sequence number of the record being handed to OpenSSL, while it
+    /// is application data of epoch 1 not yet delivered.
     private var inboundApplicationSequence: UInt64?
     /// OpenSSL decrypted application data from the peer: for a server, the
     /// sign that the client has its final flight.
@@ -455,20 +462,30 @@ public final class DTLSAssociation {
             flushOutbound()
             return
         }
-        pipe.inbound = records
-        switch state {
-        case .handshaking:
-            continueHandshake()
-        case .connected:
-            inboundApplicationSequence = Self.singleApplicationRecordSequence(records)
-            readApplicationData()
-            inboundApplicationSequence = nil
-        case .idle, .closed, .failed:
-            break
+        // One record per call, as if each came in a datagram of its own: an
+        // SSL_read that yields application data then yields the record just
+        // given, whose sequence number is known (see "Replays are refused").
+        DTLSRecordFraming.forEachRecord(in: records) { header, record in
+            pipe.inbound = record
+            switch state {
+            case .handshaking:
+                continueHandshake()
+            case .connected:
+                let isApplicationData = header.type == DTLSContentType.applicationData && header.epoch == OwnRecordLayer.epoch
+                inboundApplicationSequence = isApplicationData ? header.sequence : nil
+                readApplicationData()
+                inboundApplicationSequence = nil
+            case .idle, .closed, .failed:
+                break
+            }
+            // OpenSSL reads the record at its first read; the pointer must
+            // not outlive this call either way.
+            pipe.inbound = nil
+            switch state {
+            case .handshaking, .connected: return true
+            case .idle, .closed, .failed: return false
+            }
         }
-        // OpenSSL reads the datagram at its first read; the pointer must not
-        // outlive this call either way.
-        pipe.inbound = nil
         flushOutbound()
         updateTimer(now: now)
         takeOverRecordsIfReady()
@@ -710,7 +727,11 @@ public final class DTLSAssociation {
             if count > 0 {
                 peerSentApplicationData = true
                 if let sequence = inboundApplicationSequence {
-                    highestOpenSSLRead = max(highestOpenSSLRead ?? 0, sequence)
+                    // One record, one delivery.
+                    openSSLReads.accept(sequence)
+                    inboundApplicationSequence = nil
+                } else if records == nil {
+                    unattributedOpenSSLRead = true
                 }
                 deliverRead(count: Int(count))
                 // The datagram is read and OpenSSL holds nothing more from
@@ -761,6 +782,11 @@ public final class DTLSAssociation {
               case .connected = state,
               configuration.role == .client || peerSentApplicationData
         else { return }
+        guard !unattributedOpenSSLRead else {
+            // A replay window without that record would let its replay in.
+            recordsStayWithOpenSSL = true
+            return
+        }
         guard let last = lastOpenSSLRecord else {
             // OpenSSL wrote its Finished in epoch 1, so this does not happen;
             // without it the nonces could not be kept apart.
@@ -779,7 +805,7 @@ public final class DTLSAssociation {
                 opener: try keys.cipher(sentBy: peer),
                 nextSequence: last.sequence + 1,
                 nextExplicitNonce: last.explicitNonce &+ OwnRecordLayer.nonceDistance,
-                window: highestOpenSSLRead.map { DTLSReplayWindow(seenThrough: $0) } ?? DTLSReplayWindow())
+                window: openSSLReads)
         } catch {
             recordsStayWithOpenSSL = true
         }
@@ -869,17 +895,6 @@ public final class DTLSAssociation {
                 offset = end
             }
         }
-    }
-
-    /// The sequence number of `datagram` if it is exactly one application
-    /// data record of epoch 1.
-    private static func singleApplicationRecordSequence(_ datagram: UnsafeRawBufferPointer) -> UInt64? {
-        guard datagram.count >= DTLSRecordFraming.headerLength else { return nil }
-        let header = DTLSRecordFraming.Header(datagram, at: 0)
-        guard header.type == DTLSContentType.applicationData, header.epoch == OwnRecordLayer.epoch,
-              header.length == datagram.count - DTLSRecordFraming.headerLength
-        else { return nil }
-        return header.sequence
     }
 
     // MARK: Plumbing

@@ -38,6 +38,22 @@ enum DTLSRecordFraming {
         }
     }
 
+    /// Calls `body` with each whole record of `datagram` in order (its
+    /// header, and its bytes with the header), while `body` returns true.
+    /// `datagram` is a valid prefix (`validPrefix`); a partial record at
+    /// its end, which that rules out, would not be visited.
+    @inline(__always)
+    static func forEachRecord(in datagram: UnsafeRawBufferPointer, _ body: (Header, UnsafeRawBufferPointer) -> Bool) {
+        var offset = 0
+        while datagram.count - offset >= headerLength {
+            let header = Header(datagram, at: offset)
+            let end = offset + headerLength + header.length
+            guard end <= datagram.count else { return }
+            guard body(header, UnsafeRawBufferPointer(rebasing: datagram[offset..<end])) else { return }
+            offset = end
+        }
+    }
+
     /// Why (part of) a datagram was not handed to OpenSSL.
     enum Defect: Equatable, Sendable {
         case empty
