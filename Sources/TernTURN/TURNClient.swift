@@ -68,6 +68,10 @@ public struct TURNClient: Sendable {
         var realm: String
         var nonce: String
         var key: STUNKey
+        /// The server's PASSWORD-ALGORITHMS, echoed in every request with
+        /// PASSWORD-ALGORITHM MD5, when its nonce cookie asks for them
+        /// (RFC 8489 §9.2.4); nil otherwise (coturn 4.6.1).
+        var passwordAlgorithms: [UInt8]?
     }
 
     enum Purpose: Hashable, Sendable {
@@ -580,9 +584,9 @@ public struct TURNClient: Sendable {
                 return
             }
             do {
-                try learnCredentials(realm: realm, nonce: nonce)
+                try learnCredentials(realm: realm, nonce: nonce, response: response)
             } catch {
-                requestFailed(request, error: .codec(error), now: now)
+                requestFailed(request, error: error, now: now)
                 return
             }
             sendRequest(request.purpose, staleNonceRetries: request.staleNonceRetries, now: now)
@@ -605,9 +609,9 @@ public struct TURNClient: Sendable {
                 return
             }
             do {
-                try learnCredentials(realm: realm, nonce: nonce)
+                try learnCredentials(realm: realm, nonce: nonce, response: response)
             } catch {
-                requestFailed(request, error: .codec(error), now: now)
+                requestFailed(request, error: error, now: now)
                 return
             }
             counters.staleNonceRetries += 1
@@ -619,14 +623,32 @@ public struct TURNClient: Sendable {
         }
     }
 
-    private mutating func learnCredentials(realm: String, nonce: String) throws(STUNError) {
+    /// The REALM and NONCE of a 401 or 438, and what the nonce cookie asks
+    /// for (RFC 8489 §9.2.5). Throws when the request must not be retried.
+    private mutating func learnCredentials(realm: String, nonce: String, response: STUNMessage) throws(TURNError) {
+        var algorithms: [UInt8]?
+        if let features = NonceCookie.features(of: nonce), features & NonceCookie.passwordAlgorithmsBit != 0 {
+            // RFC 8489 §9.2.5: "Password algorithms" set but no
+            // PASSWORD-ALGORITHMS: the client MUST NOT retry.
+            let offered = response.attributes.lazy.compactMap { if case .passwordAlgorithms(let value) = $0 { value } else { nil } }.first
+            guard let offered else { throw .securityFeatureUnmet("its nonce asks for a password algorithm but lists none") }
+            // Keys are derived with MD5 only (RFC 8489 §18.5.1.1).
+            guard NonceCookie.offersMD5(offered) else { throw .securityFeatureUnmet("it does not offer the MD5 password algorithm") }
+            algorithms = offered
+        }
         if let current = credentials, current.realm == realm {
             credentials?.nonce = nonce
+            credentials?.passwordAlgorithms = algorithms
             return
         }
         // RFC 8489 §9.2.2: key = MD5(username ":" realm ":" password).
-        let key = try STUNKey.longTerm(username: configuration.username, realm: realm, password: configuration.password)
-        credentials = Credentials(realm: realm, nonce: nonce, key: key)
+        let key: STUNKey
+        do {
+            key = try STUNKey.longTerm(username: configuration.username, realm: realm, password: configuration.password)
+        } catch {
+            throw .codec(error)
+        }
+        credentials = Credentials(realm: realm, nonce: nonce, key: key, passwordAlgorithms: algorithms)
     }
 
     /// A request that got an error response (after retries) or timed out.
@@ -769,6 +791,10 @@ public struct TURNClient: Sendable {
             attributes.append(.username(configuration.username))
             attributes.append(.realm(credentials.realm))
             attributes.append(.nonce(credentials.nonce))
+            if let algorithms = credentials.passwordAlgorithms {
+                attributes.append(.passwordAlgorithms(algorithms))
+                attributes.append(.passwordAlgorithm(NonceCookie.md5Algorithm))
+            }
         }
         let id = STUNTransactionID.random()
         let message = STUNMessage(.request, purpose.method, transactionID: id, attributes: attributes)

@@ -17,6 +17,9 @@ public enum TURNError: Error, Hashable, Sendable, CustomStringConvertible {
     case credentialsRejected(STUNErrorCode)
     /// A 401 or 438 without the REALM or NONCE needed to retry (RFC 8489 §9.2.4).
     case challengeWithoutRealmOrNonce(STUNErrorCode)
+    /// The server's nonce cookie asks for a security feature (RFC 8489 §9.2)
+    /// this client cannot meet; the request is not retried (§9.2.5).
+    case securityFeatureUnmet(String)
     /// The server kept answering this request with 438 Stale Nonce past the retry bound.
     case staleNonceLoop(method: STUNMethod, retries: Int)
 
@@ -77,6 +80,8 @@ public enum TURNError: Error, Hashable, Sendable, CustomStringConvertible {
             return "the relay's TURN credentials were refused (expired or wrong): \(code)"
         case .challengeWithoutRealmOrNonce(let code):
             return "the TURN server's \(code) challenge had no REALM or NONCE to answer"
+        case .securityFeatureUnmet(let why):
+            return "the TURN server's challenge cannot be answered (RFC 8489 security features): \(why)"
         case .staleNonceLoop(let method, let retries):
             return "the TURN server answered \(method) with 438 Stale Nonce \(retries) times in a row"
         case .allocationMismatch(let method):

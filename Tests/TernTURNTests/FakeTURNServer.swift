@@ -70,6 +70,12 @@ struct FakeTURNServer {
     /// Methods whose first authenticated request with the current nonce gets
     /// 438 and a new nonce, as if the nonce had just expired.
     var staleNonceOnFirst: Set<STUNMethod> = []
+    /// RFC 8489 §9.2: nonces start with this cookie (e.g. "obMatJos2AAAB",
+    /// "Password algorithms" set); "" for coturn's plain nonces.
+    var nonceCookie = ""
+    /// PASSWORD-ALGORITHMS sent in 401 and 438 and required back in every
+    /// authenticated request with PASSWORD-ALGORITHM MD5 (else 400); nil: none.
+    var passwordAlgorithms: [UInt8]?
     /// Drop the next N requests without answering.
     var dropRequests = 0
     /// Answer an authenticated request of this method with this error.
@@ -81,7 +87,7 @@ struct FakeTURNServer {
 
     // MARK: State
 
-    private(set) var nonce: String
+    var nonce: String { nonceCookie + "nonce-\(nonceCounter)" }
     private var nonceCounter = 0
     private var nonceIssuedAt: Duration = .zero
     /// False in a session that has not issued a nonce yet (coturn's empty ss->nonce).
@@ -114,7 +120,6 @@ struct FakeTURNServer {
         self.realm = realm
         self.transport = transport
         self.unixTimeAtZero = unixTimeAtZero
-        self.nonce = "nonce-0"
     }
 
     func allocationAlive(at now: Duration) -> Bool {
@@ -247,7 +252,6 @@ struct FakeTURNServer {
 
     private mutating func rotateNonce(now: Duration) {
         nonceCounter += 1
-        nonce = "nonce-\(nonceCounter)"
         nonceIssuedAt = now
     }
 
@@ -292,6 +296,12 @@ struct FakeTURNServer {
         let key = STUNKey(bytes: TestCrypto.md5(Array("\(username):\(realm):\(password)".utf8)))
         guard (try? STUNMessage.checkIntegrity(of: bytes, key: key)) != nil else {
             return error(request, .unauthenticated, challenge: true)
+        }
+        if let passwordAlgorithms {
+            // RFC 8489 §9.2.4: the list as the server sent it, and the choice.
+            guard request.attributes.contains(.passwordAlgorithms(passwordAlgorithms)),
+                  request.attributes.contains(.passwordAlgorithm([0x00, 0x01, 0x00, 0x00]))
+            else { return error(request, .badRequest, key: key) }
         }
         if let forced = forcedOnce.removeValue(forKey: request.method) ?? forcedErrors[request.method] {
             return error(request, forced, key: key)
@@ -379,7 +389,10 @@ struct FakeTURNServer {
     private func error(_ request: STUNMessage, _ code: STUNErrorCode, challenge: Bool = false, key: STUNKey? = nil) -> [UInt8] {
         // coturn counts the C string's terminating NUL in the reason phrase.
         var attributes: [STUNAttribute] = [.errorCode(STUNErrorCode(code: code.code, reason: code.reason + "\0"))]
-        if challenge { attributes += [.realm(realm), .nonce(nonce)] }
+        if challenge {
+            attributes += [.realm(realm), .nonce(nonce)]
+            if let passwordAlgorithms { attributes.append(.passwordAlgorithms(passwordAlgorithms)) }
+        }
         attributes.append(.software("fake-coturn"))
         let response = STUNMessage(.errorResponse, request.method, transactionID: request.transactionID, attributes: attributes)
         return (try? response.encode(integrity: key, fingerprint: true)) ?? []

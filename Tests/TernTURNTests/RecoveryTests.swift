@@ -1,6 +1,6 @@
 import Testing
 import TernSTUN
-import TernTURN
+@testable import TernTURN
 
 /// Nonce rotation and refused requests (RFC 8489 §9.2.5, RFC 8656 §7-§11):
 /// the client keeps its allocation across 438s and makes a fresh one when the
@@ -232,5 +232,62 @@ struct RecoveryTests {
         }
         #expect(code.description == shown)
         #expect(!TURNError.serverRefused(method: .createPermission, code: code).reason.contains("\u{0}"))
+    }
+}
+
+/// RFC 8489 §9.2: the nonce cookie and its "Password algorithms" feature.
+/// coturn 4.6.1 sends none (16 hexadecimal digits, as in the capture).
+@Suite("Nonce cookie (RFC 8489 §9.2)")
+struct NonceCookieTests {
+    /// MD5 (1) and SHA-256 (2), no parameters (RFC 8489 §14.11).
+    static let md5AndSHA256: [UInt8] = [0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00]
+
+    @Test func readsTheSecurityFeatureBits() {
+        // RFC 8489 appendix B.1: bit 1, username anonymity.
+        #expect(NonceCookie.features(of: "obMatJos2AAACf//499k954d6OL34oL9FSTvy64sA") == 2)
+        #expect(NonceCookie.features(of: "obMatJos2AAAB-nonce") == 1)
+        #expect(NonceCookie.features(of: "298bc34d8ee5fbc3") == nil)
+        #expect(NonceCookie.features(of: "obMatJos2A") == nil)
+        #expect(NonceCookie.features(of: "obMatJos2AA*B") == nil)
+        #expect(NonceCookie.offersMD5(Self.md5AndSHA256))
+        #expect(!NonceCookie.offersMD5([0x00, 0x02, 0x00, 0x00]))
+        #expect(!NonceCookie.offersMD5([0x00, 0x02, 0xFF, 0xFF, 0x00, 0x01]))
+    }
+
+    @Test func answersThePasswordAlgorithmsAndKeepsThemAcross438() throws {
+        var server = FakeTURNServer()
+        server.nonceCookie = "obMatJos2AAAB"
+        server.passwordAlgorithms = Self.md5AndSHA256
+        server.staleNonceOnFirst = [.createPermission]
+        var harness = Harness(server: server)
+        harness.start()
+        try harness.clientSends([1])
+        #expect(harness.client.isAllocated)
+        #expect(harness.server.deliveries.map(\.data) == [[1]])
+        let signed = harness.server.requests.filter { $0.message.messageIntegrity != nil }
+        #expect(signed.allSatisfy {
+            $0.message.attributes.contains(.passwordAlgorithms(Self.md5AndSHA256))
+                && $0.message.attributes.contains(.passwordAlgorithm([0x00, 0x01, 0x00, 0x00]))
+        })
+        #expect(harness.client.counters.staleNonceRetries == 1)
+    }
+
+    @Test("a cookie asking for an algorithm the client cannot give is not retried", arguments: [
+        (nil, "lists none"), ([0x00, 0x02, 0x00, 0x00] as [UInt8]?, "MD5"),
+    ])
+    func unmetSecurityFeatureIsNotRetried(offered: [UInt8]?, reason: String) {
+        var server = FakeTURNServer()
+        server.nonceCookie = "obMatJos2AAAB"
+        server.passwordAlgorithms = offered
+        var harness = Harness(server: server)
+        harness.start()
+        let events = harness.takeEvents()
+        guard case .failed(.securityFeatureUnmet(let why))? = events.first else {
+            Issue.record("\(events)")
+            return
+        }
+        #expect(why.contains(reason))
+        // RFC 8489 §9.2.5: no signed retry after the 401.
+        #expect(harness.server.requests.count == 1)
     }
 }
