@@ -111,7 +111,8 @@ private struct Walk {
         for name in names {
             let local = directory + "/" + name
             let path = relative + "/" + name
-            let shown = TerminalText.escaped(local)
+            // Escaped only for a warning: a tree of 10,000 files needs none.
+            var shown: String { TerminalText.escaped(local) }
             var info = stat()
             guard lstat(local, &info) == 0 else {
                 try unsendable(local, String(cString: strerror(errno)))

@@ -272,6 +272,8 @@ final class ProgressReporter: @unchecked Sendable {
                     drawBar(file: file, now: now)
                 }
             case .verified(let path, let size, let root):
+                // Built only for --json: one per file, a hash in hex each.
+                guard output.json else { break }
                 output.event("file", [("name", .string(path)), ("size", .uint(size)), ("hash", .string(root.hex)), ("verified", .bool(true))])
             case .warning(let text):
                 output.warn(text)
