@@ -60,11 +60,12 @@ struct Receive: AsyncParsableCommand {
             if askFirst && !stdinIsTerminal {
                 throw CLIError(.usage, "cannot ask whether to accept: standard input is not a terminal; pass --yes to accept")
             }
-            // The target is checked before pairing: a typo in -o costs nobody a code.
-            if !toStdout { try ReceiveTarget.check(self.output ?? ".") }
             var plan = ReceivePlan(output: self.output)
             // Without -o and without --json, a stream follows standard output when it is a pipe or a file.
             plan.streamToStdoutIfPiped = self.output == nil && !session.json && isatty(STDOUT_FILENO) == 0
+            // The target is checked before pairing: a typo in -o costs nobody a code. (Not the
+            // current directory when a stream may go to a piped stdout: `cd /; tern receive | tar x`.)
+            if !toStdout && !plan.streamToStdoutIfPiped { try ReceiveTarget.check(self.output ?? ".") }
             plan.conflict = overwrite ? .overwrite : rename ? .rename : skipExisting ? .skip : .refuse
             plan.resume = !noResume
             let options = session

@@ -297,6 +297,22 @@ import TernTestSupport
         try await relay.stop()
     }
 
+    @Test func aStreamPipedOnFromADirectoryThatCannotBeWrittenIsNotRefused() async throws {
+        let relay = try await RelayProcess.start()
+        let tern = PackagePaths.ternBinary.path
+        let sender = try RunningProcess(executable: URL(fileURLWithPath: "/bin/sh"), arguments: [
+            "-c", "printf 'piped along\\n' | '\(tern)' send --relay \(relay.url) --code 71-aardvark-adroitness --timeout 60",
+        ])
+        // `cd /; tern receive | tar x`: the current directory is not where a piped stream goes.
+        let receiver = try RunningProcess(executable: URL(fileURLWithPath: "/bin/sh"), arguments: [
+            "-c", "cd / && '\(tern)' receive 71-aardvark-adroitness --relay \(relay.url) --yes --timeout 60",
+        ])
+        #expect(try await receiver.wait(timeout: 90) == 0, "\(receiver.stderr.text)")
+        #expect(try await sender.wait(timeout: 90) == 0, "\(sender.stderr.text)")
+        #expect(receiver.stdout.text == "piped along\n")
+        try await relay.stop()
+    }
+
     @Test func aReceiverWhoseTargetCannotBeWrittenStopsBeforePairing() async throws {
         let work = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
