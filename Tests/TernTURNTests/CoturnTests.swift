@@ -235,6 +235,47 @@ import TernTestSupport
         #expect(back.last == .received(data: [4], from: .ipv4(127, 0, 0, 1, port: first.localPort)))
     }
 
+    /// What makes coturn 4.6.1 drop a session in a real network: a datagram
+    /// it is asked to relay cannot be sent (a peer's private host candidate
+    /// its host has no route to: ENETUNREACH; here port 0: EINVAL). It marks
+    /// the relay socket to be closed (ns_ioalib_engine_impl.c,
+    /// send_data_from_ioa_socket_nbh), and its session watchdog, every
+    /// --max-allocate-timeout seconds (60 by default), closes the session
+    /// ("allocation watchdog determined stale session state"). The client's
+    /// next request meets a new session: 438 "Wrong nonce", then 400.
+    @Test func allocatesAfreshWhenCoturnDropsTheSessionAfterARelayError() async throws {
+        let coturn = try await Coturn(secret: Self.secret, extraArguments: ["--max-allocate-timeout=1"])
+        let socket = try UDPTestSocket()
+        let origin = ContinuousClock.now
+        var client = Self.client(server: coturn.port, expiry: Int(Date().timeIntervalSince1970) + 600)
+        client.start(now: .zero)
+        let allocation = try Self.pump(&client, socket: socket, server: coturn.port, clock: origin) {
+            if case .allocated = $0 { true } else { false }
+        }
+        guard case .allocated(let relayed, _, _)? = allocation.last else {
+            Issue.record("no allocation: \(allocation) \(client.failure?.reason ?? "")")
+            return
+        }
+        let peer = try UDPTestSocket()
+        #expect(try Self.relay(&client, socket: socket, server: coturn.port, clock: origin, [1], to: [peer]) == [relayed.port])
+        try client.send([0xEE], to: .ipv4(127, 0, 0, 1, port: 0), now: ContinuousClock.now - origin)
+        _ = try Self.pump(&client, socket: socket, server: coturn.port, clock: origin, seconds: 2.5) { _ in false }
+
+        let other = try UDPTestSocket()
+        try client.send([2], to: .ipv4(127, 0, 0, 1, port: other.localPort), now: ContinuousClock.now - origin)
+        let events = try Self.pump(&client, socket: socket, server: coturn.port, clock: origin) {
+            if case .allocated = $0 { true } else { false }
+        }
+        guard events.contains(where: { if case .allocationLost(relayed, .serverRefused(_, let code)) = $0 { code.code == 400 } else { false } }),
+              case .allocated(let fresh, _, _) = events.last
+        else {
+            Issue.record("no fresh allocation: \(events) \(client.failure?.reason ?? "")")
+            return
+        }
+        #expect(fresh != relayed)
+        #expect(try Self.relay(&client, socket: socket, server: coturn.port, clock: origin, [3], to: [peer, other]) == [fresh.port])
+    }
+
     /// TURN over TCP (for networks that block outbound UDP): the same
     /// allocation and relaying, the client's stream framing against coturn's.
     @Test func allocatesAndRelaysOverTCP() async throws {
