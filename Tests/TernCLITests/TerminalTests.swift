@@ -144,8 +144,14 @@ final class TerminalWindow: @unchecked Sendable {
 
         // Narrower: the next bars fit 50 columns (read again on SIGWINCH).
         try window.resize(columns: 50)
-        try await Task.sleep(for: .milliseconds(600))
-        let narrow = window.screen
+        // The next redraw (within a second, however loaded the machine)
+        // leaves one bar, 50 columns at most, and no piece of the old one.
+        var narrow: [String] = []
+        let deadline = Date().addingTimeInterval(10)
+        repeat {
+            try await Task.sleep(for: .milliseconds(100))
+            narrow = window.screen
+        } while Date() < deadline && !(narrow.filter(Self.isBar).count == 1 && narrow.filter(Self.isBar).allSatisfy { $0.count <= 49 })
         let narrowBars = narrow.filter(Self.isBar)
         #expect(narrowBars.count == 1, "\(narrow.joined(separator: "\n"))")
         #expect(narrowBars.allSatisfy { $0.count <= 49 }, "\(narrowBars)")
@@ -328,6 +334,16 @@ final class TerminalWindow: @unchecked Sendable {
         lines.last { $0.hasPrefix("Enter the code") }
     }
 
+    /// Waits until the last prompt line on the screen ends with `suffix`.
+    static func waitForPrompt(_ window: TerminalWindow, endingWith suffix: String) async throws {
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            if promptLine(window.screen)?.hasSuffix(suffix) == true { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ProcessTimeout(command: "the prompt to end with '\(suffix)'; the terminal shows:\n" + window.screen.joined(separator: "\n"))
+    }
+
     @Test func theCodePromptCompletesWordsAndAsksAgainAfterATypo() async throws {
         let work = try Transfers.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
@@ -336,33 +352,30 @@ final class TerminalWindow: @unchecked Sendable {
         let window = try TerminalWindow(TerminalWindow.tern(["receive", "--relay", relay.url, "--yes"], in: work), then: "stty -a")
         try await window.waitFor("the prompt") { $0.hasPrefix("Enter the code") }
 
-        // 256 first words fit "71-": nothing to add, no TAB inserted.
+        // 256 first words fit "71-": nothing to add, and no TAB inserted
+        // (the next letters follow the dash directly).
         try window.send("71-", literal: true)
         try window.send("Tab")
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(Self.promptLine(window.screen)?.hasSuffix(": 71-") == true, "\(window.screen)")
+        try window.send("blx-caravan", literal: true)
+        try await Self.waitForPrompt(window, endingWith: ": 71-blx-caravan")
 
         // A typo: asked again, not ended.
-        try window.send("blx-caravan", literal: true)
         try window.send("Enter")
         try await window.waitFor("the reason") { $0.hasPrefix("Not a valid code: 'blx'") }
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(Self.promptLine(window.screen)?.hasSuffix(":") == true, "\(window.screen)")
+        try await Self.waitForPrompt(window, endingWith: ":")
 
         // "blu" completes to the first word and its dash; "ca" is
         // ambiguous, and a second TAB lists the candidates.
         try window.send("71-blu", literal: true)
         try window.send("Tab")
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(Self.promptLine(window.screen)?.hasSuffix(": 71-bluebird-") == true, "\(window.screen)")
+        try await Self.waitForPrompt(window, endingWith: ": 71-bluebird-")
         try window.send("ca", literal: true)
         try window.send("Tab")
         try window.send("Tab")
         try await window.waitFor("the candidates") { $0.contains("caravan") && $0.contains("caretaker") && $0.contains("camelot") }
         try window.send("rav", literal: true)
         try window.send("Tab")
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(Self.promptLine(window.screen)?.hasSuffix(": 71-bluebird-caravan") == true, "\(window.screen)")
+        try await Self.waitForPrompt(window, endingWith: ": 71-bluebird-caravan")
         try window.send("Enter")
 
         let lines = try await window.waitFor("the text") { $0 == "completed" }
