@@ -159,21 +159,30 @@ import TernTestSupport
         try await relay.stop()
     }
 
-    @Test func namesFromThePeerAreEscapedOnTheTerminalAndRefusedAsPaths() async throws {
+    @Test func aNameTheReceiverWouldRefuseIsEscapedAndRefusedBeforePairing() async throws {
         let relay = try await RelayProcess.start()
         let file = try Self.temporaryFile(named: "evil\u{1b}]0;owned\u{7}\u{1b}[2J.txt")
+        // tern's own sender refuses it up front (issue 12: it used to be
+        // offered, accepted, then refused by the receiver as a path). A
+        // hostile sender's names are escaped and refused by the receiver:
+        // HostileSenderTests.
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "33-acme-aftermath"])
-        let receiver = try RunningProcess(arguments: ["receive", "33-acme-aftermath", "--relay", relay.url, "--yes"])
-        // The offer is shown (escaped); the name is then refused as a path
-        // to write, and the sender is told why.
-        #expect(try await receiver.wait() == 1, "\(receiver.stderr.text)")
-        #expect(try await sender.wait() == 1)
-        #expect(receiver.stderr.text.contains("control character"), "\(receiver.stderr.text)")
-        #expect(sender.stderr.text.contains("the other side stopped: refusing the path evil"), "\(sender.stderr.text)")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: receiver.workingDirectory.path).isEmpty)
-        let shown = receiver.stderr.text + sender.stderr.text
-        #expect(shown.contains("evil\\u{1b}]0;owned\\u{7}\\u{1b}[2J.txt"))
-        #expect(!shown.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 })
+        #expect(try await sender.wait() == 2, "\(sender.stderr.text)")
+        #expect(sender.stderr.text.contains("the receiver would refuse its name (it contains a control character)"), "\(sender.stderr.text)")
+        #expect(sender.stderr.text.contains("evil\\u{1b}]0;owned\\u{7}\\u{1b}[2J.txt"))
+        #expect(!sender.stderr.text.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 })
+        #expect(!sender.stderr.text.contains("Code:"))
+
+        // A name that can be sent but would mislead a terminal (a
+        // right-to-left override) is escaped wherever it is shown.
+        let spoof = try Self.temporaryFile(named: "report\u{202e}fdp.exe")
+        let spoofSender = try RunningProcess(arguments: ["send", spoof.path, "--relay", relay.url, "--code", "35-acme-aftermath"])
+        let receiver = try RunningProcess(arguments: ["receive", "35-acme-aftermath", "--relay", relay.url, "--yes"])
+        #expect(try await receiver.wait() == 0, "\(receiver.stderr.text)")
+        #expect(try await spoofSender.wait() == 0, "\(spoofSender.stderr.text)")
+        let shown = receiver.stderr.text + spoofSender.stderr.text
+        #expect(shown.contains("report\\u{202e}fdp.exe"), "\(shown)")
+        #expect(!shown.unicodeScalars.contains { $0.value == 0x202e })
         try await relay.stop()
     }
 
