@@ -195,11 +195,12 @@ struct ResourceLimitTests {
         var receiver = Receiver(receiver: .init(receiveWindow: window, streams: .max), peer: .init(streams: .max), fastPath: fastPath)
         // Each message is the next TSN in order (the one the window lets
         // through when full) and waits for SSN 0 of its stream, never sent.
+        // One on each of the 65,535 streams the peer may use (the most there can be).
         var stream: UInt16 = 0
-        for _ in 0..<400 {
-            try receiver.receive((0..<50).map { _ in
-                defer { stream &+= 1 }
-                return receiver.chunk(stream: stream % .max, ssn: 1, payload: [7])
+        while stream < .max {
+            try receiver.receive((0..<min(50, Int(UInt16.max - stream))).map { _ in
+                defer { stream += 1 }
+                return receiver.chunk(stream: stream, ssn: 1, payload: [7])
             })
         }
         let bound = window + limits.maximumReceiveWindowOverrun
