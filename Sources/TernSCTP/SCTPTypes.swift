@@ -192,8 +192,9 @@ public struct SCTPErrorCauseCode: RawRepresentable, Hashable, Sendable, CustomSt
 /// turn, whole messages not read yet) is charged as its user data plus
 /// `receivedChunkOverhead` per fragment or message, and never exceeds the
 /// receive window plus `maximumReceiveWindowOverrun` of those bytes. With
-/// the defaults and tern's 6 MiB window that is at most 6.5 MiB, and at
-/// most about 26,600 fragments or messages.
+/// the defaults and tern's 6 MiB window that is at most 6.5 MiB charged,
+/// and at most about 26,500 fragments or messages (a DATA chunk without
+/// user data ends the association, RFC 9260 §6.2).
 public struct SCTPLimits: Hashable, Sendable {
     /// Largest packet. SCTP over DTLS carries each packet as the payload of
     /// one DTLS record (RFC 8261 §3), whose plaintext is at most 2^14 bytes.
@@ -224,9 +225,9 @@ public struct SCTPLimits: Hashable, Sendable {
     /// Bytes a receiver charges against its receive window for each
     /// fragment or message it holds, on top of its user data (RFC 9260
     /// §6.2 leaves the accounting to the receiver). Holding one costs more
-    /// than its bytes: its fields, its array, its dictionary entries; 500,000
-    /// empty fragments above a missing TSN held 52 MiB before this charge,
-    /// about 110 bytes each before any array. Default 256, what the FreeBSD
+    /// than its bytes (its fields, its array, its dictionary entries), and
+    /// without the charge a peer could hold memory the window does not see
+    /// with many chunks of a byte or none. Default 256, what the FreeBSD
     /// stack (usrsctp, in browsers) charges per held chunk. A sending
     /// association charges the same per chunk in flight, so that it does
     /// not overrun a receiver that counts this way.
