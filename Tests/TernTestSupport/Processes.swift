@@ -159,6 +159,19 @@ func markCloseOnExec(_ pipe: Pipe) {
 /// inherit a pipe in the moment before it is marked close-on-exec.
 private let spawnLock = NSLock()
 
+/// A pipe whose two descriptors are close-on-exec, made under the spawn
+/// lock: a child another test spawns at the same moment cannot inherit an
+/// end (an inherited write end would keep the reader from ever seeing the
+/// end of input).
+public func makeCloseOnExecPipe() throws -> (read: Int32, write: Int32) {
+    spawnLock.lock()
+    defer { spawnLock.unlock() }
+    var ends: [Int32] = [0, 0]
+    guard pipe(&ends) == 0 else { throw SocketFailure(description: "pipe: errno \(errno)") }
+    for fd in ends { _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC) }
+    return (ends[0], ends[1])
+}
+
 /// A child started with posix_spawn. Not Foundation's Process: on Linux its
 /// spawn walks every descriptor this process has open to close each in the
 /// child, and it crashed there (a bad read in memcpy) in a CI run while the

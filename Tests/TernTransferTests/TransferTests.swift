@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TernTestSupport
 @testable import TernTransfer
 
 /// Sender and receiver engines in one process over an in-memory channel,
@@ -115,8 +116,10 @@ import Testing
     @Test func copiesAStreamFromAPipe() async throws {
         let scratch = try ScratchDirectory("transfer-stream")
         let data = randomBytes(3 * 1024 * 1024 + 17, seed: 3)
-        var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else { throw ScratchFailure.failed("pipe", errno) }
+        // Close-on-exec: a process another test spawns meanwhile must not
+        // inherit the write end, or the reader never sees the end of input.
+        let pipeEnds = try makeCloseOnExecPipe()
+        let ends = [pipeEnds.read, pipeEnds.write]
         let (readEnd, writeEnd) = (ends[0], ends[1])
         defer { close(readEnd) }
         // The writer is a thread of its own: a pipe holds 64 KiB.
@@ -392,8 +395,10 @@ import Testing
         try scratch.makeDirectory("target")
         // Less than a pipe holds, so the writer never waits.
         let data = randomBytes(15 * chunkSize, seed: 24)
-        var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else { throw ScratchFailure.failed("pipe", errno) }
+        // Close-on-exec: a process another test spawns meanwhile must not
+        // inherit the write end, or the reader never sees the end of input.
+        let pipeEnds = try makeCloseOnExecPipe()
+        let ends = [pipeEnds.read, pipeEnds.write]
         defer { close(ends[0]) }
         let written = data.withUnsafeBytes { write(ends[1], $0.baseAddress, data.count) }
         #expect(written == data.count)
