@@ -156,7 +156,8 @@ final class TerminalWindow: @unchecked Sendable {
         #expect(narrowBars.count == 1, "\(narrow.joined(separator: "\n"))")
         #expect(narrowBars.allSatisfy { $0.count <= 49 }, "\(narrowBars)")
 
-        #expect(try await window.exitStatus() == 0)
+        // A loaded CI machine moved 16 MiB/s while other suites ran: allow it.
+        #expect(try await window.exitStatus(timeout: 180) == 0)
         #expect(try await receiver.wait(timeout: 60) == 0)
         let done = window.screen
         // At the end the bar is gone and the summary stands alone.
