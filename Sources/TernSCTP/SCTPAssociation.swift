@@ -503,7 +503,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         peerInboundStreams = fields.inboundStreams
         inboundStreams = min(configuration.streams, fields.outboundStreams)
         if tracker == nil {
-            tracker = SCTPDataTracker(peerInitialTSN: fields.initialTSN)
+            tracker = SCTPDataTracker(peerInitialTSN: fields.initialTSN, limits: configuration.limits)
             peerNextRequestSequence = fields.initialTSN.value
         }
     }
@@ -559,7 +559,14 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             tracker?.requestSACK()
             return
         }
-        guard tracker?.observe(fragment.tsn) == .new else { return }
+        switch tracker?.observe(fragment.tsn) {
+        case .new: break
+        case .outOfWindow:
+            // Too far ahead, or one gap too many (SCTPLimits): dropped, not acknowledged.
+            droppedChunks += 1
+            return
+        case .duplicate, nil: return
+        }
         reassembly.add(fragment)
         if reassembly.oversizedMessages > 0 {
             abort(reason: "a message larger than the max-message-size")

@@ -26,19 +26,20 @@ public struct SCTPDataTracker: Sendable {
     public private(set) var delayedAckDeadline: Duration?
 
     /// The farthest ahead of the cumulative TSN a TSN may be and still be
-    /// tracked; beyond it a chunk cannot be in the receive window anyway.
+    /// tracked (`SCTPLimits.maximumTSNDistance`).
     public let maximumDistance: UInt32
-    /// Duplicates reported per SACK (RFC 9260 §3.3.4 leaves the number open).
-    public static let maximumDuplicates = 32
-    /// Gap blocks kept (each a range): a peer that sends every second TSN
-    /// cannot make the tracker grow without bound.
-    public static let maximumRanges = 256
+    /// Duplicates reported per SACK (`SCTPLimits.maximumReportedDuplicates`).
+    public let maximumDuplicates: Int
+    /// Gap blocks kept, each a range (`SCTPLimits.maximumReceivedGaps`).
+    public let maximumRanges: Int
     /// RFC 9260 §6.2: a SACK within 200 ms of the first unacknowledged DATA.
     public let delayedAckTimeout: Duration
 
-    public init(peerInitialTSN: TSN, maximumDistance: UInt32 = 1 << 20, delayedAckTimeout: Duration = .milliseconds(200)) {
+    public init(peerInitialTSN: TSN, limits: SCTPLimits = .default, delayedAckTimeout: Duration = .milliseconds(200)) {
         cumulative = UInt64(peerInitialTSN.previous.value)
-        self.maximumDistance = maximumDistance
+        maximumDistance = limits.maximumTSNDistance
+        maximumDuplicates = limits.maximumReportedDuplicates
+        maximumRanges = limits.maximumReceivedGaps
         self.delayedAckTimeout = delayedAckTimeout
     }
 
@@ -162,7 +163,7 @@ public struct SCTPDataTracker: Sendable {
                 return .inserted
             }
         }
-        guard above.count < Self.maximumRanges else { return .full }
+        guard above.count < maximumRanges else { return .full }
         above.insert(offset...offset, at: low)
         return .inserted
     }
@@ -176,6 +177,6 @@ public struct SCTPDataTracker: Sendable {
 
     private mutating func noteDuplicate(_ tsn: TSN) {
         sackNow = true  // §6.7: a duplicate is answered with a SACK at once
-        if duplicates.count < Self.maximumDuplicates { duplicates.append(tsn) }
+        if duplicates.count < maximumDuplicates { duplicates.append(tsn) }
     }
 }

@@ -240,6 +240,18 @@ public struct SCTPLimits: Hashable, Sendable {
     /// (the max-message-size tern announces) in 484-byte fragments (the
     /// smallest MTU) with their charge.
     public var maximumReceiveWindowOverrun: Int
+    /// Separate runs of TSNs a receiver keeps above its cumulative TSN
+    /// (each one a gap ack block in its SACKs). A DATA chunk that would
+    /// start one more is dropped, not acknowledged, so a peer that sends
+    /// every second TSN cannot make the list grow. Default 256; a SACK in
+    /// a 1200-byte packet has room for fewer than 300 blocks.
+    public var maximumReceivedGaps: Int
+    /// How far above its cumulative TSN a receiver takes a TSN; beyond it
+    /// a chunk could not be inside the receive window anyway. Default 2^20.
+    public var maximumTSNDistance: UInt32
+    /// Duplicate TSNs a receiver reports per SACK (RFC 9260 §3.3.4 leaves
+    /// the number open); more are counted once, not listed. Default 32.
+    public var maximumReportedDuplicates: Int
 
     public init(
         maximumPacketLength: Int = 16_384,
@@ -253,7 +265,10 @@ public struct SCTPLimits: Hashable, Sendable {
         maximumCookieLength: Int = 4096,
         maximumHeartbeatInfoLength: Int = 1024,
         receivedChunkOverhead: Int = 256,
-        maximumReceiveWindowOverrun: Int = 512 * 1024
+        maximumReceiveWindowOverrun: Int = 512 * 1024,
+        maximumReceivedGaps: Int = 256,
+        maximumTSNDistance: UInt32 = 1 << 20,
+        maximumReportedDuplicates: Int = 32
     ) {
         self.maximumPacketLength = maximumPacketLength
         self.maximumChunksPerPacket = maximumChunksPerPacket
@@ -267,6 +282,9 @@ public struct SCTPLimits: Hashable, Sendable {
         self.maximumHeartbeatInfoLength = maximumHeartbeatInfoLength
         self.receivedChunkOverhead = max(receivedChunkOverhead, 0)
         self.maximumReceiveWindowOverrun = max(maximumReceiveWindowOverrun, 0)
+        self.maximumReceivedGaps = max(maximumReceivedGaps, 1)
+        self.maximumTSNDistance = maximumTSNDistance
+        self.maximumReportedDuplicates = max(maximumReportedDuplicates, 0)
     }
 
     public static let `default` = SCTPLimits()

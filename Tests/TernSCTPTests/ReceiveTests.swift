@@ -64,12 +64,12 @@ struct DataTrackerTests {
     }
 
     @Test func farAheadTSNsAndTooManyGapsAreRefusedNotTracked() {
-        var tracker = SCTPDataTracker(peerInitialTSN: TSN(0), maximumDistance: 1000)
+        var tracker = SCTPDataTracker(peerInitialTSN: TSN(0), limits: SCTPLimits(maximumTSNDistance: 1000))
         #expect(tracker.observe(TSN(5000)) == .outOfWindow)
-        for offset in stride(from: UInt32(2), to: 2 * UInt32(SCTPDataTracker.maximumRanges) + 2, by: 2) {
+        for offset in stride(from: UInt32(2), to: 2 * UInt32(tracker.maximumRanges) + 2, by: 2) {
             _ = tracker.observe(TSN(offset))
         }
-        #expect(tracker.gapBlocks.count == SCTPDataTracker.maximumRanges)
+        #expect(tracker.gapBlocks.count == tracker.maximumRanges)
         #expect(tracker.observe(TSN(900)) == .outOfWindow)
     }
 

@@ -236,6 +236,40 @@ struct ResourceLimitTests {
         #expect(receiver.association.pollMessage()?.payload == message)
     }
 
+    // MARK: - SCTPLimits.maximumReceivedGaps, maximumTSNDistance
+
+    @Test("a peer that leaves a gap before each TSN fills the receiver's gap list, then is refused", arguments: paths)
+    func gapList(fastPath: Bool) throws {
+        let limits = SCTPLimits(maximumReceivedGaps: 16)
+        var receiver = Receiver(receiver: .init(limits: limits), fastPath: fastPath)
+        for _ in 0..<4 {
+            try receiver.receive((0..<10).map { _ in
+                _ = receiver.chunk()  // never sent
+                return receiver.chunk(flags: [.beginning, .end, .unordered])
+            })
+        }
+        var delivered = 0
+        while receiver.association.pollMessage() != nil { delivered += 1 }
+        #expect(delivered == 16)
+        #expect(receiver.association.droppedChunks == 40 - 16)
+        let sacks = try receiver.answers().compactMap { if case .sack(let sack) = $0 { sack } else { nil } }
+        #expect(sacks.last?.gapAckBlocks.count == 16, "what was dropped is not acknowledged")
+        #expect(receiver.association.state == .established)
+    }
+
+    @Test("a TSN farther ahead of the cumulative TSN than the limit is refused", arguments: paths)
+    func tsnDistance(fastPath: Bool) throws {
+        let limits = SCTPLimits(maximumTSNDistance: 100)
+        var receiver = Receiver(receiver: .init(limits: limits), fastPath: fastPath)
+        let next = receiver.nextTSN
+        receiver.nextTSN = next.advanced(by: 99)  // 100 ahead of the cumulative TSN
+        try receiver.receive([receiver.chunk(flags: [.beginning, .end, .unordered])])  // and 101
+        #expect(receiver.association.pollMessage() != nil)
+        try receiver.receive([receiver.chunk(flags: [.beginning, .end, .unordered])])
+        #expect(receiver.association.pollMessage() == nil)
+        #expect(receiver.association.droppedChunks == 1)
+    }
+
     // MARK: - The sender charges what the receiver charges
 
     @Test("a sender keeps its small messages within the window its receiver charges for them")
