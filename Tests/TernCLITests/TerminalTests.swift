@@ -19,11 +19,24 @@ final class TerminalWindow: @unchecked Sendable {
         let line = "\(command); echo \"[exit $?]\"; \(then); sleep 600"
         // The server tmux starts keeps the descriptors it was given: not
         // the pipes of a RunningProcess, which would then never end.
+        // SHELL is set: without it tmux runs the window's command with the
+        // user's login shell, and the test user's is nologin (CI's
+        // environment has no SHELL). bash, not dash: a Ctrl-C the test
+        // types must end tern (which exits 130 by itself), not the shell
+        // line that prints its exit status.
         let start = try RunningProcess(
             executable: URL(fileURLWithPath: "/bin/sh"),
             arguments: ["-c", "exec \(Self.tmux) \"$@\" </dev/null >/dev/null 2>&1", "sh",
-                        "-S", socket, "-f", "/dev/null", "new-session", "-d", "-c", "/", "-x", "\(columns)", "-y", "\(rows)", "-s", session, line])
+                        "-S", socket, "-f", "/dev/null", "new-session", "-d", "-c", "/", "-x", "\(columns)", "-y", "\(rows)", "-s", session, line],
+            environment: ["SHELL": "/bin/bash"])
         try Self.wait(for: start)
+        guard start.process.terminationStatus == 0 else {
+            throw TerminalUnavailable(command: "tmux new-session", status: start.process.terminationStatus, stderr: "")
+        }
+        // A window whose command could not start closes at once, and the
+        // server with it: say so here rather than time out on a blank screen.
+        usleep(100_000)
+        _ = try Self.run(["-S", socket, "has-session", "-t", session])
     }
 
     deinit {
@@ -50,6 +63,10 @@ final class TerminalWindow: @unchecked Sendable {
         let process = try RunningProcess(executable: URL(fileURLWithPath: tmux), arguments: arguments)
         process.closeInput()
         try wait(for: process)
+        guard process.process.terminationStatus == 0 else {
+            throw TerminalUnavailable(command: "tmux " + arguments.joined(separator: " "),
+                                      status: process.process.terminationStatus, stderr: process.stderr.text)
+        }
         return process.stdout.text
     }
 
@@ -100,6 +117,14 @@ final class TerminalWindow: @unchecked Sendable {
         let lines = try await waitFor(timeout: timeout, "the command to end") { $0.hasPrefix("[exit ") }
         return lines.last { $0.hasPrefix("[exit ") }.flatMap { Int($0.dropFirst(6).dropLast()) }
     }
+}
+
+/// tmux refused a command, or the window's command could not start.
+struct TerminalUnavailable: Error, CustomStringConvertible {
+    var command: String
+    var status: Int32
+    var stderr: String
+    var description: String { "\(command) exited \(status): \(stderr)" }
 }
 
 /// What a person sees at a terminal, checked in a real one (tmux, 80
