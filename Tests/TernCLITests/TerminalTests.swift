@@ -30,9 +30,6 @@ final class TerminalWindow: @unchecked Sendable {
                         "-S", socket, "-f", "/dev/null", "new-session", "-d", "-c", "/", "-x", "\(columns)", "-y", "\(rows)", "-s", session, line],
             environment: ["SHELL": "/bin/bash"])
         try Self.wait(for: start)
-        guard start.process.terminationStatus == 0 else {
-            throw TerminalUnavailable(command: "tmux new-session", status: start.process.terminationStatus, stderr: "")
-        }
         // A window whose command could not start closes at once, and the
         // server with it: say so here rather than time out on a blank screen.
         usleep(100_000)
@@ -63,14 +60,11 @@ final class TerminalWindow: @unchecked Sendable {
         let process = try RunningProcess(executable: URL(fileURLWithPath: tmux), arguments: arguments)
         process.closeInput()
         try wait(for: process)
-        guard process.process.terminationStatus == 0 else {
-            throw TerminalUnavailable(command: "tmux " + arguments.joined(separator: " "),
-                                      status: process.process.terminationStatus, stderr: process.stderr.text)
-        }
         return process.stdout.text
     }
 
-    /// Waits (blocking: tmux commands take milliseconds) for `process` to end.
+    /// Waits (blocking: tmux commands take milliseconds) for `process` to
+    /// end; throws if it failed.
     static func wait(for process: RunningProcess, timeout: Double = 10) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while process.process.isRunning {
@@ -81,6 +75,10 @@ final class TerminalWindow: @unchecked Sendable {
             usleep(2_000)
         }
         while !(process.stdout.atEnd && process.stderr.atEnd) && Date() < deadline { usleep(1_000) }
+        guard process.process.terminationStatus == 0 else {
+            throw TerminalUnavailable(command: process.commandLine, status: process.process.terminationStatus,
+                                      stderr: process.stderr.text)
+        }
     }
 
     /// Every line the window shows, scrollback included, trailing blank lines dropped.
