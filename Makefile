@@ -38,10 +38,14 @@ build: deps
 	$(SWIFT) build
 
 # The lab's self-test runs first so that swift test's summary closes the run.
+# Suites whose name contains "Heavy" (floods, thousands of connections, long
+# simulations) run after the parallel phase, one test at a time, so their load
+# does not starve the time-bounded connectivity tests running beside them.
 test: deps
 	$(SWIFT) build --build-tests
 	$(MAKE) lab-test
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --skip Heavy
+	$(SWIFT) test --skip-build --filter Heavy --no-parallel
 
 # The network lab's own proof (namespaces, NAT routers, shaping, coturn),
 # then real tern processes connecting across it (20 runs per topology);
