@@ -11,9 +11,9 @@ FUZZ_SECONDS ?= 30
 # needs iproute2 to coturn).
 DEB_PACKAGES := pkg-config libsodium-dev libssl-dev openssl curl bsdutils \
 	iproute2 iptables ethtool iputils-ping procps python3 python3-venv coturn faketime chromium \
-	tmux mandoc
+	tmux mandoc wasi-libc
 
-.PHONY: all deps build test lab-test demo bench install completions man fuzz clean
+.PHONY: all deps build web test lab-test demo bench install completions man fuzz clean
 
 all: build
 
@@ -37,11 +37,16 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# The browser page's files in .build/web: web/ and libsodium compiled to
+# WebAssembly from Debian's source package (scripts/build-web.sh).
+web: deps
+	./scripts/build-web.sh .build/web
+
 # The lab's self-test runs first so that swift test's summary closes the run.
 # Suites whose name contains "Heavy" (floods, thousands of connections, long
 # simulations) run after the parallel phase, one test at a time, so their load
 # does not starve the time-bounded connectivity tests running beside them.
-test: deps
+test: deps web
 	$(SWIFT) build --build-tests
 	$(MAKE) lab-test
 	$(SWIFT) test --skip-build --skip Heavy
