@@ -32,6 +32,11 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
 
+        // The one place tern reaches OpenSSL's and libsodium's primitives for
+        // digests, HMAC, random bytes, wiping and constant-time compares, with
+        // one error type (OpenSSL's error queue turned into it).
+        .target(name: "TernCrypto", dependencies: ["COpenSSL", "CSodium"]),
+
         // STUN message codec (RFC 8489): attributes, integrity, fingerprint.
         .target(name: "TernSTUN", dependencies: ["COpenSSL"]),
 
@@ -126,6 +131,7 @@ let package = Package(
         // starting a relay, free ports.
         .target(name: "TernTestSupport", path: "Tests/TernTestSupport"),
 
+        .testTarget(name: "TernCryptoTests", dependencies: ["TernCrypto"]),
         .testTarget(name: "TernSTUNTests", dependencies: ["TernSTUN", "TernTestSupport"]),
         .testTarget(name: "TernRendezvousTests", dependencies: ["TernRendezvous"]),
         .testTarget(name: "TernPairingTests", dependencies: ["TernPairing"]),
