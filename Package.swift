@@ -20,6 +20,11 @@ let package = Package(
         // its output in, and terminal-safe display of text from a peer.
         .target(name: "TernCollections"),
 
+        // The bounded reader every wire format is parsed with (typed errors,
+        // no index arithmetic in the codecs), its padded TLV walker, and the
+        // writer the encoders use.
+        .target(name: "TernWire"),
+
         // C libraries, found through pkg-config (no vendored copies).
         .systemLibrary(
             name: "CSodium",
@@ -132,6 +137,7 @@ let package = Package(
         .target(name: "TernTestSupport", path: "Tests/TernTestSupport"),
 
         .testTarget(name: "TernCryptoTests", dependencies: ["TernCrypto"]),
+        .testTarget(name: "TernWireTests", dependencies: ["TernWire"]),
         .testTarget(name: "TernSTUNTests", dependencies: ["TernSTUN", "TernTestSupport"]),
         .testTarget(name: "TernRendezvousTests", dependencies: ["TernRendezvous"]),
         .testTarget(name: "TernPairingTests", dependencies: ["TernPairing"]),
