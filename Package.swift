@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "TernCrypto", dependencies: ["COpenSSL", "CSodium"]),
 
         // STUN message codec (RFC 8489): attributes, integrity, fingerprint.
-        .target(name: "TernSTUN", dependencies: ["COpenSSL"]),
+        .target(name: "TernSTUN", dependencies: ["TernCrypto"]),
 
         // The rendezvous wire protocol between clients and the relay: frames,
         // their bounded parser, and the code (nameplate + words).
@@ -84,12 +84,12 @@ let package = Package(
         ),
 
         // DTLS 1.2 (RFC 6347) over OpenSSL through a datagram BIO, sans-IO.
-        .target(name: "TernDTLS", dependencies: ["COpenSSL", "TernCollections"]),
+        .target(name: "TernDTLS", dependencies: ["COpenSSL", "TernCrypto", "TernCollections"]),
 
         // SCTP over DTLS (RFC 9260, 8261) with FORWARD-TSN (RFC 3758), stream
         // reset (RFC 6525) and zero checksums (RFC 9653): the wire codec and
-        // the sans-IO association (OpenSSL for the state cookie's HMAC).
-        .target(name: "TernSCTP", dependencies: ["COpenSSL", "TernCollections"]),
+        // the sans-IO association (TernCrypto for the state cookie's HMAC).
+        .target(name: "TernSCTP", dependencies: ["TernCrypto", "TernCollections"]),
 
         // WebRTC data channels: DCEP (RFC 8832), PPIDs and channels over an
         // SCTP association (RFC 8831).
@@ -97,7 +97,7 @@ let package = Package(
 
         // File transfer over a data channel: manifest, chunks, hashes, resume
         // state and safe writing under a target directory.
-        .target(name: "TernTransfer", dependencies: ["COpenSSL", "TernCollections"]),
+        .target(name: "TernTransfer", dependencies: ["TernCrypto", "TernCollections"]),
 
         // The client side of a session: WebSocket connection to the relay and
         // the driver that pumps the pairing core.

@@ -1,4 +1,5 @@
 import COpenSSL
+import TernCrypto
 import TernCollections
 
 /// One DTLS 1.2 association (RFC 6347) between this side and one peer, as a

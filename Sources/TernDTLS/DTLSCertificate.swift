@@ -1,4 +1,5 @@
 import COpenSSL
+import TernCrypto
 
 /// A self-signed ECDSA P-256 certificate and its private key, made in memory
 /// for one session. Nobody checks it against a CA: the peer accepts it because
@@ -40,10 +41,13 @@ public final class DTLSCertificate: @unchecked Sendable {
         ERR_clear_error()
         let key = try generateKey()
         let certificate = try makeCertificate(key: key, lifetimeSeconds: Int(seconds), commonName: commonName)
-        guard let digest = DTLSFingerprint.digest(of: certificate.pointer) else {
-            throw OpenSSLErrorQueue.certificateError("X509_digest failed")
-        }
         let der = try encode(certificate)
+        let digest: [UInt8]
+        do {
+            digest = try HashFunction.sha256.hash(der)
+        } catch {
+            throw .certificateGenerationFailed(error.reason)
+        }
         return DTLSCertificate(
             certificate: certificate,
             privateKey: key,
@@ -86,11 +90,12 @@ public final class DTLSCertificate: @unchecked Sendable {
 
         // RFC 5280 §4.1.2.2: a positive serial of at most 20 octets; random,
         // so that two certificates never share issuer and serial.
-        var serialBytes = [UInt8](repeating: 0, count: 8)
-        guard RAND_bytes(&serialBytes, Int32(serialBytes.count)) == 1 else {
-            throw OpenSSLErrorQueue.certificateError("RAND_bytes failed")
+        var serial: UInt64
+        do {
+            serial = try SecureRandom.value(UInt64.self) & 0x7FFF_FFFF_FFFF_FFFF
+        } catch {
+            throw .certificateGenerationFailed(error.reason)
         }
-        var serial = serialBytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) } & 0x7FFF_FFFF_FFFF_FFFF
         if serial == 0 { serial = 1 }
         guard ASN1_INTEGER_set_uint64(X509_get_serialNumber(x509), serial) == 1 else {
             throw OpenSSLErrorQueue.certificateError("cannot set the serial number")
@@ -119,14 +124,9 @@ public final class DTLSCertificate: @unchecked Sendable {
     }
 
     private static func encode(_ certificate: CertificateHandle) throws(DTLSError) -> [UInt8] {
-        let length = i2d_X509(certificate.pointer, nil)
-        guard length > 0, length < 16 * 1024 else { throw OpenSSLErrorQueue.certificateError("i2d_X509 failed") }
-        var der = [UInt8](repeating: 0, count: Int(length))
-        let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
-            var cursor = buffer.baseAddress
-            return i2d_X509(certificate.pointer, &cursor)
+        guard let der = DTLSFingerprint.derEncoding(of: certificate.pointer) else {
+            throw OpenSSLErrorQueue.certificateError("i2d_X509 failed")
         }
-        guard written == length else { throw OpenSSLErrorQueue.certificateError("i2d_X509 failed") }
         return der
     }
 }

@@ -1,4 +1,5 @@
 import COpenSSL
+import TernCrypto
 
 /// Everything that can go wrong in TernDTLS: building the certificate or the
 /// OpenSSL context, a fingerprint that does not parse or does not match, a
@@ -136,40 +137,10 @@ enum DTLSAlert {
     }
 }
 
-/// OpenSSL's thread-local error queue, drained into one of our errors.
-enum OpenSSLErrorQueue {
-    /// One entry of the queue.
-    struct Entry {
-        var library: Int32
-        var reason: Int32
-        var text: String
-    }
-
-    /// Takes every entry off the queue, oldest first.
-    static func drain() -> [Entry] {
-        var entries: [Entry] = []
-        // Bounded: the queue holds at most ERR_NUM_ERRORS (16) entries, and
-        // ERR_get_error removes one each time.
-        for _ in 0..<64 {
-            let code = ERR_get_error()
-            if code == 0 { break }
-            var buffer = [CChar](repeating: 0, count: 256)
-            ERR_error_string_n(code, &buffer, buffer.count)
-            let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-            entries.append(Entry(
-                library: ERR_GET_LIB(code),
-                reason: ERR_GET_REASON(code),
-                text: String(decoding: bytes, as: UTF8.self)
-            ))
-        }
-        return entries
-    }
-
-    /// The queue's entries as one sentence, or `fallback` when it is empty.
-    static func text(_ entries: [Entry], fallback: String) -> String {
-        entries.isEmpty ? fallback : "\(fallback): " + entries.map(\.text).joined(separator: "; ")
-    }
-
+/// OpenSSL's error queue (TernCrypto drains it) read for what DTLS needs:
+/// the peer's alert, OpenSSL's give-up on retransmission, a missing
+/// certificate.
+extension OpenSSLErrorQueue {
     /// The alert the peer sent, if one of the entries says a fatal alert was
     /// received: OpenSSL reports it as reason SSL_AD_REASON_OFFSET + code.
     static func receivedAlert(in entries: [Entry]) -> UInt8? {

@@ -1,4 +1,5 @@
 import COpenSSL
+import TernCrypto
 
 /// The SHA-256 fingerprint of a certificate: the digest of its DER encoding
 /// (RFC 8122 §5). Each side puts its own in the SDP (`a=fingerprint:`), and
@@ -79,25 +80,33 @@ public struct DTLSFingerprint: Hashable, Sendable, CustomStringConvertible {
     public var description: String { sdpValue }
 
     /// Whether `digest` is this fingerprint, in time that does not depend on
-    /// where they differ (CRYPTO_memcmp).
+    /// where they differ.
     func matches(digest: [UInt8]) -> Bool {
-        guard digest.count == bytes.count else { return false }
-        return bytes.withUnsafeBytes { mine in
-            digest.withUnsafeBytes { theirs in
-                CRYPTO_memcmp(mine.baseAddress, theirs.baseAddress, mine.count) == 0
-            }
-        }
+        Memory.constantTimeEqual(bytes, digest)
     }
 
     /// The SHA-256 digest of a certificate's DER encoding (RFC 8122 §5).
     static func digest(of certificate: OpaquePointer) -> [UInt8]? {
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        guard let sha256 = EVP_sha256(),
-              X509_digest(certificate, sha256, &digest, &length) == 1,
-              Int(length) == byteCount
-        else { return nil }
-        return Array(digest.prefix(byteCount))
+        guard let der = derEncoding(of: certificate) else { return nil }
+        return try? HashFunction.sha256.hash(der)
+    }
+
+    /// The largest certificate encoding accepted: a P-256 certificate is
+    /// about 400 bytes, browsers' a little more; this bounds what a peer's
+    /// certificate can make us allocate.
+    static let maximumCertificateLength = 16 * 1024
+
+    /// A certificate's DER encoding (i2d_X509), or nil if it has none or it
+    /// is longer than `maximumCertificateLength`.
+    static func derEncoding(of certificate: OpaquePointer) -> [UInt8]? {
+        let length = i2d_X509(certificate, nil)
+        guard length > 0, Int(length) <= maximumCertificateLength else { return nil }
+        var der = [UInt8](repeating: 0, count: Int(length))
+        let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
+            var cursor = buffer.baseAddress
+            return i2d_X509(certificate, &cursor)
+        }
+        return written == length ? der : nil
     }
 
     private static func nibble(_ character: UInt8) -> UInt8? {

@@ -1,4 +1,5 @@
 import COpenSSL
+import TernCrypto
 
 // Protection of DTLS 1.2 records under the AES-GCM suites without OpenSSL's
 // record layer. SSL_read and SSL_write cost a quarter of the receiver's CPU,

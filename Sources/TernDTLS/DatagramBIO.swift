@@ -1,4 +1,5 @@
 import COpenSSL
+import TernCrypto
 
 /// What OpenSSL's callbacks share with the association: the datagram being
 /// handled, the records OpenSSL has written, the retransmission timer

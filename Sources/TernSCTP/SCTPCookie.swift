@@ -1,4 +1,4 @@
-import COpenSSL
+import TernCrypto
 
 /// The state cookie (RFC 9260 §5.1.3): what the INIT ACK side needs to set up
 /// the association when the COOKIE ECHO comes back, signed with HMAC-SHA-256
@@ -34,7 +34,7 @@ struct SCTPStateCookie: Sendable, Equatable {
         guard bytes.count == Self.encodedLength, bytes.starts(with: Self.magic) else { return nil }
         let body = Array(bytes[..<(bytes.count - Self.macLength)])
         let expected = Self.mac(key: key, body)
-        guard expected.count == Self.macLength, Self.constantTimeEqual(expected, bytes[(bytes.count - Self.macLength)...]) else { return nil }
+        guard expected.count == Self.macLength, Memory.constantTimeEqual(expected, bytes[(bytes.count - Self.macLength)...]) else { return nil }
         var reader = body[Self.magic.count...]
         func u32() -> UInt32 { defer { reader = reader.dropFirst(4) }; return reader.prefix(4).reduce(0) { $0 << 8 | UInt32($1) } }
         func u16() -> UInt16 { defer { reader = reader.dropFirst(2) }; return reader.prefix(2).reduce(0) { $0 << 8 | UInt16($1) } }
@@ -63,23 +63,9 @@ struct SCTPStateCookie: Sendable, Equatable {
         self.createdAtNanoseconds = createdAtNanoseconds
     }
 
+    /// HMAC-SHA256 of the cookie's body. HMAC fails only when OpenSSL cannot
+    /// allocate; the empty MAC it then gives makes the cookie refused.
     static func mac(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        let ok = key.withUnsafeBytes { keyBytes in
-            message.withUnsafeBytes { messageBytes in
-                HMAC(EVP_sha256(), keyBytes.baseAddress, Int32(keyBytes.count), messageBytes.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                     messageBytes.count, &out, &length) != nil
-            }
-        }
-        return ok ? Array(out.prefix(Int(length))) : []
-    }
-
-    static func constantTimeEqual(_ a: [UInt8], _ b: ArraySlice<UInt8>) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for (x, y) in zip(a, b) { difference |= x ^ y }
-        return difference == 0
+        (try? HashFunction.sha256.authenticationCode(key: key, message: message)) ?? []
     }
 }
-

@@ -1,30 +1,15 @@
-import COpenSSL
+import TernCrypto
 
 /// A MESSAGE-INTEGRITY key (RFC 8489 §9).
 ///
-/// A class so that the bytes live in one place and are wiped with
-/// `OPENSSL_cleanse` when the last reference goes. Immutable after init, hence
-/// safe to share across threads.
-public final class STUNKey: @unchecked Sendable {
-    // Allocated once in init, never written again until deinit wipes it.
-    private let storage: UnsafeMutableRawBufferPointer
-    private let count: Int
+/// The bytes live in one place (`SecretBytes`) and are wiped when the last
+/// reference goes. Immutable after init, hence safe to share across threads.
+public final class STUNKey: Sendable {
+    private let secret: SecretBytes
 
     /// A key from raw bytes (for instance, a long-term key computed elsewhere).
     public init(bytes: some Collection<UInt8>) {
-        count = bytes.count
-        // At least one byte, so the pointer is never null for OpenSSL even for an empty key.
-        storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 1)
-        storage.initializeMemory(as: UInt8.self, repeating: 0)
-        // Bounded by `count` even for a collection whose count and contents disagree.
-        for (index, byte) in bytes.enumerated() where index < count { storage[index] = byte }
-    }
-
-    deinit {
-        if let base = storage.baseAddress {
-            OPENSSL_cleanse(base, storage.count)
-        }
-        storage.deallocate()
+        secret = SecretBytes(copying: bytes)
     }
 
     /// RFC 8489 §9.1.1: the short-term key is the password. ICE uses the
@@ -46,70 +31,36 @@ public final class STUNKey: @unchecked Sendable {
         input.append(contentsOf: realm.utf8)
         input.append(UInt8(ascii: ":"))
         input.append(contentsOf: password.utf8)
-        defer { input.withUnsafeMutableBytes { if let base = $0.baseAddress { OPENSSL_cleanse(base, $0.count) } } }
-        return STUNKey(bytes: try STUNCrypto.md5(input))
+        defer { Memory.cleanse(&input) }
+        do {
+            var digest = try HashFunction.md5.hash(input)
+            defer { Memory.cleanse(&digest) }
+            return STUNKey(bytes: digest)
+        } catch {
+            throw .cryptoFailure(error.reason)
+        }
     }
 
     /// The key's length in bytes.
-    public var byteCount: Int { count }
+    public var byteCount: Int { secret.count }
 
     func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        try body(UnsafeRawBufferPointer(rebasing: storage[0..<count]))
+        try secret.withUnsafeBytes(body)
     }
 }
 
-/// The OpenSSL calls, each wrapped to return bytes or a typed error.
+/// MESSAGE-INTEGRITY's MAC, with TernCrypto's failures as STUN errors.
 enum STUNCrypto {
     /// HMAC-SHA1 (RFC 2104) of `message` with `key`: 20 bytes.
     static func hmacSHA1(key: STUNKey, _ message: ArraySlice<UInt8>) throws(STUNError) -> [UInt8] {
-        var mac = [UInt8](repeating: 0, count: 20)
-        var macLength: UInt32 = 0
-        let ok = key.withUnsafeBytes { keyBytes in
+        let result: Result<[UInt8], CryptoError> = key.withUnsafeBytes { keyBytes in
             message.withUnsafeBytes { data in
-                mac.withUnsafeMutableBytes { out in
-                    // An empty key or message still gets valid pointers: STUNKey
-                    // allocates at least one byte, and an empty slice is given a
-                    // one-byte stand-in below.
-                    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1) { empty in
-                        let dataPointer = data.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(empty.baseAddress)
-                        return HMAC(
-                            EVP_sha1(), keyBytes.baseAddress ?? UnsafeRawPointer(empty.baseAddress), Int32(keyBytes.count),
-                            dataPointer, data.count,
-                            out.baseAddress?.assumingMemoryBound(to: UInt8.self), &macLength
-                        ) != nil
-                    }
-                }
+                Result { () throws(CryptoError) in try HashFunction.sha1.authenticationCode(key: keyBytes, message: data) }
             }
         }
-        guard ok, macLength == 20 else { throw .cryptoFailure("HMAC-SHA1") }
-        return mac
-    }
-
-    /// MD5 (for the long-term credential key only, as RFC 8489 §9.2.2 requires).
-    static func md5(_ input: [UInt8]) throws(STUNError) -> [UInt8] {
-        var digest = [UInt8](repeating: 0, count: 16)
-        var digestLength: UInt32 = 0
-        let ok = input.withUnsafeBytes { data in
-            digest.withUnsafeMutableBytes { out in
-                EVP_Digest(
-                    data.baseAddress, data.count,
-                    out.baseAddress?.assumingMemoryBound(to: UInt8.self), &digestLength,
-                    EVP_md5(), nil
-                ) == 1
-            }
-        }
-        guard ok, digestLength == 16 else { throw .cryptoFailure("MD5") }
-        return digest
-    }
-
-    /// Constant-time comparison (CRYPTO_memcmp) of two equal-length byte strings.
-    static func constantTimeEqual(_ a: ArraySlice<UInt8>, _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        guard !b.isEmpty else { return true }
-        return a.withUnsafeBytes { x in
-            b.withUnsafeBytes { y in
-                CRYPTO_memcmp(x.baseAddress, y.baseAddress, x.count) == 0
-            }
+        switch result {
+        case .success(let mac): return mac
+        case .failure(let error): throw .cryptoFailure(error.reason)
         }
     }
 }
@@ -137,7 +88,7 @@ extension STUNMessage {
             var covered = Array(datagram.prefix(raw.offset))
             covered.setBigEndian(UInt16(raw.offset - STUN.headerLength + 24), at: 2)
             let expected = try STUNCrypto.hmacSHA1(key: key, covered[...])
-            guard STUNCrypto.constantTimeEqual(raw.value, expected) else { throw .integrityMismatch }
+            guard Memory.constantTimeEqual(raw.value, expected) else { throw .integrityMismatch }
             return
         }
         throw .integrityMissing
