@@ -6,6 +6,11 @@ import NIOPosix
 import NIOWebSocket
 import TernRendezvous
 import TernTLS
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// What `tern relay` serves and how; each field is a flag.
 public struct RelayConfiguration: Sendable {
@@ -37,14 +42,20 @@ public final class RelayServer: Sendable {
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let loop: EventLoop
+    /// The STUN responder's own thread: a flood of datagrams keeps it busy,
+    /// not the loop that serves the WebSocket clients.
+    private let stunGroup: MultiThreadedEventLoopGroup
     private let state: NIOLoopBoundBox<RelayState>
     private let channels = NIOLockedValueBox<[Channel]>([])
 
     public init(configuration: RelayConfiguration, logger: Logger) {
+        var configuration = configuration
+        configuration.limits.maxConnections = Self.connectionCap(for: configuration.limits)
         self.configuration = configuration
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.loop = group.next()
+        self.stunGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let state = RelayState(configuration: configuration, logger: logger)
         self.state = NIOLoopBoundBox.makeBoxSendingValue(state, eventLoop: loop)
     }
@@ -60,6 +71,11 @@ public final class RelayServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
+                let key = AddressKey(channel.remoteAddress)
+                guard state.value.admit(key) else {
+                    return channel.eventLoop.makeFailedFuture(ChannelError.inputClosed)
+                }
+                let admission = AdmissionHandler(state: state, key: key, timeout: configuration.limits.handshakeTimeout)
                 let http = HealthHandler(state: state)
                 let upgrader = NIOWebSocketServerUpgrader(
                     maxFrameSize: frameLimit,
@@ -76,11 +92,13 @@ public final class RelayServer: Sendable {
                         }
                     })
                 return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(admission)
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls))
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                            admission.upgraded()
                             context.pipeline.removeHandler(name: HealthHandler.name, promise: nil)
                         }))
                     try channel.pipeline.syncOperations.addHandler(http, name: HealthHandler.name)
@@ -90,11 +108,12 @@ public final class RelayServer: Sendable {
         var bound = [server]
         var stunAddress: SocketAddress?
         if let stunPort = configuration.stunPort {
-            let udp = try await DatagramBootstrap(group: loop)
+            let counters = try await loop.submit { state.value.stunCounters }.get()
+            let udp = try await DatagramBootstrap(group: stunGroup)
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(STUNResponderHandler(state: state))
+                        try channel.pipeline.syncOperations.addHandler(STUNResponderHandler(counters: counters))
                     }
                 }
                 .bind(host: configuration.stunHost, port: stunPort).get()
@@ -114,8 +133,25 @@ public final class RelayServer: Sendable {
             "stun_port": "\(stunAddress?.port.map(String.init) ?? "off")",
             "turn_uris": "\(configuration.turn?.uris.count ?? 0)",
             "tls": "\(configuration.tls != nil)",
+            "max_connections": "\(configuration.limits.maxConnections)",
         ])
         return Addresses(rendezvous: address, stun: stunAddress)
+    }
+
+    /// `limits.maxConnections`, lowered to fit the process's descriptor
+    /// limit; the soft limit is first raised towards the hard one (as far as
+    /// the connections and the reserve need), where the system allows.
+    static func connectionCap(for limits: RelayLimits) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return limits.maxConnections }
+        let wanted = rlim_t(max(0, limits.maxConnections + limits.descriptorReserve))
+        if limit.rlim_cur < wanted {
+            var raised = limit
+            raised.rlim_cur = min(wanted, limit.rlim_max)
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        let available = Int(clamping: limit.rlim_cur) - limits.descriptorReserve
+        return max(1, min(limits.maxConnections, available))
     }
 
     /// Stops accepting, tells every client the relay is going away, and stops.
@@ -126,6 +162,7 @@ public final class RelayServer: Sendable {
         try? await loop.submit { state.value.closeAll() }.get()
         try? await Task.sleep(for: .milliseconds(100))
         try? await group.shutdownGracefully()
+        try? await stunGroup.shutdownGracefully()
         logger.info("relay stopped")
     }
 }
@@ -141,18 +178,45 @@ final class RelayState {
     static let pingInterval: TimeAmount = .seconds(20)
     var nextID: UInt64 = 1
     var stunPort: Int?
+    /// TCP connections open now (before and after the upgrade), per address and in total.
+    var openByAddress: [AddressKey: Int] = [:]
+    var openTotal = 0
+    /// Connections refused at accept time, by limit; connections closed by the handshake timeout.
+    var acceptRefusals: [String: Int] = [:]
+    var turnCredentialsIssued = 0
+    var handshakeTimeouts = 0
     let configuration: RelayConfiguration
     let logger: Logger
     let turnMinter: TURNCredentialMinter?
     /// STUN datagrams answered, and dropped as malformed or not a Binding request.
-    var stunAnswered = 0
-    var stunDropped = 0
+    let stunCounters = STUNCounters()
 
     init(configuration: RelayConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         self.hub = RendezvousHub(limits: configuration.limits)
         self.turnMinter = configuration.turn.map(TURNCredentialMinter.init)
+    }
+
+    /// Counts a new TCP connection, or refuses it (false: close it at once).
+    func admit(_ key: AddressKey) -> Bool {
+        guard openTotal < configuration.limits.maxConnections else {
+            acceptRefusals["connections", default: 0] += 1
+            return false
+        }
+        guard openByAddress[key, default: 0] < configuration.limits.maxConnectionsPerAddress else {
+            acceptRefusals["connections_per_address", default: 0] += 1
+            return false
+        }
+        openByAddress[key, default: 0] += 1
+        openTotal += 1
+        return true
+    }
+
+    func release(_ key: AddressKey) {
+        openTotal -= 1
+        let left = openByAddress[key, default: 0] - 1
+        openByAddress[key] = left > 0 ? left : nil
     }
 
     func welcome(host: String?) -> Welcome {
@@ -163,7 +227,7 @@ final class RelayState {
         return Welcome(
             maxMessageBytes: configuration.limits.maxMessageBytes,
             stun: stun,
-            turn: turnMinter?.mint())
+            turn: nil)
     }
 
     /// "example.org:4747" -> "example.org"; "[::1]:4747" -> "[::1]".
@@ -193,20 +257,33 @@ final class RelayState {
                 default:
                     break
                 }
-                let text = frame.encoded()
-                var buffer = channel.allocator.buffer(capacity: text.utf8.count)
-                buffer.writeString(text)
-                channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+                Self.write(frame, to: channel)
             case .close(let id):
                 guard let channel = connections[id] else { continue }
                 forget(id)
                 Self.closeWebSocket(channel, code: .normalClosure)
+            case .grantTURN(let id):
+                guard let turnMinter, let channel = connections[id] else { continue }
+                turnCredentialsIssued += 1
+                Self.write(.turn(turnMinter.mint()), to: channel)
             }
         }
         var flushed = Set<ConnectionID>()
-        for case .send(let id, _) in actions where flushed.insert(id).inserted {
-            connections[id]?.flush()
+        for action in actions {
+            switch action {
+            case .send(let id, _), .grantTURN(let id):
+                if flushed.insert(id).inserted { connections[id]?.flush() }
+            case .close:
+                break
+            }
         }
+    }
+
+    static func write(_ frame: RelayFrame, to channel: Channel) {
+        let text = frame.encoded()
+        var buffer = channel.allocator.buffer(capacity: text.utf8.count)
+        buffer.writeString(text)
+        channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
     }
 
     static func closeWebSocket(_ channel: Channel, code: WebSocketErrorCode) {
@@ -268,7 +345,7 @@ final class RendezvousHandler: ChannelInboundHandler {
         let state = self.state.value
         let id = ConnectionID(state.nextID)
         state.nextID += 1
-        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        let address = AddressKey(context.channel.remoteAddress).description
         guard state.hub.connected(id, address: address, now: .now()) else {
             state.logger.warning("refused connection: the relay is full", metadata: ["address": "\(address)"])
             RelayState.closeWebSocket(context.channel, code: .policyViolation)
@@ -356,7 +433,7 @@ final class HealthHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let stats = state.value.hub.statistics
                 status = .ok
                 let relay = state.value
-                body = "{\"status\":\"ok\",\"connections\":\(stats.connections),\"mailboxes\":\(stats.mailboxes),\"nameplates\":\(stats.nameplates),\"messages\":\(stats.messagesRelayed),\"protocol_errors\":\(stats.protocolErrors),\"stun_answered\":\(relay.stunAnswered),\"stun_dropped\":\(relay.stunDropped)}\n"
+                body = "{\"status\":\"ok\",\"connections\":\(stats.connections),\"mailboxes\":\(stats.mailboxes),\"nameplates\":\(stats.nameplates),\"messages\":\(stats.messagesRelayed),\"protocol_errors\":\(stats.protocolErrors),\"stun_answered\":\(relay.stunCounters.answered),\"stun_dropped\":\(relay.stunCounters.dropped),\"turn_issued\":\(relay.turnCredentialsIssued)}\n"
             } else {
                 status = .notFound
                 body = "{\"status\":\"not found\"}\n"

@@ -1,34 +1,6 @@
 import NIOCore
 import TernRendezvous
 
-/// Limits the relay enforces; each one is a `tern relay` flag.
-public struct RelayLimits: Sendable {
-    /// Largest mailbox message body in bytes.
-    public var maxMessageBytes = 64 * 1024
-    /// A nameplate waiting for its second side, or a mailbox neither of whose
-    /// sides is connected, with no activity for this long is removed; a
-    /// removed waiting nameplate the relay allocated stays refused
-    /// ("expired") for as long again.
-    public var idleLifetime: TimeAmount = .minutes(10)
-    /// Mailboxes one client address may have open at once.
-    public var maxMailboxesPerAddress = 64
-    /// Mailboxes open at once in total.
-    public var maxMailboxes = 10_000
-    /// Messages one side may add to one mailbox.
-    public var maxMessagesPerSide = 256
-    /// Connections open at once in total.
-    public var maxConnections = 20_000
-    /// A side whose connection dropped without a `close` keeps its place
-    /// this long, for the client to reconnect and attach (its schedule of
-    /// retries takes about 8 s); then it counts as gone. A mailbox whose
-    /// sides are all gone is removed and its nameplate freed, so that a
-    /// pre-agreed code can be used again by a new pair. Not a flag: it
-    /// follows the client's reconnect schedule, not the operator's needs.
-    public var reattachWindow: TimeAmount = .seconds(15)
-
-    public init() {}
-}
-
 /// Identifies one client connection inside the relay.
 public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
     public let value: UInt64
@@ -46,6 +18,10 @@ public struct RendezvousHub: Sendable {
         case send(ConnectionID, RelayFrame)
         /// Close the connection after sending what was queued before.
         case close(ConnectionID)
+        /// Both sides are in this connection's mailbox: send it TURN
+        /// credentials (`turn`), if the relay hands out any. Once per side
+        /// and connection, before the peer's messages.
+        case grantTURN(ConnectionID)
     }
 
     public struct Statistics: Sendable, Equatable {
@@ -53,7 +29,17 @@ public struct RendezvousHub: Sendable {
         public var nameplates = 0
         public var mailboxes = 0
         public var messagesRelayed = 0
+        /// Bytes of message bodies stored since start.
+        public var bytesRelayed = 0
+        /// Bytes of message bodies held in mailboxes now.
+        public var bytesStored = 0
         public var protocolErrors = 0
+        /// Mailboxes whose second side arrived, since start.
+        public var pairingsJoined = 0
+        /// Tombstoned nameplates now.
+        public var tombstones = 0
+        /// Requests refused by a limit, by the limit's name.
+        public var refusals: [String: Int] = [:]
     }
 
     private enum NameplateState {
@@ -64,7 +50,7 @@ public struct RendezvousHub: Sendable {
         /// An allocated nameplate expired or its only side left; refused
         /// until the deadline (a receiver typing the code of a sender that
         /// gave up is told so, and the number is not handed out again yet).
-        case tombstone(until: NIODeadline)
+        case tombstone(until: NIODeadline, address: String)
     }
 
     private struct Side {
@@ -76,9 +62,14 @@ public struct RendezvousHub: Sendable {
         /// How many of the peer's messages this side's connection has been sent.
         var delivered = 0
         var toldPeerClosed = false
+        /// This side's current connection was sent TURN credentials.
+        var grantedTURN = false
         /// When the connection dropped without a `close` (nil while
         /// connected, and once the side closed).
         var droppedAt: NIODeadline?
+        /// Bytes of `messages`, charged to `address` until the mailbox goes.
+        var bytes = 0
+        var address: String
 
         /// Closed, or dropped longer than `window` ago without coming back.
         func isGone(now: NIODeadline, window: TimeAmount) -> Bool {
@@ -109,6 +100,21 @@ public struct RendezvousHub: Sendable {
     private var mailboxes: [Identifier: Mailbox] = [:]
     private var connections: [ConnectionID: Connection] = [:]
     private var mailboxesByAddress: [String: Int] = [:]
+    private var bytesByAddress: [String: Int] = [:]
+    private var tombstonesByAddress: [String: Int] = [:]
+    private var claimBuckets: [String: ClaimBucket] = [:]
+
+    /// The token bucket behind `claimsPerMinute`, per address.
+    private struct ClaimBucket {
+        var tokens: Double
+        var at: NIODeadline
+
+        func refilled(now: NIODeadline, limits: RelayLimits) -> Double {
+            let capacity = Double(limits.claimsPerMinute)
+            let elapsed = Double((now - at).nanoseconds) / 60e9
+            return min(capacity, tokens + elapsed * capacity)
+        }
+    }
     public private(set) var statistics = Statistics()
 
     public init(limits: RelayLimits) {
@@ -119,7 +125,10 @@ public struct RendezvousHub: Sendable {
 
     /// A new connection. Returns false when the relay is full: close it.
     public mutating func connected(_ id: ConnectionID, address: String, now: NIODeadline) -> Bool {
-        guard connections.count < limits.maxConnections else { return false }
+        guard connections.count < limits.maxConnections else {
+            statistics.refusals["connections", default: 0] += 1
+            return false
+        }
         connections[id] = Connection(address: address, since: now)
         statistics.connections = connections.count
         return true
@@ -158,7 +167,13 @@ public struct RendezvousHub: Sendable {
     public mutating func tick(now: NIODeadline) -> [Action] {
         var actions: [Action] = []
         for (key, state) in nameplates {
-            if case .tombstone(let until) = state, until <= now { nameplates[key] = nil }
+            if case .tombstone(let until, let address) = state, until <= now {
+                nameplates[key] = nil
+                forgetTombstone(of: address)
+            }
+        }
+        for (address, bucket) in claimBuckets where bucket.refilled(now: now, limits: limits) >= Double(limits.claimsPerMinute) {
+            claimBuckets[address] = nil
         }
         for (id, mailbox) in mailboxes where now - mailbox.lastActivity >= limits.idleLifetime {
             // Two sides that met and are still connected are not idle, however
@@ -192,7 +207,7 @@ public struct RendezvousHub: Sendable {
         for (id, mailbox) in mailboxes where mailbox.sides.allSatisfy({ $0.isGone(now: now, window: limits.reattachWindow) }) {
             removeMailbox(id, now: now)
         }
-        for (id, connection) in connections where connection.bound == nil && now - connection.since >= limits.idleLifetime {
+        for (id, connection) in connections where connection.bound == nil && now - connection.since >= limits.claimTimeout {
             actions.append(.send(id, .error(code: .expired, message: "no nameplate was claimed in time")))
             actions.append(.close(id))
         }
@@ -210,13 +225,19 @@ public struct RendezvousHub: Sendable {
         switch frame {
         case .allocate(let side):
             guard connection.bound == nil else { return refuse(id, .outOfOrder, "this connection already joined a mailbox") }
-            guard let nameplate = smallestFreeNameplate() else { return refuse(id, .limit, "no free nameplate") }
+            guard takeClaimToken(connection.address, now: now) else {
+                return refuse(id, .limit, "too many nameplate requests from this address; try again in a minute", limit: "claims_per_address")
+            }
+            guard let nameplate = freeNameplate() else { return refuse(id, .limit, "no free nameplate", limit: "nameplates") }
             return open(nameplate: nameplate, allocated: true, side: side, connection: id, address: connection.address, now: now) {
                 nameplate, mailbox in .allocated(nameplate: nameplate, mailbox: mailbox)
             }
 
         case .claim(let nameplate, let side):
             guard connection.bound == nil else { return refuse(id, .outOfOrder, "this connection already joined a mailbox") }
+            guard takeClaimToken(connection.address, now: now) else {
+                return refuse(id, .limit, "too many nameplate requests from this address; try again in a minute", limit: "claims_per_address")
+            }
             switch nameplates[nameplate] {
             case nil:
                 // A pre-agreed code: the first side to claim opens the nameplate.
@@ -229,12 +250,13 @@ public struct RendezvousHub: Sendable {
                 }
                 guard mailbox.sides[0].id != side else { return refuse(id, .outOfOrder, "this side already claimed nameplate \(nameplate); attach instead") }
                 // Both sides met: the nameplate takes no more claims (one guess per code).
-                mailbox.sides.append(Side(id: side, connection: id))
+                mailbox.sides.append(Side(id: side, connection: id, address: connection.address))
                 mailbox.lastActivity = now
                 mailboxes[mailboxID] = mailbox
                 nameplates[nameplate] = .consumed(mailboxID)
                 connections[id]?.bound = (mailboxID, side)
-                return [.send(id, .claimed(nameplate: nameplate, mailbox: mailboxID))] + deliver(mailboxID, to: 1)
+                statistics.pairingsJoined += 1
+                return [.send(id, .claimed(nameplate: nameplate, mailbox: mailboxID))] + deliver(mailboxID, to: 1) + deliver(mailboxID, to: 0)
             case .consumed:
                 return refuse(id, .crowded, "nameplate \(nameplate) already has two sides")
             case .tombstone:
@@ -259,6 +281,7 @@ public struct RendezvousHub: Sendable {
             mailbox.sides[index].droppedAt = nil
             mailbox.sides[index].delivered = received
             mailbox.sides[index].toldPeerClosed = false
+            mailbox.sides[index].grantedTURN = false
             mailbox.lastActivity = now
             mailboxes[mailboxID] = mailbox
             connections[id]?.bound = (mailboxID, side)
@@ -271,8 +294,22 @@ public struct RendezvousHub: Sendable {
             let count = mailbox.sides[index].messages.count
             if seq < count { return [] }  // a resend after a reconnect: already stored once
             guard seq == count else { return refuse(id, .outOfOrder, "expected message \(count), got \(seq)") }
-            guard count < limits.maxMessagesPerSide else { return refuse(id, .mailboxFull, "the mailbox is full") }
+            guard count < limits.maxMessagesPerSide else { return refuse(id, .mailboxFull, "the mailbox is full", limit: "messages_per_side") }
+            guard mailbox.sides[index].bytes + body.count <= limits.maxBytesPerSide else {
+                return refuse(id, .mailboxFull, "the mailbox is full", limit: "bytes_per_side")
+            }
+            let charged = mailbox.sides[index].address
+            guard bytesByAddress[charged, default: 0] + body.count <= limits.maxBytesPerAddress else {
+                return refuse(id, .limit, "too many bytes stored from this address", limit: "bytes_per_address")
+            }
+            guard statistics.bytesStored + body.count <= limits.maxBytesTotal else {
+                return refuse(id, .limit, "the relay is full", limit: "bytes_total")
+            }
             mailbox.sides[index].messages.append(body)
+            mailbox.sides[index].bytes += body.count
+            bytesByAddress[charged, default: 0] += body.count
+            statistics.bytesStored += body.count
+            statistics.bytesRelayed += body.count
             mailbox.lastActivity = now
             mailboxes[bound.mailbox] = mailbox
             statistics.messagesRelayed += 1
@@ -309,14 +346,14 @@ public struct RendezvousHub: Sendable {
         nameplate: String, allocated: Bool, side: Identifier, connection id: ConnectionID, address: String, now: NIODeadline,
         reply: (String, Identifier) -> RelayFrame
     ) -> [Action] {
-        guard mailboxes.count < limits.maxMailboxes else { return refuse(id, .limit, "the relay is full") }
+        guard mailboxes.count < limits.maxMailboxes else { return refuse(id, .limit, "the relay is full", limit: "mailboxes") }
         guard mailboxesByAddress[address, default: 0] < limits.maxMailboxesPerAddress else {
-            return refuse(id, .limit, "too many open mailboxes from this address")
+            return refuse(id, .limit, "too many open mailboxes from this address", limit: "mailboxes_per_address")
         }
         var mailboxID = Identifier.random()
         while mailboxes[mailboxID] != nil { mailboxID = Identifier.random() }
         mailboxes[mailboxID] = Mailbox(
-            nameplate: nameplate, allocated: allocated, address: address, sides: [Side(id: side, connection: id)], lastActivity: now)
+            nameplate: nameplate, allocated: allocated, address: address, sides: [Side(id: side, connection: id, address: address)], lastActivity: now)
         mailboxesByAddress[address, default: 0] += 1
         nameplates[nameplate] = .waiting(mailboxID)
         connections[id]?.bound = (mailboxID, side)
@@ -332,6 +369,10 @@ public struct RendezvousHub: Sendable {
               let connection = mailbox.sides[index].connection else { return [] }
         let peer = mailbox.sides[1 - index]
         var actions: [Action] = []
+        if !mailbox.sides[index].grantedTURN {
+            actions.append(.grantTURN(connection))
+            mailbox.sides[index].grantedTURN = true
+        }
         while mailbox.sides[index].delivered < peer.messages.count {
             let seq = mailbox.sides[index].delivered
             actions.append(.send(connection, .message(seq: seq, body: peer.messages[seq])))
@@ -350,9 +391,24 @@ public struct RendezvousHub: Sendable {
         if let count = mailboxesByAddress[mailbox.address] {
             mailboxesByAddress[mailbox.address] = count > 1 ? count - 1 : nil
         }
+        for side in mailbox.sides where side.bytes > 0 {
+            let left = bytesByAddress[side.address, default: 0] - side.bytes
+            bytesByAddress[side.address] = left > 0 ? left : nil
+            statistics.bytesStored -= side.bytes
+        }
         switch nameplates[mailbox.nameplate] {
         case .waiting(let waiting) where waiting == id:
-            nameplates[mailbox.nameplate] = mailbox.allocated ? .tombstone(until: now + limits.idleLifetime) : nil
+            // An abandoned allocated code stays refused for a while, so a
+            // receiver typing it late is told it expired; an address that
+            // abandons many gets no more tombstones (it cannot fill the
+            // nameplate space with them).
+            if mailbox.allocated && tombstonesByAddress[mailbox.address, default: 0] < limits.maxTombstonesPerAddress {
+                nameplates[mailbox.nameplate] = .tombstone(until: now + limits.idleLifetime, address: mailbox.address)
+                tombstonesByAddress[mailbox.address, default: 0] += 1
+                statistics.tombstones += 1
+            } else {
+                nameplates[mailbox.nameplate] = nil
+            }
         case .consumed(let consumed) where consumed == id:
             nameplates[mailbox.nameplate] = nil
         default:
@@ -362,18 +418,44 @@ public struct RendezvousHub: Sendable {
         statistics.nameplates = nameplates.count
     }
 
-    private func smallestFreeNameplate() -> String? {
-        var candidate = 1
-        while candidate < 1_000_000 {
-            let name = String(candidate)
-            if nameplates[name] == nil { return name }
-            candidate += 1
+    /// The ranges nameplates are drawn from: the shortest whose size is more
+    /// than twice the nameplates in use (waiting, consumed or tombstoned),
+    /// so codes stay short while the relay is quiet.
+    static let nameplateRanges: [ClosedRange<Int>] = [1...99, 1...999, 1...9_999, 1...99_999, 1...999_999]
+
+    /// A free nameplate drawn at random (not the smallest, which anyone could
+    /// predict and claim first). A range at most half full makes each draw
+    /// succeed with probability at least 1/2, so this takes O(1) draws; after
+    /// 16 misses it moves to the next range.
+    private func freeNameplate() -> String? {
+        var generator = SystemRandomNumberGenerator()
+        for range in Self.nameplateRanges where nameplates.count * 2 < range.count {
+            for _ in 0..<16 {
+                let candidate = String(Int.random(in: range, using: &generator))
+                if nameplates[candidate] == nil { return candidate }
+            }
         }
         return nil
     }
 
-    private mutating func refuse(_ id: ConnectionID, _ code: RelayErrorCode, _ message: String) -> [Action] {
+    /// Takes one of the address's `allocate`/`claim` tokens; false when none is left.
+    private mutating func takeClaimToken(_ address: String, now: NIODeadline) -> Bool {
+        guard limits.claimsPerMinute > 0 else { return true }
+        let tokens = claimBuckets[address]?.refilled(now: now, limits: limits) ?? Double(limits.claimsPerMinute)
+        guard tokens >= 1 else { return false }
+        claimBuckets[address] = ClaimBucket(tokens: tokens - 1, at: now)
+        return true
+    }
+
+    private mutating func forgetTombstone(of address: String) {
+        let left = tombstonesByAddress[address, default: 0] - 1
+        tombstonesByAddress[address] = left > 0 ? left : nil
+        statistics.tombstones -= 1
+    }
+
+    private mutating func refuse(_ id: ConnectionID, _ code: RelayErrorCode, _ message: String, limit: String? = nil) -> [Action] {
         statistics.protocolErrors += 1
+        if let limit { statistics.refusals[limit, default: 0] += 1 }
         return [.send(id, .error(code: code, message: message)), .close(id)]
     }
 }

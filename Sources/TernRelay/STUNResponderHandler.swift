@@ -1,5 +1,20 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import TernSTUN
+
+/// Datagrams the STUN responder answered and dropped. The responder runs on
+/// its own event loop (a UDP flood must not slow the WebSocket clients), so
+/// its counts are shared under a lock rather than kept in `RelayState`.
+final class STUNCounters: Sendable {
+    private let counts = NIOLockedValueBox<(answered: Int, dropped: Int)>((0, 0))
+
+    var answered: Int { counts.withLockedValue { $0.answered } }
+    var dropped: Int { counts.withLockedValue { $0.dropped } }
+
+    func count(answered: Bool) {
+        counts.withLockedValue { if answered { $0.answered += 1 } else { $0.dropped += 1 } }
+    }
+}
 
 /// Answers STUN Binding requests on the relay's UDP port so clients learn
 /// their server-reflexive address (RFC 8489 §3); everything else is dropped
@@ -8,10 +23,10 @@ final class STUNResponderHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
-    private let state: NIOLoopBoundBox<RelayState>
+    private let counters: STUNCounters
 
-    init(state: NIOLoopBoundBox<RelayState>) {
-        self.state = state
+    init(counters: STUNCounters) {
+        self.counters = counters
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -20,10 +35,10 @@ final class STUNResponderHandler: ChannelInboundHandler {
         guard let source = Self.stunAddress(envelope.remoteAddress),
               let response = STUNBindingResponder.respond(to: bytes, from: source)
         else {
-            state.value.stunDropped += 1
+            counters.count(answered: false)
             return
         }
-        state.value.stunAnswered += 1
+        counters.count(answered: true)
         var buffer = context.channel.allocator.buffer(capacity: response.count)
         buffer.writeBytes(response)
         context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)), promise: nil)

@@ -141,6 +141,9 @@ public enum RelayFrame: Sendable, Hashable {
     case peerClosed(mood: Mood)
     /// This side's `close` was done; the relay closes the connection next.
     case closed
+    /// TURN servers and credentials, sent once both sides are in the
+    /// mailbox (not to every connection: credentials are a resource).
+    case turn(TURNCredentials)
     case error(code: RelayErrorCode, message: String)
 }
 
@@ -259,6 +262,9 @@ extension RelayFrame {
             wire.mood = mood
         case .closed:
             wire = Wire(type: "closed")
+        case .turn(let credentials):
+            wire = Wire(type: "turn")
+            wire.turn = credentials
         case .error(let code, let message):
             wire = Wire(type: "error")
             wire.code = code.rawValue
@@ -300,6 +306,10 @@ extension RelayFrame {
             self = .peerClosed(mood: try required(wire.mood, "mood"))
         case "closed":
             self = .closed
+        case "turn":
+            let turn = try required(wire.turn, "turn")
+            try checkTURN(turn)
+            self = .turn(turn)
         case "error":
             let raw = try required(wire.code, "code")
             guard raw.utf8.count <= 64 else { throw .malformedFrame("error code too long") }
@@ -335,6 +345,14 @@ private func decodeWire(_ text: some Collection<UInt8>, limit: Int) throws(Rende
     } catch {
         throw .malformedFrame("not valid JSON")
     }
+}
+
+/// The bounds a `turn` frame's credentials must keep.
+private func checkTURN(_ turn: TURNCredentials) throws(RendezvousError) {
+    guard turn.uris.count <= FrameLimits.maxListItems,
+          (turn.uris + [turn.username, turn.credential]).allSatisfy({ $0.utf8.count <= FrameLimits.maxStringBytes }),
+          turn.ttl >= 0
+    else { throw .malformedFrame("turn credentials out of range") }
 }
 
 private func required<T>(_ value: T?, _ name: String) throws(RendezvousError) -> T {

@@ -27,7 +27,9 @@ public enum PairingEvent: Sendable, Equatable {
 /// (the connectivity driver) hand it messages to send through `outbox`; the
 /// owner sends them, in order, while it waits in `receive`.
 public final class PairingSession {
-    public let welcome: Welcome
+    /// The relay's welcome; its `turn` is filled in from the relay's `turn`
+    /// frame, which comes once both sides are in the mailbox.
+    public private(set) var welcome: Welcome
     public let code: Code
     public let role: PairingRole
     private let relay: RelayURL
@@ -349,6 +351,9 @@ public final class PairingSession {
                 return body
             case .peerClosed(let mood):
                 throw mood == .scary && !machine.isPaired ? .wrongCode : .peerLeft(mood)
+            case .turn(let credentials):
+                welcome.turn = credentials
+                continue
             default:
                 throw .relayProtocol("unexpected frame from the relay")
             }

@@ -39,7 +39,31 @@ struct Relay: AsyncParsableCommand {
     var idleTimeout = 600.0
 
     @Option(name: .long, help: ArgumentHelp("Messages one side may add to one mailbox.", valueName: "count"))
-    var maxMessagesPerSide = 256
+    var maxMessagesPerSide = 64
+
+    @Option(name: .long, help: ArgumentHelp("Bytes one side may store in one mailbox.", valueName: "bytes"))
+    var maxBytesPerSide = 1 << 20
+
+    @Option(name: .long, help: ArgumentHelp("Bytes stored in mailboxes per client address (IPv6: per /64).", valueName: "bytes"))
+    var maxBytesPerAddress = 8 << 20
+
+    @Option(name: .long, help: ArgumentHelp("Bytes stored in mailboxes in total.", valueName: "bytes"))
+    var maxBytesTotal = 512 << 20
+
+    @Option(name: .long, help: ArgumentHelp("Close a connection that has not completed its WebSocket upgrade this long after it was accepted.", valueName: "seconds"))
+    var handshakeTimeout = 5.0
+
+    @Option(name: .long, help: ArgumentHelp("Close a WebSocket connection that has not allocated, claimed or attached this long after the upgrade.", valueName: "seconds"))
+    var claimTimeout = 10.0
+
+    @Option(name: .long, help: ArgumentHelp("Nameplate allocations and claims allowed per client address (IPv6: per /64) per minute; 0: no limit.", valueName: "count"))
+    var claimsPerMinute = 30
+
+    @Option(name: .long, help: ArgumentHelp("Abandoned allocated nameplates kept refused ('expired') per client address.", valueName: "count"))
+    var maxTombstonesPerAddress = 16
+
+    @Option(name: .long, help: ArgumentHelp("Open connections allowed per client address (IPv6: per /64), counted at accept time.", valueName: "count"))
+    var maxConnectionsPerAddress = 128
 
     @Option(name: .long, help: ArgumentHelp("Open mailboxes allowed per client address.", valueName: "count"))
     var maxMailboxesPerAddress = 64
@@ -47,7 +71,7 @@ struct Relay: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Open mailboxes allowed in total.", valueName: "count"))
     var maxMailboxes = 10_000
 
-    @Option(name: .long, help: ArgumentHelp("Open connections allowed in total.", valueName: "count"))
+    @Option(name: .long, help: ArgumentHelp("Open connections allowed in total (lowered to fit the descriptor limit).", valueName: "count"))
     var maxConnections = 20_000
 
     @Option(name: .long, help: ArgumentHelp("PEM certificate chain: serve wss:// (TLS) instead of ws://.", valueName: "file"),
@@ -66,7 +90,10 @@ struct Relay: AsyncParsableCommand {
         }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be above 0") }
         guard (60...(7 * 24 * 3600)).contains(turnTtl) else { throw ValidationError("--turn-ttl must be between 60 seconds and 7 days") }
-        guard maxMailboxesPerAddress > 0, maxMailboxes > 0, maxConnections > 0, maxMessagesPerSide > 0 else {
+        guard maxMailboxesPerAddress > 0, maxMailboxes > 0, maxConnections > 0, maxMessagesPerSide > 0, maxBytesPerSide > 0,
+              maxBytesPerAddress > 0, maxBytesTotal > 0, maxConnectionsPerAddress > 0, claimsPerMinute >= 0, maxTombstonesPerAddress >= 0,
+              handshakeTimeout > 0, claimTimeout > 0
+        else {
             throw ValidationError("limits must be above 0")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -105,6 +132,14 @@ struct Relay: AsyncParsableCommand {
         configuration.limits.maxMailboxes = maxMailboxes
         configuration.limits.maxConnections = maxConnections
         configuration.limits.maxMessagesPerSide = maxMessagesPerSide
+        configuration.limits.maxBytesPerSide = maxBytesPerSide
+        configuration.limits.maxBytesPerAddress = maxBytesPerAddress
+        configuration.limits.maxBytesTotal = maxBytesTotal
+        configuration.limits.handshakeTimeout = .nanoseconds(Int64(handshakeTimeout * 1e9))
+        configuration.limits.claimTimeout = .nanoseconds(Int64(claimTimeout * 1e9))
+        configuration.limits.claimsPerMinute = claimsPerMinute
+        configuration.limits.maxTombstonesPerAddress = maxTombstonesPerAddress
+        configuration.limits.maxConnectionsPerAddress = maxConnectionsPerAddress
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in

@@ -113,13 +113,27 @@ import TernTestSupport
         try await relay.stop()
     }
 
-    @Test func welcomeCarriesTheSTUNAddressAndTURNCredentials() async throws {
+    @Test func welcomeCarriesTheSTUNAddressAndPairedSidesGetTURNCredentials() async throws {
         let relay = try await RelayProcess.start(["--turn-uri", "turn:127.0.0.1:3478?transport=udp", "--turn-secret", "s3cret", "--turn-ttl", "600"])
         let connection = try await RelayConnection.connect(to: try RelayURL(parsing: relay.url))
         var frames = connection.frames.makeAsyncIterator()
         guard case .welcome(let welcome)? = try await frames.next() else { Issue.record("no welcome"); return }
         #expect(welcome.stun == ["stun:127.0.0.1:\(try #require(relay.stunPort))"])
-        let turn = try #require(welcome.turn)
+        // Not to every connection: only once both sides are in a mailbox.
+        #expect(welcome.turn == nil)
+        try await connection.send(.allocate(side: .random()))
+        guard case .allocated(let nameplate, _)? = try await frames.next() else { Issue.record("no allocation"); return }
+        let (peer, peerFramesStart) = try await Self.connect(relay)
+        var peerFrames = peerFramesStart
+        try await peer.send(.claim(nameplate: nameplate, side: .random()))
+        guard case .claimed? = try await peerFrames.next(), case .turn(let peerTurn)? = try await peerFrames.next() else {
+            Issue.record("the claiming side got no turn frame"); return
+        }
+        guard case .turn(let turn)? = try await frames.next() else { Issue.record("the waiting side got no turn frame"); return }
+        #expect(peerTurn.uris == turn.uris)
+        let (health, _) = try await httpGet(port: relay.port, path: "/health")
+        #expect(health.contains(#""turn_issued":2"#), "\(health)")
+        await peer.close()
         #expect(turn.uris == ["turn:127.0.0.1:3478?transport=udp"])
         let parts = turn.username.split(separator: ":")
         let expiry = try #require(Int(parts[0]))
@@ -146,7 +160,10 @@ import TernTestSupport
     /// 500 pairings at once through one relay process: every one completes,
     /// every sealed message arrives once. Prints the rate and the relay's peak memory.
     @Test func fiveHundredConcurrentPairings() async throws {
-        let relay = try await RelayProcess.start(["--max-mailboxes-per-address", "2000"])
+        let relay = try await RelayProcess.start([
+            "--max-mailboxes-per-address", "2000", "--max-connections-per-address", "2000", "--claims-per-minute", "0",
+            "--max-bytes-per-address", "\(64 << 20)",
+        ])
         let url = try RelayURL(parsing: relay.url)
         let count = 500
         let start = Date()

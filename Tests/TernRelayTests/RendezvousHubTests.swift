@@ -38,13 +38,122 @@ import TernRendezvous
         return (nameplate, mailbox)
     }
 
-    @Test mutating func allocatesTheSmallestFreeNameplate() throws {
-        let a = connect(1), b = connect(2), c = connect(3)
-        #expect(try allocate(a, side: alice).0 == "1")
-        #expect(try allocate(b, side: bob).0 == "2")
-        // Freeing 1 (its only side leaves) tombstones it; the next allocation skips it.
-        _ = send(.close(mood: .lonely), from: a)
-        #expect(try allocate(c, side: Identifier.random()).0 == "3")
+    @Test mutating func allocatesRandomNameplatesFromARangeSizedToTheLoad() throws {
+        var limits = RelayLimits()
+        limits.maxMailboxesPerAddress = 1000
+        limits.claimsPerMinute = 0
+        hub = RendezvousHub(limits: limits)
+        var seen = Set<String>()
+        for index in 0..<200 {
+            let nameplate = try allocate(connect(UInt64(index + 1)), side: Identifier.random()).0
+            let number = try #require(Int(nameplate))
+            #expect(seen.insert(nameplate).inserted)
+            // Two digits while fewer than 50 are in use, then three.
+            #expect(number >= 1 && number <= (index < 49 ? 99 : 999), "nameplate \(nameplate) at \(index) in use")
+        }
+        // Not handed out in order: the first 20 are not 1...20.
+        #expect(Set(seen.prefix(20)) != Set((1...20).map(String.init)))
+    }
+
+    @Test mutating func tombstonesAreCappedPerAddress() throws {
+        var limits = RelayLimits()
+        limits.maxTombstonesPerAddress = 2
+        hub = RendezvousHub(limits: limits)
+        var abandoned: [String] = []
+        for index in 0..<4 {
+            let c = connect(UInt64(index + 1), address: "a")
+            abandoned.append(try allocate(c, side: Identifier.random()).0)
+            _ = send(.close(mood: .lonely), from: c)
+        }
+        #expect(hub.statistics.tombstones == 2)
+        // The first two are refused as expired; the others are free again.
+        let states = abandoned.map { hub.nameplateIsInUse($0) }
+        #expect(states == [true, true, false, false])
+        let late = connect(10, address: "b")
+        let refused = send(.claim(nameplate: abandoned[0], side: bob), from: late)
+        #expect(frames(refused, to: late).first.map { if case .error(.expired, _) = $0 { true } else { false } } == true)
+        // Expiry gives the address its tombstones back.
+        now = now + limits.idleLifetime
+        _ = hub.tick(now: now)
+        #expect(hub.statistics.tombstones == 0)
+    }
+
+    @Test mutating func claimsAreRateLimitedPerAddress() throws {
+        var limits = RelayLimits()
+        limits.claimsPerMinute = 3
+        limits.maxMailboxesPerAddress = 100
+        hub = RendezvousHub(limits: limits)
+        for index in 0..<3 { _ = try allocate(connect(UInt64(index + 1), address: "a"), side: Identifier.random()) }
+        let flooder = connect(10, address: "a")
+        let refused = send(.claim(nameplate: "123456", side: Identifier.random()), from: flooder)
+        #expect(frames(refused, to: flooder).first.map { if case .error(.limit, _) = $0 { true } else { false } } == true)
+        #expect(hub.statistics.refusals["claims_per_address"] == 1)
+        // Another address is not affected.
+        _ = try allocate(connect(11, address: "b"), side: Identifier.random())
+        // A third of a minute later, the bucket has one token again.
+        now = now + .seconds(20)
+        _ = try allocate(connect(12, address: "a"), side: Identifier.random())
+        let again = connect(13, address: "a")
+        #expect(frames(send(.allocate(side: Identifier.random()), from: again), to: again).first.map { if case .error(.limit, _) = $0 { true } else { false } } == true)
+    }
+
+    @Test mutating func storedBytesAreLimitedPerSidePerAddressAndInTotal() throws {
+        var limits = RelayLimits()
+        limits.maxBytesPerSide = 100
+        limits.maxBytesPerAddress = 150
+        limits.maxBytesTotal = 200
+        hub = RendezvousHub(limits: limits)
+        func refusal(_ actions: [RendezvousHub.Action], _ id: ConnectionID) -> RelayErrorCode? {
+            frames(actions, to: id).first.flatMap { if case .error(let code, _) = $0 { code } else { nil } }
+        }
+        let a = connect(1, address: "a")
+        _ = try allocate(a, side: alice)
+        #expect(send(.add(seq: 0, body: [UInt8](repeating: 1, count: 60)), from: a).isEmpty)
+        #expect(refusal(send(.add(seq: 1, body: [UInt8](repeating: 1, count: 41)), from: a), a) == .mailboxFull)
+        #expect(hub.statistics.bytesStored == 60)
+        // Per address: 60 + 60 + 40 > 150 across two mailboxes of address a.
+        let a2 = connect(2, address: "a")
+        _ = try allocate(a2, side: Identifier.random())
+        #expect(send(.add(seq: 0, body: [UInt8](repeating: 2, count: 60)), from: a2).isEmpty)
+        #expect(refusal(send(.add(seq: 1, body: [UInt8](repeating: 2, count: 40)), from: a2), a2) == .limit)
+        // In total: 120 stored; b may add 80, not 81.
+        let b = connect(3, address: "b")
+        _ = try allocate(b, side: bob)
+        #expect(refusal(send(.add(seq: 0, body: [UInt8](repeating: 3, count: 81)), from: b), b) == .limit)
+        #expect(hub.statistics.refusals["bytes_total"] == 1)
+        // Removing a mailbox gives its bytes back.
+        hub.disconnected(a, now: now)
+        now = now + limits.idleLifetime
+        _ = hub.tick(now: now)
+        #expect(hub.statistics.bytesStored == 0)
+    }
+
+    @Test mutating func turnIsGrantedOnlyOnceBothSidesAreInTheMailbox() throws {
+        let a = connect(1), b = connect(2), idle = connect(3)
+        let (nameplate, mailbox) = try allocate(a, side: alice)
+        #expect(!(send(.add(seq: 0, body: [1]), from: a).contains(.grantTURN(a))))
+        let joined = send(.claim(nameplate: nameplate, side: bob), from: b)
+        #expect(joined.filter { if case .grantTURN = $0 { true } else { false } } == [.grantTURN(b), .grantTURN(a)])
+        // The grant comes before the peer's first message.
+        let grant = try #require(joined.firstIndex(of: .grantTURN(b)))
+        let message = try #require(joined.firstIndex(of: .send(b, .message(seq: 0, body: [1]))))
+        #expect(grant < message)
+        // Not again on the same connections; again on a side's new connection.
+        #expect(!send(.add(seq: 0, body: [2]), from: b).contains(.grantTURN(a)))
+        hub.disconnected(a, now: now)
+        let a2 = connect(4)
+        #expect(send(.attach(mailbox: mailbox, side: alice, received: 1), from: a2).contains(.grantTURN(a2)))
+        #expect(!hub.tick(now: now).contains(.grantTURN(idle)))
+    }
+
+    @Test mutating func aConnectionThatClaimsNothingIsClosedAfterTheClaimTimeout() {
+        let idle = connect(1)
+        now = now + hub.limits.claimTimeout - .seconds(1)
+        #expect(!closes(hub.tick(now: now), idle))
+        now = now + .seconds(1)
+        let actions = hub.tick(now: now)
+        #expect(closes(actions, idle))
+        #expect(frames(actions, to: idle).first.map { if case .error(.expired, _) = $0 { true } else { false } } == true)
     }
 
     @Test mutating func messagesReachTheOtherSideExactlyOnceInOrder() throws {
