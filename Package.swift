@@ -51,7 +51,7 @@ let package = Package(
 
         // Pairing: CPace over ristretto255, key schedule, sealed mailbox
         // messages, and the sans-IO pairing state machine.
-        .target(name: "TernPairing", dependencies: ["CSodium", "TernRendezvous"]),
+        .target(name: "TernPairing", dependencies: ["CSodium", "TernCrypto", "TernRendezvous"]),
 
         // ICE agent (RFC 8445, 8838, 7675), sans-IO.
         .target(name: "TernICE", dependencies: ["TernSTUN", "TernCollections"]),
@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "TernRelay",
             dependencies: [
-                "TernRendezvous", "TernSTUN", "TernTLS", "COpenSSL",
+                "TernRendezvous", "TernSTUN", "TernTLS", "TernCrypto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "TernSession",
             dependencies: [
-                "TernRendezvous", "TernPairing", "TernTLS", "TernSTUN", "TernICE", "TernTURN", "TernSDP", "TernDTLS", "TernSCTP",
+                "TernCrypto", "TernRendezvous", "TernPairing", "TernTLS", "TernSTUN", "TernICE", "TernTURN", "TernSDP", "TernDTLS", "TernSCTP",
                 "TernDataChannel", "TernCollections",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -140,7 +140,7 @@ let package = Package(
         .testTarget(name: "TernWireTests", dependencies: ["TernWire"]),
         .testTarget(name: "TernSTUNTests", dependencies: ["TernSTUN", "TernTestSupport"]),
         .testTarget(name: "TernRendezvousTests", dependencies: ["TernRendezvous"]),
-        .testTarget(name: "TernPairingTests", dependencies: ["TernPairing"]),
+        .testTarget(name: "TernPairingTests", dependencies: ["TernPairing", "TernCrypto"]),
         .testTarget(
             name: "TernRelayTests",
             dependencies: ["TernRelay", "TernSession", "TernTestSupport", "TernSTUN"]

@@ -1,4 +1,4 @@
-import COpenSSL
+import TernCrypto
 import Foundation
 import TernRendezvous
 
@@ -33,24 +33,11 @@ public struct TURNCredentialMinter: Sendable {
     public func mint(now: Date = Date()) -> TURNCredentials {
         let expiry = Int(now.timeIntervalSince1970) + configuration.ttl
         let username = "\(expiry):\(configuration.user)"
-        let mac = Self.hmacSHA1(key: configuration.secret, message: Array(username.utf8))
+        // HMAC fails only on allocation failure; an empty password makes
+        // coturn refuse, which the client reports.
+        let mac = (try? HashFunction.sha1.authenticationCode(key: configuration.secret, message: Array(username.utf8))) ?? []
         return TURNCredentials(
             uris: configuration.uris, username: username,
             credential: Data(mac).base64EncodedString(), ttl: configuration.ttl)
-    }
-
-    static func hmacSHA1(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        let ok = key.withUnsafeBytes { keyBytes in
-            message.withUnsafeBufferPointer { messageBytes in
-                out.withUnsafeMutableBufferPointer { outBytes in
-                    HMAC(EVP_sha1(), keyBytes.baseAddress, Int32(key.count), messageBytes.baseAddress, message.count,
-                         outBytes.baseAddress, &length) != nil
-                }
-            }
-        }
-        // HMAC only fails on allocation failure; an empty MAC makes coturn refuse, which the client reports.
-        return ok ? Array(out.prefix(Int(length))) : []
     }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import TernCrypto
 import TernPairing
 import TernRendezvous
 
@@ -65,7 +66,7 @@ public final class PairingSession {
     ///   - randomWords: two bytes from a cryptographic source, for an allocated code.
     public static func pair(
         relay: RelayURL, role: PairingRole, code: Code?,
-        randomWords: (UInt8, UInt8) = (UInt8.random(in: .min ... .max), UInt8.random(in: .min ... .max)),
+        randomWords: (UInt8, UInt8) = PairingSession.randomWords(),
         events: @escaping (PairingEvent) -> Void
     ) async throws(SessionError) -> PairingSession {
         let connection = try await RelayConnection.connect(to: relay)
@@ -453,5 +454,13 @@ public struct PeerOutbox: Sendable {
     /// Makes the owner's `receiveUntilWoken` return nil.
     public func wake() {
         inbox.yield(.wake)
+    }
+}
+
+extension PairingSession {
+    /// Two bytes from TernCrypto's CSPRNG, for an allocated code's words.
+    public static func randomWords() -> (UInt8, UInt8) {
+        var random = SecureRandomNumberGenerator()
+        return (UInt8.random(in: .min ... .max, using: &random), UInt8.random(in: .min ... .max, using: &random))
     }
 }

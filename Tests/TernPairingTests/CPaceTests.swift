@@ -1,4 +1,5 @@
 import Testing
+import TernCrypto
 @testable import TernPairing
 
 /// Hex helpers for the crypto tests (vectors are pasted as hex).

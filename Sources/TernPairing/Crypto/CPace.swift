@@ -1,4 +1,5 @@
 import CSodium
+import TernCrypto
 
 /// CPace, the CFRG's balanced PAKE, as specified in draft-irtf-cfrg-cpace-21,
 /// with the cipher suite CPACE-RISTR255-SHA512 (group ristretto255, RFC 9496;
@@ -64,7 +65,7 @@ public struct CPace: Sendable {
         role: Role,
         associatedData: [UInt8]
     ) throws(PairingError) {
-        try Sodium.ready()
+        try PairingError.crypto { () throws(CryptoError) in try Sodium.ready() }
         // draft §8.3 allows either the RECOMMENDED "random bytes with the bits
         // above 252 cleared" or uniform sampling in [1, order - 1]. libsodium's
         // scalar_random does the latter (rejection sampling, never zero).
@@ -87,7 +88,7 @@ public struct CPace: Sendable {
         associatedData: [UInt8],
         scalar: [UInt8]
     ) throws(PairingError) {
-        try Sodium.ready()
+        try PairingError.crypto { () throws(CryptoError) in try Sodium.ready() }
         guard scalar.count == Self.scalarBytes else {
             throw .invalidParameter("a CPace scalar is \(Self.scalarBytes) bytes, not \(scalar.count)")
         }
@@ -131,7 +132,7 @@ public struct CPace: Sendable {
     /// then be aborted (draft §7.2, §8.3, §9).
     public func finish(peerShare: [UInt8], peerAssociatedData: [UInt8]) throws(PairingError) -> [UInt8] {
         var k = try sharedPoint(peerShare: peerShare)
-        defer { Sodium.wipe(&k) }
+        defer { Memory.cleanse(&k) }
         return Self.intermediateSessionKey(
             sessionID: sessionID,
             sharedPoint: k,
@@ -199,7 +200,7 @@ public struct CPace: Sendable {
     /// ISK = H.hash(lv_cat(G.DSI || b"_ISK", sid, K) || transcript) (draft §7.2).
     static func intermediateSessionKey(sessionID: [UInt8], sharedPoint: [UInt8], transcript: [UInt8]) -> [UInt8] {
         var input = lvCat(iskDomainSeparator, sessionID, sharedPoint) + transcript
-        defer { Sodium.wipe(&input) }
+        defer { Memory.cleanse(&input) }
         return Sodium.sha512(input)
     }
 
@@ -211,14 +212,14 @@ public struct CPace: Sendable {
     static func calculateGenerator(
         password: [UInt8], channelIdentifier: [UInt8], sessionID: [UInt8]
     ) throws(PairingError) -> SecretBytes {
-        try Sodium.ready()
+        try PairingError.crypto { () throws(CryptoError) in try Sodium.ready() }
         var generatorString = generatorString(
             password: password, channelIdentifier: channelIdentifier, sessionID: sessionID
         )
         var hash = Sodium.sha512(generatorString)
         defer {
-            Sodium.wipe(&generatorString)
-            Sodium.wipe(&hash)
+            Memory.cleanse(&generatorString)
+            Memory.cleanse(&hash)
         }
         return try SecretBytes(count: shareBytes) { buffer throws(PairingError) in
             // Always returns 0; the hash is exactly crypto_core_ristretto255_HASHBYTES (64).

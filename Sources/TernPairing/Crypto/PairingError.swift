@@ -1,3 +1,5 @@
+import TernCrypto
+
 /// Everything that can go wrong while pairing two sides.
 ///
 /// The cryptographic cases live here; the pairing state machine adds its own.
@@ -64,6 +66,18 @@ public enum PairingError: Error, Equatable, Sendable {
             return "nothing can be sealed before the key is confirmed"
         case .malformedPeerMessage(let why):
             return "the peer sent a bad message: \(why)"
+        }
+    }
+}
+
+extension PairingError {
+    /// Runs a TernCrypto call, its failure becoming `.libsodiumFailure`
+    /// (pairing's primitives are libsodium's).
+    static func crypto<R>(_ body: () throws(CryptoError) -> R) throws(PairingError) -> R {
+        do {
+            return try body()
+        } catch {
+            throw .libsodiumFailure(error.reason)
         }
     }
 }

@@ -1,4 +1,5 @@
 import CSodium
+import TernCrypto
 
 /// Sealed messages between the two paired sides, after key confirmation:
 /// XChaCha20-Poly1305-IETF (libsodium's crypto_aead_xchacha20poly1305_ietf,
@@ -74,7 +75,7 @@ public struct SealingChannel: Sendable {
 
     /// Seals `plaintext` as the next message of this side.
     public mutating func seal(_ plaintext: [UInt8]) throws(PairingError) -> [UInt8] {
-        try Sodium.ready()
+        try PairingError.crypto { () throws(CryptoError) in try Sodium.ready() }
         guard plaintext.count <= maxPlaintextSize else {
             throw .messageTooLarge(size: plaintext.count, limit: maxPlaintextSize)
         }
@@ -110,7 +111,7 @@ public struct SealingChannel: Sendable {
     /// Opens the next message from the peer. On any error the channel's
     /// state is unchanged.
     public mutating func open(_ message: [UInt8]) throws(PairingError) -> [UInt8] {
-        try Sodium.ready()
+        try PairingError.crypto { () throws(CryptoError) in try Sodium.ready() }
         guard message.count >= Self.overhead else {
             throw .badSeal("\(message.count) bytes is shorter than the \(Self.overhead)-byte minimum")
         }

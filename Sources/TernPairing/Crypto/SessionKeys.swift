@@ -1,4 +1,5 @@
 import CSodium
+import TernCrypto
 
 /// tern's key schedule: five 32-byte keys derived from CPace's 64-byte ISK.
 ///
@@ -31,7 +32,7 @@ public final class SessionKeys: Sendable {
 
     /// Derives the keys from the ISK that `CPace.finish` returned.
     public init(intermediateSessionKey isk: [UInt8]) throws(PairingError) {
-        try Sodium.ready()
+        try PairingError.crypto { () throws(CryptoError) in try Sodium.ready() }
         guard isk.count == CPace.keyBytes else {
             throw .invalidParameter("the ISK is \(CPace.keyBytes) bytes, not \(isk.count)")
         }
@@ -39,7 +40,9 @@ public final class SessionKeys: Sendable {
         func derive(_ label: String) throws(PairingError) -> SecretBytes {
             try SecretBytes(count: Self.keyBytes) { output throws(PairingError) in
                 try master.withPointer { key throws(PairingError) in
-                    try Sodium.blake2b(key: key, keyCount: master.count, message: Array(label.utf8), into: output)
+                    try PairingError.crypto { () throws(CryptoError) in
+                        try Sodium.blake2b(key: key, keyCount: master.count, message: Array(label.utf8), into: output)
+                    }
                 }
             }
         }
@@ -70,7 +73,9 @@ public final class SessionKeys: Sendable {
             try tag.withUnsafeMutableBufferPointer { output throws(PairingError) in
                 guard let out = output.baseAddress else { throw .libsodiumFailure("confirmation tag buffer") }
                 try key.withPointer { k throws(PairingError) in
-                    try Sodium.blake2b(key: k, keyCount: key.count, message: transcript, into: out)
+                    try PairingError.crypto { () throws(CryptoError) in
+                        try Sodium.blake2b(key: k, keyCount: key.count, message: transcript, into: out)
+                    }
                 }
             }
         } catch {
@@ -80,13 +85,13 @@ public final class SessionKeys: Sendable {
     }
 
     /// Whether `tag` is the confirmation tag `role` must send for
-    /// `transcript`. Compared in constant time (sodium_memcmp).
+    /// `transcript`. Compared in constant time (CRYPTO_memcmp).
     public func verifyConfirmation(_ tag: [UInt8], from role: CPace.Role, transcript: [UInt8]) -> Bool {
         guard tag.count == Self.keyBytes else { return false }
         let expected = confirmationTag(for: role, transcript: transcript)
         // Constant time too (sodium_is_zero): the all-zero failure tag never verifies.
         guard sodium_is_zero(expected, expected.count) == 0 else { return false }
-        return Sodium.constantTimeEqual(tag, expected)
+        return Memory.constantTimeEqual(tag, expected)
     }
 
     /// Like `verifyConfirmation`, but throws `.confirmationFailed`, for
