@@ -5,10 +5,13 @@ import COpenSSL
 /// MD5 and SHA-1 are here only where a protocol requires them: MD5 for the
 /// STUN long-term credential key (RFC 8489 §9.2.2), SHA-1 inside HMAC for
 /// STUN MESSAGE-INTEGRITY (RFC 8489 §14.5) and coturn's REST credentials.
+/// SHA-384 is the TLS 1.2 PRF's hash under the AES-256-GCM-SHA384 suites
+/// (RFC 5289 §3.2).
 public enum HashFunction: Hashable, Sendable, CaseIterable {
     case md5
     case sha1
     case sha256
+    case sha384
 
     /// Bytes in a digest.
     public var byteCount: Int {
@@ -16,6 +19,7 @@ public enum HashFunction: Hashable, Sendable, CaseIterable {
         case .md5: return 16
         case .sha1: return 20
         case .sha256: return 32
+        case .sha384: return 48
         }
     }
 
@@ -27,6 +31,7 @@ public enum HashFunction: Hashable, Sendable, CaseIterable {
         case .md5: return FetchedDigests.shared.md5
         case .sha1: return FetchedDigests.shared.sha1
         case .sha256: return FetchedDigests.shared.sha256
+        case .sha384: return FetchedDigests.shared.sha384
         }
     }
 }
@@ -39,6 +44,7 @@ private final class FetchedDigests: @unchecked Sendable {
     let md5: OpaquePointer?
     let sha1: OpaquePointer?
     let sha256: OpaquePointer?
+    let sha384: OpaquePointer?
 
     private init() {
         // A provider that lacks one (MD5 under a FIPS-only configuration)
@@ -46,6 +52,7 @@ private final class FetchedDigests: @unchecked Sendable {
         md5 = EVP_MD_fetch(nil, "MD5", nil)
         sha1 = EVP_MD_fetch(nil, "SHA1", nil)
         sha256 = EVP_MD_fetch(nil, "SHA256", nil)
+        sha384 = EVP_MD_fetch(nil, "SHA384", nil)
         ERR_clear_error()
     }
 }
@@ -128,12 +135,27 @@ extension HashFunction {
     }
 }
 
+extension HashFunction {
+    /// The function an OpenSSL `EVP_MD` (a suite's PRF digest, say) stands
+    /// for, by its NID; nil for one tern does not use.
+    public init?(openSSLDigest digest: OpaquePointer) {
+        switch EVP_MD_get_type(digest) {
+        case NID_md5: self = .md5
+        case NID_sha1: self = .sha1
+        case NID_sha256: self = .sha256
+        case NID_sha384: self = .sha384
+        default: return nil
+        }
+    }
+}
+
 extension HashFunction: CustomStringConvertible {
     public var description: String {
         switch self {
         case .md5: return "MD5"
         case .sha1: return "SHA-1"
         case .sha256: return "SHA-256"
+        case .sha384: return "SHA-384"
         }
     }
 }

@@ -22,6 +22,13 @@ struct DigestTests {
         DigestVector("one million a", millionA, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
     ]
 
+    static let sha384: [DigestVector] = [
+        DigestVector("abc", "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"),
+        DigestVector(
+            "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+            "09330c33f71147e83d192fc782cd1b4753111b173b3b05d22fa08086e3b0f712fcc7c71a557e2db966c3e9fa91746039"),
+    ]
+
     /// RFC 1321 §A.5 test suite (MD5 is here for STUN's long-term key).
     static let md5: [DigestVector] = [
         DigestVector("", "d41d8cd98f00b204e9800998ecf8427e"),
@@ -43,6 +50,11 @@ struct DigestTests {
     @Test("SHA-256, FIPS 180-2 examples", arguments: sha256)
     func sha256MatchesFIPS180(vector: DigestVector) throws {
         #expect(try HashFunction.sha256.hash(vector.message) == vector.digest)
+    }
+
+    @Test("SHA-384, FIPS 180-2 examples", arguments: sha384)
+    func sha384MatchesFIPS180(vector: DigestVector) throws {
+        #expect(try HashFunction.sha384.hash(vector.message) == vector.digest)
     }
 
     @Test("MD5, RFC 1321 test suite", arguments: md5)

@@ -46,6 +46,20 @@ struct HMACTests {
                   mac: "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"),
     ]
 
+    /// RFC 4231 §4.2-4.3, test cases 1 and 2 for HMAC-SHA384 (the TLS 1.2
+    /// PRF of the SHA-384 suites).
+    static let sha384: [MACVector] = [
+        MACVector("1", key: block20, data: Array("Hi There".utf8),
+                  mac: "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59cfaea9ea9076ede7f4af152e8b2fa9cb6"),
+        MACVector("2", key: Array("Jefe".utf8), data: Array("what do ya want for nothing?".utf8),
+                  mac: "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecfab21649"),
+    ]
+
+    @Test("HMAC-SHA384, RFC 4231", arguments: sha384)
+    func hmacSHA384MatchesRFC4231(vector: MACVector) throws {
+        #expect(try HashFunction.sha384.authenticationCode(key: vector.key, message: vector.data) == vector.mac)
+    }
+
     @Test("HMAC-SHA1, RFC 2202", arguments: sha1)
     func hmacSHA1MatchesRFC2202(vector: MACVector) throws {
         let mac = try HashFunction.sha1.authenticationCode(key: vector.key, message: vector.data)
