@@ -1,5 +1,3 @@
-import COpenSSL
-import TernCrypto
 import TernCollections
 
 /// One DTLS 1.2 association (RFC 6347) between this side and one peer, as a
@@ -24,27 +22,23 @@ import TernCollections
 ///         // to end: dtls.close()
 ///     }
 ///
-/// **Timers.** OpenSSL 3.0 times DTLS retransmissions with the real clock
-/// (gettimeofday) and offers no way to feed it another. So the retransmission
-/// timer is OpenSSL's: `nextDeadline` is `now` plus the time OpenSSL says is
-/// left (DTLSv1_get_timeout), and `advanceTime` asks OpenSSL to retransmit if
-/// its timer has run out (DTLSv1_handle_timeout); if the driver's clock runs
-/// ahead of the real one, nothing happens and a new deadline is given. With a
-/// driver whose clock is the monotonic clock this is exact. The timer
-/// *values* are ours (a timer callback: RFC 6347 §4.2.4.1 doubling from
-/// `initialRetransmissionTimeout` up to `maximumRetransmissionTimeout`), and
-/// the overall `handshakeTimeout` runs purely on the driver's clock.
+/// The association is the coordinator of three parts, each in its own file:
+/// - `DTLSHandshakeDriver`: OpenSSL's SSL object, the handshake, its
+///   retransmission timer and the peer's certificate check, and application
+///   data until the hand-over;
+/// - `DTLSRecordLayer`: who protects application data, and the hand-over
+///   from OpenSSL's record layer to this module's own (keys, nonce policy,
+///   replay window, seal and open) as a state machine;
+/// - `DTLSDatagramPacker`: the records written, cut into datagrams of at
+///   most the MTU for the driver.
 ///
-/// **The peer's identity.** OpenSSL's chain verification is replaced by a
-/// callback (SSL_CTX_set_cert_verify_callback) that accepts the peer's
-/// certificate only if its SHA-256 fingerprint equals the expected one,
-/// compared in constant time. Checking inside the handshake rather than after
-/// it means a wrong certificate stops the handshake before this side sends
-/// its Finished: no keys are confirmed, no application data can be sent or
-/// accepted, and the peer is told with a bad_certificate alert. After the
-/// handshake the fingerprint is checked once more before `.connected` is
-/// reported, so the guarantee does not rest on OpenSSL calling back (session
-/// resumption, which skips the callback, is off anyway).
+/// **Timers.** OpenSSL's retransmission timer runs on the real clock (see
+/// `DTLSHandshakeDriver`): `nextDeadline` is `now` plus the time OpenSSL
+/// says is left, and `advanceTime` asks OpenSSL to retransmit if its timer
+/// has run out; if the driver's clock runs ahead of the real one, nothing
+/// happens and a new deadline is given. With a driver whose clock is the
+/// monotonic clock this is exact. The overall `handshakeTimeout` runs purely
+/// on the driver's clock.
 ///
 /// **Hostile input.** A datagram is checked before OpenSSL sees it: record
 /// framing, and the shapes OpenSSL 3.0 would answer with a fatal alert
@@ -53,38 +47,22 @@ import TernCollections
 /// broken plaintext record; see `DTLSRecordFraming.validPrefix`). What fails
 /// is dropped and counted. Records that pass but do not authenticate, replay
 /// an old sequence number or belong to another epoch are dropped silently by
-/// OpenSSL. A well-formed handshake message that is wrong before the keys
+/// OpenSSL, and dropped and counted by the own record layer (RFC 6347
+/// §4.1.2.7). A well-formed handshake message that is wrong before the keys
 /// exist, or an authenticated record that breaks the protocol, ends the
 /// association with `.failed`, as DTLS 1.2 does.
 ///
 /// **Own record layer.** Once the handshake is over, application data is
-/// protected and checked here rather than by OpenSSL's record layer, which
-/// cost about a third of the data path's CPU (a fixed cost per record on
-/// top of the cipher: BIO copies, parameter lookups, error-queue work). The
-/// keys are the handshake's (RFC 5246 §6.3 key block, `DTLSRecordKeys`), the
-/// records are standard DTLS 1.2 AES-GCM records (RFC 5288, RFC 6347 §4.1),
-/// so the peer's stack cannot tell. Handshake records and alerts still go
-/// to OpenSSL. The hand-over keeps the rules GCM and DTLS depend on:
-/// - *Nonces never repeat under a key.* OpenSSL draws its explicit nonces
-///   from a counter it starts at a random value; ours start half the
-///   counter's range (2^63) away from the last one OpenSSL wrote, so the
-///   few records OpenSSL may still write (a repeated final flight, an alert)
-///   can never meet ours.
-/// - *Sequence numbers go on* from OpenSSL's last, and stop at 2^48.
-/// - *Replays are refused* (RFC 6347 §4.1.2.6): a 64-record window that
-///   starts with exactly the application data records OpenSSL delivered
-///   counted as seen, and moves only for records that authenticated. Until
-///   the hand-over OpenSSL is given one record per call, so each record it
-///   delivers is known; should it deliver one that is not (records it held
-///   back while the handshake finished, when application data overtook the
-///   Finished), the records stay with OpenSSL.
-/// - *OpenSSL is not needed any more* when the hand-over happens: the client
-///   hands over as soon as it is connected (nothing it could be asked to
-///   resend protects application data); the server only once application
-///   data from the client shows that the client has the server's final
-///   flight, which OpenSSL must be able to resend until then.
-/// Records that do not authenticate or are replays are dropped and counted
-/// (RFC 6347 §4.1.2.7). ChaCha20-Poly1305 stays with OpenSSL.
+/// protected and checked by this module rather than by OpenSSL's record
+/// layer, whose fixed cost per record around the cipher (BIO copies,
+/// parameter lookups, error-queue work) was a large share of the data path
+/// (docs/architecture.md, "DTLS"). The keys are the handshake's (RFC 5246
+/// §6.3 key block, `DTLSRecordKeys`), the records are standard DTLS 1.2
+/// AES-GCM records (RFC 5288, RFC 6347 §4.1), so the peer's stack cannot
+/// tell. Handshake records and alerts still go to OpenSSL. Until the
+/// hand-over OpenSSL is given one record per call, so every application
+/// data record it delivers has a known sequence number; `DTLSRecordLayer`
+/// says what the hand-over keeps. ChaCha20-Poly1305 stays with OpenSSL.
 ///
 /// Not `Sendable`: it belongs to the one event loop that drives the session.
 public final class DTLSAssociation {
@@ -179,41 +157,23 @@ public final class DTLSAssociation {
         case idle
         /// Handshake flights in progress; fails at `deadline` (driver's clock).
         case handshaking(deadline: Duration)
-        case connected(Established)
+        case connected(DTLSHandshakeDriver.Established)
         /// close_notify sent or received. Terminal.
         case closed
         /// Terminal.
         case failed(DTLSError)
     }
 
-    struct Established {
-        var peerFingerprint: DTLSFingerprint
-        var cipherSuite: String
-        /// The use_srtp profile the handshake settled on, if any.
-        var srtpProtectionProfile: String?
-        /// Largest plaintext that fits one record inside the MTU.
-        var maximumPayload: Int
-        /// Shortest valid protected record under the negotiated suite.
-        var minimumProtectedLength: Int
-    }
-
     private var state = State.idle
-    // Kept for its lifetime: the connection holds a reference too, but the
-    // verify callback's argument points at `pipe`, which lives here.
-    private let context: ContextHandle
-    private let connection: ConnectionHandle
-    private let pipe: DatagramPipe
-    /// Datagrams waiting for the driver are the first `packedBytes` of
-    /// `pipe.outbound` (records as OpenSSL wrote them, cut at datagram
-    /// boundaries without moving them), with their lengths from
-    /// `transmitHead` on: reused storage, no copy or allocation per datagram.
-    private var packedBytes = 0
-    private var transmitLengths: [Int] = []
-    private var transmitHead = 0
-    private var transmitOffset = 0
+    /// OpenSSL: the handshake, and application data until the hand-over.
+    private let openSSL: DTLSHandshakeDriver
+    /// Who protects application data; the hand-over's state machine.
+    private var recordLayer: DTLSRecordLayer
+    /// Records written (to `openSSL.pipe.outbound`), cut into datagrams.
+    private var packer = DTLSDatagramPacker()
     private var eventQueue = FIFO<DTLSEvent>()
-    /// SSL_read's destination: one record's plaintext is at most 2^14 bytes
-    /// (RFC 6347 §4.1 / RFC 5246 §6.2.1).
+    /// SSL_read's and the own layer's destination: one record's plaintext is
+    /// at most 2^14 bytes (RFC 6347 §4.1 / RFC 5246 §6.2.1).
     private var readBuffer = [UInt8](repeating: 0, count: 1 << 14)
     /// When set, a record of application data decrypted while no event is
     /// waiting goes straight to this handler, as bytes of the read buffer
@@ -224,124 +184,20 @@ public final class DTLSAssociation {
 
     /// When OpenSSL's retransmission timer runs out, on the driver's clock.
     private var timerDeadline: Duration?
-
-    /// Application data's record layer, once taken over from OpenSSL.
-    private var records: OwnRecordLayer?
-    /// Set when the hand-over cannot happen (another cipher, no key
-    /// material): OpenSSL keeps the records, and nobody asks again.
-    private var recordsStayWithOpenSSL = false
-    /// The sequence number and explicit nonce of the last epoch-1 record
-    /// OpenSSL wrote: ours go on from them.
-    private var lastOpenSSLRecord: (sequence: UInt64, explicitNonce: UInt64)?
-    /// The application data records OpenSSL delivered, by sequence number:
-    /// the own record layer's replay window starts as this.
-    private var openSSLReads = DTLSReplayWindow()
-    /// OpenSSL delivered application data that was not from the record it
-    /// was just given, so its sequence number is unknown: the records then
-    /// stay with OpenSSL, whose window knows it.
-    private var unattributedOpenSSLRead = false
     /// The sequence number of the record being handed to OpenSSL, while it
     /// is application data of epoch 1 not yet delivered.
     private var inboundApplicationSequence: UInt64?
-    /// OpenSSL decrypted application data from the peer: for a server, the
-    /// sign that the client has its final flight.
-    private var peerSentApplicationData = false
 
     /// The OpenSSL connection (internal: the record keys are read from it).
-    var ssl: OpaquePointer { connection.pointer }
+    var ssl: OpaquePointer { openSSL.ssl }
+    private var pipe: DatagramPipe { openSSL.pipe }
 
     public init(configuration: Configuration) throws(DTLSError) {
         try configuration.validate()
         self.configuration = configuration
         pathMTU = configuration.mtu
-        let method: DatagramBIOMethod
-        switch DatagramBIOMethod.shared {
-        case .success(let shared): method = shared
-        case .failure(let error): throw error
-        }
-        pipe = DatagramPipe(
-            expectedPeer: configuration.expectedPeerFingerprint,
-            initialTimeout: configuration.initialRetransmissionTimeout,
-            maximumTimeout: configuration.maximumRetransmissionTimeout
-        )
-
-        ERR_clear_error()
-        guard let dtlsMethod = DTLS_method(), let rawContext = SSL_CTX_new(dtlsMethod) else {
-            throw OpenSSLErrorQueue.setupError("SSL_CTX_new failed")
-        }
-        context = ContextHandle(taking: rawContext)
-        try Self.configure(
-            context: context.pointer, certificate: configuration.certificate,
-            srtpProfiles: configuration.srtpProtectionProfiles, pipe: pipe)
-
-        guard let rawConnection = SSL_new(context.pointer) else { throw OpenSSLErrorQueue.setupError("SSL_new failed") }
-        connection = ConnectionHandle(taking: rawConnection)
-        guard let bio = BIO_new(method.pointer) else { throw OpenSSLErrorQueue.setupError("BIO_new failed") }
-        BIO_set_data(bio, pipe.opaque)
-        // One BIO for both directions; the SSL takes over its one reference.
-        SSL_set_bio(connection.pointer, bio, bio)
-
-        switch configuration.role {
-        case .client: SSL_set_connect_state(connection.pointer)
-        case .server: SSL_set_accept_state(connection.pointer)
-        }
-        // RFC 6347 §4.1.1.1: records sized to the path MTU. The value is the
-        // UDP payload; the BIO reports no further overhead, and
-        // SSL_OP_NO_QUERY_MTU (set on the context) keeps OpenSSL from
-        // replacing it with a guess of its own.
-        guard SSL_ctrl(connection.pointer, DTLS_CTRL_SET_LINK_MTU, configuration.mtu, nil) == 1 else {
-            throw OpenSSLErrorQueue.setupError("DTLS_set_link_mtu(\(configuration.mtu)) failed")
-        }
-        DTLS_set_timer_cb(connection.pointer, retransmissionTimeout)
-    }
-
-    private static func configure(
-        context: OpaquePointer, certificate: DTLSCertificate, srtpProfiles: [String], pipe: DatagramPipe
-    ) throws(DTLSError) {
-        // DTLS 1.2 only (RFC 8827 §6.5; OpenSSL 3.0 has no DTLS 1.3, and
-        // DTLS 1.0 is obsolete, RFC 8996).
-        guard SSL_CTX_ctrl(context, SSL_CTRL_SET_MIN_PROTO_VERSION, Int(DTLS1_2_VERSION), nil) == 1,
-              SSL_CTX_ctrl(context, SSL_CTRL_SET_MAX_PROTO_VERSION, Int(DTLS1_2_VERSION), nil) == 1
-        else { throw OpenSSLErrorQueue.setupError("cannot restrict the protocol to DTLS 1.2") }
-
-        // RFC 8827 §6.5: no renegotiation. No tickets or session cache: each
-        // association is one full handshake with certificates made for it.
-        _ = SSL_CTX_set_options(
-            context,
-            SSLOption.noQueryMTU | SSLOption.noTicket | SSLOption.noCompression | SSLOption.noRenegotiation
-        )
-        _ = SSL_CTX_ctrl(context, SSL_CTRL_SET_SESS_CACHE_MODE, Int(SSL_SESS_CACHE_OFF), nil)
-
-        guard SSL_CTX_set_cipher_list(context, cipherSuites.joined(separator: ":")) == 1 else {
-            throw OpenSSLErrorQueue.setupError("cannot set the cipher suites")
-        }
-        let groupsSet = groups.withCString { names in
-            SSL_CTX_ctrl(context, SSL_CTRL_SET_GROUPS_LIST, 0, UnsafeMutableRawPointer(mutating: names))
-        }
-        guard groupsSet == 1 else { throw OpenSSLErrorQueue.setupError("cannot set the key exchange groups") }
-
-        // RFC 5764 §4.1.1: the client lists the profiles in its ClientHello;
-        // the server picks the first of its own list that the client offered,
-        // and answers without the extension when there is none. The
-        // extension changes nothing else: the record keys are still the
-        // handshake's, and the SRTP keys (RFC 5764 §4.2) are never exported.
-        if !srtpProfiles.isEmpty {
-            // Unlike most of OpenSSL, this returns 0 on success.
-            guard SSL_CTX_set_tlsext_use_srtp(context, srtpProfiles.joined(separator: ":")) == 0 else {
-                throw OpenSSLErrorQueue.setupError("cannot set the SRTP protection profiles \(srtpProfiles)")
-            }
-        }
-
-        guard SSL_CTX_use_certificate(context, certificate.certificate.pointer) == 1,
-              SSL_CTX_use_PrivateKey(context, certificate.privateKey.pointer) == 1,
-              SSL_CTX_check_private_key(context) == 1
-        else { throw OpenSSLErrorQueue.setupError("cannot use the certificate") }
-
-        // Both sides present a certificate and both check the other's: the
-        // server asks for the client's (CertificateRequest) and fails the
-        // handshake without one.
-        SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
-        SSL_CTX_set_cert_verify_callback(context, verifyPeerCertificate, pipe.opaque)
+        openSSL = try DTLSHandshakeDriver(configuration: configuration)
+        recordLayer = DTLSRecordLayer(enabled: configuration.protectsApplicationData)
     }
 
     // MARK: Observers
@@ -387,7 +243,7 @@ public final class DTLSAssociation {
 
     /// True once application data is protected by this module's own record
     /// layer rather than OpenSSL's.
-    public var ownsRecordLayer: Bool { records != nil }
+    public var ownsRecordLayer: Bool { recordLayer.own != nil }
 
     /// The most bytes one `write` takes: one record's plaintext inside the
     /// MTU, after the record header and the cipher's nonce and tag
@@ -458,7 +314,7 @@ public final class DTLSAssociation {
         guard length > 0 else { return }
         let records = UnsafeRawBufferPointer(rebasing: datagram[..<length])
 
-        if let layer = self.records {
+        if let layer = recordLayer.own {
             handleRecords(records, layer: layer)
             flushOutbound()
             return
@@ -519,15 +375,14 @@ public final class DTLSAssociation {
         }
         guard count > 0 else { return }
         if oversized { flushOutbound() }
-        if let records {
-            try seal(type: DTLSContentType.applicationData, bytes, layer: records)
+        if let layer = recordLayer.own {
+            try seal(type: DTLSContentType.applicationData, bytes, layer: layer)
             flushOutbound(mtu: oversized ? DTLSRecordFraming.maximumDatagramLength : pathMTU)
             return
         }
-        clearErrorQueue()
-        let written = SSL_write(ssl, bytes.baseAddress, Int32(count))
-        guard written == Int32(count) else {
-            let error = DTLSError.internalFailure(OpenSSLErrorQueue.text(OpenSSLErrorQueue.drain(), fallback: "SSL_write failed"))
+        do {
+            try openSSL.write(bytes)
+        } catch {
             fail(error)
             throw error
         }
@@ -551,7 +406,7 @@ public final class DTLSAssociation {
 
     /// Bytes a record adds to its plaintext under the negotiated suite (what
     /// DTLS_get_data_mtu took off the configured MTU).
-    private func recordOverhead(_ established: Established) -> Int {
+    private func recordOverhead(_ established: DTLSHandshakeDriver.Established) -> Int {
         pathMTU - established.maximumPayload
     }
 
@@ -581,14 +436,10 @@ public final class DTLSAssociation {
             fail(.handshakeTimedOut)
             return
         }
-        ERR_clear_error()
-        let result = SSL_ctrl(ssl, DTLS_CTRL_HANDLE_TIMEOUT, 0, nil)
-        if result > 0 {
-            counters.timerRetransmissions += 1
-        } else if result < 0 {
-            fail(handshakeError(fallback: "DTLSv1_handle_timeout failed"))
-        } else {
-            ERR_clear_error()
+        switch openSSL.handleTimeout() {
+        case .retransmitted: counters.timerRetransmissions += 1
+        case .notDue: break
+        case .failed(let error): fail(error)
         }
         flushOutbound()
         updateTimer(now: now)
@@ -596,12 +447,7 @@ public final class DTLSAssociation {
 
     /// The next datagram to send to the peer, at most `configuration.mtu` bytes.
     public func pollTransmit() -> [UInt8]? {
-        guard transmitHead < transmitLengths.count else { return nil }
-        let length = transmitLengths[transmitHead]
-        let datagram = Array(pipe.outbound[transmitOffset..<(transmitOffset + length)])
-        transmitHead += 1
-        transmitOffset += length
-        if transmitHead == transmitLengths.count { clearTransmitted() }
+        guard let datagram = packer.poll(&pipe.outbound) else { return nil }
         counters.datagramsSent += 1
         return datagram
     }
@@ -611,24 +457,7 @@ public final class DTLSAssociation {
     /// during the call (the data path: the driver copies them into its own
     /// buffer once). Does not call `body` when there is nothing to send.
     public func drainTransmit(_ body: (_ datagrams: UnsafeRawBufferPointer, _ lengths: ArraySlice<Int>) -> Void) {
-        guard transmitHead < transmitLengths.count else { return }
-        counters.datagramsSent += transmitLengths.count - transmitHead
-        pipe.outbound.withUnsafeBytes { bytes in
-            body(UnsafeRawBufferPointer(rebasing: bytes[transmitOffset..<packedBytes]), transmitLengths[transmitHead...])
-        }
-        clearTransmitted()
-    }
-
-    private func clearTransmitted() {
-        if packedBytes == pipe.outbound.count {
-            pipe.outbound.removeAll(keepingCapacity: true)
-        } else {
-            pipe.outbound.removeFirst(packedBytes)  // a record OpenSSL has not finished stays
-        }
-        packedBytes = 0
-        transmitLengths.removeAll(keepingCapacity: true)
-        transmitHead = 0
-        transmitOffset = 0
+        counters.datagramsSent += packer.drain(&pipe.outbound, body)
     }
 
     public func pollEvent() -> DTLSEvent? {
@@ -638,127 +467,47 @@ public final class DTLSAssociation {
     // MARK: Handshake
 
     private func continueHandshake() {
-        ERR_clear_error()
-        let result = SSL_do_handshake(ssl)
-        if result == 1 {
-            handshakeFinished()
+        switch openSSL.continueHandshake(mtu: configuration.mtu) {
+        case .inProgress:
             return
-        }
-        switch SSL_get_error(ssl, result) {
-        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
-            return
-        case SSL_ERROR_ZERO_RETURN:
-            // close_notify in the middle of the handshake.
-            ERR_clear_error()
-            fail(.peerAlert(DTLSAlert.closeNotify))
-        default:
-            fail(handshakeError(fallback: "SSL_do_handshake failed"))
+        case .failed(let error):
+            fail(error)
+        case .finished(let established):
+            state = .connected(established)
+            timerDeadline = nil
+            eventQueue.push(.connected(peerFingerprint: established.peerFingerprint))
+            // The datagram that finished the handshake may carry application
+            // data behind the Finished message.
+            readApplicationData()
         }
     }
 
-    private func handshakeFinished() {
-        guard let raw = SSL_get1_peer_certificate(ssl) else {
-            fail(.peerCertificateMissing)
-            return
-        }
-        let peer = CertificateHandle(taking: raw)
-        guard let digest = DTLSFingerprint.digest(of: peer.pointer),
-              let fingerprint = try? DTLSFingerprint(bytes: digest)
-        else {
-            fail(.internalFailure(OpenSSLErrorQueue.text(OpenSSLErrorQueue.drain(), fallback: "cannot digest the peer's certificate")))
-            return
-        }
-        // RFC 8842 §5.1 / RFC 8122 §5: the certificate must match the
-        // fingerprint from the session description. The verify callback has
-        // already refused any other; this second look costs one SHA-256.
-        guard configuration.expectedPeerFingerprint.matches(digest: digest) else {
-            fail(.fingerprintMismatch(received: fingerprint))
-            return
-        }
-        let current = SSL_get_current_cipher(ssl)
-        let cipher = current.flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? "unknown"
-        let maximumPayload = Int(DTLS_get_data_mtu(ssl))
-        guard maximumPayload > 0 else {
-            fail(.internalFailure("no room for application data in a \(configuration.mtu)-byte MTU"))
-            return
-        }
-        state = .connected(Established(
-            peerFingerprint: fingerprint,
-            cipherSuite: cipher,
-            srtpProtectionProfile: SSL_get_selected_srtp_profile(ssl).flatMap { $0.pointee.name }.map { String(cString: $0) },
-            maximumPayload: maximumPayload,
-            minimumProtectedLength: Self.minimumProtectedLength(of: current)
-        ))
-        timerDeadline = nil
-        eventQueue.push(.connected(peerFingerprint: fingerprint))
-        // The datagram that finished the handshake may carry application
-        // data behind the Finished message.
-        readApplicationData()
-    }
-
-    /// The error a failed handshake step stands for; drains the queue.
-    private func handshakeError(fallback: String) -> DTLSError {
-        let entries = OpenSSLErrorQueue.drain()
-        switch pipe.verification {
-        case .mismatched(let received):
-            return .fingerprintMismatch(received: received)
-        case .noCertificate:
-            return .peerCertificateMissing
-        case .notYet, .matched:
-            break
-        }
-        if let alert = OpenSSLErrorQueue.receivedAlert(in: entries) { return .peerAlert(alert) }
-        if OpenSSLErrorQueue.timedOut(entries) { return .handshakeTimedOut }
-        // SSL_VERIFY_FAIL_IF_NO_PEER_CERT: a client that sent an empty
-        // Certificate never reaches the verify callback.
-        if OpenSSLErrorQueue.peerSentNoCertificate(entries) { return .peerCertificateMissing }
-        return .handshakeFailed(OpenSSLErrorQueue.text(entries, fallback: fallback))
-    }
-
-    // MARK: Application data
+    // MARK: Application data through OpenSSL
 
     /// Reads every record OpenSSL has from the current datagram.
     private func readApplicationData() {
-        let ssl = self.ssl
         while case .connected = state {
-            clearErrorQueue()
-            let count = readBuffer.withUnsafeMutableBytes { buffer in
-                SSL_read(ssl, buffer.baseAddress, Int32(buffer.count))
-            }
-            if count > 0 {
-                peerSentApplicationData = true
-                if let sequence = inboundApplicationSequence {
-                    // One record, one delivery.
-                    openSSLReads.accept(sequence)
-                    inboundApplicationSequence = nil
-                } else if records == nil {
-                    unattributedOpenSSLRead = true
-                }
-                deliverRead(count: Int(count))
+            let outcome = readBuffer.withUnsafeMutableBytes { openSSL.read(into: $0) }
+            switch outcome {
+            case .data(let count):
+                // One record, one delivery: the sequence number of the record
+                // just given, when that was application data.
+                recordLayer.noteDelivered(sequence: inboundApplicationSequence)
+                inboundApplicationSequence = nil
+                deliverRead(count: count)
                 // The datagram is read and OpenSSL holds nothing more from
-                // it (no record left in its buffer, none held back): another
-                // SSL_read would only say "want read". Skipping that call
-                // saves about 15% of the decrypt cost (measured here).
-                if pipe.inbound == nil, SSL_has_pending(ssl) == 0 { return }
-                continue
-            }
-            switch SSL_get_error(ssl, count) {
-            case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+                // it: skip the SSL_read that would only say "want read".
+                if openSSL.isDrained { return }
+            case .needMore:
                 return
-            case SSL_ERROR_ZERO_RETURN:
+            case .peerClosed:
                 // RFC 5246 §7.2.1: the peer's close_notify is answered with ours.
-                ERR_clear_error()
                 sendCloseNotify()
                 state = .closed
                 eventQueue.push(.closed)
                 return
-            default:
-                let entries = OpenSSLErrorQueue.drain()
-                if let alert = OpenSSLErrorQueue.receivedAlert(in: entries) {
-                    fail(.peerAlert(alert))
-                } else {
-                    fail(.protocolViolation(OpenSSLErrorQueue.text(entries, fallback: "SSL_read failed")))
-                }
+            case .failed(let error):
+                fail(error)
                 return
             }
         }
@@ -775,53 +524,22 @@ public final class DTLSAssociation {
 
     // MARK: Own record layer
 
-    /// Takes application data over from OpenSSL when it is safe to (see the
-    /// type's comment): connected, AES-GCM, and for a server once the client
-    /// has sent application data.
+    /// Asks the record layer to take application data over from OpenSSL
+    /// when it is safe to (see `DTLSRecordLayer`): connected, and for a
+    /// server once the client has sent application data.
     private func takeOverRecordsIfReady() {
-        guard records == nil, !recordsStayWithOpenSSL, configuration.protectsApplicationData,
-              case .connected = state,
-              configuration.role == .client || peerSentApplicationData
+        guard recordLayer.watchesOpenSSL, case .connected = state,
+              configuration.role == .client || recordLayer.peerSentApplicationData
         else { return }
-        guard !unattributedOpenSSLRead else {
-            // A replay window without that record would let its replay in.
-            recordsStayWithOpenSSL = true
-            return
-        }
-        guard let last = lastOpenSSLRecord else {
-            // OpenSSL wrote its Finished in epoch 1, so this does not happen;
-            // without it the nonces could not be kept apart.
-            recordsStayWithOpenSSL = true
-            return
-        }
-        do {
-            guard var keys = try DTLSRecordKeys.derive(from: ssl) else {
-                recordsStayWithOpenSSL = true
-                return
-            }
-            defer { keys.wipe() }
-            let peer: DTLSRole = configuration.role == .client ? .server : .client
-            records = OwnRecordLayer(
-                sealer: try keys.cipher(sentBy: configuration.role),
-                opener: try keys.cipher(sentBy: peer),
-                nextSequence: last.sequence + 1,
-                nextExplicitNonce: last.explicitNonce &+ OwnRecordLayer.nonceDistance,
-                window: openSSLReads)
-        } catch {
-            recordsStayWithOpenSSL = true
-        }
+        let openSSL = self.openSSL
+        recordLayer.takeOver(role: configuration.role) { () throws(DTLSError) in try openSSL.recordKeys() }
     }
 
     /// The records of one datagram once the layer is ours: application data
     /// of the current epoch is opened here, anything else (alerts, a
     /// repeated handshake flight) goes to OpenSSL.
     private func handleRecords(_ datagram: UnsafeRawBufferPointer, layer: OwnRecordLayer) {
-        var offset = 0
-        while datagram.count - offset >= DTLSRecordFraming.headerLength, case .connected = state {
-            let header = DTLSRecordFraming.Header(datagram, at: offset)
-            let end = offset + DTLSRecordFraming.headerLength + header.length
-            guard end <= datagram.count else { return }  // validPrefix has made sure
-            let record = UnsafeRawBufferPointer(rebasing: datagram[offset..<end])
+        DTLSRecordFraming.forEachRecord(in: datagram) { header, record in
             if header.type == DTLSContentType.applicationData, header.epoch == OwnRecordLayer.epoch {
                 openApplicationData(record, sequence: header.sequence, layer: layer)
             } else {
@@ -829,84 +547,45 @@ public final class DTLSAssociation {
                 readApplicationData()
                 pipe.inbound = nil
             }
-            offset = end
+            if case .connected = state { return true }
+            return false
         }
     }
 
     private func openApplicationData(_ record: UnsafeRawBufferPointer, sequence: UInt64, layer: OwnRecordLayer) {
-        guard layer.window.isFresh(sequence) else {
+        let opened = readBuffer.withUnsafeMutableBytes { layer.open(record: record, sequence: sequence, into: $0) }
+        switch opened {
+        case .plaintext(let count):
+            if count > 0 { deliverRead(count: count) }
+        case .replay, .forged:
             counters.discardedRecords += 1
-            return
         }
-        let opener = layer.opener
-        let opened = readBuffer.withUnsafeMutableBytes { opener.open(record: record, into: $0) }
-        guard let count = opened else {
-            counters.discardedRecords += 1
-            return
-        }
-        layer.window.accept(sequence)
-        if count > 0 { deliverRead(count: count) }
     }
 
     /// Seals one record with the next sequence number and nonce into the
     /// outbound stream.
     private func seal(type: UInt8, _ bytes: UnsafeRawBufferPointer, layer: OwnRecordLayer) throws(DTLSError) {
-        let sequence = layer.nextSequence, nonce = layer.nextExplicitNonce
         do {
-            try layer.sealer.seal(
-                type: type, epoch: OwnRecordLayer.epoch, sequence: sequence, explicitNonce: nonce,
-                plaintext: bytes, appendingTo: &pipe.outbound)
+            try layer.seal(type: type, bytes, appendingTo: &pipe.outbound)
         } catch {
             fail(error)
             throw error
         }
-        layer.nextSequence = sequence + 1
-        layer.nextExplicitNonce = nonce &+ 1
     }
 
     /// RFC 5246 §7.2.1: close_notify, protected by whichever layer owns the
     /// records (OpenSSL's sequence numbers are behind ours once we own them,
     /// and the peer would drop its alert as a replay).
     private func sendCloseNotify() {
-        if let records {
+        if let layer = recordLayer.own {
             let alert = [DTLSAlert.warningLevel, DTLSAlert.closeNotify]
-            alert.withUnsafeBytes { try? seal(type: DTLSContentType.alert, $0, layer: records) }
+            alert.withUnsafeBytes { try? seal(type: DTLSContentType.alert, $0, layer: layer) }
             return
         }
-        ERR_clear_error()
-        _ = SSL_shutdown(ssl)
-        ERR_clear_error()
-    }
-
-    /// Notes the sequence number and explicit nonce of each epoch-1 record
-    /// OpenSSL wrote from `start` on (before the hand-over: afterwards ours
-    /// are apart from its by construction).
-    private func noteOpenSSLRecords(from start: Int) {
-        pipe.outbound.withUnsafeBytes { stream in
-            var offset = start
-            while stream.count - offset >= DTLSRecordFraming.headerLength {
-                let header = DTLSRecordFraming.Header(stream, at: offset)
-                let end = offset + DTLSRecordFraming.headerLength + header.length
-                guard end <= stream.count else { return }
-                if header.epoch == OwnRecordLayer.epoch, header.length >= DTLSRecordCipher.explicitNonceLength {
-                    var nonce: UInt64 = 0
-                    for index in 0..<8 { nonce = nonce << 8 | UInt64(stream[offset + DTLSRecordFraming.headerLength + index]) }
-                    lastOpenSSLRecord = (header.sequence, nonce)
-                }
-                offset = end
-            }
-        }
+        openSSL.shutdown()
     }
 
     // MARK: Plumbing
-
-    /// ERR_clear_error before an SSL call on the data path, skipped when the
-    /// queue is already empty (the usual case): clearing walks every slot
-    /// of the thread's queue, which cost about 1.5% of the data path.
-    @inline(__always)
-    private func clearErrorQueue() {
-        if ERR_peek_error() != 0 { ERR_clear_error() }
-    }
 
     private func fail(_ error: DTLSError) {
         switch state {
@@ -922,123 +601,27 @@ public final class DTLSAssociation {
         flushOutbound()
     }
 
-    /// Cuts what OpenSSL wrote into datagrams of at most the MTU
-    /// (RFC 6347 §4.1.1: whole records, several to a datagram if they fit).
+    /// Cuts what was written into datagrams of at most the MTU; before the
+    /// hand-over, the record layer notes OpenSSL's epoch-1 records first.
     private func flushOutbound(mtu: Int? = nil) {
-        guard pipe.outbound.count > packedBytes else { return }
-        let mtu = mtu ?? pathMTU
-        let start = packedBytes
-        if records == nil { noteOpenSSLRecords(from: start) }
-        var oversized = 0
-        let used = pipe.outbound.withUnsafeBytes { stream in
-            DTLSRecordFraming.packDatagrams(UnsafeRawBufferPointer(rebasing: stream[start...]), mtu: mtu, oversized: &oversized) { datagram in
-                transmitLengths.append(datagram.count)
-            }
-        }
-        counters.oversizedDatagrams += oversized
-        packedBytes += used
+        guard pipe.outbound.count > packer.packedBytes else { return }
+        if recordLayer.watchesOpenSSL { recordLayer.noteWritten(pipe.outbound, from: packer.packedBytes) }
+        counters.oversizedDatagrams += packer.pack(pipe.outbound, mtu: mtu ?? pathMTU)
     }
 
     /// The least a record of epoch 1 or later holds under the cipher suite
-    /// negotiated (pending during the handshake, current after), or under
-    /// any suite we offer while none is.
+    /// negotiated, or under any suite we offer while none is.
     private func minimumProtectedLength() -> Int {
         if case .connected(let established) = state { return established.minimumProtectedLength }
-        return Self.minimumProtectedLength(of: SSL_get_current_cipher(ssl) ?? SSL_get_pending_cipher(ssl))
-    }
-
-    /// RFC 5288 §3: AES-GCM records carry an 8-byte explicit nonce and a
-    /// 16-byte tag; RFC 7905 §2: ChaCha20-Poly1305 records only the tag.
-    static func minimumProtectedLength(of cipher: OpaquePointer?) -> Int {
-        guard let cipher, let name = SSL_CIPHER_get_name(cipher) else {
-            return DTLSRecordFraming.largestProtectionOverhead
-        }
-        return String(cString: name).contains("CHACHA20") ? 16 : DTLSRecordFraming.largestProtectionOverhead
+        return openSSL.minimumProtectedLength()
     }
 
     /// Converts OpenSSL's real-clock retransmission timer to the driver's clock.
     private func updateTimer(now: Duration) {
-        guard case .handshaking = state else {
+        guard case .handshaking = state, let remaining = openSSL.remainingTimer() else {
             timerDeadline = nil
             return
         }
-        var remaining = timeval()
-        if SSL_ctrl(ssl, DTLS_CTRL_GET_TIMEOUT, 0, &remaining) == 1 {
-            timerDeadline = now + .seconds(remaining.tv_sec) + .microseconds(remaining.tv_usec)
-        } else {
-            timerDeadline = nil
-        }
-    }
-}
-
-// MARK: OpenSSL callbacks
-
-/// The certificate check (SSL_CTX_set_cert_verify_callback), in place of
-/// OpenSSL's chain building, which has nothing to say about a self-signed
-/// certificate: accept exactly the certificate whose SHA-256 fingerprint is
-/// the expected one (RFC 8122 §5, RFC 8842 §5.1). Returning 0 makes OpenSSL
-/// send bad_certificate and fail the handshake.
-private func verifyPeerCertificate(_ store: OpaquePointer?, _ argument: UnsafeMutableRawPointer?) -> Int32 {
-    guard let store else { return 0 }
-    guard let pipe = DatagramPipe.from(argument) else {
-        X509_STORE_CTX_set_error(store, X509_V_ERR_UNSPECIFIED)
-        return 0
-    }
-    guard let certificate = X509_STORE_CTX_get0_cert(store) else {
-        pipe.verification = .noCertificate
-        X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED)
-        return 0
-    }
-    guard let digest = DTLSFingerprint.digest(of: certificate),
-          let received = try? DTLSFingerprint(bytes: digest)
-    else {
-        X509_STORE_CTX_set_error(store, X509_V_ERR_UNSPECIFIED)
-        return 0
-    }
-    guard pipe.expectedPeer.matches(digest: digest) else {
-        pipe.verification = .mismatched(received)
-        X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED)
-        return 0
-    }
-    pipe.verification = .matched(received)
-    X509_STORE_CTX_set_error(store, X509_V_OK)
-    return 1
-}
-
-/// The retransmission timer values (DTLS_set_timer_cb): OpenSSL passes the
-/// last value (0 for a new flight) and arms its timer with the answer.
-/// RFC 6347 §4.2.4.1: start at the initial value, double on each expiry, stop
-/// doubling at the maximum.
-private func retransmissionTimeout(_ ssl: OpaquePointer?, _ previous: UInt32) -> UInt32 {
-    guard let ssl, let pipe = DatagramPipe.from(bio: SSL_get_rbio(ssl)) else { return 1_000_000 }
-    guard previous > 0 else { return pipe.initialTimeoutMicroseconds }
-    let doubled = previous.multipliedReportingOverflow(by: 2)
-    if doubled.overflow { return pipe.maximumTimeoutMicroseconds }
-    return min(doubled.partialValue, pipe.maximumTimeoutMicroseconds)
-}
-
-/// The state of application data's record layer once it is ours: a cipher
-/// per direction, the next sequence number and explicit nonce to send, and
-/// the replay window of what arrives. A class so that the data path updates
-/// it in place.
-final class OwnRecordLayer {
-    /// Application data travels in epoch 1: DTLS 1.2 here never renegotiates.
-    static let epoch: UInt16 = 1
-    /// How far our first explicit nonce is from OpenSSL's last: half the
-    /// 64-bit counter's range, which neither side's counter can cross.
-    static let nonceDistance: UInt64 = 1 << 63
-
-    let sealer: DTLSRecordCipher
-    let opener: DTLSRecordCipher
-    var nextSequence: UInt64
-    var nextExplicitNonce: UInt64
-    var window: DTLSReplayWindow
-
-    init(sealer: DTLSRecordCipher, opener: DTLSRecordCipher, nextSequence: UInt64, nextExplicitNonce: UInt64, window: DTLSReplayWindow) {
-        self.sealer = sealer
-        self.opener = opener
-        self.nextSequence = nextSequence
-        self.nextExplicitNonce = nextExplicitNonce
-        self.window = window
+        timerDeadline = now + remaining
     }
 }
