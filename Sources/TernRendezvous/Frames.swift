@@ -87,12 +87,22 @@ public struct TURNCredentials: Sendable, Hashable, Codable {
     public var credential: String
     /// Seconds the credentials stay valid from when they were issued.
     public var ttl: Int
+    /// For `turns:` servers: the one certificate to accept, `sha-256 AB:…`
+    /// (the server's own, self-signed say); without it a `turns:` server's
+    /// certificate must chain to the client's trust store.
+    public var tlsPin: String?
 
-    public init(uris: [String], username: String, credential: String, ttl: Int) {
+    public init(uris: [String], username: String, credential: String, ttl: Int, tlsPin: String? = nil) {
         self.uris = uris
         self.username = username
         self.credential = credential
         self.ttl = ttl
+        self.tlsPin = tlsPin
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case uris, username, credential, ttl
+        case tlsPin = "tls_pin"
     }
 }
 
@@ -288,7 +298,7 @@ extension RelayFrame {
             }
             if let turn = wire.turn {
                 guard turn.uris.count <= FrameLimits.maxListItems,
-                      (turn.uris + [turn.username, turn.credential]).allSatisfy({ $0.utf8.count <= FrameLimits.maxStringBytes }),
+                      (turn.uris + [turn.username, turn.credential, turn.tlsPin ?? ""]).allSatisfy({ $0.utf8.count <= FrameLimits.maxStringBytes }),
                       turn.ttl >= 0
                 else { throw .malformedFrame("turn credentials out of range") }
             }
@@ -350,7 +360,7 @@ private func decodeWire(_ text: some Collection<UInt8>, limit: Int) throws(Rende
 /// The bounds a `turn` frame's credentials must keep.
 private func checkTURN(_ turn: TURNCredentials) throws(RendezvousError) {
     guard turn.uris.count <= FrameLimits.maxListItems,
-          (turn.uris + [turn.username, turn.credential]).allSatisfy({ $0.utf8.count <= FrameLimits.maxStringBytes }),
+          (turn.uris + [turn.username, turn.credential, turn.tlsPin ?? ""]).allSatisfy({ $0.utf8.count <= FrameLimits.maxStringBytes }),
           turn.ttl >= 0
     else { throw .malformedFrame("turn credentials out of range") }
 }

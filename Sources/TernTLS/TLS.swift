@@ -30,6 +30,9 @@ public final class TLSContext: @unchecked Sendable {
     // once configured.
     let pointer: OpaquePointer
     public let isServer: Bool
+    /// For a client: the one server certificate it accepts, instead of a
+    /// chain to the trust store.
+    public let pin: TLSCertificatePin?
 
     /// A client context that verifies the server against the system's trust
     /// store (OpenSSL honours SSL_CERT_FILE and SSL_CERT_DIR).
@@ -39,6 +42,19 @@ public final class TLSContext: @unchecked Sendable {
         try tls.requireTLS12()
         guard SSL_CTX_set_default_verify_paths(context) == 1 else { throw TLSError.fromQueue("cannot load the trust store") }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
+        return tls
+    }
+
+    /// A client context that accepts the one server certificate `pin`
+    /// names, whoever signed it (a self-signed one included), and no other:
+    /// the digest is compared when the handshake ends (`TLSConnection`).
+    public static func client(pinning pin: TLSCertificatePin) throws(TLSError) -> TLSContext {
+        guard let context = SSL_CTX_new(TLS_client_method()) else { throw TLSError.fromQueue("SSL_CTX_new failed") }
+        let tls = TLSContext(pointer: context, isServer: false, pin: pin)
+        try tls.requireTLS12()
+        // The chain is not checked: the pin decides, before any byte of
+        // the application is sent or read.
+        SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nil)
         return tls
     }
 
@@ -57,9 +73,10 @@ public final class TLSContext: @unchecked Sendable {
         return tls
     }
 
-    private init(pointer: OpaquePointer, isServer: Bool) {
+    private init(pointer: OpaquePointer, isServer: Bool, pin: TLSCertificatePin? = nil) {
         self.pointer = pointer
         self.isServer = isServer
+        self.pin = pin
     }
 
     private func requireTLS12() throws(TLSError) {
@@ -78,6 +95,7 @@ final class TLSConnection {
     private let ssl: OpaquePointer
     private let incoming: OpaquePointer
     private let outgoing: OpaquePointer
+    private let pin: TLSCertificatePin?
 
     enum Progress: Equatable { case done, needMore, failed(TLSError) }
 
@@ -92,6 +110,7 @@ final class TLSConnection {
         self.ssl = ssl
         self.incoming = incoming
         self.outgoing = outgoing
+        self.pin = context.pin
         if context.isServer {
             SSL_set_accept_state(ssl)
         } else {
@@ -134,7 +153,7 @@ final class TLSConnection {
 
     func handshake() -> Progress {
         let result = SSL_do_handshake(ssl)
-        if result == 1 { return .done }
+        if result == 1 { return checkPin() }
         switch SSL_get_error(ssl, result) {
         case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
             return .needMore
@@ -146,6 +165,19 @@ final class TLSConnection {
             }
             return .failed(TLSError.fromQueue("the TLS handshake failed"))
         }
+    }
+
+    /// With a pin, the server's certificate must be the pinned one.
+    private func checkPin() -> Progress {
+        guard let pin else { return .done }
+        guard let certificate = SSL_get1_peer_certificate(ssl) else {
+            return .failed(TLSError("the server sent no certificate"))
+        }
+        defer { X509_free(certificate) }
+        guard let presented = TLSCertificatePin.of(certificate: certificate), pin.matches(presented) else {
+            return .failed(TLSError("the server's certificate is not the pinned one (\(pin))"))
+        }
+        return .done
     }
 
     enum ReadResult { case nothing, data, peerClosed }
@@ -213,20 +245,45 @@ public final class TLSHandler: ChannelDuplexHandler {
     private var handshakeDone = false
     private var failed = false
     private var waiting: [(ByteBuffer, EventLoopPromise<Void>?)] = []
+    private let handshakeTimeout: TimeAmount?
+    private var handshakeTimer: Scheduled<Void>?
 
-    /// - Parameter serverName: for a client, the name (or address) the
-    ///   server's certificate must carry.
-    public init(context: TLSContext, serverName: String? = nil) throws(TLSError) {
+    /// - Parameters:
+    ///   - serverName: for a client, the name (or address) the server's
+    ///     certificate must carry.
+    ///   - handshakeTimeout: how long the handshake may take from the
+    ///     connection's start; past it the handler fails with a `TLSError`
+    ///     and closes the channel (a server that accepts and says nothing).
+    public init(context: TLSContext, serverName: String? = nil, handshakeTimeout: TimeAmount? = nil) throws(TLSError) {
         connection = try TLSConnection(context: context, serverName: serverName)
+        self.handshakeTimeout = handshakeTimeout
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { advance(context: context) }
+        if context.channel.isActive { start(context: context) }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
     }
 
     public func channelActive(context: ChannelHandlerContext) {
-        advance(context: context)
+        start(context: context)
         context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        if let handshakeTimeout, handshakeTimer == nil, !handshakeDone {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            handshakeTimer = context.eventLoop.scheduleTask(in: handshakeTimeout) {
+                let (handler, context) = loopBound.value
+                guard !handler.handshakeDone else { return }
+                let milliseconds = handshakeTimeout.nanoseconds / 1_000_000
+                handler.fail(TLSError("the TLS handshake took longer than \(milliseconds) ms"), context: context)
+            }
+        }
+        advance(context: context)
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -266,6 +323,8 @@ public final class TLSHandler: ChannelDuplexHandler {
                 return
             case .done:
                 handshakeDone = true
+                handshakeTimer?.cancel()
+                handshakeTimer = nil
                 sendCiphertext(context: context, promise: nil)
                 let queued = waiting
                 waiting = []
@@ -321,6 +380,8 @@ public final class TLSHandler: ChannelDuplexHandler {
     private func fail(_ error: TLSError, context: ChannelHandlerContext) {
         guard !failed else { return }
         failed = true
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
         for (_, promise) in waiting { promise?.fail(error) }
         waiting = []
         context.fireErrorCaught(error)

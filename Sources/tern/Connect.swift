@@ -39,13 +39,15 @@ enum Connect {
             ("remote", .string(path.pair.remote.type.rawValue)),
         ]
         if let transport = path.relayTransport {
-            fields.append(("relay_protocol", .string(transport == .tcp ? "tcp" : "udp")))
+            fields.append(("relay_protocol", .string(path.relayOverTLS ? "tls" : transport == .tcp ? "tcp" : "udp")))
         }
         let rttMilliseconds = path.roundTrip.map { Int64(milliseconds($0).rounded()) }
         fields.append(("rtt_ms", rttMilliseconds.map { .int($0) } ?? .null))
         fields.append(("since_paired_ms", .int(Int64(milliseconds(elapsed).rounded()))))
         output.event("connected", fields)
-        let how = direct ? "Connected directly" : path.relayTransport == .tcp ? "Connected through the TURN relay (over TCP)" : "Connected through the TURN relay"
+        let how = direct ? "Connected directly"
+            : path.relayOverTLS ? "Connected through the TURN relay (over TLS)"
+            : path.relayTransport == .tcp ? "Connected through the TURN relay (over TCP)" : "Connected through the TURN relay"
         let rtt = path.roundTrip.map { String(format: ", %.1f ms round trip", milliseconds($0)) } ?? ""
         output.say("\(how) (\(describe(path.pair.local.type)) to \(describe(path.pair.remote.type))\(rtt)).")
     }

@@ -222,12 +222,18 @@ import TernTURN
         #expect(v6.host == "2001:db8::1" && v6.port == 5349 && v6.transport == .udp)
         #expect(v6.description == "turn:[2001:db8::1]:5349?transport=udp")
         #expect(try ServerURI(parsing: "stun:127.0.0.1:3478").resolve() == .ipv4(127, 0, 0, 1, port: 3478))
+        // RFC 7065 §3: turns: is TLS over TCP, port 5349 unless given.
+        let secure = try ServerURI(parsing: "turns:turn.example")
+        #expect(secure.scheme == .turns && secure.isSecure && secure.port == 5349 && secure.transport == .tcp)
+        #expect(secure.description == "turns:turn.example:5349?transport=tcp")
+        let port443 = try ServerURI(parsing: "TURNS:198.18.0.10:443?transport=tcp")
+        #expect(port443.isSecure && port443.port == 443 && port443.transport == .tcp && !turn.isSecure)
     }
 
     @Test(arguments: [
         "", "stun", "http://x:1", "stun:", "stun:host:0", "stun:host:70000", "stun:host:port", "stun:host?transport=tcp",
-        "turn:host?transport=sctp", "turn:[::1", "turn:[::1]x", "turn:user@host", "stun:ho st", "turns:host:5349",
-        "stuns:host", String(repeating: "a", count: 600),
+        "turn:host?transport=sctp", "turn:[::1", "turn:[::1]x", "turn:user@host", "stun:ho st", "turns:host:5349?transport=udp",
+        "turns:host?transport=tls", "stuns:host", String(repeating: "a", count: 600),
     ])
     func refusesMalformedOrUnsupportedForms(text: String) {
         #expect(throws: SessionError.self) { try ServerURI(parsing: text) }

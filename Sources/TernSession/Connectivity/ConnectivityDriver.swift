@@ -6,6 +6,7 @@ import TernPairing
 import TernRendezvous
 import TernSDP
 import TernSTUN
+import TernTLS
 import TernTURN
 import TernCollections
 
@@ -32,6 +33,10 @@ public struct ConnectivityOptions: Sendable {
     /// Wait for the peer's `connected` message before `connected()` returns
     /// (tern peers send one). A browser does not: then our own selection is enough.
     public var awaitPeerConnected = true
+    /// How long a `turns:` server's TLS handshake may take once its TCP
+    /// connection is up (a middlebox that accepts port 443 and then says
+    /// nothing must not hold the relayed candidate until ICE gives up).
+    public var tlsHandshakeTimeout: Duration = .seconds(5)
 
     public init(
         role: ICERole, stun: [String], turn: TURNCredentials?, forceRelay: Bool = false, failureTimeout: Duration = .seconds(10),
@@ -53,6 +58,8 @@ public struct ConnectedPath: Sendable, Equatable {
     public var roundTrip: Duration?
     /// How this side reaches its TURN server, when its local candidate is relayed.
     public var relayTransport: TURNTransport?
+    /// The TCP connection to that TURN server is TLS (`turns:`).
+    public var relayOverTLS = false
     /// The peer's certificate fingerprints and DTLS setup role, from its description.
     public var remoteFingerprints: [Fingerprint] = []
     public var remoteSetup: DTLSSetup?
@@ -107,6 +114,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
     private let startedAt: NIODeadline
     private let stunServers: [STUNAddress]
     private let turnServers: [(uri: ServerURI, address: STUNAddress)]
+    /// For `turns:` servers: the system's trust store, or the pin the relay handed out.
+    private let tlsContext: TLSContext?
 
     // Confined to `loop`.
     private var agent: ICEAgent
@@ -150,13 +159,15 @@ public final class ConnectivityDriver: @unchecked Sendable {
 
     private init(
         loop: EventLoop, options: ConnectivityOptions, agent: ICEAgent, stunServers: [STUNAddress],
-        turnServers: [(uri: ServerURI, address: STUNAddress)], signal: @escaping @Sendable (PeerMessage) -> Void, logger: Logger
+        turnServers: [(uri: ServerURI, address: STUNAddress)], tlsContext: TLSContext?,
+        signal: @escaping @Sendable (PeerMessage) -> Void, logger: Logger
     ) {
         self.loop = loop
         self.options = options
         self.agent = agent
         self.stunServers = stunServers
         self.turnServers = turnServers
+        self.tlsContext = tlsContext
         self.signal = signal
         self.logger = logger
         self.startedAt = .now()
@@ -187,10 +198,23 @@ public final class ConnectivityDriver: @unchecked Sendable {
         for text in (options.turn?.uris ?? []).prefix(4) {
             do {
                 let uri = try ServerURI(parsing: text)
-                guard uri.scheme == .turn else { continue }
+                guard uri.scheme != .stun else { continue }
                 turnServers.append((uri, try uri.resolve()))
             } catch {
                 logger.warning("skipping TURN server", metadata: ["uri": "\(DisplayText.escaped(text))", "reason": "\(error.message)"])
+            }
+        }
+        var tlsContext: TLSContext?
+        if turnServers.contains(where: \.uri.isSecure) {
+            do {
+                if let pin = options.turn?.tlsPin {
+                    tlsContext = try .client(pinning: TLSCertificatePin(parsing: pin))
+                } else {
+                    tlsContext = try .client()
+                }
+            } catch {
+                logger.warning("skipping TURN over TLS", metadata: ["reason": "\(error.reason)"])
+                turnServers.removeAll { $0.uri.isSecure }
             }
         }
         if options.forceRelay && turnServers.isEmpty {
@@ -213,7 +237,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
         }
         let loop = group.next()
         let driver = ConnectivityDriver(
-            loop: loop, options: options, agent: agent, stunServers: stunServers, turnServers: turnServers,
+            loop: loop, options: options, agent: agent, stunServers: stunServers, turnServers: turnServers, tlsContext: tlsContext,
             signal: signal, logger: logger)
         let channel = try await driver.bindSocket()
         do {
@@ -487,10 +511,24 @@ public final class ConnectivityDriver: @unchecked Sendable {
             settleTURN(index, "no socket address for \(turns[index].server)")
             return
         }
+        let uri = turns[index].uri
+        let tls = uri.isSecure ? tlsContext : nil
+        if uri.isSecure && tls == nil {
+            settleTURN(index, "no TLS context for \(uri)")
+            return
+        }
+        let (seconds, attoseconds) = options.tlsHandshakeTimeout.components
+        let handshakeTimeout = TimeAmount.nanoseconds(Int64(clamping: seconds) &* 1_000_000_000 &+ attoseconds / 1_000_000_000)
         ClientBootstrap(group: loop)
             .connectTimeout(.seconds(5))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        // RFC 8656 §3.1: TLS over TCP, the server's name
+                        // (SNI and the certificate's name) from the URI.
+                        try channel.pipeline.syncOperations.addHandler(
+                            TLSHandler(context: tls, serverName: uri.host, handshakeTimeout: handshakeTimeout))
+                    }
                     try channel.pipeline.syncOperations.addHandler(StreamReader(driver: self, slot: index))
                 }
             }
@@ -654,6 +692,14 @@ public final class ConnectivityDriver: @unchecked Sendable {
         guard !closed, turns.indices.contains(slot) else { return }
         turns[slot].client.handleStreamBytes(Array(buffer.readableBytesView), now: now())
         pump()
+    }
+
+    /// The TURN server's TCP (or TLS) connection failed: the reason goes to
+    /// the failure sentence; the close that follows ends the TURN client.
+    fileprivate func streamFailed(slot: Int, _ error: Error) {
+        guard !closed, turns.indices.contains(slot), turns[slot].relayed == nil else { return }
+        let reason = (error as? TLSError).map { "TLS: \($0.reason)" } ?? "the TCP connection failed: \(RelayConnection.describe(error))"
+        settleTURN(slot, reason)
     }
 
     fileprivate func streamClosed(slot: Int) {
@@ -838,8 +884,9 @@ public final class ConnectivityDriver: @unchecked Sendable {
         case .selectedPair(let pair):
             logger.debug("selected pair", metadata: ["pair": "\(pair)", "at_ms": "\(milliseconds(now()))"])
             if selectedAt == nil { selectedAt = now() }
-            let relayTransport = turns.first { $0.relayed == pair.localBase }?.uri.transport
-            selected = ConnectedPath(pair: pair, roundTrip: agent.selectedRoundTrip, relayTransport: relayTransport)
+            let relayURI = turns.first { $0.relayed == pair.localBase }?.uri
+            selected = ConnectedPath(pair: pair, roundTrip: agent.selectedRoundTrip, relayTransport: relayURI?.transport)
+            selected?.relayOverTLS = relayURI?.isSecure ?? false
             if turns.contains(where: { $0.relayed == pair.localBase || $0.retired.contains(pair.localBase) }) {
                 directPeer = nil
                 segmentOffload = false
@@ -1080,6 +1127,7 @@ private final class StreamReader: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        driver.streamFailed(slot: slot, error)
         context.close(promise: nil)
     }
 }

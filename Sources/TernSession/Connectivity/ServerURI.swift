@@ -9,12 +9,13 @@ import TernTURN
 import TernCollections
 
 /// A STUN or TURN server from the relay's welcome: `stun:host[:port]`
-/// (RFC 7064) or `turn:host[:port][?transport=udp|tcp]` (RFC 7065). The
-/// TLS forms (`stuns:`, `turns:`) are refused: tern does not speak TLS to
-/// TURN servers.
+/// (RFC 7064), `turn:host[:port][?transport=udp|tcp]` (RFC 7065) or
+/// `turns:host[:port][?transport=tcp]`, TURN over TLS over TCP (RFC 8656
+/// §3.1; port 5349 unless given, 443 where a network lets nothing else
+/// out). `stuns:` and `turns:` over DTLS (`?transport=udp`) are refused.
 public struct ServerURI: Sendable, Equatable, CustomStringConvertible {
     public enum Scheme: String, Sendable {
-        case stun, turn
+        case stun, turn, turns
     }
 
     public var scheme: Scheme
@@ -23,11 +24,16 @@ public struct ServerURI: Sendable, Equatable, CustomStringConvertible {
     public var transport: TURNTransport
 
     public static let defaultPort: UInt16 = 3478
+    /// RFC 7065 §3: `turns:` without a port.
+    public static let defaultTLSPort: UInt16 = 5349
     static let maximumLength = 512
+
+    /// TURN over TLS: the stream to the server is a TLS connection.
+    public var isSecure: Bool { scheme == .turns }
 
     public var description: String {
         let shownHost = host.contains(":") ? "[\(host)]" : host
-        let suffix = scheme == .turn ? "?transport=\(transport == .tcp ? "tcp" : "udp")" : ""
+        let suffix = scheme == .stun ? "" : "?transport=\(transport == .tcp ? "tcp" : "udp")"
         return "\(scheme.rawValue):\(shownHost):\(port)\(suffix)"
     }
 
@@ -39,17 +45,18 @@ public struct ServerURI: Sendable, Equatable, CustomStringConvertible {
         switch text[..<colon].lowercased() {
         case "stun": scheme = .stun
         case "turn": scheme = .turn
-        case "stuns", "turns": throw .relayProtocol("TLS to STUN/TURN servers is not supported: \(DisplayText.escaped(text))")
+        case "turns": scheme = .turns
+        case "stuns": throw .relayProtocol("TLS to STUN servers is not supported: \(DisplayText.escaped(text))")
         default: throw Self.bad(text)
         }
         var rest = text[text.index(after: colon)...]
-        transport = .udp
+        transport = scheme == .turns ? .tcp : .udp
         if let question = rest.firstIndex(of: "?") {
             let query = rest[rest.index(after: question)...].lowercased()
             rest = rest[..<question]
-            guard scheme == .turn else { throw Self.bad(text) }
+            guard scheme != .stun else { throw Self.bad(text) }
             switch query {
-            case "transport=udp": transport = .udp
+            case "transport=udp" where scheme == .turn: transport = .udp
             case "transport=tcp": transport = .tcp
             default: throw .relayProtocol("unsupported TURN transport in \(DisplayText.escaped(text))")
             }
@@ -74,7 +81,7 @@ public struct ServerURI: Sendable, Equatable, CustomStringConvertible {
             guard let port = UInt16(portText), port > 0 else { throw Self.bad(text) }
             self.port = port
         } else {
-            self.port = Self.defaultPort
+            self.port = scheme == .turns ? Self.defaultTLSPort : Self.defaultPort
         }
     }
 
