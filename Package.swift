@@ -89,7 +89,7 @@ let package = Package(
         // SCTP over DTLS (RFC 9260, 8261) with FORWARD-TSN (RFC 3758), stream
         // reset (RFC 6525) and zero checksums (RFC 9653): the wire codec and
         // the sans-IO association (TernCrypto for the state cookie's HMAC).
-        .target(name: "TernSCTP", dependencies: ["TernCrypto", "TernCollections"]),
+        .target(name: "TernSCTP", dependencies: ["TernCrypto", "TernCollections", "TernWire"]),
 
         // WebRTC data channels: DCEP (RFC 8832), PPIDs and channels over an
         // SCTP association (RFC 8831).

@@ -1,10 +1,10 @@
 // libFuzzer target for TernSCTP's packet codec. Built without SwiftPM, with
 // the module's sources compiled into the same module (so no import is needed):
 //
-//   (scripts/fuzz.sh builds TernCollections as a library first)
+//   (scripts/fuzz.sh builds TernCollections and TernWire as libraries first)
 //   swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
 //     -module-name Fuzz_sctp_packet -I Fuzz/out -I Sources/COpenSSL Fuzz/sctp-packet.swift \
-//     Sources/TernSCTP/*.swift Fuzz/out/libTernCollections.a -lcrypto -o /tmp/sctp-packet-fuzz
+//     Sources/TernSCTP/*.swift Fuzz/out/libTernCollections.a Fuzz/out/libTernWire.a -lcrypto -o /tmp/sctp-packet-fuzz
 //   /tmp/sctp-packet-fuzz -max_total_time=60 Fuzz/seeds/sctp-packet
 //
 // A random input almost never carries its own CRC-32c, which would stop it at
@@ -14,9 +14,9 @@
 //
 // Properties checked, besides "never traps":
 // - every slice a decoded chunk hands out lies inside the input;
-// - the receiving data path's decoder (`SCTPWire.decodeData`: DATA-only
-//   packets straight to the association's values), when it answers, gives
-//   the general decoder's answer;
+// - the receiving data path's decoder (`SCTPWire.decode`: DATA straight to
+//   the association's values) gives the general decoder's answer, a
+//   refusal exactly where the general decoder throws;
 // - a packet that decodes re-encodes (under the same limits), the
 //   re-encoding decodes to the same packet, and encoding that again gives
 //   the same bytes;
@@ -51,12 +51,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 }
 
 private func check(_ input: [UInt8], acceptZeroChecksum: Bool) {
-    if let fast = SCTPWire.decodeData(input[...], acceptZeroChecksum: acceptZeroChecksum) {
-        let general = (try? SCTPPacket.decode(input, acceptZeroChecksum: acceptZeroChecksum)).map {
-            SCTPWire.Incoming(verificationTag: $0.verificationTag, chunks: $0.chunks.map { chunk in SCTPWire.model(chunk) })
-        }
-        precondition(fast == general, "the data path's decoder disagrees with the general one")
+    let fast = SCTPWire.decode(input[...], acceptZeroChecksum: acceptZeroChecksum)
+    let general = (try? SCTPPacket.decode(input, acceptZeroChecksum: acceptZeroChecksum)).map {
+        SCTPWire.Incoming(verificationTag: $0.verificationTag, chunks: $0.chunks.map { chunk in SCTPWire.model(chunk) })
     }
+    precondition(fast == general, "the data path's decoder disagrees with the general one")
     let packet: SCTPPacket
     do {
         packet = try SCTPPacket.decode(input, acceptZeroChecksum: acceptZeroChecksum)

@@ -25,6 +25,13 @@ collections_library() {
     Sources/TernCollections/*.swift -o Fuzz/out/libTernCollections.a
 }
 
+# The bounded reader the codecs import.
+wire_library() {
+  swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name TernWire -emit-library -static \
+    -emit-module -emit-module-path Fuzz/out/TernWire.swiftmodule \
+    Sources/TernWire/*.swift -o Fuzz/out/libTernWire.a
+}
+
 stun_library() {
   collections_library
   swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name TernSTUN -emit-library -static \
@@ -46,7 +53,8 @@ for target in $targets; do
     sctp-packet)
       # The whole module: the codec, and SCTPWire's data-path decoder checked against it.
       collections_library
-      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernSCTP/*.swift Fuzz/out/libTernCollections.a -lcrypto ;;
+      wire_library
+      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernSCTP/*.swift Fuzz/out/libTernCollections.a Fuzz/out/libTernWire.a -lcrypto ;;
     dcep) build "$target" Sources/TernDataChannel/DCEP.swift Sources/TernDataChannel/DataChannelError.swift ;;
     dtls-records)
       # A connected pair with the own record layer, fed hostile datagrams.

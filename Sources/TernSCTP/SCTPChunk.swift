@@ -6,6 +6,8 @@
 // (RFC 9260 §3.2). Flags a chunk type does not define are sent as zero and
 // ignored on receipt.
 
+import TernWire
+
 /// A DATA chunk (RFC 9260 §3.3.1). `userData` is a slice of the received
 /// packet, not a copy.
 ///
@@ -62,26 +64,43 @@ public struct SCTPDataChunk: Hashable, Sendable {
         self.init(tsn: tsn, streamID: streamID, ssn: ssn, ppid: ppid, userData: userData[...], flags: flags)
     }
 
+    /// RFC 9260 §3.3.1: the value after the chunk header. The one reading
+    /// of a DATA chunk: the packet decoder and the association's decoder
+    /// (`SCTPWire.decode`, the receiving data path) both call it.
+    @inline(__always)
     static func decode(flags: UInt8, value: ArraySlice<UInt8>) throws(SCTPError) -> SCTPDataChunk {
-        guard value.count >= headerLength - 4 else { throw .chunkLengthInvalid(type: .data, length: value.count + 4) }
-        return SCTPDataChunk(
-            tsn: value.u32(at: 0), streamID: value.u16(at: 4), ssn: value.u16(at: 6), ppid: value.u32(at: 8),
-            userData: value.bytes(from: 12), flags: Flags(rawValue: flags).intersection(.defined))
+        var reader = WireReader(value)
+        do {
+            let tsn = try reader.readUInt32(), stream = try reader.readUInt16(), ssn = try reader.readUInt16()
+            let ppid = try reader.readUInt32()
+            return SCTPDataChunk(
+                tsn: tsn, streamID: stream, ssn: ssn, ppid: ppid, userData: reader.readRemaining(),
+                flags: Flags(rawValue: flags).intersection(.defined))
+        } catch {
+            throw .chunkLengthInvalid(type: .data, length: value.count + 4)
+        }
     }
 
-    /// Appends the chunk and its padding: the data path's encoder, one
-    /// header write and one copy of the user data.
+    /// Appends the chunk and its padding.
     public func encode(into buffer: inout [UInt8]) throws(SCTPError) {
-        let length = Self.headerLength + userData.count
+        try Self.write(tsn: tsn, stream: streamID, ssn: ssn, ppid: ppid, flags: flags, userData: userData, into: &buffer)
+    }
+
+    /// RFC 9260 §3.3.1: the one writing of a DATA chunk, for the packet
+    /// encoder and the association's (`SCTPWire.encode`, the sending data
+    /// path). The header goes in as two 64-bit words, then one copy of the
+    /// user data and the padding.
+    @inline(__always)
+    static func write(tsn: UInt32, stream: UInt16, ssn: UInt16, ppid: UInt32, flags: Flags, userData: ArraySlice<UInt8>,
+                      into buffer: inout [UInt8]) throws(SCTPError)
+    {
+        let length = headerLength + userData.count
         guard length <= Int(UInt16.max) else { throw .chunkTooLong(type: .data, length: length) }
         let start = buffer.count
-        buffer.append(SCTPChunkType.data.rawValue)
-        buffer.append(flags.intersection(.defined).rawValue)
-        buffer.appendBigEndian(UInt16(length))
-        buffer.appendBigEndian(tsn)
-        buffer.appendBigEndian(streamID)
-        buffer.appendBigEndian(ssn)
-        buffer.appendBigEndian(ppid)
+        buffer.appendBigEndian(
+            UInt64(SCTPChunkType.data.rawValue) << 56 | UInt64(flags.intersection(.defined).rawValue) << 48 | UInt64(length) << 32
+                | UInt64(tsn))
+        buffer.appendBigEndian(UInt64(stream) << 48 | UInt64(ssn) << 32 | UInt64(ppid))
         buffer.append(contentsOf: userData)
         buffer.padToFour(from: start)
     }
@@ -137,9 +156,20 @@ public struct SCTPInitChunk: Hashable, Sendable {
     }
 
     static func decode(type: SCTPChunkType, value: ArraySlice<UInt8>, limits: SCTPLimits) throws(SCTPError) -> SCTPInitChunk {
-        guard value.count >= fixedLength - 4 else { throw .chunkLengthInvalid(type: type, length: value.count + 4) }
+        var reader = WireReader(value)
+        let initiateTag, window, initialTSN: UInt32
+        let outbound, inbound: UInt16
+        do {
+            initiateTag = try reader.readUInt32()
+            window = try reader.readUInt32()
+            outbound = try reader.readUInt16()
+            inbound = try reader.readUInt16()
+            initialTSN = try reader.readUInt32()
+        } catch {
+            throw .chunkLengthInvalid(type: type, length: value.count + 4)
+        }
         var parameters: [SCTPInitParameter] = []
-        var walker = TLVWalker(value.bytes(from: 16), in: type)
+        var walker = TLVWalker(reader.readRemaining(), in: type)
         while let raw = try walker.next() {
             guard parameters.count < limits.maximumParametersPerChunk else {
                 throw .tooManyParameters(chunk: type, limit: limits.maximumParametersPerChunk)
@@ -151,8 +181,8 @@ public struct SCTPInitChunk: Hashable, Sendable {
             if case .unknown(let unknown, _) = parameter, unknown.unrecognizedAction.stopsProcessing { break }
         }
         return SCTPInitChunk(
-            initiateTag: value.u32(at: 0), advertisedWindow: value.u32(at: 4), outboundStreams: value.u16(at: 8),
-            inboundStreams: value.u16(at: 10), initialTSN: value.u32(at: 12), parameters: parameters)
+            initiateTag: initiateTag, advertisedWindow: window, outboundStreams: outbound, inboundStreams: inbound, initialTSN: initialTSN,
+            parameters: parameters)
     }
 
     func encode(type: SCTPChunkType, into buffer: inout [UInt8], limits: SCTPLimits) throws(SCTPError) {
@@ -192,42 +222,57 @@ public struct SCTPSackChunk: Hashable, Sendable {
     }
 
     static func decode(value: ArraySlice<UInt8>, limits: SCTPLimits) throws(SCTPError) -> SCTPSackChunk {
-        guard value.count >= 12 else { throw .chunkLengthInvalid(type: .sack, length: value.count + 4) }
-        let gaps = Int(value.u16(at: 8))
-        let duplicates = Int(value.u16(at: 10))
+        var reader = WireReader(value)
+        let cumulative, window: UInt32
+        let gaps, duplicates: Int
+        do {
+            cumulative = try reader.readUInt32()
+            window = try reader.readUInt32()
+            gaps = Int(try reader.readUInt16())
+            duplicates = Int(try reader.readUInt16())
+        } catch {
+            throw .chunkLengthInvalid(type: .sack, length: value.count + 4)
+        }
         // RFC 9260 §3.3.4: the two counts fix the length exactly.
-        guard value.count == 12 + 4 * gaps + 4 * duplicates else {
+        guard reader.remaining == 4 * gaps + 4 * duplicates else {
             throw .sackLengthMismatch(length: value.count + 4, gapAckBlocks: gaps, duplicateTSNs: duplicates)
         }
+        try checkCounts(gaps: gaps, duplicates: duplicates, limits: limits)
+        let gapBytes = reader.readRemaining()
+        return SCTPSackChunk(
+            cumulativeTSNAck: cumulative, advertisedWindow: window,
+            gapAckBlocks: SCTPWireList(wireBytes: gapBytes.prefix(4 * gaps)), duplicateTSNs: SCTPWireList(wireBytes: gapBytes.dropFirst(4 * gaps)))
+    }
+
+    static func checkCounts(gaps: Int, duplicates: Int, limits: SCTPLimits) throws(SCTPError) {
         guard gaps <= limits.maximumGapAckBlocks else { throw .tooManyGapAckBlocks(count: gaps, limit: limits.maximumGapAckBlocks) }
         guard duplicates <= limits.maximumDuplicateTSNs else {
             throw .tooManyDuplicateTSNs(count: duplicates, limit: limits.maximumDuplicateTSNs)
         }
-        return SCTPSackChunk(
-            cumulativeTSNAck: value.u32(at: 0), advertisedWindow: value.u32(at: 4),
-            gapAckBlocks: SCTPWireList(wireBytes: value.bytes(at: 12, count: 4 * gaps)),
-            duplicateTSNs: SCTPWireList(wireBytes: value.bytes(at: 12 + 4 * gaps, count: 4 * duplicates)))
     }
 
     /// Appends the chunk: a header and two copies of the lists' bytes.
     public func encode(into buffer: inout [UInt8], limits: SCTPLimits = .default) throws(SCTPError) {
-        guard gapAckBlocks.count <= limits.maximumGapAckBlocks else {
-            throw .tooManyGapAckBlocks(count: gapAckBlocks.count, limit: limits.maximumGapAckBlocks)
-        }
-        guard duplicateTSNs.count <= limits.maximumDuplicateTSNs else {
-            throw .tooManyDuplicateTSNs(count: duplicateTSNs.count, limit: limits.maximumDuplicateTSNs)
-        }
-        let length = 16 + gapAckBlocks.wireBytes.count + duplicateTSNs.wireBytes.count
-        guard length <= Int(UInt16.max) else { throw .chunkTooLong(type: .sack, length: length) }
-        buffer.append(SCTPChunkType.sack.rawValue)
-        buffer.append(0)
-        buffer.appendBigEndian(UInt16(length))
-        buffer.appendBigEndian(cumulativeTSNAck)
-        buffer.appendBigEndian(advertisedWindow)
-        buffer.appendBigEndian(UInt16(gapAckBlocks.count))
-        buffer.appendBigEndian(UInt16(duplicateTSNs.count))
+        try Self.writeHeader(
+            cumulativeTSNAck: cumulativeTSNAck, advertisedWindow: advertisedWindow, gaps: gapAckBlocks.count, duplicates: duplicateTSNs.count,
+            limits: limits, into: &buffer)
         buffer.append(contentsOf: gapAckBlocks.wireBytes)
         buffer.append(contentsOf: duplicateTSNs.wireBytes)
+    }
+
+    /// RFC 9260 §3.3.4: the one writing of a SACK's header and fixed fields,
+    /// for the packet encoder and the association's (`SCTPWire.encode`);
+    /// the caller appends the `gaps` blocks and `duplicates` TSNs after it.
+    @inline(__always)
+    static func writeHeader(cumulativeTSNAck: UInt32, advertisedWindow: UInt32, gaps: Int, duplicates: Int, limits: SCTPLimits,
+                            into buffer: inout [UInt8]) throws(SCTPError)
+    {
+        try checkCounts(gaps: gaps, duplicates: duplicates, limits: limits)
+        let length = 16 + 4 * gaps + 4 * duplicates
+        guard length <= Int(UInt16.max) else { throw .chunkTooLong(type: .sack, length: length) }
+        buffer.appendBigEndian(UInt32(SCTPChunkType.sack.rawValue) << 24 | UInt32(length))
+        buffer.appendBigEndian(UInt64(cumulativeTSNAck) << 32 | UInt64(advertisedWindow))
+        buffer.appendBigEndian(UInt32(gaps) << 16 | UInt32(duplicates))
     }
 }
 
@@ -244,10 +289,13 @@ public struct SCTPForwardTSNChunk: Hashable, Sendable {
     }
 
     static func decode(value: ArraySlice<UInt8>, limits: SCTPLimits) throws(SCTPError) -> SCTPForwardTSNChunk {
-        guard value.count >= 4, value.count % 4 == 0 else { throw .chunkLengthInvalid(type: .forwardTSN, length: value.count + 4) }
-        let count = (value.count - 4) / 4
+        var reader = WireReader(value)
+        guard let cumulative = try? reader.readUInt32(), reader.remaining % 4 == 0 else {
+            throw .chunkLengthInvalid(type: .forwardTSN, length: value.count + 4)
+        }
+        let count = reader.remaining / 4
         guard count <= limits.maximumStreamsPerChunk else { throw .tooManyStreams(count: count, limit: limits.maximumStreamsPerChunk) }
-        return SCTPForwardTSNChunk(newCumulativeTSN: value.u32(at: 0), streams: SCTPWireList(wireBytes: value.bytes(from: 4)))
+        return SCTPForwardTSNChunk(newCumulativeTSN: cumulative, streams: SCTPWireList(wireBytes: reader.readRemaining()))
     }
 
     func encode(into buffer: inout [UInt8], limits: SCTPLimits) throws(SCTPError) {
@@ -374,14 +422,6 @@ public enum SCTPChunk: Hashable, Sendable {
         }
     }
 
-    /// RFC 9260 §6.10: these chunks are never bundled with others.
-    var mustBeAlone: Bool {
-        switch self {
-        case .initiation, .initiationAck, .shutdownComplete: return true
-        default: return false
-        }
-    }
-
     /// The T bit of ABORT and SHUTDOWN COMPLETE (RFC 9260 §3.3.7, §3.3.13).
     static let tagReflectedFlag: UInt8 = 0x01
 
@@ -394,16 +434,48 @@ public enum SCTPChunk: Hashable, Sendable {
     /// padding bytes themselves are ignored.
     public static func decode(_ bytes: ArraySlice<UInt8>, limits: SCTPLimits = .default) throws(SCTPError) -> (chunk: SCTPChunk, length: Int) {
         guard !bytes.isEmpty else { throw .noChunks }
-        guard bytes.count >= 4 else { throw .trailingBytes(count: bytes.count) }
-        let type = SCTPChunkType(bytes.u8(at: 0))
-        let flags = bytes.u8(at: 1)
-        let length = Int(bytes.u16(at: 2))
+        var reader = WireReader(bytes)
+        let raw = try readRaw(&reader)
+        return (try decodeValue(type: raw.type, flags: raw.flags, value: raw.value, limits: limits), reader.offset)
+    }
+
+    /// One chunk as it sits in the packet: header fields and value.
+    struct Raw {
+        var type: SCTPChunkType
+        var flags: UInt8
+        var value: ArraySlice<UInt8>
+    }
+
+    /// Reads the chunk header at the reader's position, then the value and
+    /// its padding: the one reading of the chunk framing (RFC 9260 §3.2),
+    /// for both packet decoders. The chunk and its padding must fit in what
+    /// is left (every chunk is padded to a multiple of four bytes, the last
+    /// one too); the padding bytes themselves are ignored.
+    @inline(__always)
+    static func readRaw(_ reader: inout WireReader) throws(SCTPError) -> Raw {
+        let available = reader.remaining
+        guard let header = reader.peekInteger(as: UInt32.self) else { throw .trailingBytes(count: available) }
+        let type = SCTPChunkType(UInt8(truncatingIfNeeded: header >> 24))
+        let length = Int(header & 0xFFFF)
         guard length >= 4 else { throw .chunkLengthInvalid(type: type, length: length) }
-        guard length <= bytes.count else { throw .chunkOverrun(type: type, length: length, available: bytes.count) }
-        let padded = paddedToFour(length)
-        guard padded <= bytes.count else { throw .chunkPaddingMissing(type: type) }
-        let value = bytes.bytes(at: 4, count: length - 4)
-        return (try decodeValue(type: type, flags: flags, value: value, limits: limits), padded)
+        guard length <= available else { throw .chunkOverrun(type: type, length: length, available: available) }
+        guard paddedToFour(length) <= available else { throw .chunkPaddingMissing(type: type) }
+        do {
+            try reader.skip(4)
+            let value = try reader.readSlice(count: length &- 4)
+            try reader.skip(paddedToFour(length) &- length)
+            return Raw(type: type, flags: UInt8(truncatingIfNeeded: header >> 16), value: value)
+        } catch {
+            // Checked above: the whole padded chunk is there.
+            throw .chunkOverrun(type: type, length: length, available: available)
+        }
+    }
+
+    /// RFC 9260 §3.2: an unrecognized chunk type whose high bits are 00 or
+    /// 01 ends the processing of the packet; this chunk is the last read.
+    var stopsPacket: Bool {
+        if case .unknown(let unknown) = self { return unknown.action.stopsProcessing }
+        return false
     }
 
     static func decodeValue(type: SCTPChunkType, flags: UInt8, value: ArraySlice<UInt8>, limits: SCTPLimits) throws(SCTPError) -> SCTPChunk {
@@ -426,8 +498,9 @@ public enum SCTPChunk: Hashable, Sendable {
         case .abort:
             return .abort(tagReflected: flags & tagReflectedFlag != 0, causes: try decodeCauses(type: type, value: value, limits: limits))
         case .shutdown:
-            guard value.count == 4 else { throw .chunkLengthInvalid(type: type, length: value.count + 4) }
-            return .shutdown(cumulativeTSNAck: value.u32(at: 0))
+            return .shutdown(cumulativeTSNAck: try readWhole(value, orThrow: .chunkLengthInvalid(type: type, length: value.count + 4)) {
+                reader throws(WireError) in try reader.readUInt32()
+            })
         case .shutdownAck:
             try expectEmpty()
             return .shutdownAck

@@ -1,3 +1,5 @@
+import TernWire
+
 /// An error cause of an ABORT or ERROR chunk (RFC 9260 §3.3.10). Causes use
 /// the parameter format (code, length, value, padding to four bytes).
 ///
@@ -70,25 +72,30 @@ public enum SCTPErrorCause: Hashable, Sendable {
     static func decode(_ raw: RawTLV, limits: SCTPLimits) throws(SCTPError) -> SCTPErrorCause {
         let code = SCTPErrorCauseCode(raw.type)
         let info = raw.value
+        let invalid = SCTPError.errorCauseLengthInvalid(code: code, length: info.count + 4)
         func expect(_ length: Int) throws(SCTPError) {
-            guard info.count == length else { throw .errorCauseLengthInvalid(code: code, length: info.count + 4) }
+            guard info.count == length else { throw invalid }
         }
         switch code {
         case .invalidStreamIdentifier:
-            try expect(4)  // stream identifier, 16 reserved bits
-            return .invalidStreamIdentifier(streamID: info.u16(at: 0))
+            // Stream identifier, 16 reserved bits.
+            return try readWhole(info, orThrow: invalid) { reader throws(WireError) in
+                let stream = try reader.readUInt16()
+                try reader.skip(2)
+                return .invalidStreamIdentifier(streamID: stream)
+            }
         case .missingMandatoryParameter:
             // A 32-bit count, then that many 16-bit parameter types.
-            guard info.count >= 4, (info.count - 4) % 2 == 0, Int(info.u32(at: 0)) == (info.count - 4) / 2 else {
-                throw .errorCauseLengthInvalid(code: code, length: info.count + 4)
+            var reader = WireReader(info)
+            guard let count = try? reader.readUInt32(), reader.remaining % 2 == 0, Int(count) == reader.remaining / 2 else {
+                throw invalid
             }
-            guard (info.count - 4) / 2 <= limits.maximumListEntries else {
-                throw .listTooLong(count: (info.count - 4) / 2, limit: limits.maximumListEntries)
+            guard reader.remaining / 2 <= limits.maximumListEntries else {
+                throw .listTooLong(count: reader.remaining / 2, limit: limits.maximumListEntries)
             }
-            return .missingMandatoryParameter(SCTPWireList(wireBytes: info.bytes(from: 4)))
+            return .missingMandatoryParameter(SCTPWireList(wireBytes: reader.readRemaining()))
         case .staleCookie:
-            try expect(4)
-            return .staleCookie(stalenessMicroseconds: info.u32(at: 0))
+            return .staleCookie(stalenessMicroseconds: try readWhole(info, orThrow: invalid) { reader throws(WireError) in try reader.readUInt32() })
         case .outOfResource:
             try expect(0)
             return .outOfResource
@@ -102,8 +109,7 @@ public enum SCTPErrorCause: Hashable, Sendable {
         case .unrecognizedParameters:
             return .unrecognizedParameters(info)
         case .noUserData:
-            try expect(4)
-            return .noUserData(tsn: info.u32(at: 0))
+            return .noUserData(tsn: try readWhole(info, orThrow: invalid) { reader throws(WireError) in try reader.readUInt32() })
         case .cookieReceivedWhileShuttingDown:
             try expect(0)
             return .cookieReceivedWhileShuttingDown

@@ -2,14 +2,15 @@
 // ACK parameters, of RE-CONFIG parameters (RFC 6525 §4), of the Heartbeat
 // Info parameter and of error causes (RFC 9260 §3.3.10).
 
-/// One type-length-value item as it sits in a chunk.
-struct RawTLV {
-    var type: UInt16
-    /// The value without header or padding.
-    var value: ArraySlice<UInt8>
-}
+import TernWire
 
-/// Walks the parameters (or error causes) that fill the value of a chunk.
+/// One type-length-value item as it sits in a chunk (its value without
+/// header or padding).
+typealias RawTLV = WireTLV
+
+/// Walks the parameters (or error causes) that fill the value of a chunk:
+/// TernWire's padded TLV reader in the SCTP layout, its errors in SCTP's
+/// words.
 ///
 /// RFC 9260 §3.2.1: each is padded to a multiple of four bytes, and the chunk
 /// length leaves out the padding of the last one (it becomes the chunk's own
@@ -18,36 +19,42 @@ struct RawTLV {
 /// padded inside the chunk length or not; an item cut inside its padding, or
 /// one to three stray bytes after the last item, is malformed.
 struct TLVWalker {
-    private let region: ArraySlice<UInt8>
+    private var items: PaddedTLVReader
     private let chunk: SCTPChunkType
-    private var offset = 0
 
     init(_ region: ArraySlice<UInt8>, in chunk: SCTPChunkType) {
-        self.region = region
+        items = PaddedTLVReader(region, format: .sctp)
         self.chunk = chunk
     }
 
     mutating func next() throws(SCTPError) -> RawTLV? {
-        let remaining = region.count - offset
-        guard remaining > 0 else { return nil }
-        guard remaining >= 4 else { throw .tlvTruncated(chunk: chunk, available: remaining) }
-        let type = region.u16(at: offset)
-        let length = Int(region.u16(at: offset + 2))
-        guard length >= 4 else { throw .tlvLengthInvalid(chunk: chunk, type: type, length: length) }
-        guard length <= remaining else {
-            throw .tlvOverrun(chunk: chunk, type: type, length: length, available: remaining)
+        do {
+            return try items.next()
+        } catch {
+            let type = items.itemType ?? 0
+            switch error.expected {
+            case .tlvHeader: throw .tlvTruncated(chunk: chunk, available: error.available)
+            case .tlvLength: throw .tlvLengthInvalid(chunk: chunk, type: type, length: error.available)
+            case .tlvValue(let length): throw .tlvOverrun(chunk: chunk, type: type, length: length + 4, available: error.available + 4)
+            default: throw .tlvPaddingTruncated(chunk: chunk, type: type)
+            }
         }
-        let value = region.bytes(at: offset + 4, count: length - 4)
-        let padded = paddedToFour(length)
-        if padded <= remaining {
-            offset += padded
-        } else if length == remaining {
-            // The last item, its padding outside the chunk length.
-            offset += length
-        } else {
-            throw .tlvPaddingTruncated(chunk: chunk, type: type)
-        }
-        return RawTLV(type: type, value: value)
+    }
+}
+
+/// Reads a parameter's or cause's value, all of it: a short read, or bytes
+/// left over, is `invalid`.
+@inline(__always)
+func readWhole<T>(_ value: ArraySlice<UInt8>, orThrow invalid: @autoclosure () -> SCTPError,
+                  _ body: (inout WireReader) throws(WireError) -> T) throws(SCTPError) -> T
+{
+    var reader = WireReader(value)
+    do {
+        let result = try body(&reader)
+        try reader.expectEnd()
+        return result
+    } catch {
+        throw invalid()
     }
 }
 
@@ -57,19 +64,13 @@ struct TLVWalker {
 /// the end of the enclosing chunk if this item is its last (RFC 9260 §3.2).
 @discardableResult
 func appendTLV(type: UInt16, into buffer: inout [UInt8], body: (inout [UInt8]) -> Void) throws(SCTPError) -> Int {
-    let start = buffer.count
-    buffer.appendBigEndian(type)
-    buffer.appendBigEndian(UInt16(0))  // length, set below
+    let start = buffer.startTLV(type: type)
     body(&buffer)
-    let length = buffer.count - start
-    guard length <= Int(UInt16.max) else {
-        buffer.removeSubrange(start...)
-        throw .valueTooLong(type: type, length: length - 4)
+    do {
+        return try buffer.finishTLV(startingAt: start, format: .sctp)
+    } catch {
+        throw .valueTooLong(type: type, length: error.available - 4)
     }
-    buffer.setBigEndian(UInt16(length), at: start + 2)
-    let end = buffer.count
-    buffer.padToFour(from: start)
-    return end
 }
 
 // MARK: - INIT and INIT ACK parameters
@@ -148,16 +149,17 @@ public enum SCTPInitParameter: Hashable, Sendable {
     static func decode(_ raw: RawTLV, limits: SCTPLimits) throws(SCTPError) -> SCTPInitParameter {
         let type = SCTPParameterType(raw.type)
         let value = raw.value
+        let invalid = SCTPError.parameterLengthInvalid(type: type, length: value.count + 4)
         func expect(_ length: Int) throws(SCTPError) {
-            guard value.count == length else { throw .parameterLengthInvalid(type: type, length: value.count + 4) }
+            guard value.count == length else { throw invalid }
         }
         switch type {
         case .ipv4Address:
-            try expect(4)
-            return .ipv4Address(value.u32(at: 0))
+            return .ipv4Address(try readWhole(value, orThrow: invalid) { reader throws(WireError) in try reader.readUInt32() })
         case .ipv6Address:
-            try expect(16)
-            return .ipv6Address(high: value.u64(at: 0), low: value.u64(at: 8))
+            return try readWhole(value, orThrow: invalid) { reader throws(WireError) in
+                .ipv6Address(high: try reader.readUInt64(), low: try reader.readUInt64())
+            }
         case .stateCookie:
             guard value.count <= limits.maximumCookieLength else {
                 throw .cookieTooLong(length: value.count, limit: limits.maximumCookieLength)
@@ -166,12 +168,11 @@ public enum SCTPInitParameter: Hashable, Sendable {
         case .unrecognizedParameter:
             return .unrecognizedParameter(value)
         case .cookiePreservative:
-            try expect(4)
-            return .cookiePreservative(milliseconds: value.u32(at: 0))
+            return .cookiePreservative(milliseconds: try readWhole(value, orThrow: invalid) { reader throws(WireError) in try reader.readUInt32() })
         case .hostNameAddress:
             return .hostNameAddress(value)
         case .supportedAddressTypes:
-            guard value.count % 2 == 0 else { throw .parameterLengthInvalid(type: type, length: value.count + 4) }
+            guard value.count % 2 == 0 else { throw invalid }
             guard value.count / 2 <= limits.maximumListEntries else {
                 throw .listTooLong(count: value.count / 2, limit: limits.maximumListEntries)
             }
@@ -180,8 +181,7 @@ public enum SCTPInitParameter: Hashable, Sendable {
             try expect(0)
             return .ecnCapable
         case .zeroChecksumAcceptable:
-            try expect(4)
-            return .zeroChecksumAcceptable(edmid: value.u32(at: 0))
+            return .zeroChecksumAcceptable(edmid: try readWhole(value, orThrow: invalid) { reader throws(WireError) in try reader.readUInt32() })
         case .supportedExtensions:
             guard value.count <= limits.maximumListEntries else {
                 throw .listTooLong(count: value.count, limit: limits.maximumListEntries)
@@ -327,8 +327,17 @@ public enum SCTPReconfigParameter: Hashable, Sendable {
         let type = SCTPParameterType(raw.type)
         let value = raw.value
         let invalid = SCTPError.parameterLengthInvalid(type: type, length: value.count + 4)
-        func streams(from offset: Int) throws(SCTPError) -> SCTPWireList<UInt16> {
-            let bytes = value.bytes(from: offset)
+        var reader = WireReader(value)
+        // Each field read from the value; a short one makes it `invalid`.
+        func field<T: FixedWidthInteger>(_: T.Type) throws(SCTPError) -> T {
+            do { return try reader.readInteger() } catch { throw invalid }
+        }
+        func end() throws(SCTPError) {
+            do { try reader.expectEnd() } catch { throw invalid }
+        }
+        // A list of 16-bit stream identifiers fills the rest of the value.
+        func streams() throws(SCTPError) -> SCTPWireList<UInt16> {
+            let bytes = reader.readRemaining()
             guard bytes.count % 2 == 0 else { throw invalid }
             guard bytes.count / 2 <= limits.maximumStreamsPerChunk else {
                 throw .tooManyStreams(count: bytes.count / 2, limit: limits.maximumStreamsPerChunk)
@@ -337,25 +346,28 @@ public enum SCTPReconfigParameter: Hashable, Sendable {
         }
         switch type {
         case .outgoingSSNResetRequest:
-            guard value.count >= 12 else { throw invalid }
+            let request = try field(UInt32.self), response = try field(UInt32.self), lastTSN = try field(UInt32.self)
             return .outgoingSSNResetRequest(SCTPOutgoingSSNResetRequest(
-                requestSequenceNumber: value.u32(at: 0), responseSequenceNumber: value.u32(at: 4),
-                senderLastAssignedTSN: value.u32(at: 8), streams: try streams(from: 12)))
+                requestSequenceNumber: request, responseSequenceNumber: response, senderLastAssignedTSN: lastTSN, streams: try streams()))
         case .incomingSSNResetRequest:
-            guard value.count >= 4 else { throw invalid }
-            return .incomingSSNResetRequest(requestSequenceNumber: value.u32(at: 0), streams: try streams(from: 4))
+            let request = try field(UInt32.self)
+            return .incomingSSNResetRequest(requestSequenceNumber: request, streams: try streams())
         case .ssnTSNResetRequest:
-            guard value.count == 4 else { throw invalid }
-            return .ssnTSNResetRequest(requestSequenceNumber: value.u32(at: 0))
+            let request = try field(UInt32.self)
+            try end()
+            return .ssnTSNResetRequest(requestSequenceNumber: request)
         case .reconfigResponse:
-            guard value.count == 8 || value.count == 16 else { throw invalid }
-            let next = value.count == 16 ? SCTPReconfigResponse.NextTSNs(sender: value.u32(at: 8), receiver: value.u32(at: 12)) : nil
-            return .response(SCTPReconfigResponse(responseSequenceNumber: value.u32(at: 0), result: SCTPReconfigResult(rawValue: value.u32(at: 4)), nextTSNs: next))
+            // The two next-TSN fields come together or not at all.
+            let sequence = try field(UInt32.self), result = SCTPReconfigResult(rawValue: try field(UInt32.self))
+            var next: SCTPReconfigResponse.NextTSNs?
+            if !reader.isAtEnd { next = SCTPReconfigResponse.NextTSNs(sender: try field(UInt32.self), receiver: try field(UInt32.self)) }
+            try end()
+            return .response(SCTPReconfigResponse(responseSequenceNumber: sequence, result: result, nextTSNs: next))
         case .addOutgoingStreams, .addIncomingStreams:
             // Request sequence number, number of new streams, 16 reserved bits.
-            guard value.count == 8 else { throw invalid }
-            let sequence = value.u32(at: 0)
-            let count = value.u16(at: 4)
+            let sequence = try field(UInt32.self), count = try field(UInt16.self)
+            _ = try field(UInt16.self)
+            try end()
             return type == .addOutgoingStreams
                 ? .addOutgoingStreams(requestSequenceNumber: sequence, newStreams: count)
                 : .addIncomingStreams(requestSequenceNumber: sequence, newStreams: count)

@@ -1,6 +1,8 @@
 // Type codes, the "what to do when unrecognized" bits they carry, the limits
 // the decoder enforces, and the slice-backed lists chunks hand out.
 
+import TernWire
+
 /// What an endpoint does with a chunk or parameter type it does not
 /// recognize, read from the type's two highest bits (RFC 9260 §3.2 for
 /// chunks, §3.2.1 for parameters).
@@ -297,9 +299,8 @@ public struct SCTPLimits: Hashable, Sendable {
 public protocol SCTPWireElement: Hashable, Sendable {
     /// Bytes per element on the wire.
     static var wireSize: Int { get }
-    /// Reads the element at `offset` (relative to the slice's start); the
-    /// caller has checked that `wireSize` bytes are there.
-    static func read(_ bytes: ArraySlice<UInt8>, at offset: Int) -> Self
+    /// Reads the element (`wireSize` bytes) at the reader's position.
+    static func read(_ reader: inout WireReader) throws(WireError) -> Self
     /// Appends the element's wire form.
     func write(to buffer: inout [UInt8])
 }
@@ -338,7 +339,15 @@ public struct SCTPWireList<Element: SCTPWireElement>: RandomAccessCollection, Ha
 
     public subscript(position: Int) -> Element {
         precondition(position >= 0 && position < endIndex, "SCTPWireList index out of range")
-        return Element.read(wireBytes, at: position * Element.wireSize)
+        var reader = WireReader(wireBytes)
+        // The position is inside the list (checked above) and the list holds
+        // whole elements (its decoder checks), so these reads cannot fail.
+        do {
+            try reader.skip(position * Element.wireSize)
+            return try Element.read(&reader)
+        } catch {
+            preconditionFailure("SCTPWireList: \(error)")
+        }
     }
 
     public var description: String { "[" + map { "\($0)" }.joined(separator: ", ") + "]" }
@@ -346,19 +355,19 @@ public struct SCTPWireList<Element: SCTPWireElement>: RandomAccessCollection, Ha
 
 extension UInt16: SCTPWireElement {
     public static var wireSize: Int { 2 }
-    public static func read(_ bytes: ArraySlice<UInt8>, at offset: Int) -> UInt16 { bytes.u16(at: offset) }
+    public static func read(_ reader: inout WireReader) throws(WireError) -> UInt16 { try reader.readUInt16() }
     public func write(to buffer: inout [UInt8]) { buffer.appendBigEndian(self) }
 }
 
 extension UInt32: SCTPWireElement {
     public static var wireSize: Int { 4 }
-    public static func read(_ bytes: ArraySlice<UInt8>, at offset: Int) -> UInt32 { bytes.u32(at: offset) }
+    public static func read(_ reader: inout WireReader) throws(WireError) -> UInt32 { try reader.readUInt32() }
     public func write(to buffer: inout [UInt8]) { buffer.appendBigEndian(self) }
 }
 
 extension SCTPChunkType: SCTPWireElement {
     public static var wireSize: Int { 1 }
-    public static func read(_ bytes: ArraySlice<UInt8>, at offset: Int) -> SCTPChunkType { SCTPChunkType(bytes.u8(at: offset)) }
+    public static func read(_ reader: inout WireReader) throws(WireError) -> SCTPChunkType { SCTPChunkType(try reader.readUInt8()) }
     public func write(to buffer: inout [UInt8]) { buffer.append(rawValue) }
 }
 
@@ -376,8 +385,8 @@ public struct SCTPGapAckBlock: SCTPWireElement, CustomStringConvertible {
     }
 
     public static var wireSize: Int { 4 }
-    public static func read(_ bytes: ArraySlice<UInt8>, at offset: Int) -> SCTPGapAckBlock {
-        SCTPGapAckBlock(start: bytes.u16(at: offset), end: bytes.u16(at: offset + 2))
+    public static func read(_ reader: inout WireReader) throws(WireError) -> SCTPGapAckBlock {
+        SCTPGapAckBlock(start: try reader.readUInt16(), end: try reader.readUInt16())
     }
     public func write(to buffer: inout [UInt8]) {
         buffer.appendBigEndian(start)
@@ -399,8 +408,8 @@ public struct SCTPForwardTSNStream: SCTPWireElement, CustomStringConvertible {
     }
 
     public static var wireSize: Int { 4 }
-    public static func read(_ bytes: ArraySlice<UInt8>, at offset: Int) -> SCTPForwardTSNStream {
-        SCTPForwardTSNStream(streamID: bytes.u16(at: offset), ssn: bytes.u16(at: offset + 2))
+    public static func read(_ reader: inout WireReader) throws(WireError) -> SCTPForwardTSNStream {
+        SCTPForwardTSNStream(streamID: try reader.readUInt16(), ssn: try reader.readUInt16())
     }
     public func write(to buffer: inout [UInt8]) {
         buffer.appendBigEndian(streamID)

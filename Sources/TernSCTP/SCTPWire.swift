@@ -12,144 +12,106 @@ public enum SCTPWire {
         public var chunks: [SCTPChunkModel]
     }
 
-    /// Decodes and checks a packet; nil for anything malformed (dropped,
-    /// RFC 9260 §8.5, and counted by the caller).
-    /// `decode(_:)` for bytes that are part of a larger buffer (a DTLS
-    /// record in the association's read buffer): no copy first.
+    /// Decodes and checks a packet into the association's values; nil for
+    /// anything malformed (dropped, RFC 9260 §8.5, and counted by the
+    /// caller). Bytes that are part of a larger buffer (a DTLS record in the
+    /// association's read buffer) are read where they are, no copy first.
+    ///
+    /// The same packet rules as `SCTPPacket.decode` (its `Reader`), and the
+    /// same answers (a test holds the two to them): only DATA, nearly every
+    /// packet a receiver gets, is read straight into the association's
+    /// values, with DATA's one reading, without `SCTPChunk` values and a
+    /// second array in between. Like it, this passes on DATA without user
+    /// data or on any stream: the association answers those (RFC 9260
+    /// §6.2, §6.5; ResourceLimitTests drive them).
     public static func decode(_ bytes: ArraySlice<UInt8>, acceptZeroChecksum: Bool = true) -> Incoming? {
-        if let incoming = decodeData(bytes, acceptZeroChecksum: acceptZeroChecksum) { return incoming }
-        guard let packet = try? SCTPPacket.decode(bytes, acceptZeroChecksum: acceptZeroChecksum) else { return nil }
-        return Incoming(verificationTag: packet.verificationTag, chunks: packet.chunks.map(model))
-    }
-
-    /// The receiving data path: a packet of DATA chunks only, nearly every
-    /// packet a receiver gets, read straight into the association's values
-    /// (no `SCTPChunk` values and no second array in between). It applies
-    /// the checks `SCTPPacket.decode` applies to such a packet: the length
-    /// limits, the checksum, each chunk's length and padding, the chunk
-    /// count. Nil for anything else, well-formed or not: the general
-    /// decoder then decides (a test holds the two to the same answers).
-    /// Like it, it passes on DATA without user data or on any stream: the
-    /// association answers those (RFC 9260 §6.2, §6.5) whichever decoder
-    /// read the packet (ResourceLimitTests drive both).
-    static func decodeData(_ bytes: ArraySlice<UInt8>, acceptZeroChecksum: Bool) -> Incoming? {
         let limits = SCTPLimits.default
-        let headerLength = SCTPPacket.headerLength
-        guard bytes.count >= headerLength + 4, bytes.count <= limits.maximumPacketLength,
-              bytes.u8(at: headerLength) == SCTPChunkType.data.rawValue
-        else { return nil }
-        var chunks: [SCTPChunkModel] = []
-        var offset = headerLength
-        while offset < bytes.count {
-            guard chunks.count < limits.maximumChunksPerPacket, bytes.count - offset >= 4,
-                  bytes.u8(at: offset) == SCTPChunkType.data.rawValue
-            else { return nil }
-            let length = Int(bytes.u16(at: offset + 2))
-            guard length >= SCTPDataChunk.headerLength, paddedToFour(length) <= bytes.count - offset else { return nil }
-            let flags = SCTPDataChunk.Flags(rawValue: bytes.u8(at: offset + 1))
-            chunks.append(.data(SCTPFragment(
-                tsn: TSN(bytes.u32(at: offset + 4)), stream: bytes.u16(at: offset + 8), ssn: SSN(bytes.u16(at: offset + 10)),
-                ppid: bytes.u32(at: offset + 12), unordered: flags.contains(.unordered), beginning: flags.contains(.beginning),
-                ending: flags.contains(.end), payload: bytes.bytes(at: offset + SCTPDataChunk.headerLength, count: length - SCTPDataChunk.headerLength))))
-            offset += paddedToFour(length)
+        do {
+            var reader = try SCTPPacket.Reader(bytes, acceptZeroChecksum: acceptZeroChecksum, limits: limits)
+            var chunks: [SCTPChunkModel] = []
+            while let raw = try reader.next() {
+                if raw.type == .data {
+                    chunks.append(.data(fragment(try SCTPDataChunk.decode(flags: raw.flags, value: raw.value))))
+                    continue
+                }
+                let chunk = try SCTPChunk.decodeValue(type: raw.type, flags: raw.flags, value: raw.value, limits: limits)
+                chunks.append(model(chunk))
+                if chunk.stopsPacket { break }
+            }
+            try reader.finish()
+            return Incoming(verificationTag: reader.verificationTag, chunks: chunks)
+        } catch {
+            return nil
         }
-        // DATA never needs a real checksum where a zero one is accepted
-        // (RFC 9653 §5.3 asks it of INIT and COOKIE ECHO only).
-        let received = SCTPPacket.receivedChecksum(bytes)
-        if !(acceptZeroChecksum && received == 0) {
-            guard SCTPPacket.checksum(of: bytes) == received else { return nil }
-        }
-        return Incoming(verificationTag: bytes.u32(at: 4), chunks: chunks)
     }
 
     public static func decode(_ bytes: [UInt8], acceptZeroChecksum: Bool = true) -> Incoming? {
-        guard let packet = try? SCTPPacket.decode(bytes, acceptZeroChecksum: acceptZeroChecksum) else { return nil }
-        return Incoming(verificationTag: packet.verificationTag, chunks: packet.chunks.map(model))
+        decode(bytes[...], acceptZeroChecksum: acceptZeroChecksum)
     }
 
     /// Encodes a packet the association built.
     public static func encode<C>(_ packet: SCTPAssociation<C>.Packet) throws(SCTPError) -> [UInt8] {
-        let wire = SCTPPacket(
-            sourcePort: port, destinationPort: port, verificationTag: packet.verificationTag, chunks: packet.chunks.map(chunk))
-        return try wire.encode(zeroChecksum: packet.zeroChecksum)
+        var buffer: [UInt8] = []
+        try encode(verificationTag: packet.verificationTag, chunks: packet.chunks, zeroChecksum: packet.zeroChecksum, into: &buffer)
+        return buffer
     }
 
     /// Encodes a packet the association built into `buffer`, replacing what
-    /// it held (the data path reuses one buffer). The same bytes as
-    /// `encode(_:)`: packets of DATA and SACK chunks, nearly all of them, are
-    /// written straight from the association's values, without the
-    /// `SCTPChunk` values or new arrays in between; any other packet goes
-    /// through `encode(_:)`.
+    /// it held (the data path reuses one buffer; on a throw it is empty).
+    /// The same bytes and packet rules as `SCTPPacket.encode` (its header,
+    /// bundling and `finish`): DATA and SACK chunks, nearly all of them, are
+    /// written straight from the association's values with those chunks'
+    /// one writing, without `SCTPChunk` values or new arrays in between;
+    /// any other chunk goes through its `SCTPChunk` value.
     public static func encode(
         verificationTag: UInt32, chunks: [SCTPChunkModel], zeroChecksum: Bool, into buffer: inout [UInt8]
     ) throws(SCTPError) {
         buffer.removeAll(keepingCapacity: true)
         let limits = SCTPLimits.default
-        var dataPath = !chunks.isEmpty && chunks.count <= limits.maximumChunksPerPacket
-        for chunk in chunks where dataPath {
-            switch chunk {
-            case .data: break
-            case .sack(let sack):
-                dataPath = sack.gapBlocks.count <= limits.maximumGapAckBlocks && sack.duplicates.count <= limits.maximumDuplicateTSNs
-            default: dataPath = false
-            }
-        }
-        guard dataPath else {
-            let wire = SCTPPacket(sourcePort: port, destinationPort: port, verificationTag: verificationTag, chunks: chunks.map(chunk))
-            try wire.encode(into: &buffer, zeroChecksum: zeroChecksum)
-            return
-        }
-        // Fields are gathered into 64-bit words and appended a word at a
-        // time: this runs once per packet sent.
-        buffer.appendBigEndian(UInt64(port) << 48 | UInt64(port) << 32 | UInt64(verificationTag))
-        buffer.appendBigEndian(UInt32(0))  // checksum, set below
-        for chunk in chunks {
-            switch chunk {
-            case .data(let fragment):
-                // RFC 9260 §3.3.1.
-                let length = SCTPDataChunk.headerLength + fragment.payload.count
-                guard length <= Int(UInt16.max) else {
-                    buffer.removeAll(keepingCapacity: true)
-                    throw .chunkTooLong(type: .data, length: length)
+        guard !chunks.isEmpty else { throw .noChunks }
+        guard chunks.count <= limits.maximumChunksPerPacket else { throw .tooManyChunks(limit: limits.maximumChunksPerPacket) }
+        var rules = SCTPPacket.BundleRules()
+        SCTPPacket.writeHeader(sourcePort: port, destinationPort: port, verificationTag: verificationTag, into: &buffer)
+        do {
+            for index in chunks.indices {
+                switch chunks[index] {
+                case .data(let fragment):
+                    rules.add(.data)
+                    var flags: SCTPDataChunk.Flags = []
+                    if fragment.ending { flags.insert(.end) }
+                    if fragment.beginning { flags.insert(.beginning) }
+                    if fragment.unordered { flags.insert(.unordered) }
+                    try SCTPDataChunk.write(
+                        tsn: fragment.tsn.value, stream: fragment.stream, ssn: fragment.ssn.value, ppid: fragment.ppid, flags: flags,
+                        userData: fragment.payload, into: &buffer)
+                case .sack(let sack):
+                    rules.add(.sack)
+                    try SCTPSackChunk.writeHeader(
+                        cumulativeTSNAck: sack.cumulativeTSN.value, advertisedWindow: sack.receiveWindow, gaps: sack.gapBlocks.count,
+                        duplicates: sack.duplicates.count, limits: limits, into: &buffer)
+                    for block in sack.gapBlocks { buffer.appendBigEndian(UInt32(block.start) << 16 | UInt32(block.end)) }
+                    for duplicate in sack.duplicates { buffer.appendBigEndian(duplicate.value) }
+                default:
+                    try encodeControl(chunks[index], rules: &rules, limits: limits, into: &buffer)
                 }
-                var flags: UInt8 = 0
-                if fragment.ending { flags |= SCTPDataChunk.Flags.end.rawValue }
-                if fragment.beginning { flags |= SCTPDataChunk.Flags.beginning.rawValue }
-                if fragment.unordered { flags |= SCTPDataChunk.Flags.unordered.rawValue }
-                let start = buffer.count
-                buffer.appendBigEndian(
-                    UInt64(SCTPChunkType.data.rawValue) << 56 | UInt64(flags) << 48 | UInt64(length) << 32 | UInt64(fragment.tsn.value))
-                buffer.appendBigEndian(UInt64(fragment.stream) << 48 | UInt64(fragment.ssn.value) << 32 | UInt64(fragment.ppid))
-                buffer.append(contentsOf: fragment.payload)
-                buffer.padToFour(from: start)
-            case .sack(let sack):
-                // RFC 9260 §3.3.4; the counts were checked against the limits above.
-                let length = 16 + 4 * sack.gapBlocks.count + 4 * sack.duplicates.count
-                buffer.append(SCTPChunkType.sack.rawValue)
-                buffer.append(0)
-                buffer.appendBigEndian(UInt16(length))
-                buffer.appendBigEndian(sack.cumulativeTSN.value)
-                buffer.appendBigEndian(sack.receiveWindow)
-                buffer.appendBigEndian(UInt16(sack.gapBlocks.count))
-                buffer.appendBigEndian(UInt16(sack.duplicates.count))
-                for block in sack.gapBlocks {
-                    buffer.appendBigEndian(block.start)
-                    buffer.appendBigEndian(block.end)
-                }
-                for duplicate in sack.duplicates { buffer.appendBigEndian(duplicate.value) }
-            default:
-                break  // not on the data path (checked above)
             }
-        }
-        guard buffer.count <= limits.maximumPacketLength else {
-            let length = buffer.count
+            try rules.check()
+            try SCTPPacket.finish(&buffer, from: 0, zeroChecksum: zeroChecksum && rules.needsRealChecksum == nil, limits: limits)
+        } catch {
             buffer.removeAll(keepingCapacity: true)
-            throw .packetTooLong(length: length, limit: limits.maximumPacketLength)
+            throw error
         }
-        // RFC 9653 §5.2: neither DATA nor SACK needs a real CRC-32c.
-        if zeroChecksum { return }
-        let crc = buffer.withUnsafeBytes { CRC32C.checksum($0) }
-        SCTPPacket.storeChecksum(crc, in: &buffer, at: 8)
+    }
+
+    /// Any chunk but DATA and SACK, through its `SCTPChunk` value. Kept out
+    /// of line: the loop above then borrows DATA and SACK instead of copying.
+    @inline(never)
+    static func encodeControl(_ model: SCTPChunkModel, rules: inout SCTPPacket.BundleRules, limits: SCTPLimits, into buffer: inout [UInt8])
+        throws(SCTPError)
+    {
+        let wire = chunk(model)
+        rules.add(wire.type)
+        try wire.encode(into: &buffer, limits: limits)
     }
 
     // MARK: - Wire to model
@@ -157,10 +119,7 @@ public enum SCTPWire {
     static func model(_ chunk: SCTPChunk) -> SCTPChunkModel {
         switch chunk {
         case .data(let data):
-            return .data(SCTPFragment(
-                tsn: TSN(data.tsn), stream: data.streamID, ssn: SSN(data.ssn), ppid: data.ppid,
-                unordered: data.flags.contains(.unordered), beginning: data.flags.contains(.beginning),
-                ending: data.flags.contains(.end), payload: data.userData))
+            return .data(fragment(data))
         case .initiation(let fields):
             return .initiation(initFields(fields))
         case .initiationAck(let fields):
@@ -203,6 +162,13 @@ public enum SCTPWire {
         case .unknown(let unknown) where unknown.type == .pad: return .padding(length: 4 + unknown.value.count)
         case .unknown(let unknown): return .unknown(type: unknown.type.rawValue)
         }
+    }
+
+    @inline(__always)
+    static func fragment(_ data: SCTPDataChunk) -> SCTPFragment {
+        SCTPFragment(
+            tsn: TSN(data.tsn), stream: data.streamID, ssn: SSN(data.ssn), ppid: data.ppid, unordered: data.flags.contains(.unordered),
+            beginning: data.flags.contains(.beginning), ending: data.flags.contains(.end), payload: data.userData)
     }
 
     static func initFields(_ fields: SCTPInitChunk) -> SCTPChunkModel.InitFields {

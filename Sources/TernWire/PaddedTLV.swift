@@ -49,6 +49,8 @@ public struct WireTLV: Hashable, Sendable {
 public struct PaddedTLVReader {
     public var reader: WireReader
     public let format: TLVFormat
+    /// Offset of the header of the item `next()` read last (or failed on).
+    public private(set) var itemOffset = 0
 
     @inlinable
     public init(_ region: ArraySlice<UInt8>, format: TLVFormat) {
@@ -56,11 +58,18 @@ public struct PaddedTLVReader {
         self.format = format
     }
 
-    /// The next item, or nil at the end of the region.
-    @inlinable
+    /// The type of the item `next()` read last or failed on, if its type
+    /// field was there (for errors that name it).
+    public var itemType: UInt16? {
+        WireReader(reader.bytes).peekInteger(ahead: itemOffset)
+    }
+
+    /// The next item, or nil at the end of the region. (Not inlinable: TLV
+    /// items are control-path values; the data path reads chunks itself.)
     public mutating func next() throws(WireError) -> WireTLV? {
         guard !reader.isAtEnd else { return nil }
         let start = reader.offset
+        itemOffset = start
         guard reader.remaining >= 4 else { throw WireError(offset: start, expected: .tlvHeader, available: reader.remaining) }
         let type = try reader.readUInt16()
         let lengthField = Int(try reader.readUInt16())

@@ -1,12 +1,14 @@
 /// The writer for the encoders: big-endian appends to a byte array, length
 /// fields set once the value is in place, and padded TLV items in the
 /// layouts `PaddedTLVReader` reads. The encoders append to one `[UInt8]`
-/// that the data path reuses, so the writer works on the array itself.
+/// that the data path reuses, so the writer works on the array itself; its
+/// names are the ones the codecs' own helpers had, so encoders outside the
+/// codecs (cookies, heartbeat information) read as before.
 extension Array where Element == UInt8 {
     /// Appends `value` big-endian.
     @inlinable
     @inline(__always)
-    public mutating func writeInteger<T: FixedWidthInteger>(_ value: T) {
+    public mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
         Swift.withUnsafeBytes(of: value.bigEndian) { append(contentsOf: $0) }
     }
 
@@ -15,15 +17,15 @@ extension Array where Element == UInt8 {
     /// encoder's own, never from the network; out of range traps.
     @inlinable
     @inline(__always)
-    public mutating func setInteger<T: FixedWidthInteger>(_ value: T, at index: Int) {
-        precondition(index >= 0 && index <= count - MemoryLayout<T>.size, "setInteger outside the written bytes")
+    public mutating func setBigEndian<T: FixedWidthInteger>(_ value: T, at index: Int) {
+        precondition(index >= 0 && index <= count - MemoryLayout<T>.size, "setBigEndian outside the written bytes")
         withUnsafeMutableBytes { $0.storeBytes(of: value.bigEndian, toByteOffset: index, as: T.self) }
     }
 
     /// Appends `byte` until `count - start` is a multiple of four.
     @inlinable
     @inline(__always)
-    public mutating func writePadding(from start: Int, byte: UInt8 = 0) {
+    public mutating func padToFour(from start: Int, byte: UInt8 = 0) {
         let length = count &- start
         for _ in length..<paddedToFour(length) { append(byte) }
     }
@@ -33,8 +35,8 @@ extension Array where Element == UInt8 {
     @inlinable
     public mutating func startTLV(type: UInt16) -> Int {
         let start = count
-        writeInteger(type)
-        writeInteger(UInt16(0))
+        appendBigEndian(type)
+        appendBigEndian(UInt16(0))
         return start
     }
 
@@ -51,9 +53,9 @@ extension Array where Element == UInt8 {
             removeSubrange(start...)
             throw WireError(offset: start, expected: .lengthAtMost(Int(UInt16.max)), available: length)
         }
-        setInteger(UInt16(length), at: start &+ 2)
+        setBigEndian(UInt16(length), at: start &+ 2)
         let end = count
-        writePadding(from: start, byte: padding)
+        padToFour(from: start, byte: padding)
         return end
     }
 }

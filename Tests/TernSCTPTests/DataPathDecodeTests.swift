@@ -2,10 +2,11 @@ import Testing
 import TernTestSupport
 @testable import TernSCTP
 
-/// The receiving data path's decoder (`SCTPWire.decodeData`) reads packets
-/// of DATA chunks straight into the association's values. Whenever it gives
-/// an answer, that answer must be the general decoder's; and it must answer
-/// for every well-formed packet of DATA chunks, or it saves nothing.
+/// The receiving data path's decoder (`SCTPWire.decode`) reads DATA chunks
+/// straight into the association's values, with the packet rules of the
+/// general decoder (`SCTPPacket.decode`). Its answer must be the general
+/// decoder's for every packet, well-formed, damaged or mixed: a value for
+/// the same values, nil exactly where the general decoder throws.
 @Suite("Data path decoding")
 struct DataPathDecodeTests {
     /// The general decoder's answer, as the association would see it.
@@ -37,14 +38,14 @@ struct DataPathDecodeTests {
             let zero = round % 2 == 0
             let bytes = try Self.randomDataPacket(&random, zeroChecksum: zero)
             for accept in [true, false] where accept || !zero {
-                let fast = SCTPWire.decodeData(bytes[...], acceptZeroChecksum: accept)
-                #expect(fast != nil, "round \(round): a DATA packet the fast path did not take")
+                let fast = SCTPWire.decode(bytes[...], acceptZeroChecksum: accept)
+                #expect(fast != nil, "round \(round): a DATA packet the data path did not take")
                 #expect(fast == Self.general(bytes, acceptZeroChecksum: accept), "round \(round)")
             }
         }
     }
 
-    @Test("damaged and mixed packets: the fast path's answer, when it gives one, is the general decoder's")
+    @Test("damaged and mixed packets: the data path's answer is the general decoder's, refusals included")
     func damaged() throws {
         var random = SplitMix64(seed: 0xBAD_DA7A)
         var answered = 0, refused = 0
@@ -70,13 +71,9 @@ struct DataPathDecodeTests {
                 bytes[15] = UInt8.random(in: 0...20, using: &random)
             }
             for accept in [true, false] {
-                let fast = SCTPWire.decodeData(bytes[...], acceptZeroChecksum: accept)
-                if let fast {
-                    answered += 1
-                    #expect(fast == Self.general(bytes, acceptZeroChecksum: accept), "round \(round): \(bytes.prefix(24))")
-                } else {
-                    refused += 1
-                }
+                let fast = SCTPWire.decode(bytes[...], acceptZeroChecksum: accept)
+                #expect(fast == Self.general(bytes, acceptZeroChecksum: accept), "round \(round): \(bytes.prefix(24))")
+                if fast != nil { answered += 1 } else { refused += 1 }
             }
         }
         // Both kinds of outcome occurred: the comparison above was exercised.
@@ -84,12 +81,11 @@ struct DataPathDecodeTests {
         #expect(refused > 1_000)
     }
 
-    @Test("a packet starting with another chunk goes to the general decoder")
+    @Test("a packet starting with another chunk is read with the same rules")
     func otherChunksFirst() throws {
         let sack = SCTPChunk.sack(SCTPSackChunk(cumulativeTSNAck: 9, advertisedWindow: 1 << 20, gapAckBlocks: [], duplicateTSNs: []))
         let data = SCTPChunk.data(SCTPDataChunk(tsn: 10, streamID: 1, ssn: 0, ppid: 51, userData: [1, 2, 3][...], flags: [.beginning, .end]))
         let bytes = try SCTPPacket(sourcePort: 5000, destinationPort: 5000, verificationTag: 7, chunks: [sack, data]).encode()
-        #expect(SCTPWire.decodeData(bytes[...], acceptZeroChecksum: true) == nil)
         let decoded = SCTPWire.decode(bytes[...])
         #expect(decoded?.chunks.count == 2)
         #expect(decoded == Self.general(bytes, acceptZeroChecksum: true))

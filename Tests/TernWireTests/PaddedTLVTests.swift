@@ -103,17 +103,17 @@ struct PaddedTLVTests {
         #expect(buffer == [1, 2, 3])
     }
 
-    @Test("writeInteger and setInteger are big-endian")
+    @Test("appendBigEndian and setBigEndian are big-endian")
     func integers() {
         var buffer: [UInt8] = []
-        buffer.writeInteger(UInt8(1))
-        buffer.writeInteger(UInt16(0x0203))
-        buffer.writeInteger(UInt32(0x0405_0607))
-        buffer.writeInteger(UInt64(0x0809_0A0B_0C0D_0E0F))
+        buffer.appendBigEndian(UInt8(1))
+        buffer.appendBigEndian(UInt16(0x0203))
+        buffer.appendBigEndian(UInt32(0x0405_0607))
+        buffer.appendBigEndian(UInt64(0x0809_0A0B_0C0D_0E0F))
         #expect(buffer == Array(1...15))
-        buffer.setInteger(UInt16(0xFFEE), at: 13)
+        buffer.setBigEndian(UInt16(0xFFEE), at: 13)
         #expect(buffer.suffix(3) == [0x0D, 0xFF, 0xEE])
-        buffer.writePadding(from: 0)
+        buffer.padToFour(from: 0)
         #expect(buffer.count == 16 && buffer.last == 0)
     }
 }
