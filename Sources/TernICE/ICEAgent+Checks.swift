@@ -115,13 +115,14 @@ extension ICEAgent {
         guard canCheck else { return false }
         if triggered.contains(where: isSendableTrigger) { return true }
         guard selected == nil else { return false }
-        return pairs.indices.contains { (!pairs[$0].retired && pairs[$0].state == .waiting) || isUnfreezable($0) }
+        return pairs.indices.contains { isCheckable($0) || isUnfreezable($0) }
     }
 
     /// Starts at most one new transaction per Ta (RFC 8445 §14.2): a
     /// gathering first, then the triggered-check queue, then the ordinary
     /// check of the highest-priority Waiting pair (§6.1.4.2).
     mutating func runPacer(now: Duration) {
+        remoteRouters.clock = now
         guard now >= nextPacingSlot, hasPacedWork else { return }
         nextPacingSlot = now + configuration.pacing
         if !pendingGatherings.isEmpty {
@@ -137,13 +138,14 @@ extension ICEAgent {
             }
         }
         guard selected == nil else { return }
-        if !pairs.contains(where: { !$0.retired && $0.state == .waiting }) {
-            // Step 2: unfreeze one pair per foundation, the highest-priority one.
+        if !pairs.indices.contains(where: isCheckable) {
+            // Step 2: unfreeze one pair per foundation, the highest-priority
+            // one (Waiting pairs held back for a remote router count as none).
             for index in pairs.indices.sorted(by: { pairs[$0].priority > pairs[$1].priority }) where isUnfreezable(index) {
                 pairs[index].state = .waiting
             }
         }
-        let waiting = pairs.indices.filter { !pairs[$0].retired && pairs[$0].state == .waiting }
+        let waiting = pairs.indices.filter(isCheckable)
         if let best = waiting.max(by: { pairs[$0].priority < pairs[$1].priority }) {
             sendCheck(pair: best, now: now)
         }

@@ -215,6 +215,7 @@ extension ICEAgent {
         }
         for flight in inFlight { consider(flight.transaction.deadline) }
         if hasPacedWork { consider(nextPacingSlot) }
+        consider(nextHoldEnd)
         consider(nominationDeadline)
         if let consent, selected != nil {
             consider(consent.nextCheck)

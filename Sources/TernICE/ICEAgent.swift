@@ -69,6 +69,8 @@ public struct ICEAgent: Sendable {
     var selected: Int?
     var consent: Consent?
     var random: ICERandom
+    /// Mapping-clash avoidance (ICEAgent+RemoteRouters.swift).
+    var remoteRouters = RemoteRouters()
 
     // MARK: Output
 

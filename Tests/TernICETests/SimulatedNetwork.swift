@@ -55,15 +55,27 @@ struct NATBox {
         var externalPort: UInt16
         /// Destinations the inside host has sent to through this mapping (for filtering).
         var contacted: [STUNAddress] = []
+        /// Made for one destination because its flow clashed (see `answersUnsolicited`).
+        var clash = false
     }
 
     var type: NATType
+    /// A Linux router with nothing filtering its input: a datagram no
+    /// mapping lets in is answered (ICMP) and conntrack confirms an entry
+    /// for its flow; a later outgoing flow between the same two addresses
+    /// clashes with it and gets a fresh port (ICEAgent+RemoteRouters.swift).
+    var answersUnsolicited = false
+    /// Flows confirmed by unsolicited datagrams: their source and the port they came to.
+    var confirmedInbound: [(source: STUNAddress, port: UInt16)] = []
     var publicIP: STUNAddress.Family
     var mappings: [Mapping] = []
     var nextPort: UInt16
 
     /// RFC 4787 §4.1: find or create the mapping for a datagram going out.
     mutating func outbound(from inside: STUNAddress, to destination: STUNAddress) -> STUNAddress {
+        if let clashed = mappings.first(where: { $0.clash && $0.inside == inside && $0.contacted == [destination] }) {
+            return STUNAddress(family: publicIP, port: clashed.externalPort)
+        }
         let keyIP: STUNAddress.Family? = type.mapping == .endpointIndependent ? nil : destination.family
         let keyPort: UInt16? = type.mapping == .addressAndPortDependent ? destination.port : nil
         let index: Int
@@ -73,6 +85,13 @@ struct NATBox {
             mappings.append(Mapping(inside: inside, keyIP: keyIP, keyPort: keyPort, externalPort: nextPort))
             nextPort &+= 1
             index = mappings.count - 1
+        }
+        let port = mappings[index].externalPort
+        if !mappings[index].contacted.contains(destination),
+            confirmedInbound.contains(where: { $0.source == destination && $0.port == port }) {
+            mappings.append(Mapping(inside: inside, keyIP: nil, keyPort: nil, externalPort: nextPort, contacted: [destination], clash: true))
+            nextPort &+= 1
+            return STUNAddress(family: publicIP, port: mappings[mappings.count - 1].externalPort)
         }
         if !mappings[index].contacted.contains(destination) { mappings[index].contacted.append(destination) }
         return STUNAddress(family: publicIP, port: mappings[index].externalPort)
@@ -141,10 +160,16 @@ struct SimulatedNetwork {
     var random: SplitMix64
     var link = LinkProfile()
     var signallingDelay: Duration = .milliseconds(60)
+    /// Extra signalling delay towards a peer (one that learns the other's candidates later).
+    var lateSignalling: [Int: Duration] = [:]
     var peers: [SimulatedPeer] = []
     var nats: [Int: NATBox] = [:]
     var stunServer: STUNAddress? = STUNAddress.ipv4(198, 51, 100, 1, port: 3478)
     var datagrams: [Datagram] = []
+    /// The drivers probe the router behind each remote server-reflexive
+    /// candidate (as ConnectivityDriver does): the answer takes a round trip.
+    var probeRouters = false
+    var probeAnswers: [(deliverAt: Duration, peer: Int, address: STUNAddress, answers: Bool)] = []
     var signals: [(deliverAt: Duration, sequence: Int, to: Int, signal: Signal)] = []
     var sequence = 0
     /// Counters for the test output.
@@ -205,7 +230,7 @@ struct SimulatedNetwork {
 
     mutating func signal(_ signal: Signal, to peer: Int) {
         sequence += 1
-        signals.append((now + signallingDelay, sequence, peer, signal))
+        signals.append((now + signallingDelay + (lateSignalling[peer] ?? .zero), sequence, peer, signal))
     }
 
     // MARK: Moving datagrams
@@ -271,6 +296,7 @@ struct SimulatedNetwork {
             guard let inside = nat.inbound(port: datagram.to.port, from: datagram.from),
                 let peer = peers.firstIndex(where: { $0.lan == lan && $0.host == inside })
             else {
+                if nat.answersUnsolicited { nats[lan]?.confirmedInbound.append((datagram.from, datagram.to.port)) }
                 dropped += 1
                 return
             }
@@ -299,6 +325,10 @@ struct SimulatedNetwork {
             try peers[peer].agent.setRemoteCredentials(ufrag: ufrag, password: password, now: now)
         case .candidateLine(let line):
             if case .candidate(let candidate) = try ICECandidate.parse(line) {
+                if probeRouters, candidate.type == .serverReflexive, peers[peer].agent.probingRemoteRouter(candidate.address, now: now) {
+                    let answers = nats.values.contains { $0.publicIP == candidate.address.family && $0.answersUnsolicited }
+                    probeAnswers.append((now + link.delay * 2, peer, candidate.address, answers))
+                }
                 try peers[peer].agent.addRemoteCandidate(candidate, now: now)
             }
         case .endOfCandidates:
@@ -350,6 +380,7 @@ struct SimulatedNetwork {
             }
             for datagram in datagrams { consider(datagram.deliverAt) }
             for signal in signals { consider(signal.deliverAt) }
+            for answer in probeAnswers { consider(answer.deliverAt) }
             for peer in peers where peer.alive { consider(peer.agent.nextDeadline) }
             guard let next, next <= limit else {
                 now = limit
@@ -371,6 +402,10 @@ struct SimulatedNetwork {
             let dueSignals = signals.filter { $0.deliverAt <= now }.sorted { $0.sequence < $1.sequence }
             signals.removeAll { $0.deliverAt <= now }
             for signal in dueSignals { try deliverSignal(signal.signal, to: signal.to) }
+            for answer in probeAnswers where answer.deliverAt <= now {
+                peers[answer.peer].agent.remoteRouter(answer.address, answersUnsolicited: answer.answers, now: now)
+            }
+            probeAnswers.removeAll { $0.deliverAt <= now }
             let due = datagrams.filter { $0.deliverAt <= now }.sorted { ($0.deliverAt, $0.sequence) < ($1.deliverAt, $1.sequence) }
             datagrams.removeAll { $0.deliverAt <= now }
             for datagram in due { deliver(datagram) }

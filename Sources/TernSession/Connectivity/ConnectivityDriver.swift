@@ -221,7 +221,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
             throw .noPath("--force-relay needs a TURN server, and the relay offers none")
         }
 
-        let agent: ICEAgent
+        var agent: ICEAgent
         do {
             // Ta = 10 ms rather than the default 50 (RFC 8445 §14.2 leaves it
             // to configuration, not below 5 ms): a data-channel session has a
@@ -232,6 +232,10 @@ public final class ConnectivityDriver: @unchecked Sendable {
             agent = try ICEAgent(configuration: ICEConfiguration(
                 role: options.role, localCredentials: .random(), tieBreaker: ICEConfiguration.randomTieBreaker(),
                 pacing: .milliseconds(10), failureTimeout: options.failureTimeout))
+            // Checks to a peer behind a router that answers unsolicited
+            // datagrams wait 200 ms (its probe answers in a round trip; 50 ms
+            // at most is waited for it): docs/lab.md, cone-icmp-a/-b.
+            agent.avoidMappingClashes(probeWait: .milliseconds(50), hold: .milliseconds(200))
         } catch {
             throw .localNetwork("cannot start ICE: \(error.reason)")
         }
@@ -759,6 +763,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
         do {
             switch try ICECandidate.parse(line) {
             case .candidate(let candidate):
+                if candidate.type == .serverReflexive { probeRouter(behind: candidate.address, now: now) }
                 try agent.addRemoteCandidate(candidate, now: now)
                 logger.debug("remote candidate", metadata: ["candidate": "\(candidate)", "at_ms": "\(milliseconds(now))"])
             case .unresolved(let unresolved):
@@ -768,6 +773,25 @@ public final class ConnectivityDriver: @unchecked Sendable {
             }
         } catch {
             logger.debug("ignoring a remote candidate", metadata: ["reason": "\(error.reason)"])
+        }
+    }
+
+    /// Mapping-clash avoidance (ICEAgent+RemoteRouters.swift): asks the
+    /// router at a remote server-reflexive address whether it answers
+    /// unsolicited datagrams, and tells the agent (RouterProbe).
+    private func probeRouter(behind address: STUNAddress, now: Duration) {
+        guard agent.probingRemoteRouter(address, now: now) else { return }
+        guard let probe = RouterProbe(towards: address) else { return }
+        for (index, delay) in RouterProbe.polls.enumerated() {
+            loop.scheduleTask(in: delay) { [self] in
+                guard !closed else { return probe.close() }
+                let answered = probe.answered()
+                guard answered || index == RouterProbe.polls.count - 1 else { return }
+                probe.close()
+                logger.debug("remote router probed", metadata: ["address": "\(address)", "answers_unsolicited": "\(answered)"])
+                agent.remoteRouter(address, answersUnsolicited: answered, now: self.now())
+                pump()
+            }
         }
     }
 
