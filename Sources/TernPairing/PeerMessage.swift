@@ -1,7 +1,10 @@
 import Foundation
 
-/// One top-level item of an offer: a file, a directory (with what it holds
-/// counted), a stream of unknown length, or a short text.
+/// One top-level item of an offer (docs/protocol.md §7): a file, a
+/// directory (with what it holds counted), a stream of unknown length, or a
+/// short text. The sender offers it sealed through the mailbox (TernPairing's
+/// `Offer`); the receiver holds the transfer's manifest to it (TernTransfer):
+/// its sizes and counts are limits, not hints.
 public struct OfferEntry: Sendable, Equatable, Codable {
     public enum Kind: String, Sendable, Codable {
         case file, directory, stream, text
@@ -40,14 +43,27 @@ public struct Offer: Sendable, Equatable, Codable {
         self.text = text
     }
 
-    public var totalFiles: UInt64 { entries.reduce(0) { $0 &+ $1.files } }
-    /// Nil when a stream's length is unknown.
+    /// The offered files together. A decoded offer's sum is at most
+    /// `PeerMessage.maxOfferedTotal`; a larger one (an offer built here)
+    /// reads as `UInt64.max`, never as a sum that wrapped.
+    public var totalFiles: UInt64 { Self.saturatingSum(entries.map(\.files)) }
+    /// Nil when a stream's length is unknown, and only then: a sum past the
+    /// range reads as `UInt64.max`, so a free-space check fails rather than
+    /// being skipped.
     public var totalBytes: UInt64? {
-        var sum: UInt64 = 0
+        var sizes: [UInt64] = []
         for entry in entries {
             guard let size = entry.size else { return nil }
-            let (next, overflow) = sum.addingReportingOverflow(size)
-            if overflow { return nil }
+            sizes.append(size)
+        }
+        return Self.saturatingSum(sizes)
+    }
+
+    static func saturatingSum(_ values: [UInt64]) -> UInt64 {
+        var sum: UInt64 = 0
+        for value in values {
+            let (next, overflow) = sum.addingReportingOverflow(value)
+            if overflow { return UInt64.max }
             sum = next
         }
         return sum
@@ -84,6 +100,12 @@ public enum PeerMessage: Sendable, Equatable {
     static let maxReasonBytes = 1024
     static let maxSDPBytes = 32 * 1024
     static let maxCandidateBytes = 1024
+    /// The most an offer's sizes, or its files, directories and links, may
+    /// add up to (each entry's and all entries' together): 2^63 - 1, the
+    /// bound a manifest's sizes are held to too (docs/protocol.md §11.6).
+    /// A decoded offer's totals are therefore exact, and any sum of them
+    /// with a manifest's fits in 64 bits.
+    public static let maxOfferedTotal = UInt64(Int64.max)
 
     private struct Wire: Codable {
         var type: String
@@ -137,6 +159,7 @@ public enum PeerMessage: Sendable, Equatable {
                     throw .malformedPeerMessage("an offered name is empty or too long")
                 }
             }
+            try Self.checkTotals(offer)
             if let text = offer.text, text.utf8.count > Self.maxTextBytes {
                 throw .malformedPeerMessage("offered text is too long")
             }
@@ -164,6 +187,27 @@ public enum PeerMessage: Sendable, Equatable {
             self = .connected
         default:
             throw .malformedPeerMessage("unknown peer message type")
+        }
+    }
+
+    /// Every sum of the offer's numbers within `maxOfferedTotal`, added
+    /// with overflow checked.
+    private static func checkTotals(_ offer: Offer) throws(PairingError) {
+        var bytes: UInt64 = 0
+        var items: UInt64 = 0
+        for entry in offer.entries {
+            let (nextBytes, bytesOverflow) = bytes.addingReportingOverflow(entry.size ?? 0)
+            guard !bytesOverflow, nextBytes <= maxOfferedTotal else {
+                throw .malformedPeerMessage("the offered sizes add up to more than 2^63 - 1 bytes")
+            }
+            bytes = nextBytes
+            for count in [entry.files, entry.directories ?? 0, entry.links ?? 0] {
+                let (next, overflow) = items.addingReportingOverflow(count)
+                guard !overflow, next <= maxOfferedTotal else {
+                    throw .malformedPeerMessage("the offered files, directories and links add up to more than 2^63 - 1")
+                }
+                items = next
+            }
         }
     }
 }

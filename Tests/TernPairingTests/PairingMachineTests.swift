@@ -166,3 +166,47 @@ import TernRendezvous
         #expect(throws: PairingError.self) { try PeerMessage(decoding: PeerMessage.offer(longText).encoded()) }
     }
 }
+
+/// The offer's numbers are added with overflow checked where it is decoded:
+/// a hostile sender's sizes cannot wrap a total, and a total past the
+/// range never reads as "unknown" (which skipped the free-space check).
+@Suite struct OfferTotalsTests {
+    @Test func anOfferWhoseSizesAddUpPast2To63IsRefusedWhenDecoded() throws {
+        let half = UInt64(1) << 62
+        let over = Offer(entries: [
+            OfferEntry(name: "a", kind: .file, size: half, files: 1), OfferEntry(name: "b", kind: .file, size: half, files: 1),
+        ])
+        #expect(throws: PairingError.malformedPeerMessage("the offered sizes add up to more than 2^63 - 1 bytes")) {
+            try PeerMessage(decoding: PeerMessage.offer(over).encoded())
+        }
+        let wrapping = Offer(entries: [
+            OfferEntry(name: "d", kind: .directory, size: UInt64.max, files: 2), OfferEntry(name: "e", kind: .file, size: 1, files: 1),
+        ])
+        #expect(throws: PairingError.self) { try PeerMessage(decoding: PeerMessage.offer(wrapping).encoded()) }
+        let fits = Offer(entries: [
+            OfferEntry(name: "a", kind: .file, size: half, files: 1), OfferEntry(name: "b", kind: .file, size: half - 1, files: 1),
+        ])
+        #expect(try PeerMessage(decoding: PeerMessage.offer(fits).encoded()) == .offer(fits))
+        #expect(fits.totalBytes == UInt64(Int64.max))
+    }
+
+    @Test func anOfferWhoseCountsAddUpPast2To63IsRefusedWhenDecoded() {
+        let many = Offer(entries: [
+            OfferEntry(name: "d", kind: .directory, size: 0, files: UInt64.max, directories: 1),
+        ])
+        #expect(throws: PairingError.malformedPeerMessage("the offered files, directories and links add up to more than 2^63 - 1")) {
+            try PeerMessage(decoding: PeerMessage.offer(many).encoded())
+        }
+    }
+
+    /// Totals that do not fit read as the largest value, so "needs more than
+    /// the disk has" holds, instead of nil ("unknown, do not check").
+    @Test func totalsPastTheRangeSaturateInsteadOfReadingAsUnknown() {
+        let offer = Offer(entries: [
+            OfferEntry(name: "a", kind: .file, size: UInt64.max, files: UInt64.max), OfferEntry(name: "b", kind: .file, size: 2, files: 2),
+        ])
+        #expect(offer.totalBytes == UInt64.max)
+        #expect(offer.totalFiles == UInt64.max)
+        #expect(Offer(entries: [OfferEntry(name: "s", kind: .stream, size: nil, files: 0)]).totalBytes == nil)
+    }
+}
