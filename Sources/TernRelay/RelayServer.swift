@@ -25,6 +25,11 @@ public struct RelayConfiguration: Sendable {
     public var limits = RelayLimits()
     /// Serve wss:// (TLS on the rendezvous port) with this context.
     public var tls: TLSContext?
+    /// Where to serve `/metrics` (Prometheus text format); nil port: nowhere.
+    public var metricsHost = "127.0.0.1"
+    public var metricsPort: Int?
+    /// The browser page served at `/`; nil serves none.
+    public var web: WebApp?
 
     public init() {}
 }
@@ -36,6 +41,7 @@ public final class RelayServer: Sendable {
     public struct Addresses: Sendable {
         public var rendezvous: SocketAddress
         public var stun: SocketAddress?
+        public var metrics: SocketAddress?
     }
 
     private let configuration: RelayConfiguration
@@ -76,7 +82,7 @@ public final class RelayServer: Sendable {
                     return channel.eventLoop.makeFailedFuture(ChannelError.inputClosed)
                 }
                 let admission = AdmissionHandler(state: state, key: key, timeout: configuration.limits.handshakeTimeout)
-                let http = HealthHandler(state: state)
+                let http = HealthHandler(state: state, web: configuration.web)
                 let upgrader = NIOWebSocketServerUpgrader(
                     maxFrameSize: frameLimit,
                     automaticErrorHandling: false,
@@ -86,6 +92,7 @@ public final class RelayServer: Sendable {
                     upgradePipelineHandler: { channel, head in
                         channel.eventLoop.makeCompletedFuture {
                             let sync = channel.pipeline.syncOperations
+                            try sync.addHandler(WebSocketConformanceHandler())
                             try sync.addHandler(NIOWebSocketFrameAggregator(
                                 minNonFinalFragmentSize: 256, maxAccumulatedFrameCount: 256, maxAccumulatedFrameSize: frameLimit))
                             try sync.addHandler(RendezvousHandler(state: state, host: head.headers.first(name: "host")))
@@ -122,6 +129,20 @@ public final class RelayServer: Sendable {
             try await loop.submit { state.value.stunPort = port }.get()
             bound.append(udp)
         }
+        var metricsAddress: SocketAddress?
+        if let metricsPort = configuration.metricsPort {
+            let metrics = try await ServerBootstrap(group: loop)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(MetricsHandler(state: state))
+                    }
+                }
+                .bind(host: configuration.metricsHost, port: metricsPort).get()
+            metricsAddress = metrics.localAddress
+            bound.append(metrics)
+        }
         channels.withLockedValue { $0 = bound }
         loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             state.value.tick()
@@ -134,8 +155,9 @@ public final class RelayServer: Sendable {
             "turn_uris": "\(configuration.turn?.uris.count ?? 0)",
             "tls": "\(configuration.tls != nil)",
             "max_connections": "\(configuration.limits.maxConnections)",
+            "metrics_port": "\(metricsAddress?.port.map(String.init) ?? "off")",
         ])
-        return Addresses(rendezvous: address, stun: stunAddress)
+        return Addresses(rendezvous: address, stun: stunAddress, metrics: metricsAddress)
     }
 
     /// `limits.maxConnections`, lowered to fit the process's descriptor
@@ -184,6 +206,8 @@ final class RelayState {
     /// Connections refused at accept time, by limit; connections closed by the handshake timeout.
     var acceptRefusals: [String: Int] = [:]
     var turnCredentialsIssued = 0
+    /// The Prometheus metrics, when `/metrics` is served.
+    let metrics: RelayMetrics?
     var handshakeTimeouts = 0
     let configuration: RelayConfiguration
     let logger: Logger
@@ -196,6 +220,7 @@ final class RelayState {
         self.logger = logger
         self.hub = RendezvousHub(limits: configuration.limits)
         self.turnMinter = configuration.turn.map(TURNCredentialMinter.init)
+        self.metrics = configuration.metricsPort == nil ? nil : RelayMetrics()
     }
 
     /// Counts a new TCP connection, or refuses it (false: close it at once).
@@ -240,7 +265,9 @@ final class RelayState {
         return host.split(separator: ":", maxSplits: 1).first.map(String.init)
     }
 
-    func perform(_ actions: [RendezvousHub.Action]) {
+    /// Carries out the hub's actions; `closeCode` is the WebSocket close
+    /// code for the connections they close.
+    func perform(_ actions: [RendezvousHub.Action], closeCode: WebSocketErrorCode = .normalClosure) {
         for action in actions {
             switch action {
             case .send(let id, let frame):
@@ -261,7 +288,9 @@ final class RelayState {
             case .close(let id):
                 guard let channel = connections[id] else { continue }
                 forget(id)
-                Self.closeWebSocket(channel, code: .normalClosure)
+                Self.closeWebSocket(channel, code: closeCode)
+            case .joined(let latency):
+                metrics?.recordPairing(after: latency)
             case .grantTURN(let id):
                 guard let turnMinter, let channel = connections[id] else { continue }
                 turnCredentialsIssued += 1
@@ -273,7 +302,7 @@ final class RelayState {
             switch action {
             case .send(let id, _), .grantTURN(let id):
                 if flushed.insert(id).inserted { connections[id]?.flush() }
-            case .close:
+            case .close, .joined:
                 break
             }
         }
@@ -286,11 +315,22 @@ final class RelayState {
         channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
     }
 
+    /// How long a closing connection may keep sending (the rest of an
+    /// oversize frame, its own close frame) before the relay closes it.
+    static let closeLinger: TimeAmount = .seconds(2)
+
+    /// Sends a close frame with `code`, then closes the relay's half of the
+    /// TCP connection and reads (and drops) what the client still sends
+    /// until it closes too, for at most `closeLinger`. Closing the socket at
+    /// once with unread data in it would send the client a TCP reset, which
+    /// can destroy the close frame and the error before them on its side
+    /// (RFC 6455 §7.1.1: the server closes the TCP connection first, cleanly).
     static func closeWebSocket(_ channel: Channel, code: WebSocketErrorCode) {
         var buffer = channel.allocator.buffer(capacity: 2)
         buffer.write(webSocketErrorCode: code)
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer)).whenComplete { _ in
-            channel.close(promise: nil)
+            channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
+            channel.eventLoop.scheduleTask(in: closeLinger) { channel.close(promise: nil) }
         }
     }
 
@@ -324,137 +364,5 @@ final class RelayState {
             forget(id)
             Self.closeWebSocket(channel, code: .goingAway)
         }
-    }
-}
-
-/// One WebSocket client of the rendezvous protocol.
-final class RendezvousHandler: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
-
-    private let state: NIOLoopBoundBox<RelayState>
-    private let host: String?
-    private var id: ConnectionID?
-
-    init(state: NIOLoopBoundBox<RelayState>, host: String?) {
-        self.state = state
-        self.host = host
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        let state = self.state.value
-        let id = ConnectionID(state.nextID)
-        state.nextID += 1
-        let address = AddressKey(context.channel.remoteAddress).description
-        guard state.hub.connected(id, address: address, now: .now()) else {
-            state.logger.warning("refused connection: the relay is full", metadata: ["address": "\(address)"])
-            RelayState.closeWebSocket(context.channel, code: .policyViolation)
-            return
-        }
-        self.id = id
-        state.connections[id] = context.channel
-        state.heard(id)
-        state.logger.debug("client connected", metadata: ["connection": "\(id)", "address": "\(address)"])
-        state.perform([.send(id, .welcome(state.welcome(host: host)))])
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let id else { return }
-        let frame = unwrapInboundIn(data)
-        let state = self.state.value
-        state.heard(id)
-        switch frame.opcode {
-        case .text:
-            state.perform(state.hub.received(frame.unmaskedData.readableBytesView, from: id, now: .now()))
-        case .binary, .continuation:
-            state.perform([.send(id, .error(code: .malformed, message: "frames are JSON text")), .close(id)])
-        case .ping:
-            var payload = frame.unmaskedData
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload.readSlice(length: min(payload.readableBytes, 125)) ?? payload)), promise: nil)
-        case .connectionClose:
-            state.forget(id)
-            RelayState.closeWebSocket(context.channel, code: .normalClosure)
-        default:
-            break
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        guard let id else { return }
-        let state = self.state.value
-        state.forget(id)
-        state.logger.debug("client disconnected", metadata: ["connection": "\(id)"])
-        self.id = nil
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        guard let id else {
-            context.close(promise: nil)
-            return
-        }
-        let state = self.state.value
-        // A bad frame from this client: tell it why and close it; nobody else is affected.
-        let refusal: [RendezvousHub.Action]
-        switch error {
-        case NIOWebSocketError.invalidFrameLength, is NIOWebSocketFrameAggregator.Error:
-            refusal = state.hub.receivedOversize(from: id)
-        default:
-            refusal = [.send(id, .error(code: .malformed, message: "websocket protocol error")), .close(id)]
-        }
-        state.perform(refusal)
-    }
-}
-
-/// Plain HTTP on the relay port: the health endpoint; everything that is not
-/// a WebSocket upgrade to /v1 or GET /health is a 404.
-final class HealthHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-    static let name = "tern-health"
-
-    private let state: NIOLoopBoundBox<RelayState>
-    private var head: HTTPRequestHead?
-
-    init(state: NIOLoopBoundBox<RelayState>) {
-        self.state = state
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-        case .body:
-            break
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            let (status, body): (HTTPResponseStatus, String)
-            if head.method == .GET && head.uri == "/health" {
-                let stats = state.value.hub.statistics
-                status = .ok
-                let relay = state.value
-                body = "{\"status\":\"ok\",\"connections\":\(stats.connections),\"mailboxes\":\(stats.mailboxes),\"nameplates\":\(stats.nameplates),\"messages\":\(stats.messagesRelayed),\"protocol_errors\":\(stats.protocolErrors),\"stun_answered\":\(relay.stunCounters.answered),\"stun_dropped\":\(relay.stunCounters.dropped),\"turn_issued\":\(relay.turnCredentialsIssued)}\n"
-            } else {
-                status = .notFound
-                body = "{\"status\":\"not found\"}\n"
-            }
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: "application/json")
-            headers.add(name: "content-length", value: String(body.utf8.count))
-            let keepAlive = head.isKeepAlive
-            if !keepAlive { headers.add(name: "connection", value: "close") }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-            var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
-            buffer.writeString(body)
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-                if !keepAlive { channel.close(promise: nil) }
-            }
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
     }
 }

@@ -18,6 +18,9 @@ public struct RendezvousHub: Sendable {
         case send(ConnectionID, RelayFrame)
         /// Close the connection after sending what was queued before.
         case close(ConnectionID)
+        /// The second side joined a mailbox this long after the first opened
+        /// it (for the relay's pairing latency histogram).
+        case joined(after: TimeAmount)
         /// Both sides are in this connection's mailbox: send it TURN
         /// credentials (`turn`), if the relay hands out any. Once per side
         /// and connection, before the peer's messages.
@@ -34,8 +37,17 @@ public struct RendezvousHub: Sendable {
         /// Bytes of message bodies held in mailboxes now.
         public var bytesStored = 0
         public var protocolErrors = 0
+        /// Mailboxes opened (by `allocate` or a first `claim`), since start.
+        public var pairingsStarted = 0
         /// Mailboxes whose second side arrived, since start.
         public var pairingsJoined = 0
+        /// Mailboxes removed after both sides closed `happy`, since start.
+        public var pairingsCompleted = 0
+        /// Mailboxes removed otherwise, since start, by reason: `expired`
+        /// (nobody came within the idle lifetime), `abandoned` (the only side
+        /// left first), `scary`, `lonely`, `errory` (a side closed so after
+        /// the two met; scary first), `dropped` (a side vanished).
+        public var pairingsFailed: [String: Int] = [:]
         /// Tombstoned nameplates now.
         public var tombstones = 0
         /// Requests refused by a limit, by the limit's name.
@@ -87,6 +99,8 @@ public struct RendezvousHub: Sendable {
         var address: String
         var sides: [Side]
         var lastActivity: NIODeadline
+        /// When the first side opened it.
+        var opened: NIODeadline
     }
 
     private struct Connection {
@@ -163,6 +177,11 @@ public struct RendezvousHub: Sendable {
         refuse(id, .tooLarge, "frame over the limit of \(FrameLimits.maxFrameBytes(forBody: limits.maxMessageBytes)) bytes")
     }
 
+    /// A WebSocket frame that breaks the transport's rules (RFC 6455).
+    public mutating func receivedInvalid(from id: ConnectionID, _ code: RelayErrorCode, _ message: String) -> [Action] {
+        refuse(id, code, message)
+    }
+
     /// Expires idle mailboxes, nameplates and connections that never joined one.
     public mutating func tick(now: NIODeadline) -> [Action] {
         var actions: [Action] = []
@@ -188,7 +207,7 @@ public struct RendezvousHub: Sendable {
                     connections[connection]?.bound = nil
                 }
             }
-            removeMailbox(id, now: now)
+            removeMailbox(id, now: now, expired: true)
         }
         // A side that dropped and did not come back within the window is
         // gone, as if it had closed with `errory`: a peer still waiting on
@@ -256,7 +275,8 @@ public struct RendezvousHub: Sendable {
                 nameplates[nameplate] = .consumed(mailboxID)
                 connections[id]?.bound = (mailboxID, side)
                 statistics.pairingsJoined += 1
-                return [.send(id, .claimed(nameplate: nameplate, mailbox: mailboxID))] + deliver(mailboxID, to: 1) + deliver(mailboxID, to: 0)
+                return [.send(id, .claimed(nameplate: nameplate, mailbox: mailboxID)), .joined(after: now - mailbox.opened)]
+                    + deliver(mailboxID, to: 1) + deliver(mailboxID, to: 0)
             case .consumed:
                 return refuse(id, .crowded, "nameplate \(nameplate) already has two sides")
             case .tombstone:
@@ -353,7 +373,8 @@ public struct RendezvousHub: Sendable {
         var mailboxID = Identifier.random()
         while mailboxes[mailboxID] != nil { mailboxID = Identifier.random() }
         mailboxes[mailboxID] = Mailbox(
-            nameplate: nameplate, allocated: allocated, address: address, sides: [Side(id: side, connection: id, address: address)], lastActivity: now)
+            nameplate: nameplate, allocated: allocated, address: address, sides: [Side(id: side, connection: id, address: address)], lastActivity: now, opened: now)
+        statistics.pairingsStarted += 1
         mailboxesByAddress[address, default: 0] += 1
         nameplates[nameplate] = .waiting(mailboxID)
         connections[id]?.bound = (mailboxID, side)
@@ -386,8 +407,13 @@ public struct RendezvousHub: Sendable {
         return actions
     }
 
-    private mutating func removeMailbox(_ id: Identifier, now: NIODeadline) {
+    private mutating func removeMailbox(_ id: Identifier, now: NIODeadline, expired: Bool = false) {
         guard let mailbox = mailboxes.removeValue(forKey: id) else { return }
+        if let reason = Self.failure(of: mailbox, expired: expired) {
+            statistics.pairingsFailed[reason, default: 0] += 1
+        } else {
+            statistics.pairingsCompleted += 1
+        }
         if let count = mailboxesByAddress[mailbox.address] {
             mailboxesByAddress[mailbox.address] = count > 1 ? count - 1 : nil
         }
@@ -416,6 +442,16 @@ public struct RendezvousHub: Sendable {
         }
         statistics.mailboxes = mailboxes.count
         statistics.nameplates = nameplates.count
+    }
+
+    /// Why a pairing failed, for a mailbox being removed; nil when both
+    /// sides met and closed `happy`.
+    private static func failure(of mailbox: Mailbox, expired: Bool) -> String? {
+        guard mailbox.sides.count == 2 else { return expired ? "expired" : "abandoned" }
+        let moods = mailbox.sides.map(\.closed)
+        if moods.allSatisfy({ $0 == .happy }) { return nil }
+        for mood in [Mood.scary, .lonely, .errory] where moods.contains(mood) { return mood.rawValue }
+        return expired ? "expired" : "dropped"
     }
 
     /// The ranges nameplates are drawn from: the shortest whose size is more

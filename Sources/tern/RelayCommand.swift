@@ -11,7 +11,19 @@ struct Relay: AsyncParsableCommand {
         abstract: "Run a rendezvous relay: pairs senders and receivers, answers STUN, hands out TURN credentials.",
         discussion: """
             The relay sees nameplates and sealed messages only; it cannot learn the code's \
-            words or read what the two sides say to each other. Stop it with SIGINT or SIGTERM.
+            words or read what the two sides say to each other.
+
+            In public: serve wss:// with --tls-cert/--tls-key (or a TLS proxy in front, then \
+            raise the per-address limits, since every client shares the proxy's address), run \
+            coturn beside it with --turn-uri and TERN_TURN_SECRET (coturn's static-auth-secret; \
+            credentials go only to the two sides of a mailbox), and keep --metrics-listen on a \
+            private address. Limits per client address (an IPv4 address or IPv6 /64): 128 \
+            connections, 30 nameplate requests a minute, 64 mailboxes, 8 MiB stored; a \
+            connection must upgrade within 5 s and claim within 10 s. docs/relay.md explains \
+            every limit and metric, and contrib/tern-relay.service is a systemd unit.
+
+            SIGINT or SIGTERM: stop accepting, tell every client to reconnect elsewhere \
+            (WebSocket close 1001), exit 0.
             """)
 
     @Option(name: .long, help: ArgumentHelp("Address for the WebSocket rendezvous and /health.", valueName: "host:port"))
@@ -81,6 +93,9 @@ struct Relay: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("PEM private key for --tls-cert.", valueName: "file"), completion: .file())
     var tlsKey: String?
 
+    @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics at http://ADDR/metrics (off unless given; keep it private).", valueName: "host:port"))
+    var metricsListen: String?
+
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
     var logLevel = "info"
 
@@ -99,6 +114,7 @@ struct Relay: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
         _ = try Self.hostPort(listen, option: "--listen")
         if stunListen != "off" { _ = try Self.hostPort(stunListen, option: "--stun-listen") }
+        if let metricsListen { _ = try Self.hostPort(metricsListen, option: "--metrics-listen") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if !turnUri.isEmpty && (turnSecret ?? ProcessInfo.processInfo.environment["TERN_TURN_SECRET"]) == nil {
             throw ValidationError("--turn-uri needs --turn-secret or TERN_TURN_SECRET")
@@ -116,6 +132,9 @@ struct Relay: AsyncParsableCommand {
             configuration.stunPort = port
         }
         configuration.stunAdvertise = stunAdvertise
+        if let metricsListen {
+            (configuration.metricsHost, configuration.metricsPort) = try Self.hostPort(metricsListen, option: "--metrics-listen")
+        }
         if !turnUri.isEmpty, let secret = turnSecret ?? ProcessInfo.processInfo.environment["TERN_TURN_SECRET"] {
             configuration.turn = TURNConfiguration(uris: turnUri, secret: Array(secret.utf8), ttl: turnTtl)
         }
