@@ -67,7 +67,7 @@ let package = Package(
         // TLS over OpenSSL memory BIOs as a SwiftNIO handler, for wss:// relays.
         .target(
             name: "TernTLS",
-            dependencies: ["COpenSSL", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["COpenSSL", "TernCrypto", .product(name: "NIOCore", package: "swift-nio")]
         ),
 
         // The relay server: WebSocket rendezvous, health endpoint, STUN

@@ -124,7 +124,7 @@ public final class DTLSCertificate: @unchecked Sendable {
     }
 
     private static func encode(_ certificate: CertificateHandle) throws(DTLSError) -> [UInt8] {
-        guard let der = DTLSFingerprint.derEncoding(of: certificate.pointer) else {
+        guard let der = CertificateDigest.der(of: certificate.pointer, maximumLength: DTLSFingerprint.maximumCertificateLength) else {
             throw OpenSSLErrorQueue.certificateError("i2d_X509 failed")
         }
         return der

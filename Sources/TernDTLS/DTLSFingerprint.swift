@@ -87,27 +87,13 @@ public struct DTLSFingerprint: Hashable, Sendable, CustomStringConvertible {
 
     /// The SHA-256 digest of a certificate's DER encoding (RFC 8122 §5).
     static func digest(of certificate: OpaquePointer) -> [UInt8]? {
-        guard let der = derEncoding(of: certificate) else { return nil }
-        return try? HashFunction.sha256.hash(der)
+        CertificateDigest.digest(.sha256, of: certificate, maximumLength: maximumCertificateLength)
     }
 
     /// The largest certificate encoding accepted: a P-256 certificate is
     /// about 400 bytes, browsers' a little more; this bounds what a peer's
     /// certificate can make us allocate.
     static let maximumCertificateLength = 16 * 1024
-
-    /// A certificate's DER encoding (i2d_X509), or nil if it has none or it
-    /// is longer than `maximumCertificateLength`.
-    static func derEncoding(of certificate: OpaquePointer) -> [UInt8]? {
-        let length = i2d_X509(certificate, nil)
-        guard length > 0, Int(length) <= maximumCertificateLength else { return nil }
-        var der = [UInt8](repeating: 0, count: Int(length))
-        let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
-            var cursor = buffer.baseAddress
-            return i2d_X509(certificate, &cursor)
-        }
-        return written == length ? der : nil
-    }
 
     private static func nibble(_ character: UInt8) -> UInt8? {
         switch character {

@@ -1,5 +1,6 @@
 import COpenSSL
 import NIOCore
+import TernCrypto
 
 /// A TLS failure, with OpenSSL's own words for it.
 public struct TLSError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -10,17 +11,9 @@ public struct TLSError: Error, Equatable, Sendable, CustomStringConvertible {
         self.reason = reason
     }
 
-    /// Drains OpenSSL's error queue into one sentence.
+    /// Drains OpenSSL's error queue into one sentence (TernCrypto).
     static func fromQueue(_ what: String) -> TLSError {
-        var messages: [String] = []
-        while true {
-            let code = ERR_get_error()
-            if code == 0 { break }
-            var buffer = [CChar](repeating: 0, count: 256)
-            ERR_error_string_n(code, &buffer, buffer.count)
-            messages.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        return TLSError(messages.isEmpty ? what : "\(what): \(messages.joined(separator: "; "))")
+        TLSError(OpenSSLErrorQueue.describe(what))
     }
 }
 

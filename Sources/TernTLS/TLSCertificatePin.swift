@@ -1,4 +1,5 @@
 import COpenSSL
+import TernCrypto
 
 /// A server certificate named by the SHA-256 digest of its DER encoding,
 /// written as an SDP fingerprint is (RFC 8122 §5): `sha-256 AB:CD:…`. A
@@ -59,22 +60,15 @@ public struct TLSCertificatePin: Sendable, Hashable, CustomStringConvertible {
         return pin
     }
 
-    /// The SHA-256 digest of an X509's DER encoding.
+    /// The SHA-256 digest of an X509's DER encoding. A certificate is a few
+    /// KiB; the bound keeps a server's from making us allocate more.
     static func of(certificate: OpaquePointer) -> TLSCertificatePin? {
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        guard let sha256 = EVP_sha256(), X509_digest(certificate, sha256, &digest, &length) == 1, Int(length) == byteCount else {
-            return nil
-        }
-        return TLSCertificatePin(digest: Array(digest.prefix(byteCount)))
+        CertificateDigest.digest(.sha256, of: certificate, maximumLength: 64 * 1024).map(TLSCertificatePin.init(digest:))
     }
 
     /// Whether `other` is this pin, in time that does not depend on where
-    /// they differ (CRYPTO_memcmp).
+    /// they differ.
     func matches(_ other: TLSCertificatePin) -> Bool {
-        guard other.digest.count == digest.count else { return false }
-        return digest.withUnsafeBytes { mine in
-            other.digest.withUnsafeBytes { theirs in CRYPTO_memcmp(mine.baseAddress, theirs.baseAddress, mine.count) == 0 }
-        }
+        Memory.constantTimeEqual(digest, other.digest)
     }
 }
