@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "TernCrypto", dependencies: ["COpenSSL", "CSodium"]),
 
         // STUN message codec (RFC 8489): attributes, integrity, fingerprint.
-        .target(name: "TernSTUN", dependencies: ["TernCrypto"]),
+        .target(name: "TernSTUN", dependencies: ["TernCrypto", "TernWire"]),
 
         // The rendezvous wire protocol between clients and the relay: frames,
         // their bounded parser, and the code (nameplate + words).

@@ -1,9 +1,10 @@
 // libFuzzer target for TernSTUN's parsers. Built without SwiftPM, with the
 // module's sources compiled into the same module (so no import is needed):
 //
+//   (scripts/fuzz.sh builds TernWire as a library first)
 //   swiftc -sanitize=fuzzer,address -parse-as-library \
-//     -I Sources/COpenSSL -module-name STUNFuzz \
-//     Fuzz/stun.swift Sources/TernSTUN/*.swift -lcrypto -o /tmp/stun-fuzz
+//     -I Fuzz/out -I Sources/COpenSSL -module-name STUNFuzz \
+//     Fuzz/stun.swift Sources/TernSTUN/*.swift Fuzz/out/libTernWire.a -lcrypto -o /tmp/stun-fuzz
 //   /tmp/stun-fuzz -max_total_time=60
 //
 // Properties checked, besides "never traps":

@@ -34,22 +34,25 @@ wire_library() {
 
 stun_library() {
   collections_library
+  wire_library
   swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name TernSTUN -emit-library -static \
-    -emit-module -emit-module-path Fuzz/out/TernSTUN.swiftmodule -I Sources/COpenSSL \
+    -emit-module -emit-module-path Fuzz/out/TernSTUN.swiftmodule -I Fuzz/out -I Sources/COpenSSL \
     Sources/TernSTUN/*.swift -o Fuzz/out/libTernSTUN.a
 }
 
 for target in $targets; do
   case $target in
     code|rendezvous-frames) build "$target" Sources/TernRendezvous/*.swift ;;
-    stun) build "$target" -I Sources/COpenSSL Sources/TernSTUN/*.swift -lcrypto ;;
+    stun)
+      wire_library
+      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernSTUN/*.swift Fuzz/out/libTernWire.a -lcrypto ;;
     sdp) build "$target" Sources/TernSDP/*.swift ;;
     ice-candidate)
       stun_library
-      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernICE/*.swift Fuzz/out/libTernSTUN.a Fuzz/out/libTernCollections.a -lcrypto ;;
+      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernICE/*.swift Fuzz/out/libTernSTUN.a Fuzz/out/libTernCollections.a Fuzz/out/libTernWire.a -lcrypto ;;
     turn-client)
       stun_library
-      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernTURN/*.swift Fuzz/out/libTernSTUN.a Fuzz/out/libTernCollections.a -lcrypto ;;
+      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernTURN/*.swift Fuzz/out/libTernSTUN.a Fuzz/out/libTernCollections.a Fuzz/out/libTernWire.a -lcrypto ;;
     sctp-packet)
       # The whole module: the codec, and SCTPWire's data-path decoder checked against it.
       collections_library

@@ -1,3 +1,5 @@
+import TernWire
+
 /// A TURN ChannelData message (RFC 8656 §12.4): a 2-byte channel number, a
 /// 2-byte length and the application data, without any STUN header. This is
 /// the relayed data path, so decoding returns a slice of the input, not a copy.
@@ -25,10 +27,11 @@ public struct ChannelData: Hashable, Sendable {
     public func encode(padded: Bool, into buffer: inout [UInt8]) throws(STUNError) {
         guard Self.validChannels.contains(channel) else { throw .badChannelNumber(channel) }
         guard payload.count <= Int(UInt16.max) else { throw .channelDataTooLarge(payload.count) }
+        let start = buffer.count
         buffer.appendBigEndian(channel)
         buffer.appendBigEndian(UInt16(payload.count))
         buffer.append(contentsOf: payload)
-        if padded { buffer.appendPadding(paddedToFour(payload.count) - payload.count, byte: 0) }
+        if padded { buffer.padToFour(from: start) }
     }
 
     public func encode(padded: Bool) throws(STUNError) -> [UInt8] {
@@ -44,11 +47,12 @@ public struct ChannelData: Hashable, Sendable {
     /// discarded. Up to the padding to four bytes may follow the data (RFC
     /// 8656 §12.5 lets a sender pad over UDP); anything more is rejected.
     public static func decode(datagram: ArraySlice<UInt8>) throws(STUNError) -> ChannelData {
-        let (channel, length) = try header(datagram)
-        let available = datagram.count - headerLength
+        var reader = WireReader(datagram)
+        let (channel, length) = try header(&reader)
+        let available = reader.remaining
         guard length <= available else { throw .channelDataTruncated(declared: length, available: available) }
         guard available <= paddedToFour(length) else { throw .trailingBytes(available - length) }
-        return ChannelData(channel: channel, payload: datagram.bytes(at: headerLength, count: length))
+        return ChannelData(channel: channel, payload: reader.remainingBytes.prefix(length))
     }
 
     public static func decode(datagram: [UInt8]) throws(STUNError) -> ChannelData {
@@ -61,19 +65,20 @@ public struct ChannelData: Hashable, Sendable {
     /// and how many bytes it used, padding included.
     public static func decode(stream: ArraySlice<UInt8>) throws(STUNError) -> (message: ChannelData, consumed: Int)? {
         guard stream.count >= headerLength else { return nil }
-        let (channel, length) = try header(stream)
+        var reader = WireReader(stream)
+        let (channel, length) = try header(&reader)
         let frame = headerLength + paddedToFour(length)
         guard stream.count >= frame else { return nil }
-        return (ChannelData(channel: channel, payload: stream.bytes(at: headerLength, count: length)), frame)
+        return (ChannelData(channel: channel, payload: reader.remainingBytes.prefix(length)), frame)
     }
 
-    private static func header(_ bytes: ArraySlice<UInt8>) throws(STUNError) -> (UInt16, Int) {
-        guard bytes.count >= headerLength else {
-            throw .channelDataTruncated(declared: headerLength, available: bytes.count)
+    private static func header(_ reader: inout WireReader) throws(STUNError) -> (UInt16, Int) {
+        let available = reader.remaining
+        guard let channel = try? reader.readUInt16(), let length = try? reader.readUInt16() else {
+            throw .channelDataTruncated(declared: headerLength, available: available)
         }
-        let channel = bytes.u16(at: 0)
         // RFC 8656 §12.6: a number outside the range is not ChannelData.
         guard validChannels.contains(channel) else { throw .badChannelNumber(channel) }
-        return (channel, Int(bytes.u16(at: 2)))
+        return (channel, Int(length))
     }
 }

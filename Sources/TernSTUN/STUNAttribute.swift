@@ -1,3 +1,5 @@
+import TernWire
+
 /// A STUN attribute type code (RFC 8489 §14, §18.3 registry).
 public struct STUNAttributeType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt16
@@ -212,6 +214,12 @@ extension STUNAttribute {
                 throw .malformedAttribute(type: type, reason: "length \(value.count), expected \(length)")
             }
         }
+        var reader = WireReader(value)
+        // The next field of the value (its length checked first, so a short
+        // read says what the check missed).
+        func field<T: FixedWidthInteger>(_: T.Type) throws(STUNError) -> T {
+            do { return try reader.readInteger() } catch { throw .malformedAttribute(type: type, reason: error.description) }
+        }
         switch STUNAttributeType(type) {
         case .mappedAddress:
             return .mappedAddress(try decodeAddress(type: type, value: value, xor: nil))
@@ -241,18 +249,19 @@ extension STUNAttribute {
             return .messageIntegritySHA256(Array(value))
         case .fingerprint:
             try exactly(4)
-            return .fingerprint(value.u32(at: 0))
+            return .fingerprint(try field(UInt32.self))
         case .errorCode:
             // RFC 8489 §14.8: 21 reserved bits, class (3 bits, 3-6), number (8 bits, 0-99), reason.
             guard value.count >= 4 else {
                 throw .malformedAttribute(type: type, reason: "length \(value.count), expected at least 4")
             }
-            let errorClass = Int(value.u8(at: 2) & 0x07)
-            let number = Int(value.u8(at: 3))
+            _ = try field(UInt16.self)
+            let errorClass = Int(try field(UInt8.self) & 0x07)
+            let number = Int(try field(UInt8.self))
             guard (3...6).contains(errorClass), number <= 99 else {
                 throw .malformedAttribute(type: type, reason: "class \(errorClass) number \(number) is not a code 300-699")
             }
-            let reason = String(decoding: value.dropFirst(4), as: UTF8.self)
+            let reason = String(decoding: reader.readRemaining(), as: UTF8.self)
             return .errorCode(STUNErrorCode(code: errorClass * 100 + number, reason: reason))
         case .realm:
             return .realm(String(decoding: value, as: UTF8.self))
@@ -269,55 +278,55 @@ extension STUNAttribute {
             }
             var types: [STUNAttributeType] = []
             types.reserveCapacity(value.count / 2)
-            for offset in stride(from: 0, to: value.count, by: 2) {
-                types.append(STUNAttributeType(value.u16(at: offset)))
+            while !reader.isAtEnd {
+                types.append(STUNAttributeType(try field(UInt16.self)))
             }
             return .unknownAttributes(types)
         case .software:
             return .software(String(decoding: value, as: UTF8.self))
         case .priority:
             try exactly(4)
-            return .priority(value.u32(at: 0))
+            return .priority(try field(UInt32.self))
         case .useCandidate:
             // RFC 8445 §16.1: "The USE-CANDIDATE attribute has no content".
             try exactly(0)
             return .useCandidate
         case .iceControlled:
             try exactly(8)
-            return .iceControlled(value.u64(at: 0))
+            return .iceControlled(try field(UInt64.self))
         case .iceControlling:
             try exactly(8)
-            return .iceControlling(value.u64(at: 0))
+            return .iceControlling(try field(UInt64.self))
         case .channelNumber:
             // RFC 8656 §18.1: 16-bit number, 16 bits RFFU.
             try exactly(4)
-            return .channelNumber(value.u16(at: 0))
+            return .channelNumber(try field(UInt16.self))
         case .lifetime:
             try exactly(4)
-            return .lifetime(value.u32(at: 0))
+            return .lifetime(try field(UInt32.self))
         case .data:
             return .data(Array(value))
         case .requestedAddressFamily:
             // RFC 8656 §18.6: family (8 bits), 24 bits RFFU.
             try exactly(4)
-            return .requestedAddressFamily(value.u8(at: 0))
+            return .requestedAddressFamily(try field(UInt8.self))
         case .evenPort:
             // RFC 8656 §18.7: one byte, R in the top bit.
             try exactly(1)
-            return .evenPort(reserveNext: value.u8(at: 0) & 0x80 != 0)
+            return .evenPort(reserveNext: try field(UInt8.self) & 0x80 != 0)
         case .requestedTransport:
             // RFC 8656 §18.8: protocol (8 bits), 24 bits RFFU.
             try exactly(4)
-            return .requestedTransport(value.u8(at: 0))
+            return .requestedTransport(try field(UInt8.self))
         case .dontFragment:
             try exactly(0)
             return .dontFragment
         case .reservationToken:
             try exactly(8)
-            return .reservationToken(value.u64(at: 0))
+            return .reservationToken(try field(UInt64.self))
         case .connectionID:
             try exactly(4)
-            return .connectionID(value.u32(at: 0))
+            return .connectionID(try field(UInt32.self))
         default:
             return .unknown(type: STUNAttributeType(type), value: Array(value))
         }
@@ -331,20 +340,25 @@ extension STUNAttribute {
         value: ArraySlice<UInt8>,
         xor transactionID: STUNTransactionID?
     ) throws(STUNError) -> STUNAddress {
-        guard value.count >= 4 else { throw .badAddressLength(type: type, length: value.count) }
-        let family = value.u8(at: 1)
-        var port = value.u16(at: 2)
+        var reader = WireReader(value)
+        let badLength = STUNError.badAddressLength(type: type, length: value.count)
+        func field<T: FixedWidthInteger>(_: T.Type) throws(STUNError) -> T {
+            do { return try reader.readInteger() } catch { throw badLength }
+        }
+        _ = try field(UInt8.self)  // reserved
+        let family = try field(UInt8.self)
+        var port = try field(UInt16.self)
         if transactionID != nil { port ^= UInt16(truncatingIfNeeded: STUN.magicCookie >> 16) }
         switch family {
         case 0x01:
-            guard value.count == 8 else { throw .badAddressLength(type: type, length: value.count) }
-            var ip = value.u32(at: 4)
+            guard reader.remaining == 4 else { throw badLength }
+            var ip = try field(UInt32.self)
             if transactionID != nil { ip ^= STUN.magicCookie }
             return STUNAddress(family: .ipv4(ip), port: port)
         case 0x02:
-            guard value.count == 20 else { throw .badAddressLength(type: type, length: value.count) }
-            var high = value.u64(at: 4)
-            var low = value.u64(at: 12)
+            guard reader.remaining == 16 else { throw badLength }
+            var high = try field(UInt64.self)
+            var low = try field(UInt64.self)
             if let transactionID {
                 high ^= UInt64(STUN.magicCookie) << 32 | UInt64(transactionID.high)
                 low ^= transactionID.low
@@ -389,8 +403,7 @@ extension STUNAttribute {
             buffer.appendBigEndian(number)
             buffer.appendBigEndian(UInt16(0))
         case .requestedAddressFamily(let byte), .requestedTransport(let byte):
-            buffer.append(byte)
-            buffer.appendPadding(3, byte: 0)
+            buffer.appendBigEndian(UInt32(byte) << 24)  // the byte, then 24 bits RFFU
         case .evenPort(let reserveNext):
             buffer.append(reserveNext ? 0x80 : 0x00)
         }

@@ -1,5 +1,7 @@
 // Decoding and encoding whole STUN messages (RFC 8489 §5, §14).
 
+import TernWire
+
 /// One attribute as it sits in the datagram: header offset, type, raw value.
 struct RawAttribute {
     var type: UInt16
@@ -9,35 +11,25 @@ struct RawAttribute {
     var value: ArraySlice<UInt8>
 }
 
-/// Walks the attributes of a message whose header has been validated.
-/// Bounded: every step moves forward by at least four bytes and checks the
-/// declared length against what is left before slicing.
+/// Walks the attributes of a message whose header has been validated:
+/// TernWire's padded TLV reader in the STUN layout (RFC 8489 §14: the value
+/// is padded to a multiple of 4 bytes, and the padding is part of the
+/// message). Every step moves forward by at least four bytes; an attribute
+/// that runs past the message, padding included, throws.
 struct AttributeWalker {
-    private let message: ArraySlice<UInt8>
-    private var offset = STUN.headerLength
+    private var items: PaddedTLVReader
 
     init(_ message: ArraySlice<UInt8>) {
-        self.message = message
+        items = PaddedTLVReader(message.dropFirst(STUN.headerLength), format: .stun)
     }
 
     mutating func next() throws(STUNError) -> RawAttribute? {
-        let end = message.count
-        guard offset < end else { return nil }
-        // The header validation made `end - 20` a multiple of 4 and every step
-        // keeps `offset` a multiple of 4, so four header bytes are always here;
-        // check anyway rather than rely on it.
-        guard end - offset >= 4 else { throw .attributeOverrun(type: 0, offset: offset) }
-        let type = message.u16(at: offset)
-        let length = Int(message.u16(at: offset + 2))
-        let valueStart = offset + 4
-        // RFC 8489 §14: the value is padded to a multiple of 4 bytes, and the
-        // padding is part of the message.
-        guard length <= end - valueStart, paddedToFour(length) <= end - valueStart else {
-            throw .attributeOverrun(type: type, offset: offset)
+        do {
+            guard let item = try items.next() else { return nil }
+            return RawAttribute(type: item.type, offset: STUN.headerLength + item.offset, value: item.value)
+        } catch {
+            throw .attributeOverrun(type: items.itemType ?? 0, offset: STUN.headerLength + items.itemOffset)
         }
-        let attribute = RawAttribute(type: type, offset: offset, value: message.bytes(at: valueStart, count: length))
-        offset = valueStart + paddedToFour(length)
-        return attribute
     }
 }
 
@@ -125,14 +117,13 @@ extension STUNMessage {
         buffer.appendBigEndian(transactionID.low)
 
         for attribute in attributes {
-            let headerOffset = buffer.count
-            buffer.appendBigEndian(attribute.type.rawValue)
-            buffer.appendBigEndian(UInt16(0))  // length, set below
+            let start = buffer.startTLV(type: attribute.type.rawValue)
             try attribute.appendValue(to: &buffer, transactionID: transactionID)
-            let length = buffer.count - headerOffset - 4
-            guard length <= Int(UInt16.max) else { throw .valueTooLong(type: attribute.type.rawValue, length: length) }
-            buffer.setBigEndian(UInt16(length), at: headerOffset + 2)
-            buffer.appendPadding(paddedToFour(length) - length, byte: padding)
+            do {
+                try buffer.finishTLV(startingAt: start, format: .stun, padding: padding)
+            } catch {
+                throw .valueTooLong(type: attribute.type.rawValue, length: error.available)
+            }
             // Check as we go, so a huge list fails before it is all copied.
             guard buffer.count - STUN.headerLength <= Self.maximumBodyLength else {
                 throw .messageTooLarge(buffer.count - STUN.headerLength)

@@ -1,4 +1,5 @@
 import TernCrypto
+import TernWire
 
 /// A MESSAGE-INTEGRITY key (RFC 8489 §9).
 ///
@@ -114,7 +115,7 @@ extension STUNMessage {
             throw .malformedAttribute(type: found.type, reason: "length \(found.value.count), expected 4")
         }
         let expected = CRC32.checksum(datagram.prefix(found.offset)) ^ fingerprintXOR
-        let actual = found.value.u32(at: 0)
+        let actual = WireReader(found.value).peekInteger(as: UInt32.self) ?? 0  // four bytes: checked above
         guard expected == actual else { throw .fingerprintMismatch(expected: expected, actual: actual) }
     }
 

@@ -1,3 +1,5 @@
+import TernWire
+
 /// Constants and the first-byte test used to demultiplex a UDP socket.
 public enum STUN {
     /// RFC 8489 §5: the fixed value in bytes 4-7 of every RFC 5389+ message.
@@ -14,7 +16,11 @@ public enum STUN {
     /// A cheap pre-check before decoding: long enough, leading bits clear, and
     /// the magic cookie in place (RFC 8489 §5).
     public static func looksLikeSTUN(_ datagram: ArraySlice<UInt8>) -> Bool {
-        datagram.count >= headerLength && isSTUN(firstByte: datagram.u8(at: 0)) && datagram.u32(at: 4) == magicCookie
+        let reader = WireReader(datagram)
+        guard datagram.count >= headerLength, let first = reader.peekInteger(as: UInt8.self),
+              let cookie = reader.peekInteger(ahead: 4, as: UInt32.self)
+        else { return false }
+        return isSTUN(firstByte: first) && cookie == magicCookie
     }
 
     public static func looksLikeSTUN(_ datagram: [UInt8]) -> Bool {
@@ -134,18 +140,23 @@ public struct STUNHeader: Hashable, Sendable {
     /// two leading zero bits, a length that is a multiple of four and matches
     /// the datagram exactly, and the magic cookie (RFC 8489 §5).
     public static func decode(_ datagram: ArraySlice<UInt8>) throws(STUNError) -> STUNHeader {
-        guard datagram.count >= STUN.headerLength else {
+        var reader = WireReader(datagram)
+        let type: UInt16, length: Int, cookie: UInt32, high: UInt32, low: UInt64
+        do {
+            type = try reader.readUInt16()
+            length = Int(try reader.readUInt16())
+            cookie = try reader.readUInt32()
+            high = try reader.readUInt32()
+            low = try reader.readUInt64()
+        } catch {
             throw .truncated(needed: STUN.headerLength, available: datagram.count)
         }
-        let type = datagram.u16(at: 0)
         // RFC 8489 §5: "The most significant 2 bits of every STUN message MUST be zeroes."
-        guard type & 0xC000 == 0 else { throw .notSTUN(firstByte: datagram.u8(at: 0)) }
-        let length = Int(datagram.u16(at: 2))
+        guard type & 0xC000 == 0 else { throw .notSTUN(firstByte: UInt8(truncatingIfNeeded: type >> 8)) }
         // RFC 8489 §5: attributes are padded, so the length is a multiple of 4.
         guard length % 4 == 0 else { throw .lengthNotMultipleOfFour(length) }
-        let cookie = datagram.u32(at: 4)
         guard cookie == STUN.magicCookie else { throw .badMagicCookie(cookie) }
-        let available = datagram.count - STUN.headerLength
+        let available = reader.remaining
         guard length <= available else { throw .lengthMismatch(declared: length, available: available) }
         guard length == available else { throw .trailingBytes(available - length) }
 
@@ -155,7 +166,7 @@ public struct STUNHeader: Hashable, Sendable {
         // Both are in range by construction (2 and 12 bits); the fallbacks are unreachable.
         let messageClass = STUNClass(rawValue: classBits) ?? .request
         let method = STUNMethod(rawValue: methodBits) ?? .binding
-        let transactionID = STUNTransactionID(high: datagram.u32(at: 8), low: datagram.u64(at: 12))
+        let transactionID = STUNTransactionID(high: high, low: low)
         return STUNHeader(messageClass: messageClass, method: method, length: length, transactionID: transactionID)
     }
 
