@@ -61,11 +61,14 @@ private func checkLimits(_ message: TransferMessage, input: [UInt8]) {
     case .manifest(let chunkSize, let entries, _):
         precondition((TransferMessage.minChunkSize...TransferMessage.maxChunkSize).contains(chunkSize), "chunk size out of range")
         precondition(entries.count <= TransferMessage.maxItemsPerMessage, "too many entries")
-    case .have(let claims, let skip, _):
-        precondition(claims.count + skip.count <= TransferMessage.maxItemsPerMessage, "too many claims")
+    case .ask(let asks, let skip, _):
+        precondition(asks.count + skip.count <= TransferMessage.maxItemsPerMessage, "too many asks")
         precondition(skip.allSatisfy { $0 >= 0 }, "a negative skip decoded")
-        precondition(claims.allSatisfy { $0.index >= 0 && $0.chain.bytes.count == Digest.byteCount }, "a bad claim decoded")
-    case .plan(let starts, _):
+        precondition(asks.allSatisfy { $0.index >= 0 }, "a negative ask index decoded")
+    case .hashes(let chains, _):
+        precondition(chains.count <= TransferMessage.maxItemsPerMessage, "too many chains")
+        precondition(chains.allSatisfy { $0.index >= 0 && $0.chain.bytes.count == Digest.byteCount }, "a bad chain decoded")
+    case .need(let starts, _):
         precondition(starts.count <= TransferMessage.maxItemsPerMessage, "too many starts")
         precondition(starts.allSatisfy { $0.index >= 0 }, "a negative start index decoded")
     case .end(let index, _, let root):

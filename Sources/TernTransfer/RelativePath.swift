@@ -33,11 +33,11 @@ import TernCollections
 /// in normalisation are equal here but name two files on Linux.
 public struct RelativePath: Hashable, Sendable, CustomStringConvertible {
     /// Longest component in UTF-8 bytes (NAME_MAX on Linux and most file systems).
-    public static let maxComponentBytes = 255
+    public static let maxComponentBytes = TransferLimits.standard.maximumComponentBytes
     /// Longest path in UTF-8 bytes, separators included (PATH_MAX on Linux).
-    public static let maxPathBytes = 4096
+    public static let maxPathBytes = TransferLimits.standard.maximumPathBytes
     /// Deepest path accepted.
-    public static let maxComponents = 256
+    public static let maxComponents = TransferLimits.standard.maximumDepth
 
     /// The names from the top of the target down; never empty.
     public let components: [String]

@@ -5,7 +5,7 @@ import Foundation
 struct ResumeState: Codable, Equatable {
     static let version = 1
     /// State files are tiny; anything larger is not ours.
-    static let maxBytes = 4096
+    static let maxBytes = TransferLimits.standard.maximumStateFileBytes
 
     var version: Int
     var size: UInt64

@@ -592,7 +592,8 @@ public final class TargetDirectory: Sendable {
     static func linkTargetProblem(_ target: String, depth: Int) -> String? {
         let bytes = target.utf8
         if bytes.isEmpty { return "is empty" }
-        if bytes.count > RelativePath.maxPathBytes { return "is longer than \(RelativePath.maxPathBytes) bytes" }
+        let limit = TransferLimits.standard.maximumLinkTargetBytes
+        if bytes.count > limit { return "is longer than \(limit) bytes" }
         if bytes.first == UInt8(ascii: "/") { return "is an absolute path" }
         for scalar in target.unicodeScalars {
             switch scalar.value {
@@ -676,44 +677,32 @@ public final class FileDescriptor: Sendable {
         _ = close(raw)
     }
 
+    /// Free bytes for an unprivileged writer on the file's file system
+    /// (nil when it cannot be asked).
+    public func availableBytes() -> UInt64? {
+        var info = statvfs()
+        guard fstatvfs(raw, &info) == 0 else { return nil }
+        let (bytes, overflow) = UInt64(info.f_bavail).multipliedReportingOverflow(by: UInt64(info.f_frsize))
+        return overflow ? UInt64.max : bytes
+    }
+
     /// Writes all of `bytes` at `offset`, resuming after interrupts and short writes.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(TransferError) {
-        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
-        let (end, overflow) = offset.addingReportingOverflow(UInt64(bytes.count))
-        guard !overflow, end <= UInt64(Int64.max) else {
-            throw .io("cannot write \(shown): offset \(offset) is beyond what a file can hold")
-        }
-        var done = 0
-        while done < bytes.count {
-            let written = pwrite(raw, base + done, bytes.count - done, off_t(offset + UInt64(done)))
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw ioFailure("cannot write \(shown)")
-            }
-            if written == 0 { throw .io("cannot write \(shown): the file system took no bytes") }
-            done += written
+        do throws(DescriptorIO.Failure) {
+            try DescriptorIO.writeAll(raw, bytes, at: offset)
+        } catch {
+            throw .io("cannot write \(shown): \(error.reason)")
         }
     }
 
     /// Reads into `buffer` from `offset` until it is full or the file ends;
     /// returns how many bytes were read.
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(TransferError) -> Int {
-        guard let base = buffer.baseAddress, !buffer.isEmpty else { return 0 }
-        let (end, overflow) = offset.addingReportingOverflow(UInt64(buffer.count))
-        guard !overflow, end <= UInt64(Int64.max) else {
-            throw .io("cannot read \(shown): offset \(offset) is beyond what a file can hold")
+        do throws(DescriptorIO.Failure) {
+            return try DescriptorIO.readFully(raw, into: buffer, at: offset)
+        } catch {
+            throw .io("cannot read \(shown): \(error.reason)")
         }
-        var done = 0
-        while done < buffer.count {
-            let count = pread(raw, base + done, buffer.count - done, off_t(offset + UInt64(done)))
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw ioFailure("cannot read \(shown)")
-            }
-            if count == 0 { break }
-            done += count
-        }
-        return done
     }
 
     /// The file's current size in bytes.

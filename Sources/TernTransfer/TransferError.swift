@@ -17,6 +17,9 @@ public enum TransferError: Error, Equatable, Sendable {
     case io(String)
     /// Not enough free space in the target directory for the offer.
     case noSpace(needed: UInt64, available: UInt64)
+    /// A stream written into the target stopped before its next chunk would
+    /// leave less than `reserve` bytes free (its length is unknown up front).
+    case streamNoSpace(String, written: UInt64, available: UInt64, reserve: UInt64)
     /// The peer stopped the transfer and said why.
     case peerFailed(FailureCode, String)
     /// The channel to the peer closed before the transfer ended.
@@ -34,6 +37,9 @@ public enum TransferError: Error, Equatable, Sendable {
         case .io(let what): return what
         case .noSpace(let needed, let available):
             return "not enough free space: the offer needs \(ByteFormat.size(needed)), the target has \(ByteFormat.size(available)) free"
+        case .streamNoSpace(let name, let written, let available, let reserve):
+            return "not enough free space: stopped the stream \(name) after \(ByteFormat.size(written)), "
+                + "with \(ByteFormat.size(available)) left free in the target (tern leaves \(ByteFormat.size(reserve)))"
         case .peerFailed(_, let what): return "the other side stopped: \(what)"
         case .connectionLost(let what): return "the connection to the other side was lost: \(what)"
         case .unsendable(let path, let reason): return "cannot send '\(path)': \(reason)"
@@ -52,7 +58,7 @@ extension TransferError {
         case .integrity: return .integrity
         case .protocolViolation: return .protocolViolation
         case .io, .unsendable: return .io
-        case .noSpace: return .noSpace
+        case .noSpace, .streamNoSpace: return .noSpace
         case .peerFailed, .connectionLost: return nil
         }
     }

@@ -31,10 +31,23 @@ public struct ManifestEntry: Equatable, Sendable, Codable {
     }
 }
 
-/// The receiver already holds the first `chunks` chunks of file `index`
-/// (verified, with chain value `chain`), or the whole file when `chunks` is
-/// its chunk count.
-public struct ResumeClaim: Equatable, Sendable {
+/// The receiver holds the first `chunks` chunks of file `index` (a verified
+/// partial, or the whole of a file already in place when `chunks` is its
+/// chunk count) and asks for the sender's chain over them. It says nothing
+/// of its data (docs/protocol.md §11.3).
+public struct ResumeAsk: Equatable, Sendable {
+    public var index: Int
+    public var chunks: UInt64
+
+    public init(index: Int, chunks: UInt64) {
+        self.index = index
+        self.chunks = chunks
+    }
+}
+
+/// The sender's answer to an ask: its own chain value over the first
+/// `chunks` chunks of file `index` (section 11.4).
+public struct PrefixChain: Equatable, Sendable {
     public var index: Int
     public var chunks: UInt64
     public var chain: Digest
@@ -46,8 +59,8 @@ public struct ResumeClaim: Equatable, Sendable {
     }
 }
 
-/// The sender's answer to a claim: it sends file `index` from chunk `from`
-/// (the claim's count when the claim matched its own data, otherwise 0).
+/// The receiver's answer to the sender's chain: send file `index` from chunk
+/// `from` (the asked count when the chains matched, otherwise 0).
 public struct PlanStart: Equatable, Sendable {
     public var index: Int
     public var from: UInt64
@@ -85,8 +98,11 @@ public enum TransferMessage: Sendable {
     case manifest(chunkSize: Int, entries: [ManifestEntry], more: Bool)
     /// `skip`: entries the receiver keeps as they are (existing files it
     /// was told to skip); the sender sends nothing for them.
-    case have(claims: [ResumeClaim], skip: [Int], more: Bool)
-    case plan(starts: [PlanStart], more: Bool)
+    case ask(asks: [ResumeAsk], skip: [Int], more: Bool)
+    /// The sender's chains for the asks (sent only when there was one).
+    case hashes(chains: [PrefixChain], more: Bool)
+    /// Where the sender starts each asked file (sent only after `hashes`).
+    case need(starts: [PlanStart], more: Bool)
     case chunk(ChunkMessage)
     case end(index: Int, size: UInt64, root: Digest)
     case verified(index: Int)
@@ -97,21 +113,27 @@ public enum TransferMessage: Sendable {
     /// chunk (none when it is empty) and its `end`.
     case files([WholeFile])
 
+    /// Types 2 (`have`) and 3 (`plan`) are retired: their claims carried
+    /// the receiver's own hashes (docs/protocol.md §10).
     enum MessageType: UInt8 {
-        case manifest = 1, have, plan, chunk, end, verified, done, finished, failure, files
+        case manifest = 1, chunk = 4, end, verified, done, finished, failure, files, ask, hashes, need
     }
+
+    /// The retired types, named when a peer of an older version sends one.
+    static let retiredTypes: Set<UInt8> = [2, 3]
 
     /// type (1) + file index (4) + chunk number (8) + SHA-256 (32).
     public static let chunkHeaderSize = 45
-    public static let maxChunkSize = 256 * 1024 - chunkHeaderSize
-    public static let minChunkSize = 1024
-    /// Entries, claims or starts in one message.
-    public static let maxItemsPerMessage = 65536
-    public static let maxFailureMessageBytes = 1024
+    // The bounds a decoded message meets: TransferLimits.standard.
+    public static let maxChunkSize = TransferLimits.standard.maximumChunkSize
+    public static let minChunkSize = TransferLimits.standard.minimumChunkSize
+    /// Entries, asks, chains or starts in one message.
+    public static let maxItemsPerMessage = TransferLimits.standard.maximumItemsPerMessage
+    public static let maxFailureMessageBytes = TransferLimits.standard.maximumFailureReasonBytes
     /// A record of a `files` message: file index (4) + length (4) + root (32), then the data.
     public static let wholeFileHeaderSize = 40
     /// The largest message tern accepts (`a=max-message-size`, docs/protocol.md §11.1).
-    public static let maxMessageSize = 256 * 1024
+    public static let maxMessageSize = TransferLimits.standard.maximumMessageSize
 
     /// Appends one record of a `files` message (the type byte is the
     /// caller's): header and `length` bytes that `fill` writes and returns
@@ -197,13 +219,14 @@ public enum TransferMessage: Sendable {
         case .manifest(let chunkSize, let entries, let more):
             type = .manifest
             body = Wire(chunkSize: chunkSize, entries: entries, more: more)
-        case .have(let claims, let skip, let more):
-            type = .have
-            body = Wire(
-                claims: claims.map { WireClaim(index: $0.index, chunks: $0.chunks, chain: $0.chain.hex) }, more: more,
-                skip: skip.isEmpty ? nil : skip)
-        case .plan(let starts, let more):
-            type = .plan
+        case .ask(let asks, let skip, let more):
+            type = .ask
+            body = Wire(asks: asks.map { WireAsk(index: $0.index, chunks: $0.chunks) }, more: more, skip: skip.isEmpty ? nil : skip)
+        case .hashes(let chains, let more):
+            type = .hashes
+            body = Wire(chains: chains.map { WireChain(index: $0.index, chunks: $0.chunks, chain: $0.chain.hex) }, more: more)
+        case .need(let starts, let more):
+            type = .need
             body = Wire(more: more, starts: starts.map { WireStart(index: $0.index, from: $0.from) })
         case .end(let index, let size, let root):
             type = .end
@@ -231,6 +254,9 @@ public enum TransferMessage: Sendable {
     // MARK: - Decoding (the peer is hostile)
 
     public init(decoding message: [UInt8]) throws(TransferError) {
+        if let first = message.first, Self.retiredTypes.contains(first) {
+            throw .protocolViolation("a message of the retired type \(first): the other side runs an older tern (both need the same version)")
+        }
         guard let first = message.first, let type = MessageType(rawValue: first) else {
             throw .protocolViolation("a message of unknown type \(message.first.map(String.init) ?? "(empty)")")
         }
@@ -257,24 +283,29 @@ public enum TransferMessage: Sendable {
                 throw .protocolViolation("a manifest message without entries or with too many")
             }
             self = .manifest(chunkSize: chunkSize, entries: entries, more: wire.more ?? false)
-        case .have:
+        case .ask:
             let skip = wire.skip ?? []
-            guard let claims = wire.claims, claims.count + skip.count <= Self.maxItemsPerMessage, skip.allSatisfy({ $0 >= 0 }) else {
-                throw .protocolViolation("a have message without claims, with too many, or with a negative skip")
+            guard let asks = wire.asks, asks.count + skip.count <= Self.maxItemsPerMessage, skip.allSatisfy({ $0 >= 0 }),
+                  asks.allSatisfy({ $0.index >= 0 })
+            else {
+                throw .protocolViolation("an ask message without asks, with too many, or with a negative index")
             }
-            var decoded: [ResumeClaim] = []
-            for claim in claims {
-                guard let chain = Digest(hex: claim.chain), claim.index >= 0 else {
-                    throw .protocolViolation("a malformed resume claim")
-                }
-                decoded.append(ResumeClaim(index: claim.index, chunks: claim.chunks, chain: chain))
+            self = .ask(asks: asks.map { ResumeAsk(index: $0.index, chunks: $0.chunks) }, skip: skip, more: wire.more ?? false)
+        case .hashes:
+            guard let chains = wire.chains, chains.count <= Self.maxItemsPerMessage else {
+                throw .protocolViolation("a hashes message without chains or with too many")
             }
-            self = .have(claims: decoded, skip: skip, more: wire.more ?? false)
-        case .plan:
+            var decoded: [PrefixChain] = []
+            for chain in chains {
+                guard let value = Digest(hex: chain.chain), chain.index >= 0 else { throw .protocolViolation("a malformed chain in a hashes message") }
+                decoded.append(PrefixChain(index: chain.index, chunks: chain.chunks, chain: value))
+            }
+            self = .hashes(chains: decoded, more: wire.more ?? false)
+        case .need:
             guard let starts = wire.starts, starts.count <= Self.maxItemsPerMessage, starts.allSatisfy({ $0.index >= 0 }) else {
-                throw .protocolViolation("a malformed plan message")
+                throw .protocolViolation("a malformed need message")
             }
-            self = .plan(starts: starts.map { PlanStart(index: $0.index, from: $0.from) }, more: wire.more ?? false)
+            self = .need(starts: starts.map { PlanStart(index: $0.index, from: $0.from) }, more: wire.more ?? false)
         case .end:
             guard let index = wire.index, index >= 0, let size = wire.size, let hash = wire.hash.flatMap(Digest.init(hex:)) else {
                 throw .protocolViolation("a malformed end message")
@@ -346,7 +377,12 @@ public enum TransferMessage: Sendable {
 
     // MARK: - JSON shape
 
-    struct WireClaim: Codable {
+    struct WireAsk: Codable {
+        var index: Int
+        var chunks: UInt64
+    }
+
+    struct WireChain: Codable {
         var index: Int
         var chunks: UInt64
         var chain: String
@@ -358,9 +394,10 @@ public enum TransferMessage: Sendable {
     }
 
     struct Wire: Codable {
+        var asks: [WireAsk]?
         var bytes: UInt64?
+        var chains: [WireChain]?
         var chunkSize: Int?
-        var claims: [WireClaim]?
         var code: String?
         var entries: [ManifestEntry]?
         var files: UInt64?
@@ -373,17 +410,18 @@ public enum TransferMessage: Sendable {
         var starts: [WireStart]?
 
         enum CodingKeys: String, CodingKey {
-            case bytes, chunkSize = "chunk_size", claims, code, entries, files, hash, index, message, more, size, skip, starts
+            case asks, bytes, chains, chunkSize = "chunk_size", code, entries, files, hash, index, message, more, size, skip, starts
         }
 
         init(
-            bytes: UInt64? = nil, chunkSize: Int? = nil, claims: [WireClaim]? = nil, code: String? = nil, entries: [ManifestEntry]? = nil,
+            asks: [WireAsk]? = nil, bytes: UInt64? = nil, chains: [WireChain]? = nil, chunkSize: Int? = nil, code: String? = nil, entries: [ManifestEntry]? = nil,
             files: UInt64? = nil, hash: String? = nil, index: Int? = nil, message: String? = nil, more: Bool? = nil, size: UInt64? = nil,
             skip: [Int]? = nil, starts: [WireStart]? = nil
         ) {
+            self.asks = asks
             self.bytes = bytes
+            self.chains = chains
             self.chunkSize = chunkSize
-            self.claims = claims
             self.code = code
             self.entries = entries
             self.files = files

@@ -58,7 +58,8 @@ public final class TransferReceiver: @unchecked Sendable {
         /// ... and at the latest after this many bytes of it (a fast link
         /// would otherwise finish a large file before its first save).
         public var stateBytes: UInt64 = 8 << 20
-        public var maxEntries = 1_000_000
+        /// What the sender may make this side hold or write.
+        public var limits = TransferLimits.standard
 
         public init(offer: [OfferedItem]) {
             self.offer = offer
@@ -116,11 +117,12 @@ public final class TransferReceiver: @unchecked Sendable {
     struct Item {
         var entry: ManifestEntry
         var path: RelativePath
-        /// What the receiver already holds of it (sent as a claim).
+        /// What the receiver already holds of it (asked about: only the
+        /// chunk count leaves this side, never the chain).
         var claim: Claim?
         /// Replace what is at `path` when committing.
         var replace = false
-        /// The plan's start; nil until the plan arrived.
+        /// The chunk the sender starts at (agreed in `need`).
         var from: UInt64 = 0
         /// A link already at `path` with the same target: nothing to make.
         var inPlace = false
@@ -130,13 +132,13 @@ public final class TransferReceiver: @unchecked Sendable {
         var mayHaveState = true
     }
 
-    /// One item of the `have` messages: a claim, or an entry to skip.
-    enum HaveItem {
-        case claim(ResumeClaim)
+    /// One item of the `ask` messages: an ask, or an entry to skip.
+    enum AskItem {
+        case ask(ResumeAsk)
         case skip(Int)
 
-        var claim: ResumeClaim? {
-            if case .claim(let claim) = self { return claim }
+        var ask: ResumeAsk? {
+            if case .ask(let ask) = self { return ask }
             return nil
         }
 
@@ -146,9 +148,11 @@ public final class TransferReceiver: @unchecked Sendable {
         }
     }
 
+    /// What this side holds of a file, with its chain, which never leaves
+    /// this side: the sender states its own chain first (docs/protocol.md §11.3).
     enum Claim {
         case partial(ChunkChain)
-        /// A file already in place whose size matches: sent in full as a claim;
+        /// A file already in place whose size matches: asked about in full;
         /// the sender skips it when its content is the same.
         case complete(ChunkChain)
 
@@ -176,17 +180,17 @@ public final class TransferReceiver: @unchecked Sendable {
         for index in items.indices {
             try settleExisting(&items[index], chunkSize: chunkSize)
         }
-        var have: [HaveItem] = []
+        var asks: [AskItem] = []
         for (index, item) in items.enumerated() {
-            if let claim = item.claim { have.append(.claim(ResumeClaim(index: index, chunks: claim.chain.chunks, chain: claim.chain.value))) }
-            if item.skip, item.entry.kind == .file || item.entry.kind == .stream { have.append(.skip(index)) }
+            if let claim = item.claim { asks.append(.ask(ResumeAsk(index: index, chunks: claim.chain.chunks))) }
+            if item.skip, item.entry.kind == .file || item.entry.kind == .stream { asks.append(.skip(index)) }
         }
-        for message in try splitIntoMessages(have, limit: 60 * 1024, encode: { batch, more in
-            TransferMessage.have(claims: batch.compactMap(\.claim), skip: batch.compactMap(\.skip), more: more).encoded()
+        for message in try splitIntoMessages(asks, limit: 60 * 1024, encode: { batch, more in
+            TransferMessage.ask(asks: batch.compactMap(\.ask), skip: batch.compactMap(\.skip), more: more).encoded()
         }) {
             try await channel.send(message)
         }
-        try await readPlan(into: &items)
+        if items.contains(where: { $0.claim != nil }) { try await answerChains(of: &items) }
         try settleRefusedClaims(&items, chunkSize: chunkSize)
         try checkSpace(items, chunkSize: chunkSize)
 
@@ -249,8 +253,8 @@ public final class TransferReceiver: @unchecked Sendable {
             guard chunkSize == nil || chunkSize == size else { throw TransferError.protocolViolation("the chunk size changed within the manifest") }
             chunkSize = size
             entries.append(contentsOf: part)
-            guard entries.count <= options.maxEntries else {
-                throw TransferError.protocolViolation("the manifest has more than \(options.maxEntries) entries")
+            guard entries.count <= options.limits.maximumEntries else {
+                throw TransferError.protocolViolation("the manifest has more than \(options.limits.maximumEntries) entries")
             }
             if !more { break }
         }
@@ -299,8 +303,8 @@ public final class TransferReceiver: @unchecked Sendable {
                 let (bytes, overflow) = limit.bytes.addingReportingOverflow(size)
                 let (sum, overflowAll) = totalBytes.addingReportingOverflow(size)
                 // Sums of sizes (progress, free space) must stay in range.
-                guard !overflow, !overflowAll, sum <= UInt64(Int64.max) else {
-                    throw .protocolViolation("the sizes of the files add up to more than 2^63 bytes")
+                guard !overflow, !overflowAll, sum <= options.limits.maximumTotalBytes else {
+                    throw .protocolViolation("the sizes of the files add up to more than \(options.limits.maximumTotalBytes) bytes")
                 }
                 limit.bytes = bytes
                 totalBytes = sum
@@ -442,40 +446,48 @@ public final class TransferReceiver: @unchecked Sendable {
         return chain
     }
 
-    /// The sender's answer to every claim (docs/protocol.md §11.3): each
-    /// claim exactly once, starting at 0 or at the claimed count.
-    private func readPlan(into items: inout [Item]) async throws {
-        var planned = Set<Int>()
+    /// The sender's chain for every ask (docs/protocol.md §11.3), each
+    /// exactly once and over the asked count, compared here with our own;
+    /// the answer says only where each file is needed from: the asked count
+    /// when the chains match, otherwise 0.
+    private func answerChains(of items: inout [Item]) async throws {
+        var answered = Set<Int>()
+        var starts: [PlanStart] = []
         while true {
             let message = try await channel.nextMessage(from: "sender")
-            guard case .plan(let starts, let more) = message else {
-                throw TransferError.protocolViolation("expected the sender's plan, got \(TransferSender.name(message))")
+            guard case .hashes(let chains, let more) = message else {
+                throw TransferError.protocolViolation("expected the sender's chains (hashes), got \(TransferSender.name(message))")
             }
-            for start in starts {
-                guard start.index < items.count else {
-                    throw TransferError.protocolViolation("the plan names entry \(start.index), but the manifest has \(items.count) entries")
+            for chain in chains {
+                guard chain.index < items.count else {
+                    throw TransferError.protocolViolation("the hashes name entry \(chain.index), but the manifest has \(items.count) entries")
                 }
-                let path = items[start.index].path
-                guard let claim = items[start.index].claim else {
-                    throw TransferError.protocolViolation("the plan answers a claim for \(path), but this side claimed nothing of it")
+                let path = items[chain.index].path
+                guard let claim = items[chain.index].claim else {
+                    throw TransferError.protocolViolation("the hashes answer an ask for \(path), but this side asked nothing of it")
                 }
-                guard planned.insert(start.index).inserted else {
-                    throw TransferError.protocolViolation("the plan answers the claim for \(path) twice")
+                guard answered.insert(chain.index).inserted else {
+                    throw TransferError.protocolViolation("the hashes answer the ask for \(path) twice")
                 }
-                guard start.from == 0 || start.from == claim.chain.chunks else {
+                guard chain.chunks == claim.chain.chunks else {
                     throw TransferError.protocolViolation(
-                        "the plan starts \(path) at chunk \(start.from), but this side claimed \(claim.chain.chunks) chunks (only 0 or \(claim.chain.chunks) can answer that)")
+                        "the hashes give a chain over \(chain.chunks) chunks of \(path), but this side asked about \(claim.chain.chunks)")
                 }
-                items[start.index].from = start.from
+                let from = chain.chain == claim.chain.value ? claim.chain.chunks : 0
+                items[chain.index].from = from
+                starts.append(PlanStart(index: chain.index, from: from))
             }
             if !more { break }
         }
-        if let unanswered = items.indices.first(where: { items[$0].claim != nil && !planned.contains($0) }) {
-            throw TransferError.protocolViolation("the plan does not answer the claim for \(items[unanswered].path)")
+        if let unanswered = items.indices.first(where: { items[$0].claim != nil && !answered.contains($0) }) {
+            throw TransferError.protocolViolation("the hashes do not answer the ask for \(items[unanswered].path)")
+        }
+        for message in try splitIntoMessages(starts, limit: 60 * 1024, encode: { TransferMessage.need(starts: $0, more: $1).encoded() }) {
+            try await channel.send(message)
         }
     }
 
-    /// Claims the sender turned down: a partial starts over; a file in place
+    /// Asks whose chains differed: a partial starts over; a file in place
     /// whose content differs is a conflict after all.
     private func settleRefusedClaims(_ items: inout [Item], chunkSize: Int) throws(TransferError) {
         for index in items.indices {
@@ -646,6 +658,7 @@ public final class TransferReceiver: @unchecked Sendable {
                         throw TransferError.integrity("chunk \(data.number) of \(name) does not match its hash")
                     }
                     if let partial {
+                        if size == nil { try checkStreamSpace(partial, adding: data.bytes.count, name: name, written: written) }
                         try data.bytes.withUnsafeBytes { raw in try partial.write(raw, at: data.number * UInt64(chunkSize)) }
                     } else if let toOutput {
                         try data.bytes.withUnsafeBytes { raw in try Self.writeAll(toOutput, raw) }
@@ -700,15 +713,20 @@ public final class TransferReceiver: @unchecked Sendable {
         }
     }
 
+    /// A stream has no size to check up front: before each chunk, the file
+    /// system must keep `streamReserveBytes` free after it.
+    private func checkStreamSpace(_ file: FileDescriptor, adding count: Int, name: String, written: UInt64) throws(TransferError) {
+        guard let available = file.availableBytes() else { return }
+        let (needed, overflow) = options.limits.streamReserveBytes.addingReportingOverflow(UInt64(count))
+        guard overflow || needed > available else { return }
+        throw .streamNoSpace(name, written: written, available: available, reserve: options.limits.streamReserveBytes)
+    }
+
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(TransferError) {
-        var offset = 0
-        while offset < bytes.count {
-            let count = write(fd, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw .io("cannot write the stream: \(String(cString: strerror(errno)))")
-            }
-            offset += count
+        do throws(DescriptorIO.Failure) {
+            try DescriptorIO.writeAll(fd, bytes)
+        } catch {
+            throw .io("cannot write the stream: \(error.reason)")
         }
     }
 

@@ -57,18 +57,18 @@ public final class TransferSender: @unchecked Sendable {
             try await channel.send(message)
         }
 
-        // The receiver's claims, then our plan.
-        var claims: [ResumeClaim] = []
+        // What the receiver asks about, our chains for it, then where it needs each file from.
+        var asks: [ResumeAsk] = []
         var skipped = Set<Int>()
         var more = true
         while more {
             let message = try await channel.nextMessage(from: "receiver")
-            guard case .have(let part, let skip, let next) = message else {
-                throw TransferError.protocolViolation("expected the receiver's resume claims, got \(Self.name(message))")
+            guard case .ask(let part, let skip, let next) = message else {
+                throw TransferError.protocolViolation("expected what the receiver holds (ask), got \(Self.name(message))")
             }
-            claims.append(contentsOf: part)
-            guard claims.count <= items.count else {
-                throw TransferError.protocolViolation("the receiver sent \(claims.count) resume claims for \(items.count) entries")
+            asks.append(contentsOf: part)
+            guard asks.count <= items.count else {
+                throw TransferError.protocolViolation("the receiver sent \(asks.count) asks for \(items.count) entries")
             }
             for index in skip {
                 guard index < items.count, items[index].entry.kind == .file || items[index].entry.kind == .stream else {
@@ -80,29 +80,24 @@ public final class TransferSender: @unchecked Sendable {
             }
             more = next
         }
-        var starts: [Int: (from: UInt64, chain: ChunkChain)] = [:]
-        for claim in claims {
-            guard claim.index < items.count else {
-                throw TransferError.protocolViolation("a resume claim for entry \(claim.index), but the manifest has \(items.count) entries")
+        var chains: [Int: (asked: UInt64, chain: ChunkChain)] = [:]
+        for ask in asks {
+            guard ask.index < items.count else {
+                throw TransferError.protocolViolation("an ask for entry \(ask.index), but the manifest has \(items.count) entries")
             }
-            let entry = items[claim.index].entry
+            let entry = items[ask.index].entry
             guard entry.kind == .file, let size = entry.size else {
-                throw TransferError.protocolViolation("a resume claim for \(entry.path), which is a \(entry.kind), not a file")
+                throw TransferError.protocolViolation("an ask for \(entry.path), which is a \(entry.kind), not a file")
             }
-            guard starts[claim.index] == nil, !skipped.contains(claim.index) else {
-                throw TransferError.protocolViolation("two resume claims, or a claim and a skip, for \(entry.path)")
+            guard chains[ask.index] == nil, !skipped.contains(ask.index) else {
+                throw TransferError.protocolViolation("two asks, or an ask and a skip, for \(entry.path)")
             }
-            guard claim.chunks <= chunkCount(size) else {
-                throw TransferError.protocolViolation(
-                    "a resume claim of \(claim.chunks) chunks of \(entry.path), which has \(chunkCount(size))")
+            guard ask.chunks <= chunkCount(size) else {
+                throw TransferError.protocolViolation("an ask for \(ask.chunks) chunks of \(entry.path), which has \(chunkCount(size))")
             }
-            let own = try prefixChain(of: items[claim.index], chunks: claim.chunks)
-            starts[claim.index] = own.value == claim.chain ? (claim.chunks, own) : (0, ChunkChain())
+            chains[ask.index] = (ask.chunks, try prefixChain(of: items[ask.index], chunks: ask.chunks))
         }
-        let plan = starts.keys.sorted().compactMap { index in starts[index].map { PlanStart(index: index, from: $0.from) } }
-        for message in try splitIntoMessages(plan, limit: maxMessageSize, encode: { TransferMessage.plan(starts: $0, more: $1).encoded() }) {
-            try await channel.send(message)
-        }
+        let starts = try await agreeStarts(chains)
 
         let kept = entries.indices.filter { !skipped.contains($0) }
         let total: UInt64? = kept.contains { entries[$0].kind == .stream } ? nil : kept.reduce(0) { $0 + (entries[$1].size ?? 0) }
@@ -178,6 +173,44 @@ public final class TransferSender: @unchecked Sendable {
     struct Progress {
         var bytes: UInt64
         var total: UInt64?
+    }
+
+    /// Sends our chain for each ask and reads where the receiver needs each
+    /// file from: exactly one start per ask, at 0 or at the asked count
+    /// (docs/protocol.md §11.3). Nothing is exchanged when nothing was asked.
+    private func agreeStarts(_ chains: [Int: (asked: UInt64, chain: ChunkChain)]) async throws -> [Int: (from: UInt64, chain: ChunkChain)] {
+        guard !chains.isEmpty else { return [:] }
+        let sent = chains.keys.sorted().compactMap { index in
+            chains[index].map { PrefixChain(index: index, chunks: $0.asked, chain: $0.chain.value) }
+        }
+        for message in try splitIntoMessages(sent, limit: maxMessageSize, encode: { TransferMessage.hashes(chains: $0, more: $1).encoded() }) {
+            try await channel.send(message)
+        }
+        var starts: [Int: (from: UInt64, chain: ChunkChain)] = [:]
+        var more = true
+        while more {
+            let message = try await channel.nextMessage(from: "receiver")
+            guard case .need(let part, let next) = message else {
+                throw TransferError.protocolViolation("expected where the receiver needs the asked files from, got \(Self.name(message))")
+            }
+            for start in part {
+                guard let asked = chains[start.index] else {
+                    throw TransferError.protocolViolation("the receiver needs entry \(start.index) from a chunk, but did not ask about it")
+                }
+                let path = items[start.index].entry.path
+                guard starts[start.index] == nil else { throw TransferError.protocolViolation("the receiver answered the chain of \(path) twice") }
+                guard start.from == 0 || start.from == asked.asked else {
+                    throw TransferError.protocolViolation(
+                        "the receiver needs \(path) from chunk \(start.from), but asked about \(asked.asked) (only 0 or \(asked.asked) can answer that)")
+                }
+                starts[start.index] = start.from == 0 ? (0, ChunkChain()) : (start.from, asked.chain)
+            }
+            more = next
+        }
+        if let unanswered = chains.keys.sorted().first(where: { starts[$0] == nil }) {
+            throw TransferError.protocolViolation("the receiver did not say where it needs \(items[unanswered].entry.path) from")
+        }
+        return starts
     }
 
     private func chunkCount(_ size: UInt64) -> UInt64 {
@@ -324,17 +357,11 @@ public final class TransferSender: @unchecked Sendable {
 
     /// Reads until the buffer is full or the input ends.
     static func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(TransferError) -> Int {
-        var filled = 0
-        while filled < buffer.count {
-            let count = read(fd, buffer.baseAddress.map { $0 + filled }, buffer.count - filled)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw .io("cannot read standard input: \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            filled += count
+        do throws(DescriptorIO.Failure) {
+            return try DescriptorIO.readFully(fd, into: buffer)
+        } catch {
+            throw .io("cannot read standard input: \(error.reason)")
         }
-        return filled
     }
 
     struct Finished {
@@ -385,8 +412,9 @@ public final class TransferSender: @unchecked Sendable {
     static func name(_ message: TransferMessage) -> String {
         switch message {
         case .manifest: return "a manifest"
-        case .have: return "resume claims"
-        case .plan: return "a plan"
+        case .ask: return "what the receiver holds (ask)"
+        case .hashes: return "the sender's chains (hashes)"
+        case .need: return "where the receiver needs files from (need)"
         case .chunk(let chunk): return "chunk \(chunk.number) of entry \(chunk.index)"
         case .end(let index, _, _): return "the end of entry \(index)"
         case .verified(let index): return "a verified message for entry \(index)"
@@ -429,17 +457,11 @@ final class SourceFile {
     }
 
     func readFully(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(TransferError) -> Int {
-        var filled = 0
-        while filled < buffer.count {
-            let count = pread(fd, buffer.baseAddress.map { $0 + filled }, buffer.count - filled, off_t(offset) + off_t(filled))
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw .io("cannot read '\(path)': \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            filled += count
+        do throws(DescriptorIO.Failure) {
+            return try DescriptorIO.readFully(fd, into: buffer, at: offset)
+        } catch {
+            throw .io("cannot read '\(path)': \(error.reason)")
         }
-        return filled
     }
 }
 

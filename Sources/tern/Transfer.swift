@@ -179,7 +179,7 @@ enum DataPath {
             case .exists: return CLIError(.declined, error.message)
             default: return CLIError(.failure, error.message)
             }
-        case .unsafePath, .protocolViolation, .io, .noSpace: return CLIError(.failure, error.message)
+        case .unsafePath, .protocolViolation, .io, .noSpace, .streamNoSpace: return CLIError(.failure, error.message)
         case .unsendable: return CLIError(.usage, error.message)
         }
     }

@@ -232,7 +232,7 @@ import TernTestSupport
             manifest: [
                 manifest([directory("d"), directory("d/a")], more: true), manifest([directory("d/b"), directory("d/c")]),
             ]
-        ) { $0.maxEntries = 3 }
+        ) { $0.limits.maximumEntries = 3 }
 
         #expect(attack.error == .protocolViolation("the manifest has more than 3 entries"))
         #expect(attack.reply == .protocolViolation)
@@ -240,13 +240,14 @@ import TernTestSupport
         #expect(scene.inside() == [:])
     }
 
-    @Test func refusesAPlanThatAnswersNoClaim() async throws {
+    /// Nothing was asked, so no chains are due: data is.
+    @Test func refusesChainsWhenNothingWasAsked() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
             offer: [OfferedItem(name: "f", kind: .file, size: 10, files: 1)], manifest: [manifest([file("f", size: 10)])],
-            plan: [PlanStart(index: 0, from: 1)])
+            hashes: [PrefixChain(index: 0, chunks: 1, chain: .zero)])
 
-        #expect(attack.error == .protocolViolation("the plan answers a claim for f, but this side claimed nothing of it"))
+        #expect(attack.error == .protocolViolation("expected data for f, got the sender's chains (hashes)"))
         #expect(attack.reply == .protocolViolation)
         scene.expectOutsideUnchanged()
         #expect(scene.inside() == [:])
@@ -307,15 +308,15 @@ import TernTestSupport
             ],
             manifest: [manifest([file("a", size: UInt64.max / 2 + 1), file("b", size: UInt64.max / 2 + 1)])])
 
-        #expect(attack.error == .protocolViolation("the sizes of the files add up to more than 2^63 bytes"))
+        #expect(attack.error == .protocolViolation("the sizes of the files add up to more than \(Int64.max) bytes"))
         scene.expectOutsideUnchanged()
     }
 
-    // MARK: - Plan and done say what is wrong
+    // MARK: - Hashes and done say what is wrong
 
     /// A file `f` of `content.count` bytes already in the target, so the
-    /// receiver claims it whole (3 chunks of 4 KiB).
-    private func attackWithClaim(plan: [PlanStart], data: [[UInt8]] = []) async throws -> (Scene, Attack) {
+    /// receiver asks about it whole (3 chunks of 4 KiB).
+    private func attackWithAsk(hashes: [PrefixChain], sendsHashes: Bool = true, data: [[UInt8]] = []) async throws -> (Scene, Attack) {
         let scene = try Scene()
         var other = Self.content
         other[0] ^= 1
@@ -323,40 +324,37 @@ import TernTestSupport
         let size = UInt64(Self.content.count)
         let attack = try await scene.attack(
             offer: [OfferedItem(name: "f", kind: .file, size: size, files: 1)], manifest: [manifest([file("f", size: size)])],
-            plan: plan, data: data) { $0.conflict = .overwrite }
+            hashes: hashes, data: data, sendsHashes: sendsHashes) { $0.conflict = .overwrite }
         return (scene, attack)
     }
 
-    @Test func refusesAPlanForAnEntryBeyondTheManifest() async throws {
-        let (_, attack) = try await attackWithClaim(plan: [PlanStart(index: 0, from: 0), PlanStart(index: 7, from: 0)])
-        #expect(attack.error == .protocolViolation("the plan names entry 7, but the manifest has 1 entries"))
+    @Test func refusesChainsForAnEntryBeyondTheManifest() async throws {
+        let (_, attack) = try await attackWithAsk(hashes: [PrefixChain(index: 0, chunks: 3, chain: .zero), PrefixChain(index: 7, chunks: 3, chain: .zero)])
+        #expect(attack.error == .protocolViolation("the hashes name entry 7, but the manifest has 1 entries"))
         #expect(attack.reply == .protocolViolation)
     }
 
-    @Test func refusesAPlanAnsweringAClaimTwice() async throws {
-        let (_, attack) = try await attackWithClaim(plan: [PlanStart(index: 0, from: 0), PlanStart(index: 0, from: 0)])
-        #expect(attack.error == .protocolViolation("the plan answers the claim for f twice"))
+    @Test func refusesChainsAnsweringAnAskTwice() async throws {
+        let (_, attack) = try await attackWithAsk(hashes: [PrefixChain(index: 0, chunks: 3, chain: .zero), PrefixChain(index: 0, chunks: 3, chain: .zero)])
+        #expect(attack.error == .protocolViolation("the hashes answer the ask for f twice"))
     }
 
-    @Test func refusesAPlanStartingAtAnotherChunkThanClaimed() async throws {
-        let (_, attack) = try await attackWithClaim(plan: [PlanStart(index: 0, from: 1)])
-        #expect(attack.error == .protocolViolation("the plan starts f at chunk 1, but this side claimed 3 chunks (only 0 or 3 can answer that)"))
+    @Test func refusesAChainOverAnotherCountThanAsked() async throws {
+        let (_, attack) = try await attackWithAsk(hashes: [PrefixChain(index: 0, chunks: 1, chain: .zero)])
+        #expect(attack.error == .protocolViolation("the hashes give a chain over 1 chunks of f, but this side asked about 3"))
     }
 
-    @Test func refusesAPlanThatLeavesAClaimUnanswered() async throws {
-        let (scene, attack) = try await attackWithClaim(plan: [])
-        #expect(attack.error == .protocolViolation("the plan does not answer the claim for f"))
+    @Test func refusesChainsThatLeaveAnAskUnanswered() async throws {
+        let (scene, attack) = try await attackWithAsk(hashes: [])
+        #expect(attack.error == .protocolViolation("the hashes do not answer the ask for f"))
         // The file in place is untouched.
         #expect(scene.scratch.read("target/f")?.count == Self.content.count)
         #expect(scene.scratch.read("target/f") != Self.content)
     }
 
-    @Test func refusesSomethingElseInPlaceOfThePlan() async throws {
-        let scene = try Scene()
-        let attack = try await scene.attack(
-            offer: [OfferedItem(name: "f", kind: .file, size: 10, files: 1)], manifest: [manifest([file("f", size: 10)])],
-            data: [done(1, 10)], sendsPlan: false)
-        #expect(attack.error == .protocolViolation("expected the sender's plan, got done"))
+    @Test func refusesSomethingElseInPlaceOfTheChains() async throws {
+        let (_, attack) = try await attackWithAsk(hashes: [], sendsHashes: false, data: [done(1, 10)])
+        #expect(attack.error == .protocolViolation("expected the sender's chains (hashes), got done"))
     }
 
     @Test func refusesADoneCountingOtherFiles() async throws {
@@ -405,7 +403,7 @@ import TernTestSupport
             [chunk(0, 0, pieces[0]), chunk(0, 1, pieces[1]), chunk(0, 2, pieces[2]), end(0, Self.content), done(1, 8292)])
 
         #expect(attack.error == nil)
-        #expect(attack.replies.map(Self.name) == ["have", "verified", "finished"])
+        #expect(attack.replies.map(Self.name) == ["ask", "verified", "finished"])
         #expect(scene.scratch.read("target/f") == Self.content)
         #expect(Set(scene.inside().keys) == ["f"])
         scene.expectOutsideUnchanged()
@@ -549,7 +547,7 @@ import TernTestSupport
         let (scene, attack) = try await attackWithData([chunk(0, 0, pieces[0]), TransferMessage.failure(.io, "disk on fire").encoded()])
 
         #expect(attack.error == .peerFailed(.io, "disk on fire"))
-        #expect(attack.replies.map(Self.name) == ["have"])
+        #expect(attack.replies.map(Self.name) == ["ask"])
         scene.expectOutsideUnchanged()
         #expect(Set(scene.inside().keys) == [".f.tern-partial", ".f.tern-state"])
         #expect(scene.scratch.read("target/.f.tern-partial") == pieces[0])
@@ -605,6 +603,9 @@ import TernTestSupport
         "\u{2}{\"claims\":[{\"index\":-1,\"chunks\":0,\"chain\":\"\(String(repeating: "0", count: 64))\"}]}",
         "\u{2}{\"claims\":[{\"index\":0,\"chunks\":0,\"chain\":\"zz\"}]}",
         "\u{3}{\"starts\":[{\"index\":-5,\"from\":0}]}", "\u{3}{}",
+        "\u{b}{\"asks\":[{\"index\":-1,\"chunks\":0}]}", "\u{b}{\"skip\":[1]}", "\u{b}{\"asks\":[],\"skip\":[-1]}",
+        "\u{c}{\"chains\":[{\"index\":0,\"chunks\":0,\"chain\":\"zz\"}]}", "\u{c}{}",
+        "\u{d}{\"starts\":[{\"index\":-5,\"from\":0}]}", "\u{d}{}",
         "\u{5}{\"index\":0,\"size\":1,\"hash\":\"00\"}", "\u{5}{\"index\":-1,\"size\":1,\"hash\":\"\(String(repeating: "a", count: 64))\"}",
         "\u{5}{\"index\":99999999999999999999,\"size\":1,\"hash\":\"\(String(repeating: "a", count: 64))\"}",
         "\u{6}{\"index\":-3}", "\u{7}{\"files\":1}", "\u{8}{\"files\":1,\"bytes\":2}", "\u{9}[1]", "\u{0}", "\u{a}{}", "\u{ff}",
@@ -618,7 +619,7 @@ import TernTestSupport
     @Test func randomBytesAfterEveryTypeThrowOnlyProtocolViolations() {
         var generator = SplitMix64(seed: 16)
         for round in 0..<3000 {
-            let type = UInt8(round % 11)
+            let type = UInt8(round % 14)
             let length = Int(generator.next() % 200)
             let bytes = [type] + randomBytes(length, seed: generator.next())
             if let error = decodeError(bytes) {
@@ -652,8 +653,9 @@ import TernTestSupport
     static func name(_ message: TransferMessage) -> String {
         switch message {
         case .manifest: return "manifest"
-        case .have: return "have"
-        case .plan: return "plan"
+        case .ask: return "ask"
+        case .hashes: return "hashes"
+        case .need: return "need"
         case .chunk: return "chunk"
         case .end: return "end"
         case .verified: return "verified"
@@ -699,10 +701,12 @@ final class Scene {
         #expect(outside().count == 2, sourceLocation: sourceLocation)
     }
 
-    /// Sends `manifest`; when the receiver answers with its claims, sends
-    /// `plan` and then `data`; collects every reply until the receiver ends.
+    /// Sends `manifest`; when the receiver answers with its asks, sends
+    /// `hashes` (when it asked something or some are given, and
+    /// `sendsHashes`) and then `data`; collects every reply until the
+    /// receiver ends.
     func attack(
-        offer: [OfferedItem], manifest: [[UInt8]], plan: [PlanStart] = [], data: [[UInt8]] = [], sendsPlan: Bool = true,
+        offer: [OfferedItem], manifest: [[UInt8]], hashes: [PrefixChain] = [], data: [[UInt8]] = [], sendsHashes: Bool = true,
         configure: (inout TransferReceiver.Options) -> Void = { _ in }
     ) async throws -> Attack {
         let (hostile, receiverEnd) = MemoryChannel.pair()
@@ -730,16 +734,22 @@ final class Scene {
                 var replies: [[UInt8]] = []
                 do {
                     for message in manifest { try await hostile.send(message) }
-                    var claimed = false
+                    var answered = false
+                    var asked = false
                     while let reply = try await hostile.receive() {
                         replies.append(reply)
-                        if case .have(_, _, false)? = try? TransferMessage(decoding: reply) {
-                            claimed = true
-                            break
+                        if case .ask(let asks, _, let more)? = try? TransferMessage(decoding: reply) {
+                            asked = asked || !asks.isEmpty
+                            if !more {
+                                answered = true
+                                break
+                            }
                         }
                     }
-                    if claimed {
-                        if sendsPlan { try await hostile.send(TransferMessage.plan(starts: plan, more: false).encoded()) }
+                    if answered {
+                        if sendsHashes && (asked || !hashes.isEmpty) {
+                            try await hostile.send(TransferMessage.hashes(chains: hashes, more: false).encoded())
+                        }
                         for message in data { try await hostile.send(message) }
                     }
                 } catch {

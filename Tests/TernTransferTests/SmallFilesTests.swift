@@ -180,7 +180,7 @@ import Testing
         // One `verified` for both files, or one each when the first waited
         // its 100 ms; the last one names the last file.
         let names = attack.replies.map(HostileSenderTests.name)
-        #expect(names == ["have", "verified", "finished"] || names == ["have", "verified", "verified", "finished"])
+        #expect(names == ["ask", "verified", "finished"] || names == ["ask", "verified", "verified", "finished"])
         guard case .verified(2)? = attack.replies.dropLast().last else {
             Issue.record("the last verified is not for entry 2: \(attack.replies)")
             return
@@ -268,11 +268,11 @@ import Testing
         let sender = TransferSender(items: items, channel: senderEnd, maxMessageSize: smallMaxMessageSize, report: { _ in })
 
         async let result = outcome { try await sender.run() }
-        // The receiver's side: claims nothing, reads up to done, then acknowledges badly.
+        // The receiver's side: asks nothing, reads up to done, then acknowledges badly.
         while let bytes = try await receiverEnd.receive() {
             if case .manifest(_, _, false) = try TransferMessage(decoding: bytes) { break }
         }
-        try await receiverEnd.send(TransferMessage.have(claims: [], skip: [], more: false).encoded())
+        try await receiverEnd.send(TransferMessage.ask(asks: [], skip: [], more: false).encoded())
         while let bytes = try await receiverEnd.receive() {
             if case .done = try TransferMessage(decoding: bytes) { break }
         }

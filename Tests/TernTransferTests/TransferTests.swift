@@ -275,8 +275,86 @@ import TernTestSupport
         #expect(scratch.tree("target") == before)
     }
 
+    // MARK: - No hash of the receiver's data leaves it
+
+    /// Every hash the receiver could compute over `local` (each chunk's, the
+    /// chain after each chunk, the root), raw and in hex.
+    private func hashesOfLocalData(_ local: [UInt8]) -> [[UInt8]] {
+        var chain = ChunkChain()
+        var found: [Digest] = []
+        for start in stride(from: 0, to: local.count, by: chunkSize) {
+            let hash = Digest.sha256(Array(local[start..<min(local.count, start + chunkSize)]))
+            chain.append(hash)
+            found += [hash, chain.value]
+        }
+        found.append(chain.root(size: UInt64(local.count)))
+        return found.flatMap { [$0.bytes, Array($0.hex.utf8)] }
+    }
+
+    private func expectNoneContained(_ needles: [[UInt8]], in messages: [[UInt8]], sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(!messages.isEmpty, sourceLocation: sourceLocation)
+        for message in messages {
+            for needle in needles {
+                #expect(!message.contains(needle), "a receiver's message holds a hash of its own data", sourceLocation: sourceLocation)
+            }
+            // Only what the receiver may say: asks, where it needs data from, acknowledgements, errors.
+            switch try? TransferMessage(decoding: message) {
+            case .ask?, .need?, .verified?, .finished?, .failure?: break
+            default: Issue.record("the receiver sent \(message.prefix(1))", sourceLocation: sourceLocation)
+            }
+        }
+    }
+
+    /// A file of the same size already in place, with other content: the
+    /// receiver asks about it, the sender states its chain, the receiver
+    /// says "from 0". (It used to send its chain, which let a sender confirm
+    /// guesses of the file offline.)
+    @Test func theReceiverNeverSendsAHashOfAFileAlreadyInPlace() async throws {
+        let scratch = try ConflictScratch(existing: .same)
+        let local = try #require(scratch.directory.read("target/report.txt"))
+        let sent = Recorder<[UInt8]>()
+
+        let run = try await transfer(scratch.items, into: scratch.target, configure: { $0.conflict = .overwrite }, receiverSent: sent)
+
+        #expect(run.receiver.isSuccess)
+        #expect(scratch.directory.read("target/report.txt") == scratch.data)
+        expectNoneContained(hashesOfLocalData(local), in: sent.all)
+        let asks = sent.all.compactMap { message -> [ResumeAsk]? in
+            if case .ask(let asks, _, _)? = try? TransferMessage(decoding: message) { return asks }
+            return nil
+        }
+        #expect(asks == [[ResumeAsk(index: 0, chunks: UInt64((local.count + chunkSize - 1) / chunkSize))]])
+        let needs = sent.all.compactMap { message -> [PlanStart]? in
+            if case .need(let starts, _)? = try? TransferMessage(decoding: message) { return starts }
+            return nil
+        }
+        #expect(needs == [[PlanStart(index: 0, from: 0)]])
+    }
+
+    /// A partial of an earlier version of the source (same size and time):
+    /// the receiver asks about its verified chunks without their chain.
+    @Test func theReceiverNeverSendsAHashOfAPartial() async throws {
+        let scratch = try ScratchDirectory("transfer-partial-oracle")
+        try scratch.makeDirectory("target")
+        let old = randomBytes(10 * chunkSize + 100, seed: 30)
+        try scratch.write(old, to: "big.bin", modified: 1_600_000_000)
+        let items = try SourceScanner.scan([scratch.absolute("big.bin")], warn: { _ in })
+        _ = try await transfer(items, into: scratch.absolute("target"), cutAfterChunks: 4)
+        #expect(ScratchDirectory.names(in: scratch.absolute("target")) == [".big.bin.tern-partial", ".big.bin.tern-state"])
+        let new = randomBytes(old.count, seed: 31)
+        try scratch.write(new, to: "big.bin", modified: 1_600_000_000)
+        let sent = Recorder<[UInt8]>()
+
+        let second = try await transfer(items, into: scratch.absolute("target"), receiverSent: sent)
+
+        #expect(second.receiver.isSuccess)
+        #expect(second.receiverEvents.first == "started files=1 bytes=\(new.count) resumed=0")
+        #expect(scratch.read("target/big.bin") == new)
+        expectNoneContained(hashesOfLocalData(old), in: sent.all)
+    }
+
     /// A different file already at the name: as large as the source (it is
-    /// hashed and claimed, and the sender turns the claim down) or not.
+    /// hashed and asked about, and the chains differ) or not.
     static let existingSizes = [ExistingSize.same, .different]
 
     enum ExistingSize: Sendable, CaseIterable {
@@ -567,7 +645,8 @@ struct Outcome {
 /// closed and recorded as an issue.
 func transfer(
     _ items: [SourceItem], into target: String?, streamInput: Int32 = 0, cutAfterChunks: Int? = nil,
-    configure: (inout TransferReceiver.Options) -> Void = { _ in }, onChunk: (@Sendable (Int) -> Void)? = nil
+    configure: (inout TransferReceiver.Options) -> Void = { _ in }, onChunk: (@Sendable (Int) -> Void)? = nil,
+    receiverSent: Recorder<[UInt8]>? = nil
 ) async throws -> Outcome {
     let (senderEnd, receiverEnd) = MemoryChannel.pair()
     var options = TransferReceiver.Options(offer: offer(for: items))
@@ -580,7 +659,9 @@ func transfer(
     let sender = TransferSender(
         items: items, channel: senderChannel, maxMessageSize: maxMessageSize, streamInput: streamInput,
         report: { senderEvents.append(describe($0)) })
-    let receiver = TransferReceiver(target: directory, channel: receiverEnd, options: options, report: { receiverEvents.append(describe($0)) })
+    let receiverChannel: TransferChannel = receiverSent.map { RecordSends(receiverEnd, into: $0) } ?? receiverEnd
+    let receiver = TransferReceiver(
+        target: directory, channel: receiverChannel, options: options, report: { receiverEvents.append(describe($0)) })
 
     enum Part: Sendable {
         case sender(Result<TransferSummary, TransferError>)
@@ -652,6 +733,30 @@ final class CutAfterChunks: TransferChannel, @unchecked Sendable {
                 throw TransferError.connectionLost("cut after \(limit) chunks")
             }
         }
+        try await inner.send(message)
+    }
+
+    func receive() async throws -> [UInt8]? {
+        try await inner.receive()
+    }
+
+    func close() async {
+        await inner.close()
+    }
+}
+
+/// An end that records every message it sends.
+final class RecordSends: TransferChannel, @unchecked Sendable {
+    private let inner: TransferChannel
+    private let sent: Recorder<[UInt8]>
+
+    init(_ inner: TransferChannel, into sent: Recorder<[UInt8]>) {
+        self.inner = inner
+        self.sent = sent
+    }
+
+    func send(_ message: [UInt8]) async throws {
+        sent.append(message)
         try await inner.send(message)
     }
 
