@@ -6,6 +6,8 @@ public struct SCTPRetransmissionQueue: Sendable {
     struct Outstanding: Sendable {
         var item: SCTPSendQueue.Fragment
         var sentAt: Duration
+        /// What had been delivered when it was (last) sent, for rate samples.
+        var rate: DeliveryRateSendState
         var transmissions = 1
         var gapAcked = false
         var missIndications = 0
@@ -27,6 +29,20 @@ public struct SCTPRetransmissionQueue: Sendable {
         public var fastRetransmits = 0
         /// The flight size before the SACK.
         public var flightSizeBefore = 0
+        /// Bytes newly marked for fast retransmission (lost).
+        public var newlyLostBytes = 0
+        /// The delivery-rate sample of this SACK (nil if it acknowledged
+        /// and lost nothing).
+        public var rateSample: DeliveryRateSample?
+    }
+
+    /// Delivery-rate estimation over the chunks sent and acknowledged.
+    public private(set) var deliveryRate = DeliveryRateSampler()
+
+    /// The sender had room in its windows and nothing to send: samples
+    /// taken until what is in flight now is delivered are app-limited.
+    public mutating func applicationLimited() {
+        deliveryRate.applicationLimited(inFlight: flightSize)
     }
 
     /// The cumulative TSN the peer acknowledged last.
@@ -68,7 +84,8 @@ public struct SCTPRetransmissionQueue: Sendable {
 
     /// Records a newly sent chunk (its TSN must be `nextTSN`).
     public mutating func sent(_ item: SCTPSendQueue.Fragment, now: Duration) {
-        items.append(Outstanding(item: item, sentAt: now))
+        let rate = deliveryRate.sending(size: item.fragment.payload.count, inFlight: flightSize, now: now)
+        items.append(Outstanding(item: item, sentAt: now, rate: rate))
         if case .lifetime = item.reliability { lifetimeLimited += 1 }
         flightSize += item.fragment.payload.count
         chunksInFlight += 1
@@ -91,6 +108,7 @@ public struct SCTPRetransmissionQueue: Sendable {
             let entry = items[head]
             if !entry.gapAcked && !entry.abandoned {
                 outcome.newlyAcknowledgedBytes += entry.size
+                deliveryRate.acknowledged(size: entry.size, state: entry.rate, sentAt: entry.sentAt, now: now)
                 highestNewlyAcknowledged = entry.item.fragment.tsn
                 latestNewlyAcknowledgedSend = max(latestNewlyAcknowledgedSend ?? entry.sentAt, entry.sentAt)
                 if entry.transmissions == 1 { newestSample = now - entry.sentAt }
@@ -120,6 +138,7 @@ public struct SCTPRetransmissionQueue: Sendable {
                     items[index].gapAcked = true
                     if !items[index].abandoned {
                         outcome.newlyAcknowledgedBytes += items[index].size
+                        deliveryRate.acknowledged(size: items[index].size, state: items[index].rate, sentAt: items[index].sentAt, now: now)
                         highestNewlyAcknowledged = items[index].item.fragment.tsn
                         latestNewlyAcknowledgedSend = max(latestNewlyAcknowledgedSend ?? items[index].sentAt, items[index].sentAt)
                         if items[index].transmissions == 1 { newestSample = now - items[index].sentAt }
@@ -152,11 +171,14 @@ public struct SCTPRetransmissionQueue: Sendable {
                         flightSize -= items[index].size
                         chunksInFlight -= 1
                         outcome.fastRetransmits += 1
+                        outcome.newlyLostBytes += items[index].size
+                        deliveryRate.markLost(items[index].size)
                     }
                 }
                 index += 1
             }
         }
+        outcome.rateSample = deliveryRate.finishSACK(now: now)
         return outcome
     }
 
@@ -200,6 +222,7 @@ public struct SCTPRetransmissionQueue: Sendable {
                     items[index].transmissions += 1
                     items[index].missIndications = 0
                     items[index].sentAt = now
+                    items[index].rate = deliveryRate.sending(size: items[index].size, inFlight: flightSize, now: now)
                     flightSize += items[index].size
                     chunksInFlight += 1
                     return items[index].item
