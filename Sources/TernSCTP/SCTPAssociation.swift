@@ -66,6 +66,9 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         /// What the association holds for its peer at most (and the codec's
         /// bounds): see `SCTPLimits`.
         public var limits: SCTPLimits
+        /// The congestion controller to run, for a controller type that can
+        /// be several (`SelectableCongestionControl`); others ignore it.
+        public var congestionControl: SCTPCongestionControlKind = .default
 
         public init(
             mtu: Int = 1200, receiveWindow: Int = 4 << 20, maximumMessageSize: Int = 256 * 1024, streams: UInt16 = 1024,
@@ -152,7 +155,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     private var lastSendAt: Duration = .zero
     /// When new DATA last went out (for the idle decay of the window).
     private var lastDataSentAt: Duration?
-    private var nextPacedSend: Duration?
+    /// Pacing (a token bucket in bytes, `SCTPPacer`), for controllers that pace.
+    private var pacer = SCTPPacer()
     private var forwardTSNDue = false
     private var nonce: UInt64
 
@@ -241,6 +245,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// Queues a message (RFC 9260 §6.1). Sent as the windows allow.
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
+    @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public mutating func send(
         stream: UInt16, ppid: UInt32, payload: [UInt8], unordered: Bool = false, reliability: SCTPReliability = .reliable, now: Duration
     ) throws(SCTPAssociationError) {
@@ -260,6 +265,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// Bytes queued on `stream` and not yet handed to the network.
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
+    @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public func bufferedAmount(stream: UInt16) -> Int { sendQueue.bufferedAmount[stream] ?? 0 }
 
     /// Resets outgoing streams (RFC 6525 §5.1.2): for data channels, closing
@@ -304,6 +310,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// The next whole message from the peer.
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
+    @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public mutating func pollMessage() -> SCTPMessage? { reassembly.poll() }
 
     /// Bytes of messages the layer above took from `pollMessage` but its
@@ -348,6 +355,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// the checksum; this checks the verification tag).
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
+    @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public mutating func handleChunks(_ chunks: [SCTPChunkModel], verificationTag: UInt32, now: Duration) {
         guard let first = chunks.first else { return }
         // §8.5.1: tag rules.
@@ -513,7 +521,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         initTimer = nil
         initChunk = nil
         cookieChunk = nil
-        congestion = Congestion(mtu: configuration.mtu, peerReceiveWindow: max(peerReceiveWindow, configuration.mtu))
+        congestion = Congestion(
+            mtu: configuration.mtu, peerReceiveWindow: max(peerReceiveWindow, configuration.mtu), kind: configuration.congestionControl)
         if let interval = configuration.heartbeatInterval { heartbeatDeadline = now + interval }
         if let maximum = configuration.maximumMTU {
             let candidates = MTUSearch.candidates(base: configuration.mtu, maximum: min(maximum, SCTPLimits.default.maximumPacketLength))
@@ -587,7 +596,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         if outcome.newlyAcknowledgedBytes > 0 { consecutiveTimeouts = 0 }
         congestion?.acknowledged(SCTPAcknowledgement(
             bytes: outcome.newlyAcknowledgedBytes, flightSizeBefore: outcome.flightSizeBefore,
-            cumulativeAdvanced: outcome.cumulativeAdvanced, inFastRecovery: retransmissions.inFastRecovery, now: now))
+            cumulativeAdvanced: outcome.cumulativeAdvanced, inFastRecovery: retransmissions.inFastRecovery, now: now,
+            sample: outcome.rateSample, flightSize: retransmissions.flightSize))
         statistics.fastRetransmits += outcome.fastRetransmits
         if outcome.fastRetransmits > 0 { congestion?.packetsLost(outcome.fastRetransmits) }
         if outcome.fastRetransmits > 0, retransmissions.enterFastRecovery() {
@@ -810,12 +820,13 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         consider(tracker?.delayedAckDeadline)
         consider(resetInFlight?.deadline)
         consider(mtuSearch?.outstanding?.deadline)
-        if !sendQueue.isEmpty { consider(nextPacedSend) }
+        if !sendQueue.isEmpty || retransmissions.hasRetransmissions { consider(pacer.nextSend) }
         return deadline
     }
 
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
+    @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public mutating func advanceTime(now: Duration) {
         if let timer = initTimer, now >= timer.deadline {
             // §5.1 A/C: T1-init and T1-cookie.
@@ -895,6 +906,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// receive window and pacing allow (RFC 9260 §6.1).
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
+    @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public mutating func pollTransmit(now: Duration) -> Packet? {
         var chunks: [SCTPChunkModel] = []
         var room = pathMTU - 12
@@ -948,6 +960,13 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             lastDataSentAt = now
         }
         guard let congestion else { return }
+        let pacingRate = congestion.pacingRate ?? 0
+        if pacingRate > 0 {
+            guard pacer.mayRelease(rate: pacingRate, mtu: pathMTU, now: now) else { return }
+        } else {
+            pacer.stop()
+        }
+        var sentBytes = 0
         // Retransmissions first (§6.1 A), within the window after a timeout
         // (cwnd = 1 MTU then), at once for fast retransmit (§7.2.4 step 3).
         while room > 16 + 4 {
@@ -960,13 +979,12 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             let chunk = SCTPChunkModel.data(item.fragment)
             chunks.append(chunk)
             room -= Self.size(of: chunk)
+            sentBytes += item.fragment.payload.count
             statistics.retransmittedChunks += 1
             if t3Deadline == nil { t3Deadline = now + rto.value }
         }
         if retransmissions.takeAbandonment(), peerForwardTSN { forwardTSNDue = true }
-        if let paced = nextPacedSend, now < paced { return }
         sendQueue.dropExpired(now: now)
-        var sentBytes = 0
         while room > 16 + 4 {
             // §6.1 B: the congestion window; A: the peer's receive window,
             // except one chunk when nothing is in flight (zero window probe).
@@ -977,7 +995,12 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             // The chunk is padded to four bytes (§3.2): keep the padded size within the room.
             let maximumPayload = min((room - 16) & ~3, max(peerReceiveWindow - overhead, 1))
             let tsn = retransmissions.nextTSN
-            guard let item = sendQueue.nextFragment(tsn: tsn, maximumPayload: maximumPayload) else { break }
+            guard let item = sendQueue.nextFragment(tsn: tsn, maximumPayload: maximumPayload) else {
+                // Room in the windows and nothing to send: rate samples
+                // taken now show the application's pace, not the path's.
+                retransmissions.applicationLimited()
+                break
+            }
             retransmissions.sent(item, now: now)
             peerReceiveWindow = max(0, peerReceiveWindow - item.fragment.payload.count - overhead)
             let chunk = SCTPChunkModel.data(item.fragment)
@@ -993,11 +1016,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
                 events.push(.bufferedAmountLow(stream: stream))
             }
         }
-        if let rate = congestion.pacingRate, rate > 0, sentBytes > 0 {
-            nextPacedSend = now + .nanoseconds(Int64(sentBytes) * 1_000_000_000 / Int64(rate))
-        } else {
-            nextPacedSend = nil
-        }
+        // Paced in bytes of user data, the unit of the controller's delivery rate.
+        if pacingRate > 0, sentBytes > 0 { pacer.sent(sentBytes, rate: pacingRate, mtu: pathMTU, now: now) }
         if state == .shutdownPending || state == .shutdownReceived { continueShutdown(now: now) }
     }
 

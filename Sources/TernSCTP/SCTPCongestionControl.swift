@@ -12,6 +12,10 @@ public protocol SCTPCongestionControl: Sendable {
     /// A controller for a path with this MTU, towards a peer that advertised
     /// this receive window.
     init(mtu: Int, peerReceiveWindow: Int)
+    /// The same, for an association configured with `kind`: a controller
+    /// that can be several kinds (`SelectableCongestionControl`) picks one;
+    /// the others ignore it.
+    init(mtu: Int, peerReceiveWindow: Int, kind: SCTPCongestionControlKind)
     /// Bytes that may be outstanding now (RFC 9260 §6.1 rule B: a sender
     /// with `flightSize >= congestionWindow` sends no new data, except one
     /// packet when nothing is outstanding).
@@ -40,6 +44,9 @@ public protocol SCTPCongestionControl: Sendable {
 }
 
 extension SCTPCongestionControl {
+    public init(mtu: Int, peerReceiveWindow: Int, kind: SCTPCongestionControlKind) {
+        self.init(mtu: mtu, peerReceiveWindow: peerReceiveWindow)
+    }
     public mutating func pathMTUChanged(to mtu: Int) {}
     public mutating func packetsLost(_ count: Int) {}
 }
@@ -57,13 +64,23 @@ public struct SCTPAcknowledgement: Sendable, Equatable {
     /// window does not grow then).
     public var inFastRecovery: Bool
     public var now: Duration
+    /// The delivery-rate sample of this SACK (model-based controllers);
+    /// nil if it acknowledged and lost nothing.
+    public var sample: DeliveryRateSample?
+    /// Bytes in flight after this SACK was processed.
+    public var flightSize: Int
 
-    public init(bytes: Int, flightSizeBefore: Int, cumulativeAdvanced: Bool, inFastRecovery: Bool, now: Duration) {
+    public init(
+        bytes: Int, flightSizeBefore: Int, cumulativeAdvanced: Bool, inFastRecovery: Bool, now: Duration,
+        sample: DeliveryRateSample? = nil, flightSize: Int? = nil
+    ) {
         self.bytes = bytes
         self.flightSizeBefore = flightSizeBefore
         self.cumulativeAdvanced = cumulativeAdvanced
         self.inFastRecovery = inFastRecovery
         self.now = now
+        self.sample = sample
+        self.flightSize = flightSize ?? max(0, flightSizeBefore - bytes)
     }
 }
 

@@ -1,0 +1,419 @@
+/// A model-based congestion controller in the BBR family (after
+/// draft-ietf-ccwg-bbr, BBRv3): the sender paces at the bottleneck
+/// bandwidth it measured and keeps about one bandwidth-delay product in
+/// flight, instead of filling the path's queue until it overflows.
+///
+/// The model: the largest delivery rate seen over the last two probing
+/// cycles (`maximumBandwidth`), the smallest round trip of the last ten
+/// seconds (`minimumRoundTrip`), and bounds on what may be in flight learnt
+/// from congestion (`inflightHigh` for the long term, `inflightLow` and
+/// `bandwidthLow` for the last round trips).
+///
+/// States (draft §4.3): Startup doubles the rate each round trip until the
+/// bandwidth stops growing; Drain empties the queue Startup made; ProbeBW
+/// cycles through Down (drain what probing queued), Cruise (send at the
+/// estimate for 2-3 s), Refill (a round at the estimate, bounds reset) and
+/// Up (25% more, until the queue or loss says the extra is not delivered);
+/// ProbeRTT holds in flight at half a BDP for 200 ms when the minimum round
+/// trip was not seen again for 10 s.
+///
+/// Loss is a bound, never a halving: a round trip whose loss rate is above
+/// 2% lowers the bounds (by a factor of 0.7) only when the same round trip
+/// shows a queue (its smallest round trip a quarter above the minimum), or
+/// when it loses more than 15%. Random loss on an uncongested path comes
+/// without a queue, since BBR keeps none, and so does not reduce the rate;
+/// a drop-tail queue overflowing comes with a full queue, and does.
+public struct BBRCongestionControl: SCTPCongestionControl {
+    public enum State: Sendable, Equatable {
+        case startup, drain, probeBandwidthDown, probeBandwidthCruise, probeBandwidthRefill, probeBandwidthUp, probeRoundTrip
+    }
+
+    // Draft §2.1 and §4.6 constants.
+    /// 2/ln 2: doubles the sending rate each round trip.
+    static let startupPacingGain = 2.77
+    static let startupWindowGain = 2.0
+    static let drainPacingGain = 0.35
+    static let windowGain = 2.0
+    static let probeUpWindowGain = 2.25
+    static let probeUpPacingGain = 1.25
+    static let probeDownPacingGain = 0.9
+    /// Pacing a little below the estimate, so a queue does not build from it.
+    static let pacingMargin = 0.01
+    /// The loss rate per round trip above which loss may mean congestion.
+    static let lossThreshold = 0.02
+    /// A loss rate per round trip that is congestion with or without a queue.
+    static let heavyLossThreshold = 0.2
+    /// Lost packets a round trip needs before its loss rate counts.
+    static let minimumLostPackets = 3
+    /// How much the bounds shrink on a congested round trip.
+    static let beta = 0.7
+    /// In Cruise, in flight stays this far below `inflightHigh`.
+    static let headroom = 0.15
+    static let minimumRoundTripWindow: Duration = .seconds(10)
+    static let probeRoundTripDuration: Duration = .milliseconds(200)
+    static let probeRoundTripWindowGain = 0.5
+    /// Startup ends when the bandwidth grew less than 25% in three round trips.
+    static let fullBandwidthGrowth = 1.25
+    static let fullBandwidthRounds = 3
+    /// Packets the window never goes below.
+    static let minimumWindowPackets = 4
+    /// Packets of the initial window (RFC 6928's ten, as dcSCTP uses).
+    static let initialWindowPackets = 10
+
+    public private(set) var mtu: Int
+    public private(set) var state: State = .startup
+    public private(set) var congestionWindow: Int
+    private var pacing: Double
+    public var pacingRate: Int? { Int(pacing) }
+
+    // Model.
+    /// Bytes per second: the larger of the two probing cycles' maxima.
+    public private(set) var maximumBandwidth = 0.0
+    private var bandwidthSlots: (Double, Double) = (0, 0)
+    private var cycleCount = 0
+    public private(set) var minimumRoundTrip: Duration?
+    private var minimumRoundTripStamp: Duration = .zero
+    public private(set) var inflightHigh = Int.max
+    public private(set) var inflightLow = Int.max
+    public private(set) var bandwidthLow = Double.infinity
+    private var probeUpIncrement = 1
+    private var probeUpAcknowledged = 0
+
+    // Round trips, counted by delivered bytes (draft §4.5.1).
+    public private(set) var rounds = 0
+    private var nextRoundDelivered = 0
+    private var roundStart = false
+    private var roundLost = 0
+    private var roundDelivered = 0
+    private var roundMinimumTrip: Duration?
+    private var roundMaximumInflight = 0
+    /// Congested round trips seen (for diagnostics and tests).
+    public private(set) var congestedRounds = 0
+    /// The loss rate of recent round trips that showed no queue (a moving
+    /// average, an eighth per round trip): random loss on the path.
+    public private(set) var randomLossRate = 0.0
+
+    // Startup.
+    public private(set) var filledPipe = false
+    private var fullBandwidth = 0.0
+    private var fullBandwidthCount = 0
+
+    // ProbeBW and ProbeRTT.
+    private var cycleStamp: Duration = .zero
+    private var roundsInPhase = 0
+    private var cruiseFor: Duration = .seconds(2)
+    private var probeRoundTripDone: Duration?
+    private var probeRoundTripRoundDone = false
+    private var priorWindow = 0
+    private var afterTimeout = false
+    private var random: UInt64 = 0x9E37_79B9_7F4A_7C15
+    private var now: Duration = .zero
+
+    public init(mtu: Int, peerReceiveWindow: Int) {
+        self.mtu = max(mtu, 512)
+        congestionWindow = Self.initialWindowPackets * self.mtu
+        // No round trip measured yet: the initial window per millisecond (draft §4.6.2).
+        pacing = Self.startupPacingGain * Double(congestionWindow) / 0.001
+    }
+
+    public mutating func pathMTUChanged(to mtu: Int) {
+        self.mtu = max(mtu, 512)
+    }
+
+    /// The bandwidth the model sends at: the maximum, within the short-term bound.
+    public var bandwidth: Double { min(maximumBandwidth, bandwidthLow) }
+
+    /// Bytes `gain` bandwidth-delay products make (the initial window before any measurement).
+    func bdp(_ gain: Double) -> Int {
+        guard let rtt = minimumRoundTrip, maximumBandwidth > 0 else { return Self.initialWindowPackets * mtu }
+        return Int(gain * bandwidth * Self.seconds(rtt))
+    }
+
+    // MARK: - Inputs
+
+    public mutating func roundTripMeasured(_ rtt: Duration, now: Duration) {
+        self.now = now
+        roundMinimumTrip = min(roundMinimumTrip ?? rtt, rtt)
+        if minimumRoundTrip == nil || rtt <= (minimumRoundTrip ?? rtt) || now - minimumRoundTripStamp > Self.minimumRoundTripWindow {
+            if state != .probeRoundTrip || rtt <= (minimumRoundTrip ?? rtt) || minimumRoundTrip == nil {
+                minimumRoundTrip = rtt
+                minimumRoundTripStamp = now
+            } else {
+                // ProbeRTT renews the estimate with what it sees while in flight is low.
+                minimumRoundTrip = rtt
+            }
+        }
+    }
+
+    public mutating func acknowledged(_ ack: SCTPAcknowledgement) {
+        now = ack.now
+        guard let sample = ack.sample else { return }
+        if afterTimeout, sample.newlyAcknowledged > 0 {
+            afterTimeout = false
+            congestionWindow = max(congestionWindow, priorWindow)
+        }
+        roundLost += sample.newlyLost
+        roundDelivered += sample.newlyAcknowledged
+        roundMaximumInflight = max(roundMaximumInflight, sample.inFlightAtSend)
+        // Draft §4.5.1: a round trip ends when a chunk sent after it began is delivered.
+        roundStart = false
+        if sample.newlyAcknowledged > 0, sample.priorDelivered >= nextRoundDelivered {
+            nextRoundDelivered = sample.priorDelivered + sample.delivered
+            rounds += 1
+            roundsInPhase += 1
+            roundStart = true
+        }
+        updateBandwidth(sample)
+        if roundStart { endOfRound(ack) }
+        updateStateMachine(ack)
+        updateProbeRoundTrip(ack)
+        setPacingRate()
+        setWindow(ack, sample: sample)
+    }
+
+    public mutating func lossDetected(flightSize: Int, now: Duration) {}
+
+    public mutating func retransmissionTimeout(now: Duration) {
+        // Draft §4.6.4.4: the window keeps what is in flight (nothing, after
+        // SCTP marks it all for retransmission) and comes back with the
+        // first acknowledgement of progress.
+        self.now = now
+        if !afterTimeout { priorWindow = congestionWindow }
+        afterTimeout = true
+        congestionWindow = Self.minimumWindowPackets * mtu
+    }
+
+    public mutating func wasIdle(for idle: Duration, retransmissionTimeout rto: Duration) {
+        // Draft §4.4.3: after idle, sending resumes at the estimated rate
+        // (pacing keeps that from being a burst); the window stays.
+    }
+
+    // MARK: - The model
+
+    private mutating func updateBandwidth(_ sample: DeliveryRateSample) {
+        guard sample.delivered > 0, let rate = sample.rate else { return }
+        // A sample over less than a round trip is an acknowledgement burst (draft §4.5.2.2).
+        if let rtt = minimumRoundTrip, sample.interval < rtt { return }
+        guard !sample.isAppLimited || rate >= maximumBandwidth else { return }
+        if cycleCount % 2 == 0 { bandwidthSlots.0 = max(bandwidthSlots.0, rate) } else { bandwidthSlots.1 = max(bandwidthSlots.1, rate) }
+        maximumBandwidth = max(bandwidthSlots.0, bandwidthSlots.1)
+    }
+
+    /// A new probing cycle: the older slot of the bandwidth filter starts over.
+    private mutating func advanceBandwidthFilter() {
+        cycleCount += 1
+        if cycleCount % 2 == 0 { bandwidthSlots.0 = 0 } else { bandwidthSlots.1 = 0 }
+    }
+
+    /// The round trip that just ended: full-pipe detection and the loss response.
+    private mutating func endOfRound(_ ack: SCTPAcknowledgement) {
+        let lost = roundLost, delivered = roundDelivered, minimumTrip = roundMinimumTrip, maximumInflight = roundMaximumInflight
+        roundLost = 0
+        roundDelivered = 0
+        roundMinimumTrip = nil
+        roundMaximumInflight = 0
+        if !filledPipe { checkFullPipe() }
+        var queued = false
+        if let trip = minimumTrip, let base = minimumRoundTrip {
+            queued = trip > base + base / 4 + .milliseconds(1)
+        }
+        let lossRate = lost + delivered > 0 ? Double(lost) / Double(lost + delivered) : 0
+        if !queued && delivered > 0 { randomLossRate += (min(lossRate, Self.heavyLossThreshold) - randomLossRate) / 8 }
+        guard lost >= Self.minimumLostPackets * mtu, lossRate > Self.lossThreshold else { return }
+        // Startup ends on loss only with a queue: early round trips carry
+        // few packets, and a few random losses among them read as a high rate.
+        guard queued || (lossRate > Self.heavyLossThreshold && state != .startup) else { return }
+        congestedRounds += 1
+        // Draft §4.5.10: the long-term bound from what was in flight when
+        // the loss showed, the short-term ones from this round trip.
+        let target = max(bdp(1), Self.minimumWindowPackets * mtu)
+        if state == .startup || state == .probeBandwidthUp || inflightHigh == .max {
+            inflightHigh = max(Int(Double(maximumInflight) * Self.beta), target)
+        }
+        let roundRate = minimumRoundTrip.map { Double(delivered) / max(Self.seconds($0), 0.001) } ?? maximumBandwidth
+        bandwidthLow = max(roundRate, Self.beta * (bandwidthLow.isFinite ? bandwidthLow : maximumBandwidth))
+        inflightLow = max(delivered, Int(Self.beta * Double(inflightLow == .max ? congestionWindow : inflightLow)))
+        switch state {
+        case .startup:
+            filledPipe = true
+            enter(.drain)
+        case .probeBandwidthUp:
+            startProbeDown()
+        default:
+            break
+        }
+    }
+
+    /// Draft §4.3.1.2: Startup ends once three round trips grew the bandwidth less than 25%.
+    private mutating func checkFullPipe() {
+        guard maximumBandwidth > 0 else { return }
+        if maximumBandwidth >= fullBandwidth * Self.fullBandwidthGrowth {
+            fullBandwidth = maximumBandwidth
+            fullBandwidthCount = 0
+            return
+        }
+        fullBandwidthCount += 1
+        if fullBandwidthCount >= Self.fullBandwidthRounds { filledPipe = true }
+    }
+
+    private mutating func enter(_ next: State) {
+        state = next
+        roundsInPhase = 0
+        cycleStamp = now
+    }
+
+    private mutating func updateStateMachine(_ ack: SCTPAcknowledgement) {
+        let inFlight = ack.flightSize
+        switch state {
+        case .startup:
+            if filledPipe { enter(.drain) }
+        case .drain:
+            if inFlight <= bdp(1) { startProbeDown() }
+        case .probeBandwidthDown:
+            if timeToProbe() { startRefill() } else if inFlight <= min(bdp(1), headroomBound) { enter(.probeBandwidthCruise) }
+        case .probeBandwidthCruise:
+            if timeToProbe() { startRefill() }
+        case .probeBandwidthRefill:
+            // One round trip at the estimate, so the probe's extra starts from an empty queue.
+            if roundStart && roundsInPhase >= 1 {
+                probeUpIncrement = 1
+                probeUpAcknowledged = 0
+                enter(.probeBandwidthUp)
+            }
+        case .probeBandwidthUp:
+            growInflightHigh(ack)
+            let queued: Bool = {
+                guard let trip = roundMinimumTrip, let base = minimumRoundTrip else { return false }
+                return trip > base + base / 4 + .milliseconds(1)
+            }()
+            if roundsInPhase >= 1 && (inFlight >= bdp(Self.probeUpPacingGain) || queued) { startProbeDown() }
+        case .probeRoundTrip:
+            break
+        }
+    }
+
+    /// In flight allowed outside Up: some headroom below the long-term bound.
+    private var headroomBound: Int {
+        inflightHigh == .max ? .max : max(Int(Double(inflightHigh) * (1 - Self.headroom)), Self.minimumWindowPackets * mtu)
+    }
+
+    /// Draft §4.3.3.5: 2-3 s of Cruise (or about one Reno sawtooth of round trips on a short path).
+    private func timeToProbe() -> Bool {
+        if now - cycleStamp >= cruiseFor { return true }
+        return roundsInPhase >= min(max(bdp(1) / mtu, 1), 63)
+    }
+
+    private mutating func startProbeDown() {
+        advanceBandwidthFilter()
+        // 2 s and a pseudo-random part up to 1 s, so flows sharing a path do not probe in step.
+        random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        cruiseFor = .seconds(2) + .milliseconds(Int64(random >> 33) % 1000)
+        enter(.probeBandwidthDown)
+    }
+
+    private mutating func startRefill() {
+        // Draft §4.3.3.6: the short-term bounds are forgotten before probing again.
+        inflightLow = .max
+        bandwidthLow = .infinity
+        enter(.probeBandwidthRefill)
+    }
+
+    /// Draft §4.3.3.6: in Up, the long-term bound grows 1, 2, 4... packets per round trip.
+    private mutating func growInflightHigh(_ ack: SCTPAcknowledgement) {
+        guard inflightHigh != .max, ack.flightSizeBefore + mtu >= congestionWindow else { return }
+        probeUpAcknowledged += ack.bytes
+        let step = max(congestionWindow / max(probeUpIncrement, 1), mtu)
+        if probeUpAcknowledged >= step {
+            let increments = probeUpAcknowledged / step
+            probeUpAcknowledged -= increments * step
+            inflightHigh += increments * mtu
+        }
+        if roundStart { probeUpIncrement = min(probeUpIncrement * 2, 1 << 20) }
+    }
+
+    /// Draft §4.3.4: ProbeRTT when the minimum round trip is 10 s old.
+    private mutating func updateProbeRoundTrip(_ ack: SCTPAcknowledgement) {
+        if state != .probeRoundTrip, minimumRoundTrip != nil, now - minimumRoundTripStamp > Self.minimumRoundTripWindow {
+            priorWindow = max(priorWindow, congestionWindow)
+            probeRoundTripDone = nil
+            enter(.probeRoundTrip)
+        }
+        guard state == .probeRoundTrip else { return }
+        if probeRoundTripDone == nil, ack.flightSize <= probeRoundTripWindow {
+            probeRoundTripDone = now + Self.probeRoundTripDuration
+            probeRoundTripRoundDone = false
+            roundsInPhase = 0
+        }
+        if let done = probeRoundTripDone {
+            if roundStart { probeRoundTripRoundDone = true }
+            if probeRoundTripRoundDone, now >= done {
+                minimumRoundTripStamp = now
+                congestionWindow = max(congestionWindow, priorWindow)
+                priorWindow = 0
+                if filledPipe { startProbeDown() } else { enter(.startup) }
+            }
+        }
+    }
+
+    private var probeRoundTripWindow: Int { max(bdp(Self.probeRoundTripWindowGain), Self.minimumWindowPackets * mtu) }
+
+    private var pacingGain: Double {
+        switch state {
+        case .startup: return Self.startupPacingGain
+        case .drain: return Self.drainPacingGain
+        case .probeBandwidthDown: return Self.probeDownPacingGain
+        case .probeBandwidthUp: return Self.probeUpPacingGain
+        case .probeBandwidthCruise, .probeBandwidthRefill, .probeRoundTrip: return 1
+        }
+    }
+
+    private var windowGain: Double {
+        switch state {
+        case .startup, .drain: return Self.startupWindowGain
+        case .probeBandwidthUp: return Self.probeUpWindowGain
+        default: return Self.windowGain
+        }
+    }
+
+    /// Draft §4.6.2: pacing gain times the bandwidth; in Startup it only rises.
+    ///
+    /// The bandwidth is what was delivered; a path that loses packets at
+    /// random before its bottleneck delivers that share less than it was
+    /// sent, so sending at the delivery rate would leave the bottleneck idle
+    /// that share of the time (5% at 5% loss). The rate is raised by the
+    /// random loss rate (of round trips without a queue). Were the loss
+    /// after the bottleneck, the extra builds a queue, which ends the
+    /// raise (the loss rate is then not updated) and ProbeBW's Down drains it.
+    private mutating func setPacingRate() {
+        guard bandwidth > 0 else { return }
+        let rate = pacingGain * bandwidth * (1 - Self.pacingMargin) / (1 - randomLossRate)
+        if filledPipe || rate > pacing { pacing = rate }
+    }
+
+    /// Draft §4.6.4: the window from the model and the bounds.
+    private mutating func setWindow(_ ack: SCTPAcknowledgement, sample: DeliveryRateSample) {
+        let floor = Self.minimumWindowPackets * mtu
+        // Room for what a receiver acknowledges at once (tern's SACK a read
+        // batch of up to 32 datagrams) and for a batch of sends.
+        let target = bdp(windowGain) + 4 * mtu
+        if !filledPipe {
+            // Draft §4.6.4.5: Startup grows the window by what is delivered, up to its target.
+            if congestionWindow < target { congestionWindow += sample.newlyAcknowledged }
+        } else if congestionWindow < target {
+            congestionWindow = min(congestionWindow + sample.newlyAcknowledged, target)
+        } else {
+            congestionWindow = target
+        }
+        var bound = inflightLow
+        switch state {
+        case .probeBandwidthUp, .startup, .drain: bound = min(bound, inflightHigh)
+        case .probeRoundTrip: bound = min(bound, probeRoundTripWindow)
+        default: bound = min(bound, headroomBound)
+        }
+        congestionWindow = max(min(congestionWindow, bound), floor)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+    }
+}

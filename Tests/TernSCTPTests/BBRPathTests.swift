@@ -1,0 +1,117 @@
+import Testing
+import TernTestSupport
+@testable import TernSCTP
+
+/// BBR over a simulated bottleneck in virtual time (BottleneckSimulation):
+/// 20 Mbit/s, 40 ms round trip, a 100 ms drop-tail queue. The rates are
+/// those of the virtual clock, so they are exact and repeatable.
+struct BBRPathTests {
+    typealias Simulation = BottleneckSimulation<SelectableCongestionControl>
+
+    static func configuration(_ kind: SCTPCongestionControlKind) -> Simulation.Association.Configuration {
+        var configuration = Simulation.Association.Configuration(receiveWindow: 4 << 20)
+        configuration.congestionControl = kind
+        return configuration
+    }
+
+    static func run(_ kind: SCTPCongestionControlKind = .bbr, loss: Double, bytes: Int, seed: UInt64 = 1) throws -> Simulation {
+        var path = Simulation.Path()
+        path.lossEachWay = loss
+        var simulation = Simulation(path: path, seed: seed)
+        simulation.addFlow(bytes: bytes, configuration: configuration(kind))
+        try simulation.run(until: .seconds(120))
+        return simulation
+    }
+
+    /// Share of the bottleneck's user-data capacity a flow got.
+    static func utilisation(_ simulation: Simulation, _ flow: Int = 0) -> Double {
+        simulation.goodput(flow) / (simulation.path.rate * simulation.userDataFraction)
+    }
+
+    @Test func fillsTheBottleneckWithoutAStandingQueue() throws {
+        let simulation = try Self.run(loss: 0, bytes: 8 << 20)
+        let flow = simulation.flows[0]
+        #expect(flow.received == 8 << 20 && flow.intact)
+        // Startup included (a third of a second of 3.5).
+        #expect(Self.utilisation(simulation) > 0.88, "\(Self.utilisation(simulation))")
+        // After Startup, a queue of at most a quarter of the 40 ms round trip half of the time.
+        #expect(simulation.medianQueueDelay(skippingFirst: 1000) <= .milliseconds(10), "\(simulation.medianQueueDelay(skippingFirst: 1000))")
+        #expect(flow.sides[0].statistics.retransmittedChunks == 0)
+    }
+
+    @Test("random loss does not reduce the rate, and every loss is repaired", arguments: [0.01, 0.03, 0.05, 0.1])
+    func randomLossDoesNotReduceTheRate(loss: Double) throws {
+        let simulation = try Self.run(loss: loss, bytes: 8 << 20)
+        let flow = simulation.flows[0]
+        #expect(flow.received == 8 << 20 && flow.intact)
+        #expect(flow.sides[0].statistics.retransmittedChunks > 0)
+        // What the link delivers after its random loss, less Startup's share.
+        let expected = (1 - loss) * 0.85
+        #expect(Self.utilisation(simulation) > expected, "loss \(loss): \(Self.utilisation(simulation))")
+    }
+
+    @Test func theLossTolerantControllerCollapsesWhereBBRDoesNot() throws {
+        let tolerant = try Self.run(.lossTolerant, loss: 0.05, bytes: 2 << 20)
+        let bbr = try Self.run(.bbr, loss: 0.05, bytes: 2 << 20)
+        #expect(tolerant.flows[0].intact && bbr.flows[0].intact)
+        #expect(Self.utilisation(bbr) > 3 * Self.utilisation(tolerant), "bbr \(Self.utilisation(bbr)), tolerant \(Self.utilisation(tolerant))")
+    }
+}
+
+/// Long stretches of virtual time (a path that changes, flows sharing
+/// it): several seconds of CPU each, so after the parallel phase (the
+/// Makefile's Heavy rule).
+struct BBRPathHeavyTests {
+    typealias Simulation = BBRPathTests.Simulation
+
+    /// The bottleneck halves in the middle of the transfer: a growing queue
+    /// and the loss it brings are congestion, and the rate follows the path
+    /// down; a loss-based controller (for comparison) keeps the queue full.
+    /// The bandwidth filter remembers two probing cycles (up to 6 s), and
+    /// until then the loss bounds the rate: the queue is judged after 7 s.
+    @Test func aBottleneckThatSlowsDownSlowsTheSenderAndItsQueueDrains() throws {
+        func run(_ kind: SCTPCongestionControlKind) throws -> (queue: Duration, utilisation: Double, intact: Bool) {
+            var simulation = Simulation(path: Simulation.Path(), seed: 7)
+            simulation.addFlow(bytes: 24 << 20, configuration: BBRPathTests.configuration(kind))
+            try simulation.run(until: .seconds(3))
+            let before = simulation.queueDelays.count
+            simulation.path.rate /= 2
+            try simulation.run(until: .seconds(60))
+            let skip = before + Int(7 * simulation.path.rate / 1257)
+            return (simulation.medianQueueDelay(skippingFirst: skip), BBRPathTests.utilisation(simulation), simulation.flows[0].intact)
+        }
+        let bbr = try run(.bbr)
+        let tolerant = try run(.lossTolerant)
+        #expect(bbr.intact && tolerant.intact)
+        #expect(bbr.queue <= .milliseconds(20), "BBR's median queue after the change: \(bbr.queue)")
+        #expect(tolerant.queue >= .milliseconds(50), "the loss-based controller's: \(tolerant.queue)")
+        #expect(bbr.utilisation > 0.6, "\(bbr.utilisation)")
+        print("after the bottleneck halved: median queue BBR \(bbr.queue), loss-tolerant \(tolerant.queue)")
+    }
+
+    static func share(_ first: SCTPCongestionControlKind, _ second: SCTPCongestionControlKind, loss: Double = 0) throws -> (Double, Double) {
+        var path = Simulation.Path()
+        path.lossEachWay = loss
+        var simulation = Simulation(path: path, seed: 11)
+        simulation.addFlow(bytes: 1 << 30, configuration: BBRPathTests.configuration(first))
+        simulation.addFlow(bytes: 1 << 30, configuration: BBRPathTests.configuration(second))
+        try simulation.run(until: .seconds(30))
+        let intact = simulation.flows.allSatisfy { $0.intact }
+        #expect(intact)
+        return (Double(simulation.flows[0].received), Double(simulation.flows[1].received))
+    }
+
+    @Test func twoBBRFlowsShareWithinFortySixty() throws {
+        let (a, b) = try Self.share(.bbr, .bbr)
+        let fraction = a / (a + b)
+        print("two BBR flows: the first's share \(fraction)")
+        #expect(fraction > 0.4 && fraction < 0.6, "\(fraction)")
+    }
+
+    @Test func bbrAndALossBasedFlowEachGetAThirdOrMore() throws {
+        let (bbr, tolerant) = try Self.share(.bbr, .rfc9260)
+        let fraction = bbr / (bbr + tolerant)
+        print("BBR against RFC 9260's controller: BBR's share \(fraction)")
+        #expect(fraction > 1.0 / 3 && fraction < 2.0 / 3, "BBR's share against RFC 9260's controller: \(fraction)")
+    }
+}
