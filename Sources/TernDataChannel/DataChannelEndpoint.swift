@@ -130,6 +130,7 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
     /// Sends a message (RFC 8831 §6.6: an empty one as one zero byte with the empty PPID).
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
+    @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public mutating func send(_ payload: [UInt8], binary: Bool = true, on stream: UInt16, now: Duration) throws(DataChannelOperationError) {
         guard let channel = channels[stream] else { throw .unknownChannel(stream) }
         guard channel.state != .closing else { throw .channelClosing(stream) }
@@ -145,6 +146,7 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
 
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
+    @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public func bufferedAmount(_ stream: UInt16) -> Int { association.bufferedAmount(stream: stream) }
 
     public var statistics: SCTPAssociation<Congestion>.Statistics { association.statistics }
@@ -170,6 +172,7 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
 
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
+    @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public mutating func handleChunks(_ chunks: [SCTPChunkModel], verificationTag: UInt32, now: Duration) {
         association.handleChunks(chunks, verificationTag: verificationTag, now: now)
         drain(now: now)
@@ -177,6 +180,7 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
 
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
+    @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public mutating func advanceTime(now: Duration) {
         association.advanceTime(now: now)
         drain(now: now)
@@ -186,6 +190,7 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
 
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
+    @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public mutating func pollTransmit(now: Duration) -> SCTPAssociation<Congestion>.Packet? {
         let packet = association.pollTransmit(now: now)
         drain(now: now)
@@ -194,12 +199,14 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
 
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
+    @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public mutating func pollEvent() -> DataChannelEvent? { events.pop() }
 
     /// The next message from the peer. Until it is taken it counts against
     /// the receive window, so the peer sends no faster than it is read.
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
+    @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public mutating func pollMessage() -> DataChannelMessage? {
         guard let message = messages.pop() else { return nil }
         association.applicationBufferedBytes -= message.payload.count

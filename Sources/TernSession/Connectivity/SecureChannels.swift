@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import TernDTLS
 import TernDataChannel
@@ -14,8 +15,9 @@ import TernSCTP
 ///
 /// Thread safety: mutable state is touched on `loop` only.
 public final class SecureChannels: @unchecked Sendable {
-    /// RFC 9260's congestion control, tolerant of random loss (see the type).
-    public typealias Congestion = LossTolerantCongestionControl
+    /// BBR, or RFC 9260's controller with or without loss tolerance, as
+    /// `Options.congestionControl` picks.
+    public typealias Congestion = SelectableCongestionControl
     public typealias Endpoint = DataChannelEndpoint<Congestion>
 
     public struct Options: Sendable {
@@ -36,6 +38,10 @@ public final class SecureChannels: @unchecked Sendable {
         /// How long each stage waits for the peer, and how long a busy
         /// association may hear nothing from it.
         public var limits = PeerWatch.Limits()
+        /// SCTP's congestion controller: TERN_SCTP_CONGESTION_CONTROL
+        /// (bbr, loss-tolerant or rfc9260), BBR if unset or unknown.
+        public var congestionControl = SCTPCongestionControlKind(
+            rawValue: ProcessInfo.processInfo.environment["TERN_SCTP_CONGESTION_CONTROL"] ?? "") ?? .default
 
         public init(
             role: DTLSRole, certificate: DTLSCertificate, expectedPeerFingerprint: DTLSFingerprint,
@@ -427,6 +433,7 @@ public final class SecureChannels: @unchecked Sendable {
             // The SCTP packet in a datagram of the largest size: what a record adds comes off.
             configuration.maximumMTU = options.maximumDatagramSize.map { $0 - (dtls.pathMTU - payload) }
             configuration.bufferedAmountLowThreshold = options.sendHighWater / 2
+            configuration.congestionControl = options.congestionControl
             // RFC 9260 §8.3 leaves HB.interval to configuration: a HEARTBEAT
             // after a second without sending keeps a live but idle peer
             // answering, so that silence means it is gone (`PeerWatch`).
