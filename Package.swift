@@ -97,7 +97,7 @@ let package = Package(
 
         // WebRTC data channels: DCEP (RFC 8832), PPIDs and channels over an
         // SCTP association (RFC 8831).
-        .target(name: "TernDataChannel", dependencies: ["TernSCTP", "TernCollections"]),
+        .target(name: "TernDataChannel", dependencies: ["TernSCTP", "TernCollections", "TernWire"]),
 
         // File transfer over a data channel: manifest, chunks, hashes, resume
         // state and safe writing under a target directory.

@@ -1,9 +1,10 @@
 // libFuzzer target for TernDataChannel's DCEP codec (RFC 8832). Built without
 // SwiftPM, with the module's sources compiled into the same module:
 //
-//   swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
-//     -module-name Fuzz_dcep Fuzz/dcep.swift Sources/TernDataChannel/*.swift \
-//     -o /tmp/dcep-fuzz
+//   (scripts/fuzz.sh builds TernWire as a library first)
+//   swiftc -sanitize=fuzzer,address -parse-as-library -O -g -I Fuzz/out \
+//     -module-name Fuzz_dcep Fuzz/dcep.swift Sources/TernDataChannel/DCEP.swift \
+//     Sources/TernDataChannel/DataChannelError.swift Fuzz/out/libTernWire.a -o /tmp/dcep-fuzz
 //   /tmp/dcep-fuzz -max_total_time=60 Fuzz/seeds/dcep
 //
 // Properties checked, besides "never traps":

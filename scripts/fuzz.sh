@@ -58,7 +58,9 @@ for target in $targets; do
       collections_library
       wire_library
       build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernSCTP/*.swift Fuzz/out/libTernCollections.a Fuzz/out/libTernWire.a -lcrypto ;;
-    dcep) build "$target" Sources/TernDataChannel/DCEP.swift Sources/TernDataChannel/DataChannelError.swift ;;
+    dcep)
+      wire_library
+      build "$target" -I Fuzz/out Sources/TernDataChannel/DCEP.swift Sources/TernDataChannel/DataChannelError.swift Fuzz/out/libTernWire.a ;;
     dtls-records)
       # A connected pair with the own record layer, fed hostile datagrams.
       collections_library

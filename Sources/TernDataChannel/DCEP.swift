@@ -3,6 +3,8 @@
 // apart (RFC 8831 §8). A codec only: which stream a channel uses and the
 // open/ack exchange belong to the channel state machine.
 
+import TernWire
+
 /// Payload protocol identifiers of WebRTC data channels (RFC 8831 §8; the
 /// DCEP one from RFC 8832 §8.1). Carried in each DATA chunk's PPID field.
 public struct DataChannelPPID: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
@@ -188,15 +190,19 @@ public enum DCEPMessage: Hashable, Sendable {
 
     private static func decodeOpen(_ bytes: ArraySlice<UInt8>, limits: DCEPLimits) throws(DataChannelError) -> DataChannelOpen {
         let header = DataChannelOpen.headerLength
-        guard bytes.count >= header else { throw .truncated(needed: header, available: bytes.count) }
-        let base = bytes.startIndex
-        func u16(_ offset: Int) -> UInt16 { UInt16(bytes[base + offset]) << 8 | UInt16(bytes[base + offset + 1]) }
-        let rawType = bytes[base + 1]
+        var reader = WireReader(bytes)
+        let rawType: UInt8, priority: UInt16, reliabilityParameter: UInt32, labelLength: Int, protocolLength: Int
+        do {
+            _ = try reader.readUInt8()  // the message type, read by `decode`
+            rawType = try reader.readUInt8()
+            priority = try reader.readUInt16()
+            reliabilityParameter = try reader.readUInt32()
+            labelLength = Int(try reader.readUInt16())
+            protocolLength = Int(try reader.readUInt16())
+        } catch {
+            throw .truncated(needed: header, available: bytes.count)
+        }
         guard let channelType = DataChannelType(rawValue: rawType) else { throw .unknownChannelType(rawType) }
-        let priority = u16(2)
-        let reliabilityParameter = UInt32(u16(4)) << 16 | UInt32(u16(6))
-        let labelLength = Int(u16(8))
-        let protocolLength = Int(u16(10))
         guard labelLength <= limits.maximumLabelLength else {
             throw .labelTooLong(length: labelLength, limit: limits.maximumLabelLength)
         }
@@ -204,12 +210,15 @@ public enum DCEPMessage: Hashable, Sendable {
             throw .protocolTooLong(length: protocolLength, limit: limits.maximumProtocolLength)
         }
         let needed = header + labelLength + protocolLength
-        guard bytes.count >= needed else { throw .truncated(needed: needed, available: bytes.count) }
-        guard bytes.count == needed else { throw .trailingBytes(bytes.count - needed) }
-        let labelStart = base + header
-        let protocolStart = labelStart + labelLength
-        guard let label = validUTF8(bytes[labelStart..<protocolStart]) else { throw .labelNotUTF8 }
-        guard let subprotocol = validUTF8(bytes[protocolStart..<(protocolStart + protocolLength)]) else { throw .protocolNotUTF8 }
+        guard reader.remaining == labelLength + protocolLength,
+              let labelBytes = try? reader.readSlice(count: labelLength),
+              let protocolBytes = try? reader.readSlice(count: protocolLength)
+        else {
+            if bytes.count < needed { throw .truncated(needed: needed, available: bytes.count) }
+            throw .trailingBytes(bytes.count - needed)
+        }
+        guard let label = validUTF8(labelBytes) else { throw .labelNotUTF8 }
+        guard let subprotocol = validUTF8(protocolBytes) else { throw .protocolNotUTF8 }
         return DataChannelOpen(
             channelType: channelType, priority: priority, reliabilityParameter: reliabilityParameter, label: label, subprotocol: subprotocol)
     }
@@ -244,12 +253,11 @@ public enum DCEPMessage: Hashable, Sendable {
             buffer.reserveCapacity(buffer.count + DataChannelOpen.headerLength + label.count + subprotocol.count)
             buffer.append(Self.openMessageType)
             buffer.append(open.channelType.rawValue)
-            appendBigEndian(open.priority, to: &buffer)
-            appendBigEndian(UInt16(truncatingIfNeeded: open.reliabilityParameter >> 16), to: &buffer)
-            appendBigEndian(UInt16(truncatingIfNeeded: open.reliabilityParameter), to: &buffer)
+            buffer.appendBigEndian(open.priority)
+            buffer.appendBigEndian(open.reliabilityParameter)
             // Both counts are at most 65535: checked above.
-            appendBigEndian(UInt16(truncatingIfNeeded: label.count), to: &buffer)
-            appendBigEndian(UInt16(truncatingIfNeeded: subprotocol.count), to: &buffer)
+            buffer.appendBigEndian(UInt16(truncatingIfNeeded: label.count))
+            buffer.appendBigEndian(UInt16(truncatingIfNeeded: subprotocol.count))
             buffer.append(contentsOf: label)
             buffer.append(contentsOf: subprotocol)
         }
@@ -259,10 +267,5 @@ public enum DCEPMessage: Hashable, Sendable {
         var buffer: [UInt8] = []
         try encode(into: &buffer, limits: limits)
         return buffer
-    }
-
-    private func appendBigEndian(_ value: UInt16, to buffer: inout [UInt8]) {
-        buffer.append(UInt8(truncatingIfNeeded: value >> 8))
-        buffer.append(UInt8(truncatingIfNeeded: value))
     }
 }
