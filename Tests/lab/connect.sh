@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# Connectivity across real NATs with real tern processes: in every lab
-# topology a `tern relay` and coturn run on the public segment, `tern send`
-# runs on host a and `tern receive` on host b, and the `connected` JSON events
-# of both sides must name the path the topology allows (direct or relayed,
-# TURN over UDP or TCP). Then a 32 MiB file through TURN only, a 16 MiB file
-# over a path losing 1% each way, and the failure cases: wrong and expired
-# TURN credentials where only TURN could work (exit 4, with a reason).
+# Connectivity across real NATs with real tern processes: the NAT behaviour
+# matrix of docs/lab.md. In every case a `tern relay` and coturn run on the
+# public segment, `tern send` runs on host a and `tern receive` on host b, and
+# the `connected` JSON events of both sides must name the path the case
+# allows (direct, or relayed over TURN by UDP or TCP). Then a 32 MiB file
+# through TURN only, a 16 MiB file over a path losing 1% each way, and the
+# failure cases: wrong and expired TURN credentials where only TURN could
+# work (exit 4, with a reason).
 #
-#   sudo Tests/lab/connect.sh [RUNS]     RUNS per topology (default $CONNECT_RUNS or 20)
+#   sudo Tests/lab/connect.sh [RUNS]     RUNS per case (default $CONNECT_RUNS or 20)
 #
-# Environment: TERN_BINARY (default: .build/debug/tern), CONNECT_TOPOLOGIES
-# (default: all), CONNECT_RESULTS (a file to append one line per run to:
-# topology, run, outcome, path, local, remote, ms from paired to connected
-# on each side).
+# Environment: TERN_BINARY (default: .build/debug/tern), CONNECT_TERN_FLAGS (more
+# flags for both tern sides, e.g. --verbose), CONNECT_LOGS (a directory to keep
+# every run's output and stderr in), CONNECT_CASES (default:
+# all; CONNECT_TOPOLOGIES is an older name for it), CONNECT_RESULTS (a file to
+# append one line per run to: case, run, outcome, path, local, remote, ms from
+# paired to connected on each side, ms from paired to the receiver's first
+# byte).
 #
-# Prints PASS/FAIL per check with the time from pairing to a selected pair
-# (the later of the two sides: min / median / max), and "N passed, N failed";
-# exits 1 on any failure.
+# Prints PASS/FAIL per case with the direct/relayed/failed counts and the
+# times from pairing to a selected pair (the later of the two sides) and from
+# pairing to the first byte at the receiver (min / median / max), and "N
+# passed, N failed"; exits 1 on any failure.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,7 +29,10 @@ ROOT=$(cd "$HERE/../.." && pwd)
 LAB=$HERE/lab.sh
 TERN=${TERN_BINARY:-$ROOT/.build/debug/tern}
 RUNS=${1:-${CONNECT_RUNS:-20}}
-TOPOLOGIES=${CONNECT_TOPOLOGIES:-"lan cone symmetric-one symmetric-both udp-blocked udp-blocked-all"}
+ALL_CASES="lan cone cone-reject cone-icmp-a cone-icmp-b cone-icmp same-lan hairpin no-hairpin cgnat same-prefix
+  symmetric-one symmetric-one-icmp symmetric-both symmetric-both-icmp udp-blocked udp-blocked-all tcp443-only turn-438
+  force-relay lossy wrong-credentials expired-credentials"
+CASES=${CONNECT_CASES:-${CONNECT_TOPOLOGIES:-$ALL_CASES}}
 export LAB_ID=${LAB_ID:-cn$$}
 export LAB_QUIET=1
 SECRET=connect-secret
@@ -62,14 +70,19 @@ PAYLOAD=$WORK/payload.bin
 up() {                          # TOPOLOGY [COTURN_CLOCK_OFFSET]
   local out
   out=$(lab up "$1") && eval "$out" || return 1
-  out=$(COTURN_FAKETIME=${2:-} lab coturn-start "$SECRET") && eval "$out" || return 1
+  out=$(COTURN_FAKETIME=${2:-} COTURN_443=${COTURN_443:-tcp} lab coturn-start "$SECRET") && eval "$out" || return 1
 }
 
+# The relay, handing out TURN over UDP and TCP on coturn's port, or the
+# URIs in $TURN_URIS (space-separated) instead.
 start_relay() {                 # SECRET
   RELAY_LOG=$WORK/relay.log
-  U r "$TERN" relay --listen "$R_IP:4747" --stun-listen "$R_IP:3479" \
-    --turn-uri "turn:$R_IP:$TURN_PORT?transport=udp" --turn-uri "turn:$R_IP:$TURN_PORT?transport=tcp" \
-    --turn-secret "$1" >"$RELAY_LOG" 2>&1 &
+  local uris=() u
+  for u in ${TURN_URIS:-"turn:$R_IP:$TURN_PORT?transport=udp" "turn:$R_IP:$TURN_PORT?transport=tcp"}; do uris+=(--turn-uri "$u"); done
+  # No limit on nameplates per address: every run comes from the same
+  # addresses (in same-lan and hairpin both sides share one), 20 runs a case.
+  U r "$TERN" relay --listen "$R_IP:4747" --stun-listen "$R_IP:3479" "${uris[@]}" \
+    --turn-secret "$1" --claims-per-minute 0 >"$RELAY_LOG" 2>&1 &
   RELAY_PID=$!
   for _ in $(seq 1 100); do
     grep -q "rendezvous_port=" "$RELAY_LOG" 2>/dev/null && return 0
@@ -85,29 +98,45 @@ stop_relay() {
   RELAY_PID=
 }
 
+# Prefixes every line with the wall clock in ms as it arrives (tern writes
+# each JSON event as one line and flushes it).
+stamp() { local line; while IFS= read -r line; do printf '%s %s\n' "${EPOCHREALTIME/./}" "$line"; done; }
+
 # One transfer attempt with a pre-agreed code: receive on b into a fresh
 # directory, send $PAYLOAD on a. Sets SEND_EXIT, RECV_EXIT, RECEIVED (1 when
-# the received file is byte-identical) and the files $WORK/send.json,
-# $WORK/recv.json.
+# the received file is byte-identical), FIRST_BYTE_MS (the receiver's
+# `paired` to its first `progress`, which tern emits at the first chunk;
+# empty without one) and the files $WORK/send.json, $WORK/recv.json (each
+# line: microseconds, then the event).
 attempt() {                     # NAMEPLATE [EXTRA FLAGS FOR BOTH SIDES...]
   local code="$1-aardvark-adroitness"; shift
   local out="$WORK/out-$code"
   rm -rf "$out"
   # An existing directory: a missing -o NAME would name the one file itself.
   mkdir "$out" && chown "${LAB_USER_UID:-65534}:${LAB_USER_UID:-65534}" "$out"
-  U b env TERN_RELAY="ws://$R_IP:4747" "$TERN" receive --json --yes --timeout 60 -o "$out" "$@" "$code" \
-    >"$WORK/recv.json" 2>"$WORK/recv.err" &
+  (
+    set +e
+    U b env TERN_RELAY="ws://$R_IP:4747" "$TERN" receive --json --yes --timeout 60 -o "$out" ${CONNECT_TERN_FLAGS:-} "$@" "$code" \
+      2>"$WORK/recv.err" | stamp >"$WORK/recv.json"
+    exit "${PIPESTATUS[0]}"
+  ) &
   local receiver=$!
   set +e
-  U a env TERN_RELAY="ws://$R_IP:4747" "$TERN" send --json --code "$code" --timeout 60 "$@" "$PAYLOAD" \
-    >"$WORK/send.json" 2>"$WORK/send.err"
-  SEND_EXIT=$?
+  U a env TERN_RELAY="ws://$R_IP:4747" "$TERN" send --json --code "$code" --timeout 60 ${CONNECT_TERN_FLAGS:-} "$@" "$PAYLOAD" \
+    2>"$WORK/send.err" | stamp >"$WORK/send.json"
+  SEND_EXIT=${PIPESTATUS[0]}
   wait "$receiver"
   RECV_EXIT=$?
   set -e
   RECEIVED=0
   cmp -s "$PAYLOAD" "$out/$(basename "$PAYLOAD")" && RECEIVED=1
   rm -rf "$out"
+  local paired first
+  paired=$(grep -m1 '"event":"paired"' "$WORK/recv.json" | cut -d' ' -f1 || true)
+  first=$(grep -m1 '"event":"progress"' "$WORK/recv.json" | cut -d' ' -f1 || true)
+  FIRST_BYTE_MS=
+  [[ -n $paired && -n $first ]] && FIRST_BYTE_MS=$(( (first - paired) / 1000 ))
+  return 0
 }
 
 # attempt with a random file of BYTES instead of $PAYLOAD. Also sets TOOK
@@ -128,65 +157,100 @@ field() {                       # FILE KEY
   sed -n '/"event":"connected"/p' "$1" | head -1 | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"
 }
 
+# The message of the `error` event in FILE.
+error_message() { sed -n 's/.*"event":"error".*"message":"\(.*\)"}/\1/p' "$1"; }
+
 show_failure() {
   echo "      send exit $SEND_EXIT, receive exit $RECV_EXIT"
-  sed 's/^/      send | /' "$WORK/send.json" "$WORK/send.err" | tail -8
-  sed 's/^/      recv | /' "$WORK/recv.json" "$WORK/recv.err" | tail -8
+  sed 's/^[0-9]* //; s/^/      send | /' "$WORK/send.json" "$WORK/send.err" | tail -8
+  sed 's/^[0-9]* //; s/^/      recv | /' "$WORK/recv.json" "$WORK/recv.err" | tail -8
 }
 
-# Expected path per topology: "direct" or "relayed", and the TURN transport
-# for relayed paths. symmetric-one is relayed: the cone side's router filters
-# by port (Linux conntrack), so it drops the checks the symmetric side sends
-# from its fresh per-destination port (docs/lab.md; the self-test proves hole
-# punching fails there).
+# The lab topology of each case, and the path it must take: "direct" where
+# one exists, else "relayed", with the TURN transport. docs/lab.md says why
+# for each; the self-test proves what each router does.
+topology_of() {
+  case $1 in
+    turn-438) echo symmetric-both ;;
+    *) echo "$1" ;;
+  esac
+}
 expect_path() {
   case $1 in
-    lan | cone) echo direct ;;
+    lan | cone | cone-reject | cone-icmp-a | cone-icmp-b | same-lan | hairpin | cgnat | same-prefix) echo direct ;;
     *) echo relayed ;;
   esac
 }
-expect_protocol() { [[ $1 == udp-blocked-all ]] && echo tcp || echo udp; }
-
-summary() {                     # list of milliseconds -> "min/median/max ms"
-  sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) { print "-"; exit } printf "%d/%d/%d ms", a[1], a[int((NR + 1) / 2)], a[NR] }'
+expect_protocol() {
+  case $1 in
+    udp-blocked-all | tcp443-only) echo tcp ;;
+    *) echo udp ;;
+  esac
 }
 
-run_topology() {
-  local topo=$1 want protocol ok=0 times=() i
-  echo "--- $topo ($RUNS runs)"
-  up "$topo" || { fail "$topo: lab up"; lab down >/dev/null 2>&1 || true; return; }
-  start_relay "$SECRET" || { fail "$topo: relay start"; lab down >/dev/null 2>&1; return; }
-  want=$(expect_path "$topo")
-  protocol=$(expect_protocol "$topo")
+summary() {                     # list of milliseconds -> "min/median/max ms"
+  sort -n | awk 'NF { a[++n] = $1 } END { if (n == 0) { print "-"; exit } printf "%d/%d/%d ms", a[1], a[int((n + 1) / 2)], a[n] }'
+}
+
+run_case() {
+  local case=$1 topo want protocol ok=0 direct=0 relayed=0 failed=0 times=() firsts=() i
+  topo=$(topology_of "$case")
+  echo "--- $case ($RUNS runs)"
+  up "$topo" || { fail "$case: lab up"; lab down >/dev/null 2>&1 || true; return; }
+  local TURN_URIS=
+  case $case in
+    turn-438)
+      local out; out=$(lab turn-proxy-start) && eval "$out" || { fail "$case: TURN proxy"; lab down; return; }
+      TURN_URIS="turn:$R_IP:3480?transport=udp" ;;
+    tcp443-only)
+      # Only TCP 443 leaves the LANs (r redirects it to coturn's TCP listener).
+      TURN_URIS="turn:$R_IP:443?transport=tcp" ;;
+  esac
+  start_relay "$SECRET" || { fail "$case: relay start"; lab down >/dev/null 2>&1; return; }
+  want=$(expect_path "$case")
+  protocol=$(expect_protocol "$case")
   for i in $(seq 1 "$RUNS"); do
     attempt $((10 + i))
+    if [[ -n ${CONNECT_LOGS:-} ]]; then
+      mkdir -p "$CONNECT_LOGS"
+      for f in send.json send.err recv.json recv.err; do cp "$WORK/$f" "$CONNECT_LOGS/$case-$i-$f"; done
+    fi
     local sp rp sms rms sproto rproto
     sp=$(field "$WORK/send.json" path) rp=$(field "$WORK/recv.json" path)
     sms=$(field "$WORK/send.json" since_paired_ms) rms=$(field "$WORK/recv.json" since_paired_ms)
     sproto=$(field "$WORK/send.json" relay_protocol) rproto=$(field "$WORK/recv.json" relay_protocol)
-    local good=1
-    [[ $SEND_EXIT -eq 0 && $RECV_EXIT -eq 0 && $RECEIVED -eq 1 && $sp == "$want" && $rp == "$want" ]] || good=0
+    local good=1 intact=0
+    [[ $SEND_EXIT -eq 0 && $RECV_EXIT -eq 0 && $RECEIVED -eq 1 ]] && intact=1
+    if [[ $intact -eq 1 && $sp == direct && $rp == direct ]]; then direct=$((direct + 1))
+    elif [[ $intact -eq 1 && $sp == relayed && $rp == relayed ]]; then relayed=$((relayed + 1))
+    else failed=$((failed + 1)); fi
+    [[ $intact -eq 1 && $sp == "$want" && $rp == "$want" ]] || good=0
     # A relayed path: at least one side's local candidate is the relay, over the expected transport.
     if [[ $want == relayed && $good -eq 1 ]]; then
       [[ $sproto == "$protocol" || $rproto == "$protocol" ]] || good=0
       [[ -z $sproto || $sproto == "$protocol" ]] && [[ -z $rproto || $rproto == "$protocol" ]] || good=0
     fi
-    local later=$(( sms > rms ? sms : rms ))
-    [[ -n ${CONNECT_RESULTS:-} ]] && echo "$topo $i $([[ $good -eq 1 ]] && echo ok || echo FAIL) send=$sp/$(field "$WORK/send.json" local)/$(field "$WORK/send.json" remote)/${sproto:--} recv=$rp/$(field "$WORK/recv.json" local)/$(field "$WORK/recv.json" remote)/${rproto:--} send_ms=$sms recv_ms=$rms" >>"$CONNECT_RESULTS"
+    local later=$(( ${sms:-0} > ${rms:-0} ? ${sms:-0} : ${rms:-0} ))
+    [[ -n ${CONNECT_RESULTS:-} ]] && echo "$case $i $([[ $good -eq 1 ]] && echo ok || echo FAIL) send=$sp/$(field "$WORK/send.json" local)/$(field "$WORK/send.json" remote)/${sproto:--} recv=$rp/$(field "$WORK/recv.json" local)/$(field "$WORK/recv.json" remote)/${rproto:--} send_ms=$sms recv_ms=$rms first_byte_ms=${FIRST_BYTE_MS:--}" >>"$CONNECT_RESULTS"
     if [[ $good -eq 1 ]]; then
       ok=$((ok + 1))
       times+=("$later")
+      [[ -z $FIRST_BYTE_MS ]] || firsts+=("$FIRST_BYTE_MS")
     else
       echo "      run $i: expected $want on both sides and the file intact, got send=${sp:-none} receive=${rp:-none} intact=$RECEIVED"
       show_failure
     fi
   done
-  local stats
+  local stats first_stats counts="direct $direct, relayed $relayed, failed $failed"
   stats=$(printf '%s\n' "${times[@]}" | summary)
+  first_stats=$(printf '%s\n' "${firsts[@]}" | summary)
+  if [[ $case == turn-438 ]] && ! grep -q 'refused=CreatePermission' "$TURN_PROXY_LOG"; then
+    fail "$case: the proxy never refused a CreatePermission ($(grep -c refused= "$TURN_PROXY_LOG") refusals)"
+  fi
   if [[ $ok -eq $RUNS ]]; then
-    pass "$topo: $ok/$RUNS $want$([[ $want == relayed ]] && echo " (TURN over $protocol)"), file verified, paired to connected $stats"
+    pass "$case: $ok/$RUNS $want$([[ $want == relayed ]] && echo " (TURN over $protocol)") ($counts), file verified, paired to connected $stats, paired to first byte $first_stats"
   else
-    fail "$topo: $ok/$RUNS $want, paired to connected $stats"
+    fail "$case: $ok/$RUNS $want ($counts), paired to connected $stats, paired to first byte $first_stats"
   fi
   stop_relay
   lab down
@@ -244,8 +308,8 @@ run_bad_credentials() {         # LABEL RELAY_SECRET COTURN_CLOCK_OFFSET
   local started=$SECONDS
   attempt 40
   local took=$((SECONDS - started)) smsg rmsg
-  smsg=$(sed -n 's/.*"event":"error".*"message":"\(.*\)"}/\1/p' "$WORK/send.json")
-  rmsg=$(sed -n 's/.*"event":"error".*"message":"\(.*\)"}/\1/p' "$WORK/recv.json")
+  smsg=$(error_message "$WORK/send.json")
+  rmsg=$(error_message "$WORK/recv.json")
   if [[ $SEND_EXIT -eq 4 && $RECV_EXIT -eq 4 ]] && grep -q "local candidates" <<<"$smsg" && grep -q "TURN" <<<"$smsg" \
      && grep -q "could not connect" <<<"$rmsg"; then
     pass "$label TURN credentials: both sides exit 4 after ${took} s: $smsg"
@@ -257,13 +321,15 @@ run_bad_credentials() {         # LABEL RELAY_SECRET COTURN_CLOCK_OFFSET
   lab down
 }
 
-for topo in $TOPOLOGIES; do run_topology "$topo"; done
-if [[ -z ${CONNECT_TOPOLOGIES:-} ]]; then
-  run_force_relay
-  run_lossy
-  run_bad_credentials wrong "not-$SECRET" ""
-  run_bad_credentials expired "$SECRET" "+2d"
-fi
+for case in $CASES; do
+  case $case in
+    force-relay) run_force_relay ;;
+    lossy) run_lossy ;;
+    wrong-credentials) run_bad_credentials wrong "not-$SECRET" "" ;;
+    expired-credentials) run_bad_credentials expired "$SECRET" "+2d" ;;
+    *) run_case "$case" ;;
+  esac
+done
 
 echo "$PASSED passed, $FAILED failed"
 [[ $FAILED -eq 0 ]]

@@ -15,7 +15,12 @@
 #       out = leaving HOST by IFACE, in (-in) = arriving; every `shape` sets the
 #       link's whole shaping (what is not given is 0); see docs/lab.md.
 #   lab.sh coturn-start SECRET / coturn-stop
-#       (COTURN_FAKETIME=+2d: coturn's clock runs that far ahead)
+#       (COTURN_FAKETIME=+2d: coturn's clock runs that far ahead; TLS on 5349
+#       with a test certificate, TCP 443 redirected to it, or to the plain
+#       TCP listener with COTURN_443=tcp)
+#   lab.sh turn-proxy-start / turn-proxy-stop
+#       a TURN proxy on r:3480 in front of coturn that answers the first
+#       authenticated request of each kind with 438 Stale Nonce
 #
 # Environment: LAB_ID, LAB_ROOT (default /tmp/tern-lab), LAB_QUIET=1,
 # LAB_NAT_UDP_TIMEOUT / LAB_NAT_UDP_STREAM_TIMEOUT (seconds, NAT routers).
@@ -29,7 +34,8 @@ set -euo pipefail
 
 LAB_ROOT=${LAB_ROOT:-/tmp/tern-lab}
 LAB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TOPOLOGIES="lan cone symmetric-one symmetric-both udp-blocked udp-blocked-all"
+TOPOLOGIES="lan cone cone-icmp cone-icmp-a cone-icmp-b cone-reject symmetric-one symmetric-one-icmp symmetric-both symmetric-both-icmp
+  same-lan hairpin no-hairpin cgnat same-prefix udp-blocked udp-blocked-all tcp443-only"
 
 # Addresses. The "internet" is 198.18.0.0/24 (RFC 2544 benchmarking range) on a
 # bridge; private LANs are 10.77.1.0/24 (a) and 10.77.2.0/24 (b). A host's
@@ -43,6 +49,7 @@ UPSTREAM=$NET_PUB.254 # nobody answers: traffic to non-lab addresses dies here
 LAN_A=10.77.1
 LAN_B=10.77.2
 TURN_PORT=3478
+TURN_TLS_PORT=5349
 TURN_MIN_PORT=49152
 TURN_MAX_PORT=49251
 
@@ -149,14 +156,33 @@ public_host() {                # HOST ADDR
 # MODE: cone | symmetric (MASQUERADE --random-fully: a fresh random port per
 # conntrack entry, i.e. per destination). Filtering is what Linux conntrack
 # does: only replies from the exact address:port a mapping was sent to get in
-# (port-restricted), unsolicited packets to the router itself are dropped
-# silently like most real NATs do (no ICMP that would look like a refusal).
-nat_router() {                 # ROUTER LANPREFIX PUBADDR MODE
-  local r=$1 lan=$2 pub=$3 mode=$4 masq=(-j MASQUERADE)
+# (port-restricted). INPUT says what the router does with an unsolicited
+# packet to itself:
+#   drop   (default) dropped silently in its INPUT chain, as most home
+#          routers do; conntrack never confirms an entry for it;
+#   icmp   nothing filters INPUT (plain Linux): the kernel answers UDP with
+#          ICMP port unreachable, and conntrack CONFIRMS an entry for the
+#          packet's flow, so a later packet of the LAN host to that same
+#          address:port clashes with it and MASQUERADE gives it a fresh
+#          source port (the "mapping clash");
+#   reject iptables REJECT (icmp-port-unreachable) in INPUT: the ICMP answer
+#          without the entry (the packet dies before conntrack confirms it).
+# UPLINK: "internet" (default) or "HOST:IFACE:GATEWAY": wan0 is linked to
+# IFACE of HOST (a carrier-grade NAT) instead of the internet bridge.
+nat_router() {                 # ROUTER LANPREFIX PUBADDR MODE [INPUT] [UPLINK]
+  local r=$1 lan=$2 pub=$3 mode=$4 input=${5:-drop} uplink=${6:-internet} masq=(-j MASQUERADE)
   [[ $mode == symmetric ]] && masq+=(--random-fully)
   mk_ns "$r"
-  attach_internet "$r" wan0 "$pub"
-  ip -n "$(ns "$r")" route add default via "$UPSTREAM" dev wan0
+  if [[ $uplink == internet ]]; then
+    attach_internet "$r" wan0 "$pub"
+    ip -n "$(ns "$r")" route add default via "$UPSTREAM" dev wan0
+  else
+    local up_host up_if up_gw
+    IFS=: read -r up_host up_if up_gw <<<"$uplink"
+    mk_link "$r" wan0 "$up_host" "$up_if"
+    ip -n "$(ns "$r")" addr add "$pub/24" dev wan0
+    ip -n "$(ns "$r")" route add default via "$up_gw" dev wan0
+  fi
   inns "$r" sysctl -qw net.ipv4.ip_forward=1
   # How long an idle UDP mapping lives (kernel defaults 30 s before a reply,
   # 120 s after). Tests of keepalives can shorten them.
@@ -170,25 +196,108 @@ nat_router() {                 # ROUTER LANPREFIX PUBADDR MODE
   "${ipt[@]}" -A FORWARD -j LAB_BLOCK
   "${ipt[@]}" -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
   "${ipt[@]}" -A FORWARD -i lan0 -o wan0 -j ACCEPT
-  "${ipt[@]}" -A INPUT -i wan0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-  "${ipt[@]}" -A INPUT -i wan0 -p icmp --icmp-type echo-request -j ACCEPT
-  "${ipt[@]}" -A INPUT -i wan0 -j DROP
-  echo "$mode" >"$RUN/nat-$r"
+  case $input in
+    drop)
+      "${ipt[@]}" -A INPUT -i wan0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+      "${ipt[@]}" -A INPUT -i wan0 -p icmp --icmp-type echo-request -j ACCEPT
+      "${ipt[@]}" -A INPUT -i wan0 -j DROP ;;
+    icmp)
+      # Counts the kernel's port-unreachable answers (no target: a counter).
+      "${ipt[@]}" -A OUTPUT -o wan0 -p icmp --icmp-type port-unreachable ;;
+    reject)
+      "${ipt[@]}" -A INPUT -i wan0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+      "${ipt[@]}" -A INPUT -i wan0 -p icmp --icmp-type echo-request -j ACCEPT
+      "${ipt[@]}" -A INPUT -i wan0 -p udp -j REJECT --reject-with icmp-port-unreachable
+      "${ipt[@]}" -A INPUT -i wan0 -j DROP ;;
+    *) die "unknown router input mode '$input'" ;;
+  esac
+  # The kernel sends at most one ICMP error a second to a destination
+  # (burst 6; net.ipv4.icmp_ratelimit). Real transfers are not seconds
+  # apart; connect.sh's runs are, and would each inherit the previous run's
+  # budget. Off where the router answers, so every run meets the same router.
+  [[ $input == drop ]] || inns "$r" sysctl -qw net.ipv4.icmp_ratelimit=0
+  echo "$mode $input" >"$RUN/nat-$r"
 }
 
 private_host() {               # HOST ROUTER LANPREFIX
-  local h=$1 r=$2 lan=$3
+  private_host_on "$1" "$2" "$3" lan0
+}
+
+private_host_on() {            # HOST ROUTER LANPREFIX ROUTER_IFACE
+  local h=$1 r=$2 lan=$3 rif=$4
   mk_ns "$h"
-  mk_link "$h" eth0 "$r" lan0
-  ip -n "$(ns "$r")" addr add "$lan.1/24" dev lan0
+  mk_link "$h" eth0 "$r" "$rif"
+  ip -n "$(ns "$r")" addr add "$lan.1/24" dev "$rif"
   ip -n "$(ns "$h")" addr add "$lan.2/24" dev eth0
   ip -n "$(ns "$h")" route add default via "$lan.1" dev eth0
 }
 
+# a and b on one LAN behind na (a bridge in the router): a 10.77.1.2, b 10.77.1.3.
+same_lan() {
+  nat_router na "$LAN_A" "$A_PUB" cone drop
+  ip -n "$(ns na)" link add lan0 type bridge
+  ip -n "$(ns na)" link set lan0 up
+  ip -n "$(ns na)" addr add "$LAN_A.1/24" dev lan0
+  # With br_netfilter loaded (as here), bridged frames traverse FORWARD
+  # (policy DROP) as lan0 -> lan0: a LAN switch forwards them.
+  inns na iptables -w -I FORWARD -i lan0 -o lan0 -j ACCEPT
+  local h i=2
+  for h in a b; do
+    mk_ns "$h"
+    mk_link "$h" eth0 na "lan-$h"
+    ip -n "$(ns na)" link set "lan-$h" master lan0
+    ip -n "$(ns "$h")" addr add "$LAN_A.$i/24" dev eth0
+    ip -n "$(ns "$h")" route add default via "$LAN_A.1" dev eth0
+    i=$((i + 1))
+  done
+}
+
 # Two NATed hosts: a behind na, b behind nb, both routers on the internet.
-two_nats() {                   # MODE_A MODE_B
-  nat_router na "$LAN_A" "$A_PUB" "$1"
-  nat_router nb "$LAN_B" "$B_PUB" "$2"
+two_nats() {                   # MODE_A MODE_B [INPUT_A] [INPUT_B]
+  nat_router na "$LAN_A" "$A_PUB" "$1" "${3:-drop}"
+  nat_router nb "$LAN_B" "$B_PUB" "$2" "${4:-drop}"
+  private_host a na "$LAN_A"
+  private_host b nb "$LAN_B"
+}
+
+# One router (na, cone, dropping input) with a and b on two LAN ports:
+# a on lan0 (10.77.1.0/24), b on lan1 (10.77.2.0/24), both masqueraded to
+# the one public address. The router does not route between its LANs
+# (client isolation, as on guest networks), so host candidates cannot meet.
+# HAIRPIN on: a packet from a LAN to the public address comes back in, to
+# the host whose mapping it is, with its source masqueraded as well (so
+# each side sees the other's public address:port, RFC 4787 REQ-9). Linux
+# has no endpoint-independent mapping table to look that host up in, so
+# each LAN gets its own port range, kept by port preservation: a's
+# sockets bind in 40000-44999 (its ip_local_port_range), b's in
+# 45000-49999, and the hairpin rules DNAT by range.
+one_router() {                 # HAIRPIN (on|off)
+  local r=na pub=$A_PUB
+  nat_router "$r" "$LAN_A" "$pub" cone drop
+  private_host a "$r" "$LAN_A"
+  private_host_on b "$r" "$LAN_B" lan1
+  inns "$r" iptables -w -t nat -A POSTROUTING -s "$LAN_B.0/24" -o wan0 -j MASQUERADE
+  inns "$r" iptables -w -A FORWARD -i lan1 -o wan0 -j ACCEPT
+  inns a sysctl -qw net.ipv4.ip_local_port_range="40000 44999"
+  inns b sysctl -qw net.ipv4.ip_local_port_range="45000 49999"
+  [[ $1 == on ]] || return 0
+  local ipt=(inns "$r" iptables -w)
+  "${ipt[@]}" -t nat -A PREROUTING -i lan+ -d "$pub" -p udp --dport 40000:44999 -j DNAT --to-destination "$LAN_A.2"
+  "${ipt[@]}" -t nat -A PREROUTING -i lan+ -d "$pub" -p udp --dport 45000:49999 -j DNAT --to-destination "$LAN_B.2"
+  "${ipt[@]}" -t nat -A POSTROUTING -o lan+ -m conntrack --ctstate DNAT -m conntrack --ctorigdst "$pub" -j SNAT --to-source "$pub"
+  "${ipt[@]}" -A FORWARD -i lan+ -o lan+ -m conntrack --ctstate DNAT -j ACCEPT
+}
+
+# Double NAT: a behind its home router na, whose WAN (100.64.1.2) is the
+# inside of a carrier-grade NAT cg (RFC 6598 shared address space,
+# 100.64.1.1) with the public address; b behind its own cone router nb.
+# Both NAT layers are cone (port-preserving) and drop unsolicited input.
+double_nat() {
+  nat_router cg 100.64.1 "$A_PUB" cone drop
+  # cg's LAN side is lan0, created by na's uplink link.
+  nat_router na "$LAN_A" 100.64.1.2 cone drop "cg:lan0:100.64.1.1"
+  ip -n "$(ns cg)" addr add 100.64.1.1/24 dev lan0
+  nat_router nb "$LAN_B" "$B_PUB" cone drop
   private_host a na "$LAN_A"
   private_host b nb "$LAN_B"
 }
@@ -203,26 +312,58 @@ build_topology() {
     lan)
       public_host a "$A_PUB"
       public_host b "$B_PUB" ;;
-    cone)            two_nats cone cone ;;
-    symmetric-one)   two_nats cone symmetric ;;
-    symmetric-both)  two_nats symmetric symmetric ;;
+    cone)                two_nats cone cone ;;
+    cone-icmp)           two_nats cone cone icmp icmp ;;
+    cone-icmp-a)         two_nats cone cone icmp drop ;;
+    cone-icmp-b)         two_nats cone cone drop icmp ;;
+    cone-reject)         two_nats cone cone reject reject ;;
+    symmetric-one)       two_nats cone symmetric ;;
+    symmetric-one-icmp)  two_nats cone symmetric icmp icmp ;;
+    symmetric-both)      two_nats symmetric symmetric ;;
+    symmetric-both-icmp) two_nats symmetric symmetric icmp icmp ;;
+    same-lan)            same_lan ;;
+    hairpin)             one_router on ;;
+    no-hairpin)          one_router off ;;
+    cgnat)               double_nat ;;
+    same-prefix)
+      # Both LANs are 192.168.1.0/24 and both hosts 192.168.1.2: each side's
+      # host candidate is the other's own address.
+      LAN_A=192.168.1 LAN_B=192.168.1
+      two_nats cone cone ;;
     udp-blocked)
-      # Direct UDP between the two NATs is dropped (both ways, on both
-      # routers); UDP to r is fine, so only TURN via r (or the relay) works.
+      # Outbound UDP is dropped except to r (the STUN/TURN server and the
+      # relay): only TURN via r (or the relay) connects a and b.
       two_nats cone cone
-      inns na iptables -w -A LAB_BLOCK -i lan0 -o wan0 -p udp -d "$B_PUB" -j DROP
-      inns nb iptables -w -A LAB_BLOCK -i lan0 -o wan0 -p udp -d "$A_PUB" -j DROP ;;
+      inns na iptables -w -A LAB_BLOCK -i lan0 -o wan0 -p udp ! -d "$R_IP" -j DROP
+      inns nb iptables -w -A LAB_BLOCK -i lan0 -o wan0 -p udp ! -d "$R_IP" -j DROP ;;
     udp-blocked-all)
       # No outbound UDP at all; TCP (to r) still works: TURN over TCP or the relay.
       two_nats cone cone
       inns na iptables -w -A LAB_BLOCK -i lan0 -o wan0 -p udp -j DROP
       inns nb iptables -w -A LAB_BLOCK -i lan0 -o wan0 -p udp -j DROP ;;
+    tcp443-only)
+      # A corporate firewall: nothing leaves the LANs but TCP to port 443
+      # (and the relay's WebSocket port 4747 on r, for the mailbox).
+      two_nats cone cone
+      local n
+      for n in na nb; do
+        inns "$n" iptables -w -A LAB_BLOCK -i lan0 -o wan0 -p tcp --dport 443 -j RETURN
+        inns "$n" iptables -w -A LAB_BLOCK -i lan0 -o wan0 -p tcp -d "$R_IP" --dport 4747 -j RETURN
+        inns "$n" iptables -w -A LAB_BLOCK -i lan0 -o wan0 -j DROP
+      done ;;
   esac
 }
 
 write_env() {
   local topo=$1 a_ip b_ip
-  if [[ $topo == lan ]]; then a_ip=$A_PUB; b_ip=$B_PUB; else a_ip=$LAN_A.2; b_ip=$LAN_B.2; fi
+  case $topo in
+    lan) a_ip=$A_PUB; b_ip=$B_PUB ;;
+    same-lan) a_ip=$LAN_A.2; b_ip=$LAN_A.3 ;;
+    same-prefix) a_ip=192.168.1.2; b_ip=192.168.1.2 ;;
+    *) a_ip=$LAN_A.2; b_ip=$LAN_B.2 ;;
+  esac
+  local b_pub=$B_PUB
+  case $topo in same-lan | hairpin | no-hairpin) b_pub=$A_PUB ;; esac
   {
     echo "LAB_ID=$LAB_ID"
     echo "LAB_DIR=$RUN"
@@ -234,15 +375,15 @@ write_env() {
     echo "B_IP=$b_ip"
     echo "R_IP=$R_IP"
     echo "A_PUBLIC_IP=$A_PUB"
-    echo "B_PUBLIC_IP=$B_PUB"
+    echo "B_PUBLIC_IP=$b_pub"
     echo "TURN_PORT=$TURN_PORT"
   } >"$RUN/env"
 }
 
 cmd_up() {
   local topo=${1:-}
-  [[ -n $topo ]] || die "usage: lab.sh up {${TOPOLOGIES// /|}}"
-  [[ " $TOPOLOGIES " == *" $topo "* ]] || die "unknown topology '$topo' (one of: $TOPOLOGIES)"
+  [[ -n $topo ]] || die "usage: lab.sh up TOPOLOGY (one of: $(xargs <<<"$TOPOLOGIES"))"
+  [[ " ${TOPOLOGIES//$'\n'/ } " == *" $topo "* ]] || die "unknown topology '$topo' (one of: $(xargs <<<"$TOPOLOGIES"))"
   need_root; need_tools
   LAB_ID=${LAB_ID:-tl$$}
   set_paths
@@ -506,6 +647,16 @@ cmd_unshape() { [[ $# -eq 2 ]] || die "usage: lab.sh unshape HOST IFACE"; cmd_sh
 
 # --- coturn -----------------------------------------------------------------
 
+# A self-signed certificate for coturn's TLS listener (CN turn.tern.test,
+# subjectAltName IP:$R_IP), made once per run in the run dir.
+make_test_cert() {
+  [[ -f $RUN/turn-cert.pem ]] && return 0
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=turn.tern.test" -addext "subjectAltName=IP:$R_IP,DNS:turn.tern.test" \
+    -keyout "$RUN/turn-key.pem" -out "$RUN/turn-cert.pem" >/dev/null 2>&1 || die "openssl could not make the test certificate"
+  chmod 644 "$RUN/turn-key.pem" "$RUN/turn-cert.pem"
+}
+
 cmd_coturn_start() {
   local secret=${1:-}
   [[ -n $secret ]] || die "usage: lab.sh coturn-start SECRET"
@@ -516,6 +667,7 @@ cmd_coturn_start() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn >/dev/null
   fi
   cmd_coturn_stop_quiet
+  make_test_cert
   local conf=$RUN/coturn.conf
   # Peer filtering: Debian's coturn 4.6.1 with no denied-peer-ip denies only
   # loopback peers (checked: 10.77.x and 198.18.x are permitted), but every
@@ -524,21 +676,27 @@ cmd_coturn_start() {
   # are allowed explicitly. The config is our own file (-c), so nothing in
   # /etc/turnserver.conf applies; userdb, pid and log live in the run dir.
   # verbose: one line per TURN request in coturn.log, for debugging tests.
+  # TLS (TURN over TLS, turns:) on $TURN_TLS_PORT with the lab's test
+  # certificate; TCP 443 on r is redirected to it (COTURN_443=tls, the
+  # default) or to the plain TCP listener (COTURN_443=tcp).
   cat >"$conf" <<EOF
 listening-ip=$R_IP
 relay-ip=$R_IP
 listening-port=$TURN_PORT
+tls-listening-port=$TURN_TLS_PORT
+cert=$RUN/turn-cert.pem
+pkey=$RUN/turn-key.pem
 min-port=$TURN_MIN_PORT
 max-port=$TURN_MAX_PORT
 use-auth-secret
 static-auth-secret=$secret
 realm=tern.test
 fingerprint
-no-tls
 no-dtls
 no-cli
 no-multicast-peers
 allowed-peer-ip=10.77.0.0-10.77.255.255
+allowed-peer-ip=192.168.1.0-192.168.1.255
 allowed-peer-ip=198.18.0.0-198.19.255.255
 userdb=$RUN/coturn.sqlite
 pidfile=$RUN/coturn.pid
@@ -547,6 +705,10 @@ simple-log
 verbose
 no-stdout-log
 EOF
+  local to443=$TURN_TLS_PORT
+  [[ ${COTURN_443:-tls} == tcp ]] && to443=$TURN_PORT
+  inns r iptables -w -t nat -F PREROUTING
+  inns r iptables -w -t nat -A PREROUTING -p tcp --dport 443 -j REDIRECT --to-ports "$to443"
   # COTURN_FAKETIME (e.g. "+2d"): run coturn with its clock that far off, so
   # the relay's time-limited TURN credentials look expired to it.
   local clock=()
@@ -561,6 +723,8 @@ EOF
     if inns r ss -Hlnu "sport = :$TURN_PORT" | grep -q . && inns r ss -Hlnt "sport = :$TURN_PORT" | grep -q .; then
       echo "TURN_URL_UDP=turn:$R_IP:$TURN_PORT?transport=udp"
       echo "TURN_URL_TCP=turn:$R_IP:$TURN_PORT?transport=tcp"
+      echo "TURN_URL_TLS=turns:$R_IP:$TURN_TLS_PORT?transport=tcp"
+      echo "TURN_CERT=$RUN/turn-cert.pem"
       echo "TURN_REALM=tern.test"
       echo "COTURN_LOG=$RUN/coturn.log"
       return 0
@@ -587,6 +751,32 @@ cmd_coturn_stop_quiet() {
   done
 }
 
+cmd_turn_proxy_start() {
+  need_root; resolve_id; set_paths
+  ns_exists "$(ns r)" || die "run $LAB_ID has no host r"
+  cmd_turn_proxy_stop
+  inns r "$(python_bin)" -u "$LAB_HERE/labtool.py" turn-proxy --listen "$R_IP:3480" --server "$R_IP:$TURN_PORT" \
+    >"$RUN/turn-proxy.log" 2>&1 &
+  echo $! >"$RUN/turn-proxy.pid"
+  for _ in $(seq 1 100); do
+    grep -q '^ready' "$RUN/turn-proxy.log" && { echo "TURN_PROXY_URL=turn:$R_IP:3480?transport=udp"; echo "TURN_PROXY_LOG=$RUN/turn-proxy.log"; return 0; }
+    sleep 0.1
+  done
+  cat "$RUN/turn-proxy.log" >&2
+  die "the TURN proxy did not start"
+}
+
+cmd_turn_proxy_stop() {
+  need_root; resolve_id; set_paths
+  local pid
+  [[ -f $RUN/turn-proxy.pid ]] || return 0
+  pid=$(cat "$RUN/turn-proxy.pid"); rm -f "$RUN/turn-proxy.pid"
+  if ip netns pids "$(ns r)" 2>/dev/null | grep -qx "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do alive "$pid" || break; sleep 0.1; done
+  fi
+}
+
 cmd_coturn_stop() { need_root; resolve_id; set_paths; cmd_coturn_stop_quiet; log "coturn stopped"; }
 
 # --- main -------------------------------------------------------------------
@@ -606,6 +796,8 @@ main() {
     unshape) cmd_unshape "$@" ;;
     coturn-start) cmd_coturn_start "$@" ;;
     coturn-stop) cmd_coturn_stop ;;
+    turn-proxy-start) cmd_turn_proxy_start ;;
+    turn-proxy-stop) cmd_turn_proxy_stop ;;
     -h|--help|help|"") usage ;;
     *) usage >&2; exit 2 ;;
   esac

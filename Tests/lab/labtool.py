@@ -7,6 +7,9 @@
   udp-probe --dest IP:P [--dest ...]        one socket to several destinations;
                                             prints "dest=IP:P reply=TEXT" or "... timeout"
   tcp-probe --dest IP:P                     connect, print "dest=IP:P reply=TEXT"
+  icmp-probe --dest IP:P [--bind-port P]    one datagram from a connected socket: prints
+                                            "icmp=port-unreachable" (the kernel reported
+                                            an ICMP error: exit 0) or "silent" (exit 1)
   punch --port P --peer IP:P --seconds S    UDP hole punch: send to the peer every
                                             50 ms, print "received=N from=..."
   stun --server IP:P --transport udp|tcp    Binding request; prints "mapped=IP:PORT"
@@ -14,6 +17,12 @@
                                             Allocate with REST credentials, print
                                             "relayed=IP:PORT mapped=IP:PORT"; with
                                             --peer, permit it and answer its data
+  turn-proxy --listen IP:P --server IP:P
+                                            UDP proxy in front of a TURN server that
+                                            answers the first authenticated request of
+                                            each method from each client with 438 Stale
+                                            Nonce (the nonce it carried), passes the rest
+                                            on; prints "refused=METHOD from=IP:P" per 438
   tcp-sink --port P / tcp-send --dest IP:P --seconds S
                                             bulk TCP; the sink prints Mbit/s
 Every subcommand exits 0 on success, 1 on failure.
@@ -95,6 +104,24 @@ def cmd_udp_probe(a):
         else:
             print(f"dest={d} reply={reply}", flush=True)
     return 0 if ok else 1
+
+
+def cmd_icmp_probe(a):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", a.bind_port))
+    s.connect(hostport(a.dest))
+    s.settimeout(a.timeout)
+    try:
+        s.send(b"probe")
+        s.recv(2048)
+        print("reply", flush=True)
+        return 1
+    except ConnectionRefusedError:
+        print("icmp=port-unreachable", flush=True)
+        return 0
+    except socket.timeout:
+        print("silent", flush=True)
+        return 1
 
 
 def cmd_tcp_probe(a):
@@ -313,6 +340,54 @@ def cmd_turn(a):
     return 0 if got else 1
 
 
+# --- a TURN server that says "stale nonce" once per request kind -------------
+
+def cmd_turn_proxy(a):
+    """Every client (source IP:port) gets its own upstream socket, so the
+    TURN server sees one 5-tuple per client. A request with a NONCE (an
+    authenticated one: Allocate, Refresh, CreatePermission, ChannelBind) is
+    answered 438 the first time its method is seen from that client, with
+    REALM and the same NONCE (so the retry is valid for the server behind:
+    this proxy cannot make nonces the server would accept). Everything else,
+    ChannelData and indications included, is passed on both ways."""
+    listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listen.bind(hostport(a.listen))
+    server = hostport(a.server)
+    upstream, client_of, refused = {}, {}, set()
+    names = {0x003: "Allocate", 0x004: "Refresh", 0x008: "CreatePermission", 0x009: "ChannelBind"}
+    print(f"ready listen={a.listen}", flush=True)
+    while True:
+        r, _, _ = select.select([listen] + list(client_of), [], [])
+        for s in r:
+            try:
+                data, src = s.recvfrom(65536)
+            except OSError:
+                continue
+            if s is not listen:
+                listen.sendto(data, client_of[s])
+                continue
+            m = Stun.parse(data) if data[:1] in (b"\x00", b"\x01") else None
+            if m is not None:
+                mtype, txid, attrs = m
+                method = (mtype & 0x000F) | ((mtype & 0x00E0) >> 1) | ((mtype & 0x3E00) >> 2)
+                is_request = (mtype & 0x0110) == 0
+                if is_request and method in names and Stun.A_NONCE in attrs and (src, method) not in refused:
+                    refused.add((src, method))
+                    err = struct.pack("!HBB", 0, 4, 38) + b"Stale Nonce"
+                    reply, _ = Stun.build(method | Stun.ERROR, [(Stun.A_ERROR, err), (Stun.A_REALM, attrs.get(Stun.A_REALM, b"")),
+                                                               (Stun.A_NONCE, attrs[Stun.A_NONCE])], txid=txid)
+                    listen.sendto(reply, src)
+                    print(f"refused={names[method]} from={fmt(src)}", flush=True)
+                    continue
+            up = upstream.get(src)
+            if up is None:
+                up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                up.bind((hostport(a.listen)[0], 0))
+                upstream[src], client_of[up] = up, src
+            up.sendto(data, server)
+
+
 # --- bulk TCP ---------------------------------------------------------------
 
 def cmd_tcp_sink(a):
@@ -355,6 +430,8 @@ def main():
     p = sub.add_parser("udp-probe"); p.add_argument("--dest", action="append", required=True)
     p.add_argument("--bind-port", type=int, default=0); p.add_argument("--timeout", type=float, default=2.0)
     p.set_defaults(fn=cmd_udp_probe)
+    p = sub.add_parser("icmp-probe"); p.add_argument("--dest", required=True); p.add_argument("--bind-port", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=1.0); p.set_defaults(fn=cmd_icmp_probe)
     p = sub.add_parser("tcp-probe"); p.add_argument("--dest", required=True); p.add_argument("--timeout", type=float, default=3.0)
     p.set_defaults(fn=cmd_tcp_probe)
     p = sub.add_parser("punch"); p.add_argument("--port", type=int, required=True); p.add_argument("--peer", required=True)
@@ -364,6 +441,8 @@ def main():
     p = sub.add_parser("turn"); p.add_argument("--server", required=True); p.add_argument("--transport", choices=["udp", "tcp"], default="udp")
     p.add_argument("--secret", required=True); p.add_argument("--peer"); p.add_argument("--wait", type=float, default=5.0)
     p.add_argument("--timeout", type=float, default=3.0); p.set_defaults(fn=cmd_turn)
+    p = sub.add_parser("turn-proxy"); p.add_argument("--listen", required=True); p.add_argument("--server", required=True)
+    p.set_defaults(fn=cmd_turn_proxy)
     p = sub.add_parser("tcp-sink"); p.add_argument("--port", type=int, required=True); p.set_defaults(fn=cmd_tcp_sink)
     p = sub.add_parser("tcp-send"); p.add_argument("--dest", required=True); p.add_argument("--seconds", type=float, default=5.0)
     p.set_defaults(fn=cmd_tcp_send)

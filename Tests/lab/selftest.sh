@@ -3,7 +3,8 @@
 # topology's NAT behaviour, the shaping tool, coturn (STUN and TURN), and that
 # `down` leaves nothing behind, also after a failed `up`.
 #
-#   sudo Tests/lab/selftest.sh          (as root; about a minute)
+#   sudo Tests/lab/selftest.sh          (as root; about two minutes)
+#   SELFTEST_ONLY="router_input cgnat"  only those tests
 #
 # Prints PASS/FAIL per check and "N passed, N failed"; exits 1 on any failure.
 set -euo pipefail
@@ -252,6 +253,146 @@ test_udp_blocked_all() {
   down
 }
 
+# --- router input behaviour and the mapping clash ---------------------------
+
+icmp_from() { tool "$1" icmp-probe --dest "$2" ${3:+--bind-port "$3"}; }        # HOST IP:PORT [BIND]
+silent_from() { ! icmp_from "$@"; }
+
+# The mapping clash (docs/lab.md): a's datagram from port PA reaches b's
+# router at B_PUB:PB before b has sent anything; then b's own datagram from
+# PB to a's PA leaves with another public port. Prints b's router's
+# conntrack entry; succeeds if its reply port is not PB.
+clash_seen() {             # PA PB
+  tool a udp-probe --bind-port "$1" --dest "$B_PUBLIC_IP:$2" --timeout 0.3 >/dev/null || true
+  tool b udp-probe --bind-port "$2" --dest "$A_PUBLIC_IP:$1" --timeout 0.3 >/dev/null || true
+  local e; e=$(X nb grep "src=$B_IP .* sport=$2 dport=$1 " /proc/net/nf_conntrack || true); echo "${e:-no entry}"
+  [[ -n $e && $(sed -n 's/.* dport=\([0-9]*\) .*/\1/p' <<<"$e") != "$2" ]]
+}
+no_clash() { ! clash_seen "$@"; }
+
+# Hole punching in a chosen order: FIRST starts, SECOND 0.3 s later.
+punch_ordered() {          # FIRST PORT_A PORT_B
+  local ra rb
+  ra=$(mktemp); rb=$(mktemp)
+  if [[ $1 == a ]]; then
+    tool a punch --port "$2" --peer "$B_PUBLIC_IP:$3" --seconds 1.5 >"$ra" 2>&1 &
+    sleep 0.3; tool b punch --port "$3" --peer "$A_PUBLIC_IP:$2" --seconds 1.2 >"$rb" 2>&1 || true
+  else
+    tool b punch --port "$3" --peer "$A_PUBLIC_IP:$2" --seconds 1.5 >"$rb" 2>&1 &
+    sleep 0.3; tool a punch --port "$2" --peer "$B_PUBLIC_IP:$3" --seconds 1.2 >"$ra" 2>&1 || true
+  fi
+  wait $! || true
+  echo "a: $(cat "$ra")"; echo "b: $(cat "$rb")"
+  grep -q 'received=[1-9]' "$ra" && grep -q 'received=[1-9]' "$rb"
+  local rc=$?; rm -f "$ra" "$rb"; return $rc
+}
+no_punch_ordered() { ! punch_ordered "$@"; }
+
+test_router_input() {
+  up cone || return 0
+  check "cone (drop): an unsolicited datagram to b's router gets no ICMP" silent_from a "$B_PUBLIC_IP:40100"
+  check "cone (drop): no mapping clash" no_clash 40001 40002
+  down
+  up cone-reject || return 0
+  check "cone-reject: an unsolicited datagram to b's router gets ICMP port unreachable" icmp_from a "$B_PUBLIC_IP:40100"
+  check "cone-reject: no mapping clash (REJECT drops it before conntrack confirms)" no_clash 40001 40002
+  check "cone-reject: UDP hole punching a <-> b works" punch
+  down
+  up cone-icmp || return 0
+  check "cone-icmp: an unsolicited datagram to b's router gets ICMP port unreachable" icmp_from a "$B_PUBLIC_IP:40100"
+  check "cone-icmp: mapping clash: b's reply to a's early datagram leaves from a new port" clash_seen 40001 40002
+  check "cone-icmp: hole punching fails with a first" no_punch_ordered a 40011 40012
+  check "cone-icmp: hole punching fails with b first" no_punch_ordered b 40021 40022
+  down
+  up cone-icmp-b || return 0
+  check "cone-icmp-b: b's router answers ICMP, a's is silent" \
+    both_ok icmp_from a "$B_PUBLIC_IP:40100" -- silent_from b "$A_PUBLIC_IP:40100"
+  check "cone-icmp-b: hole punching fails with a first (b's router clashes)" no_punch_ordered a 40011 40012
+  check "cone-icmp-b: hole punching works with b first" punch_ordered b 40021 40022
+  down
+  up cone-icmp-a || return 0
+  check "cone-icmp-a: hole punching works with a first" punch_ordered a 40011 40012
+  check "cone-icmp-a: hole punching fails with b first (a's router clashes)" no_punch_ordered b 40021 40022
+  down
+}
+
+both_ok() {                # CMD1... -- CMD2...
+  local first=() ; while [[ $1 != -- ]]; do first+=("$1"); shift; done; shift
+  "${first[@]}" && "$@"
+}
+
+# --- one router, double NAT, the same prefix, TCP 443 only, TURN 438 --------
+
+test_same_router() {
+  up same-lan || return 0
+  check "same-lan: a reaches b on the LAN ($B_IP)" X a ping -c 2 -i 0.2 -W 1 "$B_IP"
+  down
+  up hairpin || return 0
+  check "hairpin: b's port comes from its range (45000-49999)" port_in_range b 45000 49999
+  tool b echo-server --ports 45001 >/dev/null 2>&1 & sleep 0.4
+  check "hairpin: a cannot reach b's LAN ($B_IP) (client isolation)" not X a ping -c 1 -W 1 "$B_IP"
+  check "hairpin: a -> public $A_PUBLIC_IP:45001 reaches b, seen from the public address" \
+    hairpin_reply "$A_PUBLIC_IP"
+  down
+  up no-hairpin || return 0
+  tool b echo-server --ports 45001 >/dev/null 2>&1 & sleep 0.4
+  check "no-hairpin: a -> public $A_PUBLIC_IP:45001 does not reach b" not hairpin_reply "$A_PUBLIC_IP"
+  start_echo
+  check "no-hairpin: a and b share the public address $A_PUBLIC_IP" \
+    both_ok same_mapping a "$A_PUBLIC_IP" -- same_mapping b "$A_PUBLIC_IP"
+  down
+}
+
+port_in_range() {          # HOST LOW HIGH: the host's ephemeral ports
+  local r; r=$(X "$1" sysctl -n net.ipv4.ip_local_port_range | xargs); echo "$r"; [[ $r == "$2 $3" ]]
+}
+hairpin_reply() { tool a udp-probe --dest "$1:45001" --timeout 1 | grep "reply=$1:"; }
+
+test_cgnat() {
+  up cgnat || return 0
+  start_echo
+  check "cgnat: a (two NAT layers) appears at r as $A_PUBLIC_IP, same port for two destinations" same_mapping a "$A_PUBLIC_IP"
+  check "cgnat: a's home router has a shared address (100.64.1.2)" has_addr na 100.64.1.2
+  check "cgnat: r cannot reach the home router's 100.64.1.2" not X r ping -c 1 -W 1 100.64.1.2
+  check "cgnat: UDP hole punching a <-> b works" punch
+  down
+}
+
+test_same_prefix() {
+  up same-prefix || return 0
+  start_echo
+  check "same-prefix: a and b are both 192.168.1.2" \
+    both_ok has_addr a 192.168.1.2 -- has_addr b 192.168.1.2
+  check "same-prefix: a appears at r as $A_PUBLIC_IP" same_mapping a "$A_PUBLIC_IP"
+  check "same-prefix: UDP hole punching a <-> b works" punch
+  down
+}
+
+test_tcp443_only() {
+  up tcp443-only || return 0
+  start_echo
+  check "coturn: starts in r" lab coturn-start "$SECRET"
+  check "tcp443-only: UDP a -> r is dropped" not tool a udp-probe --dest "$R_IP:5000" --timeout 1
+  check "tcp443-only: TCP a -> r:5000 is dropped" not tool a tcp-probe --dest "$R_IP:5000" --timeout 1
+  check "tcp443-only: TLS to r:443 reaches coturn (test certificate CN turn.tern.test)" tls_443
+  down
+}
+
+tls_443() { echo | X a timeout 5 openssl s_client -connect "$R_IP:443" 2>&1 | grep "subject=CN *= *turn.tern.test"; }
+
+test_turn_proxy() {
+  up cone || return 0
+  check "coturn: starts in r" lab coturn-start "$SECRET"
+  check "turn-proxy: starts in r" lab turn-proxy-start
+  check "turn-proxy: the first Allocate gets 438 Stale Nonce" \
+    both_ok not tool a turn --server "$R_IP:3480" --secret "$SECRET" -- grep -q "refused=Allocate" "$(lab env | sed -n 's/^LAB_DIR=//p')/turn-proxy.log"
+  check "turn-proxy: passes other requests on (STUN Binding answered by coturn)" stun_via_proxy
+  down
+}
+
+has_addr() { X "$1" ip -br addr show | grep -w "$2"; }     # HOST IP
+stun_via_proxy() { tool a stun --server "$R_IP:3480" | grep "mapped=$R_IP:"; }
+
 test_cleanup() {
   echo "--- cleanup"
   check "up fails halfway (LAB_TEST_FAIL_AT=b) and exits non-zero" not env LAB_TEST_FAIL_AT=b "$LAB" up cone
@@ -278,13 +419,11 @@ down_removes_pid() {             # PID SETUP_OUTPUT
 alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null || true); [[ -n $st && $st != Z* ]]; }
 up_twice() { lab up lan >/dev/null && lab up lan >/dev/null && [[ $(our_namespaces | wc -l) -eq 4 ]]; }
 
-test_lan
-test_cone
-test_symmetric_one
-test_symmetric_both
-test_udp_blocked
-test_udp_blocked_all
-test_cleanup
+# SELFTEST_ONLY="router_input cgnat": only those tests (names without test_).
+for t in lan cone symmetric_one symmetric_both udp_blocked udp_blocked_all router_input same_router cgnat \
+  same_prefix tcp443_only turn_proxy cleanup; do
+  [[ -z ${SELFTEST_ONLY:-} || " $SELFTEST_ONLY " == *" $t "* ]] && "test_$t"
+done
 
 # Namespaces that appeared during the run: none may be ours. (Another lab run
 # in parallel may legitimately have added its own.)
