@@ -25,6 +25,14 @@ collections_library() {
     Sources/TernCollections/*.swift -o Fuzz/out/libTernCollections.a
 }
 
+# The digests, MACs and random bytes STUN, SCTP, DTLS and TernTransfer import
+# (OpenSSL and libsodium underneath).
+crypto_library() {
+  swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name TernCrypto -emit-library -static \
+    -emit-module -emit-module-path Fuzz/out/TernCrypto.swiftmodule -I Sources/COpenSSL -I Sources/CSodium \
+    Sources/TernCrypto/*.swift -o Fuzz/out/libTernCrypto.a
+}
+
 # The bounded reader the codecs import.
 wire_library() {
   swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name TernWire -emit-library -static \
@@ -35,8 +43,9 @@ wire_library() {
 stun_library() {
   collections_library
   wire_library
+  crypto_library
   swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name TernSTUN -emit-library -static \
-    -emit-module -emit-module-path Fuzz/out/TernSTUN.swiftmodule -I Fuzz/out -I Sources/COpenSSL \
+    -emit-module -emit-module-path Fuzz/out/TernSTUN.swiftmodule -I Fuzz/out -I Sources/COpenSSL -I Sources/CSodium \
     Sources/TernSTUN/*.swift -o Fuzz/out/libTernSTUN.a
 }
 
@@ -45,30 +54,39 @@ for target in $targets; do
     code|rendezvous-frames) build "$target" Sources/TernRendezvous/*.swift ;;
     stun)
       wire_library
-      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernSTUN/*.swift Fuzz/out/libTernWire.a -lcrypto ;;
+      crypto_library
+      build "$target" -I Fuzz/out -I Sources/COpenSSL -I Sources/CSodium Sources/TernSTUN/*.swift Fuzz/out/libTernWire.a \
+        Fuzz/out/libTernCrypto.a -lcrypto -lsodium ;;
     sdp) build "$target" Sources/TernSDP/*.swift ;;
     ice-candidate)
       stun_library
-      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernICE/*.swift Fuzz/out/libTernSTUN.a Fuzz/out/libTernCollections.a Fuzz/out/libTernWire.a -lcrypto ;;
+      build "$target" -I Fuzz/out -I Sources/COpenSSL -I Sources/CSodium Sources/TernICE/*.swift Fuzz/out/libTernSTUN.a Fuzz/out/libTernCollections.a Fuzz/out/libTernWire.a \
+        Fuzz/out/libTernCrypto.a -lcrypto -lsodium ;;
     turn-client)
       stun_library
-      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernTURN/*.swift Fuzz/out/libTernSTUN.a Fuzz/out/libTernCollections.a Fuzz/out/libTernWire.a -lcrypto ;;
+      build "$target" -I Fuzz/out -I Sources/COpenSSL -I Sources/CSodium Sources/TernTURN/*.swift Fuzz/out/libTernSTUN.a Fuzz/out/libTernCollections.a Fuzz/out/libTernWire.a \
+        Fuzz/out/libTernCrypto.a -lcrypto -lsodium ;;
     sctp-packet)
       # The whole module: the codec, and SCTPWire's data-path decoder checked against it.
       collections_library
       wire_library
-      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernSCTP/*.swift Fuzz/out/libTernCollections.a Fuzz/out/libTernWire.a -lcrypto ;;
+      crypto_library
+      build "$target" -I Fuzz/out -I Sources/COpenSSL -I Sources/CSodium Sources/TernSCTP/*.swift Fuzz/out/libTernCollections.a Fuzz/out/libTernWire.a \
+        Fuzz/out/libTernCrypto.a -lcrypto -lsodium ;;
     dcep)
       wire_library
       build "$target" -I Fuzz/out Sources/TernDataChannel/DCEP.swift Sources/TernDataChannel/DataChannelError.swift Fuzz/out/libTernWire.a ;;
     dtls-records)
       # A connected pair with the own record layer, fed hostile datagrams.
       collections_library
-      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernDTLS/*.swift \
-        Fuzz/out/libTernCollections.a -lssl -lcrypto ;;
+      crypto_library
+      build "$target" -I Fuzz/out -I Sources/COpenSSL -I Sources/CSodium Sources/TernDTLS/*.swift \
+        Fuzz/out/libTernCollections.a Fuzz/out/libTernCrypto.a -lssl -lcrypto -lsodium ;;
     transfer-message)
       collections_library
-      build "$target" -I Fuzz/out -I Sources/COpenSSL Sources/TernTransfer/*.swift Fuzz/out/libTernCollections.a -lcrypto ;;
+      crypto_library
+      build "$target" -I Fuzz/out -I Sources/COpenSSL -I Sources/CSodium Sources/TernTransfer/*.swift Fuzz/out/libTernCollections.a \
+        Fuzz/out/libTernCrypto.a -lcrypto -lsodium ;;
     *) echo "unknown fuzz target $target" >&2; exit 2 ;;
   esac
   corpus="Fuzz/corpus-$target"
