@@ -70,7 +70,7 @@ PAYLOAD=$WORK/payload.bin
 up() {                          # TOPOLOGY [COTURN_CLOCK_OFFSET]
   local out
   out=$(lab up "$1") && eval "$out" || return 1
-  out=$(COTURN_FAKETIME=${2:-} COTURN_443=${COTURN_443:-tcp} lab coturn-start "$SECRET") && eval "$out" || return 1
+  out=$(COTURN_FAKETIME=${2:-} lab coturn-start "$SECRET") && eval "$out" || return 1
 }
 
 # The relay, handing out TURN over UDP and TCP on coturn's port, or the
@@ -116,13 +116,13 @@ attempt() {                     # NAMEPLATE [EXTRA FLAGS FOR BOTH SIDES...]
   mkdir "$out" && chown "${LAB_USER_UID:-65534}:${LAB_USER_UID:-65534}" "$out"
   (
     set +e
-    U b env TERN_RELAY="ws://$R_IP:4747" "$TERN" receive --json --yes --timeout 60 -o "$out" ${CONNECT_TERN_FLAGS:-} "$@" "$code" \
+    U b env TERN_RELAY="ws://$R_IP:4747" ${TERN_ENV:-} "$TERN" receive --json --yes --timeout 60 -o "$out" ${CONNECT_TERN_FLAGS:-} "$@" "$code" \
       2>"$WORK/recv.err" | stamp >"$WORK/recv.json"
     exit "${PIPESTATUS[0]}"
   ) &
   local receiver=$!
   set +e
-  U a env TERN_RELAY="ws://$R_IP:4747" "$TERN" send --json --code "$code" --timeout 60 ${CONNECT_TERN_FLAGS:-} "$@" "$PAYLOAD" \
+  U a env TERN_RELAY="ws://$R_IP:4747" ${TERN_ENV:-} "$TERN" send --json --code "$code" --timeout 60 ${CONNECT_TERN_FLAGS:-} "$@" "$PAYLOAD" \
     2>"$WORK/send.err" | stamp >"$WORK/send.json"
   SEND_EXIT=${PIPESTATUS[0]}
   wait "$receiver"
@@ -157,6 +157,19 @@ field() {                       # FILE KEY
   sed -n '/"event":"connected"/p' "$1" | head -1 | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"
 }
 
+# The same of the path in use at the end: the last `connected` or `path`
+# event (a session that starts relayed and moves to a direct pair reports
+# the move as a `path` event).
+final_field() {                 # FILE KEY
+  sed -n '/"event":"connected"\|"event":"path"/p' "$1" | tail -1 | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"
+}
+
+# since_paired_ms of the first `connected` or `path` event on a direct path.
+direct_ms() {                   # FILE
+  { sed -n '/"event":"connected"\|"event":"path"/p' "$1" | grep '"path":"direct"' || true; } | head -1 |
+    sed -n 's/.*"since_paired_ms":\([0-9]*\).*/\1/p'
+}
+
 # The message of the `error` event in FILE.
 error_message() { sed -n 's/.*"event":"error".*"message":"\(.*\)"}/\1/p' "$1"; }
 
@@ -183,7 +196,8 @@ expect_path() {
 }
 expect_protocol() {
   case $1 in
-    udp-blocked-all | tcp443-only) echo tcp ;;
+    udp-blocked-all) echo tcp ;;
+    tcp443-only) echo tls ;;
     *) echo udp ;;
   esac
 }
@@ -193,18 +207,21 @@ summary() {                     # list of milliseconds -> "min/median/max ms"
 }
 
 run_case() {
-  local case=$1 topo want protocol ok=0 direct=0 relayed=0 failed=0 times=() firsts=() i
+  local case=$1 topo want protocol ok=0 direct=0 relayed=0 failed=0 times=() firsts=() directs=() i
   topo=$(topology_of "$case")
   echo "--- $case ($RUNS runs)"
   up "$topo" || { fail "$case: lab up"; lab down >/dev/null 2>&1 || true; return; }
-  local TURN_URIS=
+  local TURN_URIS= TERN_ENV=
   case $case in
     turn-438)
       local out; out=$(lab turn-proxy-start) && eval "$out" || { fail "$case: TURN proxy"; lab down; return; }
       TURN_URIS="turn:$R_IP:3480?transport=udp" ;;
     tcp443-only)
-      # Only TCP 443 leaves the LANs (r redirects it to coturn's TCP listener).
-      TURN_URIS="turn:$R_IP:443?transport=tcp" ;;
+      # Only TCP 443 leaves the LANs: TURN over TLS there (r redirects it to
+      # coturn's TLS listener). tern trusts the lab's test certificate
+      # through SSL_CERT_FILE, as a system store would hold its CA.
+      TURN_URIS="turns:$R_IP:443?transport=tcp"
+      TERN_ENV="SSL_CERT_FILE=$TURN_CERT" ;;
   esac
   start_relay "$SECRET" || { fail "$case: relay start"; lab down >/dev/null 2>&1; return; }
   want=$(expect_path "$case")
@@ -216,9 +233,11 @@ run_case() {
       for f in send.json send.err recv.json recv.err; do cp "$WORK/$f" "$CONNECT_LOGS/$case-$i-$f"; done
     fi
     local sp rp sms rms sproto rproto
-    sp=$(field "$WORK/send.json" path) rp=$(field "$WORK/recv.json" path)
+    sp=$(final_field "$WORK/send.json" path) rp=$(final_field "$WORK/recv.json" path)
     sms=$(field "$WORK/send.json" since_paired_ms) rms=$(field "$WORK/recv.json" since_paired_ms)
-    sproto=$(field "$WORK/send.json" relay_protocol) rproto=$(field "$WORK/recv.json" relay_protocol)
+    sproto=$(final_field "$WORK/send.json" relay_protocol) rproto=$(final_field "$WORK/recv.json" relay_protocol)
+    local sdir rdir
+    sdir=$(direct_ms "$WORK/send.json") rdir=$(direct_ms "$WORK/recv.json")
     local good=1 intact=0
     [[ $SEND_EXIT -eq 0 && $RECV_EXIT -eq 0 && $RECEIVED -eq 1 ]] && intact=1
     if [[ $intact -eq 1 && $sp == direct && $rp == direct ]]; then direct=$((direct + 1))
@@ -231,26 +250,28 @@ run_case() {
       [[ -z $sproto || $sproto == "$protocol" ]] && [[ -z $rproto || $rproto == "$protocol" ]] || good=0
     fi
     local later=$(( ${sms:-0} > ${rms:-0} ? ${sms:-0} : ${rms:-0} ))
-    [[ -n ${CONNECT_RESULTS:-} ]] && echo "$case $i $([[ $good -eq 1 ]] && echo ok || echo FAIL) send=$sp/$(field "$WORK/send.json" local)/$(field "$WORK/send.json" remote)/${sproto:--} recv=$rp/$(field "$WORK/recv.json" local)/$(field "$WORK/recv.json" remote)/${rproto:--} send_ms=$sms recv_ms=$rms first_byte_ms=${FIRST_BYTE_MS:--}" >>"$CONNECT_RESULTS"
+    [[ -n ${CONNECT_RESULTS:-} ]] && echo "$case $i $([[ $good -eq 1 ]] && echo ok || echo FAIL) send=$sp/$(final_field "$WORK/send.json" local)/$(final_field "$WORK/send.json" remote)/${sproto:--} recv=$rp/$(final_field "$WORK/recv.json" local)/$(final_field "$WORK/recv.json" remote)/${rproto:--} send_ms=$sms recv_ms=$rms first_byte_ms=${FIRST_BYTE_MS:--} direct_ms=${sdir:--}/${rdir:--}" >>"$CONNECT_RESULTS"
     if [[ $good -eq 1 ]]; then
       ok=$((ok + 1))
       times+=("$later")
       [[ -z $FIRST_BYTE_MS ]] || firsts+=("$FIRST_BYTE_MS")
+      [[ -z $sdir || -z $rdir ]] || directs+=("$(( sdir > rdir ? sdir : rdir ))")
     else
       echo "      run $i: expected $want on both sides and the file intact, got send=${sp:-none} receive=${rp:-none} intact=$RECEIVED"
       show_failure
     fi
   done
-  local stats first_stats counts="direct $direct, relayed $relayed, failed $failed"
+  local stats first_stats direct_stats="" counts="direct $direct, relayed $relayed, failed $failed"
   stats=$(printf '%s\n' "${times[@]}" | summary)
   first_stats=$(printf '%s\n' "${firsts[@]}" | summary)
+  [[ $want == direct ]] && direct_stats=", paired to direct $(printf '%s\n' "${directs[@]}" | summary)"
   if [[ $case == turn-438 ]] && ! grep -q 'refused=CreatePermission' "$TURN_PROXY_LOG"; then
     fail "$case: the proxy never refused a CreatePermission ($(grep -c refused= "$TURN_PROXY_LOG") refusals)"
   fi
   if [[ $ok -eq $RUNS ]]; then
-    pass "$case: $ok/$RUNS $want$([[ $want == relayed ]] && echo " (TURN over $protocol)") ($counts), file verified, paired to connected $stats, paired to first byte $first_stats"
+    pass "$case: $ok/$RUNS $want$([[ $want == relayed ]] && echo " (TURN over $protocol)") ($counts), file verified, paired to connected $stats, paired to first byte $first_stats$direct_stats"
   else
-    fail "$case: $ok/$RUNS $want ($counts), paired to connected $stats, paired to first byte $first_stats"
+    fail "$case: $ok/$RUNS $want ($counts), paired to connected $stats, paired to first byte $first_stats$direct_stats"
   fi
   stop_relay
   lab down
