@@ -56,7 +56,7 @@ extension ICEAgent {
         // triggered checks and nominations; they start out of the list.
         pairs.append(Pair(
             local: local, remote: remote, priority: priority, state: busy ? .frozen : .waiting,
-            foundation: foundation, retired: selected != nil
+            foundation: foundation, retired: !checksContinue
         ))
         return pairs.count - 1
     }
@@ -94,7 +94,7 @@ extension ICEAgent {
         guard !pair.retired else { return false }
         if pair.useCandidate { return role == .controlling }
         guard pair.state == .waiting else { return false }
-        return selected == nil || pair.nominateOnSuccess
+        return checksContinue || pair.nominateOnSuccess
     }
 
     /// RFC 8445 §6.1.4.2 step 2: with no Waiting pair, a Frozen pair may be
@@ -114,7 +114,7 @@ extension ICEAgent {
         if !pendingGatherings.isEmpty { return true }
         guard canCheck else { return false }
         if triggered.contains(where: isSendableTrigger) { return true }
-        guard selected == nil else { return false }
+        guard checksContinue else { return false }
         return pairs.indices.contains { isCheckable($0) || isUnfreezable($0) }
     }
 
@@ -137,7 +137,7 @@ extension ICEAgent {
                 return
             }
         }
-        guard selected == nil else { return }
+        guard checksContinue else { return }
         if !pairs.indices.contains(where: isCheckable) {
             // Step 2: unfreeze one pair per foundation, the highest-priority
             // one (Waiting pairs held back for a remote router count as none).
@@ -395,6 +395,10 @@ extension ICEAgent {
     /// `nominationDelay` after the first valid pair, so a relayed pair gives
     /// a direct one that long to succeed.
     mutating func evaluateNomination(now: Duration) {
+        if role == .controlling, nominating == nil, canCheck, let better = upgradeCandidate {
+            nominate(better)
+            return
+        }
         guard role == .controlling, selected == nil, nominating == nil, canCheck,
             let best = bestNominationCandidate, let since = firstValidAt
         else { return }
@@ -404,6 +408,11 @@ extension ICEAgent {
         }
         let direct = locals[valid[best].local].candidate.type != .relayed && remotes[valid[best].remote].type != .relayed
         guard direct || !betterPending || now >= since + configuration.nominationDelay else { return }
+        nominate(best)
+    }
+
+    /// Repeats the check that produced a valid pair, with USE-CANDIDATE, first.
+    mutating func nominate(_ best: Int) {
         let generating = valid[best].generatedBy
         pairs[generating].useCandidate = true
         pairs[generating].retired = false
@@ -430,6 +439,13 @@ extension ICEAgent {
             guard current != index, valid[index].priority > valid[current].priority else { return }
         }
         selected = index
+        // Start at once, move to the best path: nothing is dropped.
+        guard !configuration.upgradesSelectedPair else {
+            startConsent(now: now)
+            events.push(.selectedPair(publicPair(valid: index)))
+            refreshState(now: now)
+            return
+        }
         for p in pairs.indices where pairs[p].state == .waiting || pairs[p].state == .frozen {
             if !pairs[p].nominateOnSuccess { pairs[p].retired = true }
         }
@@ -440,13 +456,18 @@ extension ICEAgent {
                 inFlight[i].cancelled = true
             }
         }
+        startConsent(now: now)
+        events.push(.selectedPair(publicPair(valid: index)))
+        refreshState(now: now)
+    }
+
+    /// RFC 7675: consent runs on the selected pair from its selection on.
+    mutating func startConsent(now: Duration) {
         if consent == nil {
             consent = Consent(lastResponse: now, nextCheck: now + random.jittered(configuration.consentInterval))
         } else {
             consent?.lastResponse = now
         }
-        events.push(.selectedPair(publicPair(valid: index)))
-        refreshState(now: now)
     }
 
     /// RFC 8445 §7.3.1.1 / §7.2.5.1: a role switch recomputes every pair priority.

@@ -135,7 +135,7 @@ extension ICEAgent {
         // RFC 8445 §7.3.1.4: a triggered check on the pair, unless checks are
         // over (after selection only nominations still need one).
         let nominated = role == .controlled && request.useCandidate
-        if selected == nil || nominated {
+        if checksContinue || nominated {
             trigger(pairIndex)
         }
         // RFC 8445 §7.3.1.5: USE-CANDIDATE on the controlled side.

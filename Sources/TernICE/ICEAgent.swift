@@ -67,6 +67,39 @@ public struct ICEAgent: Sendable {
     var nominating: Int?
     /// Index into `valid` of the selected pair.
     var selected: Int?
+
+    /// Whether ordinary and triggered checks still run: before a pair is
+    /// selected, and after it while the agent looks for a better pair
+    /// (`upgradesSelectedPair`).
+    var checksContinue: Bool { selected == nil || configuration.upgradesSelectedPair }
+
+    /// With `upgradesSelectedPair`, the controlling agent's next nomination:
+    /// the highest-priority usable valid pair of a better kind than the
+    /// selected one (`pathRank`: direct instead of relayed, host instead of
+    /// server-reflexive). A pair of the same kind (the other address
+    /// family, say) is no reason to move. Nil before selection (regular
+    /// nomination decides).
+    var upgradeCandidate: Int? {
+        guard configuration.upgradesSelectedPair, let selected else { return nil }
+        let rank = pathRank(valid: selected)
+        return valid.indices
+            .filter { valid[$0].usable && pairs[valid[$0].generatedBy].state != .failed && pathRank(valid: $0) > rank }
+            .max { valid[$0].priority < valid[$1].priority }
+    }
+
+    /// How good a valid pair's kind is: by its worse end, then its better
+    /// end, each relayed < server- or peer-reflexive < host.
+    func pathRank(valid index: Int) -> Int {
+        func rank(_ type: ICECandidateType) -> Int {
+            switch type {
+            case .relayed: 0
+            case .serverReflexive, .peerReflexive: 1
+            case .host: 2
+            }
+        }
+        let local = rank(locals[valid[index].local].candidate.type), remote = rank(remotes[valid[index].remote].type)
+        return min(local, remote) * 3 + max(local, remote)
+    }
     var consent: Consent?
     var random: ICERandom
     /// Mapping-clash avoidance (ICEAgent+RemoteRouters.swift).

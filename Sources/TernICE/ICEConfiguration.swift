@@ -49,6 +49,14 @@ public struct ICEConfiguration: Hashable, Sendable {
     /// the best valid pair once no better pair is still being checked, or at
     /// the latest this long after the first valid pair.
     public var nominationDelay: Duration
+    /// Start at once, move to the best path: the checks go on after a pair
+    /// is selected (RFC 8445 §8.1.2 would end them), and a valid pair of
+    /// higher priority than the selected one is selected in its place: the
+    /// controlling agent nominates it (a second USE-CANDIDATE, as
+    /// renomination does), the controlled agent takes the higher of the
+    /// nominated pairs (§8.1.1 allows it to). Both sides must be tern: a
+    /// standard agent stops checking once it selected. Off by default.
+    public var upgradesSelectedPair = false
     /// RFC 8445 §6.1.2.5: the checklist limit (100 by default).
     public var maximumPairs: Int
     /// Remote candidates kept, signalled and peer-reflexive together.
@@ -153,4 +161,13 @@ public struct ICEStatistics: Hashable, Sendable {
     public var roleConflicts = 0
 
     public init() {}
+}
+
+extension ICEConfiguration {
+    /// This configuration with `upgradesSelectedPair` set as given.
+    public func upgrading(_ upgrades: Bool) -> ICEConfiguration {
+        var configuration = self
+        configuration.upgradesSelectedPair = upgrades
+        return configuration
+    }
 }

@@ -20,7 +20,41 @@ enum Connect {
         let (driver, path) = try await PeerConnection.connect(
             session: session, role: role, first: first, forceRelay: options.forceRelay, certificate: certificate)
         report(path, since: pairedAt, output: output)
+        // Start at once, move to the best path: a better pair that succeeds
+        // later carries the transfer from then on; say so.
+        Task {
+            var relayed = path.isRelayed
+            for await changed in driver.pathChanges {
+                reportChange(changed, since: pairedAt, output: output, fromRelay: relayed)
+                relayed = changed.isRelayed
+            }
+        }
         return (driver, path)
+    }
+
+    /// A `path` event when the transfer moved to another pair, and "Now
+    /// direct (…)." when it left the relay for a direct path.
+    static func reportChange(_ path: ConnectedPath, since pairedAt: ContinuousClock.Instant, output: Output, fromRelay: Bool) {
+        output.event("path", pathFields(path, since: pairedAt))
+        guard fromRelay, !path.isRelayed else { return }
+        let how = "Now direct"
+        let rtt = path.roundTrip.map { String(format: ", %.1f ms round trip", milliseconds($0)) } ?? ""
+        output.say("\(how) (\(describe(path.pair.local.type)) to \(describe(path.pair.remote.type))\(rtt)).")
+    }
+
+    static func pathFields(_ path: ConnectedPath, since pairedAt: ContinuousClock.Instant) -> [(String, JSONValue)] {
+        var fields: [(String, JSONValue)] = [
+            ("path", .string(path.isRelayed ? "relayed" : "direct")),
+            ("local", .string(path.pair.local.type.rawValue)),
+            ("remote", .string(path.pair.remote.type.rawValue)),
+        ]
+        if let transport = path.relayTransport {
+            fields.append(("relay_protocol", .string(path.relayOverTLS ? "tls" : transport == .tcp ? "tcp" : "udp")))
+        }
+        let rttMilliseconds = path.roundTrip.map { Int64(milliseconds($0).rounded()) }
+        fields.append(("rtt_ms", rttMilliseconds.map { .int($0) } ?? .null))
+        fields.append(("since_paired_ms", .int(Int64(milliseconds(ContinuousClock.now - pairedAt).rounded()))))
+        return fields
     }
 
     /// The mood to leave the mailbox with after `error`: `lonely` when no
@@ -31,20 +65,8 @@ enum Connect {
     }
 
     static func report(_ path: ConnectedPath, since pairedAt: ContinuousClock.Instant, output: Output) {
-        let elapsed = ContinuousClock.now - pairedAt
         let direct = !path.isRelayed
-        var fields: [(String, JSONValue)] = [
-            ("path", .string(direct ? "direct" : "relayed")),
-            ("local", .string(path.pair.local.type.rawValue)),
-            ("remote", .string(path.pair.remote.type.rawValue)),
-        ]
-        if let transport = path.relayTransport {
-            fields.append(("relay_protocol", .string(path.relayOverTLS ? "tls" : transport == .tcp ? "tcp" : "udp")))
-        }
-        let rttMilliseconds = path.roundTrip.map { Int64(milliseconds($0).rounded()) }
-        fields.append(("rtt_ms", rttMilliseconds.map { .int($0) } ?? .null))
-        fields.append(("since_paired_ms", .int(Int64(milliseconds(elapsed).rounded()))))
-        output.event("connected", fields)
+        output.event("connected", pathFields(path, since: pairedAt))
         let how = direct ? "Connected directly"
             : path.relayOverTLS ? "Connected through the TURN relay (over TLS)"
             : path.relayTransport == .tcp ? "Connected through the TURN relay (over TCP)" : "Connected through the TURN relay"

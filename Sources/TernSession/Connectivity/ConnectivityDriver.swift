@@ -37,6 +37,13 @@ public struct ConnectivityOptions: Sendable {
     /// connection is up (a middlebox that accepts port 443 and then says
     /// nothing must not hold the relayed candidate until ICE gives up).
     public var tlsHandshakeTimeout: Duration = .seconds(5)
+    /// Start at once, move to the best path: the first pair that works
+    /// carries the session at once, ICE keeps checking, and a better pair
+    /// that succeeds later takes over (`ICEConfiguration.upgradesSelectedPair`;
+    /// `setPathChangedHandler` tells). Both sides must do it: on for tern
+    /// peers, off for a browser's (standard ICE: regular nomination after
+    /// up to 1 s, no checks after selection).
+    public var upgradesPath: Bool { awaitPeerConnected }
 
     public init(
         role: ICERole, stun: [String], turn: TURNCredentials?, forceRelay: Bool = false, failureTimeout: Duration = .seconds(10),
@@ -172,6 +179,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
         self.logger = logger
         self.startedAt = .now()
         self.established = loop.makePromise()
+        (pathChanges, pathChangesInput) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(8))
     }
 
     /// Opens the socket, signals this side's session description and starts
@@ -231,7 +239,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
             // alternated: 80–91 ms at 20 ms, 56–64 ms at 10 ms.
             agent = try ICEAgent(configuration: ICEConfiguration(
                 role: options.role, localCredentials: .random(), tieBreaker: ICEConfiguration.randomTieBreaker(),
-                pacing: .milliseconds(10), failureTimeout: options.failureTimeout))
+                pacing: .milliseconds(10), failureTimeout: options.failureTimeout,
+                nominationDelay: options.upgradesPath ? .zero : .seconds(1)).upgrading(options.upgradesPath))
             // Checks to a peer behind a router that answers unsolicited
             // datagrams wait 200 ms (its probe answers in a round trip; 50 ms
             // at most is waited for it): docs/lab.md, cone-icmp-a/-b.
@@ -306,6 +315,14 @@ public final class ConnectivityDriver: @unchecked Sendable {
 
     /// Told when the selected pair loses consent (RFC 7675) after connecting.
     private var pathLostHandler: ((String) -> Void)?
+
+    /// Each time the session's datagrams move to another pair after
+    /// `connected()` returned (`upgradesPath`): a direct pair instead of a
+    /// relayed one, a host pair instead of a server-reflexive one. The layers
+    /// above notice nothing: the next datagram goes out on the new pair, and
+    /// the old pair's stragglers are still taken. Ends when the driver closes.
+    public let pathChanges: AsyncStream<ConnectedPath>
+    private let pathChangesInput: AsyncStream<ConnectedPath>.Continuation
 
     /// Calls `handler` on `loop` if the selected pair stops answering consent
     /// checks after the driver connected (the peer is gone or unreachable).
@@ -874,7 +891,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
             }
             switch PacketKind.classify(first) {
             case .stun: _ = agent.handleDatagram(data, from: peer, toBase: relayed, now: now)
-            case .dtls where selected?.pair.localBase == relayed:
+            case .dtls where selected != nil:
+                // On the selected pair, or a straggler from the pair it replaced.
                 deliverApplication(data, from: peer)
                 applicationReadComplete?()
             default: droppedDatagrams += 1
@@ -924,6 +942,13 @@ public final class ConnectivityDriver: @unchecked Sendable {
             if !signalledConnected {
                 signalledConnected = true
                 signal(.connected)
+            }
+            if finished, let path = selected {
+                var changed = path
+                changed.remoteFingerprints = remoteFingerprints
+                changed.remoteSetup = remoteSetup
+                changed.remoteMaxMessageSize = remoteMaxMessageSize
+                pathChangesInput.yield(changed)
             }
             completeIfDone()
         case .stateChanged(.failed(let error)):
@@ -1082,6 +1107,12 @@ public final class ConnectivityDriver: @unchecked Sendable {
         pump()
         closed = true
         timer.cancel()
+        pathChangesInput.finish()
+        // The layer above's handlers hold it (SecureChannels holds this
+        // driver): let both go.
+        applicationHandler = nil
+        applicationReadComplete = nil
+        pathLostHandler = nil
         // The Refresh with lifetime 0 has left; give the server a moment to
         // see it before the socket goes away.
         if waiting {
