@@ -55,13 +55,20 @@ struct HandshakeDriverTests {
         }
     }
 
-    @Test("two drivers finish the handshake and agree on the suite; each knows the other's fingerprint")
-    func handshakeFinishes() throws {
+    /// A client and a server, each expecting the other's certificate,
+    /// handshaken.
+    static func connected() throws -> (client: Side, server: Side, clientCertificate: DTLSCertificate, serverCertificate: DTLSCertificate) {
         let clientCertificate = try DTLSCertificate.generate()
         let serverCertificate = try DTLSCertificate.generate()
         let client = try Side(role: .client, certificate: clientCertificate, expects: serverCertificate.fingerprint)
         let server = try Side(role: .server, certificate: serverCertificate, expects: clientCertificate.fingerprint)
-        Self.run(client, server)
+        run(client, server)
+        return (client, server, clientCertificate, serverCertificate)
+    }
+
+    @Test("two drivers finish the handshake and agree on the suite; each knows the other's fingerprint")
+    func handshakeFinishes() throws {
+        let (client, server, clientCertificate, serverCertificate) = try Self.connected()
         let clientEnd = try #require(client.established)
         let serverEnd = try #require(server.established)
         #expect(clientEnd.peerFingerprint == serverCertificate.fingerprint)
@@ -75,11 +82,7 @@ struct HandshakeDriverTests {
 
     @Test("application data written through OpenSSL is read on the other side")
     func dataThroughOpenSSL() throws {
-        let clientCertificate = try DTLSCertificate.generate()
-        let serverCertificate = try DTLSCertificate.generate()
-        let client = try Side(role: .client, certificate: clientCertificate, expects: serverCertificate.fingerprint)
-        let server = try Side(role: .server, certificate: serverCertificate, expects: clientCertificate.fingerprint)
-        Self.run(client, server)
+        let (client, server, _, _) = try Self.connected()
         try #require(client.established != nil && server.established != nil)
         try [UInt8]([7, 8, 9]).withUnsafeBytes { try client.driver.write($0) }
         let record = client.written()
