@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 30
 # needs iproute2 to coturn).
 DEB_PACKAGES := pkg-config libsodium-dev libssl-dev openssl curl bsdutils \
 	iproute2 iptables ethtool iputils-ping procps python3 python3-venv coturn faketime chromium \
-	tmux mandoc wasi-libc
+	tmux mandoc wasi-libc libqrencode-dev zbar-tools
 
 .PHONY: all deps build web test lab-test demo bench install completions man fuzz clean
 

@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // Small pieces every layer shares: the queue every sans-IO core keeps
@@ -32,6 +33,11 @@ let package = Package(
             name: "CSodium",
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
+        ),
+        .systemLibrary(
+            name: "CQRencode",
+            pkgConfig: "libqrencode",
+            providers: [.apt(["libqrencode-dev"])]
         ),
         .systemLibrary(
             name: "COpenSSL",
@@ -119,14 +125,26 @@ let package = Package(
             ]
         ),
 
+        // LAN mode's discovery: the beacon message codec (sans-IO) and the
+        // multicast sockets that announce and find a sender's embedded rendezvous.
+        .target(
+            name: "TernLAN",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+
         .executableTarget(
             name: "tern",
             dependencies: [
-                "TernRendezvous", "TernPairing", "TernRelay", "TernSession", "TernTLS", "TernICE", "TernTURN", "TernTransfer", "TernDTLS", "TernDataChannel",
+                "TernLAN", "CQRencode", "TernRendezvous", "TernPairing", "TernRelay", "TernSession", "TernTLS", "TernICE", "TernTURN", "TernTransfer", "TernDTLS", "TernDataChannel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
 
@@ -162,6 +180,13 @@ let package = Package(
         .testTarget(name: "TernICETests", dependencies: ["TernICE", "TernSTUN", "TernTestSupport"]),
         .testTarget(name: "TernTURNTests", dependencies: ["TernTURN", "TernSTUN", "COpenSSL", "TernTestSupport"]),
         .testTarget(name: "TernTransferTests", dependencies: ["TernTransfer", "TernCollections", "TernTestSupport"]),
+        .testTarget(
+            name: "TernLANTests",
+            dependencies: [
+                "TernLAN", "TernTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .testTarget(name: "TernCLITests", dependencies: ["TernTestSupport", "TernRendezvous"]),
     ]
 )

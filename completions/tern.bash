@@ -173,20 +173,20 @@ _tern() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    send|receive|relay|help)
+    send|receive|relay|config|help)
         # Offer subcommand argument completions
         "_tern_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'send receive relay help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'send receive relay config help' -- "${cur}"))
         ;;
     esac
 }
 
 _tern_send() {
     repeating_flags=()
-    non_repeating_flags=(--ignore-unsendable-files --json --force-relay --quiet -q --verbose -v --version -h --help)
+    non_repeating_flags=(--ignore-unsendable-files --no-qr --lan --json --force-relay --quiet -q --verbose -v --version -h --help)
     repeating_options=()
     non_repeating_options=(--code --text --relay --timeout)
     __tern_offer_flags_options -1
@@ -218,15 +218,18 @@ _tern_send() {
 
 _tern_receive() {
     repeating_flags=()
-    non_repeating_flags=(--yes -y --overwrite --rename --skip-existing --no-resume --json --force-relay --quiet -q --verbose -v --version -h --help)
+    non_repeating_flags=(--yes -y --overwrite --rename --skip-existing --no-resume --lan --json --force-relay --quiet -q --verbose -v --version -h --help)
     repeating_options=()
-    non_repeating_options=(-o --output --relay --timeout)
+    non_repeating_options=(-o --output --from --relay --timeout)
     __tern_offer_flags_options 1
 
     # Offer option value completions
     case "${prev}" in
     '-o'|'--output')
         __tern_add_completions -d
+        return
+        ;;
+    '--from')
         return
         ;;
     '--relay')
@@ -240,9 +243,9 @@ _tern_receive() {
 
 _tern_relay() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--no-web --version -h --help)
     repeating_options=(--stun-advertise --turn-uri)
-    non_repeating_options=(--listen --stun-listen --turn-secret --turn-ttl --max-message-bytes --idle-timeout --max-messages-per-side --max-mailboxes-per-address --max-mailboxes --max-connections --tls-cert --tls-key --log-level)
+    non_repeating_options=(--listen --stun-listen --turn-secret --turn-tls-cert --turn-ttl --max-message-bytes --idle-timeout --max-messages-per-side --max-bytes-per-side --max-bytes-per-address --max-bytes-total --handshake-timeout --claim-timeout --claims-per-minute --max-tombstones-per-address --max-connections-per-address --max-mailboxes-per-address --max-mailboxes --max-connections --tls-cert --tls-key --web --metrics-listen --log-level)
     __tern_offer_flags_options 0
 
     # Offer option value completions
@@ -262,6 +265,10 @@ _tern_relay() {
     '--turn-secret')
         return
         ;;
+    '--turn-tls-cert')
+        __tern_add_completions -f
+        return
+        ;;
     '--turn-ttl')
         return
         ;;
@@ -272,6 +279,30 @@ _tern_relay() {
         return
         ;;
     '--max-messages-per-side')
+        return
+        ;;
+    '--max-bytes-per-side')
+        return
+        ;;
+    '--max-bytes-per-address')
+        return
+        ;;
+    '--max-bytes-total')
+        return
+        ;;
+    '--handshake-timeout')
+        return
+        ;;
+    '--claim-timeout')
+        return
+        ;;
+    '--claims-per-minute')
+        return
+        ;;
+    '--max-tombstones-per-address')
+        return
+        ;;
+    '--max-connections-per-address')
         return
         ;;
     '--max-mailboxes-per-address')
@@ -291,10 +322,25 @@ _tern_relay() {
         __tern_add_completions -f
         return
         ;;
+    '--web')
+        __tern_add_completions -d
+        return
+        ;;
+    '--metrics-listen')
+        return
+        ;;
     '--log-level')
         return
         ;;
     esac
+}
+
+_tern_config() {
+    repeating_flags=()
+    non_repeating_flags=(--json --version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __tern_offer_flags_options 0
 }
 
 _tern_help() {

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-"code rendezvous-frames stun sdp ice-candidate turn-client sctp-packet dcep transfer-message dtls-records"}
+targets=${FUZZ_TARGETS:-"code rendezvous-frames stun sdp ice-candidate turn-client sctp-packet dcep transfer-message dtls-records lan-beacon"}
 mkdir -p Fuzz/out
 
 build() {
@@ -85,8 +85,10 @@ for target in $targets; do
     transfer-message)
       collections_library
       crypto_library
+      wire_library
       build "$target" -I Fuzz/out -I Sources/COpenSSL -I Sources/CSodium Sources/TernTransfer/*.swift Fuzz/out/libTernCollections.a \
-        Fuzz/out/libTernCrypto.a -lcrypto -lsodium ;;
+        Fuzz/out/libTernCrypto.a Fuzz/out/libTernWire.a -lcrypto -lsodium ;;
+    lan-beacon) build "$target" Sources/TernLAN/LANMessage.swift Sources/TernLAN/LANError.swift ;;
     *) echo "unknown fuzz target $target" >&2; exit 2 ;;
   esac
   corpus="Fuzz/corpus-$target"

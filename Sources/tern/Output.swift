@@ -1,6 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 import TernPairing
+import TernRendezvous
 import TernSession
 import TernCollections
 
@@ -170,7 +171,7 @@ final class Output {
     /// shows the code (`showCode`): the receiver typed it. A code that was
     /// given (`codeWasGiven`, pre-agreed) is not essential with --quiet:
     /// the other side has it already.
-    func report(_ pairing: PairingEvent, showCode: Bool, codeWasGiven: Bool = false) {
+    func report(_ pairing: PairingEvent, showCode: Bool, codeWasGiven: Bool = false, link: ((Code) -> String?)? = nil) {
         switch pairing {
         case .connected:
             break
@@ -181,7 +182,10 @@ final class Output {
                 hintLater("Waiting for the sender…")
                 return
             }
-            event("code", [("code", .string(code.description)), ("nameplate", .string(code.nameplate))])
+            var fields: [(String, JSONValue)] = [("code", .string(code.description)), ("nameplate", .string(code.nameplate))]
+            // The receive link (the relay's page, the code in the fragment), for a phone or a browser.
+            if let link = link?(code) { fields.append(("link", .string(link))) }
+            event("code", fields)
             say("Code: \(code)", essential: !codeWasGiven)
             say("On the other machine run: tern receive \(code)")
         case .paired:

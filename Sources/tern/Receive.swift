@@ -40,9 +40,15 @@ struct Receive: AsyncParsableCommand {
     @Flag(name: .long, help: "Ignore partial files of an earlier attempt and start over.")
     var noResume = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "LAN mode: ask the sender at this IP address directly (when multicast does not reach it), or connect to the address:port it printed.",
+        valueName: "address"))
+    var from: String?
+
     @OptionGroup var session: SessionOptions
 
     func validate() throws {
+        if from != nil && session.relay != nil { throw ValidationError("give either --from or --relay, not both") }
         if [overwrite, rename, skipExisting].filter({ $0 }).count > 1 {
             throw ValidationError("give one of --overwrite, --rename and --skip-existing")
         }
@@ -54,23 +60,35 @@ struct Receive: AsyncParsableCommand {
         let output = Output(json: session.json, quiet: session.quiet, eventsOnStderr: toStdout)
         let job: @Sendable () async throws -> Void
         do {
-            let relay = try session.relayURL()
+            // --from and --lan look on the LAN only; with no relay configured
+            // LAN mode is all there is; with one, the LAN is tried beside it.
+            let environment = ProcessInfo.processInfo.environment
+            let settings = try Settings.load(environment: environment)
+            let relay = from != nil ? nil : try session.relayOrLAN(settings)
+            let options = session.applying(settings)
+            if let from { _ = try LANMode.parseFrom(from) }
+            if relay == nil && options.forceRelay {
+                throw CLIError(.usage, "--force-relay needs a relay's TURN server: pass --relay ws://HOST:4747 or set TERN_RELAY")
+            }
+            // With a relay configured, the LAN is tried beside it unless LAN mode is off.
+            let lan: ReceiverPairing.LAN? = relay != nil && !settings.lan.value
+                ? nil : ReceiverPairing.LAN(from: from, asks: relay == nil, timeout: session.discoveryTimeout)
             let code = try readCode()
             let askFirst = !yes
             if askFirst && !stdinIsTerminal {
                 throw CLIError(.usage, "cannot ask whether to accept: standard input is not a terminal; pass --yes to accept")
             }
             var plan = ReceivePlan(output: self.output)
+            plan.configuredOutput = settings.outputDirectory(environment: environment)
             // Without -o and without --json, a stream follows standard output when it is a pipe or a file.
             plan.streamToStdoutIfPiped = self.output == nil && !session.json && isatty(STDOUT_FILENO) == 0
             // The target is checked before pairing: a typo in -o costs nobody a code. (Not the
             // current directory when a stream may go to a piped stdout: `cd /; tern receive | tar x`.)
-            if !toStdout && !plan.streamToStdoutIfPiped { try ReceiveTarget.check(self.output ?? ".") }
-            plan.conflict = overwrite ? .overwrite : rename ? .rename : skipExisting ? .skip : .refuse
+            if !toStdout && !plan.streamToStdoutIfPiped { try ReceiveTarget.check(self.output ?? plan.configuredOutput ?? ".") }
+            plan.conflict = overwrite ? .overwrite : rename ? .rename : skipExisting ? .skip : settings.conflict
             plan.resume = !noResume
-            let options = session
             let fixed = plan
-            job = { try await Self.receive(relay: relay, code: code, askFirst: askFirst, plan: fixed, options: options, output: output) }
+            job = { try await Self.receive(relay: relay, lan: lan, code: code, askFirst: askFirst, plan: fixed, options: options, output: output) }
         } catch let error as CLIError {
             throw output.fail(error)
         }
@@ -90,16 +108,18 @@ struct Receive: AsyncParsableCommand {
     struct ReceivePlan: Sendable {
         /// `-o` as given ("-" for standard output).
         var output: String?
+        /// The settings' output directory, used when -o is not given.
+        var configuredOutput: String?
         var streamToStdoutIfPiped = false
         var conflict: TransferReceiver.Conflict = .refuse
         var resume = true
     }
 
-    static func receive(relay: RelayURL, code: Code, askFirst: Bool, plan: ReceivePlan, options: SessionOptions, output: Output) async throws {
+    static func receive(relay: RelayURL?, lan: ReceiverPairing.LAN?, code: Code, askFirst: Bool, plan: ReceivePlan, options: SessionOptions, output: Output) async throws {
         let session: PairingSession
         do {
-            session = try await PairingSession.pair(relay: relay, role: .receiver, code: code) { output.report($0, showCode: false) }
-        } catch {
+            session = try await ReceiverPairing.pair(relay: relay, lan: lan, code: code, output: output)
+        } catch let error as SessionError {
             // Advice only the receiver can follow: the code came from the sender.
             if case .relayRefused(let refusal, _) = error, [.crowded, .expired, .unknownNameplate].contains(refusal) {
                 throw CLIError(.wrongCode, error.message + ": ask the sender for a new code")
@@ -132,7 +152,10 @@ struct Receive: AsyncParsableCommand {
         // Where it goes, checked before we accept: the place, its free space, what is already there.
         let placement: ReceiveTarget.Placement
         do {
-            placement = try ReceiveTarget.place(plan.output, offer: offer, streamIfPiped: plan.streamToStdoutIfPiped)
+            // Without -o: a piped stream still goes to stdout; anything else to the configured directory.
+            let pipedStream = plan.streamToStdoutIfPiped && offer.entries.count == 1 && offer.entries[0].kind == .stream
+            let option = plan.output ?? (pipedStream ? nil : plan.configuredOutput)
+            placement = try ReceiveTarget.place(option, offer: offer, streamIfPiped: plan.streamToStdoutIfPiped)
         } catch {
             try await decline(session, reason: "the receiver cannot write this offer where it was told to")
             throw error

@@ -28,6 +28,9 @@ struct Send: AsyncParsableCommand {
     @Flag(name: .long, help: "Leave out, with a warning each, files that cannot be read or whose names the receiver would refuse (by default they stop tern before anything is offered).")
     var ignoreUnsendableFiles = false
 
+    @Flag(name: .long, help: "Do not print the QR code of the receive link (it is printed when standard output is a terminal wide enough).")
+    var noQr = false
+
     @OptionGroup var session: SessionOptions
 
     func validate() throws {
@@ -44,7 +47,13 @@ struct Send: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let job: @Sendable () async throws -> Void
         do {
-            let relay = try session.relayURL()
+            let settings = try Settings.load(environment: environment)
+            // No relay configured (or --lan): LAN mode.
+            let relay = try session.relayOrLAN(settings)
+            let options = session.applying(settings)
+            if relay == nil && options.forceRelay {
+                throw CLIError(.usage, "--force-relay needs a relay's TURN server: pass --relay ws://HOST:4747 or set TERN_RELAY")
+            }
             let preagreed = try (code ?? environment["TERN_CODE"]).map(parseCode)
             let items: [SourceItem]
             let offer: Offer
@@ -64,16 +73,74 @@ struct Send: AsyncParsableCommand {
                 offer = OfferBuilder.offer(for: items)
                 if let problem = OfferBuilder.problem(with: offer) { throw CLIError(.usage, problem) }
             }
-            let options = session
-            job = { try await Self.send(offer: offer, items: items, relay: relay, code: preagreed, options: options, output: output) }
+            let qr = !noQr && settings.qr.value
+            job = { try await Self.send(offer: offer, items: items, relay: relay, code: preagreed, qr: qr, options: options, output: output) }
         } catch let error as CLIError {
             throw output.fail(error)
         }
         try await runJob(output: output, timeout: session.timeout, job)
     }
 
-    static func send(offer: Offer, items: [SourceItem], relay: RelayURL, code: Code?, options: SessionOptions, output: Output) async throws {
-        let session = try await PairingSession.pair(relay: relay, role: .sender, code: code) { output.report($0, showCode: true, codeWasGiven: code != nil) }
+    /// Sends through `relay`, or in LAN mode (nil) through a rendezvous of its
+    /// own, which is announced until paired and closed when the job ends.
+    static func send(offer: Offer, items: [SourceItem], relay: RelayURL?, code: Code?, qr: Bool, options: SessionOptions, output: Output) async throws {
+        guard relay == nil else {
+            return try await send(offer: offer, items: items, relay: relay, rendezvous: nil, code: code, qr: qr, options: options, output: output)
+        }
+        let rendezvous = try await LANMode.startRendezvous()
+        do {
+            try await send(offer: offer, items: items, relay: nil, rendezvous: rendezvous, code: code, qr: qr, options: options, output: output)
+        } catch {
+            await rendezvous.close()
+            throw error
+        }
+        await rendezvous.close()
+    }
+
+    /// The QR code of `link` on stdout, when a person sees it: stdout is a
+    /// terminal at least as wide as the code (and not --json or --quiet).
+    static func printQR(_ link: String, output: Output) {
+        guard output.speaks, isatty(STDOUT_FILENO) == 1, let code = QRCode(link) else { return }
+        guard TerminalSize.read(fd: STDOUT_FILENO) >= code.columns else { return }
+        FileHandle.standardOutput.write(Data((code.lines().joined(separator: "\n") + "\n").utf8))
+        output.say("Receive link: \(link)")
+    }
+
+    private static func send(
+        offer: Offer, items: [SourceItem], relay: RelayURL?, rendezvous: LANMode.Rendezvous?, code: Code?, qr: Bool,
+        options: SessionOptions, output: Output
+    ) async throws {
+        let session: PairingSession
+        if let rendezvous {
+            let lanCode = try code ?? LANMode.newCode()
+            try await rendezvous.announce(nameplate: lanCode.nameplate)
+            let addresses = LANMode.addressesForHint()
+            output.event("mode", [("mode", .string("lan")), ("port", .int(Int64(rendezvous.port))), ("addresses", .array(addresses.map { .string($0) }))])
+            output.say("No relay configured: this machine is the rendezvous (LAN mode), announced on this network.")
+            // The page a phone on the same network opens: this machine's rendezvous.
+            let pageURL = try addresses.first.map { try LANMode.url(host: $0, port: rendezvous.port) }
+            let link: (Code) -> String? = { code in pageURL.map { QRCode.link(relay: $0, code: code.description) } }
+            session = try await PairingSession.pair(relay: rendezvous.url(), role: .sender, code: lanCode) { event in
+                output.report(event, showCode: true, codeWasGiven: code != nil, link: link)
+                if case .code(let shown) = event {
+                    if qr, let text = link(shown) { Self.printQR(text, output: output) }
+                    if let address = addresses.first {
+                        output.say("On another network segment: tern receive \(shown) --from \(address):\(rendezvous.port)")
+                    }
+                }
+            }
+            let waited = await rendezvous.stopAnnouncing()
+            output.event("receiver_found", [("waited_ms", .int(Int64(Connect.milliseconds(waited).rounded())))])
+            output.say("The receiver found this machine after \(LANMode.formatMilliseconds(Connect.milliseconds(waited))).")
+        } else if let relay {
+            let link: (Code) -> String? = { QRCode.link(relay: relay, code: $0.description) }
+            session = try await PairingSession.pair(relay: relay, role: .sender, code: code) { event in
+                output.report(event, showCode: true, codeWasGiven: code != nil, link: link)
+                if qr, case .code(let shown) = event, let text = link(shown) { Self.printQR(text, output: output) }
+            }
+        } else {
+            throw CLIError(.failure, "neither a relay nor a LAN rendezvous")
+        }
         let pairedAt = ContinuousClock.now
         try await session.send(.offer(offer))
         output.event("offer", Output.offerFields(offer))

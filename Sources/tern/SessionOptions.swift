@@ -11,6 +11,9 @@ struct SessionOptions: ParsableArguments {
         valueName: "url"))
     var relay: String?
 
+    @Flag(name: .long, help: "LAN mode even with a relay configured: the sender runs the rendezvous itself and announces it on the local network, the receiver looks for it there (the default when no relay is configured).")
+    var lan = false
+
     @Flag(name: .long, help: "Print one JSON object per line for each event, on stdout.")
     var json = false
 
@@ -37,10 +40,10 @@ struct SessionOptions: ParsableArguments {
         }
     }
 
-    func relayURL(environment: [String: String] = ProcessInfo.processInfo.environment) throws(CLIError) -> RelayURL {
-        guard let text = relay ?? environment["TERN_RELAY"], !text.isEmpty else {
-            throw CLIError(.usage, "no relay: pass --relay ws://HOST:4747 or set TERN_RELAY (start one with 'tern relay')")
-        }
+    /// The relay from --relay, TERN_RELAY or the config file; nil when none
+    /// is configured.
+    func configuredRelay(_ settings: Settings) throws(CLIError) -> RelayURL? {
+        guard let text = relay ?? settings.relay.value, !text.isEmpty else { return nil }
         do {
             return try RelayURL(parsing: text)
         } catch {
@@ -48,7 +51,35 @@ struct SessionOptions: ParsableArguments {
         }
     }
 
+    /// The relay to use, or nil for LAN mode; a usage error when there is
+    /// none and LAN mode is off in the settings.
+    func relayOrLAN(_ settings: Settings) throws(CLIError) -> RelayURL? {
+        if lan { return nil }
+        let relay = try configuredRelay(settings)
+        if relay == nil && !settings.lan.value {
+            throw CLIError(.usage, "no relay: pass --relay ws://HOST:4747 or set TERN_RELAY (LAN mode is off: \(settings.lan.origin.description))")
+        }
+        return relay
+    }
+
+    /// These options with the settings' TURN preference applied.
+    func applying(_ settings: Settings) -> SessionOptions {
+        var options = self
+        if settings.turn.value == .force { options.forceRelay = true }
+        return options
+    }
+
+    /// How long a receiver looks for a sender on the LAN: --timeout less a
+    /// little (so the sentence with the ways forward comes before the
+    /// job's deadline), or `LANMode.defaultDiscoveryTimeout`.
+    var discoveryTimeout: Double {
+        guard let timeout else { return LANMode.defaultDiscoveryTimeout }
+        return max(0.1, min(timeout * 0.9, timeout - 0.3))
+    }
+
     func validate() throws {
+        if lan && relay != nil { throw ValidationError("give either --lan or --relay, not both") }
+        if lan && forceRelay { throw ValidationError("--force-relay needs a relay's TURN server; LAN mode has none") }
         if let timeout, !(timeout > 0 && timeout <= 7 * 24 * 3600) {
             throw ValidationError("--timeout must be a number of seconds above 0")
         }
