@@ -107,7 +107,7 @@ let package = Package(
 
         // File transfer over a data channel: manifest, chunks, hashes, resume
         // state and safe writing under a target directory.
-        .target(name: "TernTransfer", dependencies: ["TernCrypto", "TernCollections"]),
+        .target(name: "TernTransfer", dependencies: ["TernCrypto", "TernCollections", "TernWire"]),
 
         // The client side of a session: WebSocket connection to the relay and
         // the driver that pumps the pairing core.

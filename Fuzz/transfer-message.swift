@@ -2,10 +2,8 @@
 // Built without SwiftPM, with the module's sources compiled into the same
 // module (they need OpenSSL's SHA-256):
 //
-//   swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
-//     -module-name Fuzz_transfer_message Fuzz/transfer-message.swift \
-//     -I Sources/COpenSSL Sources/TernTransfer/*.swift -lcrypto \
-//     -o /tmp/transfer-message-fuzz
+//   (scripts/fuzz.sh builds TernCollections, TernCrypto and TernWire as
+//   libraries first; see its transfer-message line)
 //   /tmp/transfer-message-fuzz -max_total_time=60 Fuzz/seeds/transfer-message
 //
 // Properties checked, besides "never traps":

@@ -1,4 +1,5 @@
 import Foundation
+import TernWire
 
 /// What an entry of the manifest is.
 public enum EntryKind: String, Codable, Sendable {
@@ -162,17 +163,8 @@ public enum TransferMessage: Sendable {
             buffer.removeSubrange(start...)
             return nil
         }
-        var offset = start
-        for value in [UInt32(truncatingIfNeeded: index), UInt32(truncatingIfNeeded: length)] {
-            for shift in stride(from: 24, through: 0, by: -8) {
-                buffer[offset] = UInt8(truncatingIfNeeded: value >> UInt32(shift))
-                offset += 1
-            }
-        }
-        for byte in result.root.bytes {
-            buffer[offset] = byte
-            offset += 1
-        }
+        buffer.setBigEndian(UInt64(UInt32(truncatingIfNeeded: index)) << 32 | UInt64(UInt32(truncatingIfNeeded: length)), at: start)
+        buffer.replaceSubrange((start + 8)..<(start + wholeFileHeaderSize), with: result.root.bytes)
         return result.root
     }
 
@@ -181,20 +173,10 @@ public enum TransferMessage: Sendable {
     /// A chunk message built in place: `buffer` holds `chunkHeaderSize` bytes
     /// of room followed by the data; the header is written over the room.
     public static func fillChunkHeader(_ buffer: inout [UInt8], index: Int, number: UInt64, hash: Digest) {
-        buffer[0] = MessageType.chunk.rawValue
-        var offset = 1
-        for shift in stride(from: 24, through: 0, by: -8) {
-            buffer[offset] = UInt8(truncatingIfNeeded: UInt32(truncatingIfNeeded: index) >> UInt32(shift))
-            offset += 1
-        }
-        for shift in stride(from: 56, through: 0, by: -8) {
-            buffer[offset] = UInt8(truncatingIfNeeded: number >> UInt64(shift))
-            offset += 1
-        }
-        for byte in hash.bytes {
-            buffer[offset] = byte
-            offset += 1
-        }
+        buffer.setBigEndian(MessageType.chunk.rawValue, at: 0)
+        buffer.setBigEndian(UInt32(truncatingIfNeeded: index), at: 1)
+        buffer.setBigEndian(number, at: 5)
+        buffer.replaceSubrange(13..<chunkHeaderSize, with: hash.bytes)
     }
 
     public func encoded() -> [UInt8] {
@@ -341,12 +323,15 @@ public enum TransferMessage: Sendable {
         guard message.count > chunkHeaderSize, message.count - chunkHeaderSize <= maxChunkSize else {
             throw .protocolViolation("a chunk message of \(message.count) bytes")
         }
-        var index: UInt32 = 0
-        for byte in message[1..<5] { index = index << 8 | UInt32(byte) }
-        var number: UInt64 = 0
-        for byte in message[5..<13] { number = number << 8 | UInt64(byte) }
-        let hash = Digest(unchecked: Array(message[13..<chunkHeaderSize]))
-        return ChunkMessage(index: Int(index), number: number, hash: hash, data: message[chunkHeaderSize...])
+        var reader = WireReader(message)
+        do {
+            _ = try reader.readUInt8()  // the type
+            let index = try reader.readUInt32(), number = try reader.readUInt64()
+            let hash = Digest(unchecked: Array(try reader.readSlice(count: chunkHeaderSize - 13)))
+            return ChunkMessage(index: Int(index), number: number, hash: hash, data: reader.readRemaining())
+        } catch {
+            throw .protocolViolation("a chunk message of \(message.count) bytes")  // the length was checked above
+        }
     }
 
     /// Records to the end of the message, each within the largest chunk; at
@@ -354,22 +339,19 @@ public enum TransferMessage: Sendable {
     private static func decodeFiles(_ message: [UInt8]) throws(TransferError) -> [WholeFile] {
         guard message.count <= maxMessageSize else { throw .protocolViolation("a files message of \(message.count) bytes") }
         var files: [WholeFile] = []
-        var offset = 1
-        while offset < message.count {
-            guard message.count - offset >= wholeFileHeaderSize else {
+        var reader = WireReader(message)
+        _ = try? reader.readUInt8()  // the type
+        while !reader.isAtEnd {
+            guard reader.remaining >= wholeFileHeaderSize,
+                  let index = try? reader.readUInt32(), let length = try? reader.readUInt32(),
+                  let root = try? reader.readSlice(count: wholeFileHeaderSize - 8)
+            else {
                 throw .protocolViolation("a files message that ends inside a record header")
             }
-            var index: UInt32 = 0
-            for byte in message[offset..<(offset + 4)] { index = index << 8 | UInt32(byte) }
-            var length: UInt32 = 0
-            for byte in message[(offset + 4)..<(offset + 8)] { length = length << 8 | UInt32(byte) }
-            let root = Digest(unchecked: Array(message[(offset + 8)..<(offset + wholeFileHeaderSize)]))
-            let start = offset + wholeFileHeaderSize
-            guard length <= maxChunkSize, Int(length) <= message.count - start else {
-                throw .protocolViolation("a record of \(length) bytes in a files message that has \(message.count - start) left")
+            guard length <= maxChunkSize, let data = try? reader.readSlice(count: Int(length)) else {
+                throw .protocolViolation("a record of \(length) bytes in a files message that has \(reader.remaining) left")
             }
-            files.append(WholeFile(index: Int(index), root: root, data: message[start..<(start + Int(length))]))
-            offset = start + Int(length)
+            files.append(WholeFile(index: Int(index), root: Digest(unchecked: Array(root)), data: data))
         }
         guard !files.isEmpty else { throw .protocolViolation("a files message without a file") }
         return files
