@@ -4,13 +4,17 @@
 /// and the association's deadline asks to be woken when the next burst is
 /// due: at 100 Mbit/s about ten 1200-byte packets per wake-up, on a fast
 /// LAN as much as the rate fills in `quantum`, so the driver's timer
-/// granularity does not cap the rate. The bucket holds up to two bursts, so
-/// a timer that fires late by up to one burst's time costs no rate.
+/// granularity does not cap the rate. The bucket holds `depth` of the
+/// rate (at least four bursts), so a timer or a loop that runs late by up
+/// to that much (a loaded machine's: docs/architecture.md) costs no rate;
+/// the catch-up is one larger burst after the late wake-up.
 public struct SCTPPacer: Sendable {
     /// The time one burst is worth. SwiftNIO's timers fire 60-100 µs late
     /// here (docs/architecture.md): a wake-up per millisecond or less keeps
     /// that error small and the timer's cost below what it saves.
     public static let quantum: Duration = .milliseconds(1)
+    /// The time of sending the bucket holds.
+    public static let depth: Duration = .milliseconds(10)
 
     private var tokens = 0.0
     private var refilledAt: Duration?
@@ -29,7 +33,8 @@ public struct SCTPPacer: Sendable {
         let burst = Self.burst(rate: rate, mtu: mtu)
         if let last = refilledAt {
             let elapsed = min(Self.seconds(now - last), 1)
-            if elapsed > 0 { tokens = min(tokens + Double(rate) * elapsed, 2 * burst) }
+            let capacity = max(4 * burst, Double(rate) * Self.seconds(Self.depth))
+            if elapsed > 0 { tokens = min(tokens + Double(rate) * elapsed, capacity) }
         } else {
             tokens = burst
         }
