@@ -69,10 +69,15 @@ lab-test: deps
 # way), BENCH_TCP_CC=cubic to pick wormhole's TCP congestion control.
 # Then 10,000 files of 1-4 KiB: tern send DIR, tar through tern, wormhole
 # (BENCH_SMALL_FILES, BENCH_SMALL_RUNS; see scripts/bench-small-files.sh).
+# Then a long lossy link (100 Mbit/s, 50 ms, 100 ms queue, 0-10% loss each
+# way): tern with each SCTP congestion controller beside magic-wormhole and
+# iperf3 over TCP BBR and CUBIC, and fairness against one TCP flow (see
+# scripts/bench-lossy.sh; BENCH_LOSSES, BENCH_TOOLS, BENCH_FAIR_SECONDS).
 bench: deps
 	./scripts/bench.sh
 	./scripts/bench-transfer.sh
 	./scripts/bench-small-files.sh
+	./scripts/bench-lossy.sh
 
 demo: build
 	./scripts/demo.sh $(BIN)
