@@ -4,9 +4,12 @@ import PackageDescription
 // Layering (see docs/architecture.md): a module only imports the ones listed
 // before it here. Protocol cores (TernSTUN, TernRendezvous, TernPairing) do no
 // I/O; TernRelay and TernSession own sockets through SwiftNIO.
+//
+// Linux only: the target directory is written through Glibc's openat family
+// and renameat2(RENAME_NOREPLACE) (TernTransfer/TargetDirectory.swift), so no
+// other platform is declared.
 let package = Package(
     name: "tern",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "tern", targets: ["tern"]),
     ],
@@ -59,7 +62,7 @@ let package = Package(
 
         // Pairing: CPace over ristretto255, key schedule, sealed mailbox
         // messages, and the sans-IO pairing state machine.
-        .target(name: "TernPairing", dependencies: ["CSodium", "TernCrypto", "TernRendezvous"]),
+        .target(name: "TernPairing", dependencies: ["CSodium", "TernCrypto", "TernRendezvous", "TernCollections"]),
 
         // ICE agent (RFC 8445, 8838, 7675), sans-IO.
         .target(name: "TernICE", dependencies: ["TernSTUN", "TernCollections"]),

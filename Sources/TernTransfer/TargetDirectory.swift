@@ -1,5 +1,11 @@
 import Glibc
 
+// Linux only (Package.swift): the walk below relies on openat(O_NOFOLLOW)
+// semantics and renameat2(RENAME_NOREPLACE) as Linux has them.
+#if !os(Linux)
+#error("TernTransfer's TargetDirectory supports Linux only")
+#endif
+
 /// The directory a transfer writes into, and the receiver's guarantee that
 /// nothing outside it is ever created or changed, whatever the sender sends.
 ///

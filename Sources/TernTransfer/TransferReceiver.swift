@@ -1,27 +1,15 @@
 import Foundation
+import TernCollections
 
-/// What the sender offered through the sealed mailbox, before any data
-/// channel: every manifest is checked against it (the offered sizes and
-/// counts are limits, not hints).
-public struct OfferedItem: Sendable, Equatable {
-    public var name: String
-    public var kind: EntryKind
-    /// Total bytes of its files; nil for a stream.
-    public var size: UInt64?
-    /// Regular files inside (1 for a file).
-    public var files: UInt64
-    /// Directories below a directory (not counting itself).
-    public var directories: UInt64
-    /// Symbolic links below a directory.
-    public var links: UInt64
-
-    public init(name: String, kind: EntryKind, size: UInt64?, files: UInt64, directories: UInt64 = 0, links: UInt64 = 0) {
-        self.name = name
-        self.kind = kind
-        self.size = size
-        self.files = files
-        self.directories = directories
-        self.links = links
+extension OfferEntry.Kind {
+    /// The manifest kind an offered item arrives as (a text never arrives).
+    var manifestKind: EntryKind? {
+        switch self {
+        case .file: return .file
+        case .directory: return .directory
+        case .stream: return .stream
+        case .text: return nil
+        }
     }
 }
 
@@ -44,7 +32,10 @@ public final class TransferReceiver: @unchecked Sendable {
     }
 
     public struct Options: Sendable {
-        public var offer: [OfferedItem]
+        /// What the sender offered through the sealed mailbox, before any
+        /// data channel: every manifest is checked against it (the offered
+        /// sizes and counts are limits, not hints; a text entry never is).
+        public var offer: [OfferEntry]
         public var conflict: Conflict = .refuse
         public var resume = true
         /// The offer's one file or stream goes to this descriptor (standard
@@ -61,7 +52,7 @@ public final class TransferReceiver: @unchecked Sendable {
         /// What the sender may make this side hold or write.
         public var limits = TransferLimits.standard
 
-        public init(offer: [OfferedItem]) {
+        public init(offer: [OfferEntry]) {
             self.offer = offer
         }
     }
@@ -265,8 +256,8 @@ public final class TransferReceiver: @unchecked Sendable {
     /// Every entry against the offer and the path rules: relative, safe,
     /// unique, inside an offered item, below a directory listed before it.
     func validate(_ entries: [ManifestEntry]) throws(TransferError) -> [Item] {
-        var offered: [String: (item: OfferedItem, files: UInt64, bytes: UInt64, directories: UInt64, links: UInt64)] = [:]
-        for item in options.offer { offered[item.name] = (item, 0, 0, 0, 0) }
+        var offered: [String: (item: OfferEntry, files: UInt64, bytes: UInt64, directories: UInt64, links: UInt64)] = [:]
+        for item in options.offer where item.kind != .text { offered[item.name] = (item, 0, 0, 0, 0) }
         var directories = Set<RelativePath>()
         var seen = Set<RelativePath>()
         var totalBytes: UInt64 = 0
@@ -284,7 +275,7 @@ public final class TransferReceiver: @unchecked Sendable {
                 }
                 guard limit.item.kind == .directory else { throw .protocolViolation("\(path) is inside an offered \(limit.item.kind)") }
             } else {
-                guard entry.kind == limit.item.kind else {
+                guard entry.kind == limit.item.kind.manifestKind else {
                     throw .protocolViolation("\(path) was offered as a \(limit.item.kind) but arrives as a \(entry.kind)")
                 }
             }
@@ -293,8 +284,8 @@ public final class TransferReceiver: @unchecked Sendable {
                 directories.insert(path)
                 if path.parent != nil {
                     limit.directories += 1
-                    guard limit.directories <= limit.item.directories else {
-                        throw .protocolViolation("more directories in \(top) than the \(limit.item.directories) offered")
+                    guard limit.directories <= limit.item.directories ?? 0 else {
+                        throw .protocolViolation("more directories in \(top) than the \(limit.item.directories ?? 0) offered")
                     }
                 }
             case .file:
@@ -319,8 +310,8 @@ public final class TransferReceiver: @unchecked Sendable {
             case .symlink:
                 guard let target = entry.target, !target.isEmpty else { throw .protocolViolation("the link \(path) has no target") }
                 limit.links += 1
-                guard limit.links <= limit.item.links else {
-                    throw .protocolViolation("more links in \(top) than the \(limit.item.links) offered")
+                guard limit.links <= limit.item.links ?? 0 else {
+                    throw .protocolViolation("more links in \(top) than the \(limit.item.links ?? 0) offered")
                 }
                 // Checked on arrival, before any data moves, with the rule
                 // makeSymlink applies again when it creates the link.

@@ -50,19 +50,4 @@ enum OfferBuilder {
     static let sealingOverhead = 25
     /// A relay's `max_message_bytes` unless it was started with another.
     static let defaultRelayMessageBytes = 65536
-
-    /// The offer as limits for the receiver's checks.
-    static func limits(for offer: Offer) -> [OfferedItem] {
-        offer.entries.compactMap { entry in
-            let kind: EntryKind
-            switch entry.kind {
-            case .file: kind = .file
-            case .directory: kind = .directory
-            case .stream: kind = .stream
-            case .text: return nil
-            }
-            return OfferedItem(
-                name: entry.name, kind: kind, size: entry.size, files: entry.files, directories: entry.directories ?? 0, links: entry.links ?? 0)
-        }
-    }
 }

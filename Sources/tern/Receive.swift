@@ -223,7 +223,7 @@ struct Receive: AsyncParsableCommand {
             session: session, role: .controlled, pairedAt: pairedAt, options: options, output: output)
         // The mailbox is closed at the end (see Send).
 
-        var transferOptions = TransferReceiver.Options(offer: OfferBuilder.limits(for: offer))
+        var transferOptions = TransferReceiver.Options(offer: offer.entries)
         transferOptions.conflict = conflict
         transferOptions.resume = plan.resume
         transferOptions.streamOutput = placement == .standardOutput ? STDOUT_FILENO : nil
@@ -250,17 +250,13 @@ struct Receive: AsyncParsableCommand {
             // The sender closes once it has our `finished`; give it a moment.
             await waitForClose(pipe, within: .seconds(2))
         } catch {
-            await channels.close()
-            await driver.close()
-            await session.close(mood: .errory)
+            await DataPath.close(channels, driver, session, mood: .errory)
             if let failure = error as? CLIError, !InterruptHook.wasInterrupted, let sentence = keptSentence() {
                 throw CLIError(failure.exit, output.json ? failure.message : failure.message + "\n" + sentence)
             }
             throw error
         }
-        await channels.close()
-        await driver.close()
-        await session.close(mood: .happy)
+        await DataPath.close(channels, driver, session, mood: .happy)
     }
 
     private static func decline(_ session: PairingSession, reason: String) async throws {

@@ -182,13 +182,9 @@ struct Send: AsyncParsableCommand {
             }
             progress.finish(summary, path: path)
         } catch {
-            await channels.close()
-            await driver.close()
-            await session.close(mood: .errory)
+            await DataPath.close(channels, driver, session, mood: .errory)
             throw error
         }
-        await channels.close()
-        await driver.close()
-        await session.close(mood: .happy)
+        await DataPath.close(channels, driver, session, mood: .happy)
     }
 }

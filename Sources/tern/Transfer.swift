@@ -5,6 +5,7 @@ import TernDTLS
 import TernDataChannel
 import TernICE
 import TernPairing
+import TernRendezvous
 import TernSession
 import TernTransfer
 import TernCollections
@@ -182,6 +183,15 @@ enum DataPath {
         case .unsafePath, .protocolViolation, .io, .noSpace, .streamNoSpace: return CLIError(.failure, error.message)
         case .unsendable: return CLIError(.usage, error.message)
         }
+    }
+
+    /// Ends what a transfer used, in order: the data channels, then the path
+    /// (ICE checks, TURN allocations), then the mailbox with the outcome's
+    /// mood. The one teardown for both sides.
+    static func close(_ channels: SecureChannels, _ driver: ConnectivityDriver, _ session: PairingSession, mood: Mood) async {
+        await channels.close()
+        await driver.close()
+        await session.close(mood: mood)
     }
 
     /// Runs a transfer, maps its errors for the CLI, closes the channels.

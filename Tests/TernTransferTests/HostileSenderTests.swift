@@ -24,7 +24,7 @@ import TernTestSupport
         let scene = try Scene()
         // Offered under the bad name too, so only the path rules can refuse it.
         let offer = [
-            OfferedItem(name: "a", kind: .directory, size: 10, files: 1), OfferedItem(name: name, kind: .file, size: 1, files: 1),
+            OfferEntry(name: "a", kind: .directory, size: 10, files: 1), OfferEntry(name: name, kind: .file, size: 1, files: 1),
         ]
         let attack = try await scene.attack(
             offer: offer, manifest: [manifest([directory("a"), file(name, size: 1)])], data: [chunk(1, 0, [0x41]), end(1, [0x41])])
@@ -43,7 +43,7 @@ import TernTestSupport
     @Test func refusesAnEntryOutsideTheOffer() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "a", kind: .file, size: 5, files: 1)], manifest: [manifest([file("b", size: 5)])])
+            offer: [OfferEntry(name: "a", kind: .file, size: 5, files: 1)], manifest: [manifest([file("b", size: 5)])])
 
         #expect(attack.error == .protocolViolation("b is not inside anything that was offered"))
         #expect(attack.reply == .protocolViolation)
@@ -54,7 +54,7 @@ import TernTestSupport
     @Test func refusesAnEntryOfferedAsAnotherKind() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "a", kind: .file, size: 5, files: 1)], manifest: [manifest([directory("a"), file("a/x", size: 5)])])
+            offer: [OfferEntry(name: "a", kind: .file, size: 5, files: 1)], manifest: [manifest([directory("a"), file("a/x", size: 5)])])
 
         #expect(attack.error == .protocolViolation("a was offered as a file but arrives as a directory"))
         #expect(attack.reply == .protocolViolation)
@@ -64,7 +64,7 @@ import TernTestSupport
 
     @Test func refusesAChildOfAFile() async throws {
         let scene = try Scene()
-        let offer = [OfferedItem(name: "d", kind: .directory, size: 10, files: 2)]
+        let offer = [OfferEntry(name: "d", kind: .directory, size: 10, files: 2)]
         let attack = try await scene.attack(
             offer: offer, manifest: [manifest([directory("d"), file("d/f", size: 5), file("d/f/x", size: 5)])])
 
@@ -76,7 +76,7 @@ import TernTestSupport
 
     @Test func refusesAnEntryListedTwice() async throws {
         let scene = try Scene()
-        let offer = [OfferedItem(name: "d", kind: .directory, size: 10, files: 2, directories: 1, links: 1)]
+        let offer = [OfferEntry(name: "d", kind: .directory, size: 10, files: 2, directories: 1, links: 1)]
         let attack = try await scene.attack(
             offer: offer, manifest: [manifest([directory("d"), symlink("d/l", to: "x"), directory("d/l")])])
 
@@ -94,7 +94,7 @@ import TernTestSupport
         let before = scene.inside()
         let data = Array("pwned".utf8)
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "link", kind: .directory, size: 5, files: 1)],
+            offer: [OfferEntry(name: "link", kind: .directory, size: 5, files: 1)],
             manifest: [manifest([directory("link"), file("link/x", size: 5)])], data: [chunk(1, 0, data), end(1, data), done(1, 5)])
 
         #expect(attack.error == .exists("link"))
@@ -111,7 +111,7 @@ import TernTestSupport
         let before = scene.inside()
         let data = Array("pwned".utf8)
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 5, files: 1, directories: 1)],
+            offer: [OfferEntry(name: "d", kind: .directory, size: 5, files: 1, directories: 1)],
             manifest: [manifest([directory("d"), directory("d/link"), file("d/link/x", size: 5)])],
             data: [chunk(2, 0, data), end(2, data), done(1, 5)]
         ) { $0.conflict = conflict }
@@ -128,7 +128,7 @@ import TernTestSupport
         // The same size as the file the link points to, so it gets hashed as a candidate.
         let data = Array("PRECIOUS".utf8)
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "victim.txt", kind: .file, size: 8, files: 1)],
+            offer: [OfferEntry(name: "victim.txt", kind: .file, size: 8, files: 1)],
             manifest: [manifest([file("victim.txt", size: 8)])], data: [chunk(0, 0, data), end(0, data), done(1, 8)]
         ) { $0.conflict = .overwrite }
 
@@ -144,7 +144,7 @@ import TernTestSupport
     func refusesALinkPointingOutside(target: String) async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0, links: 1)],
+            offer: [OfferEntry(name: "d", kind: .directory, size: 0, files: 0, links: 1)],
             manifest: [manifest([directory("d"), symlink("d/l", to: target)])], data: [done(0, 0)])
 
         guard case .unsafePath("d/l", _)? = attack.error else {
@@ -163,7 +163,7 @@ import TernTestSupport
         try scene.scratch.symlink("target/d/l", to: "../../outside/victim.txt")
         let before = scene.inside()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0, links: 1)],
+            offer: [OfferEntry(name: "d", kind: .directory, size: 0, files: 0, links: 1)],
             manifest: [manifest([directory("d"), symlink("d/l", to: "../../outside/victim.txt")])], data: [done(0, 0)]
         ) { $0.conflict = .overwrite }
 
@@ -179,7 +179,7 @@ import TernTestSupport
     @Test func refusesAnInsideLinkUsedAsADirectory() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 3, files: 1, directories: 1, links: 1)],
+            offer: [OfferEntry(name: "d", kind: .directory, size: 3, files: 1, directories: 1, links: 1)],
             manifest: [manifest([directory("d"), directory("d/sub"), symlink("d/l", to: "sub"), file("d/l/x", size: 3)])])
 
         #expect(attack.error == .protocolViolation("d/l/x is not inside a directory listed before it"))
@@ -193,7 +193,7 @@ import TernTestSupport
     @Test func refusesAFileLargerThanOffered() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "f", kind: .file, size: 10, files: 1)], manifest: [manifest([file("f", size: 11)])])
+            offer: [OfferEntry(name: "f", kind: .file, size: 10, files: 1)], manifest: [manifest([file("f", size: 11)])])
 
         #expect(attack.error == .protocolViolation("more bytes in f than the 10 offered"))
         #expect(attack.reply == .protocolViolation)
@@ -204,7 +204,7 @@ import TernTestSupport
     @Test func refusesATreeLargerThanOffered() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 10, files: 2)],
+            offer: [OfferEntry(name: "d", kind: .directory, size: 10, files: 2)],
             manifest: [manifest([directory("d"), file("d/a", size: 6), file("d/b", size: 5)])])
 
         #expect(attack.error == .protocolViolation("more bytes in d than the 10 offered"))
@@ -216,7 +216,7 @@ import TernTestSupport
     @Test func refusesMoreFilesThanOffered() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 100, files: 1)],
+            offer: [OfferEntry(name: "d", kind: .directory, size: 100, files: 1)],
             manifest: [manifest([directory("d"), file("d/a", size: 1), file("d/b", size: 1)])])
 
         #expect(attack.error == .protocolViolation("more files in d than the 1 offered"))
@@ -228,7 +228,7 @@ import TernTestSupport
     @Test func refusesAManifestLongerThanTheEntryLimit() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0, directories: 3)],
+            offer: [OfferEntry(name: "d", kind: .directory, size: 0, files: 0, directories: 3)],
             manifest: [
                 manifest([directory("d"), directory("d/a")], more: true), manifest([directory("d/b"), directory("d/c")]),
             ]
@@ -244,7 +244,7 @@ import TernTestSupport
     @Test func refusesChainsWhenNothingWasAsked() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "f", kind: .file, size: 10, files: 1)], manifest: [manifest([file("f", size: 10)])],
+            offer: [OfferEntry(name: "f", kind: .file, size: 10, files: 1)], manifest: [manifest([file("f", size: 10)])],
             hashes: [PrefixChain(index: 0, chunks: 1, chain: .zero)])
 
         #expect(attack.error == .protocolViolation("expected data for f, got the sender's chains (hashes)"))
@@ -259,7 +259,7 @@ import TernTestSupport
         let scene = try Scene()
         let data = Array("hello".utf8)
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 5, files: 1, links: 1)],
+            offer: [OfferEntry(name: "d", kind: .directory, size: 5, files: 1, links: 1)],
             manifest: [manifest([directory("d"), file("d/a", size: 5), symlink("d/l", to: "a/../../x")])],
             data: [chunk(1, 0, data), end(1, data), done(1, 5)])
 
@@ -280,7 +280,7 @@ import TernTestSupport
         // A directory of no files may not make 20,000 directories: it makes none beyond what it offered.
         let many = [directory("d")] + (0..<3).map { directory("d/\($0)") }
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0, directories: 2)], manifest: [manifest(many)])
+            offer: [OfferEntry(name: "d", kind: .directory, size: 0, files: 0, directories: 2)], manifest: [manifest(many)])
 
         #expect(attack.error == .protocolViolation("more directories in d than the 2 offered"))
         #expect(attack.reply == .protocolViolation)
@@ -291,7 +291,7 @@ import TernTestSupport
     @Test func refusesMoreLinksThanOffered() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0, links: 1)],
+            offer: [OfferEntry(name: "d", kind: .directory, size: 0, files: 0, links: 1)],
             manifest: [manifest([directory("d"), symlink("d/a", to: "x"), symlink("d/b", to: "x")])])
 
         #expect(attack.error == .protocolViolation("more links in d than the 1 offered"))
@@ -304,7 +304,7 @@ import TernTestSupport
         let scene = try Scene()
         let attack = try await scene.attack(
             offer: [
-                OfferedItem(name: "a", kind: .file, size: UInt64.max, files: 1), OfferedItem(name: "b", kind: .file, size: UInt64.max, files: 1),
+                OfferEntry(name: "a", kind: .file, size: UInt64.max, files: 1), OfferEntry(name: "b", kind: .file, size: UInt64.max, files: 1),
             ],
             manifest: [manifest([file("a", size: UInt64.max / 2 + 1), file("b", size: UInt64.max / 2 + 1)])])
 
@@ -323,7 +323,7 @@ import TernTestSupport
         try scene.scratch.write(other, to: "target/f", modified: 1_600_000_000)
         let size = UInt64(Self.content.count)
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "f", kind: .file, size: size, files: 1)], manifest: [manifest([file("f", size: size)])],
+            offer: [OfferEntry(name: "f", kind: .file, size: size, files: 1)], manifest: [manifest([file("f", size: size)])],
             hashes: hashes, data: data, sendsHashes: sendsHashes) { $0.conflict = .overwrite }
         return (scene, attack)
     }
@@ -392,7 +392,13 @@ import TernTestSupport
         let scene = try Scene()
         let size = UInt64(Self.content.count)
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "f", kind: .file, size: size, files: 1)], manifest: [manifest([file("f", size: size)])], data: data)
+            offer: [OfferEntry(name: "f", kind: .file, size: size, files: 1)], manifest: [manifest([file("f", size: size)])], data: data
+        ) {
+            // No periodic save of the resume state: on a loaded machine a
+            // second can pass between two chunks, and what is left behind
+            // must not depend on it.
+            $0.stateInterval = .seconds(3600)
+        }
         return (scene, attack)
     }
 
@@ -437,7 +443,7 @@ import TernTestSupport
         let scene = try Scene()
         let data = randomBytes(20, seed: 12)
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "f", kind: .file, size: 10, files: 1)], manifest: [manifest([file("f", size: 10)])],
+            offer: [OfferEntry(name: "f", kind: .file, size: 10, files: 1)], manifest: [manifest([file("f", size: 10)])],
             data: [chunk(0, 0, data), end(0, data)])
 
         #expect(attack.error == .protocolViolation("chunk 0 of f has 20 bytes, not 10"))
@@ -464,7 +470,7 @@ import TernTestSupport
         let scene = try Scene()
         let data = randomBytes(10, seed: 13)
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 20, files: 2)],
+            offer: [OfferEntry(name: "d", kind: .directory, size: 20, files: 2)],
             manifest: [manifest([directory("d"), file("d/a", size: 10), file("d/b", size: 10)])],
             data: [chunk(2, 0, data), end(2, data)])
 
@@ -501,7 +507,7 @@ import TernTestSupport
         let scene = try Scene()
         let data = randomBytes(10, seed: 14)
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "f", kind: .file, size: 10, files: 1)], manifest: [manifest([file("f", size: 10)])],
+            offer: [OfferEntry(name: "f", kind: .file, size: 10, files: 1)], manifest: [manifest([file("f", size: 10)])],
             data: [chunk(0, 0, data), end(0, Array(data.prefix(5)), chunks: [data])])
 
         #expect(attack.error == .protocolViolation("f ended at 5 bytes after 10 arrived (10 offered)"))
@@ -532,7 +538,7 @@ import TernTestSupport
     @Test func reportsTheSendersFailureBeforeTheManifest() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "f", kind: .file, size: 10, files: 1)],
+            offer: [OfferEntry(name: "f", kind: .file, size: 10, files: 1)],
             manifest: [TransferMessage.failure(.cancelled, "the user pressed Ctrl-C").encoded()])
 
         #expect(attack.error == .peerFailed(.cancelled, "the user pressed Ctrl-C"))
@@ -706,7 +712,7 @@ final class Scene {
     /// `sendsHashes`) and then `data`; collects every reply until the
     /// receiver ends.
     func attack(
-        offer: [OfferedItem], manifest: [[UInt8]], hashes: [PrefixChain] = [], data: [[UInt8]] = [], sendsHashes: Bool = true,
+        offer: [OfferEntry], manifest: [[UInt8]], hashes: [PrefixChain] = [], data: [[UInt8]] = [], sendsHashes: Bool = true,
         configure: (inout TransferReceiver.Options) -> Void = { _ in }
     ) async throws -> Attack {
         let (hostile, receiverEnd) = MemoryChannel.pair()

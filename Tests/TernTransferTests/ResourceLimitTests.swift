@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TernCollections
 @testable import TernTransfer
 
 /// Each bound of `TransferLimits`, driven from the wire: against the real
@@ -15,7 +16,7 @@ import Testing
         let scene = try Scene()
         let entries = [limitDirectory("d")] + (0..<4).map { limitFile("d/\($0)", size: 0) }
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 4)],
+            offer: [OfferEntry(name: "d", kind: .directory, size: 0, files: 4)],
             manifest: [limitManifest(Array(entries[0..<3]), more: true), limitManifest(Array(entries[3...]))]
         ) { $0.limits.maximumEntries = 4 }
 
@@ -43,7 +44,7 @@ import Testing
     func aChunkSizeOutsideTheLimitsIsRefused(chunkSize: Int) async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "f", kind: .file, size: 1, files: 1)], manifest: [limitManifest([limitFile("f", size: 1)], chunkSize: chunkSize)])
+            offer: [OfferEntry(name: "f", kind: .file, size: 1, files: 1)], manifest: [limitManifest([limitFile("f", size: 1)], chunkSize: chunkSize)])
 
         #expect(attack.error == .protocolViolation("the manifest's chunk size is missing or out of range"))
         #expect(attack.reply == .protocolViolation)
@@ -97,7 +98,7 @@ import Testing
         let top = String(path.split(separator: "/")[0])
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: top, kind: .file, size: 1, files: 1)], manifest: [limitManifest([limitFile(path, size: 1)])])
+            offer: [OfferEntry(name: top, kind: .file, size: 1, files: 1)], manifest: [limitManifest([limitFile(path, size: 1)])])
 
         guard case .unsafePath(_, let refusal)? = attack.error else {
             Issue.record("expected unsafePath, got \(String(describing: attack.error))")
@@ -113,7 +114,7 @@ import Testing
         let scene = try Scene()
         let target = Array(repeating: "x", count: Self.limits.maximumLinkTargetBytes / 2 + 1).joined(separator: "/")
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: 0, files: 0, links: 1)],
+            offer: [OfferEntry(name: "d", kind: .directory, size: 0, files: 0, links: 1)],
             manifest: [limitManifest([limitDirectory("d"), ManifestEntry(path: "d/l", kind: .symlink, target: target)])])
 
         guard case .unsafePath(_, let refusal)? = attack.error else {
@@ -133,7 +134,7 @@ import Testing
         let scene = try Scene()
         let half = UInt64(1) << 63
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: UInt64.max, files: 2)],
+            offer: [OfferEntry(name: "d", kind: .directory, size: UInt64.max, files: 2)],
             manifest: [limitManifest([limitDirectory("d"), limitFile("d/a", size: half), limitFile("d/b", size: half)])])
 
         #expect(attack.error == .protocolViolation("the sizes of the files add up to more than \(Self.limits.maximumTotalBytes) bytes"))
@@ -145,7 +146,7 @@ import Testing
     @Test func aLowerTotalLimitIsHeldAcrossOfferedItems() async throws {
         let scene = try Scene()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "a", kind: .file, size: 60, files: 1), OfferedItem(name: "b", kind: .file, size: 60, files: 1)],
+            offer: [OfferEntry(name: "a", kind: .file, size: 60, files: 1), OfferEntry(name: "b", kind: .file, size: 60, files: 1)],
             manifest: [limitManifest([limitFile("a", size: 60), limitFile("b", size: 60)])]
         ) { $0.limits.maximumTotalBytes = 100 }
 
@@ -168,7 +169,7 @@ import Testing
         try scene.scratch.write(padded, to: "target/.f.tern-state")
 
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "f", kind: .file, size: UInt64(content.count), files: 1)],
+            offer: [OfferEntry(name: "f", kind: .file, size: UInt64(content.count), files: 1)],
             manifest: [limitManifest([limitFile("f", size: UInt64(content.count))])])
 
         #expect(attack.error == .io("the resume state for f is longer than \(Self.limits.maximumStateFileBytes) bytes"))
@@ -177,7 +178,7 @@ import Testing
         try scene.scratch.write(state, to: "target/.f.tern-state")
         try scene.scratch.write(content, to: "target/.f.tern-partial")
         let trusted = try await scene.attack(
-            offer: [OfferedItem(name: "f", kind: .file, size: UInt64(content.count), files: 1)],
+            offer: [OfferEntry(name: "f", kind: .file, size: UInt64(content.count), files: 1)],
             manifest: [limitManifest([limitFile("f", size: UInt64(content.count))])])
         guard case .ask(let trustedAsks, _, _)? = trusted.replies.first else {
             Issue.record("the receiver did not answer with its asks: \(trusted.replies.map(HostileSenderTests.name))")
@@ -194,7 +195,7 @@ import Testing
         let scene = try Scene()
         let data = randomBytes(100, seed: 41)
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "s", kind: .stream, size: nil, files: 0)],
+            offer: [OfferEntry(name: "s", kind: .stream, size: nil, files: 0)],
             manifest: [limitManifest([ManifestEntry(path: "s", kind: .stream)])],
             data: [TransferMessage.chunk(ChunkMessage(index: 0, number: 0, hash: Digest.sha256(data), data: data[...])).encoded()]
         ) { $0.limits.streamReserveBytes = UInt64(Int64.max) }
@@ -214,7 +215,7 @@ import Testing
         var chain = ChunkChain()
         chain.append(Digest.sha256(data))
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "s", kind: .stream, size: nil, files: 0)],
+            offer: [OfferEntry(name: "s", kind: .stream, size: nil, files: 0)],
             manifest: [limitManifest([ManifestEntry(path: "s", kind: .stream)])],
             data: [
                 TransferMessage.chunk(ChunkMessage(index: 0, number: 0, hash: Digest.sha256(data), data: data[...])).encoded(),

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import TernTestSupport
+import TernCollections
 @testable import TernTransfer
 
 enum ScratchFailure: Error {
@@ -199,13 +200,18 @@ func processUmask() -> mode_t {
 }
 
 /// The files of a tree (entries in manifest order) as `tern send` offers them.
-func offer(for items: [SourceItem]) -> [OfferedItem] {
-    var offered: [OfferedItem] = []
+func offer(for items: [SourceItem]) -> [OfferEntry] {
+    var offered: [OfferEntry] = []
     for item in items {
         let top = item.entry.path.split(separator: "/", maxSplits: 1).first.map(String.init) ?? item.entry.path
         if !offered.contains(where: { $0.name == top }) {
-            let kind: EntryKind = item.entry.kind == .symlink ? .file : item.entry.kind
-            offered.append(OfferedItem(name: top, kind: kind, size: kind == .stream ? nil : 0, files: 0))
+            let kind: OfferEntry.Kind
+            switch item.entry.kind {
+            case .directory: kind = .directory
+            case .stream: kind = .stream
+            case .file, .symlink: kind = .file
+            }
+            offered.append(OfferEntry(name: top, kind: kind, size: kind == .stream ? nil : 0, files: 0))
         }
         guard let position = offered.firstIndex(where: { $0.name == top }) else { continue }
         switch item.entry.kind {
@@ -213,9 +219,9 @@ func offer(for items: [SourceItem]) -> [OfferedItem] {
             offered[position].files += 1
             offered[position].size = (offered[position].size ?? 0) + (item.entry.size ?? 0)
         case .directory where item.entry.path != top:
-            offered[position].directories += 1
+            offered[position].directories = (offered[position].directories ?? 0) + 1
         case .symlink:
-            offered[position].links += 1
+            offered[position].links = (offered[position].links ?? 0) + 1
         case .directory, .stream:
             continue
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TernCollections
 @testable import TernTransfer
 
 /// Many small files: whole files travel as records of `files` messages,
@@ -163,7 +164,7 @@ import Testing
             more: false
         ).encoded()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "d", kind: .directory, size: sizes.reduce(0, +), files: UInt64(sizes.count))],
+            offer: [OfferEntry(name: "d", kind: .directory, size: sizes.reduce(0, +), files: UInt64(sizes.count))],
             manifest: [manifest], data: records)
         return (scene, attack)
     }
@@ -246,7 +247,7 @@ import Testing
             chunkSize: hostileChunkSize, entries: [ManifestEntry(path: "s", kind: .stream)], more: false
         ).encoded()
         let attack = try await scene.attack(
-            offer: [OfferedItem(name: "s", kind: .stream, size: nil, files: 1)], manifest: [manifest],
+            offer: [OfferEntry(name: "s", kind: .stream, size: nil, files: 1)], manifest: [manifest],
             data: [files([(0, Self.first, nil)]), done(1, 10)])
 
         #expect(attack.error == .protocolViolation("a whole file (entry 0) while receiving s"))
