@@ -11,7 +11,7 @@ swift=${1:-swift}
 $swift package --disable-sandbox --allow-writing-to-package-directory generate-manual \
   --configuration debug --multi-page --date 2026-11-21 --authors "the tern developers"
 out=.build/plugins/GenerateManual/outputs/tern
-for page in tern tern.send tern.receive tern.relay; do
+for page in tern tern.send tern.receive tern.relay tern.config; do
   python3 - "$out/$page.1" "docs/man/$page.1" "$page" <<'PYTHON'
 import re, sys, textwrap
 
@@ -37,19 +37,31 @@ relay_exits = [
     ("2", "Usage: a bad option, or a TLS certificate or key that cannot be used."),
 ]
 environment = {
-    "tern": [("TERN_RELAY", "The relay's URL for send and receive when --relay is not given."),
+    "tern": [("TERN_RELAY", "The relay's URL for send and receive when --relay is not given; with none anywhere, LAN mode."),
              ("TERN_CODE", "A code agreed in advance, for send and receive when none is given."),
-             ("TERN_TURN_SECRET", "The relay's TURN secret when --turn-secret is not given.")],
+             ("TERN_TURN_SECRET", "The relay's TURN secret when --turn-secret is not given."),
+             ("TERN_OUTPUT", "The directory receive writes to when -o is not given."),
+             ("TERN_EXISTING", "What receive does with a file that exists: refuse, overwrite, rename or skip."),
+             ("TERN_TURN", "auto, or force for --force-relay."),
+             ("TERN_LAN", "on or off: LAN mode when no relay is configured (on by default)."),
+             ("TERN_QR", "on or off: the QR code of the receive link on a terminal (on by default)."),
+             ("XDG_CONFIG_HOME", "Where the config file is: $XDG_CONFIG_HOME/tern/config.toml."),
+             ("HOME", "The config file is ~/.config/tern/config.toml when XDG_CONFIG_HOME is not set; ~ in the output setting.")],
     "tern.send": [("TERN_RELAY", "The relay's URL, ws:// or wss://, when --relay is not given."),
                   ("TERN_CODE", "A code agreed in advance, used when --code is not given.")],
     "tern.receive": [("TERN_RELAY", "The relay's URL, ws:// or wss://, when --relay is not given."),
                      ("TERN_CODE", "The code, when none is given as an argument (it then need not appear in the process list).")],
     "tern.relay": [("TERN_TURN_SECRET", "The secret shared with the TURN server when --turn-secret is not given.")],
+    "tern.config": [("TERN_RELAY", "The relay's URL."), ("TERN_OUTPUT", "The directory receive writes to."),
+                    ("TERN_EXISTING", "refuse, overwrite, rename or skip."), ("TERN_TURN", "auto or force."),
+                    ("TERN_LAN", "on or off."), ("TERN_QR", "on or off."),
+                    ("XDG_CONFIG_HOME", "Where the config file is: $XDG_CONFIG_HOME/tern/config.toml (~/.config/tern/config.toml without it).")],
 }
 examples = {
     "tern": [("Send a file; the other machine types the code it prints:", "tern send report.pdf"),
              ("Receive it:", "tern receive 7-bluebird-caravan"),
-             ("Run a relay for both:", "tern relay --listen 0.0.0.0:4747")],
+             ("Run a relay for both:", "tern relay --listen 0.0.0.0:4747"),
+             ("On one network with nothing configured, the receiver finds the sender by multicast:", "tern send report.pdf")],
     "tern.send": [("Send a file and a directory:", "tern send report.pdf photos"),
                   ("Send the output of a command as a stream:", "tar c photos | tern send -"),
                   ("Send a short text:", "tern send --text 'the door code is 4711'"),
@@ -58,7 +70,10 @@ examples = {
     "tern.receive": [("Receive into the current directory, asking first:", "tern receive 7-bluebird-caravan"),
                      ("Type the code at the prompt (TAB completes its words):", "tern receive"),
                      ("Accept without asking, into a directory:", "tern receive --yes -o incoming 7-bluebird-caravan"),
-                     ("Unpack a stream as it arrives:", "tern receive 7-bluebird-caravan | tar x")],
+                     ("Unpack a stream as it arrives:", "tern receive 7-bluebird-caravan | tar x"),
+                     ("LAN mode where multicast is filtered: ask the sender's address directly:", "tern receive 347-bluebird-caravan --from 192.168.1.20")],
+    "tern.config": [("Show the settings and where each comes from:", "tern config"),
+                    ("The same as JSON:", "tern config --json")],
     "tern.relay": [("A relay on the default ports:", "tern relay"),
                    ("With TLS and a TURN server (coturn with use-auth-secret):",
                     "TERN_TURN_SECRET=s3cret tern relay --tls-cert cert.pem --tls-key key.pem --turn-uri turn:turn.example:3478")],

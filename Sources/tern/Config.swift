@@ -60,10 +60,6 @@ struct Settings: Sendable {
     var file: String?
 
     static let keys = ["relay", "output", "existing", "turn", "lan", "qr"]
-    static let environmentNames = [
-        "relay": "TERN_RELAY", "output": "TERN_OUTPUT", "existing": "TERN_EXISTING",
-        "turn": "TERN_TURN", "lan": "TERN_LAN", "qr": "TERN_QR",
-    ]
 
     /// The config file's path: $XDG_CONFIG_HOME/tern/config.toml, or
     /// ~/.config/tern/config.toml when XDG_CONFIG_HOME is unset or relative.
@@ -144,21 +140,18 @@ struct Settings: Sendable {
         }
     }
 
+    /// The environment's settings (each variable read by name here, so the
+    /// man page test finds every one).
     mutating func apply(environment: [String: String]) throws(Problem) {
-        func value(_ key: String) -> (String, String)? {
-            guard let name = Self.environmentNames[key], let text = environment[name], !text.isEmpty else { return nil }
-            return (name, text)
+        func given(_ text: String?) -> String? { text.flatMap { $0.isEmpty ? nil : $0 } }
+        if let text = given(environment["TERN_RELAY"]) { relay = .init(value: try Self.checkedRelay(text), origin: .environment("TERN_RELAY")) }
+        if let text = given(environment["TERN_OUTPUT"]) { output = .init(value: try Self.checkedOutput(text), origin: .environment("TERN_OUTPUT")) }
+        if let text = given(environment["TERN_EXISTING"]) {
+            existing = .init(value: try Self.choice(text, key: "existing"), origin: .environment("TERN_EXISTING"))
         }
-        do throws(Problem) {
-            if let (name, text) = value("relay") { relay = .init(value: try Self.checkedRelay(text), origin: .environment(name)) }
-            if let (name, text) = value("output") { output = .init(value: try Self.checkedOutput(text), origin: .environment(name)) }
-            if let (name, text) = value("existing") { existing = .init(value: try Self.choice(text, key: "existing"), origin: .environment(name)) }
-            if let (name, text) = value("turn") { turn = .init(value: try Self.choice(text, key: "turn"), origin: .environment(name)) }
-            if let (name, text) = value("lan") { lan = .init(value: try Self.boolean(text, name: name), origin: .environment(name)) }
-            if let (name, text) = value("qr") { qr = .init(value: try Self.boolean(text, name: name), origin: .environment(name)) }
-        } catch {
-            throw Problem(message: error.message)
-        }
+        if let text = given(environment["TERN_TURN"]) { turn = .init(value: try Self.choice(text, key: "turn"), origin: .environment("TERN_TURN")) }
+        if let text = given(environment["TERN_LAN"]) { lan = .init(value: try Self.boolean(text, name: "TERN_LAN"), origin: .environment("TERN_LAN")) }
+        if let text = given(environment["TERN_QR"]) { qr = .init(value: try Self.boolean(text, name: "TERN_QR"), origin: .environment("TERN_QR")) }
     }
 
     static func checkedRelay(_ text: String) throws(Problem) -> String {
