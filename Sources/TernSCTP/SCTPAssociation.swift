@@ -327,12 +327,12 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// Bytes charged for them (user data and overhead, `SCTPLimits.receivedChunkOverhead` each).
     public var heldReceiveBytes: Int { reassembly.chargedBytes }
 
-    /// Our advertised receive window: what is left after buffered and unread data.
-    /// True when the SACK due reports a gap: it should not wait for the rest
-    /// of a read batch.
+    /// True when the SACK due reports a new gap or a duplicate: it should
+    /// not wait for the rest of a read batch (`SCTPDataTracker.urgentSACKDue`).
     /// (Asked per datagram: read in place, without copying the tracker.)
-    public var gapReportDue: Bool { tracker?.sackDue == true && tracker?.hasGaps == true }
+    public var gapReportDue: Bool { tracker?.urgentSACKDue == true }
 
+    /// Our advertised receive window: what is left after buffered and unread data.
     public var advertisedReceiveWindow: UInt32 {
         UInt32(clamping: max(0, configuration.receiveWindow - bufferedBytes))
     }

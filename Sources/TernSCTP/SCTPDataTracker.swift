@@ -23,6 +23,9 @@ public struct SCTPDataTracker: Sendable {
     /// Packets with DATA since the last SACK (RFC 9260 §6.2: SACK at least every second one).
     private var unacknowledgedPackets = 0
     private var sackNow = false
+    /// The SACK due reports news the sender acts on at once: a new gap
+    /// (its fast retransmit counts the reports) or a duplicate.
+    private var urgent = false
     public private(set) var delayedAckDeadline: Duration?
 
     /// The farthest ahead of the cumulative TSN a TSN may be and still be
@@ -56,11 +59,22 @@ public struct SCTPDataTracker: Sendable {
             absorbFront()
             return .new
         }
-        // Above a gap: RFC 9260 §6.7 asks for an immediate SACK.
-        sackNow = true
+        // Above a gap: RFC 9260 §6.7 asks for an immediate SACK when a
+        // gap appears. Data that only extends what arrived above an
+        // existing gap is acknowledged as in-order data is (every second
+        // packet): at 1% loss on a 100 Mbit/s, 50 ms path a gap is open
+        // nearly all the time, and a SACK per packet doubled the packets
+        // both sides handle.
+        let ranges = above.count
         switch insert(cumulative + UInt64(offset)) {
-        case .inserted: return .new
+        case .inserted:
+            if above.count > ranges {
+                sackNow = true
+                urgent = true
+            }
+            return .new
         case .present:
+            sackNow = true
             noteDuplicate(tsn)
             return .duplicate
         case .full: return .outOfWindow
@@ -70,13 +84,17 @@ public struct SCTPDataTracker: Sendable {
     /// Call once per received packet that carried DATA, after its chunks.
     public mutating func packetWithDataReceived(now: Duration) {
         unacknowledgedPackets += 1
-        // §6.2: every second packet; §6.7: at once while there are gaps.
-        if unacknowledgedPackets >= 2 || !above.isEmpty { sackNow = true }
+        // §6.2: every second packet (§6.7's gaps: see `observe`).
+        if unacknowledgedPackets >= 2 { sackNow = true }
         if delayedAckDeadline == nil { delayedAckDeadline = now + delayedAckTimeout }
     }
 
     /// True when a SACK should go out with the next packet.
     public var sackDue: Bool { sackNow }
+
+    /// True when the SACK due should not wait for the rest of a read batch:
+    /// it reports a new gap or a duplicate.
+    public var urgentSACKDue: Bool { sackNow && urgent }
 
     /// A SACK goes out with the next packet (RFC 9260 §6.2: after a DATA
     /// chunk was dropped for want of room).
@@ -110,6 +128,7 @@ public struct SCTPDataTracker: Sendable {
     /// A SACK was sent: the counters start over.
     public mutating func sackSent() {
         sackNow = false
+        urgent = false
         unacknowledgedPackets = 0
         delayedAckDeadline = nil
     }
@@ -177,6 +196,7 @@ public struct SCTPDataTracker: Sendable {
 
     private mutating func noteDuplicate(_ tsn: TSN) {
         sackNow = true  // §6.7: a duplicate is answered with a SACK at once
+        urgent = true
         if duplicates.count < maximumDuplicates { duplicates.append(tsn) }
     }
 }

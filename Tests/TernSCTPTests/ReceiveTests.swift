@@ -41,6 +41,34 @@ struct DataTrackerTests {
         #expect(tracker.gapBlocks.isEmpty)
     }
 
+    /// A new gap is reported at once (fast retransmit counts the reports);
+    /// data that only extends what arrived above it is acknowledged every
+    /// second packet, as in-order data is, and waits for the read batch.
+    @Test func aNewGapIsUrgentAndDataAboveItIsAcknowledgedEverySecondPacket() {
+        var tracker = SCTPDataTracker(peerInitialTSN: TSN(1))
+        _ = tracker.observe(TSN(1))
+        tracker.packetWithDataReceived(now: .zero)
+        _ = tracker.observe(TSN(3))  // 2 is missing
+        tracker.packetWithDataReceived(now: .zero)
+        #expect(tracker.sackDue && tracker.urgentSACKDue)
+        tracker.sackSent()
+        _ = tracker.observe(TSN(4))
+        tracker.packetWithDataReceived(now: .zero)
+        #expect(!tracker.sackDue, "one packet above the same gap: not yet")
+        _ = tracker.observe(TSN(5))
+        tracker.packetWithDataReceived(now: .zero)
+        #expect(tracker.sackDue && !tracker.urgentSACKDue, "the second: due, with the batch")
+        #expect(tracker.gapBlocks.map { [$0.start, $0.end] } == [[2, 4]])
+        tracker.sackSent()
+        _ = tracker.observe(TSN(7))  // a second gap: 6
+        tracker.packetWithDataReceived(now: .zero)
+        #expect(tracker.urgentSACKDue)
+        tracker.sackSent()
+        _ = tracker.observe(TSN(4))  // a duplicate
+        tracker.packetWithDataReceived(now: .zero)
+        #expect(tracker.urgentSACKDue)
+    }
+
     @Test func duplicatesAreReportedOnceEach() {
         var tracker = SCTPDataTracker(peerInitialTSN: TSN(10))
         _ = tracker.observe(TSN(10))
