@@ -185,4 +185,35 @@ import TernTestSupport
         }
         await lab.down()
     }
+
+    /// A receiver with a relay configured races it against the LAN: a
+    /// sender in LAN mode is found on the network while the relay (a real
+    /// one on r) waits in vain; the relay attempt is dropped.
+    @Test func aReceiverWithARelayConfiguredFindsALANSenderToo() async throws {
+        let lab = try await LabRun.up("lan")
+        let work = try makeTestDirectory(prefix: "tern-lan4")
+        defer { try? FileManager.default.removeItem(at: work) }
+        do {
+            let rIP = try #require(lab.environment["R_IP"])
+            let aIP = try #require(lab.environment["A_IP"])
+            let relay = try lab.tern("r", ["relay", "--listen", "\(rIP):4747", "--stun-listen", "off"])
+            _ = try await relay.waitForLine(in: \.stderr) { $0.contains("relay listening") }
+            let file = work.appendingPathComponent("memo.bin")
+            try TransferCLITests.randomFile(at: file, bytes: 60_000)
+            let out = try TransferCLITests.outputDirectory(in: work)
+            let sender = try lab.tern("a", ["send", "--json", "--timeout", "60", file.path])
+            let code = try #require(try await Self.field("code", of: "code", in: sender) as? String)
+            let receiver = try lab.tern("b", ["receive", code, "--relay", "ws://\(rIP):4747", "--yes", "-o", out.path, "--timeout", "60"])
+            #expect(try await receiver.wait(timeout: 90) == 0, "receiver: \(receiver.stderr.text)")
+            #expect(try await sender.wait(timeout: 30) == 0)
+            #expect(receiver.stderr.text.contains("Looking for the sender through the relay and on this network"))
+            #expect(receiver.stderr.text.contains("Found the sender at \(aIP):"))
+            #expect(try Self.sameContents(file, out.appendingPathComponent("memo.bin")))
+            relay.process.terminate()
+        } catch {
+            await lab.down()
+            throw error
+        }
+        await lab.down()
+    }
 }
