@@ -47,8 +47,8 @@ enum ReceiverPairing {
             case .notFound: throw LANMode.nothingHeard(nameplate: code.nameplate, after: lan.timeout)
             }
         case (let relay?, let lan?):
-            output.event("mode", [("mode", .string("relay+lan"))])
-            output.say("Looking for the sender through the relay and on this network…")
+            // Nothing extra is said: a relay user sees what it always saw,
+            // and "Found the sender at …" only when the LAN wins.
             return try await race(relay: relay, lan: lan, code: code, output: output)
         case (nil, nil):
             throw CLIError(.usage, "no relay: pass --relay ws://HOST:4747 or set TERN_RELAY, or turn LAN mode on")

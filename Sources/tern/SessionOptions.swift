@@ -57,7 +57,7 @@ struct SessionOptions: ParsableArguments {
         if lan { return nil }
         let relay = try configuredRelay(settings)
         if relay == nil && !settings.lan.value {
-            throw CLIError(.usage, "no relay: pass --relay ws://HOST:4747 or set TERN_RELAY (LAN mode is off: \(settings.lan.origin.description))")
+            throw CLIError(.usage, "no relay: pass --relay ws://HOST:4747 or set TERN_RELAY (start one with 'tern relay'); LAN mode is off (\(settings.lan.origin.description))")
         }
         return relay
     }

@@ -91,7 +91,7 @@ import TernTestSupport
         let (status, process) = try await Self.run(["send", "--text", "hi"], home: home)
         #expect(status == 2)
         #expect(process.stderr.text.contains("no relay"))
-        #expect(process.stderr.text.contains("LAN mode is off: config file, line 2"))
+        #expect(process.stderr.text.contains("LAN mode is off (config file, line 2)"))
     }
 
     @Test(arguments: [

@@ -196,9 +196,10 @@ import TernTestSupport
         try await relay.stop()
     }
 
+    /// With LAN mode off (with it on, no relay means LAN mode: LANModeHeavyTests).
     @Test func withoutARelayItSaysHowToGetOne() async throws {
         let file = try Self.temporaryFile()
-        let sender = try RunningProcess(arguments: ["send", file.path])
+        let sender = try RunningProcess(arguments: ["send", file.path], environment: ["TERN_LAN": "off"])
         #expect(try await sender.wait() == 2)
         #expect(sender.stderr.text.contains("--relay"))
         #expect(sender.stderr.text.contains("tern relay"))
