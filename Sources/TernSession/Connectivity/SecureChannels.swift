@@ -121,11 +121,13 @@ public final class SecureChannels: @unchecked Sendable {
                     driver.setPathLostHandler { [channels] reason in
                         channels.finish(.connectionLost(reason))
                     }
-                    // Unowned and unchecked: the association belongs to
-                    // `channels` and calls this only from inside
-                    // `handleDatagram`, which `channels` calls. A weak
-                    // reference cost an atomic load and a retain per record.
-                    channels.dtls.applicationDataHandler = { [unowned(unsafe) channels] record in channels.recordArrived(record) }
+                    // A strong reference, as the driver's handlers above
+                    // hold: no per-record cost (a weak one cost an atomic
+                    // load and a retain per record) and nothing to prove
+                    // about lifetimes. The cycle it makes (channels → dtls →
+                    // this closure → channels) is cut in `finish`, which
+                    // every end of the session goes through.
+                    channels.dtls.applicationDataHandler = { [channels] record in channels.recordArrived(record) }
                     channels.dtls.start(now: channels.now())
                     channels.pump()
                 }
@@ -499,6 +501,10 @@ public final class SecureChannels: @unchecked Sendable {
         guard ended == nil else { return }
         ended = error
         timer.cancel()
+        // The records' closure holds `self` (see `establish`). DTLS may
+        // still answer (close_notify): without the closure its records wait
+        // as events, which nobody needs any more.
+        dtls.applicationDataHandler = nil
         for waiter in readyWaiters { waiter.resume(throwing: error) }
         readyWaiters.removeAll()
         for waiter in openWaiters.values { waiter.continuation.resume(throwing: error) }
