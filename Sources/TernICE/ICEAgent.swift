@@ -88,17 +88,19 @@ public struct ICEAgent: Sendable {
     }
 
     /// How good a valid pair's kind is: by its worse end, then its better
-    /// end, each relayed < server- or peer-reflexive < host.
+    /// end, each relayed over TCP (this side's) < relayed < server- or
+    /// peer-reflexive < host.
     func pathRank(valid index: Int) -> Int {
         func rank(_ type: ICECandidateType) -> Int {
             switch type {
-            case .relayed: 0
-            case .serverReflexive, .peerReflexive: 1
-            case .host: 2
+            case .relayed: 1
+            case .serverReflexive, .peerReflexive: 2
+            case .host: 3
             }
         }
-        let local = rank(locals[valid[index].local].candidate.type), remote = rank(remotes[valid[index].remote].type)
-        return min(local, remote) * 3 + max(local, remote)
+        let ownEnd = locals[valid[index].local]
+        let local = ownEnd.relayOverTCP ? 0 : rank(ownEnd.candidate.type), remote = rank(remotes[valid[index].remote].type)
+        return min(local, remote) * 4 + max(local, remote)
     }
     var consent: Consent?
     var random: ICERandom
@@ -169,7 +171,7 @@ public struct ICEAgent: Sendable {
             priority: ICECandidate.priority(type: .relayed, localPreference: preference),
             address: relayed, type: .relayed, relatedAddress: mappedAddress
         )
-        try insertLocal(Local(candidate: candidate, base: relayed, localPreference: preference), now: now)
+        try insertLocal(Local(candidate: candidate, base: relayed, localPreference: preference, relayOverTCP: overTCP), now: now)
         return candidate
     }
 
@@ -423,6 +425,8 @@ struct Local: Sendable {
     /// Where datagrams for this candidate are sent from (RFC 8445 §5.1.1).
     var base: STUNAddress
     var localPreference: UInt16
+    /// A relayed candidate whose TURN server is reached over TCP.
+    var relayOverTCP = false
 }
 
 struct FoundationKey: Hashable, Sendable {
