@@ -10,6 +10,8 @@ public struct TURNConfiguration: Sendable {
     public var ttl: Int
     /// The name part of minted usernames.
     public var user: String
+    /// The `turns:` servers' certificate pin to hand out (`--turn-tls-cert`).
+    public var tlsPin: String?
 
     public init(uris: [String], secret: [UInt8], ttl: Int = 12 * 3600, user: String = "tern") {
         self.uris = uris
@@ -38,6 +40,6 @@ public struct TURNCredentialMinter: Sendable {
         let mac = (try? HashFunction.sha1.authenticationCode(key: configuration.secret, message: Array(username.utf8))) ?? []
         return TURNCredentials(
             uris: configuration.uris, username: username,
-            credential: Data(mac).base64EncodedString(), ttl: configuration.ttl)
+            credential: Data(mac).base64EncodedString(), ttl: configuration.ttl, tlsPin: configuration.tlsPin)
     }
 }

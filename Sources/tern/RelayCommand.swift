@@ -41,6 +41,10 @@ struct Relay: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Secret shared with the TURN server (coturn's static-auth-secret; default: $TERN_TURN_SECRET).", valueName: "secret"))
     var turnSecret: String?
 
+    @Option(name: .long, help: ArgumentHelp("PEM certificate of the turns: servers: hand out its SHA-256 pin, so clients accept it without a public CA.", valueName: "file"),
+            completion: .file())
+    var turnTlsCert: String?
+
     @Option(name: .long, help: ArgumentHelp("Lifetime of handed-out TURN credentials.", valueName: "seconds"))
     var turnTtl = 12 * 3600
 
@@ -116,6 +120,7 @@ struct Relay: AsyncParsableCommand {
         if stunListen != "off" { _ = try Self.hostPort(stunListen, option: "--stun-listen") }
         if let metricsListen { _ = try Self.hostPort(metricsListen, option: "--metrics-listen") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if turnTlsCert != nil && turnUri.isEmpty { throw ValidationError("--turn-tls-cert needs --turn-uri") }
         if !turnUri.isEmpty && (turnSecret ?? ProcessInfo.processInfo.environment["TERN_TURN_SECRET"]) == nil {
             throw ValidationError("--turn-uri needs --turn-secret or TERN_TURN_SECRET")
         }
@@ -137,6 +142,13 @@ struct Relay: AsyncParsableCommand {
         }
         if !turnUri.isEmpty, let secret = turnSecret ?? ProcessInfo.processInfo.environment["TERN_TURN_SECRET"] {
             configuration.turn = TURNConfiguration(uris: turnUri, secret: Array(secret.utf8), ttl: turnTtl)
+            if let turnTlsCert {
+                do {
+                    configuration.turn?.tlsPin = try TLSCertificatePin.ofCertificate(pemFile: turnTlsCert).description
+                } catch {
+                    throw CLIError(.usage, "cannot pin the TURN server's certificate: \(error.reason)")
+                }
+            }
         }
         if let tlsCert, let tlsKey {
             do {
