@@ -28,7 +28,16 @@ enum ReceiverPairing {
         case failed(Error)
         /// The LAN search ended without hearing the sender.
         case notFound
+        /// The relay failed and the LAN was given its last chance.
+        case graceOver
     }
+
+    /// How long a receiver racing a relay keeps listening on the LAN after
+    /// the relay failed (a wrong scheme, a refused certificate, no relay at
+    /// that address): two of a LAN-mode sender's announcements (one a
+    /// second), so a sender on this network is still found, while a relay
+    /// error is not hidden behind the whole discovery timeout.
+    static let lanGraceAfterRelayFailure: Duration = .milliseconds(2500)
 
     static func pair(relay: RelayURL?, lan: LAN?, code: Code, output: Output) async throws -> PairingSession {
         switch (relay, lan) {
@@ -44,7 +53,7 @@ enum ReceiverPairing {
             switch await viaLAN(lan, code: code, output: output) {
             case .paired(let handover): return handover.session
             case .failed(let error): throw error
-            case .notFound: throw LANMode.nothingHeard(nameplate: code.nameplate, after: lan.timeout)
+            case .notFound, .graceOver: throw LANMode.nothingHeard(nameplate: code.nameplate, after: lan.timeout)
             }
         case (let relay?, let lan?):
             // Nothing extra is said: a relay user sees what it always saw,
@@ -72,8 +81,9 @@ enum ReceiverPairing {
 
     /// Pairs through whichever of the relay and the LAN gets there first;
     /// the other attempt is cancelled (its connection closed). A failure of
-    /// one leaves the other to finish; the relay's error is the one reported
-    /// when both fail.
+    /// the LAN leaves the relay to finish; a failure of the relay leaves the
+    /// LAN `lanGraceAfterRelayFailure` more, then the relay's error is
+    /// reported.
     private static func race(relay: RelayURL, lan: LAN, code: Code, output: Output) async throws -> PairingSession {
         try await withThrowingTaskGroup(of: (viaRelay: Bool, outcome: Outcome).self) { group in
             group.addTask {
@@ -98,9 +108,19 @@ enum ReceiverPairing {
                     }
                     return handover.session
                 case .failed(let error):
-                    if viaRelay { relayError = error } else { lanError = error }
+                    if viaRelay {
+                        relayError = error
+                        group.addTask {
+                            try? await Task.sleep(for: lanGraceAfterRelayFailure)
+                            return (false, .graceOver)
+                        }
+                    } else {
+                        lanError = error
+                    }
                 case .notFound:
                     lanError = LANMode.nothingHeard(nameplate: code.nameplate, after: lan.timeout)
+                case .graceOver:
+                    group.cancelAll()
                 }
             }
             if let relayError { throw relayError }
