@@ -30,7 +30,10 @@ final class HealthHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head else { return }
             self.head = nil
-            if head.method == .GET || head.method == .HEAD, let file = web?.file(for: head.uri) {
+            // A WebSocket upgrade anywhere but /v1 is a 404 (docs/protocol.md
+            // §2), the page's paths included.
+            let asksUpgrade = head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+            if head.method == .GET || head.method == .HEAD, !asksUpgrade, let file = web?.file(for: head.uri) {
                 respond(context: context, head: head, status: .ok, contentType: file.contentType,
                         body: head.method == .HEAD ? [] : file.bytes, length: file.bytes.count,
                         extraHeaders: WebApp.securityHeaders)
