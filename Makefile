@@ -44,7 +44,7 @@ web: deps
 
 # The lab's self-test runs first so that swift test's summary closes the run.
 # Suites whose name contains "Heavy" (floods, thousands of connections, long
-# simulations) run after the parallel phase, one test at a time, so their load
+# simulations, headless Chromium) run after the parallel phase, one test at a time, so their load
 # does not starve the time-bounded connectivity tests running beside them.
 test: deps web
 	$(SWIFT) build --build-tests
@@ -82,9 +82,9 @@ bench: deps
 demo: build
 	./scripts/demo.sh $(BIN)
 
-install: deps
+install: deps web
 	$(SWIFT) build -c release
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/tern/web \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
 	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
 	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
@@ -93,6 +93,7 @@ install: deps
 	install -m 644 completions/_tern $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_tern
 	install -m 644 completions/tern.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/tern.fish
 	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 .build/web/*.html .build/web/*.css .build/web/*.js .build/web/sodium.wasm $(DESTDIR)$(PREFIX)/share/tern/web/
 
 # Regenerates the committed completion scripts from the CLI definition; a
 # test checks that the committed files match.

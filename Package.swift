@@ -165,7 +165,7 @@ let package = Package(
         .testTarget(name: "TernWireTests", dependencies: ["TernWire"]),
         .testTarget(name: "TernSTUNTests", dependencies: ["TernSTUN", "TernTestSupport"]),
         .testTarget(name: "TernRendezvousTests", dependencies: ["TernRendezvous"]),
-        .testTarget(name: "TernPairingTests", dependencies: ["TernPairing", "TernCrypto"]),
+        .testTarget(name: "TernPairingTests", dependencies: ["TernPairing", "TernCrypto", "TernTestSupport"]),
         .testTarget(
             name: "TernRelayTests",
             dependencies: ["TernRelay", "TernSession", "TernTestSupport", "TernSTUN"]

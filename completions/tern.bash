@@ -243,9 +243,9 @@ _tern_receive() {
 
 _tern_relay() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--no-web --version -h --help)
     repeating_options=(--stun-advertise --turn-uri)
-    non_repeating_options=(--listen --stun-listen --turn-secret --turn-tls-cert --turn-ttl --max-message-bytes --idle-timeout --max-messages-per-side --max-bytes-per-side --max-bytes-per-address --max-bytes-total --handshake-timeout --claim-timeout --claims-per-minute --max-tombstones-per-address --max-connections-per-address --max-mailboxes-per-address --max-mailboxes --max-connections --tls-cert --tls-key --metrics-listen --log-level)
+    non_repeating_options=(--listen --stun-listen --turn-secret --turn-tls-cert --turn-ttl --max-message-bytes --idle-timeout --max-messages-per-side --max-bytes-per-side --max-bytes-per-address --max-bytes-total --handshake-timeout --claim-timeout --claims-per-minute --max-tombstones-per-address --max-connections-per-address --max-mailboxes-per-address --max-mailboxes --max-connections --tls-cert --tls-key --web --metrics-listen --log-level)
     __tern_offer_flags_options 0
 
     # Offer option value completions
@@ -320,6 +320,10 @@ _tern_relay() {
         ;;
     '--tls-key')
         __tern_add_completions -f
+        return
+        ;;
+    '--web')
+        __tern_add_completions -d
         return
         ;;
     '--metrics-listen')

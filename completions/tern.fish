@@ -27,7 +27,7 @@ function __tern_parse_tokens -S
         case 'receive'
             __tern_parse_subcommand 1 'y/yes' 'o/output=' 'overwrite' 'rename' 'skip-existing' 'no-resume' 'from=' 'relay=' 'lan' 'json' 'timeout=' 'force-relay' 'q/quiet' 'v/verbose' 'version' 'h/help'
         case 'relay'
-            __tern_parse_subcommand 0 'listen=' 'stun-listen=' 'stun-advertise=+' 'turn-uri=+' 'turn-secret=' 'turn-tls-cert=' 'turn-ttl=' 'max-message-bytes=' 'idle-timeout=' 'max-messages-per-side=' 'max-bytes-per-side=' 'max-bytes-per-address=' 'max-bytes-total=' 'handshake-timeout=' 'claim-timeout=' 'claims-per-minute=' 'max-tombstones-per-address=' 'max-connections-per-address=' 'max-mailboxes-per-address=' 'max-mailboxes=' 'max-connections=' 'tls-cert=' 'tls-key=' 'metrics-listen=' 'log-level=' 'version' 'h/help'
+            __tern_parse_subcommand 0 'listen=' 'stun-listen=' 'stun-advertise=+' 'turn-uri=+' 'turn-secret=' 'turn-tls-cert=' 'turn-ttl=' 'max-message-bytes=' 'idle-timeout=' 'max-messages-per-side=' 'max-bytes-per-side=' 'max-bytes-per-address=' 'max-bytes-total=' 'handshake-timeout=' 'claim-timeout=' 'claims-per-minute=' 'max-tombstones-per-address=' 'max-connections-per-address=' 'max-mailboxes-per-address=' 'max-mailboxes=' 'max-connections=' 'tls-cert=' 'tls-key=' 'web=' 'no-web' 'metrics-listen=' 'log-level=' 'version' 'h/help'
         case 'config'
             __tern_parse_subcommand 0 'json' 'version' 'h/help'
         case 'help'
@@ -145,6 +145,8 @@ complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "ter
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" max-connections' -l 'max-connections' -d 'Open connections allowed in total (lowered to fit the descriptor limit).' -rfka ''
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" tls-cert' -l 'tls-cert' -d 'PEM certificate chain: serve wss:// (TLS) instead of ws://.' -rF
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" tls-key' -l 'tls-key' -d 'PEM private key for --tls-cert.' -rF
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" web' -l 'web' -d 'Serve the browser page from this directory (default: the one installed with tern).' -rfa '(__tern_complete_directories)'
+complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" no-web' -l 'no-web' -d 'Serve no browser page at /.'
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" metrics-listen' -l 'metrics-listen' -d 'Serve Prometheus metrics at http://ADDR/metrics (off unless given; keep it private).' -rfka ''
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" log-level' -l 'log-level' -d 'trace, debug, info, notice, warning, error or critical.' -rfka ''
 complete -c 'tern' -n '__tern_should_offer_completions_for_flags_or_options "tern relay" version' -l 'version' -d 'Show the version.'

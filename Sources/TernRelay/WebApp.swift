@@ -48,7 +48,12 @@ public struct WebApp: Sendable {
     public init(directory: String) throws {
         let url = URL(fileURLWithPath: directory, isDirectory: true)
         var files: [String: File] = [:]
-        let names = try FileManager.default.contentsOfDirectory(atPath: url.path)
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: url.path)
+        } catch {
+            throw WebAppError(description: "\(directory) is not a directory tern can read")
+        }
         for name in names where !name.hasPrefix(".") {
             let ext = (name as NSString).pathExtension.lowercased()
             guard let type = Self.contentTypes[ext] else { continue }
@@ -85,6 +90,8 @@ public struct WebApp: Sendable {
         let candidates = [
             binary.deletingLastPathComponent().appendingPathComponent("share/tern/web"),
             binary.deletingLastPathComponent().appendingPathComponent("web"),
+            // A build tree: .build/<triple>/debug/tern beside .build/web.
+            binary.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("web"),
         ]
         return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("index.html").path) }?.path
     }

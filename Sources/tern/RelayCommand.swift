@@ -97,6 +97,13 @@ struct Relay: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("PEM private key for --tls-cert.", valueName: "file"), completion: .file())
     var tlsKey: String?
 
+    @Option(name: .long, help: ArgumentHelp("Serve the browser page from this directory (default: the one installed with tern).", valueName: "dir"),
+            completion: .directory)
+    var web: String?
+
+    @Flag(name: .long, help: "Serve no browser page at /.")
+    var noWeb = false
+
     @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics at http://ADDR/metrics (off unless given; keep it private).", valueName: "host:port"))
     var metricsListen: String?
 
@@ -120,6 +127,7 @@ struct Relay: AsyncParsableCommand {
         if stunListen != "off" { _ = try Self.hostPort(stunListen, option: "--stun-listen") }
         if let metricsListen { _ = try Self.hostPort(metricsListen, option: "--metrics-listen") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if web != nil && noWeb { throw ValidationError("--web and --no-web exclude each other") }
         if turnTlsCert != nil && turnUri.isEmpty { throw ValidationError("--turn-tls-cert needs --turn-uri") }
         if !turnUri.isEmpty && (turnSecret ?? ProcessInfo.processInfo.environment["TERN_TURN_SECRET"]) == nil {
             throw ValidationError("--turn-uri needs --turn-secret or TERN_TURN_SECRET")
@@ -127,6 +135,18 @@ struct Relay: AsyncParsableCommand {
     }
 
     func run() async throws {
+        do {
+            try await serve()
+        } catch let error as CLIError {
+            // Send and receive say their errors through Output; the relay's
+            // (a bad --tls-cert or --web before the logger has a listener)
+            // would otherwise end with only the exit status.
+            FileHandle.standardError.write(Data("tern: \(error.message)\n".utf8))
+            throw error
+        }
+    }
+
+    private func serve() async throws {
         var configuration = RelayConfiguration()
         (configuration.host, configuration.port) = try Self.hostPort(listen, option: "--listen")
         if stunListen == "off" {
@@ -157,6 +177,16 @@ struct Relay: AsyncParsableCommand {
                 throw CLIError(.usage, "cannot serve TLS: \(error.reason)")
             }
         }
+        if let web {
+            do {
+                configuration.web = try WebApp(directory: web)
+            } catch {
+                throw CLIError(.usage, "cannot serve the browser page: \(ErrorText.describe(error))")
+            }
+        } else if !noWeb, let directory = WebApp.defaultDirectory(executable: Bundle.main.executableURL?.path ?? CommandLine.arguments[0]) {
+            // The installed page; a relay without one serves none, and says so below.
+            configuration.web = try? WebApp(directory: directory)
+        }
         configuration.limits.maxMessageBytes = maxMessageBytes
         configuration.limits.idleLifetime = .nanoseconds(Int64(idleTimeout * 1e9))
         configuration.limits.maxMailboxesPerAddress = maxMailboxesPerAddress
@@ -183,6 +213,7 @@ struct Relay: AsyncParsableCommand {
         let server = RelayServer(configuration: configuration, logger: logger)
         do {
             _ = try await server.start()
+            logger.info("browser page", metadata: ["web": "\(configuration.web?.directory ?? "none")"])
         } catch {
             logger.error("could not start the relay", metadata: ["error": "\(ErrorText.describe(error))"])
             throw CLIError(.failure, "could not start the relay: \(ErrorText.describe(error))")

@@ -11,7 +11,7 @@ import TernTestSupport
 
 /// A second WebRTC stack as the peer: unmodified aiortc from PyPI (`make
 /// deps` puts aiortc 1.16.0 in .venv-aiortc) runs Tests/aiortc/peer.py. tern
-/// runs in-process, as in BrowserInteropTests; the descriptions go through
+/// runs in-process, as in BrowserInteropHeavyTests; the descriptions go through
 /// the peer's standard input and output, one JSON object a line. Both ways:
 /// tern offers and aiortc answers, and aiortc offers and tern answers.
 @Suite(.serialized) struct AiortcInteropTests {

@@ -12,78 +12,7 @@ import TernTestSupport
 /// installed by `make deps`) runs Tests/browser/peer.html, which answers
 /// tern's offer with an RTCPeerConnection. Signalling goes through
 /// Tests/browser/signal.py on loopback; nothing else is involved.
-@Suite(.serialized) struct BrowserInteropTests {
-    /// signal.py and chromium, stopped when the value goes away.
-    final class Browser {
-        let signal: RunningProcess
-        let chromium: RunningProcess
-        let port: Int
-        let profile: URL
-
-        /// - Parameter hideLocalAddresses: Chromium's default: host candidates
-        ///   as mDNS `.local` names, which tern skips.
-        init(hideLocalAddresses: Bool = false) async throws {
-            let chromiumPath = "/usr/bin/chromium"
-            guard FileManager.default.isExecutableFile(atPath: chromiumPath) else {
-                throw SocketFailure(description: "no \(chromiumPath): run `make deps` (it installs Debian's chromium)")
-            }
-            let directory = PackagePaths.root.appendingPathComponent("Tests/browser")
-            let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("tern-signal-\(UUID().uuidString)")
-            signal = try RunningProcess(
-                executable: URL(fileURLWithPath: "/usr/bin/python3"),
-                arguments: [directory.appendingPathComponent("signal.py").path, portFile.path])
-            var port: Int?
-            for _ in 0..<100 {
-                if let text = try? String(contentsOf: portFile, encoding: .utf8), let value = Int(text) {
-                    port = value
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            guard let port else { throw SocketFailure(description: "signal.py did not start: \(signal.stderr.text)") }
-            self.port = port
-            profile = FileManager.default.temporaryDirectory.appendingPathComponent("tern-chromium-\(UUID().uuidString)")
-            // Plain host addresses instead of mDNS names, unless the test
-            // wants Chromium's default (tern skips .local candidates).
-            let features = hideLocalAddresses ? [] : ["--disable-features=WebRtcHideLocalIpsWithMdns"]
-            chromium = try RunningProcess(executable: URL(fileURLWithPath: chromiumPath), arguments: [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-            ] + features + [
-                "--user-data-dir=\(profile.path)", "http://127.0.0.1:\(port)/peer.html",
-            ])
-        }
-
-        func put(_ path: String, _ body: String) async throws {
-            let curl = try RunningProcess(
-                executable: URL(fileURLWithPath: "/usr/bin/curl"),
-                arguments: ["-sf", "-X", "PUT", "--data-binary", body, "http://127.0.0.1:\(port)\(path)"])
-            guard try await curl.wait() == 0 else { throw SocketFailure(description: "PUT \(path) failed") }
-        }
-
-        func get(_ path: String) async throws -> String? {
-            let curl = try RunningProcess(
-                executable: URL(fileURLWithPath: "/usr/bin/curl"), arguments: ["-sf", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"])
-            _ = try await curl.wait()
-            var lines = curl.stdout.text.components(separatedBy: "\n")
-            guard lines.last == "200" else { return nil }
-            lines.removeLast()
-            return lines.joined(separator: "\n")
-        }
-
-        func reports() async throws -> [[String: String]] {
-            let text = try await get("/reports") ?? ""
-            return text.split(separator: "\n").compactMap { line in
-                (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: String]
-            }
-        }
-
-        deinit {
-            chromium.signal(SIGKILL)
-            signal.signal(SIGKILL)
-            try? FileManager.default.removeItem(at: profile)
-        }
-    }
-
+@Suite(.serialized) struct BrowserInteropHeavyTests {
     static func pattern(_ size: Int, seed: Int) -> [UInt8] {
         (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed) }
     }
@@ -92,7 +21,7 @@ import TernTestSupport
     /// (its default): tern skips those candidates and reaches Chromium
     /// through the peer-reflexive candidate its checks reveal.
     @Test(arguments: [false, true]) func chromiumEchoesOnChannelsOpenedBothWays(mdns: Bool) async throws {
-        let browser = try await Browser(hideLocalAddresses: mdns)
+        let browser = try await HeadlessBrowser(page: "peer.html", hideLocalAddresses: mdns)
         let certificate = try DTLSCertificate.generate()
         let signals = NIOLockedValueBox<[PeerMessage]>([])
         var options = ConnectivityOptions(

@@ -1,6 +1,6 @@
 // Runs the browser page's pairing cryptography (web/cpace.js over
 // sodium.wasm) on the inputs the test PUT to /cases, and POSTs every output
-// in hex to /report for BrowserCryptoTests to compare with the Swift side
+// in hex to /report for BrowserCryptoHeavyTests to compare with the Swift side
 // and the draft's vectors.
 import { loadSodium } from "/web/sodium.js";
 import { CPace, SessionKeys, SealingChannel } from "/web/cpace.js";

@@ -4,19 +4,39 @@ test's SDP offer to the page and the page's answer back, and collects the
 page's reports. The test talks to it with plain HTTP on loopback:
 
   PUT /offer (body: SDP)      the test's offer, for the page to fetch
+  PUT /cases (body: JSON)     inputs for a test page (crypto.html)
   GET /answer                 204 until the page posted its answer
   GET /reports                every report so far, one JSON object per line
+  GET /NAME.html, /NAME.js    a page of this directory
+  GET /web/NAME               a file of WEB_DIR (the built browser page)
 
-Usage: signal.py PORT_FILE   (binds 127.0.0.1 on a free port, writes it to PORT_FILE)
+Usage: signal.py PORT_FILE [WEB_DIR]
+(binds 127.0.0.1 on a free port, writes it to PORT_FILE)
 """
 import http.server
 import json
 import os
 import sys
 import threading
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-state = {"offer": None, "answer": None, "reports": []}
+WEB_DIR = sys.argv[2] if len(sys.argv) > 2 else None
+TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+         ".css": "text/css; charset=utf-8", ".wasm": "application/wasm"}
+state = {"offer": None, "answer": None, "cases": None, "reports": []}
+
+
+def file_reply(handler, directory, name):
+    """Serves directory/name for a plain file name with a known type."""
+    extension = os.path.splitext(name)[1]
+    if directory is None or "/" in name or name.startswith(".") or extension not in TYPES:
+        return handler.reply(404)
+    try:
+        with open(os.path.join(directory, name), "rb") as f:
+            handler.reply(200, f.read(), TYPES[extension])
+    except OSError:
+        handler.reply(404)
 lock = threading.Lock()
 
 
@@ -31,11 +51,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def body(self):
         length = int(self.headers.get("Content-Length", "0"))
-        if length > 1 << 20:
+        if length > 16 << 20:
             raise ValueError("body too large")
         return self.rfile.read(length)
 
     def do_GET(self):
+        path = urllib.parse.urlsplit(self.path).path
         with lock:
             if self.path in ("/", "/peer.html"):
                 with open(os.path.join(HERE, "peer.html"), "rb") as page:
@@ -48,15 +69,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.reply(200, answer) if answer else self.reply(204)
             elif self.path == "/reports":
                 self.reply(200, "".join(json.dumps(r) + "\n" for r in state["reports"]).encode())
+            elif self.path == "/cases":
+                cases = state["cases"]
+                self.reply(200, cases, "application/json") if cases else self.reply(204)
+            elif path.startswith("/web/"):
+                file_reply(self, WEB_DIR, path[len("/web/"):])
             else:
-                self.reply(404)
+                file_reply(self, HERE, path[1:])
 
     def do_PUT(self):
-        if self.path != "/offer":
+        if self.path not in ("/offer", "/cases"):
             return self.reply(404)
         body = self.body()
         with lock:
-            state["offer"] = body
+            state[self.path[1:]] = body
         self.reply(200)
 
     def do_POST(self):
