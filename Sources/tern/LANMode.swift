@@ -62,7 +62,8 @@ enum LANMode {
 
     /// Starts the rendezvous on an ephemeral port of every address (IPv6 and
     /// IPv4 on one socket where the system allows, IPv4 alone otherwise),
-    /// without STUN and TURN: ICE uses host candidates on the LAN.
+    /// without STUN and TURN: ICE uses host candidates on the LAN. It serves
+    /// the browser page too, as `tern relay` does.
     static func startRendezvous() async throws(CLIError) -> Rendezvous {
         var lastError: Error?
         for host in ["::", "0.0.0.0"] {
@@ -70,6 +71,11 @@ enum LANMode {
             configuration.host = host
             configuration.port = 0
             configuration.stunPort = nil
+            // The page a phone on the same network opens from the QR code
+            // (the receive link points here), when tern was installed with it.
+            if let directory = WebApp.defaultDirectory(executable: Bundle.main.executableURL?.path ?? CommandLine.arguments[0]) {
+                configuration.web = try? WebApp(directory: directory)
+            }
             let server = RelayServer(configuration: configuration, logger: Logger(label: "tern.lan.rendezvous"))
             do {
                 let addresses = try await server.start()

@@ -72,6 +72,14 @@ import TernTestSupport
             let code = try #require(try await Self.field("code", of: "code", in: sender) as? String)
             let port = try #require(try await Self.field("port", of: "mode", in: sender) as? Int)
             let nameplate = String(code.prefix { $0 != "-" })
+            // The receive link (the QR code's) is this sender's own page, and
+            // another host on the LAN gets it there, as a phone would.
+            let link = try #require(try await Self.field("link", of: "code", in: sender) as? String)
+            #expect(link == "http://\(aIP):\(port)/#\(code)")
+            let page = try lab.user("r", ["/usr/bin/curl", "-s", "-m", "5", "-w", "\n%{http_code} %{content_type}", "http://\(aIP):\(port)/"])
+            _ = try await page.wait(timeout: 10)
+            #expect(page.stdout.text.contains("<title>") && page.stdout.text.hasSuffix("200 text/html; charset=utf-8"),
+                    "\(page.stdout.text.suffix(200))")
             let receiver = try lab.tern("b", ["receive", code, "--yes", "-o", out.path, "--timeout", "60"])
             #expect(try await receiver.wait(timeout: 90) == 0, "receiver: \(receiver.stderr.text)")
             #expect(try await sender.wait(timeout: 30) == 0, "sender: \(sender.stderr.text)")
