@@ -23,7 +23,11 @@
 # Environment:
 #   BENCH_BYTES    file size (default 1073741824 = 1 GiB)
 #   BENCH_RUNS     runs per tool, alternating tern/wormhole (default 1)
-#   BENCH_TOOLS    "tern wormhole" (default), or just one of them
+#   BENCH_TOOLS    "tern wormhole" (default), or any of "tern tern-lan
+#                  wormhole": tern-lan is tern in LAN mode (no relay: the
+#                  sender's own rendezvous, found by the receiver through
+#                  the beacon on the segment), to compare with tern through
+#                  the relay in r
 #   BENCH_DIR      where the file and the received copy live (default
 #                  /dev/shm if it has room, else /tmp)
 #   BENCH_TIMEOUT  seconds a receiver may take (default 900)
@@ -88,7 +92,7 @@ die() { echo "bench: $*" >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || die "needs root (network namespaces); run with sudo"
 [[ $BYTES =~ ^[0-9]+$ && $BYTES -gt 0 ]] || die "BENCH_BYTES must be a positive integer"
 [[ $RUNS =~ ^[0-9]+$ && $RUNS -gt 0 ]] || die "BENCH_RUNS must be a positive integer"
-for t in $TOOLS; do [[ $t == tern || $t == wormhole ]] || die "unknown tool '$t' in BENCH_TOOLS"; done
+for t in $TOOLS; do [[ $t == tern || $t == tern-lan || $t == wormhole ]] || die "unknown tool '$t' in BENCH_TOOLS"; done
 
 # --- tools --------------------------------------------------------------
 
@@ -123,7 +127,7 @@ ensure_wormhole() {
     magic-wormhole magic-wormhole-mailbox-server magic-wormhole-transit-relay >&2
 }
 
-want tern && ensure_tern
+{ want tern || want tern-lan; } && ensure_tern
 want wormhole && ensure_wormhole
 
 # --- work dir, lab, cleanup -----------------------------------------------
@@ -169,7 +173,7 @@ if [[ $(id -u) -eq 0 ]]; then
   chmod 755 "$WORK"
   chown "$BENCH_UID:$BENCH_UID" "$WORK"/{a,r,out}
 fi
-if want tern; then
+if want tern || want tern-lan; then
   install -m 755 "$TERN" "$WORK/tern"
   TERN=$WORK/tern
 fi
@@ -233,7 +237,7 @@ fi
 
 q() { printf '%q ' "$@"; }     # a command line for the driver (shlex)
 tern_version=null wormhole_version=null
-if want tern; then
+if want tern || want tern-lan; then
   tern_version=$("$TERN" --version 2>/dev/null | head -1 || echo '?')
   tern_version="\"$tern_version\""
   # `tern receive -o DIR` once it exists; until then the receiver runs in
@@ -259,6 +263,16 @@ run_tern() {                   # RUN
     --sender-cwd "$WORK/a" --sender-ready '"event" *: *"code"' \
     --sender "$(q ip netns exec "$A_NS" "${AS_USER[@]}" "$TERN" send --relay "ws://$R_IP:$TERN_PORT" --code "$TERN_CODE" --json "$SRC")" \
     --receiver "$(q ip netns exec "$B_NS" "${AS_USER[@]}" "$TERN" receive --relay "ws://$R_IP:$TERN_PORT" --yes "${tern_out[@]}" --json "$TERN_CODE")"
+}
+
+run_tern-lan() {               # RUN
+  # No relay anywhere in the command lines, and no config file (HOME is the
+  # sender's and receiver's folder): both sides are in LAN mode.
+  "$PY" "$DRIVER" run --tool tern-lan --run "$1" --bytes "$BYTES" --src-sha256 "$SRC_SHA" \
+    --outdir "$WORK/out" --logdir "$WORK/logs/tern-lan-$1" --timeout "$TIMEOUT" \
+    --sender-cwd "$WORK/a" --sender-ready '"event" *: *"code"' \
+    --sender "$(q ip netns exec "$A_NS" "${AS_USER[@]}" env HOME="$WORK/a" "$TERN" send --lan --code "$TERN_CODE" --json "$SRC")" \
+    --receiver "$(q ip netns exec "$B_NS" "${AS_USER[@]}" env HOME="$WORK/out" "$TERN" receive --yes "${tern_out[@]}" --json "$TERN_CODE")"
 }
 
 run_wormhole() {               # RUN

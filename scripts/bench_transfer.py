@@ -365,6 +365,18 @@ def cmd_compare(a):
         out["rate_ratio"] = None
         out["note"] = "no successful run of: " + ", ".join(missing)
     print(json.dumps(out), flush=True)
+    lan = summary("tern-lan")
+    if lan:
+        # LAN mode against the relay: the same data path, only the
+        # rendezvous differs (the sender's own, found by the beacon).
+        lan_out = {"comparison": "tern-lan/tern", "tern-lan": lan, "tern": t}
+        if t:
+            lan_out["rate_ratio"] = round(t["e2e_s"] / lan["e2e_s"], 2)
+            by_run = {tool: {r["run"]: r for r in runs.get(tool, []) if r.get("ok")} for tool in ("tern", "tern-lan")}
+            pairs = sorted(set(by_run["tern"]) & set(by_run["tern-lan"]))
+            if pairs:
+                lan_out["rate_ratio_by_run"] = [round(by_run["tern"][n]["e2e_s"] / by_run["tern-lan"][n]["e2e_s"], 2) for n in pairs]
+        print(json.dumps(lan_out), flush=True)
     return 0
 
 
