@@ -10,9 +10,12 @@ public final class HeadlessBrowser {
     public let port: Int
     let profile: URL
 
-    /// - Parameter hideLocalAddresses: Chromium's default: host candidates
-    ///   as mDNS `.local` names, which tern skips.
-    public init(page: String, hideLocalAddresses: Bool = false, webDirectory: URL? = nil) async throws {
+    /// - Parameters:
+    ///   - hideLocalAddresses: Chromium's default: host candidates as mDNS
+    ///     `.local` names, which tern skips.
+    ///   - chromiumArguments: more switches, e.g. `--enable-precise-memory-info`
+    ///     (without it `performance.memory` is rounded and cached).
+    public init(page: String, hideLocalAddresses: Bool = false, webDirectory: URL? = nil, chromiumArguments: [String] = []) async throws {
         let chromiumPath = "/usr/bin/chromium"
         guard FileManager.default.isExecutableFile(atPath: chromiumPath) else {
             throw SocketFailure(description: "no \(chromiumPath): run `make deps` (it installs Debian's chromium)")
@@ -38,7 +41,7 @@ public final class HeadlessBrowser {
         let features = hideLocalAddresses ? [] : ["--disable-features=WebRtcHideLocalIpsWithMdns"]
         chromium = try RunningProcess(executable: URL(fileURLWithPath: chromiumPath), arguments: [
             "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-        ] + features + [
+        ] + features + chromiumArguments + [
             "--user-data-dir=\(profile.path)", "http://127.0.0.1:\(port)/\(page)",
         ])
     }
