@@ -1,12 +1,14 @@
 // The page: receive what `tern send` offers, with the code typed or taken
-// from the link's fragment (#7-bluebird-caravan, never sent to a server).
+// from the link's fragment (#7-bluebird-caravan, never sent to a server); or
+// send dropped or chosen files and folders to `tern receive CODE` (send.js).
 // Pairing (rendezvous.js), the browser's RTCPeerConnection for ICE, DTLS and
-// SCTP, and the transfer protocol (transfer.js).
+// SCTP, and the transfer protocol (transfer.js, send.js).
 
 import { loadSodium } from "./sodium.js";
 import { Rendezvous, SessionError, parseCode } from "./rendezvous.js";
 import { receiveTransfer, DirectorySink, MemorySink } from "./transfer.js";
 import { shown, humanBytes } from "./paths.js";
+import { Selection, addEntry, newWords, sendTransfer } from "./send.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -143,9 +145,12 @@ async function connect(rendezvous) {
 }
 
 async function receive(code) {
+  if (sending) return;
   state("pairing");
-  $("receive").disabled = true;
-  $("offer").hidden = $("progress-section").hidden = $("result").hidden = true;
+  $("receive").disabled = $("send-start").disabled = true;
+  $("offer").hidden = $("progress-section").hidden = $("result").hidden = $("send-code-section").hidden = true;
+  $("send-again").hidden = true;
+  $("progress-title").textContent = "Receiving";
   let rendezvous = null;
   let sodium = null;
   try {
@@ -228,8 +233,284 @@ async function receive(code) {
     state("failed");
   } finally {
     $("receive").disabled = false;
+    $("send-start").disabled = selection.isEmpty;
   }
 }
+
+// Sending.
+
+const selection = new Selection();
+let sending = false;
+
+function showSelection() {
+  const items = selection.items();
+  $("send-items").replaceChildren(...items.map((item) => {
+    const li = document.createElement("li");
+    const counts = item.kind === "directory"
+      ? `${item.files} file${item.files === 1 ? "" : "s"}, ${humanBytes(item.size)}` : humanBytes(item.size);
+    li.append(`${shown(item.name)}${item.kind === "directory" ? "/" : ""} (${counts})`);
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "secondary";
+    remove.textContent = "Remove";
+    remove.setAttribute("aria-label", `Remove ${shown(item.name)}`);
+    remove.disabled = sending;
+    remove.onclick = () => {
+      selection.remove(item.name);
+      showSelection();
+    };
+    li.append(remove);
+    return li;
+  }));
+  const refused = selection.refused;
+  $("send-refused").hidden = refused.length === 0;
+  $("send-refused").textContent = refused.length === 0 ? ""
+    : `Left out (the receiver would refuse the name): ${refused.slice(0, 5).map((r) => `${shown(r.path, 80)}: ${r.why}`).join("; ")}` +
+      (refused.length > 5 ? `; and ${refused.length - 5} more` : "") + ".";
+  $("send-start").disabled = sending || selection.isEmpty;
+  $("send-clear").hidden = selection.isEmpty || sending;
+}
+
+function addChosen(files) {
+  for (const file of files) selection.addFile(file.webkitRelativePath || file.name, file);
+  showSelection();
+}
+
+async function addDropped(dataTransfer) {
+  // The entries are taken before anything is awaited: the drop's items are gone after.
+  const dropped = Array.from(dataTransfer.items ?? []).filter((item) => item.kind === "file")
+    .map((item) => item.webkitGetAsEntry?.() ?? item.getAsFile());
+  for (const item of dropped) {
+    if (!item) continue;
+    try {
+      // A FileSystemEntry (a file or a folder), or a File where the browser has no entries.
+      if (typeof item.isDirectory === "boolean") await addEntry(selection, item);
+      else selection.addFile(item.name, item);
+    } catch (error) {
+      selection.refuse(item.name, `it cannot be read (${error.message})`);
+    }
+  }
+  showSelection();
+}
+
+/** The receive link for `code`: this page with the code in the fragment, which a browser never sends to the server. */
+function receiveLink(code) {
+  const url = new URL(location.href);
+  url.hash = code;
+  return url.toString();
+}
+
+function showCode(code) {
+  $("send-code").textContent = code;
+  $("send-command").textContent = `tern receive ${code}`;
+  const link = receiveLink(code);
+  $("send-link").href = link;
+  $("send-link").textContent = link;
+  $("send-code-section").hidden = false;
+  $("copy-command").textContent = "Copy";
+  state("send-waiting");
+  status("Waiting for the receiver to enter the code…");
+}
+
+/** The sender's side of §7.1: our description, trickled candidates, until both sides said `connected`; then the open channel. */
+async function offerConnection(rendezvous) {
+  const configuration = { iceServers: rendezvous.iceServers() };
+  if (params.get("relayed") === "1") configuration.iceTransportPolicy = "relay";
+  const pc = new RTCPeerConnection(configuration);
+  const channel = pc.createDataChannel("tern-transfer");
+  channel.binaryType = "arraybuffer";
+  let fail;
+  const failure = new Promise((_, reject) => { fail = reject; });
+  failure.catch(() => {});
+  let selfConnected = false;
+  let peerConnected = false;
+  let described = false;
+  const early = [];
+  const connected = new Promise((resolve) => {
+    pc.oniceconnectionstatechange = () => {
+      if (!selfConnected && ["connected", "completed"].includes(pc.iceConnectionState)) {
+        selfConnected = true;
+        rendezvous.send({ type: "connected" });
+        resolve();
+      } else if (pc.iceConnectionState === "failed") {
+        fail(new SessionError("noPath", "no network path to the receiver was found"));
+      }
+    };
+  });
+  const signal = (message) => (described ? rendezvous.send(message) : early.push(message));
+  pc.onicecandidate = ({ candidate }) => {
+    if (selfConnected && peerConnected) return;
+    if (candidate && candidate.candidate) signal({ type: "candidate", candidate: candidate.candidate, mid: candidate.sdpMid ?? "0" });
+    else if (!candidate) signal({ type: "end-of-candidates" });
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  rendezvous.send({ type: "description", kind: "offer", sdp: pc.localDescription.sdp });
+  described = true;
+  early.forEach((message) => rendezvous.send(message));
+
+  let answered = false;
+  while (!peerConnected) {
+    const message = await Promise.race([rendezvous.next(), failure]);
+    if (message.type === "description") {
+      if (message.kind !== "answer" || typeof message.sdp !== "string" || answered) {
+        throw new SessionError("noPath", "the receiver did not answer with a session description");
+      }
+      await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+      answered = true;
+    } else if (message.type === "candidate" && typeof message.candidate === "string" && answered) {
+      if (/\.local /.test(message.candidate)) continue;
+      try {
+        await pc.addIceCandidate({ candidate: message.candidate, sdpMid: message.mid ?? "0" });
+      } catch { /* a candidate the browser refuses is skipped, as tern does */ }
+    } else if (message.type === "end-of-candidates" && answered) {
+      try { await pc.addIceCandidate(); } catch { /* optional */ }
+    } else if (message.type === "connected") {
+      peerConnected = true;
+    }
+  }
+  await Promise.race([connected, failure]);
+  if (channel.readyState !== "open") {
+    const opened = new Promise((resolve, reject) => {
+      channel.onopen = resolve;
+      channel.onclose = () => reject(new SessionError("noPath", "the data channel to the receiver closed before it opened"));
+      setTimeout(() => reject(new SessionError("noPath", "the data channel to the receiver did not open")), 20000);
+    });
+    await Promise.race([opened, failure]);
+  }
+  // A path that dies under the transfer ends it (the channel closes).
+  pc.onconnectionstatechange = () => { if (pc.connectionState === "failed") channel.close(); };
+  return { pc, channel };
+}
+
+function sendFailureText(error) {
+  if (error instanceof SessionError && error.kind === "wrongCode") {
+    return "The receiver used a different code (or someone else tried this one): nothing was sent. Send again for a new code.";
+  }
+  if (error instanceof SessionError || error.name === "TransferError") return error.message;
+  return `Something went wrong: ${error.message}`;
+}
+
+async function send() {
+  if (sending || selection.isEmpty) return;
+  sending = true;
+  delete document.body.dataset.failure;
+  delete document.body.dataset.hash;
+  $("receive").disabled = true;
+  $("send-again").hidden = true;
+  $("progress-section").hidden = $("result").hidden = $("send-code-section").hidden = true;
+  showSelection();
+  let rendezvous = null;
+  try {
+    const offer = selection.offerMessage();
+    const manifest = selection.manifest();
+    state("send-pairing");
+    status("Asking the relay for a code…");
+    const sodium = await loadSodium();
+    rendezvous = new Rendezvous(sodium, relayBase, "sender");
+    rendezvous.onWaiting = showCode;
+    await rendezvous.connect();
+    await rendezvous.pair(newWords());
+    rendezvous.send(offer);
+    state("send-offered");
+    status("Paired. Waiting for the receiver to accept…");
+    const answer = await rendezvous.next();
+    if (answer.type !== "answer" || typeof answer.accept !== "boolean") {
+      throw new SessionError("protocol", "the receiver sent something other than an answer");
+    }
+    if (!answer.accept) {
+      rendezvous.close("happy");
+      const reason = typeof answer.reason === "string" && answer.reason ? `: ${shown(answer.reason, 1024)}` : "";
+      status(`The receiver declined${reason}. Nothing was sent.`);
+      state("declined");
+      $("send-again").hidden = false;
+      return;
+    }
+    status("Accepted. Connecting to the receiver…");
+    state("connecting");
+    const { pc, channel } = await offerConnection(rendezvous);
+    status("Connected. Sending…");
+    state("sending");
+    $("progress-title").textContent = "Sending";
+    $("progress-section").hidden = false;
+    const started = performance.now();
+    let resumed = 0;
+    let files = manifest.filter((e) => e.kind === "file").length;
+    let lastShown = 0;
+    const result = await sendTransfer(channel, manifest, {
+      maxMessageSize: pc.sctp?.maxMessageSize ?? 262144,
+      sodium,
+      progress: ({ bytes, total, file, resumed: already }) => {
+        if (already !== undefined) resumed = already;
+        const now = performance.now();
+        if (now - lastShown < 100 && bytes < total) return;
+        lastShown = now;
+        const seconds = (now - started) / 1000;
+        const rate = (bytes - resumed) / Math.max(seconds, 0.001);
+        const eta = total > bytes && rate > 0 ? Math.ceil((total - bytes) / rate) : 0;
+        $("progress").max = Math.max(total, 1);
+        $("progress").value = bytes;
+        $("progress-text").textContent = `${humanBytes(bytes)} of ${humanBytes(total)} · ${humanBytes(rate)}/s` +
+          (eta ? ` · about ${eta} s left` : "") + (file ? ` · ${shown(file, 80)}` : "") +
+          (resumed ? ` · ${humanBytes(resumed)} resumed` : "");
+      },
+      verified: (count) => { $("progress-title").textContent = `Sending (${count} of ${files} verified by the receiver)`; },
+    });
+    const seconds = (performance.now() - started) / 1000;
+    channel.close();
+    rendezvous.close("happy");
+    setTimeout(() => pc.close(), 2000);
+    $("progress").value = $("progress").max;
+    $("result-text").textContent = `Sent ${result.files} file${result.files === 1 ? "" : "s"}, ${humanBytes(result.bytes)}, ` +
+      `verified by the receiver in ${seconds.toFixed(1)} s` +
+      (result.resumed ? ` (${humanBytes(result.resumed)} of it resumed from an earlier attempt)` : "") +
+      ` (transfer hash ${result.hash.slice(0, 16)}…).`;
+    $("result").hidden = false;
+    document.body.dataset.hash = result.hash;
+    status("Done.");
+    state("done");
+  } catch (error) {
+    status(sendFailureText(error), true);
+    document.body.dataset.failure = error.kind ?? error.code ?? "other";
+    if (rendezvous) rendezvous.close(error.kind === "wrongCode" ? "scary" : error.kind === "noPath" ? "lonely" : "errory");
+    state("failed");
+    $("send-again").hidden = false;
+  } finally {
+    sending = false;
+    $("receive").disabled = false;
+    showSelection();
+  }
+}
+
+$("pick-files").onclick = () => $("send-files").click();
+$("pick-folder").onclick = () => $("send-folder").click();
+$("send-files").onchange = (event) => { addChosen(event.target.files); event.target.value = ""; };
+$("send-folder").onchange = (event) => { addChosen(event.target.files); event.target.value = ""; };
+$("send-start").onclick = send;
+$("send-again").onclick = send;
+$("send-clear").onclick = () => { selection.clear(); showSelection(); };
+$("copy-command").onclick = async () => {
+  try {
+    await navigator.clipboard.writeText($("send-command").textContent);
+    $("copy-command").textContent = "Copied";
+  } catch {
+    // No clipboard here (not a secure context): select the command for Ctrl-C.
+    getSelection().selectAllChildren($("send-command"));
+    $("copy-command").textContent = "Selected: press Ctrl-C";
+  }
+};
+for (const name of ["dragenter", "dragover"]) {
+  document.addEventListener(name, (event) => {
+    if (!event.dataTransfer?.types?.includes("Files")) return;
+    event.preventDefault();
+    if (!sending) $("drop").classList.add("over");
+  });
+}
+document.addEventListener("dragleave", (event) => { if (!event.relatedTarget) $("drop").classList.remove("over"); });
+document.addEventListener("drop", (event) => {
+  event.preventDefault();
+  $("drop").classList.remove("over");
+  if (!sending && event.dataTransfer) addDropped(event.dataTransfer);
+});
 
 $("insecure").hidden = isSecureContext;
 $("receive-form").addEventListener("submit", (event) => {

@@ -7,7 +7,7 @@ import { checkedPath, shown } from "./paths.js";
 
 // Types 2 and 3 are retired (docs/protocol.md §10); 12 and 13 (hashes,
 // need) follow only an ask that asked something, which this page never does.
-const type = { manifest: 1, chunk: 4, end: 5, verified: 6, done: 7, finished: 8, error: 9, files: 10, ask: 11 };
+export const type = { manifest: 1, chunk: 4, end: 5, verified: 6, done: 7, finished: 8, error: 9, files: 10, ask: 11 };
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const zeros32 = new Uint8Array(32);
@@ -25,7 +25,12 @@ export class TransferError extends Error {
 // (set by receiveTransfer) where the browser withholds crypto.subtle.
 let fallbackSHA256 = null;
 
-async function sha256(...parts) {
+/** Hashes with libsodium's SHA-256 where WebCrypto is missing (the sending side's hook). */
+export function useSodiumSHA256(sodium) {
+  fallbackSHA256 = (data) => sodium.sha256(data);
+}
+
+export async function sha256(...parts) {
   let data = parts[0];
   if (parts.length > 1) {
     data = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -42,15 +47,15 @@ async function sha256(...parts) {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", data));
 }
 
-const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+export const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 const equalBytes = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
-function u64be(value) {
+export function u64be(value) {
   const out = new Uint8Array(8);
   new DataView(out.buffer).setBigUint64(0, BigInt(value));
   return out;
 }
 
-function jsonBody(bytes) {
+export function jsonBody(bytes) {
   let value;
   try {
     value = JSON.parse(decoder.decode(bytes));
