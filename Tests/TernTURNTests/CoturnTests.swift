@@ -135,15 +135,18 @@ import TernTestSupport
         var peers = [first]
         var events: [TURNEvent] = []
         for round in 1...3 {
+            let retriesBefore = client.counters.staleNonceRetries
             // Past the nonce's 2 s (coturn counts whole seconds).
             events += try Self.pump(&client, socket: socket, server: coturn.port, clock: origin, seconds: 3.2) { _ in false }
-            let retriesBefore = client.counters.staleNonceRetries
             let peer = try UDPTestSocket()
             peers.append(peer)
             let ports = try Self.relay(&client, socket: socket, server: coturn.port, clock: origin, [UInt8(round)], to: peers)
             #expect(ports == [relayed.port], "round \(round)")
-            // One 438 for the new peer's ChannelBind, and one retry that coturn takes.
-            #expect(client.counters.staleNonceRetries == retriesBefore + 1, "round \(round)")
+            // The rotated nonce met with a 438 and a retry coturn takes: on the
+            // new peer's ChannelBind, or on a request of the pump before it
+            // when a loaded machine stretched the round (one per rotation).
+            let retries = client.counters.staleNonceRetries - retriesBefore
+            #expect(retries >= 1 && retries <= 2, "round \(round): \(retries) retries")
             // And back from every peer, through the permissions just kept.
             for peer in peers { try peer.send([UInt8(round), 0xBB], to: relayed.port) }
             var received = 0
