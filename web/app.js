@@ -269,6 +269,9 @@ function showSelection() {
       (refused.length > 5 ? `; and ${refused.length - 5} more` : "") + ".";
   $("send-start").disabled = sending || selection.isEmpty;
   $("send-clear").hidden = selection.isEmpty || sending;
+  // While a send runs, only it is on the page: no second choice, no receive form.
+  $("receive-form").hidden = $("drop").hidden = $("send-buttons").hidden = sending;
+  $("send-items").classList.toggle("sending", sending);
 }
 
 function addChosen(files) {
@@ -307,6 +310,7 @@ function showCode(code) {
   $("send-link").href = link;
   $("send-link").textContent = link;
   $("send-code-section").hidden = false;
+  $("send-code").focus();
   $("copy-command").textContent = "Copy";
   state("send-waiting");
   status("Waiting for the receiver to enter the code…");
@@ -411,6 +415,8 @@ async function send() {
     await rendezvous.connect();
     await rendezvous.pair(newWords());
     rendezvous.send(offer);
+    // The code is used up once paired.
+    $("send-code-section").hidden = true;
     state("send-offered");
     status("Paired. Waiting for the receiver to accept…");
     const answer = await rendezvous.next();
@@ -434,7 +440,7 @@ async function send() {
     $("progress-section").hidden = false;
     const started = performance.now();
     let resumed = 0;
-    let files = manifest.filter((e) => e.kind === "file").length;
+    const files = manifest.filter((e) => e.kind === "file").length;
     let lastShown = 0;
     const result = await sendTransfer(channel, manifest, {
       maxMessageSize: pc.sctp?.maxMessageSize ?? 262144,
@@ -460,6 +466,7 @@ async function send() {
     rendezvous.close("happy");
     setTimeout(() => pc.close(), 2000);
     $("progress").value = $("progress").max;
+    $("progress-title").textContent = `Sent (${result.files} of ${files} verified by the receiver)`;
     $("result-text").textContent = `Sent ${result.files} file${result.files === 1 ? "" : "s"}, ${humanBytes(result.bytes)}, ` +
       `verified by the receiver in ${seconds.toFixed(1)} s` +
       (result.resumed ? ` (${humanBytes(result.resumed)} of it resumed from an earlier attempt)` : "") +
