@@ -381,8 +381,15 @@ async function offerConnection(rendezvous) {
     });
     await Promise.race([opened, failure]);
   }
-  // A path that dies under the transfer ends it (the channel closes).
-  pc.onconnectionstatechange = () => { if (pc.connectionState === "failed") channel.close(); };
+  // A path that dies under the transfer ends it (the channel closes): at
+  // once when ICE fails, after 15 s of no answer to the consent checks
+  // (the browser says "failed" only after 30 s).
+  let silent = null;
+  pc.onconnectionstatechange = () => {
+    clearTimeout(silent);
+    if (pc.connectionState === "failed") channel.close();
+    else if (pc.connectionState === "disconnected") silent = setTimeout(() => channel.close(), 15000);
+  };
   return { pc, channel };
 }
 

@@ -27,6 +27,8 @@ const maxListItems = 65536;
 // passed it down to `lowWater` (RTCDataChannel bufferedAmountLowThreshold).
 const highWater = 8 * 1024 * 1024;
 const lowWater = 2 * 1024 * 1024;
+/** Sending gives up when the channel's queue has not moved for this long (ms). */
+const stallLimit = 10000;
 /** A `files` batch waits at most this long after its first record (§11.2). */
 const batchDelay = 50;
 
@@ -259,19 +261,33 @@ class Sender {
     this.channel.send(message);
   }
 
-  /** Queues `message` on the channel once its queue is below the high-water mark. */
+  /**
+   * Queues `message` on the channel once its queue is below the high-water
+   * mark. A queue that does not move for `stallLimit` means the receiver is
+   * gone (a killed process answers nothing; the browser's own verdict on the
+   * path takes 30 s).
+   */
   async push(message) {
+    let least = this.channel.bufferedAmount;
+    let moved = performance.now();
     for (;;) {
       if (this.failure) throw this.failure;
       if (this.closed || this.channel.readyState !== "open") throw this.lostError();
-      if (this.channel.bufferedAmount <= highWater) break;
-      await this.sleep();
+      const amount = this.channel.bufferedAmount;
+      if (amount <= highWater) break;
+      if (amount < least) {
+        least = amount;
+        moved = performance.now();
+      } else if (performance.now() - moved > stallLimit) {
+        throw this.lostError(` (nothing left this page for ${stallLimit / 1000} s)`);
+      }
+      await Promise.race([this.sleep(), new Promise((resolve) => setTimeout(resolve, 500))]);
     }
     this.channel.send(message);
   }
 
-  lostError() {
-    const error = new TransferError("protocol", "the receiver closed the connection before the transfer was finished");
+  lostError(why = "") {
+    const error = new TransferError("protocol", `the connection to the receiver was lost before the transfer was finished${why}`);
     error.lost = true;
     return error;
   }
