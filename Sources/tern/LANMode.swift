@@ -100,11 +100,30 @@ enum LANMode {
         }
     }
 
-    /// This machine's addresses as a receiver would type them after --from.
+    /// This machine's addresses as a receiver would type them after --from:
+    /// IPv4 first, then IPv6 (global or ULA; a link-local one would need its
+    /// interface's name on the receiver's side, which this side cannot know),
+    /// so a host on an IPv6-only network still has one to give.
     static func addressesForHint() -> [String] {
         let addresses = (try? LocalAddresses.usable()) ?? []
         let v4 = addresses.filter { $0.ip.count == 4 }.map { $0.ip.map(String.init).joined(separator: ".") }
-        return v4
+        let v6 = addresses.filter { $0.ip.count == 16 }.compactMap { ipv6Text($0.ip) }
+        return v4 + v6
+    }
+
+    /// An IPv6 address in its short form (RFC 5952, as inet_ntop writes it).
+    static func ipv6Text(_ bytes: [UInt8]) -> String? {
+        guard bytes.count == 16 else { return nil }
+        var address = in6_addr()
+        withUnsafeMutableBytes(of: &address) { $0.copyBytes(from: bytes) }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        guard inet_ntop(AF_INET6, &address, &text, socklen_t(text.count)) != nil else { return nil }
+        return String(cString: text)
+    }
+
+    /// `host:port` as --from takes it: an IPv6 host in brackets.
+    static func hostPort(_ host: String, _ port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     // MARK: Receiver
@@ -141,7 +160,7 @@ enum LANMode {
     }
 
     private static func badFrom(_ text: String) -> CLIError {
-        CLIError(.usage, "--from takes the sender's IP address, optionally with the port it printed (192.168.1.20 or 192.168.1.20:41234), got '\(text.prefix(80))'")
+        CLIError(.usage, "--from takes the sender's IP address, optionally with the port it printed (192.168.1.20, 192.168.1.20:41234, fd74:6e::11, [fd74:6e::11]:41234, fe80::1%eth0), got '\(text.prefix(80))'")
     }
 
     static func isNumericAddress(_ host: String) -> Bool {
@@ -181,7 +200,7 @@ enum LANMode {
         guard let found else { return nil }
         let waited = Connect.milliseconds(ContinuousClock.now - started)
         output.event("found", [("host", .string(found.host)), ("port", .int(Int64(found.port))), ("waited_ms", .int(Int64(waited.rounded())))])
-        output.say("Found the sender at \(found.host.contains(":") ? "[\(found.host)]" : found.host):\(found.port) after \(formatMilliseconds(waited)).")
+        output.say("Found the sender at \(hostPort(found.host, found.port)) after \(formatMilliseconds(waited)).")
         return found
     }
 

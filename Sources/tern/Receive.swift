@@ -41,7 +41,7 @@ struct Receive: AsyncParsableCommand {
     var noResume = false
 
     @Option(name: .long, help: ArgumentHelp(
-        "LAN mode: ask the sender at this IP address directly (when multicast does not reach it), or connect to the address:port it printed.",
+        "LAN mode: ask the sender at this IP address directly (when multicast does not reach it), or connect to the address:port it printed. IPv6: fd74:6e::11 or [fd74:6e::11]:PORT; a link-local one with its interface, fe80::1%eth0.",
         valueName: "address"))
     var from: String?
 

@@ -125,7 +125,7 @@ struct Send: AsyncParsableCommand {
                 if case .code(let shown) = event {
                     if qr, let text = link(shown) { Self.printQR(text, output: output) }
                     if let address = addresses.first {
-                        output.say("On another network segment: tern receive \(shown) --from \(address):\(rendezvous.port)")
+                        output.say("On another network segment: tern receive \(shown) --from \(LANMode.hostPort(address, rendezvous.port))")
                     }
                 }
             }

@@ -34,7 +34,7 @@ set -euo pipefail
 
 LAB_ROOT=${LAB_ROOT:-/tmp/tern-lab}
 LAB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TOPOLOGIES="lan cone cone-icmp cone-icmp-a cone-icmp-b cone-reject symmetric-one symmetric-one-icmp symmetric-both symmetric-both-icmp
+TOPOLOGIES="lan lan6 cone cone-icmp cone-icmp-a cone-icmp-b cone-reject symmetric-one symmetric-one-icmp symmetric-both symmetric-both-icmp
   same-lan hairpin no-hairpin cgnat same-prefix udp-blocked udp-blocked-all tcp443-only"
 
 # Addresses. The "internet" is 198.18.0.0/24 (RFC 2544 benchmarking range) on a
@@ -46,6 +46,9 @@ R_IP=$NET_PUB.10
 A_PUB=$NET_PUB.11
 B_PUB=$NET_PUB.12
 UPSTREAM=$NET_PUB.254 # nobody answers: traffic to non-lab addresses dies here
+# lan6: the same segment with IPv6 too, a ULA prefix (RFC 4193) besides each
+# host's link-local fe80:: address; the host part as in IPv4 (r ::10, a ::11).
+NET6=fd74:6e:
 LAN_A=10.77.1
 LAN_B=10.77.2
 TURN_PORT=3478
@@ -150,6 +153,16 @@ public_host() {                # HOST ADDR
   mk_ns "$1"
   attach_internet "$1" eth0 "$2"
   ip -n "$(ns "$1")" route add default via "$UPSTREAM" dev eth0
+}
+
+# IPv6 on a host's interface (mk_ns turned it off): its link-local address
+# and ADDR/64, both usable at once (no duplicate address detection), and no
+# router solicitations (there is no router).
+ipv6_on() {                    # HOST IFACE ADDR
+  local h=$1 ifc=$2 addr=$3
+  inns "$h" sysctl -qw "net.ipv6.conf.$ifc.accept_dad=0" "net.ipv6.conf.$ifc.router_solicitations=0" \
+    "net.ipv6.conf.$ifc.accept_ra=0" net.ipv6.conf.lo.disable_ipv6=0 "net.ipv6.conf.$ifc.disable_ipv6=0"
+  ip -n "$(ns "$h")" -6 addr add "$addr/64" dev "$ifc" nodad
 }
 
 # A home router: private LAN on lan0, public address on wan0, MASQUERADE.
@@ -312,6 +325,12 @@ build_topology() {
     lan)
       public_host a "$A_PUB"
       public_host b "$B_PUB" ;;
+    lan6)
+      public_host a "$A_PUB"
+      public_host b "$B_PUB"
+      ipv6_on r eth0 "$NET6:10"
+      ipv6_on a eth0 "$NET6:11"
+      ipv6_on b eth0 "$NET6:12" ;;
     cone)                two_nats cone cone ;;
     cone-icmp)           two_nats cone cone icmp icmp ;;
     cone-icmp-a)         two_nats cone cone icmp drop ;;
@@ -357,7 +376,7 @@ build_topology() {
 write_env() {
   local topo=$1 a_ip b_ip
   case $topo in
-    lan) a_ip=$A_PUB; b_ip=$B_PUB ;;
+    lan | lan6) a_ip=$A_PUB; b_ip=$B_PUB ;;
     same-lan) a_ip=$LAN_A.2; b_ip=$LAN_A.3 ;;
     same-prefix) a_ip=192.168.1.2; b_ip=192.168.1.2 ;;
     *) a_ip=$LAN_A.2; b_ip=$LAN_B.2 ;;
@@ -377,6 +396,14 @@ write_env() {
     echo "A_PUBLIC_IP=$A_PUB"
     echo "B_PUBLIC_IP=$b_pub"
     echo "TURN_PORT=$TURN_PORT"
+    if [[ $topo == lan6 ]]; then
+      local h H
+      for h in a b r; do
+        H=${h^^}
+        echo "${H}_IP6=$(ip -n "$(ns "$h")" -6 -o addr show dev eth0 scope global | sed -E 's|.*inet6 ([0-9a-f:]+)/.*|\1|')"
+        echo "${H}_LL6=$(ip -n "$(ns "$h")" -6 -o addr show dev eth0 scope link | sed -E 's|.*inet6 ([0-9a-f:]+)/.*|\1|')"
+      done
+    fi
   } >"$RUN/env"
 }
 
