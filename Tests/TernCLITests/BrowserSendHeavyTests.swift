@@ -86,6 +86,10 @@ import TernTestSupport
         }
     }
 
+    enum Tests {
+        static let browser = PackagePaths.root.appendingPathComponent("Tests/browser")
+    }
+
     static func receiver(relay: RelayProcess, code: String, into directory: URL, yes: Bool = true) throws -> RunningProcess {
         try RunningProcess(arguments: ["receive", "--relay", relay.url, "--json"] + (yes ? ["--yes"] : []) + ["-o", directory.path, code])
     }
@@ -181,6 +185,70 @@ import TernTestSupport
         for file in files {
             #expect(try await Self.sha256(target.appendingPathComponent(file.path)) == sources[file.path], "\(file.path)")
         }
+    }
+
+    /// A real drag from a file manager: Tests/browser/drop.py drops a folder
+    /// (with an empty folder inside) and a file on the page through
+    /// Chromium's DevTools protocol, so the page reads them through
+    /// webkitGetAsEntry as it would a person's drop.
+    @Test func aDroppedFolderArrivesWithItsStructureAndEmptyFolders() async throws {
+        let relay = try await RelayProcess.start()
+        let source = try Self.directory("page-drag-source")
+        let album = source.appendingPathComponent("album")
+        let contents: [String: Data] = [
+            "album/a.txt": Data("hello\n".utf8),
+            "album/inner/b.bin": Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7919 >> 3) }),
+            "loose.txt": Data("x\n".utf8),
+        ]
+        for (path, data) in contents {
+            let url = source.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try data.write(to: url)
+        }
+        try FileManager.default.createDirectory(at: album.appendingPathComponent("empty"), withIntermediateDirectories: true)
+        try TestUser.give(source)
+
+        let browser = Tests.browser
+        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("tern-signal-\(UUID().uuidString)")
+        let web = PackagePaths.root.appendingPathComponent(".build/web")
+        let signal = try RunningProcess(
+            executable: URL(fileURLWithPath: "/usr/bin/python3"),
+            arguments: [browser.appendingPathComponent("signal.py").path, portFile.path, web.path])
+        defer { signal.signal(SIGKILL) }
+        var port: Int?
+        for _ in 0..<100 where port == nil {
+            port = (try? String(contentsOf: portFile, encoding: .utf8)).flatMap { Int($0) }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let pagePort = try #require(port, "signal.py did not start: \(signal.stderr.text)")
+        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("tern-chromium-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: profile) }
+        let relayQuery = relay.url.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? relay.url
+        let chromium = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/chromium"), arguments: [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+            "--disable-features=WebRtcHideLocalIpsWithMdns", "--remote-debugging-port=0", "--user-data-dir=\(profile.path)",
+            "http://127.0.0.1:\(pagePort)/web/index.html?relay=\(relayQuery)",
+        ])
+        defer { chromium.signal(SIGKILL) }
+        let drop = try RunningProcess(
+            executable: URL(fileURLWithPath: "/usr/bin/python3"),
+            arguments: [browser.appendingPathComponent("drop.py").path, profile.path, album.path, source.appendingPathComponent("loose.txt").path])
+        let first = try await drop.waitForLine(in: \.stdout, timeout: 30) { $0.contains(#""code""#) }
+        let shown = try #require((try JSONSerialization.jsonObject(with: Data(first.utf8))) as? [String: Any])
+        #expect(shown["items"] as? [String] == ["album/ (2 files, 300 kB)", "loose.txt (2 B)"])
+        let target = try Self.directory("page-drag-target")
+        let receiver = try Self.receiver(relay: relay, code: try #require(shown["code"] as? String), into: target)
+        #expect(try await receiver.wait(timeout: 60) == 0, "receiver: \(receiver.stderr.text)")
+        let last = try await drop.waitForLine(in: \.stdout, timeout: 60) { $0.contains(#""state""#) }
+        let end = try #require((try JSONSerialization.jsonObject(with: Data(last.utf8))) as? [String: Any])
+        #expect(end["state"] as? String == "done", "\(end) \(drop.stderr.text)")
+        #expect(end["hash"] as? String == Self.events(receiver, "done").first?["hash"] as? String)
+        for (path, data) in contents {
+            #expect(FileManager.default.contents(atPath: target.appendingPathComponent(path).path) == data, "\(path)")
+        }
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: target.appendingPathComponent("album/empty").path, isDirectory: &isDirectory)
+            && isDirectory.boolValue, "the empty folder arrives too")
     }
 
     @Test func aDeclineByTernReceiveIsShownOnThePage() async throws {
