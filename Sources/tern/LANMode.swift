@@ -156,7 +156,27 @@ enum LANMode {
         }
         if let port, !(1...65535).contains(port) { throw badFrom(text) }
         guard isNumericAddress(host) else { throw badFrom(text) }
+        do {
+            host = try LinkLocalZone.resolve(host, interfaces: LinkLocalZone.interfaces())
+        } catch {
+            throw zoneError(error, host: host)
+        }
         return (host, port)
+    }
+
+    /// What is wrong with the zone of a link-local --from address.
+    private static func zoneError(_ problem: LinkLocalZone.Problem, host: String) -> CLIError {
+        let bare = host.split(separator: "%").first.map(String.init) ?? host
+        switch problem {
+        case .unknownInterface(let zone, let known):
+            return CLIError(.usage, "--from \(host.prefix(80)): no interface '\(zone.prefix(32))' here has a link-local IPv6 address"
+                + (known.isEmpty ? "" : " (these do: \(known.joined(separator: ", ")))"))
+        case .ambiguous(let known):
+            return CLIError(.usage, "--from \(bare): a link-local address needs the interface it is reached on after a %, "
+                + "such as \(bare)%\(known.first ?? "eth0") (interfaces here: \(known.joined(separator: ", ")))")
+        case .noInterface:
+            return CLIError(.usage, "--from \(bare): no interface here has a link-local IPv6 address")
+        }
     }
 
     private static func badFrom(_ text: String) -> CLIError {

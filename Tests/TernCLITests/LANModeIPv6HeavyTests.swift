@@ -147,9 +147,13 @@ import TernTestSupport
     }
 
     /// The same with a's link-local address, which needs b's interface as its
-    /// zone: alone and with the port.
+    /// zone: alone and with the port, and without the zone (b has one
+    /// interface with a link-local address, eth0, which is taken; dialling the
+    /// rendezvous without it failed with connect()'s "invalid argument").
     @Test func fromTakesALinkLocalAddressWithItsInterface() async throws {
-        try await Self.withMulticastFiltered(forms: { _, linkLocal, port in ["\(linkLocal)%eth0", "[\(linkLocal)%eth0]:\(port)"] }, checksTimeout: false)
+        try await Self.withMulticastFiltered(forms: { _, linkLocal, port in
+            ["\(linkLocal)%eth0", "[\(linkLocal)%eth0]:\(port)", "[\(linkLocal)]:\(port)", linkLocal]
+        }, checksTimeout: false)
     }
 
     /// One sender on a per form of --from (each made from a's ULA address,
@@ -168,6 +172,12 @@ import TernTestSupport
             let file = work.appendingPathComponent("notes.bin")
             try TransferCLITests.randomFile(at: file, bytes: 80_000)
 
+            if !checksTimeout {
+                // A zone naming no interface of b is a usage error that says which do.
+                let wrong = try lab.tern("b", ["receive", "7-aardvark-adroitness", "--from", "\(aLinkLocal)%eth9", "--yes", "--timeout", "5"])
+                #expect(try await wrong.wait(timeout: 30) == 2)
+                #expect(wrong.stderr.text.contains("no interface 'eth9' here has a link-local IPv6 address (these do: eth0)"), "\(wrong.stderr.text)")
+            }
             if checksTimeout {
                 let sender = try lab.tern("a", ["send", "--json", "--timeout", "30", file.path])
                 let code = try #require(try await LANModeHeavyTests.field("code", of: "code", in: sender) as? String)
