@@ -97,7 +97,7 @@ let package = Package(
         ),
 
         // DTLS 1.2 (RFC 6347) over OpenSSL through a datagram BIO, sans-IO.
-        .target(name: "TernDTLS", dependencies: ["COpenSSL", "TernCrypto", "TernCollections"]),
+        .target(name: "TernDTLS", dependencies: ["COpenSSL", "TernCrypto", "TernCollections", "TernWire"]),
 
         // SCTP over DTLS (RFC 9260, 8261) with FORWARD-TSN (RFC 3758), stream
         // reset (RFC 6525) and zero checksums (RFC 9653): the wire codec and

@@ -1,12 +1,14 @@
 // libFuzzer target for TernDTLS after the handshake: what a connected
 // association does with hostile datagrams once its own record layer protects
 // application data. Built without SwiftPM, with the module's sources compiled
-// into the same module (scripts/fuzz.sh builds TernCollections first):
+// into the same module (scripts/fuzz.sh builds TernCollections, TernCrypto
+// and TernWire first):
 //
 //   swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
-//     -module-name Fuzz_dtls_records -I Fuzz/out -I Sources/COpenSSL \
+//     -module-name Fuzz_dtls_records -I Fuzz/out -I Sources/COpenSSL -I Sources/CSodium \
 //     Fuzz/dtls-records.swift Sources/TernDTLS/*.swift \
-//     Fuzz/out/libTernCollections.a -lssl -lcrypto -o /tmp/dtls-records-fuzz
+//     Fuzz/out/libTernCollections.a Fuzz/out/libTernCrypto.a Fuzz/out/libTernWire.a \
+//     -lssl -lcrypto -lsodium -o /tmp/dtls-records-fuzz
 //   /tmp/dtls-records-fuzz -max_total_time=60 Fuzz/seeds/dtls-records
 //
 // One client/server pair is made once, handshaken in memory, and both sides

@@ -80,8 +80,9 @@ for target in $targets; do
       # A connected pair with the own record layer, fed hostile datagrams.
       collections_library
       crypto_library
+      wire_library
       build "$target" -I Fuzz/out -I Sources/COpenSSL -I Sources/CSodium Sources/TernDTLS/*.swift \
-        Fuzz/out/libTernCollections.a Fuzz/out/libTernCrypto.a -lssl -lcrypto -lsodium ;;
+        Fuzz/out/libTernCollections.a Fuzz/out/libTernCrypto.a Fuzz/out/libTernWire.a -lssl -lcrypto -lsodium ;;
     transfer-message)
       collections_library
       crypto_library

@@ -104,6 +104,8 @@ public enum DTLSError: Error, Hashable, Sendable, CustomStringConvertible {
 enum DTLSAlert {
     /// AlertLevel warning (RFC 5246 §7.2), which close_notify travels as.
     static let warningLevel: UInt8 = 1
+    /// AlertLevel fatal (RFC 5246 §7.2).
+    static let fatalLevel: UInt8 = 2
     static let closeNotify: UInt8 = 0
     static let badCertificate: UInt8 = 42
 

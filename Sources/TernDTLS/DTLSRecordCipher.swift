@@ -1,5 +1,6 @@
 import COpenSSL
 import TernCrypto
+import TernWire
 
 /// AES-GCM protection of DTLS 1.2 records under one write key: the sending
 /// side seals with it, the receiving side opens with it (RFC 5288 §3,
@@ -201,24 +202,26 @@ final class DTLSRecordCipher {
     /// Replay is the caller's to check (`DTLSReplayWindow`), before (is the
     /// sequence number fresh?) and after (accept it once authenticated).
     func open(record: UnsafeRawBufferPointer, into plaintext: UnsafeMutableRawBufferPointer) -> Int? {
-        let total = record.count
-        guard total >= Self.headerLength + Self.overhead, let base = record.baseAddress else { return nil }
-        let count = total - Self.headerLength - Self.overhead
+        var reader = UnsafeWireReader(record)
+        guard let base = record.baseAddress,
+              let header = try? DTLSRecordFraming.Header(reading: &reader),
+              header.length == reader.remaining,
+              let explicitNonce = try? reader.readUInt64(),
+              reader.remaining >= Self.tagLength
+        else { return nil }
+        let count = reader.remaining - Self.tagLength
         guard count <= Self.maximumPlaintextLength, count <= plaintext.count else { return nil }
-        let declared = Int(base.load(fromByteOffset: 11, as: UInt8.self)) << 8 | Int(base.load(fromByteOffset: 12, as: UInt8.self))
-        guard declared == total - Self.headerLength else { return nil }
 
         let aad = scratch + Self.aadOffset
         // epoch || sequence number, type, version, in AAD order, then the
         // plaintext length (RFC 5246 §6.2.3.3, RFC 6347 §4.1.2.1).
-        aad.storeBytes(of: base.loadUnaligned(fromByteOffset: 3, as: UInt64.self), as: UInt64.self)
-        aad.storeBytes(of: base.load(as: UInt8.self), toByteOffset: 8, as: UInt8.self)
-        aad.storeBytes(of: base.load(fromByteOffset: 1, as: UInt8.self), toByteOffset: 9, as: UInt8.self)
-        aad.storeBytes(of: base.load(fromByteOffset: 2, as: UInt8.self), toByteOffset: 10, as: UInt8.self)
+        aad.storeBytes(of: (UInt64(header.epoch) << 48 | header.sequence).bigEndian, as: UInt64.self)
+        aad.storeBytes(of: header.type, toByteOffset: 8, as: UInt8.self)
+        aad.storeBytes(of: header.version.bigEndian, toByteOffset: 9, as: UInt16.self)
         aad.storeBytes(of: UInt16(count).bigEndian, toByteOffset: 11, as: UInt16.self)
-        (scratch + Self.nonceOffset + 4).copyMemory(from: base + Self.headerLength, byteCount: Self.explicitNonceLength)
+        scratch.storeBytes(of: explicitNonce.bigEndian, toByteOffset: Self.nonceOffset + 4, as: UInt64.self)
 
-        let ciphertext = base + Self.headerLength + Self.explicitNonceLength
+        let ciphertext = base + reader.offset
         // An empty plaintext buffer may have no address; nothing is written
         // to it then, but EVP wants a pointer.
         let destination = plaintext.baseAddress ?? scratch

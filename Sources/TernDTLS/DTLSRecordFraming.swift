@@ -1,3 +1,5 @@
+import TernWire
+
 /// The DTLS 1.2 record layer framing, as far as this module needs it: to
 /// check what arrives before OpenSSL sees it, and to cut what OpenSSL writes
 /// into datagrams that fit the MTU.
@@ -16,8 +18,8 @@ enum DTLSRecordFraming {
     /// short by it, and no peer sends one (browsers stay near 1200 bytes).
     static let maximumDatagramLength = 1 << 14
 
-    /// The header of the record at `offset` in `bytes`, which must hold
-    /// at least `headerLength` bytes from there (callers check first).
+    /// A record's header (RFC 6347 §4.1), read through TernWire's bounded
+    /// reader like every other wire format.
     struct Header {
         var type: UInt8
         var version: UInt16
@@ -27,15 +29,27 @@ enum DTLSRecordFraming {
         /// The fragment's length, as the header declares it.
         var length: Int
 
-        init(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
-            type = bytes[offset]
-            version = UInt16(bytes[offset + 1]) << 8 | UInt16(bytes[offset + 2])
-            epoch = UInt16(bytes[offset + 3]) << 8 | UInt16(bytes[offset + 4])
-            var sequence: UInt64 = 0
-            for index in (offset + 5)..<(offset + 11) { sequence = sequence << 8 | UInt64(bytes[index]) }
-            self.sequence = sequence
-            length = Int(bytes[offset + 11]) << 8 | Int(bytes[offset + 12])
+        /// Reads the 13 header bytes; throws if fewer are left.
+        @inline(__always)
+        init(reading reader: inout UnsafeWireReader) throws(WireError) {
+            type = try reader.readUInt8()
+            version = try reader.readUInt16()
+            // epoch (16 bits) || sequence number (48 bits): DTLS's seq_num.
+            let sequenceNumber = try reader.readUInt64()
+            epoch = UInt16(truncatingIfNeeded: sequenceNumber >> 48)
+            sequence = sequenceNumber & (DTLSRecordCipher.sequenceLimit &- 1)
+            length = Int(try reader.readUInt16())
         }
+    }
+
+    /// The next whole record of `reader` (its header, and its bytes with the
+    /// header); throws, leaving `reader` where it was, when what is left
+    /// does not hold a header or the fragment it declares.
+    @inline(__always)
+    static func readRecord(_ reader: inout UnsafeWireReader) throws(WireError) -> (Header, UnsafeRawBufferPointer) {
+        var fields = reader
+        let header = try Header(reading: &fields)
+        return (header, try reader.readSlice(count: headerLength &+ header.length))
     }
 
     /// Calls `body` with each whole record of `datagram` in order (its
@@ -44,13 +58,9 @@ enum DTLSRecordFraming {
     /// its end, which that rules out, would not be visited.
     @inline(__always)
     static func forEachRecord(in datagram: UnsafeRawBufferPointer, _ body: (Header, UnsafeRawBufferPointer) -> Bool) {
-        var offset = 0
-        while datagram.count - offset >= headerLength {
-            let header = Header(datagram, at: offset)
-            let end = offset + headerLength + header.length
-            guard end <= datagram.count else { return }
-            guard body(header, UnsafeRawBufferPointer(rebasing: datagram[offset..<end])) else { return }
-            offset = end
+        var reader = UnsafeWireReader(datagram)
+        while let (header, record) = try? readRecord(&reader) {
+            guard body(header, record) else { return }
         }
     }
 
@@ -109,22 +119,21 @@ enum DTLSRecordFraming {
     static func validPrefix(of datagram: UnsafeRawBufferPointer, minimumProtectedLength: Int = largestProtectionOverhead) -> (length: Int, defect: Defect?) {
         guard !datagram.isEmpty else { return (0, .empty) }
         guard datagram.count <= maximumDatagramLength else { return (0, .tooLong(datagram.count)) }
-        var offset = 0
-        while offset < datagram.count {
-            guard datagram.count - offset >= headerLength else {
+        var reader = UnsafeWireReader(datagram)
+        while !reader.isAtEnd {
+            let offset = reader.offset
+            var fields = reader
+            guard let header = try? Header(reading: &fields) else {
                 return (offset, .truncatedHeader(offset: offset))
             }
-            let header = Header(datagram, at: offset)
-            let type = header.type, version = header.version, epoch = header.epoch, length = header.length
+            let type = header.type, length = header.length
             guard DTLSContentType.all.contains(type) else { return (offset, .unknownContentType(type, offset: offset)) }
-            guard version >> 8 == 0xFE else { return (offset, .notDTLSVersion(version, offset: offset)) }
+            guard header.version >> 8 == 0xFE else { return (offset, .notDTLSVersion(header.version, offset: offset)) }
             guard length <= maximumFragmentLength else { return (offset, .fragmentTooLong(length, offset: offset)) }
-            let available = datagram.count - offset - headerLength
-            guard length <= available else {
-                return (offset, .truncatedFragment(declared: length, available: available, offset: offset))
+            guard let fragment = try? fields.readSlice(count: length) else {
+                return (offset, .truncatedFragment(declared: length, available: fields.remaining, offset: offset))
             }
-            let fragment = UnsafeRawBufferPointer(rebasing: datagram[(offset + headerLength)..<(offset + headerLength + length)])
-            if epoch == 0 {
+            if header.epoch == 0 {
                 guard plaintextRecordIsWellFormed(type: type, fragment: fragment) else {
                     return (offset, .malformedPlaintext(type: type, offset: offset))
                 }
@@ -133,45 +142,48 @@ enum DTLSRecordFraming {
                     return (offset, .shorterThanProtection(length, offset: offset))
                 }
             }
-            offset += headerLength + length
+            reader = fields
         }
-        return (offset, nil)
+        return (reader.offset, nil)
     }
 
     /// The structure of an unprotected record's content (see `validPrefix`).
     static func plaintextRecordIsWellFormed(type: UInt8, fragment: UnsafeRawBufferPointer) -> Bool {
-        switch type {
-        case DTLSContentType.changeCipherSpec:
-            // RFC 5246 §7.1: ChangeCipherSpec is one byte, 1.
-            return fragment.count == 1 && fragment[0] == 1
-        case DTLSContentType.alert:
-            // RFC 5246 §7.2: AlertLevel (warning 1, fatal 2) and description.
-            return fragment.count == 2 && (fragment[0] == 1 || fragment[0] == 2)
-        case DTLSContentType.handshake:
-            // RFC 6347 §4.2.2: msg_type(1) length(3) message_seq(2)
-            // fragment_offset(3) fragment_length(3), then the fragment. A
-            // record may hold several.
-            var cursor = 0
-            while cursor < fragment.count {
-                guard fragment.count - cursor >= 12 else { return false }
-                let messageLength = uint24(fragment, at: cursor + 1)
-                let fragmentOffset = uint24(fragment, at: cursor + 6)
-                let fragmentLength = uint24(fragment, at: cursor + 9)
-                guard messageLength <= maximumHandshakeMessageLength,
-                      fragmentOffset + fragmentLength <= messageLength,
-                      fragmentLength <= fragment.count - cursor - 12
-                else { return false }
-                cursor += 12 + fragmentLength
+        var reader = UnsafeWireReader(fragment)
+        do {
+            switch type {
+            case DTLSContentType.changeCipherSpec:
+                // RFC 5246 §7.1: ChangeCipherSpec is one byte, 1.
+                guard try reader.readUInt8() == 1 else { return false }
+            case DTLSContentType.alert:
+                // RFC 5246 §7.2: AlertLevel (warning 1, fatal 2) and description.
+                let level = try reader.readUInt8()
+                guard level == DTLSAlert.warningLevel || level == DTLSAlert.fatalLevel else { return false }
+                try reader.skip(1)
+            case DTLSContentType.handshake:
+                // RFC 6347 §4.2.2: msg_type(1) length(3) message_seq(2)
+                // fragment_offset(3) fragment_length(3), then the fragment. A
+                // record may hold several.
+                while !reader.isAtEnd {
+                    try reader.skip(1)
+                    let messageLength = Int(try reader.readUInt24())
+                    try reader.skip(2)
+                    let fragmentOffset = Int(try reader.readUInt24())
+                    let fragmentLength = Int(try reader.readUInt24())
+                    guard messageLength <= maximumHandshakeMessageLength,
+                          fragmentOffset + fragmentLength <= messageLength
+                    else { return false }
+                    try reader.skip(fragmentLength)
+                }
+            default:
+                // Application data only ever travels protected.
+                return false
             }
+            try reader.expectEnd()
             return true
-        default:
-            // Application data only ever travels protected.
+        } catch {
             return false
         }
-    }
-
-    private static func uint24(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Int {
-        Int(bytes[offset]) << 16 | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2])
     }
 
     /// Cuts the front of `stream` (records back to back, as OpenSSL wrote
@@ -189,24 +201,24 @@ enum DTLSRecordFraming {
         oversized: inout Int,
         emit: (UnsafeRawBufferPointer) -> Void
     ) -> Int {
+        var reader = UnsafeWireReader(stream)
         var datagramStart = 0
-        var cursor = 0
-        while stream.count - cursor >= headerLength {
-            let length = Int(stream[cursor + 11]) << 8 | Int(stream[cursor + 12])
-            let recordEnd = cursor + headerLength + length
-            guard recordEnd <= stream.count else { break }
+        while true {
+            let cursor = reader.offset
+            guard (try? readRecord(&reader)) != nil else { break }
+            let recordEnd = reader.offset
             if recordEnd - datagramStart > mtu, cursor > datagramStart {
                 // This record does not fit with the ones before it.
                 emit(UnsafeRawBufferPointer(rebasing: stream[datagramStart..<cursor]))
                 datagramStart = cursor
             }
             if recordEnd - datagramStart > mtu { oversized += 1 }
-            cursor = recordEnd
         }
-        if cursor > datagramStart {
-            emit(UnsafeRawBufferPointer(rebasing: stream[datagramStart..<cursor]))
+        let used = reader.offset
+        if used > datagramStart {
+            emit(UnsafeRawBufferPointer(rebasing: stream[datagramStart..<used]))
         }
-        return cursor
+        return used
     }
 }
 

@@ -1,3 +1,5 @@
+import TernWire
+
 /// Who protects application data, and the hand-over from OpenSSL's record
 /// layer to this module's own, as a state machine.
 ///
@@ -122,13 +124,10 @@ struct DTLSRecordLayer {
         stream.withUnsafeBytes { bytes in
             guard start < bytes.count else { return }
             DTLSRecordFraming.forEachRecord(in: UnsafeRawBufferPointer(rebasing: bytes[start...])) { header, record in
+                // RFC 5288 §3: the explicit nonce opens the fragment.
                 if header.epoch == OwnRecordLayer.epoch,
-                   header.length >= DTLSRecordCipher.explicitNonceLength
+                   let nonce = UnsafeWireReader(record).peekInteger(ahead: DTLSRecordFraming.headerLength, as: UInt64.self)
                 {
-                    var nonce: UInt64 = 0
-                    for index in 0..<DTLSRecordCipher.explicitNonceLength {
-                        nonce = nonce << 8 | UInt64(record[DTLSRecordFraming.headerLength + index])
-                    }
                     last = LastRecord(sequence: header.sequence, explicitNonce: nonce)
                 }
                 return true

@@ -2,6 +2,9 @@
 //
 //   tern-bench sctp [BYTES]                      two SCTP associations in one process,
 //                                                packets through the codec, no loss
+//   tern-bench dtls [BYTES]                      two DTLS associations in one process after
+//                                                the handshake: records sealed, framed,
+//                                                checked and opened (the own record layer)
 //   tern-bench receive RELAY CODE                one side of a real session: pairing through
 //   tern-bench send RELAY CODE [BYTES]           the relay, ICE on UDP, DTLS, SCTP, one channel
 //
@@ -102,6 +105,61 @@ func sctpPump(bytes total: Int) throws {
     FileHandle.standardError.write("sender SCTP: \(a.statistics)\n")
 }
 
+/// In-process: a DTLS client and server after the handshake, the client
+/// writing full records (1200-byte datagrams), the server checking their
+/// framing and opening them, through the calls SecureChannels makes
+/// (`write(bytes:)`, `drainTransmit`, `handleDatagram(bytes:now:)`).
+func dtlsPump(bytes total: Int) throws {
+    let clientCertificate = try DTLSCertificate.generate()
+    let serverCertificate = try DTLSCertificate.generate()
+    let client = try DTLSAssociation(configuration: .init(
+        role: .client, certificate: clientCertificate, expectedPeerFingerprint: serverCertificate.fingerprint))
+    let server = try DTLSAssociation(configuration: .init(
+        role: .server, certificate: serverCertificate, expectedPeerFingerprint: clientCertificate.fingerprint))
+    let now = Duration.zero
+    func deliver(from sender: DTLSAssociation, to receiver: DTLSAssociation) -> Bool {
+        var moved = false
+        sender.drainTransmit { datagrams, lengths in
+            var start = 0
+            for length in lengths {
+                receiver.handleDatagram(bytes: UnsafeRawBufferPointer(rebasing: datagrams[start..<(start + length)]), now: now)
+                start += length
+                moved = true
+            }
+        }
+        return moved
+    }
+    func exchange() -> Bool {
+        let forward = deliver(from: client, to: server)
+        let back = deliver(from: server, to: client)
+        return forward || back
+    }
+    server.start(now: now)
+    client.start(now: now)
+    while !(client.isConnected && server.isConnected) {
+        guard exchange() else { fail("the DTLS handshake stalled") }
+    }
+    var received = 0
+    server.applicationDataHandler = { received += $0.count }
+    // The server takes the records over once the client's data arrived.
+    try client.write([0])
+    _ = exchange()
+    guard client.ownsRecordLayer, server.ownsRecordLayer, let payload = client.maximumPayload else {
+        fail("the own record layer did not take over")
+    }
+    received = 0
+    let record = [UInt8](repeating: 0xA5, count: payload)
+    let cpuBefore = Usage.now()
+    let started = ContinuousClock.now
+    while received < total {
+        try record.withUnsafeBytes { bytes in
+            for _ in 0..<32 { try client.write(bytes: bytes) }
+        }
+        _ = exchange()
+    }
+    report(mode: "dtls-in-process", bytes: received, started: started, cpuBefore: cpuBefore)
+}
+
 /// One side of a real session through a relay.
 func session(sending: Bool, relay: String, code: String, bytes total: Int) async throws {
     let relayURL = try RelayURL(parsing: relay)
@@ -160,12 +218,14 @@ do {
     switch arguments.first {
     case "sctp":
         try sctpPump(bytes: arguments.count > 1 ? Int(arguments[1]) ?? gib : gib)
+    case "dtls":
+        try dtlsPump(bytes: arguments.count > 1 ? Int(arguments[1]) ?? gib : gib)
     case "send", "receive":
         guard arguments.count >= 3 else { fail("usage: tern-bench send|receive RELAY CODE [BYTES]") }
         let total = arguments.count > 3 ? Int(arguments[3]) ?? gib : gib
         try await session(sending: arguments[0] == "send", relay: arguments[1], code: arguments[2], bytes: total)
     default:
-        fail("usage: tern-bench sctp [BYTES] | send RELAY CODE [BYTES] | receive RELAY CODE [BYTES]")
+        fail("usage: tern-bench sctp [BYTES] | dtls [BYTES] | send RELAY CODE [BYTES] | receive RELAY CODE [BYTES]")
     }
 } catch {
     fail("tern-bench: \(error)")

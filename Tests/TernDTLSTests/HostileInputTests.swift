@@ -110,6 +110,51 @@ struct HostileInputTests {
         try Self.expectStillWorks(pair)
     }
 
+    /// One datagram for each refusal of the framing check (see
+    /// `DTLSRecordFraming.Defect`), as an established association gets it.
+    static let framingRefusals: [(String, [UInt8])] = [
+        ("empty", []),
+        ("a header cut short", [23, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 7, 0]),
+        ("a length past the datagram", [23, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 7, 0, 40] + [UInt8](repeating: 1, count: 39)),
+        ("a content type below DTLS 1.2's", RecordFramingTests.record(type: 19, length: 30)),
+        ("a content type above DTLS 1.2's", RecordFramingTests.record(type: 24, length: 30)),
+        ("TLS's version instead of DTLS's", [23, 0x03, 0x03, 0, 1, 0, 0, 0, 0, 0, 7, 0, 30] + [UInt8](repeating: 1, count: 30)),
+        ("a fragment over 2^14 + 2048 bytes", RecordFramingTests.record(length: (1 << 14) + 2049).prefix(1 << 14).map { $0 }),
+        ("a datagram over 2^14 bytes", [UInt8](repeating: 23, count: (1 << 14) + 1)),
+        ("a protected record shorter than nonce and tag", RecordFramingTests.record(length: 23)),
+        ("a plaintext ChangeCipherSpec that is not 1", RecordFramingTests.header(type: 20, epoch: 0, length: 1) + [7]),
+        ("a plaintext alert of an unknown level", RecordFramingTests.header(type: 21, epoch: 0, length: 2) + [3, 0]),
+        ("a plaintext handshake fragment past its message", RecordFramingTests.handshake(messageLength: 10, offset: 5, fragmentLength: 6)),
+        ("unprotected application data", RecordFramingTests.record(type: 23, epoch: 0, length: 30)),
+    ]
+
+    @Test("each framing refusal is dropped and counted, alone or after a good record, and never ends the association",
+          arguments: 0..<HostileInputTests.framingRefusals.count)
+    func eachFramingRefusalIsDroppedAndCounted(index: Int) throws {
+        let (name, hostile) = Self.framingRefusals[index]
+        let pair = try Self.connectedPair()
+        pair.server.handleDatagram(hostile, now: pair.now)
+        #expect(pair.server.counters.malformedDatagrams == 1, "\(name)")
+        #expect(pair.takeEvents(.server) == [], "\(name)")
+        #expect(pair.server.pollTransmit() == nil, "\(name): garbage is never answered")
+        // Behind a genuine record in the same datagram: the record is
+        // delivered, what follows it is not (unless the two together are
+        // simply too long a datagram, which is refused whole).
+        if !hostile.isEmpty {
+            try Self.expectDroppedBehindAGoodRecord(hostile, name: name, pair: pair)
+        }
+        try Self.expectStillWorks(pair)
+    }
+
+    static func expectDroppedBehindAGoodRecord(_ hostile: [UInt8], name: String, pair: Pair) throws {
+        try pair.client.write([4, 2])
+        let good = try #require(pair.client.pollTransmit())
+        pair.server.handleDatagram(good + hostile, now: pair.now)
+        #expect(pair.server.counters.malformedDatagrams == 2, "\(name)")
+        let tooLong = good.count + hostile.count > 1 << 14
+        #expect(pair.takeEvents(.server) == (tooLong ? [] : [.data([4, 2])]), "\(name)")
+    }
+
     @Test func aGoodRecordBeforeGarbageInTheSameDatagramIsKept() throws {
         let pair = try Self.connectedPair()
         try pair.client.write([9, 9, 9])
