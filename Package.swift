@@ -68,7 +68,7 @@ let package = Package(
         .target(name: "TernICE", dependencies: ["TernSTUN", "TernCollections"]),
 
         // TURN client (RFC 8656) over UDP or TCP to the server, sans-IO.
-        .target(name: "TernTURN", dependencies: ["TernSTUN", "TernCollections"]),
+        .target(name: "TernTURN", dependencies: ["TernSTUN", "TernCollections", "TernWire"]),
 
         // Session descriptions: the data-channel-only SDP offer/answer (JSEP).
         .target(name: "TernSDP"),

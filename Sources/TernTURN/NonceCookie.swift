@@ -1,3 +1,5 @@
+import TernWire
+
 /// The nonce cookie of RFC 8489 §9.2: a NONCE that starts with "obMatJos2"
 /// carries 24 STUN Security Feature bits in the four base64 characters that
 /// follow (RFC 8489 §9.2.1, §18.1; bit 0 is the rightmost, erratum 6290).
@@ -29,17 +31,19 @@ enum NonceCookie {
     }
 
     /// Whether a PASSWORD-ALGORITHMS value (RFC 8489 §14.11: entries of
-    /// algorithm, parameters length and parameters padded to four bytes)
-    /// lists MD5. A malformed list lists nothing.
+    /// algorithm, parameters length and parameters padded to four bytes,
+    /// STUN's attribute layout) lists MD5. A malformed list lists nothing.
     static func offersMD5(_ value: [UInt8]) -> Bool {
-        var offset = 0
-        while offset + 4 <= value.count {
-            let algorithm = UInt16(value[offset]) << 8 | UInt16(value[offset + 1])
-            let length = Int(value[offset + 2]) << 8 | Int(value[offset + 3])
-            if algorithm == md5 { return true }
-            offset += 4 + (length + 3) / 4 * 4
+        var entries = PaddedTLVReader(value[...], format: .stun)
+        var offered = false
+        do {
+            while let entry = try entries.next() {
+                if entry.type == md5 { offered = true }
+            }
+        } catch {
+            return false
         }
-        return false
+        return offered
     }
 
     private static func base64Digit(_ byte: UInt8) -> UInt8? {

@@ -1,4 +1,5 @@
 import TernSTUN
+import TernWire
 
 /// Splits a TCP (or TLS) byte stream to or from a TURN server into messages
 /// (RFC 8656 §12.5): STUN messages and ChannelData messages back to back, told
@@ -45,29 +46,28 @@ public struct TURNStreamFramer: Sendable {
     /// or nil when more bytes are needed.
     public mutating func nextFrame() throws(TURNError) -> ArraySlice<UInt8>? {
         if let failure { throw failure }
-        let available = buffer.count - start
-        guard available >= 4 else { return nil }
-        let first = buffer[start]
-        let length = Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
+        let reader = WireReader(buffer[start...])
+        // Every message starts with a type (or channel number) and a length.
+        guard let first = reader.peekInteger(as: UInt8.self),
+              let length = reader.peekInteger(ahead: 2, as: UInt16.self).map(Int.init)
+        else { return nil }
         let frameLength: Int
         switch first >> 6 {
         case 0b00:
             // RFC 8489 §5: the length is a multiple of four and the cookie fixed.
             guard length % 4 == 0 else { return try fail("STUN length \(length) is not a multiple of 4") }
-            if available >= 8 {
-                let cookie = UInt32(buffer[start + 4]) << 24 | UInt32(buffer[start + 5]) << 16
-                    | UInt32(buffer[start + 6]) << 8 | UInt32(buffer[start + 7])
+            if let cookie = reader.peekInteger(ahead: 4, as: UInt32.self) {
                 guard cookie == STUN.magicCookie else { return try fail("STUN message without the magic cookie") }
             }
             frameLength = STUN.headerLength + length
         case 0b01:
             // RFC 8656 §12.5: over a stream, ChannelData is padded to four bytes.
-            frameLength = ChannelData.headerLength + ((length + 3) & ~3)
+            frameLength = ChannelData.headerLength + paddedToFour(length)
         default:
             return try fail("first byte 0x\(String(first, radix: 16)) starts neither STUN nor ChannelData")
         }
-        guard available >= frameLength else { return nil }
-        let frame = buffer[start..<(start + frameLength)]
+        var frames = reader
+        guard let frame = try? frames.readSlice(count: frameLength) else { return nil }
         start += frameLength
         return frame
     }

@@ -135,6 +135,44 @@ struct HostileInputTests {
         }
     }
 
+    @Test("the stream framer refuses what cannot start a message, and waits for a header cut short", arguments: [
+        // RFC 8489 §5: a STUN length that is not a multiple of four.
+        ([0x00, 0x01, 0x00, 0x05], "STUN length 5 is not a multiple of 4"),
+        // A STUN header whose magic cookie is wrong (seen as soon as its 8 bytes are there).
+        ([0x00, 0x01, 0x00, 0x04, 0x21, 0x12, 0xA4, 0x43], "STUN message without the magic cookie"),
+        // First two bits 10 and 11: neither STUN nor ChannelData (RFC 8656 §12).
+        ([0x80, 0x00, 0x00, 0x00], "first byte 0x80 starts neither STUN nor ChannelData"),
+        ([0xC0, 0x00, 0x00, 0x00], "first byte 0xc0 starts neither STUN nor ChannelData"),
+    ] as [([UInt8], String)])
+    func framerRefusesWhatCannotStartAMessage(bytes: [UInt8], reason: String) throws {
+        // Each prefix shorter than what the refusal needs waits for more.
+        let needed = bytes.count
+        for cut in 0..<min(needed, 4) {
+            var framer = TURNStreamFramer()
+            framer.append(Array(bytes.prefix(cut)))
+            #expect(try framer.nextFrame() == nil, "cut \(cut)")
+        }
+        var framer = TURNStreamFramer()
+        framer.append(bytes)
+        #expect(throws: TURNError.streamCorrupted(reason)) { _ = try framer.nextFrame() }
+        // The stream stays refused: no boundary can be found again.
+        framer.append(try ChannelData(channel: 0x4001, payload: [1]).encode(padded: true))
+        #expect(throws: TURNError.streamCorrupted(reason)) { _ = try framer.nextFrame() }
+        #expect(framer.bufferedCount == 0)
+    }
+
+    @Test func framerCutsPaddedChannelDataAndSTUNBackToBack() throws {
+        let channelData = try ChannelData(channel: 0x4001, payload: [1, 2, 3, 4, 5]).encode(padded: true)
+        let stun: [UInt8] = [0x01, 0x01, 0x00, 0x04, 0x21, 0x12, 0xA4, 0x42] + [UInt8](repeating: 9, count: 12) + [0, 0, 0, 0]
+        var framer = TURNStreamFramer()
+        framer.append(channelData + stun + stun.prefix(7))
+        #expect(try framer.nextFrame().map(Array.init) == channelData)
+        #expect(channelData.count == 12)
+        #expect(try framer.nextFrame().map(Array.init) == stun)
+        #expect(try framer.nextFrame() == nil)
+        #expect(framer.bufferedCount == 7)
+    }
+
     @Test func framerKeepsOnlyOnePartialFrame() throws {
         var framer = TURNStreamFramer()
         let message = try ChannelData(channel: 0x4001, payload: [UInt8](repeating: 7, count: 0xFFFF)).encode(padded: true)

@@ -252,6 +252,12 @@ struct NonceCookieTests {
         #expect(NonceCookie.offersMD5(Self.md5AndSHA256))
         #expect(!NonceCookie.offersMD5([0x00, 0x02, 0x00, 0x00]))
         #expect(!NonceCookie.offersMD5([0x00, 0x02, 0xFF, 0xFF, 0x00, 0x01]))
+        // After an entry with parameters, padded to four bytes.
+        #expect(NonceCookie.offersMD5([0x00, 0x02, 0x00, 0x02, 0xAA, 0xBB, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00]))
+        // A malformed list lists nothing, MD5 included: stray bytes after
+        // it, an entry whose padding is cut short.
+        #expect(!NonceCookie.offersMD5([0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00]))
+        #expect(!NonceCookie.offersMD5([0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x02, 0xAA, 0xBB]))
     }
 
     @Test func answersThePasswordAlgorithmsAndKeepsThemAcross438() throws {
