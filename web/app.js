@@ -487,7 +487,8 @@ async function send() {
     document.body.dataset.failure = error.kind ?? error.code ?? "other";
     if (rendezvous) rendezvous.close(error.kind === "wrongCode" ? "scary" : error.kind === "noPath" ? "lonely" : "errory");
     state("failed");
-    $("send-again").hidden = false;
+    // Nothing to try again with a choice that cannot be sent (too many items for one offer).
+    $("send-again").hidden = error.code === "unsendable";
   } finally {
     sending = false;
     $("receive").disabled = false;
@@ -495,6 +496,8 @@ async function send() {
   }
 }
 
+// Leaving or reloading the page ends a send: the browser asks first.
+window.addEventListener("beforeunload", (event) => { if (sending) event.preventDefault(); });
 $("pick-files").onclick = () => $("send-files").click();
 $("pick-folder").onclick = () => $("send-folder").click();
 $("send-files").onchange = (event) => { addChosen(event.target.files); event.target.value = ""; };

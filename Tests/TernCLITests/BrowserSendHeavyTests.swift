@@ -351,6 +351,19 @@ import TernTestSupport
         #expect(try await Self.sha256(target.appendingPathComponent("big.bin")) == sources["big.bin"])
     }
 
+    /// More items than one offer holds (1024) are refused before a code is
+    /// asked for, as `tern send` refuses them (exit 2), with what to do instead.
+    @Test func moreItemsThanAnOfferHoldsAreRefusedBeforePairing() async throws {
+        let relay = try await RelayProcess.start()
+        let files = (0..<1025).map { Source(path: "f\($0).txt", size: 1, seed: UInt32($0 + 1)) }
+        let page = try await SendingPage(relay: relay, files: files)
+        let end = try await page.end()
+        #expect(end.state == "failed")
+        #expect(end.failure == "unsendable", "\(end.status ?? "")")
+        #expect(end.status?.contains("1025 items are more than one offer holds") == true, "\(end.status ?? "")")
+        #expect(try await page.browser.reports().contains { $0["what"] == "code" } == false, "no code was asked for")
+    }
+
     /// web/words.js is the CLI's word list (Sources/TernRendezvous/WordList.swift).
     @Test func thePagesWordsAreTheCLIs() throws {
         let regex = try NSRegularExpression(pattern: #""([a-z]+)""#)
