@@ -85,6 +85,37 @@ import TernTestSupport
         await lab.down()
     }
 
+    /// A receiver with a relay configured (a real one on r, over IPv4) only
+    /// listens on the LAN: it hears the sender's announcements on the IPv6
+    /// group and pairs there while the relay waits in vain.
+    @Test func aReceiverWithARelayConfiguredHearsTheSenderOnTheIPv6Group() async throws {
+        let lab = try await LabRun.up("lan6")
+        let work = try makeTestDirectory(prefix: "tern-lan6r")
+        defer { try? FileManager.default.removeItem(at: work) }
+        do {
+            try await Self.blockIPv4Multicast(lab)
+            let rIP = try #require(lab.environment["R_IP"])
+            let aLinkLocal = try #require(lab.environment["A_LL6"])
+            let relay = try lab.tern("r", ["relay", "--listen", "\(rIP):4747", "--stun-listen", "off"])
+            _ = try await relay.waitForLine(in: \.stderr) { $0.contains("relay listening") }
+            let file = work.appendingPathComponent("memo.bin")
+            try TransferCLITests.randomFile(at: file, bytes: 60_000)
+            let out = try TransferCLITests.outputDirectory(in: work)
+            let sender = try lab.tern("a", ["send", "--json", "--timeout", "60", file.path])
+            let code = try #require(try await LANModeHeavyTests.field("code", of: "code", in: sender) as? String)
+            let receiver = try lab.tern("b", ["receive", code, "--relay", "ws://\(rIP):4747", "--yes", "-o", out.path, "--timeout", "60"])
+            #expect(try await receiver.wait(timeout: 60) == 0, "receiver: \(receiver.stderr.text)")
+            #expect(try await sender.wait(timeout: 30) == 0)
+            #expect(receiver.stderr.text.contains("Found the sender at [\(aLinkLocal)%eth0]:"), "\(receiver.stderr.text)")
+            #expect(try LANModeHeavyTests.sameContents(file, out.appendingPathComponent("memo.bin")))
+            relay.process.terminate()
+        } catch {
+            await lab.down()
+            throw error
+        }
+        await lab.down()
+    }
+
     /// a and b without any IPv4 address: the sender gives its ULA address
     /// for --from (bracketed, with the port) and for the receive link, the
     /// page answers there, the receiver finds it through ff02::74:6e, and
