@@ -59,9 +59,13 @@ public struct ICEConfiguration: Hashable, Sendable {
     public var upgradesSelectedPair = false
     /// RFC 8445 §6.1.2.5: the checklist limit (100 by default).
     public var maximumPairs: Int
-    /// Remote candidates kept, signalled and peer-reflexive together.
+    /// Remote candidates kept, signalled and peer-reflexive together (64 by
+    /// default): a signalled one past it is refused with `limitReached`, a
+    /// check from a new source past it is answered but not remembered.
     public var maximumRemoteCandidates: Int
-    /// Local candidates kept (host, server-reflexive, relayed, peer-reflexive).
+    /// Local candidates kept (host, server-reflexive, relayed, peer-reflexive;
+    /// 32 by default): a peer-reflexive one learned from an answer past it
+    /// is not kept. `ResourceLimitTests` drives each of the three limits.
     public var maximumLocalCandidates: Int
     public var randomness: ICERandomness
 
