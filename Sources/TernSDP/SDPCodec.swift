@@ -3,12 +3,23 @@
 // tern uses, silent about what it does not (RFC 8866 §5: unknown attributes
 // are ignored).
 
+/// Every bound on a description from the peer, checked before what it
+/// bounds is kept (`ResourceLimitTests` drives each past its value). A
+/// browser's data-channel offer is about 600 bytes, 20 lines, one media
+/// section and a handful of candidates.
 public enum SDPLimits {
+    /// The whole description, in bytes: 64 KiB.
     public static let maxBytes = 64 * 1024
+    /// Lines, counted before any is parsed: 2048.
     public static let maxLines = 2048
+    /// One line, in bytes: 4096.
     public static let maxLineBytes = 4096
+    /// `m=` sections: 32.
     public static let maxMediaSections = 32
+    /// `a=candidate` lines in one media section: 256.
     public static let maxCandidates = 256
+    /// One candidate's value (after `candidate:`), in bytes: 1024.
+    public static let maxCandidateBytes = 1024
 }
 
 extension SessionDescription {
@@ -124,7 +135,7 @@ extension SessionDescription {
             media.maxMessageSize = size
         case "candidate":
             guard media.candidates.count < SDPLimits.maxCandidates else { throw SDPError("too many candidates", line: line) }
-            guard !value.isEmpty, value.utf8.count <= 1024 else { throw SDPError("bad candidate", line: line) }
+            guard !value.isEmpty, value.utf8.count <= SDPLimits.maxCandidateBytes else { throw SDPError("bad candidate", line: line) }
             media.candidates.append("candidate:" + value)
         case "end-of-candidates":
             media.endOfCandidates = true
