@@ -96,6 +96,7 @@ import TernTestSupport
         let seed = UInt32.random(in: 1...UInt32.max)
         let relay = try await RelayProcess.start()
         let directory = try makeTestDirectory(prefix: "page-large")
+        defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("large.bin")
         try Self.xorshiftData(count: size, seed: seed).write(to: file)
         try TestUser.give(file)
