@@ -5,8 +5,8 @@
 ///
 /// `@inlinable` throughout: the queue sits on every core's data path in other
 /// modules, and an unspecialized generic queue there costs a metadata lookup
-/// and boxed element copies per call (a profile of the two-process benchmark
-/// put 20% of the sender's CPU under an unspecialized `removeAll`).
+/// and boxed element copies per call (docs/architecture.md, "Measurements
+/// behind constants", has the profile that showed it).
 public struct FIFO<Element> {
     @usableFromInline var items: [Element] = []
     @usableFromInline var head = 0

@@ -108,10 +108,10 @@ public struct RFC9260CongestionControl: SCTPCongestionControl {
     /// RFC 9260 §7.2.1's L: how many MTUs one SACK may add in slow start.
     /// L = 1 assumes a SACK for every second packet (§6.2). tern's receivers
     /// answer once per read batch instead, up to 32 datagrams (a SACK per
-    /// two packets cost a sixth of a side's CPU at full speed), and with
-    /// L = 1 such stretch SACKs turn slow start's doubling per round trip
-    /// into 3%: on a 40 ms path, 256 MiB took 13-15 s (about 20 MB/s, the
-    /// window still growing). Counting the bytes acknowledged, up to 32
+    /// two packets costs CPU at full speed), and with L = 1 such stretch
+    /// SACKs turn slow start's doubling per round trip into a crawl
+    /// (docs/architecture.md, "Measurements behind constants", has both
+    /// numbers). Counting the bytes acknowledged, up to 32
     /// MTUs a SACK, restores the doubling (RFC 3465 §2.3 discusses the same
     /// choice for TCP's delayed and stretch ACKs). A peer that SACKs every
     /// second packet acknowledges two MTUs at a time, so nothing changes

@@ -9,8 +9,8 @@
 /// to that much (a loaded machine's: docs/architecture.md) costs no rate;
 /// the catch-up is one larger burst after the late wake-up.
 public struct SCTPPacer: Sendable {
-    /// The time one burst is worth. SwiftNIO's timers fire 60-100 µs late
-    /// here (docs/architecture.md): a wake-up per millisecond or less keeps
+    /// The time one burst is worth. SwiftNIO's timers fire late by tens of
+    /// microseconds (docs/architecture.md): a wake-up per millisecond or less keeps
     /// that error small and the timer's cost below what it saves.
     public static let quantum: Duration = .milliseconds(1)
     /// The time of sending the bucket holds.

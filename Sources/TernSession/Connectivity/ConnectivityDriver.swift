@@ -234,9 +234,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
             // Ta = 10 ms rather than the default 50 (RFC 8445 §14.2 leaves it
             // to configuration, not below 5 ms): a data-channel session has a
             // handful of pairs, and every paced check before the nomination
-            // (which waits for the next slot) is time before the first byte.
-            // Measured, receiver start to connected on loopback, runs
-            // alternated: 80–91 ms at 20 ms, 56–64 ms at 10 ms.
+            // (which waits for the next slot) is time before the first byte
+            // (docs/architecture.md, "Measurements behind constants").
             agent = try ICEAgent(configuration: ICEConfiguration(
                 role: options.role, localCredentials: .random(), tieBreaker: ICEConfiguration.randomTieBreaker(),
                 pacing: .milliseconds(10), failureTimeout: options.failureTimeout,

@@ -325,10 +325,8 @@ public final class SecureChannels: @unchecked Sendable {
     }
 
     /// Datagrams handled before a pump (SACKs, window updates) within one
-    /// read batch. 32 rather than 16 (measured, 1 GiB in the lab, runs
-    /// alternated): the receiving side used 4–6% less CPU and the transfer
-    /// ran 2–8% faster in four pairs of four; with gaps reported at once, in
-    /// two pairs of three.
+    /// read batch: 32 rather than 16, for less CPU and a faster transfer
+    /// (docs/architecture.md, "Measurements behind constants").
     static let datagramsPerPump = 32
     private var datagramsSincePump = 0
     /// The time of the batch of datagrams being read, which the records

@@ -7,8 +7,8 @@ import NIOPosix
 /// UDP segmentation offload (GSO, Linux `UDP_SEGMENT`): one write of up to
 /// 64 datagrams that the kernel cuts into datagrams of one size (the last
 /// may be shorter). On the data path this replaces a sendmmsg entry per
-/// datagram (about a third of the sender's CPU, measured here) with one per
-/// batch.
+/// datagram (docs/architecture.md, "Measurements behind constants", has its
+/// share of the sender's CPU) with one per batch.
 ///
 /// A kernel whose route to the peer goes through a device without checksum
 /// offload fails such a write with EIO, and SwiftNIO closes a datagram
