@@ -34,14 +34,15 @@ import TernTestSupport
     final class SendingPage {
         let browser: HeadlessBrowser
 
-        init(relay: RelayProcess, files: [Source], mode: String = "files", again: Bool = false) async throws {
+        /// - Parameter relayed: the page gathers relay candidates only (`iceTransportPolicy: "relay"`).
+        init(relay: RelayProcess, files: [Source], mode: String = "files", again: Bool = false, relayed: Bool = false) async throws {
             let web = PackagePaths.root.appendingPathComponent(".build/web")
             try #require(
                 FileManager.default.fileExists(atPath: web.appendingPathComponent("sodium.wasm").path),
                 "no .build/web/sodium.wasm: run `make web` (scripts/build-web.sh), which `make test` runs first")
             browser = try await HeadlessBrowser(page: "send.html", webDirectory: web)
             let cases: [String: Any] = [
-                "relay": relay.url, "mode": mode, "again": again,
+                "relay": relay.url, "mode": mode, "again": again, "relayed": relayed,
                 "files": files.map { ["path": $0.path, "size": $0.size, "seed": $0.seed] },
             ]
             try await browser.put("/cases", String(decoding: try JSONSerialization.data(withJSONObject: cases), as: UTF8.self))
@@ -349,6 +350,30 @@ import TernTestSupport
         #expect(end.result?.contains("resumed") == true, "\(end.result ?? "")")
         let sources = try await page.sources()
         #expect(try await Self.sha256(target.appendingPathComponent("big.bin")) == sources["big.bin"])
+    }
+
+    /// Through Debian's coturn with the TURN credentials a real `tern relay
+    /// --turn-uri --turn-secret` hands out: the page on relay candidates
+    /// only, `tern receive --force-relay`, so both ends of the pair are
+    /// coturn allocations.
+    @Test func sendsThroughCoturnWithBothSidesRelayed() async throws {
+        let coturn = try await CoturnProcess()
+        let relay = try await RelayProcess.start(["--turn-uri", coturn.uri(), "--turn-secret", coturn.secret])
+        let page = try await SendingPage(relay: relay, files: [Source(path: "through-turn.bin", size: 2_000_000, seed: 99)], relayed: true)
+        let shown = try await page.code()
+        let target = try Self.directory("page-relayed-to-cli")
+        let receiver = try RunningProcess(arguments: ["receive", "--relay", relay.url, "--json", "--yes", "--force-relay", "-o", target.path, shown.code])
+        #expect(try await receiver.wait(timeout: 60) == 0, "receiver: \(receiver.stderr.text)")
+        let end = try await page.end()
+        #expect(end.state == "done", "\(end.status ?? "")")
+        let connected = try #require(Self.events(receiver, "connected").first, "\(receiver.stdout.text)")
+        #expect(connected["path"] as? String == "relayed", "\(connected)")
+        #expect(connected["local"] as? String == "relay", "\(connected)")
+        #expect(connected["remote"] as? String == "relay", "the page offered coturn allocations only: \(connected)")
+        let sources = try await page.sources()
+        #expect(try await Self.sha256(target.appendingPathComponent("through-turn.bin")) == sources["through-turn.bin"])
+        #expect(end.hash == Self.events(receiver, "done").first?["hash"] as? String)
+        try await relay.stop()
     }
 
     /// More items than one offer holds (1024) are refused before a code is

@@ -89,9 +89,21 @@ class DevTools:
 
 def main():
     profile, paths = sys.argv[1], sys.argv[2:]
-    tools = DevTools(profile)
     deadline = time.time() + 20
-    while not tools.evaluate("!!document.getElementById('send-start')?.onclick"):
+    tools = None
+    # Until the page's module has run: while Chromium starts and loads the
+    # page, the DevTools port, the page target or its context may not be
+    # there yet (an evaluate during the navigation fails).
+    while True:
+        try:
+            tools = tools or DevTools(profile)
+            if tools.evaluate("!!document.getElementById('send-start')?.onclick"):
+                break
+        except (OSError, RuntimeError, EOFError, ValueError, StopIteration) as error:
+            if time.time() > deadline:
+                raise SystemExit(f"the page did not start: {error}")
+            if not isinstance(error, RuntimeError):
+                tools = None
         if time.time() > deadline:
             raise SystemExit("the page did not start")
         time.sleep(0.05)
