@@ -133,6 +133,7 @@ let package = Package(
         .target(
             name: "TernLAN",
             dependencies: [
+                "TernWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

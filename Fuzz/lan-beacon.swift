@@ -1,6 +1,6 @@
 // libFuzzer target for the LAN beacon's datagram parser: whatever any host
 // on the local network sends to UDP 4748. Built by `make fuzz` with
-// TernLAN's codec (LANMessage.swift, LANError.swift; no sockets).
+// TernLAN's codec (LANMessage.swift, LANError.swift; no sockets) and TernWire.
 //
 // Properties checked, besides "never traps": an accepted datagram is no
 // longer than the limit and re-encodes to exactly the same bytes (nothing

@@ -89,7 +89,9 @@ for target in $targets; do
       wire_library
       build "$target" -I Fuzz/out -I Sources/COpenSSL -I Sources/CSodium Sources/TernTransfer/*.swift Fuzz/out/libTernCollections.a \
         Fuzz/out/libTernCrypto.a Fuzz/out/libTernWire.a -lcrypto -lsodium ;;
-    lan-beacon) build "$target" Sources/TernLAN/LANMessage.swift Sources/TernLAN/LANError.swift ;;
+    lan-beacon)
+      wire_library
+      build "$target" -I Fuzz/out Sources/TernLAN/LANMessage.swift Sources/TernLAN/LANError.swift Fuzz/out/libTernWire.a ;;
     *) echo "unknown fuzz target $target" >&2; exit 2 ;;
   esac
   corpus="Fuzz/corpus-$target"

@@ -1,3 +1,5 @@
+import TernWire
+
 /// The written limits of the LAN beacon (see docs/protocol.md, "LAN beacon").
 public enum LANLimits {
     /// Digits of a nameplate, as in the code (`Nameplate.maxDigits`).
@@ -63,33 +65,39 @@ public enum LANMessage: Equatable, Sendable {
 
     /// Parses one whole datagram. Every byte is from an unknown host on the
     /// LAN: the length is bounded before anything else, every field is read
-    /// through a bounded reader, and trailing bytes are refused.
+    /// through TernWire's bounded reader, and trailing bytes are refused.
     public init(parsing datagram: some Collection<UInt8>) throws(LANError) {
         guard datagram.count <= LANLimits.maximumDatagramBytes else {
             throw .tooLong(size: datagram.count, limit: LANLimits.maximumDatagramBytes)
         }
-        var reader = BoundedReader(Array(datagram))
-        guard let magic = reader.read(count: 4) else { throw .truncated }
-        guard magic == Self.magic else { throw .notTern }
-        guard let version = reader.readByte() else { throw .truncated }
-        guard version == Self.version else { throw .unknownVersion(version) }
-        guard let rawKind = reader.readByte() else { throw .truncated }
-        guard let kind = Kind(rawValue: rawKind) else { throw .unknownKind(rawKind) }
-        guard let length = reader.readByte() else { throw .truncated }
-        guard length >= 1, Int(length) <= LANLimits.maximumNameplateDigits else { throw .badNameplate }
-        guard let digits = reader.read(count: Int(length)) else { throw .truncated }
-        try Self.check(digits)
-        let nameplate = String(decoding: digits, as: UTF8.self)
-        switch kind {
-        case .announce:
-            guard let high = reader.readByte(), let low = reader.readByte() else { throw .truncated }
-            let port = UInt16(high) << 8 | UInt16(low)
-            guard port != 0 else { throw .badPort }
-            self = .announce(nameplate: nameplate, port: port)
-        case .query, .queryUnicastReply:
-            self = .query(nameplate: nameplate, unicastReply: kind == .queryUnicastReply)
+        let bytes = Array(datagram)
+        var reader = WireReader(bytes)
+        do {
+            guard Array(try reader.readSlice(count: Self.magic.count)) == Self.magic else { throw LANError.notTern }
+            let version = try reader.readUInt8()
+            guard version == Self.version else { throw LANError.unknownVersion(version) }
+            let rawKind = try reader.readUInt8()
+            guard let kind = Kind(rawValue: rawKind) else { throw LANError.unknownKind(rawKind) }
+            let length = try reader.readUInt8()
+            guard length >= 1, Int(length) <= LANLimits.maximumNameplateDigits else { throw LANError.badNameplate }
+            let digits = Array(try reader.readSlice(count: Int(length)))
+            try Self.check(digits)
+            let nameplate = String(decoding: digits, as: UTF8.self)
+            switch kind {
+            case .announce:
+                let port = try reader.readUInt16()
+                guard port != 0 else { throw LANError.badPort }
+                self = .announce(nameplate: nameplate, port: port)
+            case .query, .queryUnicastReply:
+                self = .query(nameplate: nameplate, unicastReply: kind == .queryUnicastReply)
+            }
+            guard reader.isAtEnd else { throw LANError.trailingBytes(reader.remaining) }
+        } catch let error as LANError {
+            throw error
+        } catch {
+            // A read past the end (WireError).
+            throw .truncated
         }
-        guard reader.remaining == 0 else { throw .trailingBytes(reader.remaining) }
     }
 
     /// A nameplate as the code has it: 1-6 ASCII digits, no leading zero.
@@ -98,27 +106,5 @@ public enum LANMessage: Equatable, Sendable {
               digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
               digits.first != UInt8(ascii: "0")
         else { throw .badNameplate }
-    }
-}
-
-/// Reads forward through a datagram; every read returns nil past the end.
-struct BoundedReader {
-    private let bytes: [UInt8]
-    private var index = 0
-
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    var remaining: Int { bytes.count - index }
-
-    mutating func readByte() -> UInt8? {
-        guard index < bytes.count else { return nil }
-        defer { index += 1 }
-        return bytes[index]
-    }
-
-    mutating func read(count: Int) -> [UInt8]? {
-        guard count >= 0, count <= remaining else { return nil }
-        defer { index += count }
-        return Array(bytes[index..<index + count])
     }
 }
