@@ -1,4 +1,5 @@
 import TernCollections
+import TernWire
 /// What the association tells its owner (the data channel layer).
 public enum SCTPEvent: Sendable, Equatable {
     /// The four-way handshake finished (RFC 9260 §5.1): data may flow.
@@ -630,9 +631,10 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             receiveProbeAck(info)
             return
         }
-        guard let outstanding = heartbeatOutstanding, info.count == 8 else { return }
-        let echoed = info.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        guard echoed == outstanding.nonce else { return }
+        var reader = WireReader(info)
+        guard let outstanding = heartbeatOutstanding, let echoed = try? reader.readUInt64(), reader.isAtEnd,
+              echoed == outstanding.nonce
+        else { return }
         heartbeatOutstanding = nil
         consecutiveTimeouts = 0
         rto.measured(now - outstanding.sentAt)
@@ -646,9 +648,11 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
 
     private mutating func receiveProbeAck(_ info: [UInt8]) {
         guard let outstanding = mtuSearch?.outstanding else { return }
-        let nonce = info.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        let size = info.suffix(4).reduce(0) { $0 << 8 | Int($1) }
-        guard nonce == outstanding.nonce, size == outstanding.size else { return }
+        var reader = WireReader(info)
+        guard let nonce = try? reader.readUInt64(), let probed = try? reader.readUInt32(), reader.isAtEnd,
+              nonce == outstanding.nonce, Int(probed) == outstanding.size
+        else { return }
+        let size = Int(probed)
         mtuSearch = nil  // candidates go from the largest down: this is the best
         statistics.mtuProbes += 1
         if size > pathMTU {

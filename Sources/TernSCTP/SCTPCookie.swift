@@ -1,4 +1,5 @@
 import TernCrypto
+import TernWire
 
 /// The state cookie (RFC 9260 §5.1.3): what the INIT ACK side needs to set up
 /// the association when the COOKIE ECHO comes back, signed with HMAC-SHA-256
@@ -35,18 +36,20 @@ struct SCTPStateCookie: Sendable, Equatable {
         let body = Array(bytes[..<(bytes.count - Self.macLength)])
         let expected = Self.mac(key: key, body)
         guard expected.count == Self.macLength, Memory.constantTimeEqual(expected, bytes[(bytes.count - Self.macLength)...]) else { return nil }
-        var reader = body[Self.magic.count...]
-        func u32() -> UInt32 { defer { reader = reader.dropFirst(4) }; return reader.prefix(4).reduce(0) { $0 << 8 | UInt32($1) } }
-        func u16() -> UInt16 { defer { reader = reader.dropFirst(2) }; return reader.prefix(2).reduce(0) { $0 << 8 | UInt16($1) } }
-        localTag = u32()
-        peerTag = u32()
-        localInitialTSN = TSN(u32())
-        peerInitialTSN = TSN(u32())
-        peerOutboundStreams = u16()
-        peerInboundStreams = u16()
-        peerFeatures = reader.first ?? 0
-        reader = reader.dropFirst()
-        createdAtNanoseconds = reader.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+        var reader = WireReader(body[Self.magic.count...])
+        do {
+            localTag = try reader.readUInt32()
+            peerTag = try reader.readUInt32()
+            localInitialTSN = TSN(try reader.readUInt32())
+            peerInitialTSN = TSN(try reader.readUInt32())
+            peerOutboundStreams = try reader.readUInt16()
+            peerInboundStreams = try reader.readUInt16()
+            peerFeatures = try reader.readUInt8()
+            createdAtNanoseconds = try reader.readUInt64()
+            try reader.expectEnd()
+        } catch {
+            return nil
+        }
     }
 
     init(
