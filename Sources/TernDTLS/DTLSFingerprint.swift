@@ -90,10 +90,8 @@ public struct DTLSFingerprint: Hashable, Sendable, CustomStringConvertible {
         CertificateDigest.digest(.sha256, of: certificate, maximumLength: maximumCertificateLength)
     }
 
-    /// The largest certificate encoding accepted: a P-256 certificate is
-    /// about 400 bytes, browsers' a little more; this bounds what a peer's
-    /// certificate can make us allocate.
-    static let maximumCertificateLength = 16 * 1024
+    /// The largest certificate encoding accepted (`DTLSLimits`).
+    static let maximumCertificateLength = DTLSLimits.maximumCertificateLength
 
     private static func nibble(_ character: UInt8) -> UInt8? {
         switch character {

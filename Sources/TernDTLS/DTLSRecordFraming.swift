@@ -10,13 +10,9 @@ import TernWire
 /// (RFC 6347 §4.1.1).
 enum DTLSRecordFraming {
     static let headerLength = 13
-    /// RFC 6347 §4.1 keeps TLS 1.2's bound on a protected record: at most
-    /// 2^14 + 2048 bytes of fragment (RFC 5246 §6.2.3).
-    static let maximumFragmentLength = (1 << 14) + 2048
-    /// Largest datagram handed to OpenSSL. Its DTLS read buffer holds a bit
-    /// more than 2^14 bytes plus overhead; a longer datagram could be cut
-    /// short by it, and no peer sends one (browsers stay near 1200 bytes).
-    static let maximumDatagramLength = 1 << 14
+    /// The bounds, with their reasons, are `DTLSLimits`.
+    static let maximumFragmentLength = DTLSLimits.maximumFragmentLength
+    static let maximumDatagramLength = DTLSLimits.maximumDatagramLength
 
     /// A record's header (RFC 6347 §4.1), read through TernWire's bounded
     /// reader like every other wire format.
@@ -84,11 +80,7 @@ enum DTLSRecordFraming {
         case malformedPlaintext(type: UInt8, offset: Int)
     }
 
-    /// Largest handshake message length accepted in a plaintext fragment
-    /// header. OpenSSL treats a larger one as fatal (its limit is about
-    /// 100 KiB); a WebRTC peer's largest message, its Certificate, is a few
-    /// hundred bytes to a few KiB.
-    static let maximumHandshakeMessageLength = 1 << 16
+    static let maximumHandshakeMessageLength = DTLSLimits.maximumHandshakeMessageLength
 
     /// The least a protected record can hold, whatever the cipher suite
     /// negotiated: AES-GCM's 8-byte explicit nonce and 16-byte tag

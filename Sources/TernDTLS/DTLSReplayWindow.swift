@@ -6,7 +6,7 @@
 /// (RFC 6347 §4.1.2.6: "The receive window is updated only if the MAC
 /// verification succeeds").
 struct DTLSReplayWindow: Equatable, Sendable {
-    static let width: UInt64 = 64
+    static let width = UInt64(DTLSLimits.replayWindowRecords)
 
     /// The highest sequence number accepted (0 when none has been; `seen`
     /// then has no bit set, so 0 still counts as fresh).
