@@ -30,7 +30,7 @@ import TernTestSupport
         var seed: UInt32
     }
 
-    /// A page that sends `files` (mode: files, folder or drop) through `relay`.
+    /// A page that sends `files` (mode: files or folder) through `relay`.
     final class SendingPage {
         let browser: HeadlessBrowser
 
@@ -170,22 +170,6 @@ import TernTestSupport
         var isDirectory: ObjCBool = false
         #expect(FileManager.default.fileExists(atPath: target.appendingPathComponent("photos/2024/summer").path, isDirectory: &isDirectory) && isDirectory.boolValue)
         #expect(end.hash == Self.events(receiver, "done").first?["hash"] as? String)
-    }
-
-    @Test func droppedFilesAreSentUnderTheirNames() async throws {
-        let relay = try await RelayProcess.start()
-        let files = [Source(path: "one.bin", size: 1000, seed: 11), Source(path: "two.bin", size: 300_000, seed: 12)]
-        let page = try await SendingPage(relay: relay, files: files, mode: "drop")
-        let shown = try await page.code()
-        let target = try Self.directory("page-drop-to-cli")
-        let receiver = try Self.receiver(relay: relay, code: shown.code, into: target)
-        #expect(try await receiver.wait(timeout: 60) == 0, "receiver: \(receiver.stderr.text)")
-        let end = try await page.end()
-        #expect(end.state == "done", "\(end.status ?? "")")
-        let sources = try await page.sources()
-        for file in files {
-            #expect(try await Self.sha256(target.appendingPathComponent(file.path)) == sources[file.path], "\(file.path)")
-        }
     }
 
     /// A real drag from a file manager: Tests/browser/drop.py drops a folder

@@ -1,8 +1,8 @@
 // Drives the real page (/web/index.html) in a same-origin iframe as a person
 // who sends would: it makes the files the test asked for (contents from a
 // seed, so nothing large crosses signal.py), hands them to the page's file
-// input (or its folder input, each file with its relative path, or a drop),
-// clicks Send, and reports the code the page shows, every state it goes
+// input (or its folder input, each file with its relative path; a real drop
+// is drop.py's), clicks Send, and reports the code the page shows, every state it goes
 // through, and how it ended. With `again`, a failed send is retried once with
 // "Send again" (a new code), for the resume case.
 const report = (what, detail) =>
@@ -53,13 +53,9 @@ async function run() {
     transfer.items.add(file);
   }
   await report("sources", JSON.stringify(sources));
-  if (cases.mode === "drop") {
-    page.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
-  } else {
-    const input = page.getElementById(cases.mode === "folder" ? "send-folder" : "send-files");
-    input.files = transfer.files;
-    input.dispatchEvent(new Event("change"));
-  }
+  const input = page.getElementById(cases.mode === "folder" ? "send-folder" : "send-files");
+  input.files = transfer.files;
+  input.dispatchEvent(new Event("change"));
   for (let i = 0; page.getElementById("send-start").disabled; i++) {
     if (i > 200) throw new Error("the page did not take the files");
     await sleep(25);
