@@ -128,7 +128,7 @@ import TernTestSupport
         // The heap while 256 MiB went through: bounded, far from the file's
         // size. Chromium counts the received messages' ArrayBuffers in it, so
         // it climbs by the data received and drops at each collection: at
-        // most 41-47 MiB in every run here, idle or on a loaded machine; a
+        // most 39-47 MiB in every run here, all on a loaded machine; a
         // page holding the file would pass 256 MiB. The renderer's resident
         // memory peaked at 187-203 MiB whether 32, 96 or 256 MiB went through.
         let before = try #require(end.before)
