@@ -269,6 +269,7 @@ public struct ICEAgent: Sendable {
         guard candidate.component == 1 else { throw .unusableCandidate("component \(candidate.component); only 1 is used") }
         guard candidate.address.port != 0 else { throw .unusableCandidate("port 0") }
         guard candidate.priority > 0 else { throw .unusableCandidate("priority 0") }
+        if let reason = candidate.address.unsendableReason { throw .unusableCandidate("\(candidate.address): \(reason)") }
 
         if let index = remotes.firstIndex(where: { $0.address == candidate.address }) {
             guard remotes[index].type == .peerReflexive, candidate.type != .peerReflexive else { return }

@@ -411,6 +411,31 @@ struct AgentTests {
         }
     }
 
+    /// Addresses no check can go to (the peer's choice: hostile input) are
+    /// refused when added, and make no pair.
+    @Test func refusesRemoteCandidatesNoCheckCanGoTo() throws {
+        var agent = try makeAgent(role: .controlling)
+        let refused: [(STUNAddress, String)] = [
+            (.ipv4(0, 0, 0, 0, port: 9), "an address of 0.0.0.0/8 (this host, unspecified)"),
+            (.ipv4(0, 1, 2, 3, port: 9), "an address of 0.0.0.0/8 (this host, unspecified)"),
+            (.ipv4(224, 0, 0, 1, port: 9), "a multicast address"),
+            (.ipv4(239, 255, 255, 250, port: 9), "a multicast address"),
+            (.ipv4(255, 255, 255, 255, port: 9), "the broadcast address"),
+            (STUNAddress(family: .ipv6(0, 0), port: 9), "the unspecified address"),
+            (STUNAddress(family: .ipv6(0xff02_0000_0000_0000, 1), port: 9), "a multicast address"),
+            (STUNAddress(family: .ipv6(0, 0xffff_ffff_ffff), port: 9), "the broadcast address"),
+        ]
+        for (address, reason) in refused {
+            #expect(throws: ICEError.unusableCandidate("\(address): \(reason)")) {
+                try agent.addRemoteCandidate(ICECandidate(foundation: "x", priority: 100, address: address, type: .host), now: .zero)
+            }
+        }
+        #expect(agent.checklist.isEmpty)
+        // Ordinary addresses next to them still pair.
+        try agent.addRemoteCandidate(ICECandidate(foundation: "a", priority: 100, address: .ipv4(223, 255, 255, 254, port: 9), type: .host), now: .zero)
+        #expect(agent.checklist.count == 1)
+    }
+
     @Test func failsWithAReasonWhenNothingAnswers() throws {
         var agent = try makeAgent(role: .controlling)
         try agent.setRemoteCredentials(ufrag: peerCredentials.ufrag, password: peerCredentials.password, now: .zero)

@@ -1015,16 +1015,29 @@ public final class ConnectivityDriver: @unchecked Sendable {
             droppedDatagrams += 1
             return
         }
+        // A destination the kernel refuses (no route, a link-local address
+        // without a zone) is never written to: SwiftNIO would close the
+        // session's socket on that send error (RouteCheck).
+        let route = routeChecks.refusal(to: destination, at: address)
+        if let reason = route.reason {
+            if route.new { logger.debug("no datagram can go there", metadata: ["to": "\(destination)", "reason": "\(reason)"]) }
+            droppedDatagrams += 1
+            return
+        }
         var buffer = channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        // A send error (an ICMP unreachable, no route) concerns one candidate
-        // pair; ICE's own timeouts deal with it. Writes are flushed together
-        // (sendmmsg) at the end of a pump or by `flushApplication`.
+        // A send error the kernel reports later (an ICMP unreachable)
+        // concerns one candidate pair; ICE's own timeouts deal with it.
+        // Writes are flushed together (sendmmsg) at the end of a pump or by
+        // `flushApplication`.
         channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
         unflushed = true
     }
 
     private var unflushed = false
+
+    /// Destinations checked before their first datagram (RouteCheck).
+    private var routeChecks = RouteCheckCache()
 
     private func flushSocket() {
         guard unflushed, let channel else { return }
