@@ -67,7 +67,7 @@ export function checkedPath(raw) {
 /**
  * Text from the peer made safe to show: control characters, bidirectional
  * overrides and other invisible format characters become \u{…} escapes,
- * and long text is cut. (The page also only ever sets textContent.)
+ * a backslash is doubled, and long text is cut. (The page also only ever sets textContent.)
  */
 export function shown(text, limit = 200) {
   let out = "";
@@ -78,7 +78,9 @@ export function shown(text, limit = 200) {
     const invisible = value <= 0x1f || (value >= 0x7f && value <= 0x9f) || value === 0xad ||
       (value >= 0x200b && value <= 0x200f) || (value >= 0x202a && value <= 0x202e) ||
       (value >= 0x2060 && value <= 0x206f) || value === 0xfeff || (value >= 0xfff9 && value <= 0xfffb);
-    out += invisible ? `\\u{${value.toString(16)}}` : character;
+    // A backslash is doubled, as the CLI does, so a name that holds the
+    // text "\u{202e}" cannot pass for an escaped control character.
+    out += character === "\\" ? "\\\\" : invisible ? `\\u{${value.toString(16)}}` : character;
   }
   return out;
 }
