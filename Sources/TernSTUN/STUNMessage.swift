@@ -26,6 +26,14 @@ public enum STUN {
     public static func looksLikeSTUN(_ datagram: [UInt8]) -> Bool {
         looksLikeSTUN(datagram[...])
     }
+
+    /// Whether a datagram's message type is a Binding (request, indication
+    /// or answer), from its first two bytes: the method's bits with the
+    /// class bits (0x0110) masked out (RFC 8489 §5). False when shorter.
+    public static func isBinding(_ datagram: [UInt8]) -> Bool {
+        guard let type = WireReader(datagram).peekInteger(as: UInt16.self) else { return false }
+        return type & 0x3EEF == STUNMethod.binding.rawValue
+    }
 }
 
 /// The message class, two bits spread through the type field (RFC 8489 §5).

@@ -17,4 +17,16 @@ struct DemultiplexTests {
         #expect(PacketKind.classify(firstByte) == kind)
         #expect(STUN.isSTUN(firstByte: firstByte) == (kind == .stun))
     }
+
+    /// RFC 8489 §5: Binding in any class (request 0x0001, indication 0x0011,
+    /// success 0x0101, error 0x0111) and no other method; fewer than two
+    /// bytes are no Binding.
+    @Test("a Binding is told from TURN's methods by the first two bytes", arguments: [
+        ([0x00, 0x01], true), ([0x00, 0x11], true), ([0x01, 0x01], true), ([0x01, 0x11, 0xFF], true),
+        ([0x00, 0x03], false), ([0x01, 0x03], false), ([0x00, 0x08], false), ([0x00, 0x17], false),
+        ([0x00, 0x09], false), ([0x00], false), ([], false),
+    ] as [([UInt8], Bool)])
+    func bindingByMessageType(bytes: [UInt8], isBinding: Bool) {
+        #expect(STUN.isBinding(bytes) == isBinding)
+    }
 }

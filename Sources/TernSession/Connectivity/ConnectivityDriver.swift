@@ -633,7 +633,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
             // ChannelData; a Binding answer is the STUN gathering's (a server
             // can be both).
             let kind = PacketKind.classify(first)
-            if kind == .turnChannelData || (kind == .stun && !Self.isBinding(bytes)) {
+            if kind == .turnChannelData || (kind == .stun && !STUN.isBinding(bytes)) {
                 turns[slot].client.handleDatagram(bytes, now: now)
                 pump()
                 return
@@ -1141,13 +1141,6 @@ public final class ConnectivityDriver: @unchecked Sendable {
         } else {
             done.succeed()
         }
-    }
-
-    static func isBinding(_ bytes: [UInt8]) -> Bool {
-        guard bytes.count >= 2 else { return false }
-        // RFC 8489 §5: the method's bits, with the class bits (0x0110) masked out.
-        let type = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
-        return type & 0x3EEF == 0x0001
     }
 }
 
