@@ -177,17 +177,24 @@ private struct Wire: Codable {
     init(type: String) { self.type = type }
 }
 
-/// Limits that bound every decode.
+/// Limits that bound every decode, client's and relay's frames alike
+/// (`ResourceLimitTests` drives each past its value).
 public enum FrameLimits {
-    /// The largest `add`/`message` body the protocol allows at all; relays
-    /// may announce a smaller one.
+    /// The largest `add`/`message` body the protocol allows at all, 1 MiB;
+    /// relays may announce a smaller one.
     public static let maxBodyBytes = 1 << 20
-    /// The largest frame text, with base64 and JSON overhead over a body.
+    /// The largest frame text, with base64 and JSON overhead over a body
+    /// (4/3 of it plus 4 KiB), refused before it is parsed.
     public static func maxFrameBytes(forBody body: Int) -> Int { body / 3 * 4 + 4096 }
-    /// Highest sequence number or index accepted anywhere.
+    /// Highest sequence number or index accepted anywhere: 2^20.
     public static let maxSequence = 1 << 20
+    /// One string from the relay (a STUN or TURN URI, a TURN username,
+    /// credential or pin, an error message): 1024 bytes.
     static let maxStringBytes = 1024
+    /// STUN or TURN URIs in one list: 16.
     static let maxListItems = 16
+    /// An error frame's code: 64 bytes.
+    static let maxErrorCodeBytes = 64
 }
 
 extension ClientFrame {
@@ -322,7 +329,7 @@ extension RelayFrame {
             self = .turn(turn)
         case "error":
             let raw = try required(wire.code, "code")
-            guard raw.utf8.count <= 64 else { throw .malformedFrame("error code too long") }
+            guard raw.utf8.count <= FrameLimits.maxErrorCodeBytes else { throw .malformedFrame("error code too long") }
             let code = RelayErrorCode(rawValue: raw) ?? .other
             let message = try required(wire.message, "message")
             guard message.utf8.count <= FrameLimits.maxStringBytes else { throw .malformedFrame("error message too long") }
