@@ -79,6 +79,9 @@ struct ProgressLine {
             let moved = verb == "Sent" ? "sent" : "received"
             size += " (\(formatBytes(summary.sentBytes)) \(moved), \(formatBytes(summary.bytes - summary.sentBytes)) already there)"
         }
-        return "\(verb) \(files), \(size) in \(formatSeconds((seconds * 10).rounded() / 10)) (\(formatRate(rate))), \(how); verified."
+        // Under a tenth of a second (a small transfer on a LAN) in
+        // milliseconds: "in 0 s" read as if nothing had happened.
+        let took = seconds < 0.095 ? "\(max(1, Int((seconds * 1000).rounded()))) ms" : formatSeconds((seconds * 10).rounded() / 10)
+        return "\(verb) \(files), \(size) in \(took) (\(formatRate(rate))), \(how); verified."
     }
 }
