@@ -56,7 +56,7 @@ public final class DTLSCertificate: @unchecked Sendable {
         )
     }
 
-    private init(certificate: CertificateHandle, privateKey: PrivateKeyHandle, fingerprint: DTLSFingerprint, derEncoded: [UInt8]) {
+    init(certificate: CertificateHandle, privateKey: PrivateKeyHandle, fingerprint: DTLSFingerprint, derEncoded: [UInt8]) {
         self.certificate = certificate
         self.privateKey = privateKey
         self.fingerprint = fingerprint
