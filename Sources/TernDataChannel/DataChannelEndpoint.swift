@@ -77,7 +77,9 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
 
     private var channels: [UInt16: Channel] = [:]
     private var events = FIFO<DataChannelEvent>()
-    private var messages = FIFO<DataChannelMessage>()
+    /// Messages received and not read yet, each with what it is charged
+    /// against the receive window (`heldMessageCharge`).
+    private var messages = FIFO<(message: DataChannelMessage, charge: Int)>()
     private var nextStream: UInt16
     /// DCEP messages dropped as malformed, and user messages for unknown channels.
     public private(set) var dropped = 0
@@ -208,9 +210,22 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
     @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public mutating func pollMessage() -> DataChannelMessage? {
-        guard let message = messages.pop() else { return nil }
-        association.applicationBufferedBytes -= message.payload.count
-        return message
+        guard let held = messages.pop() else { return nil }
+        association.applicationBufferedBytes -= held.charge
+        return held.message
+    }
+
+    /// Messages received and not read yet.
+    public var heldMessages: Int { messages.count }
+
+    /// What one received message costs the receive window while it waits to
+    /// be read: its user data as SCTP carried it (one byte for an empty
+    /// message, RFC 8831 §6.6) plus `SCTPLimits.receivedChunkOverhead`
+    /// (default 256), as the association charges the messages it still
+    /// holds. Without the overhead a peer could queue empty messages that
+    /// cost the window nothing, without bound, while the reader is slow.
+    func heldMessageCharge(_ message: SCTPMessage) -> Int {
+        message.payload.count + association.configuration.limits.receivedChunkOverhead
     }
 
     // MARK: - Association events and messages
@@ -252,8 +267,9 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
         // A message on a channel we opened implies the peer got our OPEN (RFC 8832 §6).
         if channel.state == .opening { markOpen(message.stream, byPeer: false) }
         let delivered = DataChannelMessage(stream: message.stream, payload: ppid.isEmptyMessage ? [] : message.payload, binary: ppid.isBinary)
-        association.applicationBufferedBytes += delivered.payload.count
-        messages.push(delivered)
+        let charge = heldMessageCharge(message)
+        association.applicationBufferedBytes += charge
+        messages.push((delivered, charge))
     }
 
     private mutating func receiveDCEP(_ message: SCTPMessage, now: Duration) {
