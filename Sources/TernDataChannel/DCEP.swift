@@ -141,11 +141,17 @@ public struct DataChannelOpen: Hashable, Sendable {
     public static let headerLength = 12
 }
 
-/// Bounds on what the decoder accepts (and the encoder produces).
+/// Bounds on what the decoder accepts (and the encoder produces). A
+/// DATA_CHANNEL_OPEN over a bound is refused with `labelTooLong` or
+/// `protocolTooLong`; `DataChannelEndpoint` drops it unanswered, and the
+/// label and protocol are all it keeps of a peer's OPEN beyond fixed fields.
 public struct DCEPLimits: Hashable, Sendable {
-    /// Longest label, in bytes. The wire allows 65535.
+    /// Longest label, in bytes. Default 1024: tern's labels are a few bytes,
+    /// browsers send what the page chose; the wire allows 65535, which a
+    /// peer could send on every stream.
     public var maximumLabelLength: Int
-    /// Longest protocol, in bytes. The wire allows 65535.
+    /// Longest protocol, in bytes. Default 1024, as the label: sub-protocol
+    /// names are short (tern's is "tern/1"); the wire allows 65535.
     public var maximumProtocolLength: Int
 
     public init(maximumLabelLength: Int = 1024, maximumProtocolLength: Int = 1024) {
@@ -164,6 +170,9 @@ public enum DCEPMessage: Hashable, Sendable {
     /// RFC 8832 §8.2.1
     public static let openMessageType: UInt8 = 0x03
     public static let ackMessageType: UInt8 = 0x02
+    /// The longest DATA_CHANNEL_ACK accepted: its one byte (RFC 8832 §5.2)
+    /// and up to three of padding, which pion sends.
+    public static let maximumAckLength = 4
 
     /// Decodes one message that fills `bytes`.
     ///
@@ -175,7 +184,7 @@ public enum DCEPMessage: Hashable, Sendable {
         guard let type = bytes.first else { throw .empty }
         switch type {
         case ackMessageType:
-            guard bytes.count <= 4 else { throw .trailingBytes(bytes.count - 1) }
+            guard bytes.count <= maximumAckLength else { throw .trailingBytes(bytes.count - 1) }
             return .ack
         case openMessageType:
             return .open(try decodeOpen(bytes, limits: limits))

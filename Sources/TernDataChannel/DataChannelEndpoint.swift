@@ -62,6 +62,8 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
     public private(set) var association: SCTPAssociation<Congestion>
     /// RFC 8832 §6: the DTLS client uses even stream ids, the server odd ones.
     public let isDTLSClient: Bool
+    /// Bounds on the peer's DATA_CHANNEL_OPEN messages.
+    public let dcepLimits: DCEPLimits
 
     private enum ChannelState: Sendable, Equatable {
         case opening, open, closing
@@ -84,9 +86,10 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
     /// DCEP messages dropped as malformed, and user messages for unknown channels.
     public private(set) var dropped = 0
 
-    public init(association: SCTPAssociation<Congestion>, isDTLSClient: Bool) {
+    public init(association: SCTPAssociation<Congestion>, isDTLSClient: Bool, dcepLimits: DCEPLimits = .default) {
         self.association = association
         self.isDTLSClient = isDTLSClient
+        self.dcepLimits = dcepLimits
         nextStream = isDTLSClient ? 0 : 1
     }
 
@@ -109,13 +112,12 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
             candidate = next
         }
         guard candidate < limit else { throw .noFreeStream }
-        nextStream = candidate &+ 2
         let open = DataChannelOpen(
             label: label, subprotocol: options.protocol, ordered: options.ordered, reliability: Self.wireReliability(options.reliability),
             priority: options.priority)
         let message: [UInt8]
         do {
-            message = try DCEPMessage.open(open).encode()
+            message = try DCEPMessage.open(open).encode(limits: dcepLimits)
         } catch {
             throw .invalidOpen("\(error)")
         }
@@ -125,6 +127,8 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
         } catch {
             throw .association(error)
         }
+        // Only now: a refused open leaves its stream to the next one.
+        nextStream = candidate &+ 2
         channels[candidate] = Channel(label: label, options: options, state: .opening)
         return candidate
     }
@@ -275,7 +279,7 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
     private mutating func receiveDCEP(_ message: SCTPMessage, now: Duration) {
         let decoded: DCEPMessage
         do {
-            decoded = try DCEPMessage.decode(message.payload)
+            decoded = try DCEPMessage.decode(message.payload, limits: dcepLimits)
         } catch {
             dropped += 1
             return

@@ -23,9 +23,12 @@ struct ResourceLimitTests {
         /// What the peer received (DCEP ACKs, the endpoint's messages).
         var peerMessages: [SCTPMessage] = []
 
-        init(endpoint configuration: Association.Configuration = .init(), peer peerConfiguration: Association.Configuration = .init()) throws {
+        init(
+            endpoint configuration: Association.Configuration = .init(), peer peerConfiguration: Association.Configuration = .init(),
+            dcepLimits: DCEPLimits = .default
+        ) throws {
             var random = SplitMix64(seed: 0x8832)
-            endpoint = Endpoint(association: Association(configuration: configuration, random: &random), isDTLSClient: false)
+            endpoint = Endpoint(association: Association(configuration: configuration, random: &random), isDTLSClient: false, dcepLimits: dcepLimits)
             peer = Association(configuration: peerConfiguration, random: &random)
             peer.connect(now: now)
             try exchange()
@@ -131,6 +134,33 @@ struct ResourceLimitTests {
         #expect(scene.channelEvents.last == .opened(stream: 4, label: "lll", protocol: "ppp", byPeer: true))
         #expect(scene.acknowledged(4))
         #expect(scene.endpoint.association.state == .established)
+    }
+
+    @Test func theEndpointAppliesItsOwnDCEPLimitsBothWays() throws {
+        let limits = DCEPLimits(maximumLabelLength: 16, maximumProtocolLength: 8)
+        var scene = try Scene(dcepLimits: limits)
+        try scene.sendDCEP(Self.open(labelBytes: 16, protocolBytes: 8), on: 0)
+        try scene.sendDCEP(Self.open(labelBytes: 17, protocolBytes: 0), on: 2)
+        try scene.sendDCEP(Self.open(labelBytes: 0, protocolBytes: 9), on: 4)
+        #expect(scene.openedByPeer(0) && scene.acknowledged(0))
+        #expect(!scene.openedByPeer(2) && !scene.acknowledged(2) && !scene.openedByPeer(4) && !scene.acknowledged(4))
+        #expect(scene.endpoint.dropped == 2)
+        // What the endpoint would refuse it does not send either.
+        #expect(throws: DataChannelOperationError.invalidOpen(DataChannelError.labelTooLong(length: 17, limit: 16).reason)) {
+            try scene.endpoint.open(label: String(repeating: "x", count: 17), now: scene.now)
+        }
+        #expect(try scene.endpoint.open(label: String(repeating: "x", count: 16), options: .init(protocol: "tern/1.0"), now: scene.now) == 1)
+    }
+
+    @Test func anAckLongerThanItsPaddingIsDropped() throws {
+        var scene = try Scene()
+        let stream = try scene.endpoint.open(label: "mine", now: scene.now)
+        try scene.exchange()
+        try scene.sendDCEP([DCEPMessage.ackMessageType] + [UInt8](repeating: 0, count: DCEPMessage.maximumAckLength), on: stream)
+        #expect(scene.endpoint.dropped == 1)
+        #expect(!scene.channelEvents.contains(.opened(stream: stream, label: "mine", protocol: "", byPeer: false)))
+        try scene.sendDCEP([DCEPMessage.ackMessageType] + [UInt8](repeating: 0, count: DCEPMessage.maximumAckLength - 1), on: stream)
+        #expect(scene.channelEvents.last == .opened(stream: stream, label: "mine", protocol: "", byPeer: false))
     }
 
     // MARK: - Channels: at most one per negotiated stream
