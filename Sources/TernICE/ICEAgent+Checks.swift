@@ -261,6 +261,10 @@ extension ICEAgent {
         case .consent(let validIndex):
             // RFC 7675 §5.1: consent is refreshed by an authenticated success
             // response from the same 5-tuple.
+            if symmetric, response.messageClass == .successResponse, valid.indices.contains(validIndex) {
+                valid[validIndex].lastAnswer = now
+                valid[validIndex].lost = false
+            }
             if symmetric, response.messageClass == .successResponse, selected == validIndex, var consent {
                 if let roundTrip { selectedRoundTrip = roundTrip }
                 consent.lastResponse = now
@@ -354,6 +358,8 @@ extension ICEAgent {
             validIndex = valid.count - 1
         }
         pairs[index].valid = validIndex
+        valid[validIndex].lastAnswer = now
+        valid[validIndex].lost = false
         if firstValidAt == nil { firstValidAt = now }
 
         // §7.2.5.3.3: the pair succeeded; unfreeze the pairs of its foundation.
@@ -436,7 +442,14 @@ extension ICEAgent {
     mutating func select(valid index: Int, now: Duration) {
         if let roundTrip = pairs[valid[index].generatedBy].roundTrip { selectedRoundTrip = roundTrip }
         if let current = selected {
-            guard current != index, valid[index].priority > valid[current].priority else { return }
+            // A nomination of a lower-priority pair is the controlling
+            // side's failover: taken once our own selected pair is failing too.
+            guard current != index, valid[index].priority > valid[current].priority || selectedIsFailing(now: now) else { return }
+            if valid[index].priority < valid[current].priority {
+                failOver(to: index, now: now)
+                refreshState(now: now)
+                return
+            }
         }
         selected = index
         // Start at once, move to the best path: nothing is dropped.
@@ -464,9 +477,12 @@ extension ICEAgent {
     /// RFC 7675: consent runs on the selected pair from its selection on.
     mutating func startConsent(now: Duration) {
         if consent == nil {
-            consent = Consent(lastResponse: now, nextCheck: now + random.jittered(configuration.consentInterval))
+            consent = Consent(lastResponse: now, nextCheck: now + random.jittered(checkInterval))
         } else {
             consent?.lastResponse = now
+        }
+        if configuration.upgradesSelectedPair, consent?.nextBackupCheck == nil {
+            consent?.nextBackupCheck = now + random.jittered(configuration.consentInterval)
         }
     }
 

@@ -135,6 +135,10 @@ extension ICEAgent {
         // RFC 8445 §7.3.1.4: a triggered check on the pair, unless checks are
         // over (after selection only nominations still need one).
         let nominated = role == .controlled && request.useCandidate
+        if let v = pairs[pairIndex].valid, valid[v].lost, pairs[pairIndex].state == .succeeded {
+            // A check arrived on a pair that had stopped answering: check it again.
+            pairs[pairIndex].state = .waiting
+        }
         if checksContinue || nominated {
             trigger(pairIndex)
         }
@@ -194,8 +198,12 @@ extension ICEAgent {
             case .gather(let server):
                 events.push(.gatheringFailed(.gatheringFailed(server: server, reason: "no answer")))
                 if !isGathering { events.push(.gatheringComplete) }
-            case .consent:
-                break  // Expiry is decided by the time of the last answer.
+            case .consent(let index):
+                // Expiry of the selected pair is decided by the time of its
+                // last answer; a backup pair that did not answer is lost.
+                if index != selected, valid.indices.contains(index), (valid[index].lastAnswer ?? .zero) < flight.startedAt {
+                    valid[index].lost = true
+                }
             }
         }
         runPacer(now: now)
@@ -221,6 +229,8 @@ extension ICEAgent {
             consider(consent.nextCheck)
             consider(consent.lastResponse + configuration.consentTimeout)
             if !consent.disconnected { consider(consent.lastResponse + configuration.disconnectedTimeout) }
+            consider(consent.nextBackupCheck)
+            consider(failoverDeadline)
         }
         if selected == nil, let lastProgress { consider(lastProgress + configuration.failureTimeout) }
         return deadline
@@ -229,7 +239,9 @@ extension ICEAgent {
     // MARK: - Consent freshness (RFC 7675)
 
     mutating func runConsent(now: Duration) {
-        guard let selected, var consent, remoteKey != nil else { return }
+        guard selected != nil, remoteKey != nil else { return }
+        runFailover(now: now)
+        guard let selected, var consent else { return }
         let silence = now - consent.lastResponse
         // RFC 7675 §5.1: consent expires 30 s after the last response; §5.2:
         // stop sending at once.
@@ -243,8 +255,13 @@ extension ICEAgent {
         if now >= consent.nextCheck {
             // RFC 7675 §5.1: an authenticated Binding request with a fresh
             // transaction id, every 4-6 s (5 s randomized by 0.8-1.2).
-            consent.nextCheck = now + random.jittered(configuration.consentInterval)
+            consent.nextCheck = now + random.jittered(checkInterval)
             sendConsentCheck(valid: selected, now: now)
+        }
+        if let next = consent.nextBackupCheck, now >= next {
+            // Keep the best other valid pair alive: one check every consent interval.
+            consent.nextBackupCheck = now + random.jittered(configuration.consentInterval)
+            if let backup = backupToCheck { sendConsentCheck(valid: backup, now: now) }
         }
         if !consent.disconnected, silence >= configuration.disconnectedTimeout {
             consent.disconnected = true

@@ -83,7 +83,7 @@ public struct ICEAgent: Sendable {
         guard configuration.upgradesSelectedPair, let selected else { return nil }
         let rank = pathRank(valid: selected)
         return valid.indices
-            .filter { valid[$0].usable && pairs[valid[$0].generatedBy].state != .failed && pathRank(valid: $0) > rank }
+            .filter { valid[$0].usable && !valid[$0].lost && pairs[valid[$0].generatedBy].state != .failed && pathRank(valid: $0) > rank }
             .max { valid[$0].priority < valid[$1].priority }
     }
 
@@ -475,6 +475,11 @@ struct ValidPair: Sendable {
     var nominated = false
     /// False once a nomination check on its generating pair failed.
     var usable = true
+    /// When a check or consent check on it was last answered.
+    var lastAnswer: Duration?
+    /// It stopped answering: a consent check on it went unanswered, or it
+    /// was selected and went silent. An answer on it clears this.
+    var lost = false
 }
 
 struct InFlight: Sendable {
@@ -505,4 +510,6 @@ struct Consent: Sendable {
     var lastResponse: Duration
     var nextCheck: Duration
     var disconnected = false
+    /// With `upgradesSelectedPair`: when the best backup pair is checked next.
+    var nextBackupCheck: Duration?
 }

@@ -57,6 +57,17 @@ public struct ICEConfiguration: Hashable, Sendable {
     /// nominated pairs (§8.1.1 allows it to). Both sides must be tern: a
     /// standard agent stops checking once it selected. Off by default.
     public var upgradesSelectedPair = false
+    /// With `upgradesSelectedPair`: the selected pair is checked this often
+    /// (randomized to 0.8-1.2 of it) rather than every `consentInterval`,
+    /// so that a path that dies is noticed within `failoverTimeout`.
+    public var selectedCheckInterval: Duration = .seconds(1)
+    /// With `upgradesSelectedPair`: when the selected pair has answered no
+    /// check for this long and another valid pair answered one within
+    /// `consentTimeout` (RFC 7675's consent), that pair is selected in its
+    /// place (a laptop moving from Wi-Fi to Ethernet, a route that went
+    /// away). The best such backup pair is checked every `consentInterval`
+    /// to keep it so. Without a live backup, consent expires as usual.
+    public var failoverTimeout: Duration = .milliseconds(2500)
     /// RFC 8445 §6.1.2.5: the checklist limit (100 by default).
     public var maximumPairs: Int
     /// Remote candidates kept, signalled and peer-reflexive together (64 by
@@ -115,6 +126,9 @@ public struct ICEConfiguration: Hashable, Sendable {
         guard pacing > .zero else { throw .invalidConfiguration("pacing (Ta) must be positive") }
         guard consentInterval > .zero, consentTimeout > consentInterval else {
             throw .invalidConfiguration("consent timeout must exceed the consent interval")
+        }
+        guard selectedCheckInterval > .zero, failoverTimeout > .zero else {
+            throw .invalidConfiguration("the selected pair's check interval and failover timeout must be positive")
         }
         guard failureTimeout > .zero else { throw .invalidConfiguration("failure timeout must be positive") }
         guard maximumPairs > 0, maximumRemoteCandidates > 0, maximumLocalCandidates > 0 else {

@@ -18,6 +18,10 @@ public enum ICEEvent: Hashable, Sendable {
     /// The pair to send data on. It may be replaced by a better one on the
     /// controlled side if the peer nominates several (RFC 8445 §8.1.1).
     case selectedPair(ICECandidatePair)
+    /// The selected pair stopped answering (or sending on it failed hard)
+    /// and another valid pair takes over (`upgradesSelectedPair` only); a
+    /// `.selectedPair` with the new pair follows at once.
+    case selectedPairLost(ICECandidatePair)
     /// RFC 7675 §5.2: consent for this pair expired; stop sending on it at once.
     case consentLost(ICECandidatePair)
 }

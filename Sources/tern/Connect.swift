@@ -32,14 +32,22 @@ enum Connect {
         return (driver, path)
     }
 
-    /// A `path` event when the transfer moved to another pair, and "Now
-    /// direct (…)." when it left the relay for a direct path.
+    /// A `path` event when the transfer moved to another pair, "Now direct
+    /// (…)." when it left the relay for a direct path, and "The direct path
+    /// stopped answering; now relayed (…)." when the pair it was on died.
     static func reportChange(_ path: ConnectedPath, since pairedAt: ContinuousClock.Instant, output: Output, fromRelay: Bool) {
-        output.event("path", pathFields(path, since: pairedAt))
-        guard fromRelay, !path.isRelayed else { return }
-        let how = "Now direct"
+        var fields = pathFields(path, since: pairedAt)
+        fields.append(("reason", .string(path.replacedLostPath ? "path_lost" : "better_path")))
+        output.event("path", fields)
         let rtt = path.roundTrip.map { String(format: ", %.1f ms round trip", milliseconds($0)) } ?? ""
-        output.say("\(how) (\(describe(path.pair.local.type)) to \(describe(path.pair.remote.type))\(rtt)).")
+        let pair = "\(describe(path.pair.local.type)) to \(describe(path.pair.remote.type))\(rtt)"
+        if path.replacedLostPath {
+            let now = path.isRelayed ? "now relayed" : "now direct"
+            output.say("The \(fromRelay ? "relayed" : "direct") path stopped answering; \(now) (\(pair)).")
+            return
+        }
+        guard fromRelay, !path.isRelayed else { return }
+        output.say("Now direct (\(pair)).")
     }
 
     static func pathFields(_ path: ConnectedPath, since pairedAt: ContinuousClock.Instant) -> [(String, JSONValue)] {

@@ -76,6 +76,10 @@ public struct ConnectedPath: Sendable, Equatable {
     /// The MTU of the route towards the peer, when known (direct pairs).
     public var routeMTU: Int?
 
+    /// This pair took over because the one before it stopped answering (or
+    /// sending on it failed), not because it is better.
+    public var replacedLostPath = false
+
     /// True when either end of the pair is a TURN relay.
     public var isRelayed: Bool { pair.local.type == .relayed || pair.remote.type == .relayed }
 
@@ -137,6 +141,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
     private var signalledConnected = false
     private var peerConnected = false
     private var selected: ConnectedPath?
+    /// The agent reported the selected pair lost; the next selection replaces it.
+    private var replacingLostPath = false
     private var remoteFingerprints: [Fingerprint] = []
     private var remoteSetup: DTLSSetup?
     private var remoteMaxMessageSize: UInt64?
@@ -838,6 +844,12 @@ public final class ConnectivityDriver: @unchecked Sendable {
                     // it can only fail (sent from the host socket it would be
                     // mistaken for a check from the host candidate).
                     droppedDatagrams += 1
+                } else if let pair = selected?.pair, pair.localBase == transmit.from, pair.remote.address == transmit.to {
+                    // A check on the selected direct pair: a hard send error
+                    // (no route to the peer) moves to a backup pair at once.
+                    sendDatagram(transmit.bytes, to: transmit.to) { [self] in
+                        if !closed, agent.selectedPairUnreachable(now: self.now()) { pump() }
+                    }
                 } else {
                     sendDatagram(transmit.bytes, to: transmit.to)
                 }
@@ -927,6 +939,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
             if selectedAt == nil { selectedAt = now() }
             let relayURI = turns.first { $0.relayed == pair.localBase }?.uri
             selected = ConnectedPath(pair: pair, roundTrip: agent.selectedRoundTrip, relayTransport: relayURI?.transport)
+            selected?.replacedLostPath = replacingLostPath
+            replacingLostPath = false
             selected?.relayOverTLS = relayURI?.isSecure ?? false
             if turns.contains(where: { $0.relayed == pair.localBase || $0.retired.contains(pair.localBase) }) {
                 directPeer = nil
@@ -950,6 +964,10 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 pathChangesInput.yield(changed)
             }
             completeIfDone()
+        case .selectedPairLost(let pair):
+            // Another valid pair takes over (`.selectedPair` follows).
+            logger.info("selected pair stopped answering", metadata: ["pair": "\(pair)", "at_ms": "\(milliseconds(now()))"])
+            replacingLostPath = true
         case .stateChanged(.failed(let error)):
             fail(.noPath(failureSentence(error)))
         case .consentLost:
@@ -1009,7 +1027,10 @@ public final class ConnectivityDriver: @unchecked Sendable {
 
     // MARK: - Output
 
-    private func sendDatagram(_ bytes: [UInt8], to destination: STUNAddress) {
+    /// - Parameter unreachable: called on `loop` if the write fails because
+    ///   the destination is unreachable (EHOSTUNREACH from the kernel), or
+    ///   when the kernel has no route to it any more (asked afresh each time).
+    private func sendDatagram(_ bytes: [UInt8], to destination: STUNAddress, unreachable: (() -> Void)? = nil) {
         let known = directPeer.flatMap { $0.stun == destination ? $0.socket : nil }
         guard let channel, let address = known ?? SocketAddressConversion.socketAddress(destination, dualStack: dualStack) else {
             droppedDatagrams += 1
@@ -1018,7 +1039,14 @@ public final class ConnectivityDriver: @unchecked Sendable {
         // A destination the kernel refuses (no route, a link-local address
         // without a zone) is never written to: SwiftNIO would close the
         // session's socket on that send error (RouteCheck).
-        let route = routeChecks.refusal(to: destination, at: address)
+        var route = routeChecks.refusal(to: destination, at: address)
+        if route.reason == nil, let unreachable, let reason = RouteCheck.refusal(to: address) {
+            // The selected pair's checks (about one a second) ask afresh: a
+            // route that went away since the first datagram moves the
+            // session to a backup pair.
+            route = (reason, true)
+            unreachable()
+        }
         if let reason = route.reason {
             if route.new { logger.debug("no datagram can go there", metadata: ["to": "\(destination)", "reason": "\(reason)"]) }
             droppedDatagrams += 1
@@ -1030,7 +1058,15 @@ public final class ConnectivityDriver: @unchecked Sendable {
         // concerns one candidate pair; ICE's own timeouts deal with it.
         // Writes are flushed together (sendmmsg) at the end of a pump or by
         // `flushApplication`.
-        channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+        if let unreachable {
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenFailure { error in
+                if case ChannelError.writeHostUnreachable = error { unreachable() }
+            }
+            channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: promise)
+        } else {
+            channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+        }
         unflushed = true
     }
 
