@@ -156,34 +156,6 @@ import TernTestSupport
         other.running.signal(SIGINT)
         #expect(try await other.running.wait(timeout: 10) == 0)
     }
-
-    /// 500 pairings at once through one relay process: every one completes,
-    /// every sealed message arrives once. Prints the rate and the relay's peak memory.
-    @Test func fiveHundredConcurrentPairings() async throws {
-        let relay = try await RelayProcess.start([
-            "--max-mailboxes-per-address", "2000", "--max-connections-per-address", "2000", "--claims-per-minute", "0",
-            "--max-bytes-per-address", "\(64 << 20)",
-        ])
-        let url = try RelayURL(parsing: relay.url)
-        let count = 500
-        let start = Date()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for index in 0..<count {
-                group.addTask { try await Self.pairOnce(relay: url, label: "pair-\(index)") }
-            }
-            try await group.waitForAll()
-        }
-        let seconds = Date().timeIntervalSince(start)
-        let (health, _) = try await httpGet(port: relay.port, path: "/health")
-        // Four messages per pairing (share, tag, each way) plus offer and answer.
-        #expect(health.contains(#""messages":\#(count * 6)"#), "\(health)")
-        #expect(health.contains(#""protocol_errors":0"#), "\(health)")
-        let pid = relay.running.process.processIdentifier
-        let peak = peakMemoryKiB(pid: pid)
-        let cpu = cpuSeconds(pid: pid)
-        print("load: \(count) concurrent pairings in \(String(format: "%.2f", seconds)) s = \(String(format: "%.0f", Double(count) / seconds)) pairings/s; relay peak RSS \(peak.map { "\($0 / 1024) MiB" } ?? "unknown"), relay CPU \(cpu.map { String(format: "%.2f s", $0) } ?? "unknown")")
-        try await relay.stop()
-    }
 }
 
 /// Hands a code from the sending task to the receiving task of one pairing.
@@ -195,8 +167,10 @@ final class CodeBox: @unchecked Sendable {
         lock.withLock { self.code = code }
     }
 
+    /// The code, once the sender has it: up to 120 s (a loaded machine
+    /// running 500 pairings at once).
     func wait() async throws -> Code {
-        for _ in 0..<3000 {
+        for _ in 0..<12000 {
             if let code = lock.withLock({ self.code }) { return code }
             try await Task.sleep(for: .milliseconds(10))
         }
