@@ -10,7 +10,7 @@
 
 import { checkedPath, shown } from "./paths.js";
 import { sortedJSON } from "./rendezvous.js";
-import { TransferError, type as receiveTypes, sha256, hex, u64be, jsonBody, useSodiumSHA256 } from "./transfer.js";
+import { Inbox, TransferError, type as receiveTypes, sha256, hex, u64be, jsonBody, useSodiumSHA256 } from "./transfer.js";
 import { even, odd } from "./words.js";
 
 const type = { ...receiveTypes, hashes: 12, need: 13 };
@@ -207,33 +207,25 @@ class Sender {
     this.chunkSize = Math.min(maxChunkSize, this.maxMessageSize - chunkHeaderSize);
     this.progress = progress;
     this.verified = verified;
-    this.queue = [];
-    this.wakers = [];
-    this.closed = false;
     this.failure = null; // a failure the reply reader met while data was being sent
     this.ends = new Map(); // index -> root, for files whose end left
   }
 
+  /** Whether the channel closed (nothing more comes from the receiver). */
+  get closed() {
+    return this.inbox.closed;
+  }
+
   wake() {
-    const wakers = this.wakers;
-    this.wakers = [];
-    wakers.forEach((wake) => wake());
+    this.inbox.wake();
   }
 
   sleep() {
-    return new Promise((resolve) => this.wakers.push(resolve));
+    return this.inbox.sleep();
   }
 
   async run() {
-    this.channel.onmessage = (event) => {
-      if (typeof event.data === "string") return; // string messages are ignored (§11.1)
-      this.queue.push(new Uint8Array(event.data));
-      this.wake();
-    };
-    this.channel.onclose = () => {
-      this.closed = true;
-      this.wake();
-    };
+    this.inbox = new Inbox(this.channel);
     this.channel.bufferedAmountLowThreshold = lowWater;
     this.channel.onbufferedamountlow = () => this.wake();
     try {
@@ -292,23 +284,8 @@ class Sender {
     return error;
   }
 
-  async message() {
-    for (;;) {
-      if (this.queue.length > 0) {
-        const message = this.queue.shift();
-        if (message.length === 0) throw new TransferError("protocol", "an empty message");
-        if (message[0] === type.error) {
-          const body = jsonBody(message.subarray(1));
-          const failure = new TransferError(typeof body.code === "string" ? body.code : "protocol",
-            `the other side stopped: ${shown(body.message ?? "", 1024)}`);
-          failure.fromPeer = true;
-          throw failure;
-        }
-        return message;
-      }
-      if (this.closed) throw this.lostError();
-      await this.sleep();
-    }
+  message() {
+    return this.inbox.next(() => this.lostError());
   }
 
   async expectJSON(kind, what) {

@@ -155,6 +155,59 @@ export class MemorySink {
 }
 
 /**
+ * The peer's binary messages on a data channel, in order, for the sending
+ * and the receiving side alike: `next(lost)` waits for the next one, turns
+ * the peer's `error` message into a TransferError, and throws `lost()` once
+ * the channel closed with nothing left. `sleep()` waits for the next
+ * message, the close or a `wake()` (the sender wakes it on buffered-amount-low).
+ */
+export class Inbox {
+  constructor(channel) {
+    this.queue = [];
+    this.wakers = [];
+    this.closed = false;
+    channel.onmessage = (event) => {
+      if (typeof event.data === "string") return; // string messages are ignored (§11.1)
+      this.queue.push(new Uint8Array(event.data));
+      this.wake();
+    };
+    channel.onclose = () => {
+      this.closed = true;
+      this.wake();
+    };
+  }
+
+  wake() {
+    const wakers = this.wakers;
+    this.wakers = [];
+    wakers.forEach((wake) => wake());
+  }
+
+  sleep() {
+    return new Promise((resolve) => this.wakers.push(resolve));
+  }
+
+  async next(lost) {
+    for (;;) {
+      if (this.queue.length > 0) {
+        const message = this.queue.shift();
+        if (message.length === 0) throw new TransferError("protocol", "an empty message");
+        if (message[0] === type.error) {
+          const body = jsonBody(message.subarray(1));
+          const failure = new TransferError(typeof body.code === "string" ? body.code : "protocol",
+            `the other side stopped: ${shown(body.message ?? "", 1024)}`);
+          failure.fromPeer = true;
+          throw failure;
+        }
+        return message;
+      }
+      if (this.closed) throw lost();
+      await this.sleep();
+    }
+  }
+}
+
+/**
  * Receives one transfer on `channel` (the sender's `tern-transfer` channel)
  * into `sink`, holding the manifest to `offer` (the sealed offer's entries).
  * `progress({bytes, file})` is called as data arrives; `sodium` hashes where
@@ -175,9 +228,6 @@ class Receiver {
     this.offer = offer;
     this.sink = sink;
     this.progress = progress;
-    this.queue = [];
-    this.waiting = null;
-    this.closed = false;
     this.entries = [];
     this.roots = [];
     this.bytes = 0;
@@ -187,15 +237,7 @@ class Receiver {
   }
 
   async run() {
-    this.channel.onmessage = (event) => {
-      if (typeof event.data === "string") return; // string messages are ignored (§11.1)
-      this.queue.push(new Uint8Array(event.data));
-      if (this.waiting) this.waiting();
-    };
-    this.channel.onclose = () => {
-      this.closed = true;
-      if (this.waiting) this.waiting();
-    };
+    this.inbox = new Inbox(this.channel);
     try {
       return await this.protocol();
     } catch (error) {
@@ -215,24 +257,8 @@ class Receiver {
     this.channel.send(message);
   }
 
-  async message() {
-    for (;;) {
-      if (this.queue.length > 0) {
-        const message = this.queue.shift();
-        if (message.length === 0) throw new TransferError("protocol", "an empty message");
-        if (message[0] === type.error) {
-          const body = jsonBody(message.subarray(1));
-          const failure = new TransferError(typeof body.code === "string" ? body.code : "protocol",
-            `the other side stopped: ${shown(body.message ?? "", 1024)}`);
-          failure.fromPeer = true;
-          throw failure;
-        }
-        return message;
-      }
-      if (this.closed) throw new TransferError("protocol", "the other side closed the channel before the transfer was finished");
-      await new Promise((resolve) => { this.waiting = resolve; });
-      this.waiting = null;
-    }
+  message() {
+    return this.inbox.next(() => new TransferError("protocol", "the other side closed the channel before the transfer was finished"));
   }
 
   async expectJSON(kind, name) {
