@@ -104,14 +104,7 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
     /// messages may follow at once (they are ordered after the OPEN).
     public mutating func open(label: String, options: DataChannelOptions = DataChannelOptions(), now: Duration) throws(DataChannelOperationError) -> UInt16 {
         guard association.state == .established else { throw .notReady }
-        let limit = association.configuration.streams
-        var candidate = nextStream
-        while channels[candidate] != nil {
-            let (next, overflow) = candidate.addingReportingOverflow(2)
-            guard !overflow, next < limit else { throw .noFreeStream }
-            candidate = next
-        }
-        guard candidate < limit else { throw .noFreeStream }
+        guard let candidate = freeStream() else { throw .noFreeStream }
         let open = DataChannelOpen(
             label: label, subprotocol: options.protocol, ordered: options.ordered, reliability: Self.wireReliability(options.reliability),
             priority: options.priority)
@@ -131,6 +124,23 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
         nextStream = candidate &+ 2
         channels[candidate] = Channel(label: label, options: options, state: .opening)
         return candidate
+    }
+
+    /// The next stream of this side's parity (RFC 8832 §6: even for the
+    /// DTLS client, odd for the server) that no channel holds, searched from
+    /// the one after the last opened and wrapping round: a stream is free
+    /// again once both its directions were reset (`finishIfClosed`).
+    private func freeStream() -> UInt16? {
+        let limit = Int(association.configuration.streams)
+        let first = isDTLSClient ? 0 : 1
+        let count = (limit - first + 1) / 2
+        guard count > 0 else { return nil }
+        let start = Int(nextStream) < limit ? (Int(nextStream) - first) / 2 : 0
+        for step in 0..<count {
+            let stream = UInt16(first + 2 * ((start + step) % count))
+            if channels[stream] == nil { return stream }
+        }
+        return nil
     }
 
     /// Sends a message (RFC 8831 §6.6: an empty one as one zero byte with the empty PPID).

@@ -79,4 +79,46 @@ struct DataChannelTests {
         #expect(pair.events[0].contains(.closed(stream: stream)) && pair.events[1].contains(.closed(stream: stream)))
         #expect(throws: DataChannelOperationError.self) { try pair.sides[0].send([4], on: stream, now: pair.now) }
     }
+
+    /// A closed channel's stream is free again: a side opens and closes
+    /// channels far more often than it has streams of its parity (before,
+    /// stream ids were never reused and the 513th open failed).
+    @Test func closedStreamsAreReusedSoOpensNeverRunOut() throws {
+        var pair = DataChannelPair(seed: 3)
+        pair.sides[0].connect(now: .zero)
+        pair.run(until: .seconds(5)) { $0.events[0].contains(.ready) && $0.events[1].contains(.ready) }
+        let perSide = Int(pair.sides[0].association.configuration.streams) / 2
+        var seen = Set<UInt16>()
+        for round in 0..<(perSide * 2 + 10) {
+            let stream = try pair.sides[0].open(label: "c\(round)", now: pair.now)
+            #expect(stream % 2 == 0)
+            seen.insert(stream)
+            try pair.sides[0].send([UInt8(truncatingIfNeeded: round)], on: stream, now: pair.now)
+            pair.sides[0].close(stream)
+            let closedBefore = pair.events[1].filter { $0 == .closed(stream: stream) }.count
+            pair.run(until: pair.now + .seconds(5)) {
+                $0.events[0].filter { $0 == .closed(stream: stream) }.count > closedBefore
+                    && $0.events[1].filter { $0 == .closed(stream: stream) }.count > closedBefore
+            }
+        }
+        #expect(seen.count == perSide, "every even stream was used, then used again")
+        #expect(pair.messages(1).count == perSide * 2 + 10)
+    }
+
+    /// With every stream of its parity held open, `open` says so; closing
+    /// one frees exactly that one.
+    @Test func openFailsOnlyWhileEveryStreamIsHeld() throws {
+        var pair = DataChannelPair(seed: 4)
+        pair.sides[0].connect(now: .zero)
+        pair.run(until: .seconds(5)) { $0.events[0].contains(.ready) && $0.events[1].contains(.ready) }
+        let perSide = Int(pair.sides[1].association.configuration.streams) / 2
+        var held: [UInt16] = []
+        for index in 0..<perSide { held.append(try pair.sides[1].open(label: "h\(index)", now: pair.now)) }
+        #expect(Set(held).count == perSide && held.allSatisfy { $0 % 2 == 1 })
+        #expect(throws: DataChannelOperationError.noFreeStream) { try pair.sides[1].open(label: "more", now: pair.now) }
+        let freed = held[perSide / 3]
+        pair.sides[1].close(freed)
+        pair.run(until: pair.now + .seconds(5)) { $0.events[1].contains(.closed(stream: freed)) && $0.events[0].contains(.closed(stream: freed)) }
+        #expect(try pair.sides[1].open(label: "again", now: pair.now) == freed)
+    }
 }
