@@ -8,7 +8,12 @@ public enum DisplayText {
     ///
     /// With a `limit`, text longer than that many characters is cut with an
     /// ellipsis, so a hostile 100 KB name cannot flood the terminal.
-    public static func escaped(_ text: String, limit: Int? = nil) -> String {
+    ///
+    /// `keepingLines` keeps line feeds and tabs as they are (a text message's
+    /// lines, not a name): they move the cursor only to the next line or tab
+    /// stop, and cannot hide or rewrite what was shown. A carriage return
+    /// (which can overwrite the line) is still escaped.
+    public static func escaped(_ text: String, limit: Int? = nil, keepingLines: Bool = false) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         var shown = 0
@@ -20,7 +25,7 @@ public enum DisplayText {
             shown += 1
             if scalar == "\\" {
                 out += "\\\\"
-            } else if needsEscape(scalar) {
+            } else if needsEscape(scalar), !(keepingLines && (scalar == "\n" || scalar == "\t")) {
                 out += "\\u{" + String(scalar.value, radix: 16) + "}"
             } else {
                 out.unicodeScalars.append(scalar)

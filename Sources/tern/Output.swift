@@ -251,7 +251,10 @@ final class Output {
 
     /// A one-paragraph description of an offer for a terminal, names escaped.
     static func describe(_ offer: Offer) -> String {
-        if let text = offer.text { return "a text message:\n  \(DisplayText.escaped(text))" }
+        if let text = offer.text {
+            let lines = DisplayText.escaped(text, keepingLines: true).split(separator: "\n", omittingEmptySubsequences: false)
+            return "a text message:\n" + lines.map { "  " + $0 }.joined(separator: "\n")
+        }
         if offer.entries.count == 1, let stream = offer.entries.first, stream.kind == .stream {
             return "a stream" + (stream.size.map { " of \(formatBytes($0))" } ?? " of unknown length")
         }

@@ -143,8 +143,9 @@ struct Receive: AsyncParsableCommand {
             if output.json {
                 output.event("text", [("text", .string(text))])
             } else {
-                // The text is the result: it goes to stdout, escaped.
-                FileHandle.standardOutput.write(Data((DisplayText.escaped(text) + "\n").utf8))
+                // The text is the result: it goes to stdout, escaped but
+                // with its lines and tabs kept.
+                FileHandle.standardOutput.write(Data((DisplayText.escaped(text, keepingLines: true) + "\n").utf8))
             }
             return
         }

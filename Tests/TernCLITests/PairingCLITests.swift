@@ -199,6 +199,19 @@ import TernTestSupport
         try await relay.stop()
     }
 
+    /// A text's lines and tabs reach stdout as they are; what could drive the
+    /// terminal (escape sequences, carriage returns) is still escaped.
+    @Test func aTextKeepsItsLinesAndEscapesControls() async throws {
+        let relay = try await RelayProcess.start()
+        let text = "line one\n\tline two\r\u{1b}[2Jgone"
+        let sender = try RunningProcess(arguments: ["send", "--text", text, "--relay", relay.url, "--code", "35-acme-aftermath"])
+        let receiver = try RunningProcess(arguments: ["receive", "35-acme-aftermath", "--relay", relay.url, "--yes"])
+        #expect(try await receiver.wait() == 0)
+        #expect(try await sender.wait() == 0)
+        #expect(receiver.stdout.text == "line one\n\tline two\\u{d}\\u{1b}[2Jgone\n")
+        try await relay.stop()
+    }
+
     /// With LAN mode off (with it on, no relay means LAN mode: LANModeHeavyTests).
     @Test func withoutARelayItSaysHowToGetOne() async throws {
         let file = try Self.temporaryFile()

@@ -18,6 +18,13 @@ import Testing
         #expect(DisplayText.escaped(input) == expected)
     }
 
+    @Test func keepingLinesKeepsOnlyLineFeedsAndTabs() {
+        #expect(DisplayText.escaped("a\nb\tc\rd\u{1b}e\u{2028}f", keepingLines: true) == "a\nb\tc\\u{d}d\\u{1b}e\\u{2028}f")
+        let everything = String(String.UnicodeScalarView((0..<0x200).compactMap(Unicode.Scalar.init)))
+        let kept = DisplayText.escaped(everything, keepingLines: true)
+        #expect(!kept.unicodeScalars.contains { DisplayText.needsEscape($0) && $0 != "\n" && $0 != "\t" })
+    }
+
     @Test func escapedTextHasNoControlCharacterLeft() {
         let everything = String(String.UnicodeScalarView((0..<0x200).compactMap(Unicode.Scalar.init)))
         let escaped = DisplayText.escaped(everything)
