@@ -14,6 +14,18 @@ loss but no reordering. Frames that do not fit (queue above --max-queue, or
 the far side's qdisc refusing them, e.g. under a tbf rate) are dropped, which
 is what a full router buffer does.
 
+A bottleneck of its own (--rate-fwd/--rate-rev, Mbit/s): a frame that
+survives the loss waits in a drop-tail queue of at most --queue-ms (the time
+the frames before it take to leave at the rate), then its own serialization
+time, then the delay. Its sojourn time in that queue is known when it
+arrives, so with --ecn-ms T a frame whose IP header says ECT(0) or ECT(1) is
+marked CE (ECN bits 11; the IPv4 header checksum updated) when it will wait
+longer than T ms: a step AQM at the bottleneck, as DCTCP and L4S expect.
+Counters: rx (read), tx (sent), lost (random loss), overflow (the queue was
+full: --max-queue frames or --queue-ms), txdrop (the far side refused it),
+ect (ECN-capable frames that reached the queue), marked (set to CE),
+queued (held now).
+
 Throughput: per frame one recv and one send on nonblocking sockets, reads
 drained in batches per wakeup, and select() with a microsecond timeout to the
 next frame due. See docs/lab.md for the numbers it reaches.
@@ -57,8 +69,58 @@ def iface_mtu(name):
         return int(f.read())
 
 
+ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
+
+
+def mark_ce(frame):
+    """Returns (frame, ect, marked): FRAME with its IP ECN field set to CE if it
+    was ECT(0) or ECT(1). Only untagged Ethernet frames carrying IPv4 or IPv6."""
+    if len(frame) < 34:
+        return frame, False, False
+    ethertype = (frame[12] << 8) | frame[13]
+    if ethertype == ETH_P_IP:
+        ihl = (frame[14] & 0x0F) * 4
+        if frame[14] >> 4 != 4 or ihl < 20 or len(frame) < 14 + ihl:
+            return frame, False, False
+        tos = frame[15]
+        if tos & 3 not in (1, 2):
+            return frame, False, False
+        b = bytearray(frame)
+        b[15] = tos | 3
+        # RFC 1624: HC' = ~(~HC + ~m + m') over the 16-bit word that changed.
+        old = (b[14] << 8) | tos
+        new = (b[14] << 8) | b[15]
+        hc = (b[24] << 8) | b[25]
+        x = (~hc & 0xFFFF) + (~old & 0xFFFF) + new
+        x = (x & 0xFFFF) + (x >> 16)
+        x = (x & 0xFFFF) + (x >> 16)
+        hc = ~x & 0xFFFF
+        b[24], b[25] = hc >> 8, hc & 0xFF
+        return bytes(b), True, True
+    if ethertype == ETH_P_IPV6 and len(frame) >= 54 and frame[14] >> 4 == 6:
+        ecn = (frame[15] >> 4) & 3
+        if ecn not in (1, 2):
+            return frame, False, False
+        b = bytearray(frame)
+        b[15] |= 0x30
+        return bytes(b), True, True
+    return frame, False, False
+
+
+def is_ect(frame):
+    if len(frame) < 16:
+        return False
+    ethertype = (frame[12] << 8) | frame[13]
+    if ethertype == ETH_P_IP:
+        return frame[15] & 3 in (1, 2)
+    if ethertype == ETH_P_IPV6:
+        return (frame[15] >> 4) & 3 in (1, 2)
+    return False
+
+
 class Direction:
-    def __init__(self, name, src, dst, delay_ms, jitter_ms, loss_pct, max_queue, bufsize):
+    def __init__(self, name, src, dst, delay_ms, jitter_ms, loss_pct, max_queue, bufsize,
+                 rate_mbit=0.0, queue_ms=100.0, ecn_ms=0.0):
         self.name = name
         self.src, self.dst = src, dst
         self.delay = delay_ms / 1000.0
@@ -68,7 +130,12 @@ class Direction:
         self.bufsize = bufsize
         self.queue = collections.deque()   # (due, frame), due non-decreasing
         self.last_due = 0.0
+        self.rate = rate_mbit * 1e6 / 8     # bytes per second, 0: no bottleneck
+        self.queue_limit = queue_ms / 1000.0
+        self.ecn = ecn_ms / 1000.0          # 0: never mark
+        self.link_free = 0.0                # when the bottleneck has sent all it holds
         self.rx = self.tx = self.lost = self.overflow = self.txdrop = 0
+        self.ect = self.marked = 0
 
     def read(self, now):
         """Drains up to BATCH frames from src into the queue."""
@@ -90,7 +157,21 @@ class Direction:
             if len(queue) >= self.max_queue:
                 self.overflow += 1
                 continue
-            due = now + delay
+            due = now
+            if self.rate:
+                start = self.link_free if self.link_free > now else now
+                sojourn = start - now
+                if sojourn > self.queue_limit:
+                    self.overflow += 1
+                    continue
+                if is_ect(frame):
+                    self.ect += 1
+                    if self.ecn and sojourn > self.ecn:
+                        frame, _, marked = mark_ce(frame)
+                        self.marked += marked
+                self.link_free = start + len(frame) / self.rate
+                due = self.link_free
+            due += delay
             if jitter:
                 due += rnd() * jitter
                 if due < self.last_due:
@@ -117,7 +198,8 @@ class Direction:
 
     def stats(self):
         return (f"{self.name}: rx={self.rx} tx={self.tx} lost={self.lost} "
-                f"overflow={self.overflow} txdrop={self.txdrop} queued={len(self.queue)}")
+                f"overflow={self.overflow} txdrop={self.txdrop} ect={self.ect} marked={self.marked} "
+                f"queued={len(self.queue)}")
 
 
 def main():
@@ -130,6 +212,11 @@ def main():
     ap.add_argument("--loss-rev", type=float, default=0.0, help="percent")
     ap.add_argument("--jitter", type=float, default=0.0, help="ms, uniform, both ways")
     ap.add_argument("--max-queue", type=int, default=100000, help="frames per direction")
+    ap.add_argument("--rate-fwd", type=float, default=0.0, help="Mbit/s bottleneck near -> far (0: none)")
+    ap.add_argument("--rate-rev", type=float, default=0.0, help="Mbit/s bottleneck far -> near (0: none)")
+    ap.add_argument("--queue-ms", type=float, default=100.0, help="drop-tail queue of a bottleneck, ms at its rate")
+    ap.add_argument("--ecn-ms", type=float, default=0.0,
+                    help="mark ECT frames CE when their sojourn in a bottleneck's queue exceeds this (0: off)")
     ap.add_argument("--seed", type=int, default=None)
     a = ap.parse_args()
     if a.seed is not None:
@@ -137,8 +224,10 @@ def main():
 
     near, far = open_iface(a.near), open_iface(a.far)
     bufsize = max(iface_mtu(a.near), iface_mtu(a.far)) + 64
-    fwd = Direction("fwd", near, far, a.delay_fwd, a.jitter, a.loss_fwd, a.max_queue, bufsize)
-    rev = Direction("rev", far, near, a.delay_rev, a.jitter, a.loss_rev, a.max_queue, bufsize)
+    fwd = Direction("fwd", near, far, a.delay_fwd, a.jitter, a.loss_fwd, a.max_queue, bufsize,
+                    a.rate_fwd, a.queue_ms, a.ecn_ms)
+    rev = Direction("rev", far, near, a.delay_rev, a.jitter, a.loss_rev, a.max_queue, bufsize,
+                    a.rate_rev, a.queue_ms, a.ecn_ms)
     by_sock = {near: fwd, far: rev}
     socks = [near, far]
 
@@ -155,7 +244,8 @@ def main():
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGUSR1, dump)
     print(f"ready pid={os.getpid()} near={a.near} far={a.far} delay={a.delay_fwd}/{a.delay_rev}ms "
-          f"jitter={a.jitter}ms loss={a.loss_fwd}/{a.loss_rev}%", flush=True)
+          f"jitter={a.jitter}ms loss={a.loss_fwd}/{a.loss_rev}% rate={a.rate_fwd}/{a.rate_rev}mbit "
+          f"queue={a.queue_ms}ms ecn={a.ecn_ms}ms", flush=True)
 
     clock = time.monotonic
     sel = select.select

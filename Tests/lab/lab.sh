@@ -11,9 +11,12 @@
 #   lab.sh env                print the KEY=VALUE lines again
 #   lab.sh shape HOST IFACE [--delay MS] [--jitter MS] [--loss PCT] [--rate MBIT]
 #                           [--delay-in MS] [--loss-in PCT] [--rate-in MBIT]
+#                           [--ecn MS] [--queue MS]
 #   lab.sh unshape HOST IFACE
 #       out = leaving HOST by IFACE, in (-in) = arriving; every `shape` sets the
-#       link's whole shaping (what is not given is 0); see docs/lab.md.
+#       link's whole shaping (what is not given is 0); --ecn: the rates are
+#       the delay line's, with a drop-tail queue of --queue ms (default 50)
+#       that marks ECT packets CE past MS ms of queueing; see docs/lab.md.
 #   lab.sh coturn-start SECRET / coturn-stop
 #       (COTURN_FAKETIME=+2d: coturn's clock runs that far ahead; TLS on 5349
 #       with a test certificate, TCP 443 redirected to it, or to the plain
@@ -607,11 +610,11 @@ is_num() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]] || die "not a number: '$1'"; }
 is_zero() { [[ $1 =~ ^[0.]*$ ]]; }      # "0", "0.0", or several zeros glued together
 
 cmd_shape() {
-  [[ $# -ge 2 ]] || die "usage: lab.sh shape HOST IFACE [--delay MS] [--jitter MS] [--loss PCT] [--rate MBIT] [--delay-in MS] [--loss-in PCT] [--rate-in MBIT]"
+  [[ $# -ge 2 ]] || die "usage: lab.sh shape HOST IFACE [--delay MS] [--jitter MS] [--loss PCT] [--rate MBIT] [--delay-in MS] [--loss-in PCT] [--rate-in MBIT] [--ecn MS] [--queue MS]"
   need_root; resolve_id; set_paths
   local h=$1 i=$2; shift 2
   # out = leaving HOST through IFACE, in = arriving at HOST through IFACE.
-  local d_out=0 d_in=0 j=0 l_out=0 l_in=0 r_out=0 r_in=0
+  local d_out=0 d_in=0 j=0 l_out=0 l_in=0 r_out=0 r_in=0 ecn=0 queue=50
   while [[ $# -gt 0 ]]; do
     [[ $# -ge 2 ]] || die "option $1 needs a value"
     is_num "$2"
@@ -619,19 +622,28 @@ cmd_shape() {
       --delay) d_out=$2 ;; --delay-in) d_in=$2 ;; --jitter) j=$2 ;;
       --loss) l_out=$2 ;; --loss-in) l_in=$2 ;;
       --rate) r_out=$2 ;; --rate-in) r_in=$2 ;;
+      --ecn) ecn=$2 ;; --queue) queue=$2 ;;
       *) die "unknown option $1" ;;
     esac
     shift 2
   done
   find_link "$h" "$i"
   # Canonical direction of the box: near (end 1) -> far (end 2) is "fwd".
-  local d_fwd d_rev l_fwd l_rev
-  if [[ $L_SIDE == 1 ]]; then d_fwd=$d_out d_rev=$d_in l_fwd=$l_out l_rev=$l_in
-  else d_fwd=$d_in d_rev=$d_out l_fwd=$l_in l_rev=$l_out; fi
+  local d_fwd d_rev l_fwd l_rev r_fwd r_rev
+  if [[ $L_SIDE == 1 ]]; then d_fwd=$d_out d_rev=$d_in l_fwd=$l_out l_rev=$l_in r_fwd=$r_out r_rev=$r_in
+  else d_fwd=$d_in d_rev=$d_out l_fwd=$l_in l_rev=$l_out r_fwd=$r_in r_rev=$r_out; fi
   local key="$L_H1-$L_I1" box; box=$(ns "x$L_H1-$L_I1")
 
-  local need_box=0
+  # --ecn: the delay line is the bottleneck (it owns the queue it marks in),
+  # so the rates are its own and no tbf is set.
+  local need_box=0 line_rates=() rates="rate=${r_out}/${r_in}mbit"
   is_zero "$d_fwd$d_rev$l_fwd$l_rev$j" || need_box=1
+  if ! is_zero "$ecn"; then
+    rates="$rates (the delay line's) queue=${queue}ms ecn=${ecn}ms"
+    need_box=1
+    line_rates=(--rate-fwd "$r_fwd" --rate-rev "$r_rev" --queue-ms "$queue" --ecn-ms "$ecn")
+    r_out=0 r_in=0
+  fi
   if [[ $need_box == 1 ]] && ! ns_exists "$box"; then insert_box "$box"; fi
 
   # Rates: tbf on the sending end of each direction. After insert_box, so
@@ -644,12 +656,12 @@ cmd_shape() {
     if [[ $need_box == 1 ]]; then
       box_passthrough "$box" off
       start_delayline "$box" "$key" --delay-fwd "$d_fwd" --delay-rev "$d_rev" \
-        --loss-fwd "$l_fwd" --loss-rev "$l_rev" --jitter "$j"
+        --loss-fwd "$l_fwd" --loss-rev "$l_rev" --jitter "$j" "${line_rates[@]}"
     else
       box_passthrough "$box" on
     fi
   fi
-  echo "delay=${d_out}/${d_in}ms jitter=${j}ms loss=${l_out}/${l_in}% rate=${r_out}/${r_in}mbit (out/in as seen from $h:$i)" >"$RUN/shape-$h-$i"
+  echo "delay=${d_out}/${d_in}ms jitter=${j}ms loss=${l_out}/${l_in}% $rates (out/in as seen from $h:$i)" >"$RUN/shape-$h-$i"
   log "shaped $h:$i: $(cat "$RUN/shape-$h-$i")"
 }
 
