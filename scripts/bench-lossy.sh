@@ -28,6 +28,10 @@
 #   BENCH_RATE_MBIT    bottleneck rate (default 100)
 #   BENCH_DELAY_MS     one-way delay (default 25: a 50 ms round trip)
 #   BENCH_QUEUE_MS     drop-tail queue at the bottleneck (default 100)
+#   BENCH_ECN_MS       if set: the delay line is the bottleneck (rate and
+#                      queue its own, not tbf) and marks ECT packets CE past
+#                      this many ms of queueing (lab.sh shape --ecn); TCP
+#                      in the namespaces negotiates ECN (tcp_ecn=1)
 #   BENCH_TOOLS        which of the tools above (default all)
 #   BENCH_FAIR_SECONDS seconds of each fairness run (default 60; 0: none)
 #   BENCH_TIMEOUT      seconds a receiver may take (default 300)
@@ -49,6 +53,7 @@ LOSSES=${BENCH_LOSSES:-0 1 2 3 5 10}
 RATE=${BENCH_RATE_MBIT:-100}
 DELAY=${BENCH_DELAY_MS:-25}
 QUEUE_MS=${BENCH_QUEUE_MS:-100}
+ECN_MS=${BENCH_ECN_MS:-}
 TOOLS=${BENCH_TOOLS:-tern-bbr tern-loss-tolerant tern-rfc9260 wormhole-bbr wormhole-cubic iperf3-bbr iperf3-cubic}
 FAIR=${BENCH_FAIR_SECONDS:-60}
 TIMEOUT=${BENCH_TIMEOUT:-300}
@@ -66,6 +71,7 @@ die() { echo "bench: $*" >&2; exit 2; }
 for n in "$BYTES" "$SLOW_BYTES" "$RATE" "$DELAY" "$QUEUE_MS" "$FAIR" "$TIMEOUT" "$IPERF_SECONDS"; do
   [[ $n =~ ^[0-9]+$ ]] || die "not a whole number: '$n'"
 done
+[[ -z $ECN_MS || $ECN_MS =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_ECN_MS is not a number: '$ECN_MS'"
 for t in $TOOLS; do
   case $t in tern-bbr|tern-loss-tolerant|tern-rfc9260|wormhole-bbr|wormhole-cubic|iperf3-bbr|iperf3-cubic) ;;
     *) die "unknown tool '$t' in BENCH_TOOLS" ;; esac
@@ -150,11 +156,19 @@ for cc in bbr cubic; do
   fi
 done
 tcp_cc() { for ns in "$A_NS" "$B_NS" "$R_NS"; do ip netns exec "$ns" sysctl -qw "net.ipv4.tcp_congestion_control=$1"; done; }
+if [[ -n $ECN_MS ]]; then
+  for ns in "$A_NS" "$B_NS" "$R_NS"; do ip netns exec "$ns" sysctl -qw net.ipv4.tcp_ecn=1; done
+fi
 
 # The link: delay and loss in the delay box; the rate and its drop-tail
 # queue on both of the box's egress veths (frames leave the delay line into
 # a full tbf as into a full router buffer: dropped).
 shape() {                      # LOSS
+  if [[ -n $ECN_MS ]]; then
+    bash "$LAB" shape a eth0 --delay "$DELAY" --delay-in "$DELAY" --loss "$1" --loss-in "$1" \
+      --rate "$RATE" --rate-in "$RATE" --queue "$QUEUE_MS" --ecn "$ECN_MS" >&2 || die "lab.sh shape failed"
+    return 0
+  fi
   bash "$LAB" shape a eth0 --delay "$DELAY" --delay-in "$DELAY" --loss "$1" --loss-in "$1" >&2 || die "lab.sh shape failed"
   local box limit burst
   box=$(ip netns list | awk '{print $1}' | grep -x "$LAB_ID-xa-eth0" || true)
@@ -192,7 +206,7 @@ fi
 
 q() { printf '%q ' "$@"; }
 load=$(cut -d' ' -f1 /proc/loadavg)
-echo "{\"bench\":\"lossy\",\"loadavg\":$load,\"bytes\":$BYTES,\"slow_bytes\":$SLOW_BYTES,\"rate_mbit\":$RATE,\"delay_ms_each_way\":$DELAY,\"queue_ms\":$QUEUE_MS,\"cpus\":$(nproc),\"kernel\":\"$(uname -r)\",\"tern\":\"$([[ -x ${TERN:-} ]] && "$TERN" --version 2>/dev/null | head -1)\"}"
+echo "{\"bench\":\"lossy\",\"loadavg\":$load,\"bytes\":$BYTES,\"slow_bytes\":$SLOW_BYTES,\"rate_mbit\":$RATE,\"delay_ms_each_way\":$DELAY,\"queue_ms\":$QUEUE_MS,\"ecn_ms\":${ECN_MS:-null},\"cpus\":$(nproc),\"kernel\":\"$(uname -r)\",\"tern\":\"$([[ -x ${TERN:-} ]] && "$TERN" --version 2>/dev/null | head -1)\"}"
 
 # Pings a -> b every 100 ms into FILE until stopped (the round trip the
 # transfer's queue adds).
