@@ -23,8 +23,13 @@ marked CE (ECN bits 11; the IPv4 header checksum updated) when it will wait
 longer than T ms: a step AQM at the bottleneck, as DCTCP and L4S expect.
 Counters: rx (read), tx (sent), lost (random loss), overflow (the queue was
 full: --max-queue frames or --queue-ms), txdrop (the far side refused it),
-ect (ECN-capable frames that reached the queue), marked (set to CE),
-queued (held now).
+rxdrop (the kernel dropped it before this program read it: socket buffer
+full, i.e. the line itself was too slow), ect (ECN-capable frames that
+reached the queue), marked (set to CE), queued (held now).
+
+delayline.c is the same program in C, fast enough for 1 Gbit/s; lab.sh
+runs it where it compiles and this one otherwise (or with
+LAB_DELAYLINE=python).
 
 Throughput: per frame one recv and one send on nonblocking sockets, reads
 drained in batches per wakeup, and select() with a microsecond timeout to the
@@ -41,12 +46,14 @@ import random
 import select
 import signal
 import socket
+import struct
 import sys
 import time
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23   # Linux >= 4.20: do not see our own transmissions
+PACKET_STATISTICS = 6         # struct tpacket_stats: packets, drops (reset on read)
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
 BATCH = 512                   # frames read per socket per wakeup
@@ -135,7 +142,7 @@ class Direction:
         self.ecn = ecn_ms / 1000.0          # 0: never mark
         self.link_free = 0.0                # when the bottleneck has sent all it holds
         self.rx = self.tx = self.lost = self.overflow = self.txdrop = 0
-        self.ect = self.marked = 0
+        self.ect = self.marked = self.rxdrop = 0
 
     def read(self, now):
         """Drains up to BATCH frames from src into the queue."""
@@ -197,8 +204,13 @@ class Direction:
         return None
 
     def stats(self):
+        try:
+            self.rxdrop += struct.unpack("II", self.src.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))[1]
+        except OSError:
+            pass
         return (f"{self.name}: rx={self.rx} tx={self.tx} lost={self.lost} "
-                f"overflow={self.overflow} txdrop={self.txdrop} ect={self.ect} marked={self.marked} "
+                f"overflow={self.overflow} txdrop={self.txdrop} rxdrop={self.rxdrop} "
+                f"ect={self.ect} marked={self.marked} "
                 f"queued={len(self.queue)}")
 
 

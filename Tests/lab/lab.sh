@@ -14,9 +14,10 @@
 #                           [--ecn MS] [--queue MS]
 #   lab.sh unshape HOST IFACE
 #       out = leaving HOST by IFACE, in (-in) = arriving; every `shape` sets the
-#       link's whole shaping (what is not given is 0); --ecn: the rates are
-#       the delay line's, with a drop-tail queue of --queue ms (default 50)
-#       that marks ECT packets CE past MS ms of queueing; see docs/lab.md.
+#       link's whole shaping (what is not given is 0); with --queue or
+#       --ecn the rates are the delay line's, a drop-tail queue of --queue
+#       ms (default 50), and --ecn marks ECT packets CE past MS ms of
+#       queueing; see docs/lab.md.
 #   lab.sh coturn-start SECRET / coturn-stop
 #       (COTURN_FAKETIME=+2d: coturn's clock runs that far ahead; TLS on 5349
 #       with a test certificate, TCP 443 redirected to it, or to the plain
@@ -614,7 +615,7 @@ cmd_shape() {
   need_root; resolve_id; set_paths
   local h=$1 i=$2; shift 2
   # out = leaving HOST through IFACE, in = arriving at HOST through IFACE.
-  local d_out=0 d_in=0 j=0 l_out=0 l_in=0 r_out=0 r_in=0 ecn=0 queue=50
+  local d_out=0 d_in=0 j=0 l_out=0 l_in=0 r_out=0 r_in=0 ecn=0 queue=
   while [[ $# -gt 0 ]]; do
     [[ $# -ge 2 ]] || die "option $1 needs a value"
     is_num "$2"
@@ -634,11 +635,12 @@ cmd_shape() {
   else d_fwd=$d_in d_rev=$d_out l_fwd=$l_in l_rev=$l_out r_fwd=$r_in r_rev=$r_out; fi
   local key="$L_H1-$L_I1" box; box=$(ns "x$L_H1-$L_I1")
 
-  # --ecn: the delay line is the bottleneck (it owns the queue it marks in),
-  # so the rates are its own and no tbf is set.
+  # --queue or --ecn: the delay line is the bottleneck (it owns the queue
+  # it marks in), so the rates are its own and no tbf is set.
   local need_box=0 line_rates=() rates="rate=${r_out}/${r_in}mbit"
   is_zero "$d_fwd$d_rev$l_fwd$l_rev$j" || need_box=1
-  if ! is_zero "$ecn"; then
+  if [[ -n $queue ]] || ! is_zero "$ecn"; then
+    queue=${queue:-50}
     rates="$rates (the delay line's) queue=${queue}ms ecn=${ecn}ms"
     need_box=1
     line_rates=(--rate-fwd "$r_fwd" --rate-rev "$r_rev" --queue-ms "$queue" --ecn-ms "$ecn")
@@ -665,11 +667,32 @@ cmd_shape() {
   log "shaped $h:$i: $(cat "$RUN/shape-$h-$i")"
 }
 
+# The delay line to run: delayline.c compiled into the run dir with the
+# system's cc (once per run), or delayline.py where there is no compiler,
+# the compile fails, or LAB_DELAYLINE=python asks for it. Sets DL_CMD.
+delayline_cmd() {
+  local bin=$RUN/delayline cc
+  if [[ ${LAB_DELAYLINE:-} != python ]]; then
+    if [[ ! -x $bin ]]; then
+      cc=$(command -v cc || command -v gcc || command -v clang || true)
+      if [[ -n $cc ]] && "$cc" -O2 -o "$bin.$$" "$LAB_HERE/delayline.c" 2>"$RUN/delayline-cc.log"; then
+        mv "$bin.$$" "$bin"
+      else
+        rm -f "$bin.$$"
+        log "no C delay line (${cc:-no compiler}; see $RUN/delayline-cc.log): using delayline.py"
+      fi
+    fi
+    if [[ -x $bin ]]; then DL_CMD=("$bin"); return 0; fi
+  fi
+  DL_CMD=("$(python_bin)" -u "$LAB_HERE/delayline.py")
+}
+
 start_delayline() {            # BOX KEY ARGS...
   local box=$1 key=$2; shift 2
   local logf=$RUN/delayline-$key.log pid
   : >"$logf"
-  ip netns exec "$box" "$(python_bin)" -u "$LAB_HERE/delayline.py" --near near --far far "$@" >>"$logf" 2>&1 &
+  delayline_cmd
+  ip netns exec "$box" "${DL_CMD[@]}" --near near --far far "$@" >>"$logf" 2>&1 &
   pid=$!
   echo "$pid" >"$RUN/delayline-$key.pid"
   # Up to 20 s: python's start-up is slow on a loaded 2-core machine.
