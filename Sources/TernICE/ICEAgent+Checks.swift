@@ -196,6 +196,7 @@ extension ICEAgent {
             from: local.base, to: remotes[pair.remote].address,
             purpose: .check(pair: index, useCandidate: useCandidate, role: role, priority: priority)
         ), now: now)
+        noteCheckSent(pair: index)
     }
 
     mutating func startGathering(server: STUNAddress, base: STUNAddress, now: Duration) {

@@ -23,6 +23,13 @@ import TernSTUN
 // the peer's router already has its mapping. If both routers answer, both
 // wait and neither order works (a direct path needs both first packets to
 // cross in flight); the relay carries the session.
+//
+// Between tern peers the hold need not be a guess: after its first ordinary
+// check from a host base to one of our server-reflexive addresses leaves,
+// the peer says so through the mailbox (`mappingOpened`, the agent's event
+// of the same name). Its router then has the mapping our check needs, so
+// `peerOpenedMapping` ends every hold at once; the driver's fixed hold is
+// then only the fallback for a peer that never says it.
 
 /// What the agent knows about the routers behind remote candidates.
 struct RemoteRouters: Sendable {
@@ -42,13 +49,19 @@ struct RemoteRouters: Sendable {
     var policy: Policy?
     /// Keyed by the router's IP address bytes.
     var routers: [[UInt8]: Router] = [:]
+    /// The peer has sent a check to one of our server-reflexive addresses
+    /// (`peerOpenedMapping`): nothing is held any more.
+    var peerOpened = false
+    /// Remote router addresses (IP bytes) a check from a host base has gone
+    /// to, each announced once as `ICEEvent.mappingOpened`.
+    var announced: Set<[UInt8]> = []
     /// The time of the latest pacer run: `hasPacedWork` and `nextDeadline`
     /// take no time, and must agree with what the pacer will do.
     var clock: Duration = .zero
 
     /// Until when ordinary checks to an address behind this router wait; nil if they may go.
     func holdEnd(for address: STUNAddress, now: Duration) -> Duration? {
-        guard let policy, let router = routers[address.ipBytes] else { return nil }
+        guard let policy, !peerOpened, let router = routers[address.ipBytes] else { return nil }
         let end: Duration
         switch router.answersUnsolicited {
         case nil: end = router.since + policy.probeWait
@@ -83,6 +96,26 @@ extension ICEAgent {
         guard var router = remoteRouters.routers[address.ipBytes], router.answersUnsolicited == nil else { return }
         router.answersUnsolicited = answersUnsolicited
         remoteRouters.routers[address.ipBytes] = router
+    }
+
+    /// The peer says its first check to one of our server-reflexive
+    /// addresses has left (its `mappingOpened`): its router has a mapping
+    /// towards us, so our checks can no longer clash with its flow. Ends
+    /// every hold.
+    public mutating func peerOpenedMapping(now: Duration) {
+        remoteRouters.peerOpened = true
+    }
+
+    /// After an ordinary check from a host base to a remote server-reflexive
+    /// candidate: the first one to each remote router is announced as
+    /// `mappingOpened` (with avoidance on), for the driver to tell the peer.
+    mutating func noteCheckSent(pair index: Int) {
+        guard remoteRouters.policy != nil else { return }
+        let remote = remotes[pairs[index].remote]
+        guard remote.type == .serverReflexive, locals[pairs[index].local].candidate.type == .host,
+            remoteRouters.announced.insert(remote.address.ipBytes).inserted
+        else { return }
+        events.push(.mappingOpened(towards: remote.address))
     }
 
     /// True while ordinary checks on this pair must wait (as of the latest pacer run).

@@ -24,6 +24,12 @@ public enum ICEEvent: Hashable, Sendable {
     case selectedPairLost(ICECandidatePair)
     /// RFC 7675 §5.2: consent for this pair expired; stop sending on it at once.
     case consentLost(ICECandidatePair)
+    /// The first check from a host base to the router at this remote
+    /// server-reflexive address went out (with mapping-clash avoidance on):
+    /// our router now has a mapping towards the peer. Tell a tern peer
+    /// (`PeerMessage.mappingOpened`), whose checks to us may be held until
+    /// then (ICEAgent+RemoteRouters.swift).
+    case mappingOpened(towards: STUNAddress)
 }
 
 /// One datagram to send: from `from` (a local base: a host address of the

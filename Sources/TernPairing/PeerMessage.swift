@@ -57,6 +57,11 @@ public enum PeerMessage: Sendable, Equatable {
     case endOfCandidates
     /// The sender of this message selected a candidate pair (ICE connected).
     case connected
+    /// The sender's first connectivity check to one of our server-reflexive
+    /// addresses has left: its router now has a mapping towards us, so our
+    /// own checks to it can no longer clash (docs/protocol.md). Sent only to
+    /// a peer whose description has the `tern-mapping-opened` ICE option.
+    case mappingOpened
 
     public enum SessionDescriptionKind: String, Sendable, Codable {
         case offer, answer
@@ -104,6 +109,8 @@ public enum PeerMessage: Sendable, Equatable {
             wire = Wire(type: "end-of-candidates")
         case .connected:
             wire = Wire(type: "connected")
+        case .mappingOpened:
+            wire = Wire(type: "mapping-opened")
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -156,6 +163,8 @@ public enum PeerMessage: Sendable, Equatable {
             self = .endOfCandidates
         case "connected":
             self = .connected
+        case "mapping-opened":
+            self = .mappingOpened
         default:
             throw .malformedPeerMessage("unknown peer message type")
         }

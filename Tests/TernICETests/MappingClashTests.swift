@@ -107,6 +107,29 @@ struct MappingClashTests {
         #expect(toPeer.allSatisfy { $0.at < .milliseconds(50) })
     }
 
+    @Test func thePeersMappingOpenedEndsTheHoldAtOnce() throws {
+        var agent = try agentWithPeer()
+        agent.remoteRouter(peerReflexive, answersUnsolicited: true, now: .milliseconds(1))
+        let (sent, _) = try run(&agent, until: .milliseconds(400), inputAt: .milliseconds(40)) { agent, now in
+            agent.peerOpenedMapping(now: now)
+        }
+        let reflexive = try #require(firstCheck(to: peerReflexive, in: sent))
+        #expect(reflexive >= .milliseconds(40) && reflexive < .milliseconds(60))
+    }
+
+    /// The first check from a host base to each remote router is announced
+    /// once, for the driver to tell the peer; checks to host candidates are not.
+    @Test func theFirstCheckToEachRemoteRouterIsAnnouncedOnce() throws {
+        var agent = try agentWithPeer()
+        agent.remoteRouter(peerReflexive, answersUnsolicited: false, now: .milliseconds(1))
+        _ = try run(&agent, until: .milliseconds(2000))
+        var announced: [STUNAddress] = []
+        while let event = agent.pollEvent() {
+            if case .mappingOpened(let address) = event { announced.append(address) }
+        }
+        #expect(announced == [peerReflexive])
+    }
+
     @Test func offByDefault() throws {
         var agent = try agentWithPeer(avoidance: false)
         agent.remoteRouter(peerReflexive, answersUnsolicited: true, now: .milliseconds(1))
@@ -161,5 +184,33 @@ struct MappingClashTests {
             #expect(!network.bothConnected, "the clash leaves no direct path")
             #expect(clashes >= 1, "B's flow to A got a fresh port")
         }
+    }
+
+    /// With `mappingOpened` passed between the peers, the holding side (A,
+    /// whose probe found B's router answering) checks as soon as B says its
+    /// first check to A has left, not when the fixed hold ends: connected
+    /// sooner, and still without a clash.
+    @Test func thePeersMappingOpenedEndsTheHoldBeforeItsTime() throws {
+        func connect(signalled: Bool) throws -> (connectedAt: Duration, clashes: Int) {
+            var network = SimulatedNetwork(seed: 11)
+            network.link.delay = .milliseconds(5)
+            network.probeRouters = true
+            network.signalsMappings = signalled
+            network.addNAT(lan: 1, type: .portRestrictedCone)
+            network.addNAT(lan: 2, type: .portRestrictedCone)
+            network.nats[2]?.answersUnsolicited = true
+            let configure: (inout ICEConfiguration) -> Void = { $0.pacing = .milliseconds(10) }
+            try network.addPeer("A", role: .controlling, lan: 1, configure: configure)
+            try network.addPeer("B", role: .controlled, lan: 2, configure: configure)
+            for index in network.peers.indices { network.peers[index].agent.avoidMappingClashes(probeWait: probeWait, hold: hold) }
+            try network.start()
+            try network.run(until: .seconds(15)) { $0.bothDone }
+            #expect(network.bothConnected)
+            return (try #require(network.peers[0].connectedAt), network.nats[2]?.mappings.filter(\.clash).count ?? 0)
+        }
+        let held = try connect(signalled: false)
+        let told = try connect(signalled: true)
+        #expect(held.clashes == 0 && told.clashes == 0)
+        #expect(told.connectedAt + .milliseconds(50) < held.connectedAt, "told \(told.connectedAt.seconds) s, held \(held.connectedAt.seconds) s")
     }
 }

@@ -154,6 +154,8 @@ struct SimulatedNetwork {
         case credentials(ufrag: String, password: String)
         case candidateLine(String)
         case endOfCandidates
+        /// `ICEEvent.mappingOpened`, passed on when `signalsMappings` is on.
+        case mappingOpened
     }
 
     var now: Duration = .zero
@@ -169,6 +171,8 @@ struct SimulatedNetwork {
     /// The drivers probe the router behind each remote server-reflexive
     /// candidate (as ConnectivityDriver does): the answer takes a round trip.
     var probeRouters = false
+    /// The drivers pass `mappingOpened` to each other (between tern peers).
+    var signalsMappings = false
     var probeAnswers: [(deliverAt: Duration, peer: Int, address: STUNAddress, answers: Bool)] = []
     var signals: [(deliverAt: Duration, sequence: Int, to: Int, signal: Signal)] = []
     var sequence = 0
@@ -333,6 +337,8 @@ struct SimulatedNetwork {
             }
         case .endOfCandidates:
             peers[peer].agent.remoteCandidatesComplete(now: now)
+        case .mappingOpened:
+            peers[peer].agent.peerOpenedMapping(now: now)
         }
     }
 
@@ -352,6 +358,8 @@ struct SimulatedNetwork {
                     signal(.candidateLine(candidate.sdpLine), to: 1 - index)
                 case .gatheringComplete:
                     signal(.endOfCandidates, to: 1 - index)
+                case .mappingOpened:
+                    if signalsMappings { signal(.mappingOpened, to: 1 - index) }
                 case .selectedPair:
                     if peers[index].connectedAt == nil { peers[index].connectedAt = now }
                 case .stateChanged(.failed):

@@ -134,6 +134,8 @@ import TernRendezvous
         PeerMessage.sessionDescription(kind: .answer, sdp: "v=0\r\n"),
         PeerMessage.candidate(mid: "0", candidate: "candidate:1 1 udp 2130706431 10.0.0.1 5000 typ host"),
         PeerMessage.endOfCandidates,
+        PeerMessage.connected,
+        PeerMessage.mappingOpened,
     ])
     func signalingMessagesRoundTrip(message: PeerMessage) throws {
         #expect(try PeerMessage(decoding: message.encoded()) == message)

@@ -118,6 +118,11 @@ public struct ConnectedPath: Sendable, Equatable {
 /// Thread safety: all mutable state is touched on `loop` only; the public
 /// methods hop there.
 public final class ConnectivityDriver: @unchecked Sendable {
+    /// The ICE option token (in `a=ice-options`) by which a tern peer says it
+    /// sends and understands `PeerMessage.mappingOpened`.
+    static let mappingOpenedOption = "tern-mapping-opened"
+    /// How long ordinary checks wait for the answer of a remote router's probe.
+    static let routerProbeWait: Duration = .milliseconds(50)
     public let loop: EventLoop
     private let options: ConnectivityOptions
     private let signal: @Sendable (PeerMessage) -> Void
@@ -148,6 +153,9 @@ public final class ConnectivityDriver: @unchecked Sendable {
     private var remoteMaxMessageSize: UInt64?
     /// The peer's session description arrived.
     private var remoteDescribed = false
+    /// The peer's description names `mappingOpenedOption`: it tells us when
+    /// its first check to our server-reflexive address has left, and we tell it.
+    private var peerSignalsMappings = false
     /// When this side selected a pair.
     private var selectedAt: Duration?
     private var finished = false
@@ -248,8 +256,13 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 nominationDelay: options.upgradesPath ? .zero : .seconds(1)).upgrading(options.upgradesPath))
             // Checks to a peer behind a router that answers unsolicited
             // datagrams wait 200 ms (its probe answers in a round trip; 50 ms
-            // at most is waited for it): docs/lab.md, cone-icmp-a/-b.
-            agent.avoidMappingClashes(probeWait: .milliseconds(50), hold: .milliseconds(200))
+            // at most is waited for it): docs/lab.md, cone-icmp-a/-b. A peer
+            // that says when its own first check has left (`mappingOpened`)
+            // ends the wait sooner. (Not longer when it does: where both
+            // routers answer, both sides hold and neither sends first, and
+            // behind routers that REJECT, or one router that hairpins, the
+            // two sides' checks after 200 ms make a direct path.)
+            agent.avoidMappingClashes(probeWait: Self.routerProbeWait, hold: .milliseconds(200))
         } catch {
             throw .localNetwork("cannot start ICE: \(error.reason)")
         }
@@ -485,11 +498,12 @@ public final class ConnectivityDriver: @unchecked Sendable {
         if case .v6 = address { dualStack = true }
         let now = self.now()
 
-        var description = SessionDescription(
-            sessionID: UInt64.random(in: 1...UInt64(Int64.max)),
-            media: [.dataChannel(
-                iceUfrag: agent.configuration.localCredentials.ufrag, icePwd: agent.configuration.localCredentials.password,
-                fingerprint: options.fingerprint, setup: options.role == .controlling ? .actpass : .active)])
+        var media = MediaDescription.dataChannel(
+            iceUfrag: agent.configuration.localCredentials.ufrag, icePwd: agent.configuration.localCredentials.password,
+            fingerprint: options.fingerprint, setup: options.role == .controlling ? .actpass : .active)
+        // An ICE option token (RFC 8839 §5.6): others ignore tokens they do not know.
+        media.iceOptions.append(Self.mappingOpenedOption)
+        var description = SessionDescription(sessionID: UInt64.random(in: 1...UInt64(Int64.max)), media: [media])
         description.sessionVersion = 2
         signal(.sessionDescription(kind: options.role == .controlling ? .offer : .answer, sdp: description.formatted()))
 
@@ -763,6 +777,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 return
             }
             remoteDescribed = true
+            if media.iceOptions.contains(Self.mappingOpenedOption) { peerSignalsMappings = true }
             remoteFingerprints = media.fingerprints
             remoteSetup = media.setup
             remoteMaxMessageSize = media.maxMessageSize
@@ -775,6 +790,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
         case .connected:
             peerConnected = true
             completeIfDone()
+        case .mappingOpened:
+            agent.peerOpenedMapping(now: now)
         default:
             break
         }
@@ -985,6 +1002,10 @@ public final class ConnectivityDriver: @unchecked Sendable {
             logger.debug("ICE role conflict resolved", metadata: ["role": "\(role)"])
         case .gatheringComplete:
             break
+        case .mappingOpened(let address):
+            guard peerSignalsMappings else { return }
+            logger.debug("first check to the peer's router sent", metadata: ["address": "\(address)", "at_ms": "\(milliseconds(now()))"])
+            signal(.mappingOpened)
         }
     }
 
