@@ -12,8 +12,9 @@
 # For each: goodput end to end (receiver start to exit) and, for tern, from
 # its `done` event (MB = 10^6 bytes); the median and 90th percentile round
 # trip of pings a -> b every 100 ms while it ran (the queue it built). Then
-# fairness: one tern transfer and one iperf3 flow (CUBIC, then BBR) sharing
-# the link for BENCH_FAIR_SECONDS: each one's share of the bytes.
+# fairness on the lossless link: two tern transfers, then one tern transfer
+# and one iperf3 flow (CUBIC, then BBR), each pair started together: each
+# flow's share of the bytes over BENCH_FAIR_SECONDS in which both ran.
 # One JSON line per run on stdout; a table at the end on stderr.
 #
 #   sudo scripts/bench-lossy.sh
@@ -24,16 +25,26 @@
 #                      few hundred KB/s: tern-rfc9260 and wormhole-cubic from
 #                      1% loss, tern-loss-tolerant from 2% (default 16 MiB)
 #   BENCH_IPERF_SECONDS  how long each iperf3 run sends (default 20)
-#   BENCH_LOSSES       loss rates in percent each way (default "0 1 2 3 5 10")
+#   BENCH_LOSSES       loss rates in percent each way (default "0 1 2 3 5 10";
+#                      none: only the fairness runs)
 #   BENCH_RATE_MBIT    bottleneck rate (default 100)
 #   BENCH_DELAY_MS     one-way delay (default 25: a 50 ms round trip)
 #   BENCH_QUEUE_MS     drop-tail queue at the bottleneck (default 100)
-#   BENCH_ECN_MS       if set: the delay line is the bottleneck (rate and
-#                      queue its own, not tbf) and marks ECT packets CE past
+#   BENCH_BOTTLENECK   tbf (default): the rate is a tbf on the delay box's
+#                      egress veths; line: the delay line's own rate and
+#                      queue (lab.sh shape --queue), cheaper at 1 Gbit/s
+#                      (a tbf's timers cost the line's core in a VM)
+#   BENCH_ECN_MS       if set: the delay line is the bottleneck (as with
+#                      BENCH_BOTTLENECK=line) and marks ECT packets CE past
 #                      this many ms of queueing (lab.sh shape --ecn); TCP
 #                      in the namespaces negotiates ECN (tcp_ecn=1)
 #   BENCH_TOOLS        which of the tools above (default all)
 #   BENCH_FAIR_SECONDS seconds of each fairness run (default 60; 0: none)
+#   BENCH_FAIR_RUNS    which (default "tern-tern tern-cubic tern-bbr": two
+#                      tern transfers; tern and iperf3 CUBIC; tern and BBR)
+#   BENCH_FAIR_ROUNDS  how many times each (default 1)
+#   BENCH_FAIR_WARMUP  seconds after both flows carry data before the window
+#                      (default 5)
 #   BENCH_TIMEOUT      seconds a receiver may take (default 300)
 #   TERN, WORMHOLE_VENV  as for scripts/bench-transfer.sh
 #   BENCH_KEEP_LOGS=1  keep the work dir
@@ -54,8 +65,12 @@ RATE=${BENCH_RATE_MBIT:-100}
 DELAY=${BENCH_DELAY_MS:-25}
 QUEUE_MS=${BENCH_QUEUE_MS:-100}
 ECN_MS=${BENCH_ECN_MS:-}
+BOTTLENECK=${BENCH_BOTTLENECK:-tbf}
 TOOLS=${BENCH_TOOLS:-tern-bbr tern-loss-tolerant tern-rfc9260 wormhole-bbr wormhole-cubic iperf3-bbr iperf3-cubic}
 FAIR=${BENCH_FAIR_SECONDS:-60}
+FAIR_RUNS=${BENCH_FAIR_RUNS:-tern-tern tern-cubic tern-bbr}
+FAIR_ROUNDS=${BENCH_FAIR_ROUNDS:-1}
+FAIR_WARMUP=${BENCH_FAIR_WARMUP:-5}
 TIMEOUT=${BENCH_TIMEOUT:-300}
 IPERF_SECONDS=${BENCH_IPERF_SECONDS:-20}
 VENV=${WORMHOLE_VENV:-/opt/tern-bench/wormhole-venv}
@@ -68,15 +83,21 @@ say() { echo "bench: $*" >&2; }
 die() { echo "bench: $*" >&2; exit 2; }
 
 [[ $(id -u) -eq 0 ]] || die "needs root (network namespaces); run with sudo"
-for n in "$BYTES" "$SLOW_BYTES" "$RATE" "$DELAY" "$QUEUE_MS" "$FAIR" "$TIMEOUT" "$IPERF_SECONDS"; do
+for n in "$BYTES" "$SLOW_BYTES" "$RATE" "$DELAY" "$QUEUE_MS" "$FAIR" "$TIMEOUT" "$IPERF_SECONDS" "$FAIR_ROUNDS" "$FAIR_WARMUP"; do
   [[ $n =~ ^[0-9]+$ ]] || die "not a whole number: '$n'"
 done
 [[ -z $ECN_MS || $ECN_MS =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_ECN_MS is not a number: '$ECN_MS'"
+[[ $BOTTLENECK == tbf || $BOTTLENECK == line ]] || die "BENCH_BOTTLENECK is tbf or line, not '$BOTTLENECK'"
+[[ -z $ECN_MS ]] || BOTTLENECK=line
 for t in $TOOLS; do
   case $t in tern-bbr|tern-loss-tolerant|tern-rfc9260|wormhole-bbr|wormhole-cubic|iperf3-bbr|iperf3-cubic) ;;
     *) die "unknown tool '$t' in BENCH_TOOLS" ;; esac
 done
-want() { [[ " $TOOLS " == *" $1"* ]]; }   # a prefix: "tern", "wormhole", "iperf3"
+for r in $FAIR_RUNS; do
+  case $r in tern-tern|tern-cubic|tern-bbr) ;; *) die "unknown fairness run '$r' in BENCH_FAIR_RUNS" ;; esac
+done
+[[ $LOSSES != none ]] || LOSSES=
+want() { [[ " $TOOLS " == *" $1"* ]] || { [[ $1 == tern ]] && [[ $FAIR != 0 ]]; }; }   # a prefix: "tern", "wormhole", "iperf3"
 
 # --- tools ------------------------------------------------------------------
 
@@ -159,14 +180,19 @@ tcp_cc() { for ns in "$A_NS" "$B_NS" "$R_NS"; do ip netns exec "$ns" sysctl -qw 
 if [[ -n $ECN_MS ]]; then
   for ns in "$A_NS" "$B_NS" "$R_NS"; do ip netns exec "$ns" sysctl -qw net.ipv4.tcp_ecn=1; done
 fi
+# The lab turns the link's offloads off, so every TCP segment is its own
+# buffer; Linux's default 4 MiB send buffer then holds too little of a
+# 1 Gbit/s, 20 ms path (TCP BBR 533 Mbit/s with it, 737-859 with 32 MiB,
+# Tests/lab/delayline-bench.sh's setup). The sender's namespace gets 32 MiB.
+ip netns exec "$A_NS" sysctl -qw "net.ipv4.tcp_wmem=4096 16384 33554432"
 
 # The link: delay and loss in the delay box; the rate and its drop-tail
 # queue on both of the box's egress veths (frames leave the delay line into
 # a full tbf as into a full router buffer: dropped).
 shape() {                      # LOSS
-  if [[ -n $ECN_MS ]]; then
+  if [[ $BOTTLENECK == line ]]; then
     bash "$LAB" shape a eth0 --delay "$DELAY" --delay-in "$DELAY" --loss "$1" --loss-in "$1" \
-      --rate "$RATE" --rate-in "$RATE" --queue "$QUEUE_MS" --ecn "$ECN_MS" >&2 || die "lab.sh shape failed"
+      --rate "$RATE" --rate-in "$RATE" --queue "$QUEUE_MS" --ecn "${ECN_MS:-0}" >&2 || die "lab.sh shape failed"
     return 0
   fi
   bash "$LAB" shape a eth0 --delay "$DELAY" --delay-in "$DELAY" --loss "$1" --loss-in "$1" >&2 || die "lab.sh shape failed"
@@ -206,7 +232,7 @@ fi
 
 q() { printf '%q ' "$@"; }
 load=$(cut -d' ' -f1 /proc/loadavg)
-echo "{\"bench\":\"lossy\",\"loadavg\":$load,\"bytes\":$BYTES,\"slow_bytes\":$SLOW_BYTES,\"rate_mbit\":$RATE,\"delay_ms_each_way\":$DELAY,\"queue_ms\":$QUEUE_MS,\"ecn_ms\":${ECN_MS:-null},\"cpus\":$(nproc),\"kernel\":\"$(uname -r)\",\"tern\":\"$([[ -x ${TERN:-} ]] && "$TERN" --version 2>/dev/null | head -1)\"}"
+echo "{\"bench\":\"lossy\",\"loadavg\":$load,\"bytes\":$BYTES,\"slow_bytes\":$SLOW_BYTES,\"rate_mbit\":$RATE,\"delay_ms_each_way\":$DELAY,\"queue_ms\":$QUEUE_MS,\"bottleneck\":\"$BOTTLENECK\",\"ecn_ms\":${ECN_MS:-null},\"cpus\":$(nproc),\"kernel\":\"$(uname -r)\",\"tern\":\"$([[ -x ${TERN:-} ]] && "$TERN" --version 2>/dev/null | head -1)\"}"
 
 # Pings a -> b every 100 ms into FILE until stopped (the round trip the
 # transfer's queue adds).
@@ -306,48 +332,97 @@ print(json.dumps(r))' "$line" "$loss" "$rtt_median" "$rtt_p90" "$WORK/logs/$tool
   done
 done
 
-# Fairness: tern (BBR) and one iperf3 flow start together on the lossless
-# link; after FAIR seconds, each one's bytes.
+# Fairness on the lossless link: two flows started together, each one's
+# bytes over a window of FAIR seconds in which both run (from FAIR_WARMUP
+# seconds after both carry data). tern sends an endless stream (the bench
+# file over and over, `tern send -`) so that it outlasts the window, and is
+# stopped after it; so is iperf3. Bytes: the received file's size for tern,
+# bytes_received of the TCP connection at b (ss -ti) for iperf3.
+fair_tern_start() {            # NAME CODE
+  local dir=$WORK/fair/$1
+  mkdir -p "$dir"; chown "$BENCH_UID:$BENCH_UID" "$dir"
+  (cd "$dir" && exec ip netns exec "$B_NS" "${AS_USER[@]}" env TERN_SCTP_CONGESTION_CONTROL=bbr "$TERN" receive \
+    --relay "ws://$R_IP:$TERN_PORT" --yes -o "$dir/stream.bin" --json "$2") >"$WORK/logs/fair-$1-receive.log" 2>&1 &
+  FAIR_PIDS+=($!)
+  # A write into a closed pipe ends cat, and the loop with it.
+  (while cat "$WORK/a/bench.bin"; do :; done | (cd "$WORK/a" && exec ip netns exec "$A_NS" "${AS_USER[@]}" \
+    env TERN_SCTP_CONGESTION_CONTROL=bbr "$TERN" send --relay "ws://$R_IP:$TERN_PORT" --code "$2" --json -)) \
+    >"$WORK/logs/fair-$1-send.log" 2>&1 &
+  FAIR_PIDS+=($!)
+}
+fair_iperf3_start() {          # CC
+  tcp_cc "$1"
+  ip netns exec "$B_NS" "${AS_USER[@]}" iperf3 -s -1 -B "$B_IP" -p "$IPERF_PORT" >/dev/null 2>&1 &
+  FAIR_PIDS+=($!)
+  wait_listen "$B_NS" t "$IPERF_PORT" "iperf3 server" "$!"
+  ip netns exec "$A_NS" "${AS_USER[@]}" iperf3 -c "$B_IP" -p "$IPERF_PORT" -t $((FAIR + FAIR_WARMUP + 60)) -C "$1" \
+    >"$WORK/logs/fair-iperf3-$1.log" 2>&1 &
+  FAIR_PIDS+=($!)
+}
+fair_bytes() {                 # FLOW: tern:NAME or tcp -> bytes received so far
+  case $1 in
+    tern:*) du -sb "$WORK/fair/${1#tern:}" | cut -f1 ;;
+    tcp) ip netns exec "$B_NS" ss -tinH "sport = :$IPERF_PORT" | grep -o 'bytes_received:[0-9]*' | cut -d: -f2 |
+           sort -n | tail -1 | grep . || echo 0 ;;
+  esac
+}
+fair_stop() {
+  local p
+  for p in "${FAIR_PIDS[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+  wait "${FAIR_PIDS[@]}" 2>/dev/null || true
+  FAIR_PIDS=()
+  rm -rf "$WORK/fair"
+}
+fair_run() {                   # LABEL FLOW1 FLOW2 (tern:NAME or tcp)
+  local label=$1 f1=$2 f2=$3 t0 t1 a0 b0 a1 b1 ok=0
+  say "fairness: $label, $FAIR s"
+  for _ in $(seq 1 600); do
+    if [[ $(fair_bytes "$f1") -gt 0 && $(fair_bytes "$f2") -gt 0 ]]; then ok=1; break; fi
+    sleep 0.1
+  done
+  if [[ $ok == 0 ]]; then
+    say "fairness: $label: the flows did not both start"; STATUS=1
+    echo "{\"fairness\":\"$label\",\"ok\":false}" | tee -a "$RESULTS"
+    fair_stop; return 0
+  fi
+  sleep "$FAIR_WARMUP"
+  start_ping "$WORK/logs/ping-fair.txt"
+  t0=$(date +%s.%N); a0=$(fair_bytes "$f1"); b0=$(fair_bytes "$f2")
+  sleep "$FAIR"
+  t1=$(date +%s.%N); a1=$(fair_bytes "$f1"); b1=$(fair_bytes "$f2")
+  read -r rtt_median rtt_p90 < <(stop_ping "$WORK/logs/ping-fair.txt")
+  fair_stop
+  "$PY" -c '
+import json, sys
+label, f1, f2 = sys.argv[1:4]
+a, b, seconds = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+share = a / max(1, a + b)
+r = {"fairness": label, "ok": a > 0 and b > 0, "seconds": round(seconds, 1),
+     "flow1": f1, "flow1_MBps": round(a / 1e6 / seconds, 2), "flow2": f2, "flow2_MBps": round(b / 1e6 / seconds, 2),
+     "flow1_share": round(share, 3), "rtt_median_ms": json.loads(sys.argv[7]), "rtt_p90_ms": json.loads(sys.argv[8])}
+print(json.dumps(r))' "$label" "$f1" "$f2" "$((a1 - a0))" "$((b1 - b0))" "$("$PY" -c "print($t1 - $t0)")" \
+    "$rtt_median" "$rtt_p90" | tee -a "$RESULTS"
+}
+
 if [[ $FAIR != 0 ]]; then
   shape 0
-  for cc in cubic bbr; do
-    tcp_cc "$cc"
-    say "fairness: tern (bbr) and iperf3 ($cc), $FAIR s"
-    ip netns exec "$B_NS" "${AS_USER[@]}" iperf3 -s -1 -B "$B_IP" -p "$IPERF_PORT" >/dev/null 2>&1 &
-    server=$!
-    wait_listen "$B_NS" t "$IPERF_PORT" "iperf3 server" "$server"
-    (cd "$WORK/a" && exec ip netns exec "$A_NS" "${AS_USER[@]}" env TERN_SCTP_CONGESTION_CONTROL=bbr "$TERN" send \
-      --relay "ws://$R_IP:$TERN_PORT" --code "$TERN_CODE" --json "$WORK/a/bench.bin") >"$WORK/logs/fair-send-$cc.log" 2>&1 &
-    sender=$!
-    sleep 1
-    (cd "$WORK/out" && exec ip netns exec "$B_NS" "${AS_USER[@]}" env TERN_SCTP_CONGESTION_CONTROL=bbr "$TERN" receive \
-      --relay "ws://$R_IP:$TERN_PORT" --yes -o "$WORK/out" --json "$TERN_CODE") >"$WORK/logs/fair-receive-$cc.log" 2>&1 &
-    receiver=$!
-    # Data flows once tern's first progress event is out.
-    for _ in $(seq 1 200); do grep -q '"progress"' "$WORK/logs/fair-receive-$cc.log" && break; sleep 0.05; done
-    start_bytes=$(du -sb "$WORK/out" | cut -f1)
-    start_ping "$WORK/logs/ping-fair.txt"
-    iperf=$(ip netns exec "$A_NS" "${AS_USER[@]}" iperf3 -c "$B_IP" -p "$IPERF_PORT" -t "$FAIR" -C "$cc" -J 2>&1 || true)
-    end_bytes=$(du -sb "$WORK/out" | cut -f1)
-    read -r rtt_median rtt_p90 < <(stop_ping "$WORK/logs/ping-fair.txt")
-    kill "$sender" "$receiver" 2>/dev/null || true
-    wait "$sender" "$receiver" "$server" 2>/dev/null || true
-    line=$("$PY" -c '
-import json, sys
-cc, tern_bytes, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-try:
-    tcp = json.loads(sys.stdin.read())["end"]["sum_received"]
-    tcp_bytes, seconds = tcp["bytes"], tcp["seconds"]
-except Exception:
-    tcp_bytes = None
-r = {"fairness": f"tern-bbr vs iperf3-{cc}", "seconds": seconds, "tern_MBps": round(tern_bytes / 1e6 / seconds, 2),
-     "rtt_median_ms": json.loads(sys.argv[4]), "rtt_p90_ms": json.loads(sys.argv[5])}
-if tcp_bytes is not None:
-    r["tcp_MBps"] = round(tcp_bytes / 1e6 / seconds, 2)
-    r["tern_share"] = round(tern_bytes / max(1, tern_bytes + tcp_bytes), 3)
-print(json.dumps(r))' "$cc" "$((end_bytes - start_bytes))" "$FAIR" "$rtt_median" "$rtt_p90" <<<"$iperf")
-    echo "$line" | tee -a "$RESULTS"
-    rm -rf "$WORK/out"; mkdir -p "$WORK/out"; chown "$BENCH_UID:$BENCH_UID" "$WORK/out"
+  FAIR_PIDS=()
+  for round in $(seq 1 "$FAIR_ROUNDS"); do
+    for run in $FAIR_RUNS; do
+      case $run in
+        tern-tern)
+          fair_tern_start one 8-aardvark-adroitness
+          fair_tern_start two 9-aardvark-adroitness
+          fair_run "tern-bbr + tern-bbr" tern:one tern:two ;;
+        tern-cubic|tern-bbr)
+          # TCP starts when tern's data does (tern first pairs through the
+          # relay and connects, about a second).
+          fair_tern_start one 8-aardvark-adroitness
+          for _ in $(seq 1 600); do [[ $(fair_bytes tern:one) -eq 0 ]] || break; sleep 0.1; done
+          fair_iperf3_start "${run#tern-}"
+          fair_run "tern-bbr + iperf3-${run#tern-}" tern:one tcp ;;
+      esac
+    done
   done
 fi
 
@@ -359,9 +434,9 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 runs = [r for r in rows if "tool" in r]
 tools = list(dict.fromkeys(r["tool"] for r in runs))
 losses = list(dict.fromkeys(r["loss_percent"] for r in runs))
-print(f"\ngoodput MB/s end to end (tern's done event), median RTT ms while sending; link {sys.argv[2]} Mbit/s = {float(sys.argv[2]) / 8:.2f} MB/s")
-print("| loss each way | " + " | ".join(tools) + " |")
-print("|---" * (len(tools) + 1) + "|")
+if runs: print(f"\ngoodput MB/s end to end (tern's done event), median RTT ms while sending; link {sys.argv[2]} Mbit/s = {float(sys.argv[2]) / 8:.2f} MB/s")
+if runs: print("| loss each way | " + " | ".join(tools) + " |")
+if runs: print("|---" * (len(tools) + 1) + "|")
 for loss in losses:
     cells = []
     for tool in tools:
@@ -374,7 +449,14 @@ for loss in losses:
         if r.get("rtt_median_ms") is not None: cell += f", {r['rtt_median_ms']} ms"
         cells.append(cell)
     print(f"| {loss:g}% | " + " | ".join(cells) + " |")
-for r in rows:
-    if "fairness" in r: print(json.dumps(r))
+fair = [r for r in rows if "fairness" in r]
+if fair:
+    print("\nfairness: two flows sharing the lossless link, MB/s over the window in which both ran; the first flow's share")
+    print("| flows | seconds | first MB/s | second MB/s | first's share | median RTT ms |")
+    print("|---|---|---|---|---|---|")
+    for r in fair:
+        if not r.get("ok"):
+            print(f"| {r['fairness']} | failed | | | | |"); continue
+        print(f"| {r['fairness']} | {r['seconds']} | {r['flow1_MBps']} | {r['flow2_MBps']} | {r['flow1_share']} | {r['rtt_median_ms']} |")
 EOF
 exit "$STATUS"
