@@ -347,7 +347,7 @@ extension ICEAgent {
             } else {
                 next = .connected
             }
-        } else if remoteKey != nil {
+        } else if remoteKey != nil || previousPath != nil {
             next = .checking
         } else {
             next = .new

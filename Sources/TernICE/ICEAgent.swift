@@ -24,7 +24,8 @@ import TernSTUN
 ///
 /// A value type: copying an agent copies its whole state (tests rely on it).
 public struct ICEAgent: Sendable {
-    public let configuration: ICEConfiguration
+    /// Fixed but for `localCredentials`, which an ICE restart replaces.
+    public internal(set) var configuration: ICEConfiguration
     /// The current role; it changes on a role conflict (RFC 8445 §7.3.1.1).
     public internal(set) var role: ICERole
     public internal(set) var state: ICEState = .new
@@ -35,7 +36,7 @@ public struct ICEAgent: Sendable {
     // MARK: Credentials
 
     /// RFC 8445 §7.3: requests to us are checked with our own password.
-    let localKey: STUNKey
+    var localKey: STUNKey
     var remoteUfrag: String?
     var remotePassword: String?
     /// RFC 8445 §7.2.2: our checks are signed with the peer's password.
@@ -103,6 +104,10 @@ public struct ICEAgent: Sendable {
         return min(local, remote) * 4 + max(local, remote)
     }
     var consent: Consent?
+    /// The pair selected before an ICE restart (ICEAgent+Restart.swift).
+    var previousPath: ICECandidatePair?
+    /// How many times `restart` ran.
+    public internal(set) var restarts = 0
     var random: ICERandom
     /// Mapping-clash avoidance (ICEAgent+RemoteRouters.swift).
     var remoteRouters = RemoteRouters()
@@ -240,13 +245,14 @@ public struct ICEAgent: Sendable {
 
     /// The peer's ice-ufrag and ice-pwd. Checks wait for them (RFC 8445
     /// §7.2.2 signs with the password); incoming checks are answered before.
-    /// Changing them later would be an ICE restart, which is not supported.
+    /// Changing them later is an ICE restart: call `restart` first
+    /// (ICEAgent+Restart.swift), which forgets the old ones.
     public mutating func setRemoteCredentials(ufrag: String, password: String, now: Duration) throws(ICEError) {
         let checkedUfrag = try ICECredentials.validatedUfrag(Array(ufrag.utf8)[...])
         let checkedPassword = try ICECredentials.validatedPassword(Array(password.utf8)[...])
         if let remoteUfrag, let remotePassword {
             guard remoteUfrag == checkedUfrag, remotePassword == checkedPassword else {
-                throw .invalidConfiguration("remote credentials changed: ICE restart is not supported")
+                throw .invalidConfiguration("remote credentials changed without an ICE restart on this side")
             }
             return
         }
@@ -318,9 +324,12 @@ public struct ICEAgent: Sendable {
 
     // MARK: - Inspection
 
-    /// The selected pair while connected (nil before, and after consent is lost).
+    /// The selected pair while connected (nil before, and after consent is
+    /// lost). During an ICE restart, the pair selected before it, until the
+    /// new checks select one (ICEAgent+Restart.swift).
     public var selectedPair: ICECandidatePair? {
-        guard let selected, !state.isFailed else { return nil }
+        guard !state.isFailed else { return nil }
+        guard let selected else { return previousPath }
         return publicPair(valid: selected)
     }
 

@@ -62,6 +62,10 @@ public enum PeerMessage: Sendable, Equatable {
     /// own checks to it can no longer clash (docs/protocol.md). Sent only to
     /// a peer whose description has the `tern-mapping-opened` ICE option.
     case mappingOpened
+    /// An ICE restart between tern peers (both announced the
+    /// `tern-ice-restart` ICE option): the sender's new credentials and
+    /// candidates for a restart generation. docs/protocol.md §7.3.
+    case iceRestart(ICERestartMessage)
 
     public enum SessionDescriptionKind: String, Sendable, Codable {
         case offer, answer
@@ -92,6 +96,11 @@ public enum PeerMessage: Sendable, Equatable {
         var sdp: String?
         var mid: String?
         var candidate: String?
+        var generation: Int?
+        var ufrag: String?
+        var pwd: String?
+        var candidates: [String]?
+        var complete: Bool?
     }
 
     public func encoded() -> [UInt8] {
@@ -111,6 +120,13 @@ public enum PeerMessage: Sendable, Equatable {
             wire = Wire(type: "connected")
         case .mappingOpened:
             wire = Wire(type: "mapping-opened")
+        case .iceRestart(let restart):
+            wire = Wire(type: "ice-restart")
+            wire.generation = restart.generation
+            wire.ufrag = restart.ufrag
+            wire.pwd = restart.password
+            wire.candidates = restart.candidates
+            wire.complete = restart.complete
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -154,10 +170,7 @@ public enum PeerMessage: Sendable, Equatable {
             self = .sessionDescription(kind: kind, sdp: sdp)
         case "candidate":
             guard let mid = wire.mid, let candidate = wire.candidate else { throw .malformedPeerMessage("candidate without mid or value") }
-            guard (1...64).contains(mid.utf8.count), candidate.hasPrefix("candidate:"),
-                  candidate.utf8.count <= Self.maxCandidateBytes,
-                  !candidate.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f })
-            else { throw .malformedPeerMessage("bad candidate") }
+            guard (1...64).contains(mid.utf8.count), Self.isCandidateLine(candidate) else { throw .malformedPeerMessage("bad candidate") }
             self = .candidate(mid: mid, candidate: candidate)
         case "end-of-candidates":
             self = .endOfCandidates
@@ -165,9 +178,18 @@ public enum PeerMessage: Sendable, Equatable {
             self = .connected
         case "mapping-opened":
             self = .mappingOpened
+        case "ice-restart":
+            self = .iceRestart(try ICERestartMessage(wire.generation, ufrag: wire.ufrag, password: wire.pwd, candidates: wire.candidates, complete: wire.complete))
         default:
             throw .malformedPeerMessage("unknown peer message type")
         }
+    }
+
+    /// A candidate attribute value as the peer may send it: `candidate:`,
+    /// bounded, no control characters (TernICE parses the rest).
+    static func isCandidateLine(_ candidate: String) -> Bool {
+        candidate.hasPrefix("candidate:") && candidate.utf8.count <= maxCandidateBytes
+            && !candidate.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f })
     }
 
     /// Every sum of the offer's numbers within `maxOfferedTotal`, added

@@ -81,6 +81,15 @@ public struct MediaDescription: Sendable, Equatable {
         kind == "application" && proto.uppercased().hasSuffix("DTLS/SCTP") && formats.contains("webrtc-datachannel")
     }
 
+    /// The `a=ice-options` token of a tern peer that restarts ICE through
+    /// the mailbox (`ice-restart` peer messages, docs/protocol.md §7.3).
+    /// Browsers and other agents ignore an option they do not know (RFC 8839
+    /// §5.6) and never get such a message.
+    public static let ternICERestartOption = "tern-ice-restart"
+
+    /// The peer announced `ternICERestartOption`.
+    public var restartsICEThroughMailbox: Bool { iceOptions.contains(Self.ternICERestartOption) }
+
     /// A data channel section as tern offers or answers it.
     public static func dataChannel(
         mid: String = "0", iceUfrag: String, icePwd: String, fingerprint: Fingerprint?, setup: DTLSSetup,
