@@ -64,7 +64,7 @@ install -m 755 "$TERN" "$WORK/tern"
 TERN=$WORK/tern
 
 # The file every attempt sends (4 MiB, random; a case's attempts send it as
-# a stream that may go on longer: attempt_stream); the received copy must match.
+# a stream that may go on longer: attempt); the received copy must match.
 head -c 4194304 /dev/urandom >"$WORK/payload.bin"
 PAYLOAD=$WORK/payload.bin
 
@@ -105,73 +105,55 @@ stamp() { local line; while IFS= read -r line; do printf '%s %s\n' "${EPOCHREALT
 
 # One transfer attempt with a pre-agreed code: receive on b into a fresh
 # directory, send $PAYLOAD on a. Sets SEND_EXIT, RECV_EXIT, RECEIVED (1 when
-# the received file is byte-identical), FIRST_BYTE_MS (the receiver's
-# `paired` to its first `progress`, which tern emits at the first chunk;
-# empty without one) and the files $WORK/send.json, $WORK/recv.json (each
-# line: microseconds, then the event).
+# what arrived is byte-identical to what was sent), FIRST_BYTE_MS (the
+# receiver's `paired` to its first `progress`, which tern emits at the first
+# chunk; empty without one) and the files $WORK/send.json, $WORK/recv.json
+# (each line: microseconds, then the event).
+#
+# With STREAM_EXTEND set, $PAYLOAD goes as a stream (`tern send -`) that goes
+# on, in pieces of $PAYLOAD again, until the sender reports a direct path
+# (and 0.3 s more, for the receiver's own `path` event) or STREAM_EXTEND
+# seconds have passed (0: only $PAYLOAD). A session starts on the first pair
+# that works and moves to a better one later (the `path` event); a
+# fixed-size file can be over before that move on a fast build (4 MiB took
+# 0.14 s in release, the move to direct behind routers that answer with
+# ICMP comes at about 0.22 s), so the path judged would depend on the
+# build's speed.
 attempt() {                     # NAMEPLATE [EXTRA FLAGS FOR BOTH SIDES...]
   local code="$1-aardvark-adroitness"; shift
-  local out="$WORK/out-$code"
-  rm -rf "$out"
+  local out="$WORK/out-$code" fed="$WORK/fed.bin" target sent got
+  rm -rf "$out" "$fed"
   # An existing directory: a missing -o NAME would name the one file itself.
   mkdir "$out" && chown "${LAB_USER_UID:-65534}:${LAB_USER_UID:-65534}" "$out"
-  (
-    set +e
-    U b env TERN_RELAY="ws://$R_IP:4747" ${TERN_ENV:-} "$TERN" receive --json --yes --timeout 60 -o "$out" ${CONNECT_TERN_FLAGS:-} "$@" "$code" \
-      2>"$WORK/recv.err" | stamp >"$WORK/recv.json"
-    exit "${PIPESTATUS[0]}"
-  ) &
-  local receiver=$!
-  set +e
-  U a env TERN_RELAY="ws://$R_IP:4747" ${TERN_ENV:-} "$TERN" send --json --code "$code" --timeout 60 ${CONNECT_TERN_FLAGS:-} "$@" "$PAYLOAD" \
-    2>"$WORK/send.err" | stamp >"$WORK/send.json"
-  SEND_EXIT=${PIPESTATUS[0]}
-  wait "$receiver"
-  RECV_EXIT=$?
-  set -e
-  RECEIVED=0
-  cmp -s "$PAYLOAD" "$out/$(basename "$PAYLOAD")" && RECEIVED=1
-  rm -rf "$out"
-  local paired first
-  paired=$(grep -m1 '"event":"paired"' "$WORK/recv.json" | cut -d' ' -f1 || true)
-  first=$(grep -m1 '"event":"progress"' "$WORK/recv.json" | cut -d' ' -f1 || true)
-  FIRST_BYTE_MS=
-  [[ -n $paired && -n $first ]] && FIRST_BYTE_MS=$(( (first - paired) / 1000 ))
-  return 0
-}
-
-# attempt, with $PAYLOAD sent as a stream (`tern send -`) that goes on, in
-# pieces of $PAYLOAD again, until the sender reports a direct path (and 0.3 s
-# more, for the receiver's own `path` event) or EXTEND seconds have passed.
-# A session starts on the first pair that works and moves to a better one
-# later (the `path` event); a fixed-size file can be over before that move
-# on a fast build (4 MiB took 0.14 s in release, the move to direct behind
-# routers that answer with ICMP comes at about 0.22 s), so the path judged
-# would depend on the build's speed. With EXTEND 0 only $PAYLOAD is sent.
-# RECEIVED is 1 when the received stream is byte-identical to what was fed.
-attempt_stream() {              # NAMEPLATE EXTEND [EXTRA FLAGS FOR BOTH SIDES...]
-  local code="$1-aardvark-adroitness" extend=$2; shift 2
-  local out="$WORK/out-$code" fed="$WORK/fed.bin"
-  rm -rf "$out" "$fed"
-  mkdir "$out" && chown "${LAB_USER_UID:-65534}:${LAB_USER_UID:-65534}" "$out"
   : >"$WORK/send.json"
+  if [[ -n ${STREAM_EXTEND:-} ]]; then
+    target=$out/stream.bin sent=$fed got=$out/stream.bin
+  else
+    target=$out sent=$PAYLOAD got=$out/$(basename "$PAYLOAD")
+  fi
   (
     set +e
-    U b env TERN_RELAY="ws://$R_IP:4747" ${TERN_ENV:-} "$TERN" receive --json --yes --timeout 60 -o "$out/stream.bin" ${CONNECT_TERN_FLAGS:-} "$@" "$code" \
+    U b env TERN_RELAY="ws://$R_IP:4747" ${TERN_ENV:-} "$TERN" receive --json --yes --timeout 60 -o "$target" ${CONNECT_TERN_FLAGS:-} "$@" "$code" \
       2>"$WORK/recv.err" | stamp >"$WORK/recv.json"
     exit "${PIPESTATUS[0]}"
   ) &
   local receiver=$!
   set +e
-  feed_stream "$extend" | tee "$fed" |
-    U a env TERN_RELAY="ws://$R_IP:4747" ${TERN_ENV:-} "$TERN" send --json --code "$code" --timeout 60 ${CONNECT_TERN_FLAGS:-} "$@" - \
+  if [[ -n ${STREAM_EXTEND:-} ]]; then
+    feed_stream "$STREAM_EXTEND" | tee "$fed" |
+      U a env TERN_RELAY="ws://$R_IP:4747" ${TERN_ENV:-} "$TERN" send --json --code "$code" --timeout 60 ${CONNECT_TERN_FLAGS:-} "$@" - \
+        2>"$WORK/send.err" | stamp >"$WORK/send.json"
+    SEND_EXIT=${PIPESTATUS[2]}
+  else
+    U a env TERN_RELAY="ws://$R_IP:4747" ${TERN_ENV:-} "$TERN" send --json --code "$code" --timeout 60 ${CONNECT_TERN_FLAGS:-} "$@" "$PAYLOAD" \
       2>"$WORK/send.err" | stamp >"$WORK/send.json"
-  SEND_EXIT=${PIPESTATUS[2]}
+    SEND_EXIT=${PIPESTATUS[0]}
+  fi
   wait "$receiver"
   RECV_EXIT=$?
   set -e
   RECEIVED=0
-  cmp -s "$fed" "$out/stream.bin" && RECEIVED=1
+  cmp -s "$sent" "$got" && RECEIVED=1
   rm -rf "$out" "$fed"
   local paired first
   paired=$(grep -m1 '"event":"paired"' "$WORK/recv.json" | cut -d' ' -f1 || true)
@@ -181,7 +163,7 @@ attempt_stream() {              # NAMEPLATE EXTEND [EXTRA FLAGS FOR BOTH SIDES..
   return 0
 }
 
-# The bytes attempt_stream sends (see there). A write into a closed pipe
+# The bytes attempt sends as a stream (STREAM_EXTEND, see there). A write into a closed pipe
 # (the sender gave up) ends it.
 feed_stream() {                 # EXTEND
   local extend=$1 start=${EPOCHREALTIME/./} until=0 now
@@ -286,7 +268,7 @@ run_case() {
   for i in $(seq 1 "$RUNS"); do
     # Where a direct path must be found, the stream goes on for up to 5 s
     # until the sender has moved to it.
-    attempt_stream $((10 + i)) "$([[ $want == direct ]] && echo 5 || echo 0)"
+    STREAM_EXTEND=$([[ $want == direct ]] && echo 5 || echo 0) attempt $((10 + i))
     if [[ -n ${CONNECT_LOGS:-} ]]; then
       mkdir -p "$CONNECT_LOGS"
       for f in send.json send.err recv.json recv.err; do cp "$WORK/$f" "$CONNECT_LOGS/$case-$i-$f"; done
