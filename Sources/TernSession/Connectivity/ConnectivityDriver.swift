@@ -3,22 +3,21 @@ import NIOCore
 import NIOPosix
 import TernICE
 import TernPairing
-import TernRendezvous
-import TernSDP
 import TernSTUN
 import TernTLS
 import TernTURN
-import TernCollections
 
-/// One session's network side: it owns a UDP socket (and a TCP connection
-/// per TURN-over-TCP server) and the timers, and pumps the sans-IO ICE agent
-/// and TURN clients on one SwiftNIO event loop (design.md: one driver per
-/// session, no locks on the data path).
+/// One session's network side: the SwiftNIO shell over `ConnectivityCore`.
+/// It owns the UDP socket (and a TCP connection per TURN-over-TCP server),
+/// the event loop's timer and the syscalls around sending (route checks,
+/// segmentation offload, router probes), and does only I/O: what arrives
+/// goes to the core with the time, what the core outputs goes out
+/// (design.md: one driver per session on one event loop, no locks on the
+/// data path).
 ///
-/// Every datagram on the socket is demultiplexed by its first byte (RFC
-/// 7983): STUN from the TURN server (other than Binding) and ChannelData go
-/// to that TURN client, other STUN to the ICE agent, DTLS (next layer) is
-/// counted and dropped for now.
+/// One fast path skips the core: DTLS between the socket and the selected
+/// direct pair's remote address (`readArrived`, `sendApplication(_:lengths:)`),
+/// matched against the address the core selected.
 ///
 /// Signalling goes out through `signal` (the sealed mailbox): this side's
 /// session description first, then each candidate as it is found, then
@@ -28,76 +27,37 @@ import TernCollections
 /// Thread safety: all mutable state is touched on `loop` only; the public
 /// methods hop there.
 public final class ConnectivityDriver: @unchecked Sendable {
-    /// The ICE option token (in `a=ice-options`) by which a tern peer says it
-    /// sends and understands `PeerMessage.mappingOpened`.
-    static let mappingOpenedOption = "tern-mapping-opened"
-    /// How long ordinary checks wait for the answer of a remote router's probe.
-    static let routerProbeWait: Duration = .milliseconds(50)
     public let loop: EventLoop
     private let options: ConnectivityOptions
     private let signal: @Sendable (PeerMessage) -> Void
     private let logger: Logger
     private let startedAt: NIODeadline
-    private let stunServers: [STUNAddress]
-    private let turnServers: [(uri: ServerURI, address: STUNAddress)]
     /// For `turns:` servers: the system's trust store, or the pin the relay handed out.
     private let tlsContext: TLSContext?
 
     // Confined to `loop`.
-    private var agent: ICEAgent
+    private var core: ConnectivityCore
     private var channel: Channel?
     private var dualStack = false
-    private var localPort: UInt16 = 0
-    private var hostBases: [STUNAddress] = []
-    private var turns: [TURNSlot] = []
+    /// TURN servers' TCP (or TLS) connections, by the core's slot.
+    private var streams: [Int: Channel] = [:]
     private lazy var timer = LoopTimer(loop: loop, origin: startedAt)
-    private var pumping = false
-    private var signalledEnd = false
-    private var signalledConnected = false
-    private var peerConnected = false
-    private var selected: ConnectedPath?
-    /// The agent reported the selected pair lost; the next selection replaces it.
-    private var replacingLostPath = false
-    private var remoteFingerprints: [Fingerprint] = []
-    private var remoteSetup: DTLSSetup?
-    private var remoteMaxMessageSize: UInt64?
-    /// The peer's session description arrived.
-    private var remoteDescribed = false
-    /// The peer's description names `mappingOpenedOption`: it tells us when
-    /// its first check to our server-reflexive address has left, and we tell it.
-    private var peerSignalsMappings = false
-    /// When this side selected a pair.
-    private var selectedAt: Duration?
-    private var finished = false
+    private var draining = false
     private var closed = false
     private let established: EventLoopPromise<ConnectedPath>
-    /// Datagrams of kinds no layer takes yet, and ones from nobody known.
-    public private(set) var droppedDatagrams = 0
+    /// The route MTU towards the selected direct pair's remote address.
+    private var selectedRouteMTU: Int?
 
-    private struct TURNSlot {
-        var uri: ServerURI
-        var server: STUNAddress
-        var client: TURNClient
-        var stream: Channel?
-        var relayed: STUNAddress?
-        /// Relayed addresses the server lost (`TURNEvent.allocationLost`):
-        /// nothing goes out from them any more, neither checks nor data.
-        var retired: Set<STUNAddress> = []
-        /// Why this server gave no relayed candidate, for the failure sentence.
-        var failure: String?
-        var settled: Bool { relayed != nil || failure != nil }
-    }
+    /// Datagrams of kinds no layer takes yet, and ones from nobody known.
+    public var droppedDatagrams: Int { core.droppedDatagrams }
 
     private init(
-        loop: EventLoop, options: ConnectivityOptions, agent: ICEAgent, stunServers: [STUNAddress],
-        turnServers: [(uri: ServerURI, address: STUNAddress)], tlsContext: TLSContext?,
+        loop: EventLoop, options: ConnectivityOptions, core: ConnectivityCore, tlsContext: TLSContext?,
         signal: @escaping @Sendable (PeerMessage) -> Void, logger: Logger
     ) {
         self.loop = loop
         self.options = options
-        self.agent = agent
-        self.stunServers = stunServers
-        self.turnServers = turnServers
+        self.core = core
         self.tlsContext = tlsContext
         self.signal = signal
         self.logger = logger
@@ -153,33 +113,9 @@ public final class ConnectivityDriver: @unchecked Sendable {
             throw .noPath("--force-relay needs a TURN server, and the relay offers none")
         }
 
-        var agent: ICEAgent
-        do {
-            // Ta = 10 ms rather than the default 50 (RFC 8445 §14.2 leaves it
-            // to configuration, not below 5 ms): a data-channel session has a
-            // handful of pairs, and every paced check before the nomination
-            // (which waits for the next slot) is time before the first byte
-            // (docs/architecture.md, "Measurements behind constants").
-            agent = try ICEAgent(configuration: ICEConfiguration(
-                role: options.role, localCredentials: .random(), tieBreaker: ICEConfiguration.randomTieBreaker(),
-                pacing: .milliseconds(10), failureTimeout: options.failureTimeout,
-                nominationDelay: options.upgradesPath ? .zero : .seconds(1)).upgrading(options.upgradesPath))
-            // Checks to a peer behind a router that answers unsolicited
-            // datagrams wait 200 ms (its probe answers in a round trip; 50 ms
-            // at most is waited for it): docs/lab.md, cone-icmp-a/-b. A peer
-            // that says when its own first check has left (`mappingOpened`)
-            // ends the wait sooner. (Not longer when it does: where both
-            // routers answer, both sides hold and neither sends first, and
-            // behind routers that REJECT, or one router that hairpins, the
-            // two sides' checks after 200 ms make a direct path.)
-            agent.avoidMappingClashes(probeWait: Self.routerProbeWait, hold: .milliseconds(200))
-        } catch {
-            throw .localNetwork("cannot start ICE: \(error.reason)")
-        }
+        let core = try ConnectivityCore(options: options, stunServers: stunServers, turnServers: turnServers, logger: logger)
         let loop = group.next()
-        let driver = ConnectivityDriver(
-            loop: loop, options: options, agent: agent, stunServers: stunServers, turnServers: turnServers, tlsContext: tlsContext,
-            signal: signal, logger: logger)
+        let driver = ConnectivityDriver(loop: loop, options: options, core: core, tlsContext: tlsContext, signal: signal, logger: logger)
         let channel = try await driver.bindSocket()
         do {
             try await loop.submit { try driver.begin(channel: channel) }.get()
@@ -288,20 +224,12 @@ public final class ConnectivityDriver: @unchecked Sendable {
     /// candidate is relayed. Call on `loop`; dropped before a pair is selected.
     public func sendApplication(_ bytes: [UInt8]) {
         loop.preconditionInEventLoop()
-        guard !closed, let pair = selected?.pair else {
-            droppedDatagrams += 1
+        guard !closed else {
+            core.countDropped()
             return
         }
-        if let slot = turns.firstIndex(where: { $0.relayed == pair.localBase }) {
-            do {
-                try turns[slot].client.send(bytes, to: pair.remote.address, now: now())
-            } catch {
-                droppedDatagrams += 1
-            }
-        } else if turns.contains(where: { $0.retired.contains(pair.localBase) }) {
-            droppedDatagrams += 1
-        } else {
-            sendDatagram(bytes, to: pair.remote.address)
+        if case .direct(let destination) = core.routeApplication(bytes, now: now()) {
+            sendDatagram(bytes, to: destination)
         }
     }
 
@@ -372,8 +300,10 @@ public final class ConnectivityDriver: @unchecked Sendable {
     @discardableResult
     public func handle(_ message: PeerMessage) async -> Bool {
         (try? await loop.submit { () -> Bool in
-            self.receiveSignal(message)
-            return self.finished && self.selected != nil && self.peerConnected
+            guard !self.closed else { return false }
+            self.core.handleSignal(message, now: self.now())
+            self.drain()
+            return self.core.isConnected
         }.get()) ?? false
     }
 
@@ -401,70 +331,30 @@ public final class ConnectivityDriver: @unchecked Sendable {
 
     private func begin(channel: Channel) throws(SessionError) {
         self.channel = channel
-        guard let address = channel.localAddress, let port = address.port, let port16 = UInt16(exactly: port) else {
+        guard let address = channel.localAddress, let port = address.port, let localPort = UInt16(exactly: port) else {
             throw .localNetwork("the UDP socket has no local port")
         }
-        localPort = port16
         if case .v6 = address { dualStack = true }
-        let now = self.now()
-
-        var media = MediaDescription.dataChannel(
-            iceUfrag: agent.configuration.localCredentials.ufrag, icePwd: agent.configuration.localCredentials.password,
-            fingerprint: options.fingerprint, setup: options.role == .controlling ? .actpass : .active)
-        // An ICE option token (RFC 8839 §5.6): others ignore tokens they do not know.
-        media.iceOptions.append(Self.mappingOpenedOption)
-        var description = SessionDescription(sessionID: UInt64.random(in: 1...UInt64(Int64.max)), media: [media])
-        description.sessionVersion = 2
-        signal(.sessionDescription(kind: options.role == .controlling ? .offer : .answer, sdp: description.formatted()))
-
+        var addresses: [[UInt8]] = []
         if !options.forceRelay {
-            let addresses: [LocalAddresses.Address]
             do {
-                addresses = try LocalAddresses.usable()
+                addresses = try LocalAddresses.usable().map(\.ip)
             } catch {
                 throw .localNetwork("cannot list the network interfaces: \(error)")
             }
-            for local in addresses where dualStack || local.ip.count == 4 {
-                guard let base = STUNAddress(ipBytes: local.ip, port: localPort) else { continue }
-                do {
-                    try agent.addHostCandidate(base, now: now)
-                    hostBases.append(base)
-                } catch {
-                    logger.debug("host candidate skipped", metadata: ["address": "\(base)", "reason": "\(error.reason)"])
-                }
-            }
-            for server in stunServers {
-                for base in hostBases where base.family.code == server.family.code {
-                    try? agent.gatherServerReflexive(from: server, base: base, now: now)
-                }
-            }
         }
-        for (uri, server) in turnServers {
-            guard let credentials = options.turn else { break }
-            if !dualStack && server.ipBytes.count == 16 && uri.transport == .udp { continue }
-            let client = TURNClient(configuration: .init(
-                server: server, transport: uri.transport, username: credentials.username, password: credentials.credential))
-            turns.append(TURNSlot(uri: uri, server: server, client: client))
-            let index = turns.count - 1
-            switch uri.transport {
-            case .udp:
-                turns[index].client.start(now: now)
-            case .tcp:
-                connectStream(slot: index)
-            }
-        }
-        pump()
+        core.start(localPort: localPort, dualStack: dualStack, addresses: addresses, now: now())
+        drain()
     }
 
-    private func connectStream(slot index: Int) {
-        guard let target = SocketAddressConversion.socketAddress(turns[index].server, dualStack: turns[index].server.ipBytes.count == 16) else {
-            settleTURN(index, "no socket address for \(turns[index].server)")
+    private func connectStream(slot index: Int, uri: ServerURI, server: STUNAddress) {
+        guard let target = SocketAddressConversion.socketAddress(server, dualStack: server.ipBytes.count == 16) else {
+            core.streamFailed(slot: index, reason: "no socket address for \(server)", now: now())
             return
         }
-        let uri = turns[index].uri
         let tls = uri.isSecure ? tlsContext : nil
         if uri.isSecure && tls == nil {
-            settleTURN(index, "no TLS context for \(uri)")
+            core.streamFailed(slot: index, reason: "no TLS context for \(uri)", now: now())
             return
         }
         let (seconds, attoseconds) = options.tlsHandshakeTimeout.components
@@ -491,13 +381,12 @@ public final class ConnectivityDriver: @unchecked Sendable {
                         stream.close(promise: nil)
                         return
                     }
-                    self.turns[index].stream = stream
-                    self.turns[index].client.start(now: self.now())
-                    self.pump()
+                    self.streams[index] = stream
+                    self.core.streamConnected(slot: index, now: self.now())
                 case .failure(let error):
-                    self.settleTURN(index, "the TCP connection failed: \(RelayConnection.describe(error))")
-                    self.pump()
+                    self.core.streamFailed(slot: index, reason: "the TCP connection failed: \(RelayConnection.describe(error))", now: self.now())
                 }
+                self.drain()
             }
     }
 
@@ -548,46 +437,13 @@ public final class ConnectivityDriver: @unchecked Sendable {
     }
 
     private func datagramArrived(_ envelope: AddressedEnvelope<ByteBuffer>) {
-        guard !closed, let first = envelope.data.readableBytesView.first else {
-            droppedDatagrams += 1
+        guard !closed, let source = SocketAddressConversion.stunAddress(envelope.remoteAddress) else {
+            core.countDropped()
             return
         }
-        guard let source = SocketAddressConversion.stunAddress(envelope.remoteAddress) else {
-            droppedDatagrams += 1
-            return
-        }
-        let bytes = Array(envelope.data.readableBytesView)
-        let now = self.now()
-        if let slot = turns.firstIndex(where: { $0.uri.transport == .udp && $0.server == source }) {
-            // From the TURN server: its answers, Data indications and
-            // ChannelData; a Binding answer is the STUN gathering's (a server
-            // can be both).
-            let kind = PacketKind.classify(first)
-            if kind == .turnChannelData || (kind == .stun && !STUN.isBinding(bytes)) {
-                turns[slot].client.handleDatagram(bytes, now: now)
-                pump()
-                return
-            }
-        }
-        switch PacketKind.classify(first) {
-        case .stun:
-            let base = arrivalBase(envelope)
-            guard let base else {
-                droppedDatagrams += 1
-                return
-            }
-            if case .dropped(let why) = agent.handleDatagram(bytes, from: source, toBase: base, now: now) {
-                logger.trace("ICE dropped a datagram", metadata: ["from": "\(source)", "reason": "\(why.reason)"])
-            }
-        case .dtls:
-            // The data path: no ICE work to do; the layer above runs once per
-            // batch of reads (`readComplete`).
-            deliverApplication(bytes, from: source)
-            return
-        default:
-            droppedDatagrams += 1
-        }
-        pump()
+        let destination = envelope.metadata?.packetInfo.flatMap { LocalAddresses.bytes(of: $0.destinationAddress) }
+        core.handleDatagram(Array(envelope.data.readableBytesView), from: source, to: destination, now: now())
+        drain()
     }
 
     /// The socket's batch of reads is over.
@@ -595,141 +451,32 @@ public final class ConnectivityDriver: @unchecked Sendable {
         applicationReadComplete?()
     }
 
-    /// DTLS from the selected pair's remote address, or from the remote end
-    /// of another pair whose checks succeeded, goes to the layer above;
-    /// anything else (DTLS from an address ICE never checked) is dropped.
-    /// RFC 8445 §12.2: an agent must be ready to receive data on pairs
-    /// other than the one it sends on. A peer can pick another pair than
-    /// ours: aiortc, controlling, nominates every pair it checks and sends on
-    /// the last to succeed, where tern uses the highest-priority one.
-    private func deliverApplication(_ bytes: [UInt8], from source: STUNAddress) {
-        guard let selected else {
-            droppedDatagrams += 1
-            return
-        }
-        guard selected.pair.remote.address == source || agent.validPairs.contains(where: { $0.remote.address == source }) else {
-            droppedDatagrams += 1
-            return
-        }
-        guard let applicationHandler else {
-            // The peer's first DTLS flight can beat our own start by a few
-            // milliseconds: keep a little of it rather than wait for its
-            // retransmission (1 s).
-            if earlyApplication.count < 16 { earlyApplication.append(bytes) } else { droppedDatagrams += 1 }
-            return
-        }
-        bytes.withUnsafeBytes { applicationHandler($0) }
-    }
-
-    private var earlyApplication: [[UInt8]] = []
-
-    /// The host candidate a datagram arrived at: its destination address
-    /// (from IP_PKTINFO) and the socket's port.
-    private func arrivalBase(_ envelope: AddressedEnvelope<ByteBuffer>) -> STUNAddress? {
-        if let destination = envelope.metadata?.packetInfo?.destinationAddress,
-           let ip = LocalAddresses.bytes(of: destination),
-           let base = SocketAddressConversion.stunAddress(ip: ip, port: localPort),
-           hostBases.contains(base) {
-            return base
-        }
-        // Without packet info, the only host base of the source's family.
-        guard let source = SocketAddressConversion.stunAddress(envelope.remoteAddress) else { return nil }
-        let sameFamily = hostBases.filter { $0.family.code == source.family.code }
-        return sameFamily.count == 1 ? sameFamily[0] : nil
-    }
-
     fileprivate func streamBytesArrived(slot: Int, _ buffer: ByteBuffer) {
-        guard !closed, turns.indices.contains(slot) else { return }
-        turns[slot].client.handleStreamBytes(Array(buffer.readableBytesView), now: now())
-        pump()
+        guard !closed else { return }
+        core.handleStreamBytes(slot: slot, Array(buffer.readableBytesView), now: now())
+        drain()
     }
 
     /// The TURN server's TCP (or TLS) connection failed: the reason goes to
     /// the failure sentence; the close that follows ends the TURN client.
     fileprivate func streamFailed(slot: Int, _ error: Error) {
-        guard !closed, turns.indices.contains(slot), turns[slot].relayed == nil else { return }
+        guard !closed else { return }
         let reason = (error as? TLSError).map { "TLS: \($0.reason)" } ?? "the TCP connection failed: \(RelayConnection.describe(error))"
-        settleTURN(slot, reason)
+        core.streamFailed(slot: slot, reason: reason, now: now())
+        drain()
     }
 
     fileprivate func streamClosed(slot: Int) {
-        guard !closed, turns.indices.contains(slot) else { return }
-        turns[slot].stream = nil
-        turns[slot].client.handleConnectionClosed(now: now())
-        pump()
-    }
-
-    private func receiveSignal(_ message: PeerMessage) {
         guard !closed else { return }
-        let now = self.now()
-        switch message {
-        case .sessionDescription(let kind, let sdp):
-            // The controlling side offered, so it takes an answer; the controlled side an offer.
-            guard kind == (options.role == .controlling ? .answer : .offer) else {
-                fail(.noPath("the peer sent a session description of the wrong kind (\(kind.rawValue))"))
-                return
-            }
-            let description: SessionDescription
-            do {
-                description = try SessionDescription(parsing: sdp)
-            } catch {
-                fail(.noPath("the peer's session description is malformed: \(error)"))
-                return
-            }
-            guard let media = description.dataChannel, let ufrag = media.iceUfrag, let password = media.icePwd else {
-                fail(.noPath("the peer's session description has no data channel with ICE credentials"))
-                return
-            }
-            do {
-                try agent.setRemoteCredentials(ufrag: ufrag, password: password, now: now)
-            } catch {
-                fail(.noPath("the peer's ICE credentials are unusable: \(error.reason)"))
-                return
-            }
-            remoteDescribed = true
-            if media.iceOptions.contains(Self.mappingOpenedOption) { peerSignalsMappings = true }
-            remoteFingerprints = media.fingerprints
-            remoteSetup = media.setup
-            remoteMaxMessageSize = media.maxMessageSize
-            for line in media.candidates { addRemote(line, now: now) }
-            if media.endOfCandidates { agent.remoteCandidatesComplete(now: now) }
-        case .candidate(_, let line):
-            addRemote(line, now: now)
-        case .endOfCandidates:
-            agent.remoteCandidatesComplete(now: now)
-        case .connected:
-            peerConnected = true
-            completeIfDone()
-        case .mappingOpened:
-            agent.peerOpenedMapping(now: now)
-        default:
-            break
-        }
-        pump()
-    }
-
-    private func addRemote(_ line: String, now: Duration) {
-        do {
-            switch try ICECandidate.parse(line) {
-            case .candidate(let candidate):
-                if candidate.type == .serverReflexive { probeRouter(behind: candidate.address, now: now) }
-                try agent.addRemoteCandidate(candidate, now: now)
-                logger.debug("remote candidate", metadata: ["candidate": "\(candidate)", "at_ms": "\(milliseconds(now))"])
-            case .unresolved(let unresolved):
-                // mDNS names (browsers hide host addresses): skipped; the
-                // peer's checks still reach us as peer-reflexive candidates.
-                logger.debug("skipping a candidate with a host name", metadata: ["name": "\(DisplayText.escaped(unresolved.hostname))"])
-            }
-        } catch {
-            logger.debug("ignoring a remote candidate", metadata: ["reason": "\(error.reason)"])
-        }
+        streams[slot] = nil
+        core.streamClosed(slot: slot, now: now())
+        drain()
     }
 
     /// Mapping-clash avoidance (ICEAgent+RemoteRouters.swift): asks the
     /// router at a remote server-reflexive address whether it answers
-    /// unsolicited datagrams, and tells the agent (RouterProbe).
-    private func probeRouter(behind address: STUNAddress, now: Duration) {
-        guard agent.probingRemoteRouter(address, now: now) else { return }
+    /// unsolicited datagrams, and tells the core (RouterProbe).
+    private func probeRouter(behind address: STUNAddress) {
         guard let probe = RouterProbe(towards: address) else { return }
         for (index, delay) in RouterProbe.polls.enumerated() {
             loop.scheduleTask(in: delay) { [self] in
@@ -737,226 +484,87 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 let answered = probe.answered()
                 guard answered || index == RouterProbe.polls.count - 1 else { return }
                 probe.close()
-                logger.debug("remote router probed", metadata: ["address": "\(address)", "answers_unsolicited": "\(answered)"])
-                agent.remoteRouter(address, answersUnsolicited: answered, now: self.now())
-                pump()
+                core.routerProbed(address, answersUnsolicited: answered, now: now())
+                drain()
             }
         }
-    }
-
-    // MARK: - Pumping the cores
-
-    /// Moves everything the cores want to send to the network, acts on their
-    /// events, and sets the timer for the earliest deadline. Events can feed
-    /// one core from another (TURN hands ICE its relayed datagrams), so it
-    /// loops until nothing moves.
-    private func pump() {
-        guard !pumping, !closed else { return }
-        pumping = true
-        defer { pumping = false }
-        var moved = true
-        while moved {
-            moved = false
-            let now = self.now()
-            while let transmit = agent.pollTransmit(now: now) {
-                moved = true
-                if let slot = turns.firstIndex(where: { $0.relayed == transmit.from }) {
-                    do {
-                        try turns[slot].client.send(transmit.bytes, to: transmit.to, now: now)
-                    } catch {
-                        logger.debug("TURN send failed", metadata: ["to": "\(transmit.to)", "reason": "\(error.reason)"])
-                    }
-                } else if turns.contains(where: { $0.retired.contains(transmit.from) }) {
-                    // A check from a relayed candidate whose allocation is gone:
-                    // it can only fail (sent from the host socket it would be
-                    // mistaken for a check from the host candidate).
-                    droppedDatagrams += 1
-                } else if let pair = selected?.pair, pair.localBase == transmit.from, pair.remote.address == transmit.to {
-                    // A check on the selected direct pair: a hard send error
-                    // (no route to the peer) moves to a backup pair at once.
-                    sendDatagram(transmit.bytes, to: transmit.to) { [self] in
-                        if !closed, agent.selectedPairUnreachable(now: self.now()) { pump() }
-                    }
-                } else {
-                    sendDatagram(transmit.bytes, to: transmit.to)
-                }
-            }
-            for index in turns.indices {
-                while let bytes = turns[index].client.pollTransmit() {
-                    moved = true
-                    switch turns[index].uri.transport {
-                    case .udp: sendDatagram(bytes, to: turns[index].server)
-                    case .tcp: sendStream(bytes, slot: index)
-                    }
-                }
-                while let event = turns[index].client.pollEvent() {
-                    moved = true
-                    handleTURN(event, slot: index, now: now)
-                }
-            }
-            while let event = agent.pollEvent() {
-                moved = true
-                handleICE(event)
-            }
-        }
-        flushSocket()
-        if !signalledEnd, !agent.isGathering, turns.allSatisfy(\.settled) {
-            signalledEnd = true
-            signal(.endOfCandidates)
-            if options.forceRelay && turns.allSatisfy({ $0.relayed == nil }) {
-                // Nothing to check with: say so now rather than after the ICE timeout.
-                fail(.noPath(failureSentence(.connectivityFailed(agent.failureReport()))))
-            }
-        }
-        rearmTimer()
-    }
-
-    private func handleTURN(_ event: TURNEvent, slot index: Int, now: Duration) {
-        switch event {
-        case .allocated(let relayed, let mapped, _):
-            logger.debug("TURN allocation", metadata: ["server": "\(turns[index].uri)", "relayed": "\(relayed)", "at_ms": "\(milliseconds(now))"])
-            turns[index].relayed = relayed
-            do {
-                try agent.addRelayedCandidate(
-                    relayed, mappedAddress: mapped, server: turns[index].server, overTCP: turns[index].uri.transport == .tcp, now: now)
-            } catch {
-                logger.debug("relayed candidate skipped", metadata: ["reason": "\(error.reason)"])
-            }
-        case .received(let data, let peer):
-            guard let relayed = turns[index].relayed, let first = data.first else {
-                droppedDatagrams += 1
-                return
-            }
-            switch PacketKind.classify(first) {
-            case .stun: _ = agent.handleDatagram(data, from: peer, toBase: relayed, now: now)
-            case .dtls where selected != nil:
-                // On the selected pair, or a straggler from the pair it replaced.
-                deliverApplication(data, from: peer)
-                applicationReadComplete?()
-            default: droppedDatagrams += 1
-            }
-        case .allocationLost(let relayed, let error):
-            // The TURN client is already allocating afresh; `.allocated` adds
-            // the new relayed candidate (trickled to the peer).
-            logger.debug("TURN allocation lost", metadata: ["server": "\(turns[index].uri)", "relayed": "\(relayed)", "reason": "\(error.reason)"])
-            turns[index].retired.insert(relayed)
-            if turns[index].relayed == relayed { turns[index].relayed = nil }
-        case .failed(let error):
-            settleTURN(index, error.reason)
-        case .permissionFailed(let peer, let error), .channelBindFailed(let peer, let error):
-            logger.debug("TURN refused", metadata: ["peer": "\(peer)", "reason": "\(error.reason)"])
-        case .refreshed, .permissionCreated, .channelBound, .deallocated:
-            break
-        }
-    }
-
-    private func settleTURN(_ index: Int, _ reason: String) {
-        if turns[index].failure == nil { turns[index].failure = reason }
-        logger.debug("TURN unavailable", metadata: ["server": "\(turns[index].uri)", "reason": "\(reason)"])
-    }
-
-    private func handleICE(_ event: ICEEvent) {
-        switch event {
-        case .localCandidate(let candidate):
-            if options.forceRelay && candidate.type != .relayed { return }
-            logger.debug("local candidate", metadata: ["candidate": "\(candidate)", "at_ms": "\(milliseconds(now()))"])
-            signal(.candidate(mid: "0", candidate: candidate.sdpAttribute))
-        case .selectedPair(let pair):
-            logger.debug("selected pair", metadata: ["pair": "\(pair)", "at_ms": "\(milliseconds(now()))"])
-            if selectedAt == nil { selectedAt = now() }
-            let relayURI = turns.first { $0.relayed == pair.localBase }?.uri
-            selected = ConnectedPath(pair: pair, roundTrip: agent.selectedRoundTrip, relayTransport: relayURI?.transport)
-            selected?.replacedLostPath = replacingLostPath
-            replacingLostPath = false
-            selected?.relayOverTLS = relayURI?.isSecure ?? false
-            if turns.contains(where: { $0.relayed == pair.localBase || $0.retired.contains(pair.localBase) }) {
-                directPeer = nil
-                segmentOffload = false
-            } else {
-                directPeer = SocketAddressConversion.socketAddress(pair.remote.address, dualStack: dualStack).map { ($0, pair.remote.address) }
-                segmentOffload = directPeer.map { SegmentationOffload.works(towards: $0.socket) } ?? false
-                // Asked in the peer's own family (the socket may be dual-stack).
-                selected?.routeMTU = SocketAddressConversion.socketAddress(pair.remote.address, dualStack: false).flatMap(RouteMTU.towards)
-                logger.debug("data path", metadata: ["segmentation_offload": "\(segmentOffload)"])
-            }
-            if !signalledConnected {
-                signalledConnected = true
-                signal(.connected)
-            }
-            if finished, let path = selected {
-                var changed = path
-                changed.remoteFingerprints = remoteFingerprints
-                changed.remoteSetup = remoteSetup
-                changed.remoteMaxMessageSize = remoteMaxMessageSize
-                pathChangesInput.yield(changed)
-            }
-            completeIfDone()
-        case .selectedPairLost(let pair):
-            // Another valid pair takes over (`.selectedPair` follows).
-            logger.info("selected pair stopped answering", metadata: ["pair": "\(pair)", "at_ms": "\(milliseconds(now()))"])
-            replacingLostPath = true
-        case .stateChanged(.failed(let error)):
-            fail(.noPath(failureSentence(error)))
-        case .consentLost:
-            if !finished {
-                fail(.noPath("the path to the other side stopped answering"))
-            } else {
-                // RFC 7675 §5.1: no answer to the consent checks for 30 s.
-                pathLostHandler?("the other side stopped answering connectivity checks (nothing for 30 s)")
-            }
-        case .gatheringFailed(let error):
-            logger.debug("server-reflexive gathering failed", metadata: ["reason": "\(error.reason)"])
-        case .stateChanged(let state):
-            logger.debug("ICE state", metadata: ["state": "\(state)", "at_ms": "\(milliseconds(now()))"])
-        case .roleChanged(let role):
-            logger.debug("ICE role conflict resolved", metadata: ["role": "\(role)"])
-        case .gatheringComplete:
-            break
-        case .mappingOpened(let address):
-            guard peerSignalsMappings else { return }
-            logger.debug("first check to the peer's router sent", metadata: ["address": "\(address)", "at_ms": "\(milliseconds(now()))"])
-            signal(.mappingOpened)
-        }
-    }
-
-    private func failureSentence(_ error: ICEError) -> String {
-        var sentence: String
-        if case .connectivityFailed(let report) = error {
-            sentence = report.description
-        } else {
-            sentence = error.reason
-        }
-        let turnErrors = turns.compactMap { slot in slot.failure.map { "TURN \(slot.uri): \($0)" } }
-        if !turnErrors.isEmpty { sentence += "; " + turnErrors.joined(separator: "; ") }
-        if turnServers.isEmpty { sentence += "; the relay offered no TURN server" }
-        return sentence
-    }
-
-    private func completeIfDone() {
-        guard !finished, let selected, peerConnected || !options.awaitPeerConnected else { return }
-        finished = true
-        var path = selected
-        // The peer's candidates all came before its `connected`: a remote end
-        // first known as peer reflexive (its check beat its candidate) now
-        // has the type the peer signalled (RFC 8445 §7.3.1.3, RFC 8838 §11).
-        if let current = agent.selectedPair, current.localBase == selected.pair.localBase,
-           current.remote.address == selected.pair.remote.address {
-            path.pair = current
-        }
-        path.roundTrip = agent.selectedRoundTrip ?? selected.roundTrip
-        path.remoteFingerprints = remoteFingerprints
-        path.remoteSetup = remoteSetup
-        path.remoteMaxMessageSize = remoteMaxMessageSize
-        established.succeed(path)
-    }
-
-    private func fail(_ error: SessionError) {
-        guard !finished else { return }
-        finished = true
-        established.fail(error)
     }
 
     // MARK: - Output
+
+    /// Carries out what the core output, flushes the socket's writes
+    /// (sendmmsg) and sets the timer for the core's next deadline. An
+    /// output can feed the core again (a send that fails at once): the loop
+    /// takes what that adds.
+    private func drain() {
+        guard !draining else { return }
+        draining = true
+        defer { draining = false }
+        while let output = core.pollOutput() {
+            perform(output)
+        }
+        flushSocket()
+        rearmTimer()
+    }
+
+    private func perform(_ output: ConnectivityCore.Output) {
+        switch output {
+        case .datagram(let bytes, let destination, let onSelectedPath):
+            if onSelectedPath {
+                sendDatagram(bytes, to: destination) { [self] in
+                    if core.sendFailed(to: destination, now: now()) { drain() }
+                }
+            } else {
+                sendDatagram(bytes, to: destination)
+            }
+        case .streamBytes(let bytes, let slot):
+            sendStream(bytes, slot: slot)
+        case .connectStream(let slot, let uri, let server):
+            connectStream(slot: slot, uri: uri, server: server)
+        case .signal(let message):
+            signal(message)
+        case .probeRouter(let address):
+            probeRouter(behind: address)
+        case .selected(let path, let directRemote):
+            if let directRemote {
+                directPeer = SocketAddressConversion.socketAddress(directRemote, dualStack: dualStack).map { ($0, directRemote) }
+                segmentOffload = directPeer.map { SegmentationOffload.works(towards: $0.socket) } ?? false
+                // Asked in the peer's own family (the socket may be dual-stack).
+                selectedRouteMTU = SocketAddressConversion.socketAddress(directRemote, dualStack: false).flatMap(RouteMTU.towards)
+                logger.debug("data path", metadata: ["segmentation_offload": "\(segmentOffload)", "pair": "\(path.pair)"])
+            } else {
+                directPeer = nil
+                segmentOffload = false
+                selectedRouteMTU = nil
+            }
+        case .connected(var path):
+            path.routeMTU = selectedRouteMTU
+            established.succeed(path)
+        case .pathChanged(var path):
+            path.routeMTU = selectedRouteMTU
+            pathChangesInput.yield(path)
+        case .pathLost(let reason):
+            pathLostHandler?(reason)
+        case .failed(let error):
+            established.fail(error)
+        case .application(let bytes, let endsBatch):
+            deliverApplication(bytes)
+            if endsBatch { applicationReadComplete?() }
+        }
+    }
+
+    private func deliverApplication(_ bytes: [UInt8]) {
+        guard let applicationHandler else {
+            // The peer's first DTLS flight can beat our own start by a few
+            // milliseconds: keep a little of it rather than wait for its
+            // retransmission (1 s).
+            if earlyApplication.count < 16 { earlyApplication.append(bytes) } else { core.countDropped() }
+            return
+        }
+        bytes.withUnsafeBytes { applicationHandler($0) }
+    }
+
+    private var earlyApplication: [[UInt8]] = []
 
     /// - Parameter unreachable: called on `loop` if the write fails because
     ///   the destination is unreachable (EHOSTUNREACH from the kernel), or
@@ -964,7 +572,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
     private func sendDatagram(_ bytes: [UInt8], to destination: STUNAddress, unreachable: (() -> Void)? = nil) {
         let known = directPeer.flatMap { $0.stun == destination ? $0.socket : nil }
         guard let channel, let address = known ?? SocketAddressConversion.socketAddress(destination, dualStack: dualStack) else {
-            droppedDatagrams += 1
+            core.countDropped()
             return
         }
         // A destination the kernel refuses (no route, a link-local address
@@ -980,14 +588,14 @@ public final class ConnectivityDriver: @unchecked Sendable {
         }
         if let reason = route.reason {
             if route.new { logger.debug("no datagram can go there", metadata: ["to": "\(destination)", "reason": "\(reason)"]) }
-            droppedDatagrams += 1
+            core.countDropped()
             return
         }
         var buffer = channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         // A send error the kernel reports later (an ICMP unreachable)
         // concerns one candidate pair; ICE's own timeouts deal with it.
-        // Writes are flushed together (sendmmsg) at the end of a pump or by
+        // Writes are flushed together (sendmmsg) at the end of a drain or by
         // `flushApplication`.
         if let unreachable {
             let promise = channel.eventLoop.makePromise(of: Void.self)
@@ -1015,12 +623,16 @@ public final class ConnectivityDriver: @unchecked Sendable {
     /// Sends what `sendApplication` queued. Call on `loop` after a batch.
     public func flushApplication() {
         loop.preconditionInEventLoop()
-        if turns.contains(where: { $0.relayed != nil }) { pump() }  // TURN-wrapped data waits in the clients
+        if core.hasRelayedCandidate {
+            // TURN-wrapped data waits in the clients.
+            core.pump(now: now())
+            drain()
+        }
         flushSocket()
     }
 
     private func sendStream(_ bytes: [UInt8], slot index: Int) {
-        guard let stream = turns[index].stream else { return }
+        guard let stream = streams[index] else { return }
         var buffer = stream.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         stream.writeAndFlush(buffer, promise: nil)
@@ -1028,11 +640,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
 
     // MARK: - Time
 
-    private func milliseconds(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        return String(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
-    }
-
+    /// The cores' clock: time since the driver started.
     private func now() -> Duration {
         .nanoseconds(Int64(clamping: NIODeadline.now().uptimeNanoseconds &- startedAt.uptimeNanoseconds))
     }
@@ -1042,31 +650,10 @@ public final class ConnectivityDriver: @unchecked Sendable {
             timer.cancel()
             return
         }
-        var deadline = agent.nextDeadline
-        for slot in turns {
-            if let next = slot.client.nextDeadline { deadline = deadline.map { min($0, next) } ?? next }
+        timer.arm(at: core.nextDeadline) { [self] in
+            core.advanceTime(now: now())
+            drain()
         }
-        if let next = signallingDeadline { deadline = deadline.map { min($0, next) } ?? next }
-        timer.arm(at: deadline) { [self] in
-            let now = self.now()
-            agent.advanceTime(now: now)
-            for index in turns.indices { turns[index].client.advanceTime(now: now) }
-            pump()
-            if let limit = signallingDeadline, now >= limit {
-                let seconds = PeerWatch.words(options.signallingTimeout)
-                fail(.noPath(remoteDescribed
-                    ? "the other side did not confirm the connection within \(seconds)"
-                    : "the other side sent no connection details within \(seconds)"))
-            }
-        }
-    }
-
-    /// When the peer's next signal is overdue (see `signallingTimeout`).
-    private var signallingDeadline: Duration? {
-        guard !finished else { return nil }
-        if !remoteDescribed { return options.signallingTimeout }  // since the start
-        if let selectedAt, !peerConnected { return selectedAt + options.signallingTimeout }
-        return nil
     }
 
     // MARK: - Closing
@@ -1076,14 +663,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
             done.succeed()
             return
         }
-        let now = self.now()
-        var waiting = false
-        for index in turns.indices where turns[index].relayed != nil && !turns[index].client.isFinished {
-            turns[index].client.deallocate(now: now)
-            waiting = true
-        }
-        fail(.noPath("the session closed"))
-        pump()
+        let waiting = core.close(now: now())
+        drain()
         closed = true
         timer.cancel()
         pathChangesInput.finish()
@@ -1102,7 +683,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
     }
 
     private func closeSockets(done: EventLoopPromise<Void>) {
-        for slot in turns { slot.stream?.close(promise: nil) }
+        for stream in streams.values { stream.close(promise: nil) }
         if let channel {
             channel.close().whenComplete { _ in done.succeed() }
         } else {
