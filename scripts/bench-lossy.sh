@@ -207,6 +207,16 @@ shape() {                      # LOSS
   done
 }
 
+# The delay line's counters now (its last SIGUSR1 line: "fwd: rx=... | rev:
+# ..."), cumulative since the last shape; fwd is a -> b.
+line_counters() {
+  local run=${LAB_ROOT:-/tmp/tern-lab}/$LAB_ID pid
+  pid=$(cat "$run/delayline-a-eth0.pid" 2>/dev/null) || { echo; return 0; }
+  kill -USR1 "$pid" 2>/dev/null || { echo; return 0; }
+  sleep 0.2
+  grep '^fwd:' "$run/delayline-a-eth0.log" | tail -1
+}
+
 inr() { ip netns exec "$R_NS" "$@"; }
 wait_listen() {                # NS PROTO(t|u) PORT WHAT PID
   for _ in $(seq 1 200); do
@@ -293,6 +303,7 @@ RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 for loss in $LOSSES; do
   shape "$loss"
+  counters_before=$(line_counters)
   say "link: ${RATE} Mbit/s, ${DELAY} ms each way, ${QUEUE_MS} ms queue, ${loss}% loss each way"
   for tool in $TOOLS; do
     file=$WORK/a/bench.bin sha=$SHA bytes=$BYTES
@@ -309,6 +320,7 @@ for loss in $LOSSES; do
       iperf3-*) line=$(run_iperf3 "${tool#iperf3-}") ;;
     esac
     read -r rtt_median rtt_p90 < <(stop_ping "$WORK/logs/ping.txt")
+    counters_after=$(line_counters)
     # tern --verbose logs each side's SCTP counters at the end: the
     # receiver's packets are its SACKs (how often the sender hears back).
     line=$("$PY" -c '
@@ -326,7 +338,15 @@ s, c = counters("sender"), counters("receiver")
 if s and c:
     r["sctp"] = {"sender": s, "receiver": c}
     if s.get("packets"): r["sacks_per_data_packet"] = round(c.get("packets", 0) / s["packets"], 3)
-print(json.dumps(r))' "$line" "$loss" "$rtt_median" "$rtt_p90" "$WORK/logs/$tool-$loss")
+# The delay line during this run (and the pings): what it dropped and marked.
+def line(text):
+    return {d: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", part)}
+            for d, part in re.findall(r"(fwd|rev): ([^|]*)", text)}
+before, after = line(sys.argv[6]), line(sys.argv[7])
+if after:
+    r["delayline"] = {d: {k: v - before.get(d, {}).get(k, 0) for k, v in c.items() if k != "queued"} for d, c in after.items()}
+print(json.dumps(r))' "$line" "$loss" "$rtt_median" "$rtt_p90" "$WORK/logs/$tool-$loss" "$counters_before" "$counters_after")
+    counters_before=$counters_after
     echo "$line" | tee -a "$RESULTS"
     rm -rf "$WORK/out"; mkdir -p "$WORK/out"; chown "$BENCH_UID:$BENCH_UID" "$WORK/out"
   done
