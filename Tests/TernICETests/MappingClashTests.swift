@@ -54,6 +54,25 @@ private func firstCheck(to address: STUNAddress, in sent: [(at: Duration, transm
     sent.first { $0.transmit.to == address }?.at
 }
 
+/// Two port-restricted cones, B's router (LAN 2) answering unsolicited
+/// datagrams; A controlling, B controlled, checks paced at 10 ms; with
+/// `avoidance`, routers are probed and both agents hold as the driver does.
+private func routerThatAnswersBehindB(seed: UInt64, avoidance: Bool) throws -> SimulatedNetwork {
+    var network = SimulatedNetwork(seed: seed)
+    network.link.delay = .milliseconds(5)
+    network.probeRouters = avoidance
+    network.addNAT(lan: 1, type: .portRestrictedCone)
+    network.addNAT(lan: 2, type: .portRestrictedCone)
+    network.nats[2]?.answersUnsolicited = true
+    let configure: (inout ICEConfiguration) -> Void = { $0.pacing = .milliseconds(10) }
+    try network.addPeer("A", role: .controlling, lan: 1, configure: configure)
+    try network.addPeer("B", role: .controlled, lan: 2, configure: configure)
+    if avoidance {
+        for index in network.peers.indices { network.peers[index].agent.avoidMappingClashes(probeWait: probeWait, hold: hold) }
+    }
+    return network
+}
+
 @Suite("ICE agent: mapping-clash avoidance")
 struct MappingClashTests {
     @Test func aRouterThatAnswersHoldsOrdinaryChecksUntilTheHoldEnds() throws {
@@ -155,18 +174,7 @@ struct MappingClashTests {
     /// lets the controlled side's check leave first: direct.
     @Test(arguments: [false, true])
     func aRouterThatAnswersOnTheLateSide(avoidance: Bool) throws {
-        var network = SimulatedNetwork(seed: 7)
-        network.link.delay = .milliseconds(5)
-        network.probeRouters = avoidance
-        network.addNAT(lan: 1, type: .portRestrictedCone)
-        network.addNAT(lan: 2, type: .portRestrictedCone)
-        network.nats[2]?.answersUnsolicited = true
-        let configure: (inout ICEConfiguration) -> Void = { $0.pacing = .milliseconds(10) }
-        try network.addPeer("A", role: .controlling, lan: 1, configure: configure)
-        try network.addPeer("B", role: .controlled, lan: 2, configure: configure)
-        if avoidance {
-            for index in network.peers.indices { network.peers[index].agent.avoidMappingClashes(probeWait: probeWait, hold: hold) }
-        }
+        var network = try routerThatAnswersBehindB(seed: 7, avoidance: avoidance)
         network.lateSignalling[1] = .milliseconds(100)
         try network.start()
         try network.run(until: .seconds(15)) { $0.bothDone }
@@ -192,17 +200,8 @@ struct MappingClashTests {
     /// sooner, and still without a clash.
     @Test func thePeersMappingOpenedEndsTheHoldBeforeItsTime() throws {
         func connect(signalled: Bool) throws -> (connectedAt: Duration, clashes: Int) {
-            var network = SimulatedNetwork(seed: 11)
-            network.link.delay = .milliseconds(5)
-            network.probeRouters = true
+            var network = try routerThatAnswersBehindB(seed: 11, avoidance: true)
             network.signalsMappings = signalled
-            network.addNAT(lan: 1, type: .portRestrictedCone)
-            network.addNAT(lan: 2, type: .portRestrictedCone)
-            network.nats[2]?.answersUnsolicited = true
-            let configure: (inout ICEConfiguration) -> Void = { $0.pacing = .milliseconds(10) }
-            try network.addPeer("A", role: .controlling, lan: 1, configure: configure)
-            try network.addPeer("B", role: .controlled, lan: 2, configure: configure)
-            for index in network.peers.indices { network.peers[index].agent.avoidMappingClashes(probeWait: probeWait, hold: hold) }
             try network.start()
             try network.run(until: .seconds(15)) { $0.bothDone }
             #expect(network.bothConnected)
