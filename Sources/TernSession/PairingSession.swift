@@ -54,6 +54,8 @@ public final class PairingSession {
     private var nextReceiveSeq = 0
     private var pending: [PeerMessage] = []
     private var closed = false
+    /// The task reading the mailbox for the data path (`readInBackground`).
+    private var follower: Task<Void, Never>?
 
     /// Reconnection attempts after a lost connection, and the waits between them.
     static let reconnectDelays: [TimeAmount] = [.milliseconds(100), .milliseconds(300), .seconds(1), .seconds(2), .seconds(4)]
@@ -272,12 +274,48 @@ public final class PairingSession {
         }
     }
 
+    /// Once the data path is up, keeps reading the mailbox from a task of
+    /// its own and hands each message from the peer to `handle`, until
+    /// `close` (which stops it first): a tern peer may restart ICE through
+    /// it during the transfer (docs/protocol.md §7.3), and messages handed
+    /// to `outbox` keep going out. The connection is kept as before (the
+    /// relay's pings, reconnecting and reattaching when it drops). The
+    /// caller must not use the session meanwhile but to `close` it.
+    /// Reading ends by itself when the peer leaves the mailbox or the relay
+    /// is gone for good; the transfer does not depend on it.
+    public func readInBackground(_ handle: @escaping @Sendable (PeerMessage) async -> Void) {
+        guard follower == nil, !closed else { return }
+        let handover = Handover(self)
+        follower = Task { await handover.session.follow(handle) }
+    }
+
+    /// The background reader's loop (`readInBackground`).
+    private func follow(_ handle: @Sendable (PeerMessage) async -> Void) async {
+        while true {
+            if !pending.isEmpty {
+                await handle(pending.removeFirst())
+                continue
+            }
+            do {
+                guard let body = try await nextPeerBody(stopsFollowing: true) else { return }
+                for case .message(let message) in try machine.receive(body) { pending.append(message) }
+            } catch {
+                return
+            }
+        }
+    }
+
     /// How long `close` waits for the relay to acknowledge.
     static let closeWait: Duration = .seconds(2)
 
     /// Leaves the mailbox and closes the connection.
     public func close(mood: Mood) async {
         guard !closed else { return }
+        if let follower {
+            inboxInput.yield(.stopFollowing)
+            await follower.value
+            self.follower = nil
+        }
         closed = true
         try? await connection.send(.close(mood: mood))
         // Wait for the relay's acknowledgement so the close is not lost, but
@@ -316,7 +354,7 @@ public final class PairingSession {
 
     /// The next body from the peer, or nil when woken and `wakeable`, or
     /// when `deadline` passed.
-    private func nextPeerBody(wakeable: Bool = false, deadline: Int? = nil) async throws(SessionError) -> [UInt8]? {
+    private func nextPeerBody(wakeable: Bool = false, deadline: Int? = nil, stopsFollowing: Bool = false) async throws(SessionError) -> [UInt8]? {
         while true {
             if wakeable && woken { return nil }
             let next = deferred.isEmpty ? await inbox.next() : deferred.removeFirst()
@@ -333,6 +371,9 @@ public final class PairingSession {
                 continue
             case .deadline(let marker):
                 if marker == deadline { return nil }
+                continue
+            case .stopFollowing:
+                if stopsFollowing { return nil }
                 continue
             case .ended(let generation, let error):
                 guard generation == self.generation else { continue }
@@ -440,6 +481,15 @@ enum Inbound: Sendable {
     case closeWaitOver
     /// The limit of a `receive(within:)` passed.
     case deadline(Int)
+    /// `close` stops the background reader (`readInBackground`).
+    case stopFollowing
+}
+
+/// The session handed to its background reader, which alone uses it until
+/// `close` has stopped it (PairingSession is used by one task at a time).
+private final class Handover: @unchecked Sendable {
+    let session: PairingSession
+    init(_ session: PairingSession) { self.session = session }
 }
 
 /// A handle other tasks use to send peer messages through a session they do
