@@ -115,6 +115,12 @@ public struct LossTolerantCongestionControl: SCTPCongestionControl {
         standard.lossDetected(flightSize: flightSize, now: now)
     }
 
+    /// A CE mark is congestion, whatever the random loss rate: the window
+    /// halves as RFC 9260's does (once per window).
+    public mutating func congestionExperienced(markedPackets: Int, reduceWindow: Bool, flightSize: Int, now: Duration) {
+        if reduceWindow { standard.lossDetected(flightSize: flightSize, now: now) }
+    }
+
     public mutating func retransmissionTimeout(now: Duration) {
         standard.retransmissionTimeout(now: now)
     }

@@ -70,6 +70,13 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         /// The congestion controller to run, for a controller type that can
         /// be several (`SelectableCongestionControl`); others ignore it.
         public var congestionControl: SCTPCongestionControlKind = .default
+        /// Offer ECN (RFC 9260 Appendix A): the ECN Capable parameter in
+        /// INIT and INIT ACK. When both sides offer it (`ecnNegotiated`),
+        /// the layer below may send this association's packets ECT(0) and
+        /// passes up which arrived marked CE; the association echoes the
+        /// marks (ECNE) and answers the peer's echoes (CWR) and its
+        /// controller reacts to them.
+        public var explicitCongestionNotification = true
 
         public init(
             mtu: Int = 1200, receiveWindow: Int = 4 << 20, maximumMessageSize: Int = 256 * 1024, streams: UInt16 = 1024,
@@ -129,6 +136,22 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     private var peerForwardTSN = false
     private var peerReconfig = false
     private var peerZeroChecksum = false
+    /// Both sides offered ECN (RFC 9260 Appendix A): the layer below may
+    /// send this association's packets ECT(0), and should report the ones
+    /// that arrive marked CE (`handleChunks(_:verificationTag:now:congestionExperienced:)`).
+    public private(set) var ecnNegotiated = false
+    /// Receiving: the packets marked CE since the peer's last CWR, and the
+    /// lowest TSN among them: echoed in every packet (ECNE) until a CWR
+    /// with that TSN or a later one arrives.
+    private var ceEpisode: (lowestTSN: TSN, packets: UInt32)?
+    /// Sending: the last ECNE taken into account (its TSN and count).
+    private var lastEcho: (lowestTSN: TSN, packets: UInt32)?
+    /// Sending: the highest TSN sent when the window was last reduced for
+    /// an ECNE; an echo of data up to it is the same congestion (RFC 9260
+    /// Appendix A, after RFC 3168 §6.1.2: one reduction per window).
+    private var ecnReductionTSN: TSN?
+    /// Sending: a CWR to send, with the TSN of the ECNE it answers.
+    private var cwrDue: TSN?
     private var peerInboundStreams: UInt16 = 0
     /// Streams the peer may send on: ours offered and its outbound count, the smaller (RFC 9260 §5.1.1).
     public private(set) var inboundStreams: UInt16 = 0
@@ -184,6 +207,12 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         public var timeouts = 0
         /// Path MTU probes answered.
         public var mtuProbes = 0
+        /// Packets with DATA that arrived marked CE (ECN).
+        public var congestionExperiencedPackets = 0
+        /// CE-marked packets the peer echoed (ECNE counts), and the window
+        /// reductions they caused (at most one per round trip).
+        public var echoedMarks = 0
+        public var ecnReductions = 0
     }
     public private(set) var statistics = Statistics()
 
@@ -357,7 +386,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
     @_specialize(exported: true, where Congestion == SelectableCongestionControl)
-    public mutating func handleChunks(_ chunks: [SCTPChunkModel], verificationTag: UInt32, now: Duration) {
+    public mutating func handleChunks(_ chunks: [SCTPChunkModel], verificationTag: UInt32, now: Duration, congestionExperienced: Bool = false) {
         guard let first = chunks.first else { return }
         // §8.5.1: tag rules.
         switch first {
@@ -401,6 +430,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             case .forwardTSN(let cumulative, let streams): receiveForwardTSN(cumulative, streams: streams)
             case .reconfig(let parameters): receiveReconfig(parameters, now: now)
             case .padding: break  // RFC 4820: a probe's filler
+            case .ecnEcho(let tsn, let packets): receiveECNEcho(tsn, packets: packets, now: now)
+            case .cwr(let tsn): receiveCWR(tsn)
             case .unknown(let type):
                 // §3.2: the two high bits of an unknown type: report it
                 // (01, 11), and skip it (1x) or stop processing the packet (0x).
@@ -413,6 +444,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             // §6.5: after the SACK (pollTransmit puts it first) if one goes in the same packet.
             control.push((.error(causes: invalidStreams.map { .invalidStreamIdentifier(streamID: $0) }), nil))
         }
+        if sawData, congestionExperienced, ecnNegotiated, tracker != nil { markedPacketReceived(chunks) }
         if sawData, tracker != nil {
             tracker?.packetWithDataReceived(now: now)
             processDeferredResets()
@@ -436,7 +468,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         SCTPChunkModel.InitFields(
             initiateTag: localTag, receiveWindow: advertisedReceiveWindow, outboundStreams: configuration.streams,
             inboundStreams: configuration.streams, initialTSN: localInitialTSN, forwardTSNSupported: true,
-            reconfigSupported: true, zeroChecksumAcceptable: configuration.zeroChecksum)
+            reconfigSupported: true, zeroChecksumAcceptable: configuration.zeroChecksum,
+            ecnCapable: configuration.explicitCongestionNotification)
     }
 
     private mutating func receiveInit(_ fields: SCTPChunkModel.InitFields, now: Duration) {
@@ -451,6 +484,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         if fields.forwardTSNSupported { features |= 1 }
         if fields.reconfigSupported { features |= 2 }
         if fields.zeroChecksumAcceptable { features |= 4 }
+        if fields.ecnCapable { features |= 8 }
         let cookie = SCTPStateCookie(
             localTag: localTag, peerTag: fields.initiateTag, localInitialTSN: localInitialTSN, peerInitialTSN: fields.initialTSN,
             peerOutboundStreams: fields.outboundStreams, peerInboundStreams: fields.inboundStreams, peerFeatures: features,
@@ -491,7 +525,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
                     initiateTag: cookie.peerTag, receiveWindow: UInt32(clamping: configuration.receiveWindow),
                     outboundStreams: cookie.peerOutboundStreams, inboundStreams: cookie.peerInboundStreams,
                     initialTSN: cookie.peerInitialTSN, forwardTSNSupported: cookie.peerFeatures & 1 != 0,
-                    reconfigSupported: cookie.peerFeatures & 2 != 0, zeroChecksumAcceptable: cookie.peerFeatures & 4 != 0))
+                    reconfigSupported: cookie.peerFeatures & 2 != 0, zeroChecksumAcceptable: cookie.peerFeatures & 4 != 0,
+                    ecnCapable: cookie.peerFeatures & 8 != 0))
                 establish(now: now)
             }
             control.push((.cookieAck, nil))
@@ -509,6 +544,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         peerForwardTSN = fields.forwardTSNSupported
         peerReconfig = fields.reconfigSupported
         peerZeroChecksum = fields.zeroChecksumAcceptable && configuration.zeroChecksum
+        ecnNegotiated = fields.ecnCapable && configuration.explicitCongestionNotification
         peerInboundStreams = fields.inboundStreams
         inboundStreams = min(configuration.streams, fields.outboundStreams)
         if tracker == nil {
@@ -622,6 +658,62 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         guard tracker != nil, state == .established || state == .shutdownPending || state == .shutdownSent else { return drop() }
         tracker?.forward(to: cumulative)
         reassembly.forward(to: cumulative, skipping: streams.map { (stream: $0.stream, ssn: $0.ssn) })
+    }
+
+    // MARK: - ECN (RFC 9260 Appendix A)
+
+    /// A packet with DATA arrived marked CE: echoed from now on with the
+    /// lowest TSN marked since the peer's last CWR, and a SACK goes out
+    /// with the next packet, so the sender hears of it within a round trip.
+    private mutating func markedPacketReceived(_ chunks: [SCTPChunkModel]) {
+        var lowest: TSN?
+        for case .data(let fragment) in chunks where lowest.map({ fragment.tsn < $0 }) ?? true { lowest = fragment.tsn }
+        guard let lowest else { return }
+        statistics.congestionExperiencedPackets += 1
+        if let episode = ceEpisode {
+            ceEpisode = (min(episode.lowestTSN, lowest), episode.packets &+ 1)
+        } else {
+            ceEpisode = (lowest, 1)
+        }
+        tracker?.requestSACK()
+    }
+
+    /// The peer reduced its window for our echo of `tsn`: stop echoing,
+    /// unless marks of later data arrived since (they are echoed on).
+    private mutating func receiveCWR(_ tsn: TSN) {
+        guard let episode = ceEpisode, episode.lowestTSN <= tsn else { return }
+        ceEpisode = nil
+    }
+
+    /// The peer saw CE marks on our data. Each new mark goes to the
+    /// controller; the window is reduced (a congestion event, like a loss)
+    /// once per window of data: for an echo of data sent after the last
+    /// reduction. Every echo is answered with a CWR.
+    private mutating func receiveECNEcho(_ tsn: TSN, packets: UInt32?, now: Duration) {
+        guard ecnNegotiated, state != .cookieWait, state != .cookieEchoed, state != .closed else { return drop() }
+        // Only data we sent can have been marked.
+        guard tsn < retransmissions.nextTSN else { return drop() }
+        // The count runs since the peer's last CWR: a new episode (a new
+        // lowest TSN) starts it again. The short form counts one per episode.
+        let count = packets ?? 1
+        var marks = 0
+        if let last = lastEcho, last.lowestTSN == tsn {
+            if count &- last.packets < 0x8000_0000 { marks = Int(count &- last.packets) }
+        } else {
+            marks = Int(min(count, 1 << 16))
+        }
+        if lastEcho.map({ $0.lowestTSN != tsn || marks > 0 }) ?? true { lastEcho = (tsn, count) }
+        statistics.echoedMarks += marks
+        let reduce = ecnReductionTSN.map { $0 < tsn } ?? true
+        if reduce {
+            ecnReductionTSN = retransmissions.nextTSN.previous
+            statistics.ecnReductions += 1
+        }
+        if marks > 0 || reduce {
+            congestion?.congestionExperienced(
+                markedPackets: marks, reduceWindow: reduce, flightSize: retransmissions.flightSize, now: now)
+        }
+        cwrDue = cwrDue.map { max($0, tsn) } ?? tsn
     }
 
     // MARK: - Heartbeat (RFC 9260 §8.3)
@@ -930,6 +1022,18 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             lastAdvertisedWindow = advertisedReceiveWindow
             chunks.append(sack)
             room -= Self.size(of: sack)
+            // RFC 9260 Appendix A: the echo rides with every SACK until the CWR.
+            if let episode = ceEpisode {
+                let echo = SCTPChunkModel.ecnEcho(lowestTSN: episode.lowestTSN, markedPackets: episode.packets)
+                chunks.append(echo)
+                room -= Self.size(of: echo)
+            }
+        }
+        if let tsn = cwrDue, state != .closed, tag != 0 {
+            let cwr = SCTPChunkModel.cwr(lowestTSN: tsn)
+            cwrDue = nil
+            chunks.append(cwr)
+            room -= Self.size(of: cwr)
         }
         while let next = control.first, next.tag == nil, Self.size(of: next.chunk) <= room || chunks.isEmpty {
             _ = control.pop()
@@ -1050,12 +1154,14 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         case .initiation(let fields), .initiationAck(let fields, _):
             var size = 20 + 4 + 8  // fixed part, Forward-TSN-Supported, Supported Extensions (2 types, padded)
             if fields.zeroChecksumAcceptable { size += 8 }
+            if fields.ecnCapable { size += 4 }
             if case .initiationAck(_, let cookie) = chunk { size += padded(4 + cookie.count) }
             return size
         case .sack(let sack): return 16 + 4 * sack.gapBlocks.count + 4 * sack.duplicates.count
         case .heartbeat(let info), .heartbeatAck(let info): return 4 + padded(4 + info.count)
         case .abort(let causes), .error(let causes): return 4 + causes.reduce(0) { $0 + $1.paddedLength }
-        case .shutdown: return 8
+        case .shutdown, .cwr: return 8
+        case .ecnEcho(_, let packets): return packets == nil ? 8 : 12
         case .cookieEcho(let cookie): return padded(4 + cookie.count)
         case .forwardTSN(_, let streams): return 8 + 4 * streams.count
         case .reconfig(let parameters):

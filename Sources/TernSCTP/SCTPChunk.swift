@@ -397,6 +397,14 @@ public enum SCTPChunk: Hashable, Sendable {
     case forwardTSN(SCTPForwardTSNChunk)
     /// RE-CONFIG (RFC 6525 §3.1)
     case reconfig(SCTPReconfigChunk)
+    /// ECN Echo (ECNE, RFC 9260 Appendix A): the lowest TSN of the packets
+    /// that arrived marked Congestion Experienced since the last CWR; and,
+    /// in the longer form of draft-stewart-tsvwg-sctpecn (§3.2, a chunk
+    /// length of 12), how many such packets arrived.
+    case ecnEcho(lowestTSN: UInt32, markedPackets: UInt32?)
+    /// Congestion Window Reduced (CWR, RFC 9260 Appendix A): the sender
+    /// reduced its window for the ECNE that carried this TSN.
+    case cwr(lowestTSN: UInt32)
     /// Any other type. Use it only for types the decoder does not know; a
     /// known type encoded this way decodes as that type.
     case unknown(SCTPUnknownChunk)
@@ -418,6 +426,8 @@ public enum SCTPChunk: Hashable, Sendable {
         case .shutdownComplete: return .shutdownComplete
         case .forwardTSN: return .forwardTSN
         case .reconfig: return .reconfig
+        case .ecnEcho: return .ecne
+        case .cwr: return .cwr
         case .unknown(let chunk): return chunk.type
         }
     }
@@ -521,6 +531,16 @@ public enum SCTPChunk: Hashable, Sendable {
             return .forwardTSN(try SCTPForwardTSNChunk.decode(value: value, limits: limits))
         case .reconfig:
             return .reconfig(try SCTPReconfigChunk.decode(value: value, limits: limits))
+        case .ecne:
+            // A TSN, and optionally the count of marked packets: 8 or 12 bytes in all.
+            return try readWhole(value, orThrow: .chunkLengthInvalid(type: type, length: value.count + 4)) { reader throws(WireError) in
+                let tsn = try reader.readUInt32()
+                return .ecnEcho(lowestTSN: tsn, markedPackets: reader.isAtEnd ? nil : try reader.readUInt32())
+            }
+        case .cwr:
+            return .cwr(lowestTSN: try readWhole(value, orThrow: .chunkLengthInvalid(type: type, length: value.count + 4)) {
+                reader throws(WireError) in try reader.readUInt32()
+            })
         default:
             return .unknown(SCTPUnknownChunk(type: type, flags: flags, value: value))
         }
@@ -580,9 +600,14 @@ public enum SCTPChunk: Hashable, Sendable {
             try Self.encodeCauses(causes, type: type, flags: tagReflected ? Self.tagReflectedFlag : 0, into: &buffer, limits: limits)
         case .error(let causes):
             try Self.encodeCauses(causes, type: type, flags: 0, into: &buffer, limits: limits)
-        case .shutdown(let cumulativeTSNAck):
+        case .shutdown(let cumulativeTSNAck), .cwr(let cumulativeTSNAck):
             let writer = ChunkWriter(type: type, flags: 0, into: &buffer)
             buffer.appendBigEndian(cumulativeTSNAck)
+            try writer.finish(&buffer)
+        case .ecnEcho(let lowestTSN, let markedPackets):
+            let writer = ChunkWriter(type: type, flags: 0, into: &buffer)
+            buffer.appendBigEndian(lowestTSN)
+            if let markedPackets { buffer.appendBigEndian(markedPackets) }
             try writer.finish(&buffer)
         case .shutdownAck, .cookieAck:
             try ChunkWriter(type: type, flags: 0, into: &buffer).finish(&buffer)

@@ -16,10 +16,13 @@ public enum SCTPChunkModel: Sendable, Equatable {
         public var reconfigSupported: Bool
         /// RFC 9653: Zero Checksum Acceptable (with the DTLS alternate error detection method).
         public var zeroChecksumAcceptable: Bool
+        /// RFC 9260 Appendix A: the ECN Capable parameter.
+        public var ecnCapable: Bool
 
         public init(
             initiateTag: UInt32, receiveWindow: UInt32, outboundStreams: UInt16, inboundStreams: UInt16, initialTSN: TSN,
-            forwardTSNSupported: Bool = true, reconfigSupported: Bool = true, zeroChecksumAcceptable: Bool = false
+            forwardTSNSupported: Bool = true, reconfigSupported: Bool = true, zeroChecksumAcceptable: Bool = false,
+            ecnCapable: Bool = false
         ) {
             self.initiateTag = initiateTag
             self.receiveWindow = receiveWindow
@@ -29,6 +32,7 @@ public enum SCTPChunkModel: Sendable, Equatable {
             self.forwardTSNSupported = forwardTSNSupported
             self.reconfigSupported = reconfigSupported
             self.zeroChecksumAcceptable = zeroChecksumAcceptable
+            self.ecnCapable = ecnCapable
         }
     }
 
@@ -83,6 +87,13 @@ public enum SCTPChunkModel: Sendable, Equatable {
     /// RFC 4820 PAD: `length` bytes in all (a multiple of four, at least
     /// four), zeros after the header. It fills a path MTU probe.
     case padding(length: Int)
+    /// ECNE (RFC 9260 Appendix A): the lowest TSN of packets that arrived
+    /// marked CE since the last CWR, and how many such packets arrived
+    /// (draft-stewart-tsvwg-sctpecn §3.2; nil from a peer that sends the
+    /// short form).
+    case ecnEcho(lowestTSN: TSN, markedPackets: UInt32?)
+    /// CWR (RFC 9260 Appendix A): the window was reduced for the ECNE with this TSN.
+    case cwr(lowestTSN: TSN)
     /// A chunk type this side does not know, with its type (whose two high
     /// bits say what to do, RFC 9260 §3.2).
     case unknown(type: UInt8)

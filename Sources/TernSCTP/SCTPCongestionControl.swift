@@ -41,6 +41,12 @@ public protocol SCTPCongestionControl: Sendable {
     /// A path MTU probe found that packets of `mtu` bytes get through (or a
     /// black hole sent the association back to its base MTU).
     mutating func pathMTUChanged(to mtu: Int)
+    /// The peer echoed CE marks (ECN, RFC 9260 Appendix A): `markedPackets`
+    /// more of our packets arrived marked; `reduceWindow` once per window of
+    /// data, for marks on data sent after the last reduction. The default
+    /// treats a reduction as a loss detected by fast retransmit (RFC 9260
+    /// Appendix A; RFC 3168 §6.1.2).
+    mutating func congestionExperienced(markedPackets: Int, reduceWindow: Bool, flightSize: Int, now: Duration)
 }
 
 extension SCTPCongestionControl {
@@ -49,6 +55,9 @@ extension SCTPCongestionControl {
     }
     public mutating func pathMTUChanged(to mtu: Int) {}
     public mutating func packetsLost(_ count: Int) {}
+    public mutating func congestionExperienced(markedPackets: Int, reduceWindow: Bool, flightSize: Int, now: Duration) {
+        if reduceWindow { lossDetected(flightSize: flightSize, now: now) }
+    }
 }
 
 /// One SACK's worth of newly acknowledged data, for the controller.

@@ -15,7 +15,7 @@ struct SCTPStateCookie: Sendable, Equatable {
     var peerInitialTSN: TSN
     var peerOutboundStreams: UInt16
     var peerInboundStreams: UInt16
-    var peerFeatures: UInt8  // bit 0: forward-TSN, bit 1: re-config, bit 2: zero checksum
+    var peerFeatures: UInt8  // bit 0: forward-TSN, bit 1: re-config, bit 2: zero checksum, bit 3: ECN
     var createdAtNanoseconds: UInt64
 
     func encoded(key: [UInt8]) -> [UInt8] {

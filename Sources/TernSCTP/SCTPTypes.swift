@@ -100,6 +100,8 @@ public struct SCTPChunkType: RawRepresentable, Hashable, Sendable, CustomStringC
         case .shutdownComplete: return "SHUTDOWN COMPLETE"
         case .reconfig: return "RE-CONFIG"
         case .forwardTSN: return "FORWARD-TSN"
+        case .ecne: return "ECNE"
+        case .cwr: return "CWR"
         default: return "type-\(rawValue)"
         }
     }

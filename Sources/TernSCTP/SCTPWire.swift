@@ -159,6 +159,8 @@ public enum SCTPWire {
                     return .unsupported(requestSequence: nil)
                 }
             })
+        case .ecnEcho(let tsn, let marked): return .ecnEcho(lowestTSN: TSN(tsn), markedPackets: marked)
+        case .cwr(let tsn): return .cwr(lowestTSN: TSN(tsn))
         case .unknown(let unknown) where unknown.type == .pad: return .padding(length: 4 + unknown.value.count)
         case .unknown(let unknown): return .unknown(type: unknown.type.rawValue)
         }
@@ -181,7 +183,8 @@ public enum SCTPWire {
             initiateTag: fields.initiateTag, receiveWindow: fields.advertisedWindow, outboundStreams: fields.outboundStreams,
             inboundStreams: fields.inboundStreams, initialTSN: TSN(fields.initialTSN),
             forwardTSNSupported: fields.supportsForwardTSN || extensions.contains(.forwardTSN),
-            reconfigSupported: extensions.contains(.reconfig), zeroChecksumAcceptable: zeroChecksum)
+            reconfigSupported: extensions.contains(.reconfig), zeroChecksumAcceptable: zeroChecksum,
+            ecnCapable: fields.parameters.contains(.ecnCapable))
     }
 
     static func describe(_ cause: SCTPErrorCause) -> String {
@@ -249,6 +252,8 @@ public enum SCTPWire {
             }
             guard let first = wire.first else { return .unknown(SCTPUnknownChunk(type: .reconfig, flags: 0, value: [])) }
             return .reconfig(SCTPReconfigChunk(first, wire.count > 1 ? wire[1] : nil))
+        case .ecnEcho(let tsn, let marked): return .ecnEcho(lowestTSN: tsn.value, markedPackets: marked)
+        case .cwr(let tsn): return .cwr(lowestTSN: tsn.value)
         case .padding(let length):
             return .unknown(SCTPUnknownChunk(type: .pad, flags: 0, value: ArraySlice(repeating: 0, count: max(length - 4, 0))))
         case .unknown(let type):
@@ -265,6 +270,7 @@ public enum SCTPWire {
         if fields.reconfigSupported { extensions.append(.reconfig) }
         if !extensions.isEmpty { parameters.append(.supportedExtensions(SCTPWireList(extensions))) }
         if fields.zeroChecksumAcceptable { parameters.append(.zeroChecksumAcceptable(edmid: dtlsErrorDetectionMethod)) }
+        if fields.ecnCapable { parameters.append(.ecnCapable) }
         return SCTPInitChunk(
             initiateTag: fields.initiateTag, advertisedWindow: fields.receiveWindow, outboundStreams: fields.outboundStreams,
             inboundStreams: fields.inboundStreams, initialTSN: fields.initialTSN.value, parameters: parameters)

@@ -104,6 +104,13 @@ public enum SelectableCongestionControl: SCTPCongestionControl {
             { $0.wasIdle(for: idle, retransmissionTimeout: rto) })
     }
 
+    public mutating func congestionExperienced(markedPackets: Int, reduceWindow: Bool, flightSize: Int, now: Duration) {
+        update(
+            { $0.congestionExperienced(markedPackets: markedPackets, reduceWindow: reduceWindow, flightSize: flightSize, now: now) },
+            { $0.congestionExperienced(markedPackets: markedPackets, reduceWindow: reduceWindow, flightSize: flightSize, now: now) },
+            { $0.congestionExperienced(markedPackets: markedPackets, reduceWindow: reduceWindow, flightSize: flightSize, now: now) })
+    }
+
     public mutating func pathMTUChanged(to mtu: Int) {
         update({ $0.pathMTUChanged(to: mtu) }, { $0.pathMTUChanged(to: mtu) }, { $0.pathMTUChanged(to: mtu) })
     }
