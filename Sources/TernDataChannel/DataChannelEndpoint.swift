@@ -189,8 +189,8 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
     @_specialize(exported: true, where Congestion == RFC9260CongestionControl)
     @_specialize(exported: true, where Congestion == LossTolerantCongestionControl)
     @_specialize(exported: true, where Congestion == SelectableCongestionControl)
-    public mutating func handleChunks(_ chunks: [SCTPChunkModel], verificationTag: UInt32, now: Duration) {
-        association.handleChunks(chunks, verificationTag: verificationTag, now: now)
+    public mutating func handleChunks(_ chunks: [SCTPChunkModel], verificationTag: UInt32, now: Duration, congestionExperienced: Bool = false) {
+        association.handleChunks(chunks, verificationTag: verificationTag, now: now, congestionExperienced: congestionExperienced)
         drain(now: now)
     }
 

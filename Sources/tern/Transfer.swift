@@ -217,6 +217,12 @@ enum DataPath {
                     "timeouts": "\(statistics.timeouts)", "mtu_probes_answered": "\(statistics.mtuProbes)",
                     "datagram_size": "\(datagramSize)",
                 ])
+                let ecn = await channels.ecnStatus()
+                logger.debug("ECN", metadata: [
+                    "negotiated": "\(ecn.negotiated)", "ect_datagrams_received": "\(ecn.ecnCapableDatagrams)",
+                    "ce_datagrams_received": "\(ecn.markedDatagrams)", "ce_packets_echoed": "\(statistics.congestionExperiencedPackets)",
+                    "ce_marks_from_peer": "\(statistics.echoedMarks)", "ecn_reductions": "\(statistics.ecnReductions)",
+                ])
             }
             return summary
         } catch let error as TransferError {

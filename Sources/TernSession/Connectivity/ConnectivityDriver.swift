@@ -148,6 +148,10 @@ public final class ConnectivityDriver: @unchecked Sendable {
             return (receiveOffload
                 ? bootstrap.channelOption(.datagramReceiveOffload, value: true).channelOption(.datagramReceiveSegmentSize, value: true)
                 : bootstrap)
+                // The ECN field of each datagram (ExplicitCongestion), read
+                // in both families: an IPv4 datagram on the dual-stack
+                // socket reports IP_TOS, an IPv6 one IPV6_TCLASS.
+                .channelOption(ExplicitCongestion.receiveTOS, value: 1)
                 .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
                 .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
                 .channelInitializer { channel in
@@ -159,6 +163,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
         do {
             return try await bootstrap()
                 .channelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 0)
+                .channelOption(ExplicitCongestion.receiveTrafficClass, value: 1)
                 .bind(host: "::", port: 0).get()
         } catch {
             do {
@@ -204,6 +209,52 @@ public final class ConnectivityDriver: @unchecked Sendable {
     /// calls `readComplete` after each batch of them, on `loop`.
     public func setApplicationHandler(_ handler: @escaping ([UInt8]) -> Void, readComplete: @escaping () -> Void = {}) {
         setApplicationHandler(bytes: { handler(Array($0)) }, readComplete: readComplete)
+    }
+
+    /// Whether the datagram being handed to the application handler arrived
+    /// marked Congestion Experienced (ECN): valid during the handler's call,
+    /// like its bytes. Only the data path reads it (DTLS straight from the
+    /// selected direct peer); through TURN the mark would be the server's
+    /// leg's, and is not read.
+    public private(set) var datagramCongestionExperienced = false
+    /// Datagrams of the data path that arrived ECN-capable (ECT(0), ECT(1)
+    /// or CE), and those marked CE; a GRO aggregate counts once.
+    public private(set) var ecnCapableDatagrams = 0
+    public private(set) var markedDatagrams = 0
+
+    private func countECN(_ state: NIOExplicitCongestionNotificationState?) -> Bool {
+        guard let state, state != .transportNotCapable else { return false }
+        ecnCapableDatagrams &+= 1
+        guard state == .congestionExperienced else { return false }
+        markedDatagrams &+= 1
+        return true
+    }
+
+    /// Marks the session's datagrams ECT(0) (RFC 3168) while the selected
+    /// pair is direct, or stops marking them: the layer above asks once its
+    /// peer agreed to ECN (and reads `datagramCongestionExperienced`). The
+    /// mark is the socket's (IP_TOS and IPV6_TCLASS), so the peer's
+    /// consent checks carry it too; datagrams to a TURN server never do.
+    public func setECNMarking(_ on: Bool) {
+        loop.preconditionInEventLoop()
+        ecnRequested = on
+        applyECNMarking()
+    }
+
+    private var ecnRequested = false
+    /// What the socket is set to send.
+    private var ecnMarking = false
+
+    private func applyECNMarking() {
+        let on = ecnRequested && directPeer != nil && !closed
+        guard on != ecnMarking, let options = channel?.syncOptions else { return }
+        do {
+            try ExplicitCongestion.setMarking(on, options: options, dualStack: dualStack)
+            ecnMarking = on
+            logger.debug("ECN marking", metadata: ["ect0": "\(on)"])
+        } catch {
+            logger.debug("ECN marking not set", metadata: ["reason": "\(error)"])
+        }
     }
 
     /// Hands DTLS datagrams arriving on the selected pair to `handler` as
@@ -261,8 +312,11 @@ public final class ConnectivityDriver: @unchecked Sendable {
         var segment = 0, count = 0, bytes = 0
         func writeRun() {
             guard count > 0, let slice = rest.readSlice(length: bytes) else { return }
+            // (The ECN state goes into a control message of its own: it must
+            // say what the socket's option says, or it overrides it.)
             let metadata = count > 1
-                ? AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: segment) : nil
+                ? AddressedEnvelope<ByteBuffer>.Metadata(
+                    ecnState: ecnMarking ? .transportCapableFlag0 : .transportNotCapable, packetInfo: nil, segmentSize: segment) : nil
             channel.write(AddressedEnvelope(remoteAddress: peer.socket, data: slice, metadata: metadata), promise: nil)
             unflushed = true
             count = 0
@@ -401,6 +455,10 @@ public final class ConnectivityDriver: @unchecked Sendable {
         // buffer. The address is compared once per read, and no envelope is
         // made per datagram (each would retain the buffer and the address).
         if !closed, let peer = directPeer, let applicationHandler, envelope.remoteAddress == peer.socket {
+            // A GRO aggregate's datagrams all had the same ECN field (the
+            // kernel does not merge datagrams whose IP headers differ).
+            datagramCongestionExperienced = countECN(envelope.metadata?.ecnState)
+            defer { datagramCongestionExperienced = false }
             let handled = envelope.data.withUnsafeReadableBytes { bytes -> Int in
                 let step = segment > 0 ? segment : bytes.count
                 var offset = 0
@@ -537,6 +595,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 segmentOffload = false
                 selectedRouteMTU = nil
             }
+            applyECNMarking()
         case .connected(var path):
             path.routeMTU = selectedRouteMTU
             established.succeed(path)

@@ -42,6 +42,10 @@ public final class SecureChannels: @unchecked Sendable {
         /// (bbr, loss-tolerant or rfc9260), BBR if unset or unknown.
         public var congestionControl = SCTPCongestionControlKind(
             rawValue: ProcessInfo.processInfo.environment["TERN_SCTP_CONGESTION_CONTROL"] ?? "") ?? .default
+        /// Offer ECN to the peer's SCTP (on unless TERN_SCTP_ECN is 0, for
+        /// comparisons): when both offer it, the datagrams to a direct peer
+        /// go out ECT(0) and CE marks reach the congestion controller.
+        public var explicitCongestionNotification = ProcessInfo.processInfo.environment["TERN_SCTP_ECN"] != "0"
 
         public init(
             role: DTLSRole, certificate: DTLSCertificate, expectedPeerFingerprint: DTLSFingerprint,
@@ -267,6 +271,14 @@ public final class SecureChannels: @unchecked Sendable {
         try? await loop.submit { self.endpoint?.statistics }.get() ?? nil
     }
 
+    /// ECN on this session: whether the peer agreed, and the datagrams
+    /// that arrived from it ECN-capable and marked CE (the driver's counts).
+    public func ecnStatus() async -> (negotiated: Bool, ecnCapableDatagrams: Int, markedDatagrams: Int) {
+        (try? await loop.submit {
+            (self.endpoint?.association.ecnNegotiated ?? false, self.driver.ecnCapableDatagrams, self.driver.markedDatagrams)
+        }.get()) ?? (false, 0, 0)
+    }
+
     /// The largest datagram sent now (1200 until a path MTU probe was answered).
     public func datagramSize() async -> Int {
         (try? await loop.submit { self.dtls.pathMTU }.get()) ?? 0
@@ -314,8 +326,11 @@ public final class SecureChannels: @unchecked Sendable {
         let now = batchTime ?? self.now()
         batchTime = now
         watch.heard(now: now)
+        // The datagram's ECN mark goes with each SCTP packet in it.
+        datagramMarked = driver.datagramCongestionExperienced
         dtls.handleDatagram(bytes: datagram, now: now)
         while let event = dtls.pollEvent() { handleDTLS(event, now: now) }
+        datagramMarked = false
         // A batch can hold a whole window (GRO reads of up to 2 MiB): answer
         // within it, or the sender idles while this side works through the
         // batch, and this side idles while the sender refills the window.
@@ -328,6 +343,10 @@ public final class SecureChannels: @unchecked Sendable {
     /// read batch: 32 rather than 16, for less CPU and a faster transfer
     /// (docs/architecture.md, "Measurements behind constants").
     static let datagramsPerPump = 32
+    /// The datagram being decrypted arrived marked CE (ECN).
+    private var datagramMarked = false
+    /// The driver marks datagrams ECT(0): the association agreed ECN.
+    private var ecnMarking = false
     private var datagramsSincePump = 0
     /// The time of the batch of datagrams being read, which the records
     /// decrypted from them carry into SCTP; cleared by `pump`.
@@ -434,6 +453,7 @@ public final class SecureChannels: @unchecked Sendable {
             configuration.maximumMTU = options.maximumDatagramSize.map { $0 - (dtls.pathMTU - payload) }
             configuration.bufferedAmountLowThreshold = options.sendHighWater / 2
             configuration.congestionControl = options.congestionControl
+            configuration.explicitCongestionNotification = options.explicitCongestionNotification
             // RFC 9260 §8.3 leaves HB.interval to configuration: a HEARTBEAT
             // after a second without sending keeps a live but idle peer
             // answering, so that silence means it is gone (`PeerWatch`).
@@ -458,13 +478,19 @@ public final class SecureChannels: @unchecked Sendable {
             malformedPackets += 1
             return
         }
-        endpoint?.handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: now ?? batchTime ?? self.now())
+        endpoint?.handleChunks(
+            packet.chunks, verificationTag: packet.verificationTag, now: now ?? batchTime ?? self.now(), congestionExperienced: datagramMarked)
     }
 
     private func handleEndpoint(_ event: DataChannelEvent) {
         switch event {
         case .ready:
             watch.enter(.up, now: now())
+            // RFC 9260 Appendix A: ECT(0) only towards a peer that agreed.
+            if endpoint?.association.ecnNegotiated == true, !ecnMarking {
+                ecnMarking = true
+                driver.setECNMarking(true)
+            }
             for waiter in readyWaiters { waiter.resume() }
             readyWaiters.removeAll()
         case .opened(let stream, _, _, let byPeer):
