@@ -23,6 +23,17 @@
 /// when it loses more than 15%. Random loss on an uncongested path comes
 /// without a queue, since BBR keeps none, and so does not reduce the rate;
 /// a drop-tail queue overflowing comes with a full queue, and does.
+///
+/// ECN marks (CE, echoed by the peer's SCTP) are a signal of a queue, so
+/// they need no second sign of one; like loss they bound in flight rather
+/// than halve it (after BBRv3's ECN handling). While probing (Startup, Up), a
+/// round trip whose packets came back more than half marked ends the probe
+/// and sets `inflightHigh` from what was in flight; outside probing, every
+/// round trip with marks lowers `inflightLow` below a BDP by a third of the
+/// moving average of the marked share (`ecnAlpha`), until the queue is
+/// under the marking threshold again. A few marks in a round trip (random
+/// ones, or an AQM's first) barely move the average: they cost the rate
+/// next to nothing.
 public struct BBRCongestionControl: SCTPCongestionControl {
     public enum State: Sendable, Equatable {
         case startup, drain, probeBandwidthDown, probeBandwidthCruise, probeBandwidthRefill, probeBandwidthUp, probeRoundTrip
@@ -59,6 +70,22 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     static let minimumWindowPackets = 4
     /// Packets of the initial window (RFC 6928's ten, as dcSCTP uses).
     static let initialWindowPackets = 10
+    /// The share of a round trip's packets marked CE above which the probe
+    /// put too much in flight (BBRv3's ecn_thresh).
+    static let ecnThreshold = 0.5
+    /// Marks a round trip needs before its marked share counts.
+    static let minimumMarkedPackets = 2
+    /// Up ends once this many packets of its round trip came back marked,
+    /// and more than this share of it: the queue its extra built passed
+    /// the marking threshold. (The round trip starts unmarked, so half of
+    /// it, Startup's test, waits until the queue is far past it.)
+    static let probeUpMarkedPackets = 4
+    static let probeUpMarkedShare = 0.1
+    /// How far the moving average of the marked share moves per round trip
+    /// (BBRv3's ecn_alpha_gain), and how much of it comes off in flight
+    /// (ecn_factor).
+    static let ecnAlphaGain = 1.0 / 16
+    static let ecnFactor = 1.0 / 3
 
     public private(set) var mtu: Int
     public private(set) var state: State = .startup
@@ -92,6 +119,14 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     /// The loss rate of recent round trips that showed no queue (a moving
     /// average, an eighth per round trip): random loss on the path.
     public private(set) var randomLossRate = 0.0
+    /// CE marks the peer echoed in this round trip, and the moving average
+    /// of the marked share of round trips (ECN).
+    private var roundMarked = 0
+    public private(set) var ecnAlpha = 0.0
+    /// Round trips whose marks bounded in flight (for diagnostics and tests).
+    public private(set) var markedRounds = 0
+    /// What was in flight when the latest acknowledged chunk was sent.
+    private var latestInflightAtSend = 0
 
     // Startup.
     public private(set) var filledPipe = false
@@ -155,6 +190,7 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         roundLost += sample.newlyLost
         roundDelivered += sample.newlyAcknowledged
         roundMaximumInflight = max(roundMaximumInflight, sample.inFlightAtSend)
+        if sample.newlyAcknowledged > 0 { latestInflightAtSend = sample.inFlightAtSend }
         // Draft §4.5.1: a round trip ends when a chunk sent after it began is delivered.
         roundStart = false
         if sample.newlyAcknowledged > 0, sample.priorDelivered >= nextRoundDelivered {
@@ -172,6 +208,43 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     }
 
     public mutating func lossDetected(flightSize: Int, now: Duration) {}
+
+    /// CE marks echoed by the peer: counted for the round trip. In Up, a
+    /// round trip with a tenth of its packets marked so far (at least four)
+    /// ends the probe at once
+    /// (BBRv3: inflight too high), without waiting for its end. Startup
+    /// judges whole round trips (`endOfRound`), and ends on marks only
+    /// once the bandwidth also stopped growing: sending at 2.77 times the
+    /// estimate, it queues past a marking threshold of a few milliseconds
+    /// while its estimate still lags the path's rate (in the simulation,
+    /// ending at the first marked round trip left the estimate at 60% and
+    /// ProbeBW took seconds to recover). The once-per-window reduction
+    /// RFC 9260 makes is not BBR's.
+    public mutating func congestionExperienced(markedPackets: Int, reduceWindow: Bool, flightSize: Int, now: Duration) {
+        self.now = now
+        roundMarked += markedPackets
+        guard state == .probeBandwidthUp, roundMarked >= Self.probeUpMarkedPackets,
+              Double(roundMarked) * Double(mtu) > Self.probeUpMarkedShare * Double(max(roundDelivered, mtu)) else { return }
+        markedTooHigh()
+        startProbeDown()
+        roundMarked = 0
+    }
+
+    /// BBRv3's inflight too high, from marks: the long-term bound from what
+    /// was in flight when the marked packets left, but never so low that
+    /// Cruise's headroom below it holds in flight under a BDP (a step
+    /// marking queue marks at a few milliseconds above the BDP; pacing,
+    /// not this bound, keeps the queue empty).
+    private mutating func markedTooHigh() {
+        markedRounds += 1
+        let target = max(bdp(1), Self.minimumWindowPackets * mtu)
+        inflightHigh = max(latestInflightAtSend, Int(Double(target) / (1 - Self.headroom)) + mtu)
+    }
+
+    private func markedShareTooHigh(_ marked: Int, delivered: Int) -> Bool {
+        guard marked >= Self.minimumMarkedPackets else { return false }
+        return Double(marked) > Self.ecnThreshold * Double(max(delivered, mtu)) / Double(mtu)
+    }
 
     public mutating func retransmissionTimeout(now: Duration) {
         // Draft §4.6.4.4: the window keeps what is in flight (nothing, after
@@ -212,7 +285,15 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         roundDelivered = 0
         roundMinimumTrip = nil
         roundMaximumInflight = 0
+        let marked = roundMarked
+        roundMarked = 0
         if !filledPipe { checkFullPipe() }
+        if state == .startup, fullBandwidthCount > 0, markedShareTooHigh(marked, delivered: delivered) {
+            markedTooHigh()
+            filledPipe = true
+            enter(.drain)
+        }
+        updateECN(marked: marked, delivered: delivered)
         var queued = false
         if let trip = minimumTrip, let base = minimumRoundTrip {
             queued = trip > base + base / 4 + .milliseconds(1)
@@ -242,6 +323,24 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         default:
             break
         }
+    }
+
+    /// The end of a round trip with ECN: the marked share's moving average,
+    /// and outside probing (BBRv3's lower bounds) in flight held below a
+    /// BDP by a third of that average, while the marks go on.
+    private mutating func updateECN(marked: Int, delivered: Int) {
+        guard marked > 0 || ecnAlpha > 0 else { return }
+        let share = min(Double(marked) * Double(mtu) / Double(max(delivered, mtu)), 1)
+        ecnAlpha += (share - ecnAlpha) * Self.ecnAlphaGain
+        if ecnAlpha < 0.001 { ecnAlpha = 0 }
+        guard marked >= Self.minimumMarkedPackets else { return }
+        switch state {
+        case .startup, .probeBandwidthRefill, .probeBandwidthUp: return
+        default: break
+        }
+        let latest = max(delivered, bdp(1))
+        let bound = max(Int(Double(latest) * (1 - ecnAlpha * Self.ecnFactor)), Self.minimumWindowPackets * mtu)
+        inflightLow = min(inflightLow == .max ? congestionWindow : inflightLow, bound)
     }
 
     /// Draft §4.3.1.2: Startup ends once three round trips grew the bandwidth less than 25%.

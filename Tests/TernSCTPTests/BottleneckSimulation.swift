@@ -21,6 +21,12 @@ struct BottleneckSimulation<C: SCTPCongestionControl> {
         var lossEachWay = 0.0
         /// Bytes a packet costs on the wire besides its SCTP packet (DTLS, UDP, IP).
         var overhead = 29 + 8 + 20
+        /// ECN at the bottleneck: a packet of an association that agreed ECN
+        /// (sent ECT(0)) is marked CE when it waits longer than this (a
+        /// step AQM, as the lab's delay line with --ecn); nil: no marking.
+        var markingThreshold: Duration?
+        /// The share of ECT packets marked CE at random, queue or not.
+        var randomMarking = 0.0
     }
 
     struct Flow {
@@ -40,6 +46,7 @@ struct BottleneckSimulation<C: SCTPCongestionControl> {
         var flow: Int
         var to: Int
         var packet: Association.Packet
+        var marked = false
     }
 
     var path: Path
@@ -57,6 +64,7 @@ struct BottleneckSimulation<C: SCTPCongestionControl> {
     private(set) var queueDelays: [Int64] = []
     private(set) var dropsAtQueue = 0
     private(set) var randomDrops = 0
+    private(set) var markedPackets = 0
 
     init(path: Path, seed: UInt64) {
         self.path = path
@@ -96,7 +104,8 @@ struct BottleneckSimulation<C: SCTPCongestionControl> {
     }
 
     private mutating func deliver(_ transit: Transit) {
-        flows[transit.flow].sides[transit.to].handleChunks(transit.packet.chunks, verificationTag: transit.packet.verificationTag, now: now)
+        flows[transit.flow].sides[transit.to].handleChunks(
+            transit.packet.chunks, verificationTag: transit.packet.verificationTag, now: now, congestionExperienced: transit.marked)
     }
 
     private mutating func feedSenders() throws {
@@ -148,7 +157,13 @@ struct BottleneckSimulation<C: SCTPCongestionControl> {
         }
         queueDelays.append(Association.nanoseconds(start - now))
         busyUntil = start + .nanoseconds(Int64(Double(size) / path.rate * 1e9))
-        forward.append(Transit(arrival: busyUntil + path.oneWayDelay, flow: flow, to: 1, packet: packet))
+        var marked = false
+        if flows[flow].sides[side].ecnNegotiated {
+            if let threshold = path.markingThreshold, start - now > threshold { marked = true }
+            if path.randomMarking > 0, Double.random(in: 0..<1, using: &random) < path.randomMarking { marked = true }
+        }
+        if marked { markedPackets += 1 }
+        forward.append(Transit(arrival: busyUntil + path.oneWayDelay, flow: flow, to: 1, packet: packet, marked: marked))
     }
 
     /// Goodput of a flow in bytes per second of user data, start to finish (or to now).
