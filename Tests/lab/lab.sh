@@ -512,12 +512,15 @@ cmd_status() {
 # This kernel has no sch_netem. Instead:
 #   rate  -> tbf on the sending veth end (kernel, exact enough, cheap)
 #   delay, jitter, loss -> a "delay box": a namespace spliced into the middle
-#            of the link, where delayline.py moves raw Ethernet frames between
+#            of the link, where the delay line (delayline.c, compiled into
+#            the run dir, or delayline.py) moves raw Ethernet frames between
 #            two veths (AF_PACKET), holding each for DELAY ms and dropping with
 #            probability LOSS. The box has no IP addresses and no forwarding,
 #            so the kernel never routes through it. When a link has no delay
 #            and no loss left, the box forwards in the kernel instead (tc
 #            ingress + mirred redirect), at full speed.
+#   rate with --queue or --ecn -> the delay line's own bottleneck (a
+#            drop-tail queue it can mark ECT packets CE in), no tbf.
 # Loss is done in the box and not with iptables -m statistic on the host:
 # netfilter drops of locally sent packets come back to the sender as EPERM
 # from sendmsg (a real lossy link is silent), which would change how tern
