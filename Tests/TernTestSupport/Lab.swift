@@ -52,6 +52,23 @@ public final class LabRun: @unchecked Sendable {
         return try await process.wait(timeout: 30)
     }
 
+    /// Starts coturn on r (`lab.sh coturn-start SECRET`, as root) and
+    /// returns the KEY=VALUE lines it printed (TURN_URL_UDP, …).
+    public func coturnStart(secret: String) async throws -> [String: String] {
+        let start = try RunningProcess(executable: URL(fileURLWithPath: "/bin/bash"), arguments: [Self.script, "coturn-start", secret],
+                                       environment: ["LAB_ID": id, "LAB_QUIET": "1"], privileged: true)
+        let status = try await start.wait(timeout: 60)
+        guard status == 0 else {
+            throw ProcessTimeout(command: "lab.sh coturn-start (exit \(status)): \(start.stderr.text.suffix(2000))")
+        }
+        var printed: [String: String] = [:]
+        for line in start.stdout.lines {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { printed[parts[0]] = parts[1] }
+        }
+        return printed
+    }
+
     public func down() async {
         if let down = try? RunningProcess(executable: URL(fileURLWithPath: "/bin/bash"), arguments: [Self.script, "down"],
                                           environment: ["LAB_ID": id, "LAB_QUIET": "1"], privileged: true) {

@@ -387,6 +387,18 @@ public struct ConnectivityCore {
         return true
     }
 
+    /// The shell lost the session's socket for good (it could not open it
+    /// again): the session has no path. Before `connected` that fails it;
+    /// after, the layer above is told the path is lost.
+    public mutating func socketLost(_ reason: String, now: Duration) {
+        guard !closed else { return }
+        if finished {
+            outputs.append(.pathLost(reason))
+        } else {
+            fail(.localNetwork(reason))
+        }
+    }
+
     /// What the peer signalled: its session description, candidates,
     /// end-of-candidates and `connected`. Other messages are ignored.
     public mutating func handleSignal(_ message: PeerMessage, now: Duration) {

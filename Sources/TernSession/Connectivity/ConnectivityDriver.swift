@@ -130,6 +130,19 @@ public final class ConnectivityDriver: @unchecked Sendable {
     /// IPv4 otherwise. Arrival addresses (IP_PKTINFO) tell which host
     /// candidate a datagram came to.
     private func bindSocket() async throws(SessionError) -> Channel {
+        do {
+            return try await bindSocket(dualStack: true, port: 0).get()
+        } catch {
+            do {
+                return try await bindSocket(dualStack: false, port: 0).get()
+            } catch {
+                throw .localNetwork("cannot open a UDP socket: \(RelayConnection.describe(error))")
+            }
+        }
+    }
+
+    /// The session's socket with its options, on `port` (0: any).
+    private func bindSocket(dualStack: Bool, port: Int) -> EventLoopFuture<Channel> {
         // UDP GRO: the kernel hands a run of datagrams of one size from one
         // sender over as one read (with the segment size); a GSO peer's
         // writes then cross loopback or a GRO-capable NIC whole. Each read
@@ -160,18 +173,83 @@ public final class ConnectivityDriver: @unchecked Sendable {
                     }
                 }
         }
-        do {
-            return try await bootstrap()
-                .channelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 0)
-                .channelOption(ExplicitCongestion.receiveTrafficClass, value: 1)
-                .bind(host: "::", port: 0).get()
-        } catch {
-            do {
-                return try await bootstrap().bind(host: "0.0.0.0", port: 0).get()
-            } catch {
-                throw .localNetwork("cannot open a UDP socket: \(RelayConnection.describe(error))")
-            }
+        guard dualStack else { return bootstrap().bind(host: "0.0.0.0", port: port) }
+        return bootstrap()
+            .channelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 0)
+            .channelOption(ExplicitCongestion.receiveTrafficClass, value: 1)
+            .bind(host: "::", port: port)
+    }
+
+    // MARK: - Send errors
+
+    /// When SwiftNIO closed the socket under the session (below), most recent last.
+    private var reopenings: [Duration] = []
+    /// More reopenings than this within `reopeningWindow` end the session.
+    static let maximumReopenings = 8
+    static let reopeningWindow: Duration = .seconds(10)
+
+    /// SwiftNIO closed the session's socket: a send failed with an error it
+    /// does not forgive on a datagram socket (anything but EMSGSIZE,
+    /// EHOSTUNREACH, ECONNREFUSED and ENOMEM: ENETUNREACH when a route
+    /// vanished, EPERM from a firewall that drops output, EACCES, EINVAL,
+    /// EIO). Such an error concerns one destination, not the session: the
+    /// socket is opened again on the same port (the peer's checks and the
+    /// TURN allocations know that port), what was queued in it is lost (DTLS
+    /// and SCTP above resend), and each destination the session sends to is
+    /// checked with a real send (`RouteCheck.sendRefusal`). One that is
+    /// refused is not written to again until a check passes; when it is the
+    /// selected direct pair's, the core is told the path's send failed and
+    /// moves to a live backup pair at once (`ConnectivityCore.sendFailed`).
+    fileprivate func socketClosed(_ closedChannel: Channel) {
+        guard !closed, let current = channel, current === closedChannel else { return }
+        channel = nil
+        unflushed = false
+        let now = self.now()
+        reopenings.removeAll { now - $0 > Self.reopeningWindow }
+        reopenings.append(now)
+        guard reopenings.count <= Self.maximumReopenings, let port = current.localAddress?.port else {
+            core.socketLost("the session's UDP socket kept failing on sends (\(reopenings.count) times in \(PeerWatch.words(Self.reopeningWindow)))",
+                            now: now)
+            drain()
+            return
         }
+        logger.info("the UDP socket closed on a send error; opening it again", metadata: ["port": "\(port)", "at_ms": "\(milliseconds(now))"])
+        bindSocket(dualStack: dualStack, port: port).whenComplete { [self] result in
+            switch result {
+            case .success(let reopened):
+                guard !closed else {
+                    reopened.close(promise: nil)
+                    return
+                }
+                channel = reopened
+                // The new socket sends unmarked until asked (ECN).
+                ecnMarking = false
+                recheckDestinations()
+                applyECNMarking()
+            case .failure(let error):
+                core.socketLost("cannot open the UDP socket again on port \(port): \(RelayConnection.describe(error))", now: self.now())
+            }
+            drain()
+        }
+    }
+
+    /// After a send error: every destination the session sent to, checked
+    /// with a real send; the selected direct pair's, if refused, is a
+    /// failed send on the path.
+    private func recheckDestinations() {
+        let now = self.now()
+        let refused = routeChecks.recheck(now: now) { destination in
+            SocketAddressConversion.socketAddress(destination, dualStack: dualStack).flatMap(RouteCheck.sendRefusal)
+        }
+        for (destination, reason) in refused {
+            logger.info("no datagram can go there any more", metadata: ["to": "\(destination)", "reason": "\(reason)"])
+        }
+        guard let peer = directPeer, refused.contains(where: { $0.destination == peer.stun }) else { return }
+        // The data path goes the slow way (and is dropped there) until the
+        // core selects another pair.
+        directPeer = nil
+        segmentOffload = false
+        core.sendFailed(to: peer.stun, now: now)
     }
 
     // MARK: - The layer above (on `loop`)
@@ -509,6 +587,11 @@ public final class ConnectivityDriver: @unchecked Sendable {
         applicationReadComplete?()
     }
 
+    private func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        return String(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+    }
+
     fileprivate func streamBytesArrived(slot: Int, _ buffer: ByteBuffer) {
         guard !closed else { return }
         core.handleStreamBytes(slot: slot, Array(buffer.readableBytesView), now: now())
@@ -637,7 +720,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
         // A destination the kernel refuses (no route, a link-local address
         // without a zone) is never written to: SwiftNIO would close the
         // session's socket on that send error (RouteCheck).
-        var route = routeChecks.refusal(to: destination, at: address)
+        var route = routeChecks.refusal(to: destination, at: address, now: now())
         if route.reason == nil, let unreachable, let reason = RouteCheck.refusal(to: address) {
             // The selected pair's checks (about one a second) ask afresh: a
             // route that went away since the first datagram moves the
@@ -771,6 +854,10 @@ private final class DatagramReader: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // ICMP errors reported on the socket concern one destination; ICE's
         // timeouts handle them. The socket stays open.
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        driver.socketClosed(context.channel)
     }
 }
 
