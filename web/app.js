@@ -9,6 +9,8 @@ import { Rendezvous, SessionError, parseCode } from "./rendezvous.js";
 import { receiveTransfer, DirectorySink, MemorySink } from "./transfer.js";
 import { shown, humanBytes } from "./paths.js";
 import { Selection, addEntry, newWords, sendTransfer } from "./send.js";
+import { loadResume, saveResume, forgetResume, resumes } from "./store.js";
+import { downloadWorker, DownloadSink } from "./download.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -18,6 +20,10 @@ const relayBase = params.get("relay") || location.origin;
 // private file system) instead of asking for a folder.
 const savePrivately = params.get("save") === "private";
 const canPickFolder = typeof window.showDirectoryPicker === "function";
+// Without a folder: a service worker streams each file to the browser's
+// downloads (secure contexts only); without one either, memory.
+const downloads = canPickFolder || savePrivately ? Promise.resolve(null) : downloadWorker();
+const memoryLimit = 256 * 1000 * 1000;
 
 function status(text, error = false) {
   $("status").textContent = text;
@@ -53,8 +59,36 @@ function checkOffer(message) {
   return message.offer;
 }
 
+/** Where an interrupted receive's verified data waits, as a person reads it. */
+function heldIn(record) {
+  return record.private ? "this browser's private storage" : `the folder \u201c${shown(record.folder, 80)}\u201d`;
+}
+
+function names(record) {
+  const listed = record.names.slice(0, 3).map((name) => shown(name, 60)).join(", ");
+  return record.names.length > 3 ? `${listed} and ${record.names.length - 3} more` : listed;
+}
+
+/** The note about an interrupted receive that the next offer of the same items resumes. */
+async function showResumeNote() {
+  const record = await loadResume();
+  $("resume-note").hidden = !record;
+  if (!record) return;
+  $("resume-text").textContent = `A receive of ${names(record)} stopped with ${humanBytes(record.kept ?? 0)} of ` +
+    `${humanBytes(record.total ?? 0)} verified in ${heldIn(record)}. When the sender sends the same again, ` +
+    "enter the new code: it resumes where it stopped.";
+}
+
+/** Write access to a folder remembered from an earlier visit: asked again where the browser wants it (needs the click). */
+async function mayWrite(directory) {
+  if (typeof directory.queryPermission !== "function") return true;
+  if (await directory.queryPermission({ mode: "readwrite" }) === "granted") return true;
+  return await directory.requestPermission({ mode: "readwrite" }) === "granted";
+}
+
 /** Waits for the person to accept (with where to save) or decline. */
-function askToAccept(offer) {
+function askToAccept(offer, record, worker) {
+  const resuming = resumes(record, offer);
   return new Promise((resolve) => {
     $("offer-items").replaceChildren(...offer.entries.map((entry) => {
       const item = document.createElement("li");
@@ -62,26 +96,50 @@ function askToAccept(offer) {
       return item;
     }));
     const total = offer.entries.reduce((sum, e) => sum + (e.size ?? 0), 0);
-    $("save-where").textContent = savePrivately ? "Files are kept in this browser's private storage."
-      : canPickFolder ? `You choose a folder next; ${humanBytes(total)} will be written into it.`
-        : "Files are kept in memory and offered as downloads when they are complete.";
+    $("save-where").textContent = resuming
+      ? `Resumes into ${heldIn(record)}, where ${humanBytes(record.kept ?? 0)} of it ${record.kept === 1 ? "is" : "are"} already verified: ` +
+        "only the rest is sent."
+      : savePrivately ? "Files are kept in this browser's private storage."
+        : canPickFolder ? `You choose a folder next; ${humanBytes(total)} will be written into it.`
+          : worker ? "Each file goes to your browser's downloads as it arrives (the files of a folder each under their own name)."
+            : total > memoryLimit
+              ? `This browser can only keep received files in memory here, up to ${humanBytes(memoryLimit)}: ` +
+                `${humanBytes(total)} is too much. Open this page over https or on localhost (or in a Chromium-based browser) to save it to disk.`
+              : "Files are kept in memory and offered as downloads when they are complete.";
+    $("accept").textContent = resuming ? "Accept and resume" : "Accept";
+    $("accept-elsewhere").hidden = !resuming || savePrivately || !canPickFolder;
     $("offer").hidden = false;
-    state("offer");
+    state(resuming ? "offer-resume" : "offer");
     $("accept").focus();
-    $("accept").onclick = async () => {
-      $("accept").disabled = $("decline").disabled = true;
+    const buttons = ["accept", "accept-elsewhere", "decline"];
+    const enable = (on) => buttons.forEach((id) => { $(id).disabled = !on; });
+    enable(true); // an earlier receive of this page left them disabled
+    const accept = async (elsewhere) => {
+      enable(false);
       try {
-        // The folder picker needs the click itself: nothing is awaited before it.
+        // The folder picker (and the permission question) needs the click itself: nothing slow is awaited before it.
+        if (resuming && !elsewhere) {
+          const directory = record.private ? await navigator.storage.getDirectory() : record.directory;
+          if (!await mayWrite(directory)) {
+            enable(true);
+            status(`Write access to ${heldIn(record)} was not given: allow it to resume, save elsewhere, or decline.`);
+            return;
+          }
+          resolve({ accept: true, directory, resuming: true });
+          return;
+        }
         const directory = savePrivately ? await navigator.storage.getDirectory()
           : canPickFolder ? await window.showDirectoryPicker({ id: "tern", mode: "readwrite" }) : null;
-        resolve({ accept: true, directory });
+        resolve({ accept: true, directory, worker: directory ? null : worker });
       } catch {
-        $("accept").disabled = $("decline").disabled = false;
+        enable(true);
         status("No folder was chosen: choose one to accept, or decline.");
       }
     };
+    $("accept").onclick = () => accept(false);
+    $("accept-elsewhere").onclick = () => accept(true);
     $("decline").onclick = () => {
-      $("accept").disabled = $("decline").disabled = true;
+      enable(false);
       resolve({ accept: false });
     };
   });
@@ -141,11 +199,29 @@ async function connect(rendezvous) {
     }
   }
   await connected;
-  return { pc, channel: await channel };
+  const opened = await channel;
+  // A sender that vanishes (killed, its network gone) sends nothing more:
+  // the browser calls the path "disconnected" after about 5 s of no answer
+  // and the connection "failed" some seconds later (11 s after a kill here),
+  // at the latest after 10 s disconnected the receive ends as lost and keeps
+  // what is verified for a resume. Closing a channel whose peer is gone
+  // never completes, so its close event is raised here.
+  let silent = null;
+  const lost = () => {
+    opened.close();
+    opened.dispatchEvent(new Event("close"));
+  };
+  pc.onconnectionstatechange = () => {
+    clearTimeout(silent);
+    if (pc.connectionState === "failed") lost();
+    else if (pc.connectionState === "disconnected") silent = setTimeout(lost, 10000);
+  };
+  return { pc, channel: opened };
 }
 
 async function receive(code) {
   if (sending) return;
+  for (const key of ["failure", "hash", "resumed"]) delete document.body.dataset[key];
   state("pairing");
   $("receive").disabled = $("send-start").disabled = true;
   $("offer").hidden = $("progress-section").hidden = $("result").hidden = $("send-code-section").hidden = true;
@@ -161,6 +237,8 @@ async function receive(code) {
     await rendezvous.connect();
     status("Waiting for the sender…");
     await rendezvous.pair(parsed.code);
+    // The code is used up: a reload must not try it again (nor keep it in the history).
+    if (location.hash) history.replaceState(null, "", location.pathname + location.search);
     status("Paired. Reading the offer…");
     const offer = checkOffer(await rendezvous.next());
     if (offer.entries[0].kind === "text") {
@@ -173,7 +251,8 @@ async function receive(code) {
       return;
     }
     status("The sender is waiting for your answer.");
-    const choice = await askToAccept(offer);
+    const record = await loadResume();
+    const choice = await askToAccept(offer, record, await downloads);
     $("offer").hidden = true;
     if (!choice.accept) {
       rendezvous.send({ type: "answer", accept: false, reason: "declined by the receiver" });
@@ -182,37 +261,65 @@ async function receive(code) {
       state("declined");
       return;
     }
+    const total = offer.entries.reduce((sum, e) => sum + (e.size ?? 0), 0);
+    // Remembered until the end, so that a reloaded tab or a lost sender
+    // resumes into the same folder. (Before the channel opens: nothing may be
+    // awaited between it and receiveTransfer, which reads its messages.)
+    const remembered = choice.directory ? {
+      directory: choice.directory, private: savePrivately, folder: choice.directory.name || "",
+      names: offer.entries.map((e) => e.name), total, kept: choice.resuming ? record.kept ?? 0 : 0,
+    } : null;
+    if (remembered) await saveResume(remembered);
+    $("resume-note").hidden = true;
     rendezvous.send({ type: "answer", accept: true });
     status("Connecting to the sender…");
     state("connecting");
     const { pc, channel } = await connect(rendezvous);
     status("Connected.");
     state("receiving");
-    const downloads = [];
+    const held = [];
     const sink = choice.directory ? new DirectorySink(choice.directory)
-      : new MemorySink((path, blob) => downloads.push({ path, blob }));
-    const total = offer.entries.reduce((sum, e) => sum + (e.size ?? 0), 0);
+      : choice.worker ? new DownloadSink(choice.worker)
+        : new MemorySink((path, blob) => held.push({ path, blob }), memoryLimit);
     let received = 0;
-    const started = performance.now();
+    let resumed = 0;
+    let started = performance.now();
     $("progress-section").hidden = false;
     $("progress").max = Math.max(total, 1);
     const result = await receiveTransfer(channel, offer, sink, ({ bytes, file }) => {
       received += bytes;
       const seconds = (performance.now() - started) / 1000;
       const rate = received / Math.max(seconds, 0.001);
-      const eta = total > received && rate > 0 ? Math.ceil((total - received) / rate) : 0;
-      $("progress").value = received;
-      $("progress-text").textContent = `${humanBytes(received)} of ${humanBytes(total)} · ${humanBytes(rate)}/s` +
-        (eta ? ` · about ${eta} s left` : "") + ` · ${shown(file, 80)}`;
-    }, sodium);
+      const eta = total > resumed + received && rate > 0 ? Math.ceil((total - resumed - received) / rate) : 0;
+      $("progress").value = resumed + received;
+      $("progress-text").textContent = `${humanBytes(resumed + received)} of ${humanBytes(total)} · ${humanBytes(rate)}/s` +
+        (eta ? ` · about ${eta} s left` : "") + ` · ${shown(file, 80)}` + (resumed ? ` · ${humanBytes(resumed)} resumed` : "");
+    }, sodium, {
+      resumed: (bytes) => {
+        resumed = bytes;
+        started = performance.now();
+        $("progress").value = bytes;
+        if (bytes > 0) {
+          $("progress-title").textContent = "Resuming";
+          $("progress-text").textContent = `${humanBytes(bytes)} of ${humanBytes(total)} already verified here · asking for the rest`;
+          state("resuming");
+        }
+      },
+      kept: (bytes) => { if (remembered) saveResume({ ...remembered, kept: bytes }); },
+    });
     const seconds = (performance.now() - started) / 1000;
+    if (remembered) await forgetResume();
     rendezvous.close("happy");
     setTimeout(() => pc.close(), 2000);
     $("progress").value = $("progress").max;
+    $("progress-title").textContent = "Received";
     $("result-text").textContent = `Received and verified ${result.files} file${result.files === 1 ? "" : "s"}, ` +
-      `${humanBytes(result.bytes)} in ${seconds.toFixed(1)} s (transfer hash ${result.hash.slice(0, 16)}…)` +
+      `${humanBytes(result.bytes)} in ${seconds.toFixed(1)} s` +
+      (result.resumed ? ` (${humanBytes(result.resumed)} of it resumed from an earlier attempt, ${humanBytes(result.bytes - result.resumed)} sent now)` : "") +
+      ` (transfer hash ${result.hash.slice(0, 16)}…)` +
       (result.links ? `; ${result.links} link${result.links === 1 ? "" : "s"} not made (a browser cannot make links)` : "") + ".";
-    $("downloads").replaceChildren(...downloads.map(({ path, blob }) => {
+    if (choice.worker) $("result-text").textContent += " Every file is in your browser's downloads.";
+    $("downloads").replaceChildren(...held.map(({ path, blob }) => {
       const item = document.createElement("li");
       const link = document.createElement("a");
       link.href = URL.createObjectURL(blob);
@@ -223,11 +330,19 @@ async function receive(code) {
     }));
     $("result").hidden = false;
     document.body.dataset.hash = result.hash;
+    document.body.dataset.resumed = String(result.resumed);
     status("Done.");
     state("done");
   } catch (error) {
     const known = error instanceof SessionError || error.name === "TransferError";
-    status(known ? error.message : `Something went wrong: ${error.message}`, true);
+    let text = known ? error.message : `Something went wrong: ${error.message}`;
+    const record = error.kept > 0 ? await loadResume() : null;
+    if (record) {
+      await saveResume({ ...record, kept: error.kept });
+      text += `. ${humanBytes(error.kept)} verified ${error.kept === 1 ? "is" : "are"} kept in ${heldIn(record)}: ` +
+        "when the sender sends the same again, enter the new code to resume.";
+    }
+    status(text, true);
     document.body.dataset.failure = error.kind ?? error.code ?? "other";
     if (rendezvous) rendezvous.close(error.kind === "wrongCode" ? "scary" : error.kind === "noPath" ? "lonely" : "errory");
     state("failed");
@@ -530,6 +645,12 @@ document.addEventListener("drop", (event) => {
 });
 
 $("insecure").hidden = isSecureContext;
+$("resume-forget").onclick = async () => {
+  await forgetResume();
+  $("resume-note").hidden = true;
+  $("code").focus();
+};
+showResumeNote();
 $("receive-form").addEventListener("submit", (event) => {
   event.preventDefault();
   receive($("code").value);

@@ -6,8 +6,8 @@
 import { checkedPath, shown } from "./paths.js";
 
 // Types 2 and 3 are retired (docs/protocol.md §10); 12 and 13 (hashes,
-// need) follow only an ask that asked something, which this page never does.
-export const type = { manifest: 1, chunk: 4, end: 5, verified: 6, done: 7, finished: 8, error: 9, files: 10, ask: 11 };
+// need) follow only an ask that asked something.
+export const type = { manifest: 1, chunk: 4, end: 5, verified: 6, done: 7, finished: 8, error: 9, files: 10, ask: 11, hashes: 12, need: 13 };
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const zeros32 = new Uint8Array(32);
@@ -72,10 +72,19 @@ const isCount = (n) => Number.isSafeInteger(n) && n >= 0;
  * Where received files go. `directory` is a FileSystemDirectoryHandle (a
  * folder the person picked, or the origin's private file system); without
  * one, files are kept in memory and offered as downloads.
+ *
+ * A file is written to `.NAME.tern-partial` beside where it goes, with
+ * `.NAME.tern-state` (docs/protocol.md §11.5) saved at each checkpoint, so
+ * that a later transfer of the same file resumes it, as the CLI's does. A
+ * browser's writable stream writes into a copy that it puts in place only
+ * when the stream is closed (a reloaded tab loses what was not closed), so a
+ * checkpoint closes the stream, saves the state and opens it again on the
+ * kept data.
  */
 export class DirectorySink {
   constructor(directory) {
     this.root = directory;
+    this.resumable = true;
   }
 
   async directory(components, create) {
@@ -84,14 +93,47 @@ export class DirectorySink {
     return handle;
   }
 
-  async exists(components) {
+  /** The parent's handle and the last name, or null when the parent is not there. */
+  async place(components) {
     try {
-      const parent = await this.directory(components.slice(0, -1), false);
-      const name = components[components.length - 1];
-      for await (const key of parent.keys()) if (key === name) return true;
-      return false;
+      return { parent: await this.directory(components.slice(0, -1), false), name: components[components.length - 1] };
     } catch {
-      return false;
+      return null;
+    }
+  }
+
+  async exists(components) {
+    const place = await this.place(components);
+    if (!place) return false;
+    for await (const key of place.parent.keys()) if (key === place.name) return true;
+    return false;
+  }
+
+  /** The File at `components` (a file, not a folder), or null. */
+  async existingFile(components, name = null) {
+    const place = await this.place(components);
+    if (!place) return null;
+    try {
+      return await (await place.parent.getFileHandle(name ?? place.name)).getFile();
+    } catch {
+      return null;
+    }
+  }
+
+  /** The partial's File and its state's File, each null when it is not there. */
+  async resumeFiles(components) {
+    const name = components[components.length - 1];
+    return {
+      partial: await this.existingFile(components, `.${name}.tern-partial`),
+      state: await this.existingFile(components, `.${name}.tern-state`),
+    };
+  }
+
+  async removeResumeFiles(components) {
+    const place = await this.place(components);
+    if (!place) return;
+    for (const name of [`.${place.name}.tern-partial`, `.${place.name}.tern-state`]) {
+      try { await place.parent.removeEntry(name); } catch { /* not there */ }
     }
   }
 
@@ -99,15 +141,46 @@ export class DirectorySink {
     await this.directory(components, true);
   }
 
-  /** A writer for a file: write(bytes), then finish() (moves it into place) or abandon(). */
-  async open(components) {
+  /**
+   * A writer for a file, from byte `from` of its partial (0: a new one):
+   * write(bytes), checkpoint(state) (the data so far kept and `state`
+   * saved), finish() (moved into place, the state removed), keep(state) (on
+   * a failure: kept for a later resume) or abandon() (both removed).
+   */
+  async open(components, from = 0) {
     const parent = await this.directory(components.slice(0, -1), true);
     const name = components[components.length - 1];
     const partialName = `.${name}.tern-partial`;
+    const stateName = `.${name}.tern-state`;
     const handle = await parent.getFileHandle(partialName, { create: true });
-    const writable = await handle.createWritable({ keepExistingData: false });
+    let offset = from;
+    const reopen = async () => {
+      const stream = await handle.createWritable({ keepExistingData: offset > 0 });
+      if (offset > 0) {
+        await stream.truncate(offset);
+        await stream.seek(offset);
+      }
+      return stream;
+    };
+    let writable = await reopen();
+    const saveState = async (state) => {
+      const out = await (await parent.getFileHandle(stateName, { create: true })).createWritable();
+      await out.write(JSON.stringify(state));
+      await out.close();
+    };
+    const removeState = async () => {
+      try { await parent.removeEntry(stateName); } catch { /* not there */ }
+    };
     return {
-      write: (bytes) => writable.write(bytes),
+      write: async (bytes) => {
+        await writable.write(bytes);
+        offset += bytes.length;
+      },
+      checkpoint: async (state) => {
+        await writable.close();
+        await saveState(state);
+        writable = await reopen();
+      },
       finish: async () => {
         await writable.close();
         if (typeof handle.move === "function") {
@@ -120,10 +193,16 @@ export class DirectorySink {
           await out.close();
           await parent.removeEntry(partialName);
         }
+        await removeState();
+      },
+      keep: async (state) => {
+        await writable.close();
+        await saveState(state);
       },
       abandon: async () => {
         try { await writable.abort(); } catch { /* already closed */ }
         try { await parent.removeEntry(partialName); } catch { /* not there */ }
+        await removeState();
       },
     };
   }
@@ -210,17 +289,31 @@ export class Inbox {
 /**
  * Receives one transfer on `channel` (the sender's `tern-transfer` channel)
  * into `sink`, holding the manifest to `offer` (the sealed offer's entries).
- * `progress({bytes, file})` is called as data arrives; `sodium` hashes where
- * WebCrypto is missing (not a secure context). Resolves with
- * `{files, bytes, hash, links}`; rejects with a TransferError after sending
- * the peer an `error` message.
+ * `progress({bytes, file})` is called as data arrives, `resumed(bytes)` once
+ * the sender agreed on what this side already holds (a sink that resumes),
+ * `kept(bytes)` at each checkpoint with the verified bytes a later attempt
+ * would resume from; `sodium` hashes where WebCrypto is missing (not a
+ * secure context). Resolves with `{files, bytes, resumed, hash, links}`;
+ * rejects with a TransferError (its `kept`: the verified bytes left for a
+ * resume) after sending the peer an `error` message.
  */
-export function receiveTransfer(channel, offer, sink, progress = () => {}, sodium = null) {
+export function receiveTransfer(channel, offer, sink, progress = () => {}, sodium = null, { resumed = () => {}, kept = () => {} } = {}) {
   if (sodium) fallbackSHA256 = (data) => sodium.sha256(data);
   channel.binaryType = "arraybuffer";
   const receiver = new Receiver(channel, offer, sink, progress);
+  receiver.onResumed = resumed;
+  receiver.onKept = kept;
   return receiver.run();
 }
+
+/**
+ * Verified bytes are kept each second or each 8 MiB, whichever comes first
+ * (as the CLI saves its state), but at least four times as long apart as
+ * keeping them took: a checkpoint reopens the file's writable stream on the
+ * data kept so far, which the browser copies, so its cost grows with the file.
+ */
+const checkpointInterval = 1000;
+const checkpointBytes = 8 << 20;
 
 class Receiver {
   constructor(channel, offer, sink, progress) {
@@ -228,6 +321,8 @@ class Receiver {
     this.offer = offer;
     this.sink = sink;
     this.progress = progress;
+    this.resumedBytes = 0;
+    this.keptBytes = 0; // verified bytes in partials (and files in place) of this attempt
     this.entries = [];
     this.roots = [];
     this.bytes = 0;
@@ -242,10 +337,30 @@ class Receiver {
       return await this.protocol();
     } catch (error) {
       const failure = error instanceof TransferError ? error : new TransferError("io", `${error.name}: ${error.message}`);
-      if (this.current) await this.current.writer.abandon();
       if (!failure.fromPeer) this.send(type.error, { code: failure.code, message: failure.message.slice(0, 1000) });
+      // Whatever stopped us, what is verified stays resumable (§11.5), but
+      // not a file that failed its root, a stream, or a partial with no chunk.
+      const current = this.current;
+      if (current?.writer) {
+        try {
+          if (failure.code !== "integrity" && current.entry.kind === "file" && current.chunks > 0 && this.sink.resumable) {
+            await current.writer.keep(this.stateOf(current));
+            this.keptBytes += current.received;
+          } else {
+            await current.writer.abandon();
+          }
+        } catch { /* the folder went away: nothing more to keep */ }
+      }
+      failure.kept = this.keptBytes;
       throw failure;
     }
+  }
+
+  /** The resume state of the file being written (§11.5). */
+  stateOf(current) {
+    const state = { chain: hex(current.chain), chunk_size: this.chunkSize, chunks: current.chunks, size: current.entry.size, version: 1 };
+    if (current.entry.mtime !== null) state.mtime = current.entry.mtime;
+    return state;
   }
 
   send(kind, body) {
@@ -283,17 +398,23 @@ class Receiver {
     }
     this.chunkSize = chunkSize;
     this.checkAgainstOffer();
+    const claims = [];
     for (const entry of this.entries) {
       if (entry.kind === "file" || entry.kind === "stream") {
-        if (await this.sink.exists(entry.components)) {
-          throw new TransferError("exists", `${shown(entry.path)} is already in the chosen folder; nothing was overwritten`);
-        }
+        const claim = await this.claim(entry);
+        if (claim) claims.push(claim);
       }
     }
     for (const entry of this.entries) if (entry.kind === "directory") await this.sink.makeDirectory(entry.components);
 
-    // 2-3. Nothing held here: an empty ask, so the data follows at once.
-    this.send(type.ask, { asks: [] });
+    // 2-3. What is held here (ask), the sender's chains for it (hashes), where each is needed from (need).
+    const asks = claims.map((claim) => ({ chunks: claim.chunks, index: claim.entry.index }));
+    for (let start = 0; start === 0 || start < asks.length; start += 4096) {
+      const part = asks.slice(start, start + 4096);
+      this.send(type.ask, start + 4096 < asks.length ? { asks: part, more: true } : { asks: part });
+    }
+    if (claims.length > 0) await this.answerChains(claims);
+    this.onResumed?.(this.resumedBytes);
 
     // 4-5. Data, file by file in manifest order.
     const pending = this.entries.filter((e) => e.kind === "file" || e.kind === "stream");
@@ -324,7 +445,99 @@ class Receiver {
     const hash = hex(await sha256(...(this.roots.length ? this.roots : [new Uint8Array()])));
     this.send(type.finished, { bytes: this.bytes, files: this.files, hash });
     const links = this.entries.filter((e) => e.kind === "symlink").length;
-    return { files: this.files, bytes: this.bytes, hash, links };
+    return { files: this.files, bytes: this.bytes, resumed: this.resumedBytes, hash, links };
+  }
+
+  /**
+   * What this side holds of a file (§11.3 step 2): a file already in place
+   * of the same size (all its chunks), or a partial whose state matches the
+   * entry and whose first chunks still hash to the state's chain; anything
+   * else at the path is a conflict, and a state that does not match is
+   * removed with its partial.
+   */
+  async claim(entry) {
+    if (!this.sink.resumable) {
+      if (await this.sink.exists(entry.components)) throw this.existsError(entry);
+      return null;
+    }
+    const inPlace = await this.sink.existingFile(entry.components);
+    if (inPlace || await this.sink.exists(entry.components)) {
+      if (!inPlace || entry.kind !== "file" || inPlace.size !== entry.size) throw this.existsError(entry);
+      const chunks = Math.ceil(entry.size / this.chunkSize);
+      return { entry, complete: true, chunks, chain: await this.chainOf(inPlace, chunks) };
+    }
+    if (entry.kind !== "file") return null;
+    const held = await this.sink.resumeFiles(entry.components);
+    if (!held.partial || !held.state || held.state.size > 4096) {
+      // A partial with no state (or a state with no partial) cannot resume.
+      if (held.partial || held.state) await this.sink.removeResumeFiles(entry.components);
+      return null;
+    }
+    let state = null;
+    try { state = JSON.parse(await held.state.text()); } catch { /* not ours */ }
+    const chunks = state?.chunks;
+    const matches = state && state.version === 1 && state.size === entry.size && state.chunk_size === this.chunkSize &&
+      (state.mtime ?? null) === entry.mtime && Number.isSafeInteger(chunks) && chunks > 0 &&
+      chunks <= Math.ceil(entry.size / this.chunkSize) && held.partial.size >= Math.min(entry.size, chunks * this.chunkSize) &&
+      typeof state.chain === "string";
+    // The state is checked against the partial's bytes again (it may promise more than the disk kept).
+    const chain = matches ? await this.chainOf(held.partial, chunks) : null;
+    if (!chain || hex(chain) !== state.chain) {
+      await this.sink.removeResumeFiles(entry.components);
+      return null;
+    }
+    return { entry, complete: false, chunks, chain };
+  }
+
+  existsError(entry) {
+    return new TransferError("exists", `${shown(entry.path)} is already in the chosen folder and differs; nothing was overwritten`);
+  }
+
+  /** The chain over the first `chunks` chunks of `file` (§11.4). */
+  async chainOf(file, chunks) {
+    let chain = zeros32;
+    for (let number = 0; number < chunks; number++) {
+      const data = new Uint8Array(await file.slice(number * this.chunkSize, (number + 1) * this.chunkSize).arrayBuffer());
+      chain = await sha256(chain, await sha256(data));
+    }
+    return chain;
+  }
+
+  /** The sender's chains for our asks, each compared with ours; `need` says where each file is needed from. */
+  async answerChains(claims) {
+    const byIndex = new Map(claims.map((claim) => [claim.entry.index, claim]));
+    const answered = new Set();
+    for (let more = true; more;) {
+      const body = await this.expectJSON(type.hashes, "hashes");
+      if (!Array.isArray(body.chains)) throw new TransferError("protocol", "a malformed hashes message");
+      for (const item of body.chains) {
+        const claim = byIndex.get(item?.index);
+        if (!claim) throw new TransferError("protocol", `the hashes answer entry ${item?.index}, which this side did not ask about`);
+        if (answered.has(item.index)) throw new TransferError("protocol", `the hashes answer ${shown(claim.entry.path)} twice`);
+        if (item.chunks !== claim.chunks) throw new TransferError("protocol", `the hashes give another chunk count for ${shown(claim.entry.path)}`);
+        answered.add(item.index);
+        claim.from = item.chain === hex(claim.chain) ? claim.chunks : 0;
+      }
+      more = body.more === true;
+    }
+    if (answered.size !== claims.length) throw new TransferError("protocol", "the hashes leave an ask unanswered");
+    const starts = claims.map((claim) => ({ from: claim.from, index: claim.entry.index }));
+    for (let start = 0; start < starts.length; start += 4096) {
+      const part = starts.slice(start, start + 4096);
+      this.send(type.need, start + 4096 < starts.length ? { more: true, starts: part } : { starts: part });
+    }
+    for (const claim of claims) {
+      if (claim.from === 0) {
+        // A file in place that differs is a conflict; a partial that differs starts over.
+        if (claim.complete && claim.chunks > 0) throw this.existsError(claim.entry);
+        if (!claim.complete) await this.sink.removeResumeFiles(claim.entry.components);
+        continue;
+      }
+      claim.entry.resume = claim;
+      const bytes = Math.min(claim.entry.size, claim.from * this.chunkSize);
+      this.resumedBytes += bytes;
+      this.keptBytes += claim.complete ? bytes : 0;
+    }
   }
 
   maybeVerified(index, force) {
@@ -368,7 +581,8 @@ class Receiver {
       }
       this.checkLinkTarget(components, entry.target);
     }
-    const record = { path, components, kind: entry.kind, size, index: this.entries.length };
+    const mtime = entry.kind === "file" && Number.isSafeInteger(entry.mtime) ? entry.mtime : null;
+    const record = { path, components, kind: entry.kind, size, mtime, index: this.entries.length };
     this.paths.set(path, record);
     this.entries.push(record);
   }
@@ -421,7 +635,32 @@ class Receiver {
   }
 
   async begin(entry) {
-    this.current = { entry, writer: await this.sink.open(entry.components), chunks: 0, received: 0, chain: zeros32 };
+    const resume = entry.resume;
+    if (resume) {
+      // Resumed (§11.3 step 4): the chunks from `from` on; a file complete in place gets only its end.
+      const received = Math.min(entry.size, resume.from * this.chunkSize);
+      const writer = resume.complete ? null : await this.sink.open(entry.components, received, entry.size);
+      this.current = { entry, writer, chunks: resume.from, received, chain: resume.chain, resumedAt: received };
+    } else {
+      this.current = { entry, writer: await this.sink.open(entry.components, 0, entry.size), chunks: 0, received: 0, chain: zeros32, resumedAt: 0 };
+    }
+    this.current.savedAt = performance.now();
+    this.current.savedBytes = this.current.received;
+    this.current.saveCost = 0;
+  }
+
+  /** Keeps the verified data of the file being written, each second at most (§11.5). */
+  async maybeCheckpoint() {
+    const current = this.current;
+    if (!current.writer?.checkpoint || !this.sink.resumable || current.entry.kind !== "file") return;
+    const now = performance.now();
+    const due = now - current.savedAt >= checkpointInterval || current.received - current.savedBytes >= checkpointBytes;
+    if (!due || now - current.savedAt < 4 * current.saveCost) return;
+    await current.writer.checkpoint(this.stateOf(current));
+    current.savedAt = performance.now();
+    current.savedBytes = current.received;
+    current.saveCost = current.savedAt - now;
+    this.onKept?.(this.keptBytes + current.received);
   }
 
   async chunk(message, pending, next) {
@@ -445,11 +684,13 @@ class Receiver {
     }
     const actual = await sha256(data);
     if (!equalBytes(actual, hash)) throw new TransferError("integrity", `a chunk of ${shown(entry.path)} does not match its hash`);
+    if (!current.writer) throw new TransferError("protocol", `a chunk of ${shown(entry.path)}, which this side holds whole`);
     await current.writer.write(data);
     current.chain = await sha256(current.chain, actual);
     current.chunks++;
     current.received += data.length;
     this.progress({ file: entry.path, bytes: data.length });
+    await this.maybeCheckpoint();
     return next;
   }
 
@@ -463,7 +704,8 @@ class Receiver {
     }
     const root = await sha256(current.chain, u64be(body.size));
     if (hex(root) !== body.hash) throw new TransferError("integrity", `${shown(entry.path)} does not match its root hash`);
-    await current.writer.finish();
+    if (current.writer) await current.writer.finish();
+    if (!entry.resume?.complete) this.keptBytes += current.received;
     this.current = null;
     this.roots.push(root);
     this.files++;
@@ -492,7 +734,7 @@ class Receiver {
       const chain = length === 0 ? zeros32 : await sha256(zeros32, await sha256(data));
       const actual = await sha256(chain, u64be(length));
       if (!equalBytes(actual, root)) throw new TransferError("integrity", `${shown(entry.path)} does not match its root hash`);
-      const writer = await this.sink.open(entry.components);
+      const writer = await this.sink.open(entry.components, 0, entry.size);
       this.current = { entry, writer };
       if (length > 0) await writer.write(data);
       await writer.finish();
@@ -500,6 +742,7 @@ class Receiver {
       this.roots.push(actual);
       this.files++;
       this.bytes += length;
+      this.keptBytes += length;
       this.progress({ file: entry.path, bytes: length });
       next++;
     }

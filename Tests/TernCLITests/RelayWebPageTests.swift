@@ -54,6 +54,8 @@ import TernTestSupport
         #expect(wasm.body.prefix(4) == Data([0x00, 0x61, 0x73, 0x6d]), "a WebAssembly module")
         #expect(try await Self.fetch(relay.port, "/app.js").headers["content-type"] == "text/javascript; charset=utf-8")
         #expect(try await Self.fetch(relay.port, "/tern.css").headers["content-type"] == "text/css; charset=utf-8")
+        // The service worker of streamed downloads: a script type, from the page's own directory (scope "/").
+        #expect(try await Self.fetch(relay.port, "/sw.js").headers["content-type"] == "text/javascript; charset=utf-8")
         let script = try await Self.fetch(relay.port, "/app.js")
         let head = try await Self.fetch(relay.port, "/app.js", head: true)
         #expect(head.status.hasPrefix("HTTP/1.1 200"))

@@ -8,7 +8,7 @@ public final class HeadlessBrowser {
     public let signal: RunningProcess
     public let chromium: RunningProcess
     public let port: Int
-    let profile: URL
+    public let profile: URL
 
     /// - Parameters:
     ///   - hideLocalAddresses: Chromium's default: host candidates as mDNS

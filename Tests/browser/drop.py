@@ -11,80 +11,11 @@ how the page ended, one JSON object a line:
 Usage: drop.py PROFILE_DIR PATH... (Chromium started with
 --remote-debugging-port=0 and --user-data-dir=PROFILE_DIR on the page)
 """
-import base64
 import json
-import os
-import socket
-import struct
 import sys
 import time
-import urllib.request
 
-
-class DevTools:
-    """A minimal client of one page's DevTools WebSocket (RFC 6455, text frames)."""
-
-    def __init__(self, profile):
-        deadline = time.time() + 20
-        while True:
-            try:
-                port = int(open(os.path.join(profile, "DevToolsActivePort")).read().split()[0])
-                targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json"))
-                page = next(t for t in targets if t["type"] == "page")
-                break
-            except (OSError, ValueError, StopIteration):
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
-        host, path = page["webSocketDebuggerUrl"][len("ws://"):].split("/", 1)
-        address, port = host.rsplit(":", 1)
-        self.socket = socket.create_connection((address, int(port)))
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.socket.sendall((f"GET /{path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-        self.buffer = b""
-        while b"\r\n\r\n" not in self.buffer:
-            self.buffer += self.socket.recv(4096)
-        self.buffer = self.buffer.split(b"\r\n\r\n", 1)[1]
-        self.last_id = 0
-
-    def read(self, count):
-        while len(self.buffer) < count:
-            data = self.socket.recv(1 << 16)
-            if not data:
-                raise EOFError("DevTools closed")
-            self.buffer += data
-        out, self.buffer = self.buffer[:count], self.buffer[count:]
-        return out
-
-    def frame(self):
-        head = self.read(2)
-        length = head[1] & 0x7F
-        if length == 126:
-            length = struct.unpack(">H", self.read(2))[0]
-        elif length == 127:
-            length = struct.unpack(">Q", self.read(8))[0]
-        return self.read(length)
-
-    def call(self, method, **params):
-        self.last_id += 1
-        data = json.dumps({"id": self.last_id, "method": method, "params": params}).encode()
-        mask = os.urandom(4)
-        if len(data) < 126:
-            header = bytes([0x81, 0x80 | len(data)])
-        else:
-            header = bytes([0x81, 0x80 | 126]) + struct.pack(">H", len(data))
-        self.socket.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
-        while True:
-            reply = json.loads(self.frame())
-            if reply.get("id") == self.last_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-
-    def evaluate(self, expression):
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result.get("result", {}).get("value")
+from devtools import DevTools
 
 
 def main():
