@@ -33,14 +33,21 @@ enum Connect {
     }
 
     /// A `path` event when the transfer moved to another pair, "Now direct
-    /// (…)." when it left the relay for a direct path, and "The direct path
-    /// stopped answering; now relayed (…)." when the pair it was on died.
+    /// (…)." when it left the relay for a direct path, "The direct path
+    /// stopped answering; now relayed (…)." when the pair it was on died,
+    /// and "…; ICE restarted, now direct (…)." when no other pair was left
+    /// and a restart through the mailbox found a new one.
     static func reportChange(_ path: ConnectedPath, since pairedAt: ContinuousClock.Instant, output: Output, fromRelay: Bool) {
         var fields = pathFields(path, since: pairedAt)
-        fields.append(("reason", .string(path.replacedLostPath ? "path_lost" : "better_path")))
+        fields.append(("reason", .string(path.afterRestart ? "restart" : path.replacedLostPath ? "path_lost" : "better_path")))
         output.event("path", fields)
         let rtt = path.roundTrip.map { String(format: ", %.1f ms round trip", milliseconds($0)) } ?? ""
         let pair = "\(describe(path.pair.local.type)) to \(describe(path.pair.remote.type))\(rtt)"
+        if path.afterRestart {
+            let now = path.isRelayed ? "now relayed" : "now direct"
+            output.say("The \(fromRelay ? "relayed" : "direct") path stopped answering; ICE restarted, \(now) (\(pair)).")
+            return
+        }
         if path.replacedLostPath {
             let now = path.isRelayed ? "now relayed" : "now direct"
             output.say("The \(fromRelay ? "relayed" : "direct") path stopped answering; \(now) (\(pair)).")

@@ -136,6 +136,9 @@ enum DataPath {
             }
             let (driver, path) = try await Connect.establish(
                 session: session, role: role, first: first, pairedAt: pairedAt, options: options, certificate: certificate, output: output)
+            // The mailbox stays open and is read until the end: a tern peer
+            // restarts ICE through it when the only path dies.
+            session.readInBackground { message in _ = await driver.handle(message) }
             do {
                 let started = ContinuousClock.now
                 let channels = try await PeerConnection.secure(driver: driver, path: path, role: role, certificate: certificate)

@@ -73,18 +73,18 @@ public struct ConnectivityCore {
     }
 
     public let options: ConnectivityOptions
-    private let logger: Logger
+    let logger: Logger
     private let turnServers: [(uri: ServerURI, address: STUNAddress)]
-    private let stunServers: [STUNAddress]
+    let stunServers: [STUNAddress]
 
-    public private(set) var agent: ICEAgent
-    private var dualStack = false
-    private var localPort: UInt16 = 0
-    private(set) var hostBases: [STUNAddress] = []
-    private var turns: [TURNSlot] = []
-    private var outputs: [Output] = []
+    public internal(set) var agent: ICEAgent
+    var dualStack = false
+    var localPort: UInt16 = 0
+    var hostBases: [STUNAddress] = []
+    var turns: [TURNSlot] = []
+    var outputs: [Output] = []
     private var outputIndex = 0
-    private var signalledEnd = false
+    var signalledEnd = false
     private var signalledConnected = false
     private var peerConnected = false
     public private(set) var selected: ConnectedPath?
@@ -100,13 +100,15 @@ public struct ConnectivityCore {
     private var peerSignalsMappings = false
     /// When this side selected a pair.
     private var selectedAt: Duration?
+    /// ICE restarts through the mailbox (ConnectivityCore+Restart.swift).
+    var restart = ConnectivityRestart()
     /// `connected` or `failed` went out.
     public private(set) var finished = false
     public private(set) var closed = false
     /// Datagrams of kinds no layer takes, and ones from nobody known.
     public private(set) var droppedDatagrams = 0
 
-    private struct TURNSlot {
+    struct TURNSlot {
         var uri: ServerURI
         var server: STUNAddress
         var client: TURNClient
@@ -178,6 +180,7 @@ public struct ConnectivityCore {
             if let next = slot.client.nextDeadline { deadline = deadline.map { min($0, next) } ?? next }
         }
         if let next = signallingDeadline { deadline = deadline.map { min($0, next) } ?? next }
+        if let next = restartDeadline { deadline = deadline.map { min($0, next) } ?? next }
         return deadline
     }
 
@@ -200,6 +203,7 @@ public struct ConnectivityCore {
             fingerprint: options.fingerprint, setup: options.role == .controlling ? .actpass : .active)
         // An ICE option token (RFC 8839 §5.6): others ignore tokens they do not know.
         media.iceOptions.append(Self.mappingOpenedOption)
+        media.iceOptions.append(MediaDescription.ternICERestartOption)
         var description = SessionDescription(sessionID: UInt64.random(in: 1...UInt64(Int64.max)), media: [media])
         description.sessionVersion = 2
         outputs.append(.signal(.sessionDescription(kind: options.role == .controlling ? .offer : .answer, sdp: description.formatted())))
@@ -429,15 +433,19 @@ public struct ConnectivityCore {
             }
             remoteDescribed = true
             if media.iceOptions.contains(Self.mappingOpenedOption) { peerSignalsMappings = true }
+            restart.peerRestarts = media.restartsICEThroughMailbox
             remoteFingerprints = media.fingerprints
             remoteSetup = media.setup
             remoteMaxMessageSize = media.maxMessageSize
             for line in media.candidates { addRemote(line, now: now) }
             if media.endOfCandidates { agent.remoteCandidatesComplete(now: now) }
         case .candidate(_, let line):
-            addRemote(line, now: now)
+            // After this side restarted, the peer's candidates of the old generation are stale.
+            if restart.generations.peerIsCurrent { addRemote(line, now: now) }
         case .endOfCandidates:
-            agent.remoteCandidatesComplete(now: now)
+            if restart.generations.peerIsCurrent { agent.remoteCandidatesComplete(now: now) }
+        case .iceRestart(let message):
+            handlePeerRestart(message, now: now)
         case .connected:
             peerConnected = true
             completeIfDone()
@@ -449,7 +457,7 @@ public struct ConnectivityCore {
         pump(now: now)
     }
 
-    private mutating func addRemote(_ line: String, now: Duration) {
+    mutating func addRemote(_ line: String, now: Duration) {
         do {
             switch try ICECandidate.parse(line) {
             case .candidate(let candidate):
@@ -475,6 +483,7 @@ public struct ConnectivityCore {
         guard !closed else { return }
         agent.advanceTime(now: now)
         for index in turns.indices { turns[index].client.advanceTime(now: now) }
+        restartIfAdvised(now: now)
         pump(now: now)
         if let limit = signallingDeadline, now >= limit {
             let seconds = PeerWatch.words(options.signallingTimeout)
@@ -615,6 +624,8 @@ public struct ConnectivityCore {
         switch event {
         case .localCandidate(let candidate):
             if options.forceRelay && candidate.type != .relayed { return }
+            // Sent inside this side's `ice-restart` already.
+            if restart.announced.remove(candidate.sdpAttribute) != nil { return }
             logger.debug("local candidate", metadata: ["candidate": "\(candidate)", "at_ms": "\(milliseconds(now))"])
             outputs.append(.signal(.candidate(mid: "0", candidate: candidate.sdpAttribute)))
         case .selectedPair(let pair):
@@ -624,6 +635,8 @@ public struct ConnectivityCore {
             var path = ConnectedPath(pair: pair, roundTrip: agent.selectedRoundTrip, relayTransport: relayURI?.transport)
             path.replacedLostPath = replacingLostPath
             replacingLostPath = false
+            path.afterRestart = restart.selectionEndsRestart
+            restart.selectionEndsRestart = false
             path.relayOverTLS = relayURI?.isSecure ?? false
             selected = path
             let throughTURN = turns.contains { $0.relayed == pair.localBase || $0.retired.contains(pair.localBase) }
@@ -645,6 +658,10 @@ public struct ConnectivityCore {
             logger.info("selected pair stopped answering", metadata: ["pair": "\(pair)", "at_ms": "\(milliseconds(now))"])
             replacingLostPath = true
         case .stateChanged(.failed(let error)):
+            if finished, agent.restarts > 0, case .connectivityFailed = error {
+                // A restart's checks found no new path (ICEAgent+Restart.swift).
+                outputs.append(.pathLost("the path to the other side stopped answering and an ICE restart found no new one"))
+            }
             fail(.noPath(failureSentence(error)))
         case .consentLost:
             if !finished {

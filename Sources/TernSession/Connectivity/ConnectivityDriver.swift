@@ -476,6 +476,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
             }
         }
         core.start(localPort: localPort, dualStack: dualStack, addresses: addresses, now: now())
+        // An ICE restart gathers from the addresses the machine has then.
+        if !options.forceRelay { core.restart.currentAddresses = { (try? LocalAddresses.usable().map(\.ip)) ?? [] } }
         drain()
     }
 

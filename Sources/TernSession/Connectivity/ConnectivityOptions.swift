@@ -74,6 +74,10 @@ public struct ConnectedPath: Sendable, Equatable {
     /// sending on it failed), not because it is better.
     public var replacedLostPath = false
 
+    /// This pair ended an ICE restart through the mailbox (the only path
+    /// had died; ConnectivityCore+Restart.swift).
+    public var afterRestart = false
+
     /// True when either end of the pair is a TURN relay.
     public var isRelayed: Bool { pair.local.type == .relayed || pair.remote.type == .relayed }
 

@@ -1,0 +1,131 @@
+import TernICE
+import TernPairing
+import TernSDP
+import TernSTUN
+
+// ICE restart through the mailbox, between tern peers (docs/protocol.md
+// §7.3, docs/architecture.md "When the only path dies"). When the selected
+// pair has answered nothing for the failover timeout and no other valid
+// pair is left to move to (no TURN, or the relayed pair died with it), the
+// side that notices restarts its agent with new credentials
+// (ICEAgent+Restart.swift), gathers again from the machine's current
+// addresses and sends one `ice-restart` with its credentials and the
+// candidates it has at once; the peer restarts too and answers the same
+// way (ICERestartGenerations settles two sides that notice together). The
+// old pair keeps carrying DTLS and SCTP until the new checks select one;
+// the association stays the same, as for any other move.
+
+/// The core's restart bookkeeping.
+struct ConnectivityRestart {
+    /// The peer's description carried `MediaDescription.ternICERestartOption`.
+    var peerRestarts = false
+    var generations = ICERestartGenerations()
+    /// Candidates sent inside this side's latest `ice-restart`: not trickled again.
+    var announced: Set<String> = []
+    /// The next selected pair ends a restart.
+    var selectionEndsRestart = false
+    /// A restart could not start (the agent refused it): none is tried again.
+    var gaveUp = false
+    /// The machine's usable addresses now (the shell's LocalAddresses); nil:
+    /// the addresses the session started with.
+    var currentAddresses: (@Sendable () -> [[UInt8]])?
+}
+
+extension ConnectivityCore {
+    /// Restarts this side starts in one session: each costs at least one
+    /// mailbox message of the relay's 64 per side (docs/protocol.md §5.8).
+    static let maximumRestarts = 4
+
+    /// This side may start a restart: both are tern peers that move between
+    /// pairs (`upgradesPath`), the peer announced restarts, the session is
+    /// connected and no restart is under way.
+    var canRestart: Bool {
+        options.upgradesPath && restart.peerRestarts && finished && !closed && !restart.gaveUp
+            && !agent.isRestarting && restart.generations.local < Self.maximumRestarts
+    }
+
+    /// When `advanceTime` should look at restarting (`ICEAgent.restartDeadline`).
+    var restartDeadline: Duration? { canRestart ? agent.restartDeadline : nil }
+
+    /// Starts a restart when the agent advises one (the only path is silent).
+    mutating func restartIfAdvised(now: Duration) {
+        guard canRestart, agent.restartAdvised(now: now) else { return }
+        _ = restart.generations.begin()
+        logger.info("the selected pair stopped answering and no other is left: restarting ICE", metadata: [
+            "generation": "\(restart.generations.local)", "at_ms": "\(now.components.seconds * 1000 + now.components.attoseconds / 1_000_000_000_000_000)",
+        ])
+        restartAgent(now: now)
+    }
+
+    /// The peer's `ice-restart`: restart too and answer (a generation newer
+    /// than ours), or take its credentials and candidates (ours already).
+    mutating func handlePeerRestart(_ message: ICERestartMessage, now: Duration) {
+        guard options.upgradesPath, restart.peerRestarts else { return }
+        switch restart.generations.peerAnnounced(message.generation) {
+        case .ignore:
+            return
+        case .restartAndAnswer:
+            logger.info("the peer restarted ICE", metadata: ["generation": "\(message.generation)"])
+            restartAgent(now: now)
+        case .adopt:
+            break
+        }
+        guard agent.isRestarting || !agent.state.isFailed else { return }
+        do {
+            try agent.setRemoteCredentials(ufrag: message.ufrag, password: message.password, now: now)
+        } catch {
+            logger.debug("the peer's restart credentials are unusable", metadata: ["reason": "\(error.reason)"])
+            return
+        }
+        for line in message.candidates { addRemote(line, now: now) }
+        if message.complete { agent.remoteCandidatesComplete(now: now) }
+    }
+
+    /// New credentials, the candidates gathered again, and this side's
+    /// `ice-restart` with those known at once (server-reflexive ones follow
+    /// as `candidate` messages, then `end-of-candidates`).
+    private mutating func restartAgent(now: Duration) {
+        do {
+            try agent.restart(localCredentials: .random(), now: now)
+        } catch {
+            logger.debug("ICE restart refused", metadata: ["reason": "\(error.reason)"])
+            restart.gaveUp = true
+            return
+        }
+        restart.selectionEndsRestart = true
+        var lines: [String] = []
+        if !options.forceRelay {
+            if let current = restart.currentAddresses?(), !current.isEmpty {
+                hostBases = current.filter { dualStack || $0.count == 4 }.compactMap { STUNAddress(ipBytes: $0, port: localPort) }
+            }
+            for base in hostBases {
+                do {
+                    lines.append(try agent.addHostCandidate(base, now: now).sdpAttribute)
+                } catch {
+                    logger.debug("host candidate skipped", metadata: ["address": "\(base)", "reason": "\(error.reason)"])
+                }
+            }
+            for server in stunServers {
+                for base in hostBases where base.family.code == server.family.code {
+                    try? agent.gatherServerReflexive(from: server, base: base, now: now)
+                }
+            }
+        }
+        for slot in turns {
+            guard let relayed = slot.relayed else { continue }
+            if let candidate = try? agent.addRelayedCandidate(
+                relayed, mappedAddress: nil, server: slot.server, overTCP: slot.uri.transport == .tcp, now: now) {
+                lines.append(candidate.sdpAttribute)
+            }
+        }
+        let sent = Array(lines.prefix(ICERestartMessage.maximumCandidates))
+        restart.announced = Set(sent)
+        let complete = !agent.isGathering && turns.allSatisfy(\.settled) && sent.count == lines.count
+        // `pump` signals end-of-candidates once the gathering is over.
+        signalledEnd = complete
+        let credentials = agent.configuration.localCredentials
+        outputs.append(.signal(.iceRestart(ICERestartMessage(
+            generation: restart.generations.local, ufrag: credentials.ufrag, password: credentials.password,
+            candidates: sent, complete: complete))))
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import NIOConcurrencyHelpers
+import Testing
+import TernDTLS
+import TernICE
+import TernPairing
+import TernSTUN
+@testable import TernSession
+
+/// The only path dies mid-transfer and a new one appears, end to end: two
+/// drivers with real sockets and no TURN, whose host candidates reach each
+/// other only through a UDP forwarder in the test (as in
+/// PathFailoverEndToEndTests). The session runs direct through it; then
+/// the forwarder stops (silently, as a dead Wi-Fi does) and a second one
+/// takes its place, known to neither side's old candidates. Both sides
+/// restart ICE through the signalling channel (`ice-restart`, whose host
+/// candidates the test maps to the new forwarder), move to the new path,
+/// and every message arrives once and in order over the same DTLS and SCTP
+/// associations.
+@Suite(.serialized) struct ICERestartEndToEndHeavyTests {
+    typealias Forwarder = PathFailoverEndToEndTests.Forwarder
+
+    /// One side's signals to the other, its IPv4 host candidates replaced by
+    /// its stand-in in the current forwarder (other host candidates left
+    /// out), in `candidate` and `ice-restart` messages alike.
+    final class Wire: Sendable {
+        let side: Int
+        let forwarder: NIOLockedValueBox<Forwarder>
+        let target = NIOLockedValueBox<(driver: ConnectivityDriver?, early: [PeerMessage])>((nil, []))
+        let restarts = NIOLockedValueBox<[ICERestartMessage]>([])
+
+        init(side: Int, forwarder: Forwarder) {
+            self.side = side
+            self.forwarder = NIOLockedValueBox(forwarder)
+        }
+
+        func mapped(_ line: String) -> String? {
+            guard case .candidate(var candidate)? = try? ICECandidate.parse(line) else { return nil }
+            guard candidate.type == .host else { return line }
+            guard candidate.address.ipBytes.count == 4,
+                  let standIn = forwarder.withLockedValue({ $0 }).standIn(for: side, real: candidate.address)
+            else { return nil }
+            candidate.address = standIn
+            return candidate.sdpAttribute
+        }
+
+        func signal(_ message: PeerMessage) {
+            var message = message
+            switch message {
+            case .candidate(let mid, let line):
+                guard let line = mapped(line) else { return }
+                message = .candidate(mid: mid, candidate: line)
+            case .iceRestart(var restart):
+                restarts.withLockedValue { $0.append(restart) }
+                var seen = Set<String>()
+                restart.candidates = restart.candidates.compactMap(mapped).filter { seen.insert($0).inserted }
+                message = .iceRestart(restart)
+            default:
+                break
+            }
+            let driver = target.withLockedValue { state -> ConnectivityDriver? in
+                if state.driver == nil { state.early.append(message) }
+                return state.driver
+            }
+            if let driver { Task { await driver.handle(message) } }
+        }
+
+        func connect(_ driver: ConnectivityDriver) {
+            let early = target.withLockedValue { state -> [PeerMessage] in
+                state.driver = driver
+                defer { state.early = [] }
+                return state.early
+            }
+            Task { for message in early { await driver.handle(message) } }
+        }
+    }
+
+    @Test func theOnlyPathDiesMidTransferAndARestartCarriesItOnANewOne() async throws {
+        let first = try await Forwarder()
+        let offererCertificate = try DTLSCertificate.generate()
+        let answererCertificate = try DTLSCertificate.generate()
+        let toB = Wire(side: 0, forwarder: first), toA = Wire(side: 1, forwarder: first)
+        let a = try await ConnectivityDriver.start(
+            options: ConnectivityOptions(
+                role: .controlling, stun: [], turn: nil, fingerprint: SecureChannelsTests.fingerprint(offererCertificate)),
+            signal: { toB.signal($0) })
+        let b = try await ConnectivityDriver.start(
+            options: ConnectivityOptions(
+                role: .controlled, stun: [], turn: nil, fingerprint: SecureChannelsTests.fingerprint(answererCertificate)),
+            signal: { toA.signal($0) })
+        toB.connect(b)
+        toA.connect(a)
+
+        async let pathA = a.connected()
+        async let pathB = b.connected()
+        let (offererPath, answererPath) = try await (pathA, pathB)
+        #expect(!offererPath.isRelayed && !answererPath.isRelayed)
+        let logA = PathFailoverEndToEndTests.PathLog(), logB = PathFailoverEndToEndTests.PathLog()
+        let followA = logA.follow(a), followB = logB.follow(b)
+
+        let fromAnswerer = try DTLSFingerprint(bytes: try #require(offererPath.remoteFingerprints.first).digest)
+        let fromOfferer = try DTLSFingerprint(bytes: try #require(answererPath.remoteFingerprints.first).digest)
+        async let offererChannels = SecureChannels.establish(
+            over: a, options: SecureChannels.Options(role: .server, certificate: offererCertificate, expectedPeerFingerprint: fromAnswerer))
+        async let answererChannels = SecureChannels.establish(
+            over: b, options: SecureChannels.Options(role: .client, certificate: answererCertificate, expectedPeerFingerprint: fromOfferer))
+        let (offerer, answerer) = try await (offererChannels, answererChannels)
+        let stream = try await offerer.open(label: "restart")
+
+        let count = 400
+        let receiver = Task { () -> [(Int, ContinuousClock.Instant)] in
+            var seen: [(Int, ContinuousClock.Instant)] = []
+            while seen.count < count, let message = try await answerer.receive() {
+                let bytes = message.payload
+                seen.append((Int(bytes[0]) << 8 | Int(bytes[1]), .now))
+                #expect(bytes.count == 8 * 1024 && bytes[2...].allSatisfy { $0 == bytes[1] })
+            }
+            return seen
+        }
+        var stoppedAt: ContinuousClock.Instant?
+        var second: Forwarder?
+        for index in 0..<count {
+            var payload = [UInt8](repeating: UInt8(index & 0xff), count: 8 * 1024)
+            payload[0] = UInt8(index >> 8)
+            payload[1] = UInt8(index & 0xff)
+            try await offerer.send(payload, on: stream)
+            if index == count / 4 {
+                // The old path dies; a new one exists that no old candidate reaches.
+                first.stop()
+                stoppedAt = .now
+                let next = try await Forwarder()
+                toB.forwarder.withLockedValue { $0 = next }
+                toA.forwarder.withLockedValue { $0 = next }
+                second = next
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let seen = try await receiver.value
+        #expect(seen.map(\.0) == Array(0..<count), "lost, repeated or out of order: \(seen.count) messages")
+        // The same DTLS association and SCTP association throughout.
+        let offererEnd = await offerer.endReason(), answererEnd = await answerer.endReason()
+        #expect(offererEnd == nil && answererEnd == nil)
+        let statistics = try #require(await offerer.statistics())
+        let stopped = try #require(stoppedAt)
+        let gap = seen.indices.dropFirst().map { seen[$0].1 - seen[$0 - 1].1 }.max() ?? .zero
+        print("ICE restart: longest gap between messages \(gap); \(statistics)")
+
+        await offerer.close()
+        await answerer.close()
+        await a.close()
+        await b.close()
+        await followA.value
+        await followB.value
+        await first.close()
+        await second?.close()
+        // Both sides moved because of a restart, one generation, each sent once.
+        let movedA = logA.entries.withLockedValue { $0 }.filter { $0.0 > stopped }.map(\.1)
+        let movedB = logB.entries.withLockedValue { $0 }.filter { $0.0 > stopped }.map(\.1)
+        #expect(movedA.first?.afterRestart == true && movedB.first?.afterRestart == true, "\(movedA.map(\.pair)) \(movedB.map(\.pair))")
+        let sentByA = toB.restarts.withLockedValue { $0 }, sentByB = toA.restarts.withLockedValue { $0 }
+        #expect(sentByA.map(\.generation) == [1] && sentByB.map(\.generation) == [1], "\(sentByA) \(sentByB)")
+        #expect(sentByA.first?.candidates.isEmpty == false)
+    }
+}
