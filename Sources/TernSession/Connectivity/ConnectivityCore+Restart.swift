@@ -55,6 +55,7 @@ extension ConnectivityCore {
             "generation": "\(restart.generations.local)", "at_ms": "\(now.components.seconds * 1000 + now.components.attoseconds / 1_000_000_000_000_000)",
         ])
         restartAgent(now: now)
+        pump(now: now)
     }
 
     /// The peer's `ice-restart`: restart too and answer (a generation newer

@@ -483,8 +483,9 @@ public struct ConnectivityCore {
         guard !closed else { return }
         agent.advanceTime(now: now)
         for index in turns.indices { turns[index].client.advanceTime(now: now) }
-        restartIfAdvised(now: now)
         pump(now: now)
+        // After the old generation's events are handled.
+        restartIfAdvised(now: now)
         if let limit = signallingDeadline, now >= limit {
             let seconds = PeerWatch.words(options.signallingTimeout)
             fail(.noPath(remoteDescribed
