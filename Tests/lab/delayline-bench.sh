@@ -29,7 +29,10 @@
 # ("udp tcp"),
 # DLB_TCP_WMEM (33554432: the TCP sender's tcp_wmem maximum in namespace a;
 # with the link's offloads off every segment is its own buffer, and Linux's
-# default 4 MiB holds too little of a 1 Gbit/s, 20 ms path for one flow).
+# default 4 MiB holds too little of a 1 Gbit/s, 20 ms path for one flow),
+# DLB_IPERF_FIFO (1: both iperf3 ends run under SCHED_FIFO, chrt -f 5, so
+# that on a loaded machine the test measures the line and not how much CPU
+# iperf3 got; 0: normal priority).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,6 +40,8 @@ LAB=$HERE/lab.sh
 RATE=${DLB_RATE:-1000} DELAY=${DLB_DELAY:-10} SECONDS_=${DLB_SECONDS:-10} ROUNDS=${DLB_ROUNDS:-2}
 UDP_MBIT=${DLB_UDP_MBIT:-950} CASES=${DLB_CASES:-python:tbf c:tbf c:line} TESTS=${DLB_TESTS:-udp tcp}
 WMEM=${DLB_TCP_WMEM:-33554432}
+PRIO=()
+[[ ${DLB_IPERF_FIFO:-1} == 0 ]] || PRIO=(chrt -f 5)
 PY=$([[ -x /usr/bin/python3 ]] && echo /usr/bin/python3 || command -v python3)
 export LAB_ID=${LAB_ID:-db$$} LAB_QUIET=1
 
@@ -68,28 +73,33 @@ shape() {                      # LINE tbf|line
 # headers): what the line delivered.
 tbf_sent() { ip netns exec "$BOX" cat /sys/class/net/far/statistics/tx_bytes; }
 
+# UDP datagrams b's kernel dropped because a socket's buffer was full.
+rcvbuf_errors() { bash "$LAB" exec b nstat -az UdpRcvbufErrors | awk '$1 == "UdpRcvbufErrors" {print $2}'; }
+
 run() {                        # LINE:BOTTLENECK TEST
   local line=${1%:*} where=${1#*:}
   shape "$line" "$where"
-  local pid out got u0 s0 u1 s1 w0 w1 b0 b1 counters tbfdrop
+  local pid out got u0 s0 u1 s1 w0 w1 b0 b1 r0 counters tbfdrop
   pid=$(cat "$RUN/delayline-a-eth0.pid")
   read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
   b0=$(tbf_sent)
-  bash "$LAB" exec b iperf3 -s -1 -B "$B_IP" >/dev/null 2>&1 &
+  r0=$(rcvbuf_errors)
+  bash "$LAB" exec b "${PRIO[@]}" iperf3 -s -1 -B "$B_IP" >/dev/null 2>&1 &
   local server=$!
   sleep 0.5
   w0=$(date +%s.%N)
   if [[ $2 == udp ]]; then
-    out=$(bash "$LAB" exec a iperf3 -c "$B_IP" -u -b "${UDP_MBIT}M" -l 1400 -t "$SECONDS_" -J || true)
+    out=$(bash "$LAB" exec a "${PRIO[@]}" iperf3 -c "$B_IP" -u -b "${UDP_MBIT}M" -l 1400 -t "$SECONDS_" -J || true)
     got=$("$PY" -c 'import json,sys; r=json.load(sys.stdin)["end"]["sum"]; print("received %.1f Mbit/s, iperf3 lost %d of %d" % ((r["packets"]-r["lost_packets"])*1400*8/r["seconds"]/1e6, r["lost_packets"], r["packets"]))' <<<"$out" 2>&1 || echo "iperf3 failed")
   else
-    out=$(bash "$LAB" exec a iperf3 -c "$B_IP" -t "$SECONDS_" -C bbr -J || true)
+    out=$(bash "$LAB" exec a "${PRIO[@]}" iperf3 -c "$B_IP" -t "$SECONDS_" -C bbr -J || true)
     got=$("$PY" -c 'import json,sys; r=json.load(sys.stdin)["end"]; print("received %.1f Mbit/s, retransmits %s" % (r["sum_received"]["bits_per_second"]/1e6, r["sum_sent"]["retransmits"]))' <<<"$out" 2>&1 || echo "iperf3 failed")
   fi
   w1=$(date +%s.%N)
   wait "$server" 2>/dev/null || true
   read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
   b1=$(tbf_sent)
+  [[ $2 != udp ]] || got="$got (b's socket buffer dropped $(($(rcvbuf_errors) - r0)))"
   kill -USR1 "$pid"; sleep 0.3
   counters=$(tail -1 "$RUN/delayline-a-eth0.log" | sed 's/ | rev:.*//; s/ ect=.*//')
   tbfdrop=$(ip netns exec "$BOX" tc -s qdisc show dev far | sed -n 's/.*(dropped \([0-9]*\),.*/\1/p' | head -1)
@@ -99,7 +109,7 @@ run() {                        # LINE:BOTTLENECK TEST
     "$("$PY" -c "print(round($w1-$w0,1))")" "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
-echo "rate ${RATE} Mbit/s, ${DELAY} ms each way; UDP at ${UDP_MBIT} Mbit/s; ${SECONDS_} s a run; $(nproc) CPUs"
+echo "rate ${RATE} Mbit/s, ${DELAY} ms each way; UDP at ${UDP_MBIT} Mbit/s; ${SECONDS_} s a run; $(nproc) CPUs; iperf3 ${PRIO[*]:-at normal priority}"
 for round in $(seq 1 "$ROUNDS"); do
   for t in $TESTS; do
     for c in $CASES; do run "$c" "$t"; done
