@@ -71,6 +71,30 @@ import TernSTUN
         }
     }
 
+    @Test func aSendErrorWithNoOtherPairRestartsAtOnce() throws {
+        var net = try Self.laptop()
+        net.start()
+        net.run(until: .seconds(5)) { !$0.bothConnected }
+        net.run(until: net.now + .seconds(3))
+        let selected = try #require(net.sides[0].connected?.path.pair)
+        Self.move(&net)
+        let cut = net.now
+        // The kernel refuses the next send on the selected pair (the Wi-Fi address is gone).
+        let moved = net.sides[0].core.sendFailed(to: selected.remote.address, now: net.now)
+        #expect(!moved, "no backup pair to move to")
+        #expect(net.sides[0].core.agent.isRestarting && net.sides[0].core.restart.generations.local == 1)
+        net.drain(0)
+        net.run(until: net.now + .seconds(2))
+        for side in net.sides {
+            let change = try #require(side.pathChanges.last)
+            #expect(change.path.afterRestart)
+            // Without the 2.5 s of silence: a mailbox round trip and a few checks.
+            #expect(change.at - cut < .milliseconds(500), "\(change.at - cut)")
+            #expect(side.core.agent.restarts == 1)
+        }
+        #expect(net.sides[0].pathChanges.last?.path.pair.localBase.ipBytes == Self.ethernetA)
+    }
+
     @Test func aPeerThatDidNotAnnounceRestartsIsNeverRestarted() throws {
         var net = try Self.laptop()
         net.start()

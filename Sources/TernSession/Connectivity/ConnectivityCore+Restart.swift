@@ -50,9 +50,22 @@ extension ConnectivityCore {
     /// Starts a restart when the agent advises one (the only path is silent).
     mutating func restartIfAdvised(now: Duration) {
         guard canRestart, agent.restartAdvised(now: now) else { return }
+        startRestart(because: "the selected pair stopped answering and no other is left", now: now)
+    }
+
+    /// A send on the selected direct pair failed hard (no route, the local
+    /// address went away) and no live backup pair is left: restart at once
+    /// rather than after the failover timeout's silence.
+    mutating func restartAfterSendError(now: Duration) {
+        guard canRestart else { return }
+        startRestart(because: "sending on the selected pair failed and no other pair is left", now: now)
+    }
+
+    private mutating func startRestart(because reason: String, now: Duration) {
         _ = restart.generations.begin()
-        logger.info("the selected pair stopped answering and no other is left: restarting ICE", metadata: [
-            "generation": "\(restart.generations.local)", "at_ms": "\(now.components.seconds * 1000 + now.components.attoseconds / 1_000_000_000_000_000)",
+        logger.info("restarting ICE", metadata: [
+            "reason": "\(reason)", "generation": "\(restart.generations.local)",
+            "at_ms": "\(now.components.seconds * 1000 + now.components.attoseconds / 1_000_000_000_000_000)",
         ])
         restartAgent(now: now)
         pump(now: now)

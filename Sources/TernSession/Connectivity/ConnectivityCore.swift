@@ -386,7 +386,11 @@ public struct ConnectivityCore {
         guard !closed, let pair = selected?.pair, pair.remote.address == destination,
               !turns.contains(where: { $0.relayed == pair.localBase || $0.retired.contains(pair.localBase) })
         else { return false }
-        guard agent.selectedPairUnreachable(now: now) else { return false }
+        guard agent.selectedPairUnreachable(now: now) else {
+            // No live backup: an ICE restart through the mailbox, if the peer takes one.
+            restartAfterSendError(now: now)
+            return false
+        }
         pump(now: now)
         return true
     }
