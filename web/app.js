@@ -202,19 +202,14 @@ async function connect(rendezvous) {
   const opened = await channel;
   // A sender that vanishes (killed, its network gone) sends nothing more:
   // the browser calls the path "disconnected" after about 5 s of no answer
-  // and the connection "failed" some seconds later (11 s after a kill here),
-  // at the latest after 10 s disconnected the receive ends as lost and keeps
-  // what is verified for a resume. Closing a channel whose peer is gone
-  // never completes, so its close event is raised here.
-  let silent = null;
-  const lost = () => {
+  // (from which it may recover, on a loaded machine too) and the connection
+  // "failed" some seconds later (11 s after a kill here). Then the receive
+  // ends as lost and keeps what is verified for a resume. Closing a channel
+  // whose peer is gone never completes, so its close event is raised here.
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState !== "failed") return;
     opened.close();
     opened.dispatchEvent(new Event("close"));
-  };
-  pc.onconnectionstatechange = () => {
-    clearTimeout(silent);
-    if (pc.connectionState === "failed") lost();
-    else if (pc.connectionState === "disconnected") silent = setTimeout(lost, 10000);
   };
   return { pc, channel: opened };
 }

@@ -165,13 +165,13 @@ final class DrivenPage {
     }
 
     /// The saved file compared with what the test wrote, in slices, inside the page.
-    static func check(_ page: DrivenPage, _ fixture: Fixture) async throws {
+    static func check(_ page: DrivenPage, _ fixture: Fixture, seed: UInt32? = nil) async throws {
         let verdict = try await page.evaluate("""
             (async () => {
               const root = await navigator.storage.getDirectory();
               const names = []; for await (const name of root.keys()) names.push(name);
               const file = await (await root.getFileHandle('big.bin')).getFile();
-              let x = \(fixture.seed) >>> 0;
+              let x = \(seed ?? fixture.seed) >>> 0;
               for (let offset = 0; offset < file.size; offset += 4 << 20) {
                 const words = new Uint32Array(await file.slice(offset, offset + (4 << 20)).arrayBuffer());
                 for (let i = 0; i < words.length; i++) {
@@ -215,6 +215,35 @@ final class DrivenPage {
         #expect(resumed >= 32 << 20 && resumed < Self.size, "resumed \(resumed) bytes")
         try await Self.check(page, fixture)
         Self.report("a reload", resumed: resumed, sender: second)
+        try await fixture.relay.stop()
+    }
+
+    /// A file changed between the attempts (same name and size, another
+    /// time and content): the partial's state does not match, so it is
+    /// removed and the file comes whole, as with the CLI.
+    @Test func aChangedFileStartsOver() async throws {
+        let fixture = try await Self.fixture("page-resume-changed")
+        let (first, code) = try await Page.startSender(relay: fixture.relay, arguments: [fixture.file.path])
+        let page = try await DrivenPage(page: Self.pagePath(relay: fixture.relay, code: code))
+        try await Self.receiveUntilKept(page)
+        _ = try await page.command(["call": "Page.reload", "params": [:] as [String: Any]])
+        #expect(try await first.wait(timeout: 60) != 0)
+        let seed = fixture.seed &+ 1
+        try BrowserLargeHeavyTests.xorshiftData(count: Self.size, seed: seed).write(to: fixture.file)
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-3600)], ofItemAtPath: fixture.file.path)
+        let (second, code2) = try await Page.startSender(relay: fixture.relay, arguments: [fixture.file.path])
+        _ = try await page.wait(for: "!document.getElementById('resume-note').hidden", what: "the resume note")
+        try await page.receive(code: code2)
+        _ = try await page.wait(for: "document.body.dataset.state === 'offer-resume'", what: "the offer to resume")
+        try await page.click("accept")
+        let end = try await page.end()
+        let status = try await page.text("status")
+        #expect(end == "done", "\(status)")
+        #expect(try await second.wait() == 0, "sender: \(second.stderr.text)")
+        #expect(try await page.evaluate("document.body.dataset.resumed") as? String == "0")
+        let sent = PairingCLITests.events(second, named: "done").first?["sent_bytes"] as? Int
+        #expect(sent == Self.size, "the whole changed file is sent")
+        try await Self.check(page, fixture, seed: seed)
         try await fixture.relay.stop()
     }
 
