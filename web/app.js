@@ -216,7 +216,7 @@ async function connect(rendezvous) {
 
 async function receive(code) {
   if (sending) return;
-  for (const key of ["failure", "hash", "resumed"]) delete document.body.dataset[key];
+  for (const key of ["failure", "hash", "resumed", "kept"]) delete document.body.dataset[key];
   state("pairing");
   $("receive").disabled = $("send-start").disabled = true;
   $("offer").hidden = $("progress-section").hidden = $("result").hidden = $("send-code-section").hidden = true;
@@ -300,7 +300,10 @@ async function receive(code) {
           state("resuming");
         }
       },
-      kept: (bytes) => { if (remembered) saveResume({ ...remembered, kept: bytes }); },
+      kept: (bytes) => {
+        document.body.dataset.kept = String(bytes);
+        if (remembered) saveResume({ ...remembered, kept: bytes });
+      },
     });
     const seconds = (performance.now() - started) / 1000;
     if (remembered) await forgetResume();
