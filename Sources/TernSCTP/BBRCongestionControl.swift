@@ -139,6 +139,8 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     private var cruiseFor: Duration = .seconds(2)
     private var probeRoundTripDone: Duration?
     private var probeRoundTripRoundDone = false
+    /// The smallest round trip seen in this ProbeRTT.
+    private var probeRoundTripMinimum: Duration?
     private var priorWindow = 0
     private var afterTimeout = false
     private var random: UInt64 = 0x9E37_79B9_7F4A_7C15
@@ -169,14 +171,14 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     public mutating func roundTripMeasured(_ rtt: Duration, now: Duration) {
         self.now = now
         roundMinimumTrip = min(roundMinimumTrip ?? rtt, rtt)
-        if minimumRoundTrip == nil || rtt <= (minimumRoundTrip ?? rtt) || now - minimumRoundTripStamp > Self.minimumRoundTripWindow {
-            if state != .probeRoundTrip || rtt <= (minimumRoundTrip ?? rtt) || minimumRoundTrip == nil {
-                minimumRoundTrip = rtt
-                minimumRoundTripStamp = now
-            } else {
-                // ProbeRTT renews the estimate with what it sees while in flight is low.
-                minimumRoundTrip = rtt
-            }
+        if state == .probeRoundTrip { probeRoundTripMinimum = min(probeRoundTripMinimum ?? rtt, rtt) }
+        // An estimate 10 s old is renewed only by ProbeRTT (draft §4.3.4), which
+        // drains this flow's queue first: taking whatever round trip comes
+        // when it expires would keep a queue that flows sharing the path
+        // never drain in the estimate, and with it every later "queue" test.
+        if minimumRoundTrip == nil || rtt <= (minimumRoundTrip ?? rtt) {
+            minimumRoundTrip = rtt
+            minimumRoundTripStamp = now
         }
     }
 
@@ -441,6 +443,7 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         if state != .probeRoundTrip, minimumRoundTrip != nil, now - minimumRoundTripStamp > Self.minimumRoundTripWindow {
             priorWindow = max(priorWindow, congestionWindow)
             probeRoundTripDone = nil
+            probeRoundTripMinimum = nil
             enter(.probeRoundTrip)
         }
         guard state == .probeRoundTrip else { return }
@@ -452,6 +455,8 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         if let done = probeRoundTripDone {
             if roundStart { probeRoundTripRoundDone = true }
             if probeRoundTripRoundDone, now >= done {
+                // The smallest round trip with this flow's queue drained replaces the expired one.
+                if let drained = probeRoundTripMinimum { minimumRoundTrip = drained }
                 minimumRoundTripStamp = now
                 congestionWindow = max(congestionWindow, priorWindow)
                 priorWindow = 0
