@@ -77,7 +77,7 @@ struct VirtualConnectivity {
     mutating func drain(_ index: Int) {
         while let output = sides[index].core.pollOutput() {
             switch output {
-            case .datagram(let bytes, let destination, _):
+            case .datagram(let bytes, let destination, _, _):
                 send(bytes, from: index, to: destination)
             case .signal(let message):
                 guard !signallingCut.contains(index) else { continue }

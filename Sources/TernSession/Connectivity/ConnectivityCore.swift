@@ -34,8 +34,10 @@ public struct ConnectivityCore {
     public enum Output {
         /// A datagram for the session's UDP socket. `onSelectedPath`: a check
         /// on the selected direct pair, whose send error (or a route that
-        /// went away) the shell reports with `sendFailed`.
-        case datagram([UInt8], to: STUNAddress, onSelectedPath: Bool)
+        /// went away) the shell reports with `sendFailed`. `check`: an ICE
+        /// agent's datagram (a check, an answer, a gathering request), not
+        /// TURN's; a `mapping-opened` signal waits until these are written.
+        case datagram([UInt8], to: STUNAddress, onSelectedPath: Bool, check: Bool)
         /// Bytes for TURN server `slot`'s TCP (or TLS) connection.
         case streamBytes([UInt8], slot: Int)
         /// Open TURN server `slot`'s TCP (or TLS) connection; answer with
@@ -551,14 +553,14 @@ public struct ConnectivityCore {
                     // A check on the selected direct pair: a hard send error
                     // (no route to the peer) moves to a backup pair at once.
                     let onSelected = selected.map { $0.pair.localBase == transmit.from && $0.pair.remote.address == transmit.to } ?? false
-                    outputs.append(.datagram(transmit.bytes, to: transmit.to, onSelectedPath: onSelected))
+                    outputs.append(.datagram(transmit.bytes, to: transmit.to, onSelectedPath: onSelected, check: true))
                 }
             }
             for index in turns.indices {
                 while let bytes = turns[index].client.pollTransmit() {
                     moved = true
                     switch turns[index].uri.transport {
-                    case .udp: outputs.append(.datagram(bytes, to: turns[index].server, onSelectedPath: false))
+                    case .udp: outputs.append(.datagram(bytes, to: turns[index].server, onSelectedPath: false, check: false))
                     case .tcp: outputs.append(.streamBytes(bytes, slot: index))
                     }
                 }

@@ -624,6 +624,8 @@ public final class ConnectivityDriver: @unchecked Sendable {
         for (index, delay) in RouterProbe.polls.enumerated() {
             loop.scheduleTask(in: delay) { [self] in
                 guard !closed else { return probe.close() }
+                // A poll after the one that reported the answer.
+                guard !probe.isClosed else { return }
                 let answered = probe.answered()
                 guard answered || index == RouterProbe.polls.count - 1 else { return }
                 probe.close()
@@ -647,23 +649,46 @@ public final class ConnectivityDriver: @unchecked Sendable {
             perform(output)
         }
         flushSocket()
+        if mappingOpenedDue {
+            // Only once the check it speaks of is with the kernel, not just
+            // queued behind the session's data in a full socket buffer: the
+            // peer sends its own check when this arrives, and that check
+            // must not reach our router first (a mapping clash; seen in 1
+            // of 20 runs of docs/lab.md's cone-icmp-a while relayed data
+            // filled the socket).
+            mappingOpenedDue = false
+            if let written = lastCheckWritten {
+                written.whenComplete { [self] _ in signal(.mappingOpened) }
+            } else {
+                signal(.mappingOpened)
+            }
+        }
         rearmTimer()
     }
 
+    /// The core asked for `mapping-opened` in this drain.
+    private var mappingOpenedDue = false
+    /// When the latest ICE agent datagram reached the kernel (or failed).
+    private var lastCheckWritten: EventLoopFuture<Void>?
+
     private func perform(_ output: ConnectivityCore.Output) {
         switch output {
-        case .datagram(let bytes, let destination, let onSelectedPath):
+        case .datagram(let bytes, let destination, let onSelectedPath, let check):
+            let written = check ? loop.makePromise(of: Void.self) : nil
+            if let written { lastCheckWritten = written.futureResult }
             if onSelectedPath {
-                sendDatagram(bytes, to: destination) { [self] in
+                sendDatagram(bytes, to: destination, written: written) { [self] in
                     if core.sendFailed(to: destination, now: now()) { drain() }
                 }
             } else {
-                sendDatagram(bytes, to: destination)
+                sendDatagram(bytes, to: destination, written: written)
             }
         case .streamBytes(let bytes, let slot):
             sendStream(bytes, slot: slot)
         case .connectStream(let slot, let uri, let server):
             connectStream(slot: slot, uri: uri, server: server)
+        case .signal(.mappingOpened):
+            mappingOpenedDue = true
         case .signal(let message):
             signal(message)
         case .probeRouter(let address):
@@ -713,10 +738,13 @@ public final class ConnectivityDriver: @unchecked Sendable {
     /// - Parameter unreachable: called on `loop` if the write fails because
     ///   the destination is unreachable (EHOSTUNREACH from the kernel), or
     ///   when the kernel has no route to it any more (asked afresh each time).
-    private func sendDatagram(_ bytes: [UInt8], to destination: STUNAddress, unreachable: (() -> Void)? = nil) {
+    private func sendDatagram(
+        _ bytes: [UInt8], to destination: STUNAddress, written: EventLoopPromise<Void>? = nil, unreachable: (() -> Void)? = nil
+    ) {
         let known = directPeer.flatMap { $0.stun == destination ? $0.socket : nil }
         guard let channel, let address = known ?? SocketAddressConversion.socketAddress(destination, dualStack: dualStack) else {
             core.countDropped()
+            written?.succeed(())
             return
         }
         // A destination the kernel refuses (no route, a link-local address
@@ -733,6 +761,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
         if let reason = route.reason {
             if route.new { logger.debug("no datagram can go there", metadata: ["to": "\(destination)", "reason": "\(reason)"]) }
             core.countDropped()
+            written?.succeed(())
             return
         }
         var buffer = channel.allocator.buffer(capacity: bytes.count)
@@ -746,9 +775,10 @@ public final class ConnectivityDriver: @unchecked Sendable {
             promise.futureResult.whenFailure { error in
                 if case ChannelError.writeHostUnreachable = error { unreachable() }
             }
+            if let written { promise.futureResult.cascade(to: written) }
             channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: promise)
         } else {
-            channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+            channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: written)
         }
         unflushed = true
     }

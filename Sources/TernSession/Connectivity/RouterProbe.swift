@@ -64,6 +64,9 @@ final class RouterProbe: @unchecked Sendable {
         return received < 0 && errno == ECONNREFUSED
     }
 
+    /// Closed: its result was reported (or it failed); later polls do nothing.
+    var isClosed: Bool { descriptor < 0 }
+
     func close() {
         guard descriptor >= 0 else { return }
         #if canImport(Glibc)
