@@ -238,7 +238,8 @@ async function receive(code) {
     const offer = checkOffer(await rendezvous.next());
     if (offer.entries[0].kind === "text") {
       rendezvous.send({ type: "answer", accept: true });
-      $("result-text").textContent = shown(offer.text ?? "", 32768);
+      $("result-text").textContent = shown(offer.text ?? "", 32768, true);
+      $("result-text").classList.add("message");
       $("result").hidden = false;
       status("Received a text.");
       state("done");

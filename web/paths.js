@@ -67,14 +67,18 @@ export function checkedPath(raw) {
 /**
  * Text from the peer made safe to show: control characters, bidirectional
  * overrides and other invisible format characters become \u{…} escapes,
- * a backslash is doubled, and long text is cut. (The page also only ever sets textContent.)
+ * a backslash is doubled, and long text is cut; with `keepLines`, line feeds
+ * and tabs stay (a text message's lines). (The page also only ever sets textContent.)
  */
-export function shown(text, limit = 200) {
+export function shown(text, limit = 200, keepLines = false) {
   let out = "";
   let count = 0;
   for (const character of String(text)) {
     if (count++ >= limit) return out + "…";
     const value = character.codePointAt(0);
+    // A text message's line feeds and tabs are kept (`keepLines`): in an
+    // element with white-space: pre-wrap they only break lines.
+    if (keepLines && (value === 0x0a || value === 0x09)) { out += character; continue; }
     const invisible = value <= 0x1f || (value >= 0x7f && value <= 0x9f) || value === 0xad ||
       (value >= 0x200b && value <= 0x200f) || (value >= 0x202a && value <= 0x202e) ||
       (value >= 0x2060 && value <= 0x206f) || value === 0xfeff || (value >= 0xfff9 && value <= 0xfffb);

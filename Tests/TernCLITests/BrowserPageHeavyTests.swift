@@ -97,6 +97,17 @@ import TernTestSupport
         #expect(end.hash != nil && end.hash == Self.doneHash(sender), "the page's transfer hash is the sender's")
     }
 
+    /// A text's lines and tabs are kept on the page; what could hide or
+    /// rewrite it (a carriage return, an escape, a bidi override) is escaped.
+    @Test func aTextKeepsItsLinesOnThePage() async throws {
+        let relay = try await RelayProcess.start()
+        let (sender, code) = try await Self.startSender(relay: relay, arguments: ["--text", "line one\n\tline two\r\u{1b}[2J\u{202e}gone"])
+        let (end, _) = try await Self.runPage(relay: relay, code: code)
+        #expect(try await sender.wait() == 0, "sender: \(sender.stderr.text)")
+        #expect(end.state == "done", "\(end.status ?? "")")
+        #expect(end.result == "line one\n\tline two\\u{d}\\u{1b}[2J\\u{202e}gone")
+    }
+
     @Test func receivesADirectoryTree() async throws {
         let relay = try await RelayProcess.start()
         let directory = try makeTestDirectory(prefix: "page-tree")
