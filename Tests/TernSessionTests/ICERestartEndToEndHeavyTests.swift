@@ -98,32 +98,17 @@ import TernSTUN
         let logA = PathFailoverEndToEndTests.PathLog(), logB = PathFailoverEndToEndTests.PathLog()
         let followA = logA.follow(a), followB = logB.follow(b)
 
-        let fromAnswerer = try DTLSFingerprint(bytes: try #require(offererPath.remoteFingerprints.first).digest)
-        let fromOfferer = try DTLSFingerprint(bytes: try #require(answererPath.remoteFingerprints.first).digest)
-        async let offererChannels = SecureChannels.establish(
-            over: a, options: SecureChannels.Options(role: .server, certificate: offererCertificate, expectedPeerFingerprint: fromAnswerer))
-        async let answererChannels = SecureChannels.establish(
-            over: b, options: SecureChannels.Options(role: .client, certificate: answererCertificate, expectedPeerFingerprint: fromOfferer))
-        let (offerer, answerer) = try await (offererChannels, answererChannels)
+        let (offerer, answerer) = try await PathTestTraffic.secure(
+            offerer: a, path: offererPath, certificate: offererCertificate,
+            answerer: b, path: answererPath, certificate: answererCertificate)
         let stream = try await offerer.open(label: "restart")
 
         let count = 400
-        let receiver = Task { () -> [(Int, ContinuousClock.Instant)] in
-            var seen: [(Int, ContinuousClock.Instant)] = []
-            while seen.count < count, let message = try await answerer.receive() {
-                let bytes = message.payload
-                seen.append((Int(bytes[0]) << 8 | Int(bytes[1]), .now))
-                #expect(bytes.count == 8 * 1024 && bytes[2...].allSatisfy { $0 == bytes[1] })
-            }
-            return seen
-        }
+        let receiver = PathTestTraffic.receive(count, on: answerer)
         var stoppedAt: ContinuousClock.Instant?
         var second: Forwarder?
         for index in 0..<count {
-            var payload = [UInt8](repeating: UInt8(index & 0xff), count: 8 * 1024)
-            payload[0] = UInt8(index >> 8)
-            payload[1] = UInt8(index & 0xff)
-            try await offerer.send(payload, on: stream)
+            try await offerer.send(PathTestTraffic.message(index), on: stream)
             if index == count / 4 {
                 // The old path dies; a new one exists that no old candidate reaches.
                 first.stop()
@@ -142,7 +127,7 @@ import TernSTUN
         #expect(offererEnd == nil && answererEnd == nil)
         let statistics = try #require(await offerer.statistics())
         let stopped = try #require(stoppedAt)
-        let gap = seen.indices.dropFirst().map { seen[$0].1 - seen[$0 - 1].1 }.max() ?? .zero
+        let gap = PathTestTraffic.longestGap(seen)
         print("ICE restart: longest gap between messages \(gap); \(statistics)")
 
         await offerer.close()

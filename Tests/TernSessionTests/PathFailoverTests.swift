@@ -163,31 +163,16 @@ import TernTestSupport
         }
         #expect(!(logA.last ?? offererPath).isRelayed && !(logB.last ?? answererPath).isRelayed, "never direct")
 
-        let fromAnswerer = try DTLSFingerprint(bytes: try #require(offererPath.remoteFingerprints.first).digest)
-        let fromOfferer = try DTLSFingerprint(bytes: try #require(answererPath.remoteFingerprints.first).digest)
-        async let offererChannels = SecureChannels.establish(
-            over: a, options: SecureChannels.Options(role: .server, certificate: offererCertificate, expectedPeerFingerprint: fromAnswerer))
-        async let answererChannels = SecureChannels.establish(
-            over: b, options: SecureChannels.Options(role: .client, certificate: answererCertificate, expectedPeerFingerprint: fromOfferer))
-        let (offerer, answerer) = try await (offererChannels, answererChannels)
+        let (offerer, answerer) = try await PathTestTraffic.secure(
+            offerer: a, path: offererPath, certificate: offererCertificate,
+            answerer: b, path: answererPath, certificate: answererCertificate)
         let stream = try await offerer.open(label: "failover")
 
         let count = 400
-        let receiver = Task { () -> [(Int, ContinuousClock.Instant)] in
-            var seen: [(Int, ContinuousClock.Instant)] = []
-            while seen.count < count, let message = try await answerer.receive() {
-                let bytes = message.payload
-                seen.append((Int(bytes[0]) << 8 | Int(bytes[1]), .now))
-                #expect(bytes.count == 8 * 1024 && bytes[2...].allSatisfy { $0 == bytes[1] })
-            }
-            return seen
-        }
+        let receiver = PathTestTraffic.receive(count, on: answerer)
         var stoppedAt: ContinuousClock.Instant?
         for index in 0..<count {
-            var payload = [UInt8](repeating: UInt8(index & 0xff), count: 8 * 1024)
-            payload[0] = UInt8(index >> 8)
-            payload[1] = UInt8(index & 0xff)
-            try await offerer.send(payload, on: stream)
+            try await offerer.send(PathTestTraffic.message(index), on: stream)
             if index == count / 4 {
                 forwarder.stop()
                 stoppedAt = .now
@@ -204,7 +189,7 @@ import TernTestSupport
         // The outage as the receiver saw it: the longest time between two
         // messages (a message is sent every 5 ms or so).
         let stopped = try #require(stoppedAt)
-        let gap = seen.indices.dropFirst().map { seen[$0].1 - seen[$0 - 1].1 }.max() ?? .zero
+        let gap = PathTestTraffic.longestGap(seen)
         print("path failover: longest gap between messages \(gap); \(statistics)")
         #expect(statistics.retransmittedChunks < 200, "\(statistics)")
 

@@ -93,13 +93,9 @@ import TernTestSupport
         #expect(offererPath.isRelayed && answererPath.isRelayed, "\(offererPath.pair) \(answererPath.pair)")
         #expect(connectedAfter < .seconds(3), "\(connectedAfter)")
 
-        let fromAnswerer = try DTLSFingerprint(bytes: try #require(offererPath.remoteFingerprints.first).digest)
-        let fromOfferer = try DTLSFingerprint(bytes: try #require(answererPath.remoteFingerprints.first).digest)
-        async let offererChannels = SecureChannels.establish(
-            over: a, options: SecureChannels.Options(role: .server, certificate: offererCertificate, expectedPeerFingerprint: fromAnswerer))
-        async let answererChannels = SecureChannels.establish(
-            over: b, options: SecureChannels.Options(role: .client, certificate: answererCertificate, expectedPeerFingerprint: fromOfferer))
-        let (offerer, answerer) = try await (offererChannels, answererChannels)
+        let (offerer, answerer) = try await PathTestTraffic.secure(
+            offerer: a, path: offererPath, certificate: offererCertificate,
+            answerer: b, path: answererPath, certificate: answererCertificate)
         let stream = try await offerer.open(label: "upgrade")
 
         // Messages flow; half way the host candidates are let through.
@@ -112,27 +108,16 @@ import TernTestSupport
             return nil
         }
         let count = 400
-        let receiver = Task { () -> [Int] in
-            var seen: [Int] = []
-            while seen.count < count, let message = try await answerer.receive() {
-                let bytes = message.payload
-                seen.append(Int(bytes[0]) << 8 | Int(bytes[1]))
-                #expect(bytes.count == 8 * 1024 && bytes[2...].allSatisfy { $0 == bytes[1] })
-            }
-            return seen
-        }
+        let receiver = PathTestTraffic.receive(count, on: answerer)
         for index in 0..<count {
-            var payload = [UInt8](repeating: UInt8(index & 0xff), count: 8 * 1024)
-            payload[0] = UInt8(index >> 8)
-            payload[1] = UInt8(index & 0xff)
-            try await offerer.send(payload, on: stream)
+            try await offerer.send(PathTestTraffic.message(index), on: stream)
             if index == count / 4 {
                 await wireToA.release()
                 await wireToB.release()
             }
             if index > count / 4 { try await Task.sleep(for: .milliseconds(5)) }
         }
-        let seen = try await receiver.value
+        let seen = try await receiver.value.map(\.number)
         #expect(seen == Array(0..<count), "lost, repeated or out of order: \(seen.count) messages")
         // One DTLS handshake for the whole session: the association is the same.
         let offererEnd = await offerer.endReason(), answererEnd = await answerer.endReason()
