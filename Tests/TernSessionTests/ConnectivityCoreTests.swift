@@ -127,6 +127,19 @@ struct VirtualConnectivity {
         }
     }
 
+    /// Sends numbered records (`ConnectivityCoreTests.record`) from side 0,
+    /// one every 20 ms until `end`, running the network meanwhile; returns
+    /// how many were sent.
+    mutating func sendRecords(until end: Duration) -> Int {
+        var sent = 0
+        while now < end {
+            sent += 1
+            sendApplication(ConnectivityCoreTests.record(sent), from: 0)
+            run(until: now + .milliseconds(20))
+        }
+        return sent
+    }
+
     private mutating func enqueue(at time: Duration, side: Int, _ delivery: Delivery) {
         sequence += 1
         queue.append(InFlight(at: time, sequence: sequence, side: side, delivery: delivery))
@@ -220,12 +233,7 @@ struct VirtualConnectivity {
 
         // A message every 20 ms across the cut: those sent after both sides
         // moved must all arrive.
-        var sent = 0
-        while net.now < cut + .seconds(8) {
-            sent += 1
-            net.sendApplication(Self.record(sent), from: 0)
-            net.run(until: net.now + .milliseconds(20))
-        }
+        let sent = net.sendRecords(until: cut + .seconds(8))
         for side in net.sides {
             let change = try #require(side.pathChanges.last)
             #expect(change.path.replacedLostPath)

@@ -41,12 +41,7 @@ import TernSTUN
         // The laptop leaves its Wi-Fi for Ethernet.
         Self.move(&net)
         let cut = net.now
-        var sent = 0
-        while net.now < cut + .seconds(8) {
-            sent += 1
-            net.sendApplication(ConnectivityCoreTests.record(sent), from: 0)
-            net.run(until: net.now + .milliseconds(20))
-        }
+        let sent = net.sendRecords(until: cut + .seconds(8))
         for side in net.sides {
             let change = try #require(side.pathChanges.last)
             #expect(change.path.afterRestart && !change.path.replacedLostPath)
