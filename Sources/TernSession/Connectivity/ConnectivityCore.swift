@@ -246,27 +246,19 @@ public struct ConnectivityCore {
     // MARK: - Inputs
 
     /// A datagram from `source` arrived on the socket, at the local address
-    /// `destination` (IP_PKTINFO) when known. RFC 7983 demultiplexing:
-    /// STUN from a TURN server (other than Binding) and ChannelData go to
-    /// its TURN client, other STUN to the ICE agent, DTLS to the layer above
-    /// when it comes from a pair ICE validated; anything else is dropped.
+    /// `destination` (IP_PKTINFO) when known. `DatagramDemultiplexer` (RFC
+    /// 7983) says who takes it: a TURN client, the ICE agent, or the layer
+    /// above when it comes from a pair ICE validated; the rest is dropped.
     public mutating func handleDatagram(_ bytes: [UInt8], from source: STUNAddress, to destination: [UInt8]?, now: Duration) {
-        guard !closed, let first = bytes.first else {
+        guard !closed else {
             droppedDatagrams += 1
             return
         }
-        let kind = PacketKind.classify(first)
-        if let slot = turns.firstIndex(where: { $0.uri.transport == .udp && $0.server == source }),
-           kind == .turnChannelData || (kind == .stun && !STUN.isBinding(bytes)) {
-            // From the TURN server: its answers, Data indications and
-            // ChannelData; a Binding answer is the STUN gathering's (a server
-            // can be both).
+        let turnSlot = turns.firstIndex { $0.uri.transport == .udp && $0.server == source }
+        switch DatagramDemultiplexer.route(bytes, fromTURNServer: turnSlot) {
+        case .turn(let slot):
             turns[slot].client.handleDatagram(bytes, now: now)
-            pump(now: now)
-            return
-        }
-        switch kind {
-        case .stun:
+        case .ice:
             guard let base = arrivalBase(destination: destination, source: source) else {
                 droppedDatagrams += 1
                 return
@@ -274,11 +266,11 @@ public struct ConnectivityCore {
             if case .dropped(let why) = agent.handleDatagram(bytes, from: source, toBase: base, now: now) {
                 logger.trace("ICE dropped a datagram", metadata: ["from": "\(source)", "reason": "\(why.reason)"])
             }
-        case .dtls:
+        case .application:
             // The data path: no ICE work to do.
             deliverApplication(bytes, from: source, endsBatch: false)
             return
-        default:
+        case .drop:
             droppedDatagrams += 1
         }
         pump(now: now)
@@ -596,13 +588,13 @@ public struct ConnectivityCore {
                 logger.debug("relayed candidate skipped", metadata: ["reason": "\(error.reason)"])
             }
         case .received(let data, let peer):
-            guard let relayed = turns[index].relayed, let first = data.first else {
+            guard let relayed = turns[index].relayed else {
                 droppedDatagrams += 1
                 return
             }
-            switch PacketKind.classify(first) {
-            case .stun: _ = agent.handleDatagram(data, from: peer, toBase: relayed, now: now)
-            case .dtls where selected != nil:
+            switch DatagramDemultiplexer.route(data, fromTURNServer: nil) {
+            case .ice: _ = agent.handleDatagram(data, from: peer, toBase: relayed, now: now)
+            case .application where selected != nil:
                 // On the selected pair, or a straggler from the pair it replaced.
                 deliverApplication(data, from: peer, endsBatch: true)
             default: droppedDatagrams += 1
