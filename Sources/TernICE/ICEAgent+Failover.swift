@@ -40,6 +40,11 @@ extension ICEAgent {
         return liveBackup(at: deadline) == nil ? nil : deadline
     }
 
+    /// When a check on any valid pair was last answered (nil before any):
+    /// the layers above compare it with their own silence, so that a path
+    /// ICE has not heard from either is left to ICE while it can recover it.
+    public var lastAnswerFromPeer: Duration? { valid.compactMap(\.lastAnswer).max() }
+
     /// The selected pair is lost, or silent for half the failover timeout.
     func selectedIsFailing(now: Duration) -> Bool {
         guard configuration.upgradesSelectedPair, let selected, let consent else { return false }

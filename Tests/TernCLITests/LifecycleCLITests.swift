@@ -102,6 +102,12 @@ import TernTestSupport
 
     // MARK: - A dead peer is noticed within seconds
 
+    /// Between two terns a silent path is first an ICE restart through the
+    /// mailbox (2.5 s of silence); a peer that is gone never answers it, and
+    /// the restart's own 10 s end the session with its sentence, exit 4
+    /// (the data channel's 5 s silence limit holds while it runs).
+    static let restartFoundNothing = "an ICE restart found no new path"
+
     @Test func aKilledSenderIsNoticedByTheReceiverWithinSeconds() async throws {
         let work = try Transfer.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
@@ -115,9 +121,10 @@ import TernTestSupport
         let killed = Date()
         #expect(try await receiver.wait(timeout: 40) == 4, "\(receiver.stdout.text)")
         let noticed = Date().timeIntervalSince(killed)
-        #expect(noticed < 8, "the receiver took \(noticed) s")
+        print("a killed sender: the receiver ended \(noticed) s after the kill")
+        #expect(noticed < 25, "the receiver took \(noticed) s")
         let error = try #require(CLI.events(receiver, named: "error").first)
-        #expect((error["message"] as? String)?.contains("the other side stopped responding (nothing received for 5 s)") == true, "\(error)")
+        #expect((error["message"] as? String)?.contains(Self.restartFoundNothing) == true, "\(error)")
         try await relay.stop()
     }
 
@@ -135,9 +142,10 @@ import TernTestSupport
         defer { receiver.signal(SIGKILL) }
         #expect(try await sender.wait(timeout: 40) == 4, "\(sender.stdout.text)")
         let noticed = Date().timeIntervalSince(stopped)
-        #expect(noticed < 8, "the sender took \(noticed) s")
+        print("a stopped receiver: the sender ended \(noticed) s after the stop")
+        #expect(noticed < 25, "the sender took \(noticed) s")
         let error = try #require(CLI.events(sender, named: "error").first)
-        #expect((error["message"] as? String)?.contains("the other side stopped responding (nothing received for 5 s)") == true, "\(error)")
+        #expect((error["message"] as? String)?.contains(Self.restartFoundNothing) == true, "\(error)")
         try await relay.stop()
     }
 

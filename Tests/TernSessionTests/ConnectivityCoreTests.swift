@@ -28,6 +28,9 @@ struct VirtualConnectivity {
         var selections: [(path: ConnectedPath, directRemote: STUNAddress?, at: Duration)] = []
         var pathChanges: [(path: ConnectedPath, at: Duration)] = []
         var application: [[UInt8]] = []
+        /// `restarting` outputs: an ICE restart began (true) or found a pair (false).
+        var restarting: [(underway: Bool, at: Duration)] = []
+        var pathLost: [(reason: String, at: Duration)] = []
     }
 
     enum Delivery {
@@ -92,7 +95,11 @@ struct VirtualConnectivity {
                 sides[index].failed = (error, now)
             case .application(let bytes, _):
                 sides[index].application.append(bytes)
-            case .pathLost, .streamBytes, .connectStream:
+            case .restarting(let underway):
+                sides[index].restarting.append((underway, now))
+            case .pathLost(let reason):
+                sides[index].pathLost.append((reason, now))
+            case .streamBytes, .connectStream:
                 break
             case .probeRouter(let address):
                 sides[index].core.routerProbed(address, answersUnsolicited: false, now: now)

@@ -77,30 +77,18 @@ import TernSTUN
 
     @Test func theOnlyPathDiesMidTransferAndARestartCarriesItOnANewOne() async throws {
         let first = try await Forwarder()
-        let offererCertificate = try DTLSCertificate.generate()
-        let answererCertificate = try DTLSCertificate.generate()
         let toB = Wire(side: 0, forwarder: first), toA = Wire(side: 1, forwarder: first)
-        let a = try await ConnectivityDriver.start(
-            options: ConnectivityOptions(
-                role: .controlling, stun: [], turn: nil, fingerprint: SecureChannelsTests.fingerprint(offererCertificate)),
-            signal: { toB.signal($0) })
-        let b = try await ConnectivityDriver.start(
-            options: ConnectivityOptions(
-                role: .controlled, stun: [], turn: nil, fingerprint: SecureChannelsTests.fingerprint(answererCertificate)),
-            signal: { toA.signal($0) })
-        toB.connect(b)
-        toA.connect(a)
-
-        async let pathA = a.connected()
-        async let pathB = b.connected()
-        let (offererPath, answererPath) = try await (pathA, pathB)
-        #expect(!offererPath.isRelayed && !answererPath.isRelayed)
+        let drivers = try await PathTestTraffic.connectedDrivers(
+            signalFromA: { toB.signal($0) }, signalFromB: { toA.signal($0) },
+            attach: { a, b in toB.connect(b); toA.connect(a) })
+        let (a, b) = (drivers.a, drivers.b)
+        #expect(!drivers.pathA.isRelayed && !drivers.pathB.isRelayed)
         let logA = PathFailoverEndToEndTests.PathLog(), logB = PathFailoverEndToEndTests.PathLog()
         let followA = logA.follow(a), followB = logB.follow(b)
 
         let (offerer, answerer) = try await PathTestTraffic.secure(
-            offerer: a, path: offererPath, certificate: offererCertificate,
-            answerer: b, path: answererPath, certificate: answererCertificate)
+            offerer: a, path: drivers.pathA, certificate: drivers.certificateA,
+            answerer: b, path: drivers.pathB, certificate: drivers.certificateB)
         let stream = try await offerer.open(label: "restart")
 
         let count = 400
@@ -145,5 +133,65 @@ import TernSTUN
         let sentByA = toB.restarts.withLockedValue { $0 }, sentByB = toA.restarts.withLockedValue { $0 }
         #expect(sentByA.map(\.generation) == [1] && sentByB.map(\.generation) == [1], "\(sentByA) \(sentByB)")
         #expect(sentByA.first?.candidates.isEmpty == false)
+    }
+
+    /// The only path dies and nothing replaces it: both sides restart ICE,
+    /// whose checks find nothing. The session must end on the restart's own
+    /// deadline (2.5 s of silence, then the agent's 10 s failure timeout)
+    /// with the restart's sentence, not earlier on the data channel's 5 s
+    /// silence limit with a sentence that says nothing of the restart.
+    @Test func aRestartThatFindsNothingEndsTheSessionOnItsOwnDeadline() async throws {
+        let forwarder = try await Forwarder()
+        let toB = Wire(side: 0, forwarder: forwarder), toA = Wire(side: 1, forwarder: forwarder)
+        let drivers = try await PathTestTraffic.connectedDrivers(
+            signalFromA: { toB.signal($0) }, signalFromB: { toA.signal($0) },
+            attach: { a, b in toB.connect(b); toA.connect(a) })
+        let (a, b) = (drivers.a, drivers.b)
+        let (offerer, answerer) = try await PathTestTraffic.secure(
+            offerer: a, path: drivers.pathA, certificate: drivers.certificateA,
+            answerer: b, path: drivers.pathB, certificate: drivers.certificateB)
+        let stream = try await offerer.open(label: "nothing-left")
+        // A busy association: messages every 5 ms until the session ends.
+        let sending = Task {
+            var index = 0
+            while true {
+                do {
+                    try await offerer.send(PathTestTraffic.message(index % 60_000), on: stream)
+                } catch {
+                    return
+                }
+                index += 1
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        let draining = Task { while (try? await answerer.receive()) != nil {} }
+        try await Task.sleep(for: .seconds(1))
+
+        forwarder.stop()
+        let stopped = ContinuousClock.now
+        var ends: [(SessionError, Duration)?] = [nil, nil]
+        while ends.contains(where: { $0 == nil }), ContinuousClock.now - stopped < .seconds(25) {
+            for (index, channels) in [offerer, answerer].enumerated() where ends[index] == nil {
+                if let reason = await channels.endReason() { ends[index] = (reason, ContinuousClock.now - stopped) }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        sending.cancel()
+        await offerer.close()
+        await answerer.close()
+        _ = await sending.value
+        _ = await draining.value
+        await a.close()
+        await b.close()
+        await forwarder.close()
+        print("ICE restart that found nothing: the sides ended after \(ends.map { $0.map { "\($0.1)" } ?? "-" })")
+        for end in ends {
+            let (reason, after) = try #require(end, "a side did not end within 25 s of the cut")
+            #expect(reason == .connectionLost(ConnectivityCore.restartFoundNothing), "\(reason)")
+            // 2.5 s of silence before the restart, then its 10 s.
+            #expect(after > .seconds(10) && after < .seconds(16), "\(after)")
+        }
+        let sentByA = toB.restarts.withLockedValue { $0 }
+        #expect(sentByA.map(\.generation) == [1], "\(sentByA)")
     }
 }

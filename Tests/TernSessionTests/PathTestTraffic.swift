@@ -1,5 +1,6 @@
 import Testing
 import TernDTLS
+import TernPairing
 @testable import TernSession
 
 /// What the end-to-end path tests (PathUpgrade, PathFailover, ICE restart)
@@ -7,6 +8,34 @@ import TernDTLS
 /// stream of 8 KiB messages numbered in their first two bytes.
 enum PathTestTraffic {
     static let size = 8 * 1024
+
+    /// Two connected drivers without TURN, `a` controlling and `b`
+    /// controlled, each with a fresh certificate; what each signals goes
+    /// to `signalFromA` and `signalFromB`, and `attach` hands each driver
+    /// to the wire that feeds it.
+    struct Drivers {
+        let a: ConnectivityDriver, b: ConnectivityDriver
+        let pathA: ConnectedPath, pathB: ConnectedPath
+        let certificateA: DTLSCertificate, certificateB: DTLSCertificate
+    }
+
+    static func connectedDrivers(
+        signalFromA: @escaping @Sendable (PeerMessage) -> Void, signalFromB: @escaping @Sendable (PeerMessage) -> Void,
+        attach: (_ a: ConnectivityDriver, _ b: ConnectivityDriver) -> Void
+    ) async throws -> Drivers {
+        let certificateA = try DTLSCertificate.generate(), certificateB = try DTLSCertificate.generate()
+        let a = try await ConnectivityDriver.start(
+            options: ConnectivityOptions(role: .controlling, stun: [], turn: nil, fingerprint: SecureChannelsTests.fingerprint(certificateA)),
+            signal: signalFromA)
+        let b = try await ConnectivityDriver.start(
+            options: ConnectivityOptions(role: .controlled, stun: [], turn: nil, fingerprint: SecureChannelsTests.fingerprint(certificateB)),
+            signal: signalFromB)
+        attach(a, b)
+        async let pathA = a.connected()
+        async let pathB = b.connected()
+        let (connectedA, connectedB) = try await (pathA, pathB)
+        return Drivers(a: a, b: b, pathA: connectedA, pathB: connectedB, certificateA: certificateA, certificateB: certificateB)
+    }
 
     /// Secure channels over two connected drivers, each side expecting the
     /// certificate fingerprint the other's description carried.

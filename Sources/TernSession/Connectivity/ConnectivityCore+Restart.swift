@@ -32,6 +32,11 @@ struct ConnectivityRestart {
 }
 
 extension ConnectivityCore {
+    /// Why the session ended when a restart's checks selected no pair
+    /// within the agent's failure timeout (or every new pair failed).
+    static let restartFoundNothing =
+        "the path to the other side stopped answering and an ICE restart found no new path (the other side is gone, or no network path to it is left)"
+
     /// Restarts this side starts in one session: each costs at least one
     /// mailbox message of the relay's 64 per side (docs/protocol.md §5.8).
     static let maximumRestarts = 4
@@ -42,6 +47,20 @@ extension ConnectivityCore {
     var canRestart: Bool {
         options.upgradesPath && restart.peerRestarts && finished && !closed && !restart.gaveUp
             && !agent.isRestarting && restart.generations.local < Self.maximumRestarts
+    }
+
+    /// ICE itself is recovering the path, or will: a restart is under way,
+    /// or no check on any pair has been answered for half the failover
+    /// timeout and this side may still restart (it fails over to the
+    /// backups it still counts as live, then restarts when none is left).
+    /// The layer above then leaves the session's fate to ICE rather than
+    /// end it on its own silence limit: a restart that finds nothing ends
+    /// it with its own sentence.
+    public func recoversPath(now: Duration) -> Bool {
+        guard !closed else { return false }
+        if agent.isRestarting { return true }
+        guard canRestart, let heard = agent.lastAnswerFromPeer else { return false }
+        return now - heard >= agent.configuration.failoverTimeout / 2
     }
 
     /// When `advanceTime` should look at restarting (`ICEAgent.restartDeadline`).
@@ -107,6 +126,7 @@ extension ConnectivityCore {
             return
         }
         restart.selectionEndsRestart = true
+        outputs.append(.restarting(true))
         var lines: [String] = []
         if !options.forceRelay {
             if let current = restart.currentAddresses?(), !current.isEmpty {

@@ -56,8 +56,14 @@ public struct ConnectivityCore {
         case connected(ConnectedPath)
         /// The session moved to another pair after `connected`.
         case pathChanged(ConnectedPath)
-        /// The selected pair stopped answering consent checks after `connected`.
+        /// The selected pair stopped answering consent checks after `connected`,
+        /// or an ICE restart found no new path.
         case pathLost(String)
+        /// An ICE restart began (true), or ended with a new selected pair
+        /// (false). Meanwhile the old pair is silent, and the layer above
+        /// does not take that silence for the peer's end: the restart's own
+        /// deadline (the agent's failure timeout) decides, with `pathLost`.
+        case restarting(Bool)
         /// No path: ICE failed, the peer's signals were unusable or late, or the session closed.
         case failed(SessionError)
         /// A DTLS datagram from the peer for the layer above; `endsBatch`
@@ -635,6 +641,7 @@ public struct ConnectivityCore {
             path.replacedLostPath = replacingLostPath
             replacingLostPath = false
             path.afterRestart = restart.selectionEndsRestart
+            if restart.selectionEndsRestart { outputs.append(.restarting(false)) }
             restart.selectionEndsRestart = false
             path.relayOverTLS = relayURI?.isSecure ?? false
             selected = path
@@ -657,9 +664,11 @@ public struct ConnectivityCore {
             logger.info("selected pair stopped answering", metadata: ["pair": "\(pair)", "at_ms": "\(milliseconds(now))"])
             replacingLostPath = true
         case .stateChanged(.failed(let error)):
-            if finished, agent.restarts > 0, case .connectivityFailed = error {
-                // A restart's checks found no new path (ICEAgent+Restart.swift).
-                outputs.append(.pathLost("the path to the other side stopped answering and an ICE restart found no new one"))
+            if finished, agent.restarts > 0 {
+                // A restart's checks found no new path (ICEAgent+Restart.swift):
+                // the session ends here, not on the layer above's silence limit.
+                logger.info("ICE restart failed", metadata: ["reason": "\(failureSentence(error))", "at_ms": "\(milliseconds(now))"])
+                outputs.append(.pathLost(Self.restartFoundNothing))
             }
             fail(.noPath(failureSentence(error)))
         case .consentLost:

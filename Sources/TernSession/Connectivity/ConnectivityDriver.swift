@@ -272,10 +272,34 @@ public final class ConnectivityDriver: @unchecked Sendable {
     private let pathChangesInput: AsyncStream<ConnectedPath>.Continuation
 
     /// Calls `handler` on `loop` if the selected pair stops answering consent
-    /// checks after the driver connected (the peer is gone or unreachable).
+    /// checks after the driver connected (the peer is gone or unreachable),
+    /// or an ICE restart finds no new path.
     public func setPathLostHandler(_ handler: @escaping (String) -> Void) {
         loop.preconditionInEventLoop()
         pathLostHandler = handler
+    }
+
+    /// Told when an ICE restart begins (true) and when it ends with a new
+    /// pair (false); one that finds nothing ends with the path-lost handler.
+    private var restartHandler: ((Bool) -> Void)?
+    /// An ICE restart is under way (`ConnectivityCore.Output.restarting`).
+    private var restarting = false
+
+    /// Whether ICE is recovering the selected path or will (a restart under
+    /// way, or no answer from the peer with a restart still possible): the layer
+    /// above then holds its silence limit (`ConnectivityCore.recoversPath`).
+    public func recoversPath() -> Bool {
+        loop.preconditionInEventLoop()
+        return !closed && core.recoversPath(now: now())
+    }
+
+    /// Calls `handler` on `loop` when an ICE restart begins (true) and when
+    /// it selected a new pair (false), at once if one is under way: the
+    /// layer above holds its silence limit meanwhile (`PeerWatch`).
+    public func setRestartHandler(_ handler: @escaping (Bool) -> Void) {
+        loop.preconditionInEventLoop()
+        restartHandler = handler
+        if restarting { handler(true) }
     }
 
     /// The selected pair's remote address as the socket reports it, while
@@ -714,6 +738,9 @@ public final class ConnectivityDriver: @unchecked Sendable {
             pathChangesInput.yield(path)
         case .pathLost(let reason):
             pathLostHandler?(reason)
+        case .restarting(let underway):
+            restarting = underway
+            restartHandler?(underway)
         case .failed(let error):
             established.fail(error)
         case .application(let bytes, let endsBatch):
@@ -847,6 +874,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
         applicationHandler = nil
         applicationReadComplete = nil
         pathLostHandler = nil
+        restartHandler = nil
         // The Refresh with lifetime 0 has left; give the server a moment to
         // see it before the socket goes away.
         if waiting {

@@ -2,7 +2,10 @@
 /// channels' loop consults: every stage of bringing the data channels up
 /// has a bounded wait, and once they are up a peer that sends nothing at
 /// all while a transfer is under way is taken for gone well before RFC
-/// 7675's 30 s consent expiry, which still governs an idle path.
+/// 7675's 30 s consent expiry, which still governs an idle path. While an
+/// ICE restart looks for a new path (the old one is silent by definition),
+/// silence is no verdict: the restart's own deadline ends the session if it
+/// finds nothing, and the silence is counted afresh from its new pair.
 ///
 /// Time is the caller's clock (a duration since the session started).
 public struct PeerWatch: Sendable {
@@ -31,6 +34,10 @@ public struct PeerWatch: Sendable {
     private(set) var stage: Stage = .handshake
     private var stageStarted: Duration
     private(set) var lastHeard: Duration
+    /// An ICE restart is under way.
+    private(set) var restarting = false
+    /// ICE was recovering a failing path when silence came due: look again then.
+    private var silenceDeferred: Duration?
 
     init(limits: Limits, now: Duration) {
         self.limits = limits
@@ -41,11 +48,34 @@ public struct PeerWatch: Sendable {
     /// Anything arrived from the peer.
     mutating func heard(now: Duration) {
         lastHeard = now
+        silenceDeferred = nil
+    }
+
+    /// Silence came due while ICE was recovering the path (it fails over,
+    /// or will restart): no verdict on silence before `until`.
+    mutating func deferSilence(until: Duration) {
+        silenceDeferred = until
+    }
+
+    /// The verdict `verdict` gives is the busy association's silence.
+    func isSilenceVerdict(now: Duration, busy: Bool) -> Bool {
+        stage == .up && busy && !restarting && now - lastHeard >= limits.silence
+    }
+
+    private var silenceDeadline: Duration {
+        max(lastHeard + limits.silence, silenceDeferred ?? .zero)
     }
 
     mutating func enter(_ stage: Stage, now: Duration) {
         self.stage = stage
         stageStarted = now
+    }
+
+    /// An ICE restart began (`underway`) or selected a new pair: from then
+    /// the new pair has the whole silence limit.
+    mutating func restart(underway: Bool, now: Duration) {
+        if !underway && restarting { lastHeard = max(lastHeard, now) }
+        restarting = underway
     }
 
     /// When `verdict` may next have something to say. `busy`: a channel is
@@ -54,7 +84,7 @@ public struct PeerWatch: Sendable {
         switch stage {
         case .handshake: return stageStarted + limits.handshake
         case .association: return stageStarted + limits.association
-        case .up: return busy ? lastHeard + limits.silence : nil
+        case .up: return busy && !restarting ? silenceDeadline : nil
         }
     }
 
@@ -65,7 +95,7 @@ public struct PeerWatch: Sendable {
             return "the other side did not complete the secure handshake (DTLS) within \(Self.words(limits.handshake))"
         case .association where now - stageStarted >= limits.association:
             return "the other side did not set up the data channels (SCTP) within \(Self.words(limits.association))"
-        case .up where busy && now - lastHeard >= limits.silence:
+        case .up where busy && !restarting && now >= silenceDeadline:
             return "the other side stopped responding (nothing received for \(Self.words(limits.silence)))"
         default:
             return nil

@@ -125,6 +125,12 @@ public final class SecureChannels: @unchecked Sendable {
                     driver.setPathLostHandler { [channels] reason in
                         channels.finish(.connectionLost(reason))
                     }
+                    // An ICE restart's own deadline, not the silence limit,
+                    // decides whether the session survives it.
+                    driver.setRestartHandler { [channels] underway in
+                        channels.watch.restart(underway: underway, now: channels.now())
+                        channels.rearm()
+                    }
                     // A strong reference, as the driver's handlers above
                     // hold: no per-record cost (a weak one cost an atomic
                     // load and a retain per record) and nothing to prove
@@ -575,6 +581,9 @@ public final class SecureChannels: @unchecked Sendable {
         }
     }
 
+    /// How often a silence left to ICE's recovery is looked at again.
+    static let recoveryRecheck: Duration = .milliseconds(250)
+
     /// A channel is open or being opened, or data waits for acknowledgement.
     private var isBusy: Bool {
         !openStreams.isEmpty || !openWaiters.isEmpty || endpoint?.association.retransmissions.isEmpty == false
@@ -585,8 +594,15 @@ public final class SecureChannels: @unchecked Sendable {
     private func checkOnPeer(now: Duration) {
         guard ended == nil else { return }
         if let reason = watch.verdict(now: now, busy: isBusy) {
-            finish(.connectionLost(reason))
-            return
+            if watch.isSilenceVerdict(now: now, busy: isBusy), driver.recoversPath() {
+                // ICE has not heard the peer either and is failing over or
+                // will restart: its outcome decides (a restart that finds
+                // nothing ends the session with its own sentence).
+                watch.deferSilence(until: now + Self.recoveryRecheck)
+            } else {
+                finish(.connectionLost(reason))
+                return
+            }
         }
         for (stream, waiter) in openWaiters where now >= waiter.deadline {
             openWaiters[stream] = nil
