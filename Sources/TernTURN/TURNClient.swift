@@ -81,13 +81,16 @@ public struct TURNClient: Sendable {
         /// up before asking again (RFC 8656 §7.2, §8).
         case release
         case refresh(lifetime: UInt32)
+        /// A Refresh sent to learn whether the allocation still lives
+        /// (`checkAllocation`): any refusal, or no answer, means it does not.
+        case check
         case createPermission(peer: STUNAddress)
         case channelBind(channel: UInt16, peer: STUNAddress)
 
         var method: STUNMethod {
             switch self {
             case .allocate: return .allocate
-            case .release, .refresh: return .refresh
+            case .release, .refresh, .check: return .refresh
             case .createPermission: return .createPermission
             case .channelBind: return .channelBind
             }
@@ -388,6 +391,33 @@ public struct TURNClient: Sendable {
         }
     }
 
+    /// Asks the server at once whether the allocation still lives: a
+    /// Refresh (RFC 8656 §8) with the usual lifetime. An answer refreshes it
+    /// (`.refreshed`); a refusal other than of the credentials, or no answer
+    /// within the transaction's timeout, gives it up for a fresh allocation
+    /// (`.allocationLost`, then `.allocated`), unlike a scheduled Refresh,
+    /// which keeps trying until the allocation expires. For the ICE restart
+    /// after a path died: the path to the TURN server may have died with it
+    /// (a NAT that lost its mapping, a route that moved). Does nothing unless
+    /// allocated.
+    public mutating func checkAllocation(now: Duration) {
+        guard case .allocated = state else { return }
+        sendRequest(.check, staleNonceRetries: 0, now: now)
+    }
+
+    /// Gives the allocation up and asks for a fresh one at once, without
+    /// asking the server about the old one: the local address it was made
+    /// from went away (the machine moved to another network), so its
+    /// 5-tuple (RFC 8656 §2) is gone and nothing the server relays to it
+    /// arrives. The old allocation expires on the server. `.allocationLost`
+    /// then `.allocated` follow, as when the server lost it. Does nothing
+    /// unless allocated.
+    public mutating func allocateAfresh(now: Duration) {
+        guard case .allocated(let allocation) = state else { return }
+        counters.reallocations += 1
+        allocateAgain(losing: allocation, because: .localAddressGone, now: now)
+    }
+
     /// Ends the allocation with a Refresh whose LIFETIME is 0 (RFC 8656 §8);
     /// `.deallocated` follows when it is answered or times out. Before the
     /// allocation exists this only stops the client (an allocation the server
@@ -525,7 +555,7 @@ public struct TURNClient: Sendable {
         case .refresh(lifetime: 0):
             finishDeallocation()
 
-        case .refresh:
+        case .refresh, .check:
             guard case .allocated(var allocation) = state else { return }
             // The allocation lives on: a later loss may be met afresh again.
             reallocations = 0
@@ -688,6 +718,15 @@ public struct TURNClient: Sendable {
             }
             // Any other refusal: this allocation cannot be kept alive.
             reallocate(after: error, now: now)
+        case .check:
+            guard case .allocated = state else { return }
+            if case .credentialsRejected = error {
+                fail(error)
+                return
+            }
+            // Refused, or no answer: the server no longer relays for this
+            // 5-tuple, or cannot be reached through it.
+            reallocate(after: error, now: now)
         case .createPermission(let peer):
             guard case .allocated = state else { return }
             if allocationUnusable(after: error, request: request) {
@@ -749,6 +788,11 @@ public struct TURNClient: Sendable {
         }
         reallocations += 1
         counters.reallocations += 1
+        allocateAgain(losing: allocation, because: error, now: now)
+    }
+
+    /// Forgets `allocation` and everything bound to it, and sends an Allocate.
+    private mutating func allocateAgain(losing allocation: Allocation, because error: TURNError, now: Duration) {
         refusalsSinceSuccess = 0
         released = false
         requests.removeAll()
@@ -780,6 +824,8 @@ public struct TURNClient: Sendable {
             attributes = [.lifetime(0)]
         case .refresh(let lifetime):
             attributes = [.lifetime(lifetime)]
+        case .check:
+            attributes = [.lifetime(configuration.requestedLifetimeSeconds)]
         case .createPermission(let peer):
             attributes = [.xorPeerAddress(peer)]
         case .channelBind(let channel, let peer):

@@ -52,6 +52,9 @@ public enum TURNError: Error, Hashable, Sendable, CustomStringConvertible {
     case malformedResponse(method: STUNMethod, missing: String)
     /// The allocation expired before a Refresh succeeded (RFC 8656 §8).
     case allocationExpired
+    /// The local address the allocation was made from went away
+    /// (`TURNClient.allocateAfresh`): its 5-tuple is gone.
+    case localAddressGone
     /// The driver reported that the TCP connection to the server closed; over
     /// TCP that ends the allocation (RFC 8656 §3.1).
     case connectionClosed
@@ -106,6 +109,8 @@ public enum TURNError: Error, Hashable, Sendable, CustomStringConvertible {
             return "the TURN server's \(method) response lacks \(missing)"
         case .allocationExpired:
             return "the TURN allocation expired before it could be refreshed"
+        case .localAddressGone:
+            return "the local address the TURN allocation was made from went away"
         case .connectionClosed:
             return "the TCP connection to the TURN server closed"
         case .streamCorrupted(let why):

@@ -154,6 +154,83 @@ struct RecoveryTests {
         #expect(harness.takeEvents().contains(.refreshed(lifetime: .seconds(600))))
     }
 
+    /// `checkAllocation` (an ICE restart asks): a live allocation is only
+    /// refreshed; one the server lost is replaced at once, not at the next
+    /// scheduled Refresh 9 minutes later.
+    @Test func checkingALiveAllocationRefreshesIt() throws {
+        var harness = Harness.allocated()
+        try harness.clientSends([1])
+        _ = harness.takeEvents()
+        harness.advance(by: .seconds(10))
+        harness.client.checkAllocation(now: harness.now)
+        harness.pump()
+        #expect(harness.takeEvents() == [.refreshed(lifetime: .seconds(600))])
+        #expect(harness.server.requests(.refresh).count == 1)
+        #expect(harness.server.allocationCount == 1)
+        #expect(harness.client.relayedAddress == FakeTURNServer.relayed)
+        #expect(harness.client.counters.reallocations == 0)
+    }
+
+    @Test func checkingAnAllocationTheServerLostAllocatesAfreshAtOnce() throws {
+        var harness = Harness.allocated()
+        try harness.clientSends([1])
+        _ = harness.takeEvents()
+        harness.advance(by: .seconds(10))
+        // As coturn after the client's 5-tuple changed: a new session,
+        // 438 "Wrong nonce", then 437 to the retry.
+        harness.server.loseSession()
+        harness.client.checkAllocation(now: harness.now)
+        harness.pump()
+        let events = harness.takeEvents()
+        try #require(events.count >= 2, "\(events)")
+        #expect(events[0] == .allocationLost(relayed: FakeTURNServer.relayed, error: .allocationMismatch(.refresh)))
+        #expect(events[1] == .allocated(relayed: FakeTURNServer.relayed(2), mapped: FakeTURNServer.clientMapped, lifetime: .seconds(600)))
+        #expect(harness.server.staleNonceReasons == ["Wrong nonce"])
+        #expect(harness.now == .seconds(10), "no timer needed: answered at once")
+        #expect(harness.server.permissionAlive(for: Harness.peer, at: harness.now))
+    }
+
+    @Test func checkingAnAllocationTheServerDoesNotAnswerForAllocatesAfresh() throws {
+        var harness = Harness.allocated()
+        _ = harness.takeEvents()
+        harness.server.dropRequests = 1000
+        harness.client.checkAllocation(now: harness.now)
+        harness.pump()
+        // The Refresh's transmissions all go unanswered (RFC 8489 §6.2.1:
+        // 39.5 s with the default RTO); a scheduled Refresh would try again
+        // until the allocation expires, the check gives it up.
+        harness.run(until: .seconds(45))
+        let lost = harness.takeEvents()
+        #expect(lost.first == .allocationLost(relayed: FakeTURNServer.relayed, error: .timedOut(.refresh)))
+        harness.server.dropRequests = 0
+        harness.run(until: .seconds(90))
+        #expect(harness.client.isAllocated)
+        #expect(harness.server.allocationCount == 2)
+    }
+
+    /// `allocateAfresh`: the local address the allocation was made from is
+    /// gone, so the client asks for a new one without asking about the old.
+    /// (The fake server keys by nothing but the one client, so it still
+    /// holds the old allocation and answers 437; the client releases it
+    /// and asks again, RFC 8656 §7.2.)
+    @Test func allocatingAfreshGivesTheOldAllocationUpAtOnce() throws {
+        var harness = Harness.allocated()
+        try harness.clientSends([1])
+        _ = harness.takeEvents()
+        harness.client.allocateAfresh(now: harness.now)
+        harness.pump()
+        let events = harness.takeEvents()
+        try #require(events.count >= 2, "\(events)")
+        #expect(events[0] == .allocationLost(relayed: FakeTURNServer.relayed, error: .localAddressGone))
+        #expect(events[1].isAllocated)
+        #expect(harness.client.relayedAddress == FakeTURNServer.relayed(2))
+        #expect(harness.server.requests(.refresh).isEmpty == false)
+        #expect(harness.client.counters.reallocations == 1)
+        // Data flows on the new allocation.
+        try harness.clientSends([2])
+        #expect(harness.server.deliveries.map(\.data).last == [2])
+    }
+
     /// A server that says 437 (RFC 8656 §18) to a CreatePermission while it
     /// still holds an allocation for the 5-tuple: the fresh Allocate gets 437
     /// too, so the client releases the old one (Refresh LIFETIME 0) first.
