@@ -83,3 +83,32 @@ extension ICEAgent {
         restartDeadline.map { now >= $0 } ?? false
     }
 }
+
+extension ICEAgent {
+    /// The local candidate whose base is `base` can no longer send or
+    /// receive: the TURN allocation behind a relayed candidate is gone (its
+    /// server lost it, or the address it was made from went away). Its
+    /// pairs leave the checklist and their checks in flight are dropped, so
+    /// that a fresh allocation's candidate, which has the same foundation
+    /// (the same type, relayed IP and server, RFC 8445 §5.1.1.3), is not
+    /// kept Frozen behind checks that can only time out (§6.1.2.6); valid
+    /// pairs on it other than the selected one are lost, so none is taken
+    /// as a backup. The candidate itself stays known (the peer may still
+    /// name it).
+    public mutating func localCandidateGone(base: STUNAddress, now: Duration) {
+        let gone = Set(locals.indices.filter { locals[$0].base == base })
+        guard !gone.isEmpty else { return }
+        for index in pairs.indices where gone.contains(pairs[index].local) {
+            pairs[index].retired = true
+            pairs[index].useCandidate = false
+            if nominating == index { nominating = nil }
+        }
+        triggered.removeAll { gone.contains(pairs[$0].local) }
+        inFlight.removeAll { flight in
+            if case .check(let pair, _, _, _) = flight.purpose { return gone.contains(pairs[pair].local) }
+            return false
+        }
+        for index in valid.indices where index != selected && gone.contains(valid[index].local) { valid[index].lost = true }
+        refreshState(now: now)
+    }
+}

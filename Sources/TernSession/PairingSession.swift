@@ -363,6 +363,16 @@ public final class PairingSession {
             switch input {
             case .send(let message):
                 try await send(message)
+                if case .iceRestart = message {
+                    // A restart means the path died, often because this
+                    // machine moved to another network: the relay connection
+                    // left from the old address too, and a TCP connection
+                    // whose address went away never says so (the relay
+                    // would drop it only after a minute of silence). A fresh
+                    // one carries this message (resent on attach) and the
+                    // peer's answer; the relay keeps every message once.
+                    try await reconnect(after: [.zero] + Self.reconnectDelays)
+                }
                 continue
             case .wake:
                 woken = true
@@ -404,9 +414,9 @@ public final class PairingSession {
 
     /// Opens a new connection and attaches to the mailbox, retrying with
     /// backoff; then resends this side's messages.
-    private func reconnect() async throws(SessionError) {
+    private func reconnect(after delays: [TimeAmount] = PairingSession.reconnectDelays) async throws(SessionError) {
         var lastError = SessionError.relayLost("lost the connection to the relay")
-        for delay in Self.reconnectDelays {
+        for delay in delays {
             await connection.close()
             do {
                 try await Task.sleep(for: .nanoseconds(delay.nanoseconds))

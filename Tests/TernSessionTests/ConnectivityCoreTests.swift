@@ -1,6 +1,7 @@
 import Testing
 import TernICE
 import TernPairing
+import TernRendezvous
 import TernSTUN
 import TernTestSupport
 @testable import TernSession
@@ -54,18 +55,24 @@ struct VirtualConnectivity {
     var signallingCut: Set<Int> = []
     var now: Duration = .zero
     var random = SplitMix64(seed: 13)
+    /// A TURN server for side 0 (`init(turn: true)`), reachable from any address.
+    var turn: VirtualTURN?
     private var queue: [InFlight] = []
     private var sequence = 0
     private(set) var datagramsLost = 0
 
-    init(failureTimeout: Duration = .seconds(10), signallingTimeout: Duration? = nil) throws {
-        func side(_ role: ICERole, host: UInt8, port: UInt16) throws -> Side {
-            var options = ConnectivityOptions(role: role, stun: [], turn: nil, failureTimeout: failureTimeout)
+    init(failureTimeout: Duration = .seconds(10), signallingTimeout: Duration? = nil, turn: Bool = false) throws {
+        let uri = "turn:10.9.0.1:3478?transport=udp"
+        func side(_ role: ICERole, host: UInt8, port: UInt16, turn: Bool) throws -> Side {
+            let credentials = turn ? TURNCredentials(uris: [uri], username: "user", credential: "secret", ttl: 600) : nil
+            var options = ConnectivityOptions(role: role, stun: [], turn: credentials, failureTimeout: failureTimeout)
             if let signallingTimeout { options.signallingTimeout = signallingTimeout }
-            let core = try ConnectivityCore(options: options, stunServers: [], turnServers: [])
+            let servers = turn ? [(uri: try ServerURI(parsing: uri), address: VirtualTURN.server)] : []
+            let core = try ConnectivityCore(options: options, stunServers: [], turnServers: servers)
             return Side(core: core, addresses: [[10, 0, 0, host], [10, 1, 0, host]], port: port)
         }
-        sides = [try side(.controlling, host: 1, port: 40001), try side(.controlled, host: 2, port: 40002)]
+        sides = [try side(.controlling, host: 1, port: 40001, turn: turn), try side(.controlled, host: 2, port: 40002, turn: false)]
+        if turn { self.turn = VirtualTURN() }
     }
 
     mutating func start() {
@@ -115,6 +122,22 @@ struct VirtualConnectivity {
     }
 
     mutating func send(_ bytes: [UInt8], from index: Int, to destination: STUNAddress) {
+        if var server = turn, server.serves(destination) {
+            // To the TURN server or a relayed address: from the side's first
+            // address (its default route), on whatever network.
+            guard let ip = sides[index].addresses.first, let source = STUNAddress(ipBytes: ip, port: sides[index].port) else { return }
+            for out in server.receive(bytes, from: source, to: destination) {
+                // To whichever side has that address now (none: lost).
+                guard let side = sides.indices.first(where: { sides[$0].addresses.contains(out.to.ipBytes) && sides[$0].port == out.to.port })
+                else {
+                    datagramsLost += 1
+                    continue
+                }
+                enqueue(at: now + .milliseconds(5), side: side, .datagram(out.bytes, from: out.from, to: out.to))
+            }
+            turn = server
+            return
+        }
         let peer = 1 - index
         guard let source = source(of: index, towards: destination),
               sides[peer].addresses.contains(destination.ipBytes), destination.port == sides[peer].port,
@@ -129,8 +152,15 @@ struct VirtualConnectivity {
 
     /// A datagram of the layer above from side `index` on its selected pair.
     mutating func sendApplication(_ bytes: [UInt8], from index: Int) {
-        if case .direct(let destination) = sides[index].core.routeApplication(bytes, now: now) {
+        switch sides[index].core.routeApplication(bytes, now: now) {
+        case .direct(let destination):
             send(bytes, from: index, to: destination)
+        case .relayed:
+            // Wrapped by the TURN client: out with the next pump.
+            sides[index].core.pump(now: now)
+            drain(index)
+        case .dropped:
+            break
         }
     }
 

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import Testing
 import TernICE
 import TernPairing
@@ -10,53 +11,46 @@ import TernSTUN
 /// on network 1 instead (A's Ethernet, B reachable there): no valid pair is
 /// left, and no old candidate reaches the new network, so only a restart
 /// through the signalling channel finds the new pair; what the layer above
-/// sends after the move arrives.
+/// sends after the move arrives. Each side's machine reports its
+/// addresses of the moment (`currentAddresses`), as LocalAddresses does.
 @Suite struct ConnectivityRestartTests {
     static let wifiA: [UInt8] = [10, 0, 0, 1], ethernetA: [UInt8] = [10, 1, 0, 1]
     static let oldB: [UInt8] = [10, 0, 0, 2], newB: [UInt8] = [10, 1, 0, 2]
 
-    static func laptop() throws -> VirtualConnectivity {
-        var net = try VirtualConnectivity()
-        net.sides[0].addresses = [wifiA]
-        net.sides[1].addresses = [oldB]
-        net.sides[0].core.restart.currentAddresses = { [ConnectivityRestartTests.ethernetA] }
-        net.sides[1].core.restart.currentAddresses = { [ConnectivityRestartTests.oldB, ConnectivityRestartTests.newB] }
-        return net
-    }
+    /// What each side's machine has now, for its `currentAddresses`.
+    struct Machines {
+        let boxes = [NIOLockedValueBox<[[UInt8]]>([]), NIOLockedValueBox<[[UInt8]]>([])]
 
-    static func move(_ net: inout VirtualConnectivity) {
-        net.networks[0]?.up = false
-        net.sides[0].addresses = [ethernetA]
-        net.sides[1].addresses = [oldB, newB]
-    }
-
-    @Test func whenTheOnlyPathDiesBothSidesRestartAndMoveToTheNewAddress() throws {
-        var net = try Self.laptop()
-        net.start()
-        net.run(until: .seconds(5)) { !$0.bothConnected }
-        #expect(net.bothConnected)
-        net.run(until: net.now + .seconds(3))
-        #expect(net.sides[0].connected?.path.pair.localBase.ipBytes == Self.wifiA)
-
-        // The laptop leaves its Wi-Fi for Ethernet.
-        Self.move(&net)
-        let cut = net.now
-        let sent = net.sendRecords(until: cut + .seconds(8))
-        for side in net.sides {
-            let change = try #require(side.pathChanges.last)
-            #expect(change.path.afterRestart && !change.path.replacedLostPath)
-            // 2.5 s of silence, a mailbox round trip (30 ms each way), a few checks.
-            #expect(change.at > cut && change.at - cut < .seconds(4), "\(change.at - cut)")
-            #expect(side.failed == nil)
-            // One restart each: both noticed, the generations made it one.
-            #expect(side.core.agent.restarts == 1 && side.core.restart.generations.local == 1)
-            #expect(side.pathChanges.count == 1, "\(side.pathChanges.map(\.path.pair))")
+        /// Gives side `index` `addresses`, on the network and in its machine's list.
+        func set(_ net: inout VirtualConnectivity, _ index: Int, _ addresses: [[UInt8]]) {
+            net.sides[index].addresses = addresses
+            boxes[index].withLockedValue { $0 = addresses }
         }
-        #expect(net.sides[0].pathChanges.last?.path.pair.localBase.ipBytes == Self.ethernetA)
-        #expect(net.sides[1].pathChanges.last?.path.pair.remote.address.ipBytes == Self.ethernetA)
-        #expect(net.sides[1].pathChanges.last?.path.pair.localBase.ipBytes == Self.newB)
-        // Everything sent once both sides moved arrived (the layer above,
-        // SCTP, retransmits what the dead path swallowed before).
+    }
+
+    static func laptop(turn: Bool = false) throws -> (VirtualConnectivity, Machines) {
+        var net = try VirtualConnectivity(turn: turn)
+        let machines = Machines()
+        machines.set(&net, 0, [wifiA])
+        machines.set(&net, 1, [oldB])
+        for index in 0..<2 {
+            let box = machines.boxes[index]
+            net.sides[index].core.restart.currentAddresses = { box.withLockedValue { $0 } }
+        }
+        return (net, machines)
+    }
+
+    /// A leaves its Wi-Fi (network 0, which goes silent) for Ethernet;
+    /// B gains an address there.
+    static func move(_ net: inout VirtualConnectivity, _ machines: Machines) {
+        net.networks[0]?.up = false
+        machines.set(&net, 0, [ethernetA])
+        machines.set(&net, 1, [oldB, newB])
+    }
+
+    /// Every record `sendRecords` sent from the cut on arrived at B once
+    /// both sides had moved.
+    static func expectRecordsAfterTheMove(_ net: VirtualConnectivity, cut: Duration, sent: Int) throws {
         let moves = net.sides.compactMap { $0.pathChanges.last?.at }
         let moved = try #require(moves.max())
         let firstAfter = Int((moved - cut) / .milliseconds(20)) + 2
@@ -66,13 +60,45 @@ import TernSTUN
         }
     }
 
+    @Test func whenTheOnlyPathDiesBothSidesRestartAndMoveToTheNewAddress() throws {
+        var (net, machines) = try Self.laptop()
+        net.start()
+        net.run(until: .seconds(5)) { !$0.bothConnected }
+        #expect(net.bothConnected)
+        net.run(until: net.now + .seconds(3))
+        #expect(net.sides[0].connected?.path.pair.localBase.ipBytes == Self.wifiA)
+
+        // The laptop leaves its Wi-Fi for Ethernet.
+        Self.move(&net, machines)
+        let cut = net.now
+        let sent = net.sendRecords(until: cut + .seconds(8))
+        for side in net.sides {
+            let change = try #require(side.pathChanges.last)
+            #expect(change.path.afterRestart && !change.path.replacedLostPath)
+            // A's look at its addresses (every second) finds the Wi-Fi
+            // address gone: a restart without waiting for 2.5 s of silence,
+            // a mailbox round trip (30 ms each way), a few checks.
+            #expect(change.at > cut && change.at - cut < .milliseconds(1500), "\(change.at - cut)")
+            #expect(side.failed == nil)
+            // One restart each: B answered A's.
+            #expect(side.core.agent.restarts == 1 && side.core.restart.generations.local == 1)
+            #expect(side.pathChanges.count == 1, "\(side.pathChanges.map(\.path.pair))")
+        }
+        #expect(net.sides[0].pathChanges.last?.path.pair.localBase.ipBytes == Self.ethernetA)
+        #expect(net.sides[1].pathChanges.last?.path.pair.remote.address.ipBytes == Self.ethernetA)
+        #expect(net.sides[1].pathChanges.last?.path.pair.localBase.ipBytes == Self.newB)
+        // Everything sent once both sides moved arrived (the layer above,
+        // SCTP, retransmits what the dead path swallowed before).
+        try Self.expectRecordsAfterTheMove(net, cut: cut, sent: sent)
+    }
+
     @Test func aSendErrorWithNoOtherPairRestartsAtOnce() throws {
-        var net = try Self.laptop()
+        var (net, machines) = try Self.laptop()
         net.start()
         net.run(until: .seconds(5)) { !$0.bothConnected }
         net.run(until: net.now + .seconds(3))
         let selected = try #require(net.sides[0].connected?.path.pair)
-        Self.move(&net)
+        Self.move(&net, machines)
         let cut = net.now
         // The kernel refuses the next send on the selected pair (the Wi-Fi address is gone).
         let moved = net.sides[0].core.sendFailed(to: selected.remote.address, now: net.now)
@@ -91,7 +117,7 @@ import TernSTUN
     }
 
     @Test func aPeerThatDidNotAnnounceRestartsIsNeverRestarted() throws {
-        var net = try Self.laptop()
+        var (net, machines) = try Self.laptop()
         net.start()
         net.run(until: .seconds(5)) { !$0.bothConnected }
         net.run(until: net.now + .seconds(3))
@@ -99,11 +125,96 @@ import TernSTUN
         #expect(net.sides[0].core.restart.peerRestarts && net.sides[1].core.restart.peerRestarts)
         net.sides[0].core.restart.peerRestarts = false
         net.sides[1].core.restart.peerRestarts = false
-        Self.move(&net)
+        Self.move(&net, machines)
         net.run(until: net.now + .seconds(10))
         for side in net.sides {
             #expect(side.pathChanges.isEmpty && side.core.agent.restarts == 0)
             #expect(side.core.restart.generations.local == 0)
         }
+    }
+
+    @Test func whenTheOnlyPathGoesSilentWithItsAddressStillThereBothRestartAfterTheFailoverTimeout() throws {
+        var (net, machines) = try Self.laptop()
+        net.start()
+        net.run(until: .seconds(5)) { !$0.bothConnected }
+        net.run(until: net.now + .seconds(3))
+        // The Wi-Fi stays associated (its address stays) but carries nothing;
+        // Ethernet comes up beside it.
+        net.networks[0]?.up = false
+        machines.set(&net, 0, [Self.wifiA, Self.ethernetA])
+        machines.set(&net, 1, [Self.oldB, Self.newB])
+        let cut = net.now
+        _ = net.sendRecords(until: cut + .seconds(8))
+        for side in net.sides {
+            let change = try #require(side.pathChanges.last)
+            #expect(change.path.afterRestart)
+            // 2.5 s of silence since the last answer (checks go every
+            // second), a mailbox round trip (30 ms each way), a few checks.
+            #expect(change.at > cut && change.at - cut < .seconds(4), "\(change.at - cut)")
+            #expect(side.core.agent.restarts == 1 && side.failed == nil)
+        }
+        #expect(net.sides[0].pathChanges.last?.path.pair.localBase.ipBytes == Self.ethernetA)
+    }
+
+    /// A's only path after the move is its own TURN allocation (B has no
+    /// address on A's new network and no TURN server). The allocation A
+    /// made from its Wi-Fi address is useless once that address is gone
+    /// (the server keys it by the old 5-tuple), so the restart must not
+    /// offer it but allocate afresh and offer the new relayed candidate.
+    @Test func aRestartAfterTheAddressWentAwayAllocatesAfreshAndConnectsThroughIt() throws {
+        var (net, machines) = try Self.laptop(turn: true)
+        net.start()
+        net.run(until: .seconds(5)) { !$0.bothConnected }
+        net.run(until: net.now + .seconds(8))
+        let oldRelayed = try #require(net.sides[0].core.turns.first?.relayed)
+        #expect(net.turn?.allocated == 1)
+        #expect(net.sides[0].connected?.path.isRelayed == false)
+
+        net.networks[0]?.up = false
+        machines.set(&net, 0, [Self.ethernetA])
+        let cut = net.now
+        let sent = net.sendRecords(until: cut + .seconds(8))
+        try Self.expectRestartThroughAFreshAllocation(net, cut: cut, replacing: oldRelayed)
+        try Self.expectRecordsAfterTheMove(net, cut: cut, sent: sent)
+    }
+
+    /// B moves; A keeps its address, but its TURN server lost A's
+    /// allocation meanwhile (restarted, say). A answers B's restart by
+    /// asking the server about its allocation (a Refresh), gets 437 and
+    /// allocates afresh at once, rather than offering the dead relayed
+    /// candidate and waiting for ICE to give up on it.
+    @Test func aRestartReplacesAnAllocationTheServerNoLongerHas() throws {
+        var (net, machines) = try Self.laptop(turn: true)
+        net.start()
+        net.run(until: .seconds(5)) { !$0.bothConnected }
+        net.run(until: net.now + .seconds(8))
+        let oldRelayed = try #require(net.sides[0].core.turns.first?.relayed)
+        // B leaves network 0 for network 1, where A has no address: only
+        // A's relay reaches B now.
+        net.networks[0]?.up = false
+        net.turn?.loseAllocations()
+        machines.set(&net, 1, [Self.newB])
+        let cut = net.now
+        let sent = net.sendRecords(until: cut + .seconds(8))
+        #expect((net.turn?.mismatches ?? 0) >= 1)
+        try Self.expectRestartThroughAFreshAllocation(net, cut: cut, replacing: oldRelayed)
+        try Self.expectRecordsAfterTheMove(net, cut: cut, sent: sent)
+    }
+
+    /// Both sides restarted once and moved within 1.5 s of the cut (the
+    /// address check, at most 1 s, the mailbox, the Allocate, the checks)
+    /// onto A's second allocation, which replaced `oldRelayed`.
+    static func expectRestartThroughAFreshAllocation(_ net: VirtualConnectivity, cut: Duration, replacing oldRelayed: STUNAddress) throws {
+        #expect(net.turn?.allocated == 2)
+        let newRelayed = try #require(net.sides[0].core.turns.first?.relayed)
+        #expect(newRelayed != oldRelayed)
+        for side in net.sides {
+            let change = try #require(side.pathChanges.last)
+            #expect(change.path.afterRestart && change.path.isRelayed)
+            #expect(change.at - cut < .milliseconds(1500), "\(change.at - cut)")
+            #expect(side.failed == nil && side.core.agent.restarts == 1)
+        }
+        #expect(net.sides[0].pathChanges.last?.path.pair.localBase == newRelayed)
+        #expect(net.sides[1].pathChanges.last?.path.pair.remote.address == newRelayed)
     }
 }

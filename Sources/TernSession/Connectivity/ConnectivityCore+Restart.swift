@@ -14,6 +14,16 @@ import TernSTUN
 // way (ICERestartGenerations settles two sides that notice together). The
 // old pair keeps carrying DTLS and SCTP until the new checks select one;
 // the association stays the same, as for any other move.
+//
+// A side whose own address went away (the selected pair's local address is
+// no longer among the machine's, looked at every second) restarts at once
+// rather than after the failover timeout's silence. Its TURN allocations
+// over UDP were made from the old address too: their 5-tuples are gone, so
+// the restart gives them up and allocates afresh from the new one (the new
+// relayed candidate follows the `ice-restart` as a `candidate`). When no
+// address went away, each allocation is asked whether it still lives (a
+// Refresh), and one the server refuses or does not answer is replaced the
+// same way (TURNClient.checkAllocation).
 
 /// The core's restart bookkeeping.
 struct ConnectivityRestart {
@@ -29,6 +39,9 @@ struct ConnectivityRestart {
     /// The machine's usable addresses now (the shell's LocalAddresses); nil:
     /// the addresses the session started with.
     var currentAddresses: (@Sendable () -> [[UInt8]])?
+    /// When the selected pair's local address is next looked for among the
+    /// machine's addresses (`addressCheckInterval`); nil until connected.
+    var nextAddressCheck: Duration?
 }
 
 extension ConnectivityCore {
@@ -40,6 +53,9 @@ extension ConnectivityCore {
     /// Restarts this side starts in one session: each costs at least one
     /// mailbox message of the relay's 64 per side (docs/protocol.md §5.8).
     static let maximumRestarts = 4
+    /// How often a connected session looks whether the selected pair's
+    /// local address is still the machine's (one getifaddrs in the shell).
+    static let addressCheckInterval: Duration = .seconds(1)
 
     /// This side may start a restart: both are tern peers that move between
     /// pairs (`upgradesPath`), the peer announced restarts, the session is
@@ -63,13 +79,41 @@ extension ConnectivityCore {
         return now - heard >= agent.configuration.failoverTimeout / 2
     }
 
-    /// When `advanceTime` should look at restarting (`ICEAgent.restartDeadline`).
-    var restartDeadline: Duration? { canRestart ? agent.restartDeadline : nil }
+    /// When `advanceTime` should look at restarting: the agent's
+    /// `restartDeadline`, or the next look at the machine's addresses.
+    var restartDeadline: Duration? {
+        guard canRestart else { return nil }
+        return [agent.restartDeadline, restart.nextAddressCheck].compactMap { $0 }.min()
+    }
 
-    /// Starts a restart when the agent advises one (the only path is silent).
+    /// Starts a restart when the agent advises one (the only path is
+    /// silent), or when the selected pair's local address went away.
     mutating func restartIfAdvised(now: Duration) {
-        guard canRestart, agent.restartAdvised(now: now) else { return }
-        startRestart(because: "the selected pair stopped answering and no other is left", now: now)
+        guard canRestart else { return }
+        if agent.restartAdvised(now: now) {
+            startRestart(because: "the selected pair stopped answering and no other is left", now: now)
+        } else if let gone = localAddressGone(now: now) {
+            startRestart(because: "this machine's address \(LocalAddresses.text(gone)) went away", now: now)
+        }
+    }
+
+    /// The selected pair's local address when it is no longer one of the
+    /// machine's (looked at every `addressCheckInterval`); nil otherwise.
+    /// Only for a pair whose local base is a host address (not relayed).
+    private mutating func localAddressGone(now: Duration) -> [UInt8]? {
+        guard let lookup = restart.currentAddresses, let base = selected?.pair.localBase, hostBases.contains(base) else {
+            restart.nextAddressCheck = nil
+            return nil
+        }
+        guard let due = restart.nextAddressCheck, now >= due else {
+            if restart.nextAddressCheck == nil { restart.nextAddressCheck = now + Self.addressCheckInterval }
+            return nil
+        }
+        restart.nextAddressCheck = now + Self.addressCheckInterval
+        let current = lookup()
+        // Nothing at all: the lookup failed, which says nothing about the address.
+        guard !current.isEmpty, !current.contains(base.ipBytes) else { return nil }
+        return base.ipBytes
     }
 
     /// A send on the selected direct pair failed hard (no route, the local
@@ -127,11 +171,16 @@ extension ConnectivityCore {
         }
         restart.selectionEndsRestart = true
         outputs.append(.restarting(true))
+        restart.nextAddressCheck = nil
         var lines: [String] = []
-        if !options.forceRelay {
-            if let current = restart.currentAddresses?(), !current.isEmpty {
+        var addressGone = false
+        if let current = restart.currentAddresses?(), !current.isEmpty {
+            addressGone = hostBases.contains { !current.contains($0.ipBytes) }
+            if !options.forceRelay {
                 hostBases = current.filter { dualStack || $0.count == 4 }.compactMap { STUNAddress(ipBytes: $0, port: localPort) }
             }
+        }
+        if !options.forceRelay {
             for base in hostBases {
                 do {
                     lines.append(try agent.addHostCandidate(base, now: now).sdpAttribute)
@@ -145,10 +194,28 @@ extension ConnectivityCore {
                 }
             }
         }
-        for slot in turns {
-            guard let relayed = slot.relayed else { continue }
+        for index in turns.indices {
+            guard let relayed = turns[index].relayed else { continue }
+            if addressGone {
+                // The allocation's 5-tuple may have gone with the address: nothing
+                // from it is announced, and nothing is sent from it any more.
+                turns[index].retired.insert(relayed)
+                turns[index].relayed = nil
+                agent.localCandidateGone(base: relayed, now: now)
+                switch turns[index].uri.transport {
+                case .udp:
+                    // `.allocated` adds the new relayed candidate, trickled.
+                    logger.debug("TURN allocation given up for a fresh one", metadata: ["server": "\(turns[index].uri)", "relayed": "\(relayed)"])
+                    turns[index].client.allocateAfresh(now: now)
+                case .tcp:
+                    // Its connection left from the old address; it is not made again.
+                    turns[index].failure = turns[index].failure ?? "its connection was made from an address that went away"
+                }
+                continue
+            }
+            turns[index].client.checkAllocation(now: now)
             if let candidate = try? agent.addRelayedCandidate(
-                relayed, mappedAddress: nil, server: slot.server, overTCP: slot.uri.transport == .tcp, now: now) {
+                relayed, mappedAddress: nil, server: turns[index].server, overTCP: turns[index].uri.transport == .tcp, now: now) {
                 lines.append(candidate.sdpAttribute)
             }
         }

@@ -611,6 +611,7 @@ public struct ConnectivityCore {
             logger.debug("TURN allocation lost", metadata: ["server": "\(turns[index].uri)", "relayed": "\(relayed)", "reason": "\(error.reason)"])
             turns[index].retired.insert(relayed)
             if turns[index].relayed == relayed { turns[index].relayed = nil }
+            agent.localCandidateGone(base: relayed, now: now)
         case .failed(let error):
             settleTURN(index, error.reason)
         case .permissionFailed(let peer, let error), .channelBindFailed(let peer, let error):
