@@ -4,7 +4,8 @@
 # public segment, `tern send` runs on host a and `tern receive` on host b, and
 # the `connected` JSON events of both sides must name the path the case
 # allows (direct, or relayed over TURN by UDP or TCP). Then a 32 MiB file
-# through TURN only, a 16 MiB file over a path losing 1% each way, and the
+# through TURN only, a 16 MiB file over a path losing 1% each way, a sender
+# that roams to another uplink mid-transfer (roam, roam-relayed), and the
 # failure cases: wrong and expired TURN credentials where only TURN could
 # work (exit 4, with a reason).
 #
@@ -31,7 +32,7 @@ TERN=${TERN_BINARY:-$ROOT/.build/debug/tern}
 RUNS=${1:-${CONNECT_RUNS:-20}}
 ALL_CASES="lan cone cone-reject cone-icmp-a cone-icmp-b cone-icmp same-lan hairpin no-hairpin cgnat same-prefix
   symmetric-one symmetric-one-icmp symmetric-both symmetric-both-icmp udp-blocked udp-blocked-all tcp443-only turn-438
-  force-relay lossy wrong-credentials expired-credentials"
+  roam roam-relayed force-relay lossy wrong-credentials expired-credentials"
 CASES=${CONNECT_CASES:-${CONNECT_TOPOLOGIES:-$ALL_CASES}}
 export LAB_ID=${LAB_ID:-cn$$}
 export LAB_QUIET=1
@@ -113,7 +114,9 @@ stamp() { local line; while IFS= read -r line; do printf '%s %s\n' "${EPOCHREALT
 # With STREAM_EXTEND set, $PAYLOAD goes as a stream (`tern send -`) that goes
 # on, in pieces of $PAYLOAD again, until the sender reports a direct path
 # (and 0.3 s more, for the receiver's own `path` event) or STREAM_EXTEND
-# seconds have passed (0: only $PAYLOAD). A session starts on the first pair
+# seconds have passed (0: only $PAYLOAD). STREAM_UNTIL replaces the direct
+# path by another pattern of the sender's output and STREAM_AFTER_MS the
+# 0.3 s. A session starts on the first pair
 # that works and moves to a better one later (the `path` event); a
 # fixed-size file can be over before that move on a fast build (4 MiB took
 # 0.14 s in release, the move to direct behind routers that answer with
@@ -172,7 +175,9 @@ feed_stream() {                 # EXTEND
   while true; do
     now=${EPOCHREALTIME/./}
     (( now - start < extend * 1000000 )) || return 0
-    if (( until == 0 )) && grep -q '"path":"direct"' "$WORK/send.json"; then until=$((now + 300000)); fi
+    if (( until == 0 )) && grep -q "${STREAM_UNTIL:-\"path\":\"direct\"}" "$WORK/send.json"; then
+      until=$((now + ${STREAM_AFTER_MS:-300} * 1000))
+    fi
     (( until == 0 || now < until )) || return 0
     head -c 1048576 "$PAYLOAD" || return 0
   done
@@ -390,8 +395,83 @@ run_bad_credentials() {         # LABEL RELAY_SECRET COTURN_CLOCK_OFFSET
   lab down
 }
 
+# The sender roams: roam (b behind a cone router) and roam-relayed (b's
+# router lets UDP out to r only). Each run gets a fresh topology (the move
+# is one-way). Once the receiver has its first bytes and 1 s more, host a
+# leaves its first uplink for its second (lab.sh roam): every old candidate
+# of a, its TURN allocation and its relay connection die. The stream must
+# arrive byte-identical, both sides must report a `path` event with reason
+# "restart" on the expected path at the end (direct for roam, relayed for
+# roam-relayed), and coturn must have granted a an allocation through its
+# second router (the restart's fresh relayed candidate). Reported: the
+# move to the receiver's `path` event, and the move to its first `progress`
+# after that event (data flowing again).
+run_roam() {                    # CASE
+  local case=$1 want ok=0 direct=0 relayed=0 failed=0 repaths=() resumes=() i
+  want=$([[ $case == roam ]] && echo direct || echo relayed)
+  echo "--- $case ($RUNS runs, a new topology each)"
+  for i in $(seq 1 "$RUNS"); do
+    up "$case" || { fail "$case: lab up"; lab down >/dev/null 2>&1 || true; return; }
+    start_relay "$SECRET" || { fail "$case: relay start"; lab down >/dev/null 2>&1; return; }
+    rm -f "$WORK/moved"; : >"$WORK/recv.json"
+    (
+      # The move: 1 s after the receiver's first bytes (60 s at most).
+      for _ in $(seq 1 600); do grep -q '"event":"progress"' "$WORK/recv.json" 2>/dev/null && break; sleep 0.1; done
+      sleep 1
+      lab roam >"$WORK/moved"
+    ) &
+    local mover=$!
+    # The stream goes on until 1.5 s after the sender's restart, 20 s at most.
+    STREAM_EXTEND=20 STREAM_UNTIL='"reason":"restart"' STREAM_AFTER_MS=1500 attempt $((60 + i))
+    wait "$mover" || true
+    if [[ -n ${CONNECT_LOGS:-} ]]; then
+      mkdir -p "$CONNECT_LOGS"
+      for f in send.json send.err recv.json recv.err; do cp "$WORK/$f" "$CONNECT_LOGS/$case-$i-$f"; done
+      cp "$COTURN_LOG" "$CONNECT_LOGS/$case-$i-coturn.log" 2>/dev/null || true
+    fi
+    local moved sp rp srs rrs realloc=0 repath= resume= good=1
+    moved=$(sed -n 's/^MOVED_US=//p' "$WORK/moved" 2>/dev/null || true)
+    sp=$(final_field "$WORK/send.json" path) rp=$(final_field "$WORK/recv.json" path)
+    srs=$(grep -c '"event":"path".*"reason":"restart"' "$WORK/send.json" || true)
+    rrs=$(grep -c '"event":"path".*"reason":"restart"' "$WORK/recv.json" || true)
+    # Allocate successes r sent to a's second public address (lab.sh roam_topology).
+    realloc=$(X r iptables -w -L OUTPUT -v -x -n | awk '/turn-allocated-to-a2/ { print $1 }')
+    if [[ -n $moved ]]; then
+      local at
+      at=$(grep -m1 '"event":"path".*"reason":"restart"' "$WORK/recv.json" | cut -d' ' -f1 || true)
+      [[ -z $at ]] || repath=$(( (at - moved) / 1000 ))
+      [[ -z $at ]] || resume=$(awk -v after="$at" '/"event":"progress"/ && $1 > after { print int(($1 - '"$moved"') / 1000); exit }' "$WORK/recv.json")
+    fi
+    local intact=0
+    [[ $SEND_EXIT -eq 0 && $RECV_EXIT -eq 0 && $RECEIVED -eq 1 ]] && intact=1
+    if [[ $intact -eq 1 && $sp == direct && $rp == direct ]]; then direct=$((direct + 1))
+    elif [[ $intact -eq 1 && $sp == relayed && $rp == relayed ]]; then relayed=$((relayed + 1))
+    else failed=$((failed + 1)); fi
+    [[ $intact -eq 1 && -n $moved && $sp == "$want" && $rp == "$want" && $srs -ge 1 && $rrs -ge 1 && ${realloc:-0} -ge 1 ]] || good=0
+    [[ -n ${CONNECT_RESULTS:-} ]] && echo "$case $i $([[ $good -eq 1 ]] && echo ok || echo FAIL) send=$sp/$(final_field "$WORK/send.json" local)/$(final_field "$WORK/send.json" remote) recv=$rp/$(final_field "$WORK/recv.json" local)/$(final_field "$WORK/recv.json" remote) restarts=$srs/$rrs reallocated=$realloc move_to_path_ms=${repath:--} move_to_data_ms=${resume:--}" >>"$CONNECT_RESULTS"
+    if [[ $good -eq 1 ]]; then
+      ok=$((ok + 1))
+      [[ -z $repath ]] || repaths+=("$repath")
+      [[ -z $resume ]] || resumes+=("$resume")
+    else
+      echo "      run $i: expected a restart onto $want on both sides, the stream intact and a's new allocation, got send=${sp:-none} receive=${rp:-none} restarts=$srs/$rrs intact=$RECEIVED reallocated=$realloc moved=${moved:-never}"
+      show_failure
+    fi
+    stop_relay
+    lab down
+  done
+  local counts="direct $direct, relayed $relayed, failed $failed"
+  local stats="move to the receiver's restart path $(printf '%s\n' "${repaths[@]}" | summary), move to data flowing $(printf '%s\n' "${resumes[@]}" | summary)"
+  if [[ $ok -eq $RUNS ]]; then
+    pass "$case: $ok/$RUNS restarted onto $want ($counts), data verified, a re-allocated TURN through its new router, $stats"
+  else
+    fail "$case: $ok/$RUNS restarted onto $want ($counts), $stats"
+  fi
+}
+
 for case in $CASES; do
   case $case in
+    roam | roam-relayed) run_roam "$case" ;;
     force-relay) run_force_relay ;;
     lossy) run_lossy ;;
     wrong-credentials) run_bad_credentials wrong "not-$SECRET" "" ;;

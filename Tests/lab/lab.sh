@@ -4,7 +4,7 @@
 #
 #   lab.sh up TOPOLOGY        build it, print KEY=VALUE lines (LAB_ID, A_IP, ...)
 #   lab.sh down               remove everything of this run (also after a partial up)
-#   lab.sh exec HOST CMD...   run CMD in HOST's namespace (a, b, r, na, nb, sw)
+#   lab.sh exec HOST CMD...   run CMD in HOST's namespace (a, b, r, na, nb, sw, ...)
 #   lab.sh user HOST CMD...   the same as an unprivileged user ($LAB_USER_UID,
 #                           default 65534, nobody): how tern itself is run
 #   lab.sh status             namespaces, addresses, processes, shaping
@@ -22,6 +22,8 @@
 #       (COTURN_FAKETIME=+2d: coturn's clock runs that far ahead; TLS on 5349
 #       with a test certificate, TCP 443 redirected to it, or to the plain
 #       TCP listener with COTURN_443=tcp)
+#   lab.sh roam               in a roam topology: host a leaves its first uplink
+#                           (na) for its second (na2); prints MOVED_US=...
 #   lab.sh turn-proxy-start / turn-proxy-stop
 #       a TURN proxy on r:3480 in front of coturn that answers the first
 #       authenticated request of each kind with 438 Stale Nonce
@@ -39,7 +41,7 @@ set -euo pipefail
 LAB_ROOT=${LAB_ROOT:-/tmp/tern-lab}
 LAB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOPOLOGIES="lan lan6 cone cone-icmp cone-icmp-a cone-icmp-b cone-reject symmetric-one symmetric-one-icmp symmetric-both symmetric-both-icmp
-  same-lan hairpin no-hairpin cgnat same-prefix udp-blocked udp-blocked-all tcp443-only"
+  same-lan hairpin no-hairpin cgnat same-prefix udp-blocked udp-blocked-all tcp443-only roam roam-relayed"
 
 # Addresses. The "internet" is 198.18.0.0/24 (RFC 2544 benchmarking range) on a
 # bridge; private LANs are 10.77.1.0/24 (a) and 10.77.2.0/24 (b). A host's
@@ -55,6 +57,9 @@ UPSTREAM=$NET_PUB.254 # nobody answers: traffic to non-lab addresses dies here
 NET6=fd74:6e:
 LAN_A=10.77.1
 LAN_B=10.77.2
+# roam: a's second uplink (its "Ethernet"), behind its own router na2.
+LAN_A2=10.77.3
+A2_PUB=$NET_PUB.13
 TURN_PORT=3478
 TURN_TLS_PORT=5349
 TURN_MIN_PORT=49152
@@ -319,6 +324,40 @@ double_nat() {
   private_host b nb "$LAN_B"
 }
 
+# A host that roams: a has two uplinks, each behind its own cone router
+# that drops unsolicited input: eth0 to na (10.77.1.0/24, public
+# 198.18.0.11, its "Wi-Fi") and eth1 to na2 (10.77.3.0/24, public
+# 198.18.0.13, its "Ethernet"); b behind cone nb. At first only eth0 has
+# an address and the default route (eth1's link is up, unaddressed: the
+# cable is in, nothing configured yet); `lab.sh roam` moves a to eth1.
+roam_topology() {
+  two_nats cone cone
+  nat_router na2 "$LAN_A2" "$A2_PUB" cone drop
+  mk_link a eth1 na2 lan0
+  ip -n "$(ns na2)" addr add "$LAN_A2.1/24" dev lan0
+  # r counts the TURN Allocate success responses (STUN type 0x0103, RFC
+  # 8656 §7.3) it sends to a's second public address: allocations a made
+  # through na2 (`lab.sh exec r iptables -L OUTPUT -v -x`).
+  inns r iptables -w -A OUTPUT -d "$A2_PUB" -p udp --sport "$TURN_PORT" \
+    -m u32 --u32 "0>>22&0x3C@8>>16=0x0103" -m comment --comment turn-allocated-to-a2
+}
+
+# a leaves its first uplink for the second, as a laptop whose Wi-Fi goes
+# while Ethernet comes up: eth1 gets 10.77.3.2 and the default route (via
+# na2) first, then eth0 loses its address and goes down. Every candidate
+# a had (host, server-reflexive and the TURN allocation, all through na)
+# stops working at once; a's sockets stay open. One `ip -batch`, so the
+# steps are microseconds apart. Prints MOVED_US=<wall clock in
+# microseconds> taken just before the move.
+cmd_roam() {
+  need_root; resolve_id; set_paths
+  [[ $(cat "$RUN/topology" 2>/dev/null) == roam* ]] || die "run $LAB_ID is not a roam topology"
+  echo "MOVED_US=${EPOCHREALTIME/./}"
+  printf '%s\n' "addr add $LAN_A2.2/24 dev eth1" "route replace default via $LAN_A2.1 dev eth1" \
+    "addr flush dev eth0" "link set eth0 down" | inns a ip -batch -
+  log "a moved from eth0 (na) to eth1 (na2)"
+}
+
 # --- up / down / env / status ----------------------------------------------
 
 build_topology() {
@@ -348,6 +387,12 @@ build_topology() {
     hairpin)             one_router on ;;
     no-hairpin)          one_router off ;;
     cgnat)               double_nat ;;
+    roam)                roam_topology ;;
+    roam-relayed)
+      # roam, and b's router lets UDP out to r only: every path to b,
+      # before the move and after, goes through a TURN allocation.
+      roam_topology
+      inns nb iptables -w -A LAB_BLOCK -i lan0 -o wan0 -p udp ! -d "$R_IP" -j DROP ;;
     same-prefix)
       # Both LANs are 192.168.1.0/24 and both hosts 192.168.1.2: each side's
       # host candidate is the other's own address.
@@ -398,6 +443,7 @@ write_env() {
     echo "B_IP=$b_ip"
     echo "R_IP=$R_IP"
     echo "A_PUBLIC_IP=$A_PUB"
+    [[ $topo != roam* ]] || { echo "A2_IP=$LAN_A2.2"; echo "A2_PUBLIC_IP=$A2_PUB"; }
     echo "B_PUBLIC_IP=$b_pub"
     echo "TURN_PORT=$TURN_PORT"
     if [[ $topo == lan6 ]]; then
@@ -863,6 +909,7 @@ main() {
     coturn-stop) cmd_coturn_stop ;;
     turn-proxy-start) cmd_turn_proxy_start ;;
     turn-proxy-stop) cmd_turn_proxy_stop ;;
+    roam) cmd_roam ;;
     -h|--help|help|"") usage ;;
     *) usage >&2; exit 2 ;;
   esac
