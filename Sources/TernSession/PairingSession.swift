@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import TernCrypto
 import TernPairing
@@ -56,6 +57,13 @@ public final class PairingSession {
     private var closed = false
     /// The task reading the mailbox for the data path (`readInBackground`).
     private var follower: Task<Void, Never>?
+    /// `close` began: a reconnection under way (the background reader's)
+    /// gives up at once rather than finish its backoff. Shared with the
+    /// reader's task, hence the lock.
+    private let closing = NIOLockedValueBox(false)
+    /// The relay connection ended and no new one is attached: `close` has
+    /// nobody to tell and nothing to wait for.
+    private var connectionDown = false
 
     /// Reconnection attempts after a lost connection, and the waits between them.
     static let reconnectDelays: [TimeAmount] = [.milliseconds(100), .milliseconds(300), .seconds(1), .seconds(2), .seconds(4)]
@@ -308,15 +316,23 @@ public final class PairingSession {
     /// How long `close` waits for the relay to acknowledge.
     static let closeWait: Duration = .seconds(2)
 
-    /// Leaves the mailbox and closes the connection.
+    /// Leaves the mailbox and closes the connection. Never waits for a
+    /// reconnection: one under way (the relay connection dropped just
+    /// before) is abandoned, and the mailbox is left only if a connection
+    /// is up, waiting at most `closeWait` for the relay's acknowledgement.
     public func close(mood: Mood) async {
         guard !closed else { return }
+        closing.withLockedValue { $0 = true }
         if let follower {
             inboxInput.yield(.stopFollowing)
             await follower.value
             self.follower = nil
         }
         closed = true
+        guard !connectionDown else {
+            await connection.close()
+            return
+        }
         try? await connection.send(.close(mood: mood))
         // Wait for the relay's acknowledgement so the close is not lost, but
         // not for ever: a relay that stopped answering must not hold the
@@ -387,7 +403,7 @@ public final class PairingSession {
                 continue
             case .ended(let generation, let error):
                 guard generation == self.generation else { continue }
-                guard case .relayLost = error else { throw error }
+                guard case .relayLost = error else { connectionDown = true; throw error }
                 try await reconnect()
                 continue
             case .frame(let generation, let received):
@@ -413,18 +429,31 @@ public final class PairingSession {
     }
 
     /// Opens a new connection and attaches to the mailbox, retrying with
-    /// backoff; then resends this side's messages.
+    /// backoff; then resends this side's messages. Gives up as soon as
+    /// `close` begins (within `closingPoll`), in the backoff or while a
+    /// connection is being made.
     private func reconnect(after delays: [TimeAmount] = PairingSession.reconnectDelays) async throws(SessionError) {
         var lastError = SessionError.relayLost("lost the connection to the relay")
+        let stopped = SessionError.relayLost("the session was closed while reconnecting to the relay")
+        // The old connection is closed below: until a new one is attached,
+        // `close` has nobody to tell.
+        connectionDown = true
         for delay in delays {
             await connection.close()
-            do {
-                try await Task.sleep(for: .nanoseconds(delay.nanoseconds))
-            } catch {
-                throw .relayLost("lost the connection to the relay")
-            }
+            guard await Self.wait(.nanoseconds(delay.nanoseconds), unless: closing) else { throw stopped }
             do throws(SessionError) {
-                let fresh = try await RelayConnection.connect(to: relay)
+                let relay = self.relay
+                let connecting = Task { try await RelayConnection.connect(to: relay) }
+                guard await Self.wait(for: connecting, unless: closing) else {
+                    // Whatever it makes is closed when it is made.
+                    Task { try? await connecting.value.close() }
+                    throw stopped
+                }
+                let fresh: RelayConnection
+                switch await connecting.result {
+                case .success(let connection): fresh = connection
+                case .failure(let error): throw (error as? SessionError) ?? .relayUnreachable(ErrorText.describe(error))
+                }
                 var freshFrames = fresh.frames.makeAsyncIterator()
                 _ = try await Self.expectWelcome(&freshFrames)
                 try await fresh.send(.attach(mailbox: mailbox, side: side, received: nextReceiveSeq))
@@ -435,11 +464,13 @@ public final class PairingSession {
                     try await fresh.send(.add(seq: seq, body: body))
                 }
                 connection = fresh
+                connectionDown = false
                 generation += 1
                 Self.forward(freshFrames, generation: generation, to: inboxInput)
                 events(.reconnected)
                 return
             } catch {
+                if error == stopped { throw error }
                 switch error {
                 case .relayUnreachable(let why), .relayLost(let why):
                     lastError = .relayLost("lost the connection to the relay and could not reconnect: \(why)")
@@ -449,6 +480,38 @@ public final class PairingSession {
             }
         }
         throw lastError
+    }
+
+    /// How often a reconnection looks whether `close` began.
+    static let closingPoll: Duration = .milliseconds(20)
+
+    /// Sleeps `delay`; false (at once, or within `closingPoll`) if `flag`
+    /// is or becomes set.
+    private static func wait(_ delay: Duration, unless flag: NIOLockedValueBox<Bool>) async -> Bool {
+        let end = ContinuousClock.now + delay
+        while ContinuousClock.now < end {
+            if flag.withLockedValue({ $0 }) { return false }
+            guard (try? await Task.sleep(for: min(closingPoll, end - ContinuousClock.now))) != nil else { return false }
+        }
+        return !flag.withLockedValue { $0 }
+    }
+
+    /// Waits for `task` to finish; false (leaving it running) if `flag` is
+    /// or becomes set first.
+    private static func wait<Success: Sendable>(
+        for task: Task<Success, Error>, unless flag: NIOLockedValueBox<Bool>
+    ) async -> Bool {
+        let finished = NIOLockedValueBox(false)
+        let watcher = Task {
+            _ = await task.result
+            finished.withLockedValue { $0 = true }
+        }
+        defer { watcher.cancel() }
+        while !finished.withLockedValue({ $0 }) {
+            if flag.withLockedValue({ $0 }) { return false }
+            guard (try? await Task.sleep(for: closingPoll)) != nil else { return false }
+        }
+        return true
     }
 
     private static func expectWelcome(_ frames: inout AsyncThrowingStream<RelayFrame, Error>.Iterator) async throws(SessionError) -> Welcome {
