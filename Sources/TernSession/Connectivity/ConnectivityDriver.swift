@@ -238,18 +238,35 @@ public final class ConnectivityDriver: @unchecked Sendable {
     /// failed send on the path.
     private func recheckDestinations() {
         let now = self.now()
+        let sendRefusal = routeChecks.sendRefusal
         let refused = routeChecks.recheck(now: now) { destination in
-            SocketAddressConversion.socketAddress(destination, dualStack: dualStack).flatMap(RouteCheck.sendRefusal)
+            SocketAddressConversion.socketAddress(destination, dualStack: dualStack).flatMap(sendRefusal)
         }
         for (destination, reason) in refused {
             logger.info("no datagram can go there any more", metadata: ["to": "\(destination)", "reason": "\(reason)"])
         }
         guard let peer = directPeer, refused.contains(where: { $0.destination == peer.stun }) else { return }
         // The data path goes the slow way (and is dropped there) until the
-        // core selects another pair.
+        // core selects another pair, or this one's destination passes its
+        // route check again (`sendDatagram`).
         directPeer = nil
         segmentOffload = false
+        refusedDirectPeer = peer.stun
         core.sendFailed(to: peer.stun, now: now)
+    }
+
+    /// The selected direct pair's remote address while sends to it are
+    /// refused (its fast path, GSO and ECN marking off): with no other
+    /// pair to move to, the pair stays selected, and its fast path comes
+    /// back when the refusal is lifted.
+    private var refusedDirectPeer: STUNAddress?
+
+    /// The data path goes straight to `remote` from the socket: the fast
+    /// path, and GSO where a segmented write towards it goes through.
+    private func useDirectPath(to remote: STUNAddress) {
+        refusedDirectPeer = nil
+        directPeer = SocketAddressConversion.socketAddress(remote, dualStack: dualStack).map { ($0, remote) }
+        segmentOffload = directPeer.map { SegmentationOffload.works(towards: $0.socket) } ?? false
     }
 
     // MARK: - The layer above (on `loop`)
@@ -719,13 +736,13 @@ public final class ConnectivityDriver: @unchecked Sendable {
             probeRouter(behind: address)
         case .selected(let path, let directRemote):
             if let directRemote {
-                directPeer = SocketAddressConversion.socketAddress(directRemote, dualStack: dualStack).map { ($0, directRemote) }
-                segmentOffload = directPeer.map { SegmentationOffload.works(towards: $0.socket) } ?? false
+                useDirectPath(to: directRemote)
                 // Asked in the peer's own family (the socket may be dual-stack).
                 selectedRouteMTU = SocketAddressConversion.socketAddress(directRemote, dualStack: false).flatMap(RouteMTU.towards)
                 logger.debug("data path", metadata: ["segmentation_offload": "\(segmentOffload)", "pair": "\(path.pair)"])
             } else {
                 directPeer = nil
+                refusedDirectPeer = nil
                 segmentOffload = false
                 selectedRouteMTU = nil
             }
@@ -790,6 +807,16 @@ public final class ConnectivityDriver: @unchecked Sendable {
             core.countDropped()
             written?.succeed(())
             return
+        }
+        if destination == refusedDirectPeer {
+            // The selected direct pair's destination takes datagrams again
+            // (its refusal was checked anew and lifted): its fast path, GSO
+            // and ECN marking come back.
+            useDirectPath(to: destination)
+            applyECNMarking()
+            logger.info("the selected direct path takes datagrams again", metadata: [
+                "to": "\(destination)", "segmentation_offload": "\(segmentOffload)", "at_ms": "\(milliseconds(now()))",
+            ])
         }
         var buffer = channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
@@ -891,6 +918,33 @@ public final class ConnectivityDriver: @unchecked Sendable {
         } else {
             done.succeed()
         }
+    }
+}
+
+// MARK: - For tests (internal)
+
+extension ConnectivityDriver {
+    /// Whether the data path goes straight to the peer from the socket (the
+    /// fast path), and with GSO.
+    func dataPath() async -> (direct: Bool, segmentationOffload: Bool) {
+        (try? await loop.submit { (self.directPeer != nil, self.segmentOffload) }.get()) ?? (false, false)
+    }
+
+    /// Stands in for the kernel's route and send checks (RouteCheck): a test
+    /// can refuse a destination and lift the refusal.
+    func setRouteChecks(route: @escaping (SocketAddress) -> String?, send: @escaping (SocketAddress) -> String?) async {
+        try? await loop.submit {
+            self.routeChecks.routeRefusal = route
+            self.routeChecks.sendRefusal = send
+        }.get()
+    }
+
+    /// Closes the session's socket, as SwiftNIO does after a send error it
+    /// does not forgive on a datagram socket: the driver's own handling
+    /// (`socketClosed`) follows.
+    func closeSocket() async {
+        let channel = try? await loop.submit { self.channel }.get()
+        try? await channel?.close()
     }
 }
 

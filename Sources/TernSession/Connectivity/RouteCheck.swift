@@ -75,6 +75,10 @@ struct RouteCheckCache {
     }
 
     private var verdicts: [STUNAddress: Verdict] = [:]
+    /// The kernel's answers (`RouteCheck.refusal`, `RouteCheck.sendRefusal`);
+    /// tests stand in for a route that goes away and comes back.
+    var routeRefusal: (SocketAddress) -> String? = RouteCheck.refusal
+    var sendRefusal: (SocketAddress) -> String? = RouteCheck.sendRefusal
 
     /// The refusal for `destination`, checking it the first time it is seen
     /// and again once a refusal is older than `refusalLifetime`. `new` is
@@ -82,12 +86,12 @@ struct RouteCheckCache {
     mutating func refusal(to destination: STUNAddress, at address: SocketAddress, now: Duration) -> (reason: String?, new: Bool) {
         if let known = verdicts[destination] {
             guard let _ = known.reason, now - known.at >= Self.refusalLifetime else { return (known.reason, false) }
-            let reason = RouteCheck.refusal(to: address) ?? (known.bySend ? RouteCheck.sendRefusal(to: address) : nil)
+            let reason = routeRefusal(address) ?? (known.bySend ? sendRefusal(address) : nil)
             verdicts[destination] = Verdict(reason: reason, at: now, bySend: known.bySend && reason != nil)
             return (reason, false)
         }
         if verdicts.count >= RouteCheck.maxRemembered { verdicts.removeAll(keepingCapacity: true) }
-        let reason = RouteCheck.refusal(to: address)
+        let reason = routeRefusal(address)
         verdicts[destination] = Verdict(reason: reason, at: now)
         return (reason, true)
     }
