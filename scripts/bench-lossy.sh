@@ -46,6 +46,11 @@
 #   BENCH_FAIR_WARMUP  seconds after both flows carry data before the window
 #                      (default 5)
 #   BENCH_TIMEOUT      seconds a receiver may take (default 300)
+#   BENCH_FIFO=1       run the transfer tools' processes (tern's, wormhole's,
+#                      iperf3's) under SCHED_FIFO (chrt -f 5, below the delay
+#                      line's 10), as delayline-bench.sh runs iperf3: on a
+#                      loaded machine this separates what the tool does from
+#                      the CPU the other work leaves it (default 0)
 #   TERN, WORMHOLE_VENV  as for scripts/bench-transfer.sh
 #   BENCH_KEEP_LOGS=1  keep the work dir
 # shellcheck disable=SC2317,SC2153  # functions run from traps; A_NS etc. come from eval of lab.sh up
@@ -152,6 +157,7 @@ trap 'say "interrupted"; exit 130' INT TERM
 mkdir -p "$WORK"/{a,r,out,logs}
 BENCH_UID=${BENCH_UID:-65534}
 AS_USER=(setpriv --reuid="$BENCH_UID" --regid="$BENCH_UID" --clear-groups --)
+[[ ${BENCH_FIFO:-0} == 0 ]] || AS_USER=(chrt -f 5 "${AS_USER[@]}")
 chmod 755 "$WORK"
 chown "$BENCH_UID:$BENCH_UID" "$WORK"/{a,r,out}
 if want tern; then install -m 755 "$TERN" "$WORK/tern"; TERN=$WORK/tern; fi
@@ -217,6 +223,16 @@ line_counters() {
   grep '^fwd:' "$run/delayline-a-eth0.log" | tail -1
 }
 
+# UDP counters of a's and b's stacks now ("a:RcvbufErrors=N,... b:..."):
+# datagrams a socket buffer dropped because its reader was too slow.
+udp_counters() {
+  local ns out=
+  for ns in "$A_NS" "$B_NS"; do
+    out+="${ns##*-}:$(ip netns exec "$ns" awk '/^Udp:/ { if (!h) { split($0, k); h = 1 } else { for (i = 2; i <= NF; i++) printf "%s=%s,", k[i], $i } }' /proc/net/snmp) "
+  done
+  echo "$out"
+}
+
 inr() { ip netns exec "$R_NS" "$@"; }
 wait_listen() {                # NS PROTO(t|u) PORT WHAT PID
   for _ in $(seq 1 200); do
@@ -242,7 +258,7 @@ fi
 
 q() { printf '%q ' "$@"; }
 load=$(cut -d' ' -f1 /proc/loadavg)
-echo "{\"bench\":\"lossy\",\"loadavg\":$load,\"bytes\":$BYTES,\"slow_bytes\":$SLOW_BYTES,\"rate_mbit\":$RATE,\"delay_ms_each_way\":$DELAY,\"queue_ms\":$QUEUE_MS,\"bottleneck\":\"$BOTTLENECK\",\"ecn_ms\":${ECN_MS:-null},\"cpus\":$(nproc),\"kernel\":\"$(uname -r)\",\"tern\":\"$([[ -x ${TERN:-} ]] && "$TERN" --version 2>/dev/null | head -1)\"}"
+echo "{\"bench\":\"lossy\",\"loadavg\":$load,\"bytes\":$BYTES,\"slow_bytes\":$SLOW_BYTES,\"rate_mbit\":$RATE,\"delay_ms_each_way\":$DELAY,\"queue_ms\":$QUEUE_MS,\"bottleneck\":\"$BOTTLENECK\",\"ecn_ms\":${ECN_MS:-null},\"fifo\":${BENCH_FIFO:-0},\"cpus\":$(nproc),\"kernel\":\"$(uname -r)\",\"tern\":\"$([[ -x ${TERN:-} ]] && "$TERN" --version 2>/dev/null | head -1)\"}"
 
 # Pings a -> b every 100 ms into FILE until stopped (the round trip the
 # transfer's queue adds).
@@ -314,6 +330,7 @@ for loss in $LOSSES; do
     fi
     say "$tool, $bytes bytes"
     start_ping "$WORK/logs/ping.txt"
+    udp_before=$(udp_counters)
     case $tool in
       tern-*) line=$(run_tern "${tool#tern-}" "$file" "$sha" "$bytes" "$tool-$loss") || STATUS=1 ;;
       wormhole-*) line=$(run_wormhole "${tool#wormhole-}" "$file" "$sha" "$bytes" "$tool-$loss") || STATUS=1 ;;
@@ -321,6 +338,7 @@ for loss in $LOSSES; do
     esac
     read -r rtt_median rtt_p90 < <(stop_ping "$WORK/logs/ping.txt")
     counters_after=$(line_counters)
+    udp_after=$(udp_counters)
     # tern --verbose logs each side's SCTP counters at the end: the
     # receiver's packets are its SACKs (how often the sender hears back).
     line=$("$PY" -c '
@@ -345,7 +363,13 @@ def line(text):
 before, after = line(sys.argv[6]), line(sys.argv[7])
 if after:
     r["delayline"] = {d: {k: v - before.get(d, {}).get(k, 0) for k, v in c.items() if k != "queued"} for d, c in after.items()}
-print(json.dumps(r))' "$line" "$loss" "$rtt_median" "$rtt_p90" "$WORK/logs/$tool-$loss" "$counters_before" "$counters_after")
+# UDP datagrams a socket buffer dropped on each host (its reader too slow).
+def udp(text):
+    return {h: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", part)} for h, part in re.findall(r"(\w+):(\S*)", text)}
+ub, ua = udp(sys.argv[8]), udp(sys.argv[9])
+r["udp_rcvbuf_errors"] = {h: c.get("RcvbufErrors", 0) - ub.get(h, {}).get("RcvbufErrors", 0) for h, c in ua.items()}
+print(json.dumps(r))' "$line" "$loss" "$rtt_median" "$rtt_p90" "$WORK/logs/$tool-$loss" "$counters_before" "$counters_after" \
+      "$udp_before" "$udp_after")
     counters_before=$counters_after
     echo "$line" | tee -a "$RESULTS"
     rm -rf "$WORK/out"; mkdir -p "$WORK/out"; chown "$BENCH_UID:$BENCH_UID" "$WORK/out"

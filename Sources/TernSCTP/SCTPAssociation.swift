@@ -213,6 +213,13 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         /// reductions they caused (at most one per round trip).
         public var echoedMarks = 0
         public var ecnReductions = 0
+        /// Sends that stopped before the packet was full, by what stopped
+        /// them: the pacer, the congestion window, the peer's receive
+        /// window, or no data queued (the application).
+        public var limitedByPacing = 0
+        public var limitedByCongestionWindow = 0
+        public var limitedByReceiveWindow = 0
+        public var limitedByApplication = 0
     }
     public private(set) var statistics = Statistics()
 
@@ -1070,7 +1077,10 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         guard let congestion else { return }
         let pacingRate = congestion.pacingRate ?? 0
         if pacingRate > 0 {
-            guard pacer.mayRelease(rate: pacingRate, mtu: pathMTU, now: now) else { return }
+            guard pacer.mayRelease(rate: pacingRate, mtu: pathMTU, now: now) else {
+                if !sendQueue.isEmpty || retransmissions.hasRetransmissions { statistics.limitedByPacing += 1 }
+                return
+            }
         } else {
             pacer.stop()
         }
@@ -1097,9 +1107,15 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             // §6.1 B: the congestion window; A: the peer's receive window,
             // except one chunk when nothing is in flight (zero window probe).
             let flight = retransmissions.flightSize
-            guard flight < congestion.congestionWindow else { break }
+            guard flight < congestion.congestionWindow else {
+                if !sendQueue.isEmpty { statistics.limitedByCongestionWindow += 1 }
+                break
+            }
             let overhead = configuration.limits.receivedChunkOverhead
-            guard peerReceiveWindow > overhead || flight == 0 else { break }
+            guard peerReceiveWindow > overhead || flight == 0 else {
+                if !sendQueue.isEmpty { statistics.limitedByReceiveWindow += 1 }
+                break
+            }
             // The chunk is padded to four bytes (§3.2): keep the padded size within the room.
             let maximumPayload = min((room - 16) & ~3, max(peerReceiveWindow - overhead, 1))
             let tsn = retransmissions.nextTSN
@@ -1107,6 +1123,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
                 // Room in the windows and nothing to send: rate samples
                 // taken now show the application's pace, not the path's.
                 retransmissions.applicationLimited()
+                statistics.limitedByApplication += 1
                 break
             }
             retransmissions.sent(item, now: now)

@@ -219,6 +219,8 @@ enum DataPath {
                     "retransmitted": "\(statistics.retransmittedChunks)", "fast_retransmits": "\(statistics.fastRetransmits)",
                     "timeouts": "\(statistics.timeouts)", "mtu_probes_answered": "\(statistics.mtuProbes)",
                     "datagram_size": "\(datagramSize)",
+                    "limited_by_pacing": "\(statistics.limitedByPacing)", "limited_by_cwnd": "\(statistics.limitedByCongestionWindow)",
+                    "limited_by_rwnd": "\(statistics.limitedByReceiveWindow)", "limited_by_application": "\(statistics.limitedByApplication)",
                 ])
                 let ecn = await channels.ecnStatus()
                 logger.debug("ECN", metadata: [
