@@ -176,8 +176,12 @@ public func makeCloseOnExecPipe() throws -> (read: Int32, write: Int32) {
 /// spawn walks every descriptor this process has open to close each in the
 /// child, and it crashed there (a bad read in memcpy) in a CI run while the
 /// parallel tests held some 1,300 descriptors. Here the child keeps only
-/// 0, 1 and 2: everything else this process opens is close-on-exec (pipes
-/// are marked so; SwiftNIO's and OpenSSL's sockets are created so).
+/// 0, 1 and 2: every other descriptor is closed in the child
+/// (posix_spawn_file_actions_addclosefrom_np, glibc 2.34+: close_range in
+/// the child, no walk in this process). Pipes are also marked close-on-exec,
+/// but SwiftNIO creates its sockets without SOCK_CLOEXEC on Linux: a coturn
+/// spawned by a parallel test kept a driver's UDP socket bound after the
+/// driver closed it, and reopening it on its port failed with EADDRINUSE.
 public final class ChildProcess: @unchecked Sendable {
     public let processIdentifier: Int32
     private let lock = NSLock()
@@ -191,6 +195,14 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_adddup2(&actions, stdin, 0)
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        // Declared by glibc 2.34+, not by Swift's Glibc module.
+        guard let closeFrom = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+            throw NSError(domain: NSPOSIXErrorDomain, code: Int(ENOSYS), userInfo: [NSFilePathErrorKey: executable])
+        }
+        typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        guard unsafeBitCast(closeFrom, to: AddCloseFrom.self)(&actions, 3) == 0 else {
+            throw NSError(domain: NSPOSIXErrorDomain, code: Int(EINVAL), userInfo: [NSFilePathErrorKey: executable])
+        }
         // glibc 2.29+ has it, but Swift's Glibc module does not declare it.
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np") else {
             throw NSError(domain: NSPOSIXErrorDomain, code: Int(ENOSYS), userInfo: [NSFilePathErrorKey: executable])

@@ -227,6 +227,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
                 recheckDestinations()
                 applyECNMarking()
             case .failure(let error):
+                logger.info("the UDP socket could not be opened again", metadata: ["port": "\(port)", "reason": "\(RelayConnection.describe(error))"])
                 core.socketLost("cannot open the UDP socket again on port \(port): \(RelayConnection.describe(error))", now: self.now())
             }
             drain()
