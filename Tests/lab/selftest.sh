@@ -358,6 +358,24 @@ test_cgnat() {
   down
 }
 
+test_roam() {
+  up roam || return 0
+  start_echo
+  check "roam: a appears at r as $A_PUBLIC_IP (through na)" same_mapping a "$A_PUBLIC_IP"
+  check "roam: UDP hole punching a <-> b works before the move" punch
+  check "roam: lab.sh roam moves a" lab roam
+  check "roam: a has only $A2_IP, on eth1" both_ok has_addr a "$A2_IP" -- not has_addr a "$A_IP"
+  check "roam: a appears at r as $A2_PUBLIC_IP (through na2)" same_mapping a "$A2_PUBLIC_IP"
+  A_PUBLIC_IP=$A2_PUBLIC_IP   # punch aims at a's public address: now na2's
+  check "roam: UDP hole punching a <-> b works after the move" punch
+  down
+  up roam-relayed || return 0
+  start_echo
+  check "roam-relayed: UDP b -> r works" same_mapping b "$B_PUBLIC_IP"
+  check "roam-relayed: UDP a <-> b is dropped (no punch)" no_punch
+  down
+}
+
 test_same_prefix() {
   up same-prefix || return 0
   start_echo
@@ -421,7 +439,7 @@ up_twice() { lab up lan >/dev/null && lab up lan >/dev/null && [[ $(our_namespac
 
 # SELFTEST_ONLY="router_input cgnat": only those tests (names without test_).
 for t in lan cone symmetric_one symmetric_both udp_blocked udp_blocked_all router_input same_router cgnat \
-  same_prefix tcp443_only turn_proxy cleanup; do
+  roam same_prefix tcp443_only turn_proxy cleanup; do
   [[ -z ${SELFTEST_ONLY:-} || " $SELFTEST_ONLY " == *" $t "* ]] && "test_$t"
 done
 
