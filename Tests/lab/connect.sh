@@ -79,6 +79,9 @@ up() {                          # TOPOLOGY [COTURN_CLOCK_OFFSET]
 # URIs in $TURN_URIS (space-separated) instead.
 start_relay() {                 # SECRET
   RELAY_LOG=$WORK/relay.log
+  # Emptied first: the previous relay's "rendezvous_port=" line must not
+  # pass for this one's (the background redirection truncates it only later).
+  : >"$RELAY_LOG"
   local uris=() u
   for u in ${TURN_URIS:-"turn:$R_IP:$TURN_PORT?transport=udp" "turn:$R_IP:$TURN_PORT?transport=tcp"}; do uris+=(--turn-uri "$u"); done
   # No limit on nameplates per address: every run comes from the same
@@ -397,7 +400,7 @@ run_bad_credentials() {         # LABEL RELAY_SECRET COTURN_CLOCK_OFFSET
 
 # The sender roams: roam (b behind a cone router) and roam-relayed (b's
 # router lets UDP out to r only). Each run gets a fresh topology (the move
-# is one-way). Once the receiver has its first bytes and 1 s more, host a
+# is one-way). Once the receiver has its first bytes and 1-2 s more, host a
 # leaves its first uplink for its second (lab.sh roam): every old candidate
 # of a, its TURN allocation and its relay connection die. The stream must
 # arrive byte-identical, both sides must report a `path` event with reason
@@ -415,9 +418,10 @@ run_roam() {                    # CASE
     start_relay "$SECRET" || { fail "$case: relay start"; lab down >/dev/null 2>&1; return; }
     rm -f "$WORK/moved"; : >"$WORK/recv.json"
     (
-      # The move: 1 s after the receiver's first bytes (60 s at most).
+      # The move: 1-2 s after the receiver's first bytes (60 s at most),
+      # at a random point of tern's once-a-second look at its addresses.
       for _ in $(seq 1 600); do grep -q '"event":"progress"' "$WORK/recv.json" 2>/dev/null && break; sleep 0.1; done
-      sleep 1
+      sleep "1.$(printf %03d $((RANDOM % 1000)))"
       lab roam >"$WORK/moved"
     ) &
     local mover=$!
