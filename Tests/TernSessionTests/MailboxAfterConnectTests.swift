@@ -78,22 +78,77 @@ import TernTestSupport
     /// 8 s before the reconnection gave up): with no connection there is
     /// nobody to tell, and each close returns at once.
     @Test func closeDoesNotWaitForAReconnectionAfterTheRelayDied() async throws {
+        try await Self.closesAtOnceAfterTheRelayDied(code: "72-acme-aftermath")
+    }
+
+    /// As above, but what listens on the relay's port after it died takes
+    /// TCP connections and never answers the WebSocket upgrade (a relay
+    /// that hangs, a middlebox): the reconnection's attempt is under way,
+    /// waiting up to its 10 s, when `close` comes, and is abandoned.
+    @Test func closeDoesNotWaitForAConnectionAttemptThatHangs() async throws {
+        try await Self.closesAtOnceAfterTheRelayDied(code: "73-acme-aftermath", thenListen: true)
+    }
+
+    static func closesAtOnceAfterTheRelayDied(code: String, thenListen: Bool = false) async throws {
         let relay = try await RelayProcess.start()
-        let (sender, receiver, _, atReceiver) = try await Self.connectedSessions(relay, code: "72-acme-aftermath")
+        let (sender, receiver, _, atReceiver) = try await Self.connectedSessions(relay, code: code)
         sender.outbox.send(Self.restart(1))
         #expect(await atReceiver.wait(for: 1, within: .seconds(10)).count == 1)
 
         relay.running.signal(SIGKILL)
         _ = try await relay.running.wait(timeout: 10)
+        let silent = thenListen ? try SilentListener(port: relay.port) : nil
+        defer { silent?.close() }
         // Both readers have seen the connection end and are in their backoff
-        // (the first attempt, after 100 ms, was refused: nothing listens).
-        try await Task.sleep(for: .milliseconds(400))
+        // (the first attempt, after 100 ms, was refused: nothing listened)
+        // or, with the silent listener, in an attempt waiting for the upgrade.
+        try await Task.sleep(for: .milliseconds(thenListen ? 1500 : 400))
+        if let silent { #expect(silent.pendingConnections() > 0, "no reconnection attempt reached the listener") }
         for session in [sender, receiver] {
             let started = ContinuousClock.now
             await session.close(mood: .happy)
             let took = ContinuousClock.now - started
-            print("close after the relay died took \(took)")
+            print("close after the relay died\(thenListen ? " (a silent listener on its port)" : "") took \(took)")
             #expect(took < .milliseconds(500), "closing took \(took)")
         }
+    }
+}
+
+/// A TCP socket listening on 127.0.0.1:`port` that never accepts: the
+/// kernel completes each connection's handshake, and nothing ever answers.
+final class SilentListener {
+    private let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SocketFailure(description: "socket: \(errno)") }
+        var reuse: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 16) == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw SocketFailure(description: "bind or listen on \(port): \(code)")
+        }
+    }
+
+    /// Connections the kernel completed and nobody accepted (from the
+    /// listening socket's receive queue, as `ss` shows it).
+    func pendingConnections() -> Int {
+        var info = tcp_info()
+        var length = socklen_t(MemoryLayout<tcp_info>.size)
+        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0 else { return 0 }
+        // For a listening socket tcpi_unacked is the accept queue's length.
+        return Int(info.tcpi_unacked)
+    }
+
+    func close() {
+        Glibc.close(fd)
     }
 }
