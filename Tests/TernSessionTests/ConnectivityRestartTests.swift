@@ -217,4 +217,47 @@ import TernSTUN
         #expect(net.sides[0].pathChanges.last?.path.pair.localBase == newRelayed)
         #expect(net.sides[1].pathChanges.last?.path.pair.remote.address == newRelayed)
     }
+
+    /// The layer above learns when a restart begins and when it found a pair
+    /// (`Output.restarting`), so that its silence limit holds meanwhile.
+    @Test func theCoreSaysWhenARestartBeginsAndWhenItFoundAPair() throws {
+        var (net, machines) = try Self.laptop()
+        net.start()
+        net.run(until: .seconds(5)) { !$0.bothConnected }
+        net.run(until: net.now + .seconds(3))
+        #expect(net.sides.allSatisfy { $0.restarting.isEmpty })
+        Self.move(&net, machines)
+        _ = net.sendRecords(until: net.now + .seconds(8))
+        for side in net.sides {
+            #expect(side.restarting.map(\.underway) == [true, false], "\(side.restarting)")
+            let change = try #require(side.pathChanges.last)
+            // It ends with the selection the path change reports.
+            #expect(side.restarting.last?.at == change.at)
+            #expect(side.pathLost.isEmpty)
+        }
+    }
+
+    /// Nothing reaches the peer after the cut, on any network: the restart
+    /// begins (within a second, A's address went away) and its checks find
+    /// nothing; the agent's
+    /// 10 s end it with the restart's sentence as a lost path, the session's
+    /// only end (no other failure, no second restart).
+    @Test func aRestartThatFindsNothingEndsAsALostPathWithItsSentence() throws {
+        var (net, machines) = try Self.laptop()
+        net.start()
+        net.run(until: .seconds(5)) { !$0.bothConnected }
+        net.run(until: net.now + .seconds(3))
+        Self.move(&net, machines)
+        net.networks[1]?.up = false
+        let cut = net.now
+        net.run(until: cut + .seconds(20))
+        for side in net.sides {
+            #expect(side.restarting.map(\.underway) == [true], "\(side.restarting)")
+            #expect(side.pathLost.map(\.reason) == [ConnectivityCore.restartFoundNothing])
+            let lost = try #require(side.pathLost.first).at - cut
+            // The address check (every second), then the agent's 10 s.
+            #expect(lost > .seconds(10) && lost <= .milliseconds(12_600), "\(lost)")
+            #expect(side.core.agent.restarts == 1 && side.pathChanges.isEmpty)
+        }
+    }
 }
