@@ -178,6 +178,35 @@ import TernSTUN
         try Self.expectRecordsAfterTheMove(net, cut: cut, sent: sent)
     }
 
+    /// A session that runs through A's TURN allocation (no direct path:
+    /// A on network 0, B on network 1) when A's address goes away: the
+    /// allocation was made from that address, so the address check
+    /// restarts at once here too, not after 2.5 s of silence.
+    @Test func aSessionOnTheRelayRestartsAtOnceWhenAnAddressWentAway() throws {
+        var (net, machines) = try Self.laptop(turn: true)
+        machines.set(&net, 1, [Self.newB])
+        net.start()
+        net.run(until: .seconds(5)) { !$0.bothConnected }
+        net.run(until: net.now + .seconds(3))
+        #expect(net.sides[0].core.selected?.isRelayed == true)
+        let oldRelayed = try #require(net.sides[0].core.turns.first?.relayed)
+        // A moves to network 1, where B is: a direct pair after the restart.
+        machines.set(&net, 0, [Self.ethernetA])
+        let cut = net.now
+        let sent = net.sendRecords(until: cut + .seconds(8))
+        for side in net.sides {
+            let change = try #require(side.pathChanges.last)
+            #expect(change.path.afterRestart && !change.path.isRelayed)
+            // The next address check (at most 1 s), the mailbox, a few
+            // checks; 2.5 s of silence since the last answer without it.
+            #expect(change.at - cut < .milliseconds(1200), "\(change.at - cut)")
+            #expect(side.failed == nil && side.core.agent.restarts == 1)
+        }
+        #expect(net.turn?.allocated == 2)
+        #expect(net.sides[0].core.turns.first?.relayed != oldRelayed)
+        try Self.expectRecordsAfterTheMove(net, cut: cut, sent: sent)
+    }
+
     /// B moves; A keeps its address, but its TURN server lost A's
     /// allocation meanwhile (restarted, say). A answers B's restart by
     /// asking the server about its allocation (a Refresh), gets 437 and

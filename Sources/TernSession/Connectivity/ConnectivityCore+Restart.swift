@@ -97,11 +97,24 @@ extension ConnectivityCore {
         }
     }
 
-    /// The selected pair's local address when it is no longer one of the
-    /// machine's (looked at every `addressCheckInterval`); nil otherwise.
-    /// Only for a pair whose local base is a host address (not relayed).
+    /// An address the selected pair depends on that is no longer one of
+    /// the machine's (looked at every `addressCheckInterval`); nil
+    /// otherwise. For a pair whose local base is a host address, that
+    /// address; for one through a TURN allocation over UDP, any of the
+    /// session's host addresses, since the allocation was made from one of
+    /// them (the socket is bound to the wildcard address: which one is the
+    /// kernel's choice).
     private mutating func localAddressGone(now: Duration) -> [UInt8]? {
-        guard let lookup = restart.currentAddresses, let base = selected?.pair.localBase, hostBases.contains(base) else {
+        guard let lookup = restart.currentAddresses, let base = selected?.pair.localBase else {
+            restart.nextAddressCheck = nil
+            return nil
+        }
+        let needed: [STUNAddress]
+        if hostBases.contains(base) {
+            needed = [base]
+        } else if turns.contains(where: { $0.uri.transport == .udp && ($0.relayed == base || $0.retired.contains(base)) }) {
+            needed = hostBases
+        } else {
             restart.nextAddressCheck = nil
             return nil
         }
@@ -112,8 +125,8 @@ extension ConnectivityCore {
         restart.nextAddressCheck = now + Self.addressCheckInterval
         let current = lookup()
         // Nothing at all: the lookup failed, which says nothing about the address.
-        guard !current.isEmpty, !current.contains(base.ipBytes) else { return nil }
-        return base.ipBytes
+        guard !current.isEmpty else { return nil }
+        return needed.first { !current.contains($0.ipBytes) }?.ipBytes
     }
 
     /// A send on the selected direct pair failed hard (no route, the local
