@@ -223,6 +223,14 @@ line_counters() {
   grep '^fwd:' "$run/delayline-a-eth0.log" | tail -1
 }
 
+# CPU seconds (user + system) the delay line has used so far: beside the
+# tools' own, what the link itself costs the machine.
+line_cpu() {
+  local pid
+  pid=$(cat "${LAB_ROOT:-/tmp/tern-lab}/$LAB_ID/delayline-a-eth0.pid" 2>/dev/null) || { echo 0; return 0; }
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$pid/stat" 2>/dev/null || echo 0
+}
+
 # UDP counters of a's and b's stacks now ("a:RcvbufErrors=N,... b:..."):
 # datagrams a socket buffer dropped because its reader was too slow.
 udp_counters() {
@@ -331,6 +339,7 @@ for loss in $LOSSES; do
     say "$tool, $bytes bytes"
     start_ping "$WORK/logs/ping.txt"
     udp_before=$(udp_counters)
+    line_cpu_before=$(line_cpu)
     case $tool in
       tern-*) line=$(run_tern "${tool#tern-}" "$file" "$sha" "$bytes" "$tool-$loss") || STATUS=1 ;;
       wormhole-*) line=$(run_wormhole "${tool#wormhole-}" "$file" "$sha" "$bytes" "$tool-$loss") || STATUS=1 ;;
@@ -339,6 +348,7 @@ for loss in $LOSSES; do
     read -r rtt_median rtt_p90 < <(stop_ping "$WORK/logs/ping.txt")
     counters_after=$(line_counters)
     udp_after=$(udp_counters)
+    line_cpu_after=$(line_cpu)
     # tern --verbose logs each side's SCTP counters at the end: the
     # receiver's packets are its SACKs (how often the sender hears back).
     line=$("$PY" -c '
@@ -368,8 +378,9 @@ def udp(text):
     return {h: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", part)} for h, part in re.findall(r"(\w+):(\S*)", text)}
 ub, ua = udp(sys.argv[8]), udp(sys.argv[9])
 r["udp_rcvbuf_errors"] = {h: c.get("RcvbufErrors", 0) - ub.get(h, {}).get("RcvbufErrors", 0) for h, c in ua.items()}
+r["delayline_cpu_s"] = round(float(sys.argv[11]) - float(sys.argv[10]), 2)
 print(json.dumps(r))' "$line" "$loss" "$rtt_median" "$rtt_p90" "$WORK/logs/$tool-$loss" "$counters_before" "$counters_after" \
-      "$udp_before" "$udp_after")
+      "$udp_before" "$udp_after" "$line_cpu_before" "$line_cpu_after")
     counters_before=$counters_after
     echo "$line" | tee -a "$RESULTS"
     rm -rf "$WORK/out"; mkdir -p "$WORK/out"; chown "$BENCH_UID:$BENCH_UID" "$WORK/out"

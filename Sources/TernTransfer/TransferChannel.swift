@@ -5,6 +5,9 @@ import Foundation
 public protocol TransferChannel: Sendable {
     /// Queues one message; waits while too much is queued (back-pressure).
     func send(_ message: [UInt8]) async throws
+    /// Queues messages in order; a channel whose sends cross threads takes
+    /// them in one trip (the default sends them one by one).
+    func send(contentsOf messages: [[UInt8]]) async throws
     /// The next message, or nil once the channel closed.
     func receive() async throws -> [UInt8]?
     /// Closes the channel so that pending sends and receives end.
@@ -12,6 +15,10 @@ public protocol TransferChannel: Sendable {
 }
 
 extension TransferChannel {
+    public func send(contentsOf messages: [[UInt8]]) async throws {
+        for message in messages { try await send(message) }
+    }
+
     /// The peer's next message, decoded; a failure the peer sent, or a
     /// closed channel, throws. `peer` names the other side in the error.
     func nextMessage(from peer: String) async throws -> TransferMessage {

@@ -28,6 +28,13 @@ final class DataChannelPipe: TransferChannel, @unchecked Sendable {
         try await channels.send(message, on: stream)
     }
 
+    func send(contentsOf messages: [[UInt8]]) async throws {
+        guard let stream = stream.withLockedValue({ $0 }) else {
+            throw TransferError.protocolViolation("no channel to answer on")
+        }
+        try await channels.send(contentsOf: messages, on: stream)
+    }
+
     /// Messages taken from the channel in one trip to its loop and not
     /// yet handed out (at most `batch`, 2 MiB of chunks).
     private let pending = NIOLockedValueBox<(messages: [DataChannelMessage], next: Int)>(([], 0))

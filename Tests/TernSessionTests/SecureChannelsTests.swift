@@ -176,4 +176,30 @@ import TernTestSupport
         print("[secure-channels] 16 MiB over loopback (debug build) in \(elapsed)")
         await Self.close(sides)
     }
+
+    @Test func batchedSendsArriveInOrderAndAMessageTooLargeEndsTheBatch() async throws {
+        let sides = try await Self.establish()
+        let stream = try await sides.offerer.open(label: "bulk")
+        // 48 distinct 256 KiB messages, 4 per trip to the loop: 12 MiB,
+        // far past the high-water mark, so the batches wait their turn.
+        let messages = (0..<48).map { Self.pattern(256 * 1024, seed: $0) }
+        let sender = Task {
+            for start in stride(from: 0, to: messages.count, by: 4) {
+                try await sides.offerer.send(contentsOf: Array(messages[start..<start + 4]), on: stream)
+            }
+        }
+        for index in messages.indices {
+            let next = try #require(try await sides.answerer.receive())
+            if next.payload != messages[index] { Issue.record("message \(index) differs or is out of order") }
+        }
+        try await sender.value
+        // The message the peer cannot take fails the batch; the one before it was queued and arrives.
+        let small = Self.pattern(1000, seed: 99)
+        await #expect(throws: SessionError.self) {
+            try await sides.offerer.send(contentsOf: [small, Self.pattern(256 * 1024 + 1, seed: 1)], on: stream)
+        }
+        let last = try #require(try await sides.answerer.receive())
+        #expect(last.payload == small)
+        await Self.close(sides)
+    }
 }
