@@ -307,11 +307,13 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         // few packets, and a few random losses among them read as a high rate.
         guard queued || (lossRate > Self.heavyLossThreshold && state != .startup) else { return }
         congestedRounds += 1
-        // Draft §4.5.10: the long-term bound from what was in flight when
-        // the loss showed, the short-term ones from this round trip.
+        // Draft §4.5.10: the long-term bound is what was in flight when the
+        // loss showed (BBRHandleInflightTooHigh: the level that lost, not a
+        // share of it; Cruise keeps its headroom below it), the short-term
+        // ones come from this round trip and shrink by β.
         let target = max(bdp(1), Self.minimumWindowPackets * mtu)
         if state == .startup || state == .probeBandwidthUp || inflightHigh == .max {
-            inflightHigh = max(Int(Double(maximumInflight) * Self.beta), target)
+            inflightHigh = max(maximumInflight, target)
         }
         let roundRate = minimumRoundTrip.map { Double(delivered) / max(Self.seconds($0), 0.001) } ?? maximumBandwidth
         bandwidthLow = max(roundRate, Self.beta * (bandwidthLow.isFinite ? bandwidthLow : maximumBandwidth))

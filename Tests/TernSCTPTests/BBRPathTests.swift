@@ -47,6 +47,7 @@ struct BBRPathTests {
         #expect(flow.sides[0].statistics.retransmittedChunks > 0)
         // What the link delivers after its random loss, less Startup's share.
         let expected = (1 - loss) * 0.85
+        print("random loss \(loss): utilisation \(Self.utilisation(simulation))")
         #expect(Self.utilisation(simulation) > expected, "loss \(loss): \(Self.utilisation(simulation))")
     }
 

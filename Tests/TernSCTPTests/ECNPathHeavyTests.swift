@@ -51,6 +51,7 @@ struct ECNPathHeavyTests {
         let p99 = (with: Self.queueDelay(with, percentile: 0.99), without: Self.queueDelay(without, percentile: 0.99))
         let worst = (with: Self.queueDelay(with, percentile: 1, skip: 0), without: Self.queueDelay(without, percentile: 1, skip: 0))
         let mean = (with: Self.meanQueueDelay(with), without: Self.meanQueueDelay(without))
+        print("ECN on/off: rate \(rate), p99 \(p99), worst \(worst), mean \(mean), median \(median)")
         #expect(rate.with > 0.9 && rate.with > 0.97 * rate.without, "\(rate)")
         #expect(p99.with < p99.without, "\(p99)")
         #expect(worst.with < worst.without, "\(worst)")
