@@ -1,11 +1,19 @@
 // Keeping a session alive when its path dies (`upgradesSelectedPair`): the
 // selected pair is checked every `selectedCheckInterval`, the best other
-// valid pair every `consentInterval`; when the selected pair has answered
-// nothing for `failoverTimeout` (or sending on it failed hard) and a backup
-// pair answered within `consentTimeout`, the backup is selected in its
-// place. The controlling side nominates it, so the controlled side follows
-// at once (it takes a lower-priority nomination once its own selected pair
-// is failing too) or finds the same by itself.
+// valid pair every `consentInterval`. When the selected pair has answered
+// nothing for half the `failoverTimeout`, every backup pair is checked at
+// once (one consent check each, RFC 7675 §5.1, in parallel: the probe);
+// from then on a backup counts as live only if it answered since the
+// probe, so it has the other half of the timeout (two transmissions of the
+// check, at 0 and 0.5 s) to show it still reaches the peer. When the
+// selected pair has answered nothing for `failoverTimeout` (or sending on
+// it failed hard), the best live backup is selected in its place; with
+// none, the driver restarts ICE then (ICEAgent+Restart.swift) rather than
+// failing over to one dead backup after another, each of which RFC 7675's
+// 30 s consent alone would still count live. The controlling side
+// nominates the new pair, so the controlled side follows at once (it takes
+// a lower-priority nomination once its own selected pair is failing too)
+// or finds the same by itself.
 
 extension ICEAgent {
     /// How often the selected pair is checked.
@@ -25,9 +33,39 @@ extension ICEAgent {
     var backupToCheck: Int? { backups().first }
 
     /// The best backup pair that still has consent at `time` (an answer
-    /// within `consentTimeout` before it, RFC 7675 §5.1).
+    /// within `consentTimeout` before it, RFC 7675 §5.1) and, while a probe
+    /// of the backups is current, answered since the probe.
     func liveBackup(at time: Duration) -> Int? {
-        backups().first { valid[$0].lastAnswer.map { $0 + configuration.consentTimeout > time } ?? false }
+        let probe = currentBackupProbe
+        return backups().first { index in
+            guard let answer = valid[index].lastAnswer else { return false }
+            if let probe, answer < probe { return false }
+            return answer + configuration.consentTimeout > time
+        }
+    }
+
+    /// When the backups were all checked at once during the selected pair's
+    /// current silence (nil: not in this silence).
+    var currentBackupProbe: Duration? {
+        guard let consent, let probe = consent.backupProbe, probe > consent.lastResponse else { return nil }
+        return probe
+    }
+
+    /// When the backups are to be probed: half the failover timeout into
+    /// the selected pair's silence, once per silence (nil: done, or not
+    /// applicable).
+    var backupProbeDeadline: Duration? {
+        guard configuration.upgradesSelectedPair, selected != nil, let consent, currentBackupProbe == nil else { return nil }
+        return consent.lastResponse + configuration.failoverTimeout / 2
+    }
+
+    /// The selected pair is failing: one consent check to every backup pair
+    /// at once, so that the failover deadline knows which still reach the
+    /// peer (rather than trusting answers up to 30 s old).
+    mutating func probeBackups(now: Duration) {
+        guard let deadline = backupProbeDeadline, now >= deadline else { return }
+        consent?.backupProbe = now
+        for backup in backups() { sendConsentCheck(valid: backup, now: now) }
     }
 
     /// When the selected pair will have been silent for `failoverTimeout`,
@@ -52,6 +90,7 @@ extension ICEAgent {
     }
 
     mutating func runFailover(now: Duration) {
+        probeBackups(now: now)
         guard let deadline = failoverDeadline, now >= deadline, let backup = liveBackup(at: deadline) else { return }
         failOver(to: backup, now: now)
     }

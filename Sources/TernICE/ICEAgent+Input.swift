@@ -231,6 +231,7 @@ extension ICEAgent {
             if !consent.disconnected { consider(consent.lastResponse + configuration.disconnectedTimeout) }
             consider(consent.nextBackupCheck)
             consider(failoverDeadline)
+            consider(backupProbeDeadline)
         }
         if selected == nil, let lastProgress { consider(lastProgress + configuration.failureTimeout) }
         return deadline

@@ -521,4 +521,8 @@ struct Consent: Sendable {
     var disconnected = false
     /// With `upgradesSelectedPair`: when the best backup pair is checked next.
     var nextBackupCheck: Duration?
+    /// When every backup pair was last checked at once because the selected
+    /// pair was failing (ICEAgent+Failover.swift); current while later than
+    /// `lastResponse`.
+    var backupProbe: Duration?
 }

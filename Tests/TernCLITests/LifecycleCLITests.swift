@@ -102,11 +102,14 @@ import TernTestSupport
 
     // MARK: - A dead peer is noticed within seconds
 
-    /// Between two terns a silent path is first an ICE restart through the
-    /// mailbox (2.5 s of silence); a peer that is gone never answers it, and
-    /// the restart's own 10 s end the session with its sentence, exit 4
-    /// (the data channel's 5 s silence limit holds while it runs).
-    static let restartFoundNothing = "an ICE restart found no new path"
+    /// Between two terns a silent path is first a check of every backup
+    /// pair at once, then an ICE restart through the mailbox (2.5 s of
+    /// silence); a peer that is gone never answers it, and 3 s later the
+    /// session ends with that sentence, exit 4 (the data channel's 5 s
+    /// silence limit holds while ICE acts): 4.3-5.5 s after the peer's last
+    /// answer, with scheduling slack on a loaded machine.
+    static let restartUnanswered = "did not answer an ICE restart through the relay"
+    static let noticedWithin: TimeInterval = 7.5
 
     @Test func aKilledSenderIsNoticedByTheReceiverWithinSeconds() async throws {
         let work = try Transfer.temporaryDirectory()
@@ -122,9 +125,9 @@ import TernTestSupport
         #expect(try await receiver.wait(timeout: 40) == 4, "\(receiver.stdout.text)")
         let noticed = Date().timeIntervalSince(killed)
         print("a killed sender: the receiver ended \(noticed) s after the kill")
-        #expect(noticed < 25, "the receiver took \(noticed) s")
+        #expect(noticed < Self.noticedWithin, "the receiver took \(noticed) s")
         let error = try #require(CLI.events(receiver, named: "error").first)
-        #expect((error["message"] as? String)?.contains(Self.restartFoundNothing) == true, "\(error)")
+        #expect((error["message"] as? String)?.contains(Self.restartUnanswered) == true, "\(error)")
         try await relay.stop()
     }
 
@@ -143,9 +146,9 @@ import TernTestSupport
         #expect(try await sender.wait(timeout: 40) == 4, "\(sender.stdout.text)")
         let noticed = Date().timeIntervalSince(stopped)
         print("a stopped receiver: the sender ended \(noticed) s after the stop")
-        #expect(noticed < 25, "the sender took \(noticed) s")
+        #expect(noticed < Self.noticedWithin, "the sender took \(noticed) s")
         let error = try #require(CLI.events(sender, named: "error").first)
-        #expect((error["message"] as? String)?.contains(Self.restartFoundNothing) == true, "\(error)")
+        #expect((error["message"] as? String)?.contains(Self.restartUnanswered) == true, "\(error)")
         try await relay.stop()
     }
 

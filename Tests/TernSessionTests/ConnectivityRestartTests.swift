@@ -48,6 +48,14 @@ import TernSTUN
         machines.set(&net, 1, [oldB, newB])
     }
 
+    /// A's Wi-Fi stays associated (its address stays) but carries nothing;
+    /// Ethernet comes up beside it, and B gains an address there.
+    static func silenceWiFiBesideEthernet(_ net: inout VirtualConnectivity, _ machines: Machines) {
+        net.networks[0]?.up = false
+        machines.set(&net, 0, [wifiA, ethernetA])
+        machines.set(&net, 1, [oldB, newB])
+    }
+
     /// Every record `sendRecords` sent from the cut on arrived at B once
     /// both sides had moved.
     static func expectRecordsAfterTheMove(_ net: VirtualConnectivity, cut: Duration, sent: Int) throws {
@@ -138,11 +146,7 @@ import TernSTUN
         net.start()
         net.run(until: .seconds(5)) { !$0.bothConnected }
         net.run(until: net.now + .seconds(3))
-        // The Wi-Fi stays associated (its address stays) but carries nothing;
-        // Ethernet comes up beside it.
-        net.networks[0]?.up = false
-        machines.set(&net, 0, [Self.wifiA, Self.ethernetA])
-        machines.set(&net, 1, [Self.oldB, Self.newB])
+        Self.silenceWiFiBesideEthernet(&net, machines)
         let cut = net.now
         _ = net.sendRecords(until: cut + .seconds(8))
         for side in net.sides {
@@ -287,6 +291,80 @@ import TernSTUN
             // The address check (every second), then the agent's 10 s.
             #expect(lost > .seconds(10) && lost <= .milliseconds(12_600), "\(lost)")
             #expect(side.core.agent.restarts == 1 && side.pathChanges.isEmpty)
+        }
+    }
+}
+
+/// A peer that is gone (killed, or lost its network and its relay
+/// connection with it) while the session has two pairs (networks 0 and 1,
+/// as IPv4 and IPv6 on one machine): the backup pair is checked at once when
+/// the selected one fails and does not answer, so nothing fails over to
+/// it; the restart's `ice-restart` gets no answer through the mailbox, and
+/// the session ends 3 s after the restart rather than at the checks' 10 s.
+@Suite struct DeadPeerRestartTests {
+    static func killB(_ net: inout VirtualConnectivity) {
+        net.networks[0]?.up = false
+        net.networks[1]?.up = false
+        net.signallingCut = [1]
+    }
+
+    @Test func aPeerThatIsGoneEndsTheSessionWhenItsRestartAnswerDoesNotCome() throws {
+        var net = try VirtualConnectivity()
+        net.start()
+        net.run(until: .seconds(5)) { !$0.bothConnected }
+        // Both pairs valid and recently answered (a backup check every 4-6 s).
+        net.run(until: net.now + .seconds(8))
+        Self.killB(&net)
+        let cut = net.now
+        net.run(until: cut + .seconds(20))
+        let a = net.sides[0]
+        // No failover to the dead backup pair, one restart, one end.
+        #expect(a.pathChanges.isEmpty, "\(a.pathChanges.map(\.at))")
+        #expect(a.restarting.map(\.underway) == [true], "\(a.restarting)")
+        #expect(a.pathLost.map(\.reason) == [ConnectivityCore.peerDidNotAnswerRestart], "\(a.pathLost)")
+        let begun = try #require(a.restarting.first).at
+        let lost = try #require(a.pathLost.first).at
+        // The restart 2.5 s after the last answer (checks go every 0.8-1.2 s).
+        #expect(begun - cut > .milliseconds(1_200) && begun - cut <= .milliseconds(2_500), "\(begun - cut)")
+        #expect(lost - begun == ConnectivityCore.peerAnswerTimeout, "\(lost - begun)")
+        #expect(a.core.agent.restarts == 1)
+    }
+
+    /// The same with one backup that still answers: the probe finds it
+    /// and the session moves there at the failover timeout, no restart.
+    @Test func aLiveBackupFoundByTheProbeIsMovedToWithoutARestart() throws {
+        var net = try VirtualConnectivity()
+        net.start()
+        net.run(until: .seconds(5)) { !$0.bothConnected }
+        net.run(until: net.now + .seconds(8))
+        let selected = try #require(net.sides[0].connected?.path.pair.remote.address.ipBytes[1])
+        net.networks[selected]?.up = false
+        let cut = net.now
+        _ = net.sendRecords(until: cut + .seconds(8))
+        for side in net.sides {
+            let change = try #require(side.pathChanges.last)
+            #expect(change.path.pair.remote.address.ipBytes[1] != selected)
+            #expect(change.at - cut <= .milliseconds(2_600), "\(change.at - cut)")
+            #expect(side.restarting.isEmpty && side.pathLost.isEmpty && side.core.agent.restarts == 0)
+        }
+    }
+
+    /// A live peer whose mailbox round trip is slow (1.2 s each way) still
+    /// answers within the 3 s: the restart keeps its checks' deadline and
+    /// the session moves.
+    @Test func aSlowRelayAnswerWithinTheBoundKeepsTheRestart() throws {
+        var (net, machines) = try ConnectivityRestartTests.laptop()
+        net.start()
+        net.run(until: .seconds(5)) { !$0.bothConnected }
+        net.run(until: net.now + .seconds(3))
+        net.signallingDelay = .milliseconds(1_200)
+        ConnectivityRestartTests.silenceWiFiBesideEthernet(&net, machines)
+        let cut = net.now
+        _ = net.sendRecords(until: cut + .seconds(10))
+        for side in net.sides {
+            let change = try #require(side.pathChanges.last)
+            #expect(change.path.afterRestart)
+            #expect(side.pathLost.isEmpty && side.failed == nil, "\(side.pathLost)")
         }
     }
 }

@@ -42,6 +42,11 @@ struct ConnectivityRestart {
     /// When the selected pair's local address is next looked for among the
     /// machine's addresses (`addressCheckInterval`); nil until connected.
     var nextAddressCheck: Duration?
+    /// When this side's latest restart began (its `ice-restart` went out).
+    var begunAt: Duration?
+    /// The peer did not answer a restart within `peerAnswerTimeout`: the
+    /// session was ended once for it.
+    var peerGone = false
 }
 
 extension ConnectivityCore {
@@ -49,6 +54,24 @@ extension ConnectivityCore {
     /// within the agent's failure timeout (or every new pair failed).
     static let restartFoundNothing =
         "the path to the other side stopped answering and an ICE restart found no new path (the other side is gone, or no network path to it is left)"
+
+    /// Why the session ended when this side restarted and the peer's own
+    /// `ice-restart` did not come within `peerAnswerTimeout`.
+    static let peerDidNotAnswerRestart =
+        "the other side stopped answering and did not answer an ICE restart through the relay: it is gone or lost its network"
+
+    /// How long a restart waits for the peer's `ice-restart` before the
+    /// peer is taken for gone. A live tern peer answers as soon as the
+    /// relay hands it ours (a mailbox round trip: tens to hundreds of ms;
+    /// its restart gathers host candidates at once and sends without
+    /// waiting for server-reflexive ones). 3 s also covers a peer whose
+    /// relay connection dropped with the path and is reconnecting (its
+    /// first three attempts are at 0.1, 0.3 and 1 s after the drop), or one
+    /// that moved and reattaches as it sends its own restart (the lab's
+    /// roam: 87-1090 ms from the move to the restart path, docs/lab.md),
+    /// while a peer that was killed is noticed after about 2.5 + 3 s of
+    /// silence rather than after the restart's whole failure timeout.
+    static let peerAnswerTimeout: Duration = .seconds(3)
 
     /// Restarts this side starts in one session: each costs at least one
     /// mailbox message of the relay's 64 per side (docs/protocol.md §5.8).
@@ -82,8 +105,32 @@ extension ConnectivityCore {
     /// When `advanceTime` should look at restarting: the agent's
     /// `restartDeadline`, or the next look at the machine's addresses.
     var restartDeadline: Duration? {
+        if let answer = peerAnswerDeadline { return answer }
         guard canRestart else { return nil }
         return [agent.restartDeadline, restart.nextAddressCheck].compactMap { $0 }.min()
+    }
+
+    /// While a restart this side began waits for the peer's `ice-restart`:
+    /// when the peer is taken for gone without it.
+    var peerAnswerDeadline: Duration? {
+        guard finished, !closed, !restart.peerGone, agent.isRestarting, !restart.generations.peerIsCurrent,
+            let begun = restart.begunAt
+        else { return nil }
+        return begun + Self.peerAnswerTimeout
+    }
+
+    /// The peer's `ice-restart` did not come within `peerAnswerTimeout`: a
+    /// live tern peer answers within a relay round trip, so the session ends
+    /// now rather than when the restart's checks time out (the agent's
+    /// failure timeout, 10 s). When the answer came the checks keep their
+    /// whole failure timeout.
+    mutating func endIfPeerDidNotAnswer(now: Duration) {
+        guard let deadline = peerAnswerDeadline, now >= deadline else { return }
+        restart.peerGone = true
+        logger.info("the peer did not answer the ICE restart", metadata: [
+            "generation": "\(restart.generations.local)", "at_ms": "\(milliseconds(now))",
+        ])
+        outputs.append(.pathLost(Self.peerDidNotAnswerRestart))
     }
 
     /// Starts a restart when the agent advises one (the only path is
@@ -141,7 +188,7 @@ extension ConnectivityCore {
         _ = restart.generations.begin()
         logger.info("restarting ICE", metadata: [
             "reason": "\(reason)", "generation": "\(restart.generations.local)",
-            "at_ms": "\(now.components.seconds * 1000 + now.components.attoseconds / 1_000_000_000_000_000)",
+            "at_ms": "\(milliseconds(now))",
         ])
         restartAgent(now: now)
         pump(now: now)
@@ -183,6 +230,7 @@ extension ConnectivityCore {
             return
         }
         restart.selectionEndsRestart = true
+        restart.begunAt = now
         outputs.append(.restarting(true))
         restart.nextAddressCheck = nil
         var lines: [String] = []

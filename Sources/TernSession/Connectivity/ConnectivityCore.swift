@@ -490,6 +490,7 @@ public struct ConnectivityCore {
         pump(now: now)
         // After the old generation's events are handled.
         restartIfAdvised(now: now)
+        endIfPeerDidNotAnswer(now: now)
         if let limit = signallingDeadline, now >= limit {
             let seconds = PeerWatch.words(options.signallingTimeout)
             fail(.noPath(remoteDescribed
@@ -665,7 +666,7 @@ public struct ConnectivityCore {
             logger.info("selected pair stopped answering", metadata: ["pair": "\(pair)", "at_ms": "\(milliseconds(now))"])
             replacingLostPath = true
         case .stateChanged(.failed(let error)):
-            if finished, agent.restarts > 0 {
+            if finished, agent.restarts > 0, !restart.peerGone {
                 // A restart's checks found no new path (ICEAgent+Restart.swift):
                 // the session ends here, not on the layer above's silence limit.
                 logger.info("ICE restart failed", metadata: ["reason": "\(failureSentence(error))", "at_ms": "\(milliseconds(now))"])
@@ -731,7 +732,7 @@ public struct ConnectivityCore {
         outputs.append(.failed(error))
     }
 
-    private func milliseconds(_ duration: Duration) -> String {
+    func milliseconds(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
         return String(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
     }
