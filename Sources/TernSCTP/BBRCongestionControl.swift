@@ -136,6 +136,8 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     // ProbeBW and ProbeRTT.
     private var cycleStamp: Duration = .zero
     private var roundsInPhase = 0
+    /// Round trips since the last probe ended (draft §4.3.3.5's rounds_since_bw_probe).
+    private var roundsSinceProbe = 0
     private var cruiseFor: Duration = .seconds(2)
     private var probeRoundTripDone: Duration?
     private var probeRoundTripRoundDone = false
@@ -199,6 +201,7 @@ public struct BBRCongestionControl: SCTPCongestionControl {
             nextRoundDelivered = sample.priorDelivered + sample.delivered
             rounds += 1
             roundsInPhase += 1
+            roundsSinceProbe += 1
             roundStart = true
         }
         updateBandwidth(sample)
@@ -368,7 +371,8 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     private mutating func enter(_ next: State) {
         state = next
         roundsInPhase = 0
-        cycleStamp = now
+        // Draft §4.3.3.5: Cruise's wait for the next probe counts from Down's start.
+        if next != .probeBandwidthCruise { cycleStamp = now }
     }
 
     private mutating func updateStateMachine(_ ack: SCTPAcknowledgement) {
@@ -379,7 +383,7 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         case .drain:
             if inFlight <= bdp(1) { startProbeDown() }
         case .probeBandwidthDown:
-            if timeToProbe() { startRefill() } else if inFlight <= min(bdp(1), headroomBound) { enter(.probeBandwidthCruise) }
+            if timeToProbe() { startRefill() } else if inFlight <= min(drainTarget, headroomBound) { enter(.probeBandwidthCruise) }
         case .probeBandwidthCruise:
             if timeToProbe() { startRefill() }
         case .probeBandwidthRefill:
@@ -409,7 +413,7 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     /// Draft §4.3.3.5: 2-3 s of Cruise (or about one Reno sawtooth of round trips on a short path).
     private func timeToProbe() -> Bool {
         if now - cycleStamp >= cruiseFor { return true }
-        return roundsInPhase >= min(max(bdp(1) / mtu, 1), 63)
+        return roundsSinceProbe >= min(max(bdp(1) / mtu, 1), 63)
     }
 
     private mutating func startProbeDown() {
@@ -417,6 +421,7 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         // 2 s and a pseudo-random part up to 1 s, so flows sharing a path do not probe in step.
         random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
         cruiseFor = .seconds(2) + .milliseconds(Int64(random >> 33) % 1000)
+        roundsSinceProbe = 0
         enter(.probeBandwidthDown)
     }
 
@@ -465,6 +470,17 @@ public struct BBRCongestionControl: SCTPCongestionControl {
                 if filledPipe { startProbeDown() } else { enter(.startup) }
             }
         }
+    }
+
+    /// Down drains to a BDP (draft §4.3.3.2), and holds in flight to it with
+    /// the window too, not with its pacing gain alone: where flows sharing a
+    /// path overestimate it together, each one's 2 BDP window kept a queue
+    /// that none drained, and a flow that came later stayed smaller (see
+    /// docs/architecture.md, fairness). Random loss keeps more in flight for
+    /// the same rate (the pacing rate's raise, and lost packets until they
+    /// are declared lost), which the target allows for.
+    private var drainTarget: Int {
+        Int(Double(bdp(1)) * (1 + 2 * randomLossRate) / (1 - randomLossRate))
     }
 
     private var probeRoundTripWindow: Int { max(bdp(Self.probeRoundTripWindowGain), Self.minimumWindowPackets * mtu) }
@@ -520,6 +536,7 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         switch state {
         case .probeBandwidthUp, .startup, .drain: bound = min(bound, inflightHigh)
         case .probeRoundTrip: bound = min(bound, probeRoundTripWindow)
+        case .probeBandwidthDown: bound = min(bound, headroomBound, drainTarget + 4 * mtu)
         default: bound = min(bound, headroomBound)
         }
         congestionWindow = max(min(congestionWindow, bound), floor)

@@ -91,6 +91,16 @@ struct BBRFairnessHeavyTests {
         #expect(share > 0.4 && share < 0.6, "\(share)")
     }
 
+    /// A second flow 10 s after the first: both estimates together above
+    /// the path's rate, each flow's 2 BDP window kept a queue of about a
+    /// BDP that Down's pacing (0.9) could not drain, so neither flow's
+    /// delivery rate fell to its share and the first kept 0.64 of 30-60 s.
+    /// With Down holding in flight to a BDP by the window, 0.48.
+    @Test func aSecondFlowStartedLaterGetsItsShare() throws {
+        let share = try Self.share(.bbr, .bbr, secondStart: .seconds(10), from: .seconds(30), to: .seconds(60))
+        #expect(share > 0.4 && share < 0.6, "\(share)")
+    }
+
     /// Beside CUBIC (RFC 9438, `CubicCongestionControl`), which fills the
     /// queue until it overflows: BBR's long-term bound is set by those
     /// overflows. Set to 0.7 of what was in flight when a round lost, with

@@ -47,13 +47,16 @@ struct ECNPathHeavyTests {
         let median = (with: with.medianQueueDelay(skippingFirst: 1000), without: without.medianQueueDelay(skippingFirst: 1000))
         // Startup ends sooner (marks and a bandwidth that stopped growing)
         // and Up as soon as its queue passes the threshold: a lower worst
-        // case, a lower 99th percentile after Startup, and a lower mean.
+        // case and a lower mean. The 99th percentile after Startup is no
+        // higher: with Down holding in flight to a BDP by the window, the
+        // flow without ECN drains Up's queue as fast (4.6 ms both; 5.3 with
+        // and 8.2 without before).
         let p99 = (with: Self.queueDelay(with, percentile: 0.99), without: Self.queueDelay(without, percentile: 0.99))
         let worst = (with: Self.queueDelay(with, percentile: 1, skip: 0), without: Self.queueDelay(without, percentile: 1, skip: 0))
         let mean = (with: Self.meanQueueDelay(with), without: Self.meanQueueDelay(without))
         print("ECN on/off: rate \(rate), p99 \(p99), worst \(worst), mean \(mean), median \(median)")
         #expect(rate.with > 0.9 && rate.with > 0.97 * rate.without, "\(rate)")
-        #expect(p99.with < p99.without, "\(p99)")
+        #expect(p99.with <= p99.without, "\(p99)")
         #expect(worst.with < worst.without, "\(worst)")
         #expect(mean.with < mean.without / 2, "\(mean)")
         #expect(median.with <= .milliseconds(1), "\(median)")
