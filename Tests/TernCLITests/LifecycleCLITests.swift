@@ -160,11 +160,11 @@ import TernTestSupport
         let code = "5155-acme-aftermath"
         let sender = try RunningProcess(arguments: ["send", "-", "--relay", relay.url, "--code", code, "--json", "--timeout", "60"])
         let receiver = try RunningProcess(arguments: ["receive", code, "--relay", relay.url, "--yes", "--json", "--timeout", "60", "-o", "-"])
-        sender.write(String(repeating: "a", count: 1000))
+        try sender.write(String(repeating: "a", count: 1000))
         _ = try await receiver.waitForLine(in: \.stderr) { $0.contains(#""event":"connected""#) }
         try await Task.sleep(for: .seconds(8))
         #expect(sender.process.isRunning && receiver.process.isRunning, "receiver: \(receiver.stderr.text) sender: \(sender.stdout.text)")
-        if sender.process.isRunning { sender.write("and the rest\n") }
+        if sender.process.isRunning { try? sender.write("and the rest\n") }
         sender.closeInput()
         #expect(try await receiver.wait(timeout: 30) == 0, "\(receiver.stderr.text)")
         #expect(try await sender.wait(timeout: 30) == 0, "\(sender.stdout.text)")

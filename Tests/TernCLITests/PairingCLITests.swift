@@ -127,7 +127,7 @@ import TernTestSupport
         #expect(try await third.wait() == 3)
         let error = try #require(Self.events(third, named: "error").first)
         #expect((error["message"] as? String)?.contains("already in use") == true)
-        receiver.write("y\n")
+        try receiver.write("y\n")
         #expect(try await receiver.wait() == 0, "\(receiver.stdout.text)")
         #expect(try await sender.wait() == 0)
         try await relay.stop()
@@ -141,7 +141,7 @@ import TernTestSupport
         let receiver = try Self.onTerminal("receive 32-acme-aftermath --relay \(relay.url) -o incoming")
         _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Accept?") }
         #expect(receiver.stdout.text.contains("hello.txt"))
-        receiver.write("n\n")
+        try receiver.write("n\n")
         #expect(try await receiver.wait() == 6)
         #expect(try await sender.wait() == 6)
         #expect((Self.events(sender, named: "error").first?["message"] as? String)?.contains("declined") == true)
@@ -248,7 +248,7 @@ import TernTestSupport
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "35-acme-aftermath"])
         let receiver = try Self.onTerminal("receive --yes --relay \(relay.url)")
         _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Enter the code") }
-        receiver.write("35-acme-aftermath\n")
+        try receiver.write("35-acme-aftermath\n")
         #expect(try await receiver.wait() == 0, "\(receiver.stdout.text)")
         #expect(try await sender.wait() == 0)
         try await relay.stop()
@@ -268,7 +268,7 @@ import TernTestSupport
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "36-acme-aftermath", "--json"])
         let receiver = try Self.onTerminal("receive 36-acme-aftermath --relay \(relay.url)")
         _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Accept?") }
-        receiver.write("\u{3}")  // Ctrl-C typed on the terminal
+        try receiver.write("\u{3}")  // Ctrl-C typed on the terminal
         let interrupted = Date()
         #expect(try await receiver.wait() == 130)
         #expect(try await sender.wait(timeout: 5) == 1)

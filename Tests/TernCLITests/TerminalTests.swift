@@ -454,7 +454,7 @@ struct TerminalUnavailable: Error, CustomStringConvertible {
         let relay = try await RelayProcess.start()
         let code = "73-bluebird-caravan"
         let sender = try RunningProcess(arguments: ["send", "--relay", relay.url, "--code", code, "-"])
-        sender.write("streamed bytes\n")
+        try sender.write("streamed bytes\n")
         sender.closeInput()
         let receiver = try RunningProcess(arguments: ["receive", code, "--relay", relay.url, "--yes", "-o", "-"])
         #expect(try await receiver.wait(timeout: 60) == 0, "\(receiver.stderr.text)")

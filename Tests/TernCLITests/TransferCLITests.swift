@@ -376,7 +376,7 @@ import TernTestSupport
         let receiver = try CLI.onTerminal("receive 65-aardvark-adroitness --relay \(relay.url) -o '\(out.path)'")
         _ = try await receiver.waitForLine(in: \.stdout, timeout: 30) { $0.contains("[o/r/s/N]") }
         #expect(receiver.stdout.text.contains("1 of the 1 offered item already exists in"), "\(receiver.stdout.text)")
-        receiver.write("r\n")
+        try receiver.write("r\n")
         #expect(try await receiver.wait(timeout: 60) == 0, "\(receiver.stdout.text)")
         #expect(try await sender.wait(timeout: 60) == 0, "\(sender.stdout.text)")
         #expect(try Self.contents(out.appendingPathComponent("notes.txt").path) == Data("old".utf8))

@@ -114,7 +114,7 @@ import TernTestSupport
             peers.append(thread)
         }
 
-        let path = try await AiortcInteropTests.within(10, "ICE with the hand-made peer") { try await driver.connected() }
+        let path = try await AiortcInteropHeavyTests.within(10, "ICE with the hand-made peer") { try await driver.connected() }
         #expect(path.pair.remote.address.port == selectedSocket.localPort)
         #expect(otherAnswered.withLockedValue { $0 }, "tern's check on the other pair was answered")
 

@@ -325,9 +325,11 @@ public final class RunningProcess: @unchecked Sendable {
         stderr.startReading()
     }
 
-    /// Writes to the process's standard input.
-    public func write(_ text: String) {
-        stdin.fileHandleForWriting.write(Data(text.utf8))
+    /// Writes to the process's standard input. Throws (EPIPE) when the
+    /// process has gone, where FileHandle's old `write(_:)` traps and takes
+    /// the whole test run down with it.
+    public func write(_ text: String) throws {
+        try stdin.fileHandleForWriting.write(contentsOf: Data(text.utf8))
     }
 
     public func closeInput() {

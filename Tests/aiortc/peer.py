@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An aiortc peer for AiortcInteropTests: unmodified aiortc (PyPI) on one side
+"""An aiortc peer for AiortcInteropHeavyTests: unmodified aiortc (PyPI) on one side
 of a data-channel-only session, tern (driven in-process by the Swift test) on
 the other. Signalling is one JSON object per line, with no network of its own:
 

@@ -14,7 +14,7 @@ import TernTestSupport
 /// runs in-process, as in BrowserInteropHeavyTests; the descriptions go through
 /// the peer's standard input and output, one JSON object a line. Both ways:
 /// tern offers and aiortc answers, and aiortc offers and tern answers.
-@Suite(.serialized) struct AiortcInteropTests {
+@Suite(.serialized) struct AiortcInteropHeavyTests {
     /// Tests/aiortc/peer.py under the venv's Python, stopped when the value goes away.
     final class Peer: @unchecked Sendable {
         let process: RunningProcess
@@ -31,12 +31,12 @@ import TernTestSupport
             // process's user, so that the venv in the package folder need not
             // be reachable by the unprivileged test user.
             process = try RunningProcess(
-                executable: Self.python, arguments: [script.path, mode, "--timeout", "25"], privileged: true)
+                executable: Self.python, arguments: [script.path, mode, "--timeout", "90"], privileged: true)
         }
 
         func send(_ message: [String: String]) throws {
             let data = try JSONSerialization.data(withJSONObject: message)
-            process.write(String(decoding: data, as: UTF8.self) + "\n")
+            try process.write(String(decoding: data, as: UTF8.self) + "\n")
         }
 
         /// Everything the peer printed so far, one object a line.
