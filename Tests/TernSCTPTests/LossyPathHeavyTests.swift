@@ -5,7 +5,7 @@ import TernTestSupport
 /// Two associations over a virtual 40 ms path losing 1% of packets each
 /// way, on a virtual clock: the time the transfer takes is simulated, not
 /// measured, so the comparison is exact and repeatable.
-struct LossyPathTests {
+struct LossyPathHeavyTests {
     /// Virtual time to move `bytes` in 256 KiB messages (the sender keeps at
     /// most 512 KiB queued, as SecureChannels does), and the bytes received.
     static func transfer<C: SCTPCongestionControl>(_: C.Type, bytes total: Int, loss: Double, seed: UInt64) throws -> (time: Duration, received: Int, intact: Bool) {

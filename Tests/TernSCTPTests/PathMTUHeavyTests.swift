@@ -5,7 +5,7 @@ import TernTestSupport
 /// Path MTU probing: two associations in one process over a virtual link
 /// that carries packets up to `linkLimit` bytes and silently drops larger
 /// ones, as a path with a smaller MTU does (RFC 8899's black hole).
-struct PathMTUTests {
+struct PathMTUHeavyTests {
     typealias Association = SCTPAssociation<RFC9260CongestionControl>
 
     static func pair(seed: UInt64, linkLimit: Int, maximumMTU: Int? = 1432) -> Pair {
@@ -142,13 +142,13 @@ struct GapReportTests {
 /// The path MTU goes down after it went up (RFC 8899 §4.3's black hole).
 struct PathMTUBlackHoleTests {
     @Test func newDataGoesBackToTheBaseSizeAndLargerChunksStillGoAloneUntilThePathCarriesThem() {
-        var pair = PathMTUTests.pair(seed: 12, linkLimit: 1500)
+        var pair = PathMTUHeavyTests.pair(seed: 12, linkLimit: 1500)
         pair.sides[0].connect(now: pair.now)
         pair.run(until: .seconds(5)) { $0.bothEstablished }
         pair.run(until: .seconds(30)) { !$0.sides[0].isProbingPathMTU }
         #expect(pair.sides[0].pathMTU == 1432)
         // The path shrinks while 64 KiB messages are in flight.
-        let sent = (0..<16).map { PathMTUTests.message($0, size: 64 * 1024) }
+        let sent = (0..<16).map { PathMTUHeavyTests.message($0, size: 64 * 1024) }
         pair.sendFromFirst(sent)
         pair.pump()
         pair.linkLimit = 1200

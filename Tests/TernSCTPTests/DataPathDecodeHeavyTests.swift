@@ -8,7 +8,7 @@ import TernTestSupport
 /// decoder's for every packet, well-formed, damaged or mixed: a value for
 /// the same values, nil exactly where the general decoder throws.
 @Suite("Data path decoding")
-struct DataPathDecodeTests {
+struct DataPathDecodeHeavyTests {
     /// The general decoder's answer, as the association would see it.
     static func general(_ bytes: [UInt8], acceptZeroChecksum: Bool) -> SCTPWire.Incoming? {
         guard let packet = try? SCTPPacket.decode(bytes, acceptZeroChecksum: acceptZeroChecksum) else { return nil }
