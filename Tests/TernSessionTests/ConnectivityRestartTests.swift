@@ -28,6 +28,15 @@ import TernSTUN
         }
     }
 
+    /// The laptop's network, both sides connected and 3 s settled on their path.
+    static func laptopSettled() throws -> (VirtualConnectivity, Machines) {
+        var (net, machines) = try laptop()
+        net.start()
+        net.run(until: .seconds(5)) { !$0.bothConnected }
+        net.run(until: net.now + .seconds(3))
+        return (net, machines)
+    }
+
     static func laptop(turn: Bool = false) throws -> (VirtualConnectivity, Machines) {
         var net = try VirtualConnectivity(turn: turn)
         let machines = Machines()
@@ -101,10 +110,7 @@ import TernSTUN
     }
 
     @Test func aSendErrorWithNoOtherPairRestartsAtOnce() throws {
-        var (net, machines) = try Self.laptop()
-        net.start()
-        net.run(until: .seconds(5)) { !$0.bothConnected }
-        net.run(until: net.now + .seconds(3))
+        var (net, machines) = try Self.laptopSettled()
         let selected = try #require(net.sides[0].connected?.path.pair)
         Self.move(&net, machines)
         let cut = net.now
@@ -125,10 +131,7 @@ import TernSTUN
     }
 
     @Test func aPeerThatDidNotAnnounceRestartsIsNeverRestarted() throws {
-        var (net, machines) = try Self.laptop()
-        net.start()
-        net.run(until: .seconds(5)) { !$0.bothConnected }
-        net.run(until: net.now + .seconds(3))
+        var (net, machines) = try Self.laptopSettled()
         // As with a browser or aiortc: no tern-ice-restart in its description.
         #expect(net.sides[0].core.restart.peerRestarts && net.sides[1].core.restart.peerRestarts)
         net.sides[0].core.restart.peerRestarts = false
@@ -142,10 +145,7 @@ import TernSTUN
     }
 
     @Test func whenTheOnlyPathGoesSilentWithItsAddressStillThereBothRestartAfterTheFailoverTimeout() throws {
-        var (net, machines) = try Self.laptop()
-        net.start()
-        net.run(until: .seconds(5)) { !$0.bothConnected }
-        net.run(until: net.now + .seconds(3))
+        var (net, machines) = try Self.laptopSettled()
         Self.silenceWiFiBesideEthernet(&net, machines)
         let cut = net.now
         _ = net.sendRecords(until: cut + .seconds(8))
@@ -254,10 +254,7 @@ import TernSTUN
     /// The layer above learns when a restart begins and when it found a pair
     /// (`Output.restarting`), so that its silence limit holds meanwhile.
     @Test func theCoreSaysWhenARestartBeginsAndWhenItFoundAPair() throws {
-        var (net, machines) = try Self.laptop()
-        net.start()
-        net.run(until: .seconds(5)) { !$0.bothConnected }
-        net.run(until: net.now + .seconds(3))
+        var (net, machines) = try Self.laptopSettled()
         #expect(net.sides.allSatisfy { $0.restarting.isEmpty })
         Self.move(&net, machines)
         _ = net.sendRecords(until: net.now + .seconds(8))
@@ -276,10 +273,7 @@ import TernSTUN
     /// 10 s end it with the restart's sentence as a lost path, the session's
     /// only end (no other failure, no second restart).
     @Test func aRestartThatFindsNothingEndsAsALostPathWithItsSentence() throws {
-        var (net, machines) = try Self.laptop()
-        net.start()
-        net.run(until: .seconds(5)) { !$0.bothConnected }
-        net.run(until: net.now + .seconds(3))
+        var (net, machines) = try Self.laptopSettled()
         Self.move(&net, machines)
         net.networks[1]?.up = false
         let cut = net.now
