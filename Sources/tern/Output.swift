@@ -132,13 +132,15 @@ final class Output {
         }
     }
 
-    /// Draws `line` as the status line, replacing the one before. `line`
-    /// must already fit the terminal (see `TerminalSize`).
-    func status(_ line: String) {
+    /// Draws the status line `line(columns)` makes for the terminal's
+    /// width now, replacing the one before. The width is read once per
+    /// draw, so the line and the clean-up of the one before agree on it.
+    func status(_ line: (Int) -> String) {
         guard drawsStatus else { return }
-        let columns = TerminalSize.columns
         lock.withLock {
             guard !statusEnded else { return }
+            let columns = TerminalSize.read()
+            let line = line(columns)
             var text = "\r"
             // The terminal got narrower than the line last drawn: terminals
             // that reflow (tmux, VTE, kitty, iTerm2) have wrapped it onto

@@ -1,34 +1,13 @@
 import Foundation
-import NIOConcurrencyHelpers
 
-/// The width of the terminal on stderr, where progress is drawn: read with
-/// TIOCGWINSZ when first asked and again on every SIGWINCH.
+/// The width of the terminal on stderr, where progress is drawn, read with
+/// TIOCGWINSZ at every draw (one system call, a few times a second). A width
+/// cached and refreshed on SIGWINCH lagged behind a resize: a bar drawn for
+/// the old width after the terminal had narrowed wrapped, and a piece of it
+/// stayed on the screen.
 enum TerminalSize {
     /// Columns when the size cannot be read (a terminal that reports 0).
     static let fallbackColumns = 80
-
-    private static let cached = NIOLockedValueBox<Int?>(nil)
-    /// Follows resizes; made (once, thread-safely, as every static let) by
-    /// the first read of `columns`. Dispatch sources are not Sendable, but
-    /// this one is never touched again once made.
-    private nonisolated(unsafe) static let watcher: DispatchSourceSignal = {
-        // SIGWINCH is ignored by default; the dispatch source sees it once
-        // the default action is out of the way.
-        signal(SIGWINCH, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGWINCH, queue: .global())
-        source.setEventHandler { cached.withLockedValue { $0 = read() } }
-        source.resume()
-        return source
-    }()
-
-    /// The terminal's columns; the first call starts following resizes.
-    static var columns: Int {
-        if let known = cached.withLockedValue({ $0 }) { return known }
-        _ = watcher
-        let columns = read()
-        cached.withLockedValue { $0 = columns }
-        return columns
-    }
 
     static func read(fd: Int32 = STDERR_FILENO) -> Int {
         var size = winsize()

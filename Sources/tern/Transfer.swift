@@ -325,7 +325,7 @@ final class ProgressReporter: @unchecked Sendable {
 
     private func drawBar(file: String, now: ContinuousClock.Instant) {
         let line = ProgressLine(bytes: bytes, total: total, rate: shownRate(now: now), name: DisplayText.escaped(file))
-        output.status(line.text(columns: TerminalSize.columns))
+        output.status { line.text(columns: $0) }
     }
 
     private func clearBar() {
