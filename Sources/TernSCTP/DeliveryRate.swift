@@ -104,11 +104,22 @@ public struct DeliveryRateSampler: Sendable {
         newlyLost += bytes
     }
 
+    /// The connection's packets now take another path: chunks sent before
+    /// `now` still count as delivered but give no sample (their rate and
+    /// round trip are the old path's).
+    public mutating func pathChanged(now: Duration) {
+        samplesSince = now
+    }
+
+    /// Chunks sent before this give no samples (`pathChanged`).
+    private var samplesSince: Duration = .zero
+
     /// A chunk of `size` bytes, sent at `sentAt` with `state`, is acknowledged for the first time.
     public mutating func acknowledged(size: Int, state: DeliveryRateSendState, sentAt: Duration, now: Duration) {
         delivered += size
         deliveredTime = now
         newlyAcknowledged += size
+        if sentAt < samplesSince { return }
         // The most recently sent chunk (the largest delivered count at its
         // send, the latest send among equals) gives the sample.
         if let current = best, state.delivered < current.state.delivered

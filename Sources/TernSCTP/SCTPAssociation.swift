@@ -908,6 +908,49 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         events.push(event)
     }
 
+    // MARK: - Path change
+
+    /// The layer below now carries this association's packets on another
+    /// path (ICE moved the session to another candidate pair: a direct one
+    /// instead of a relayed one, a backup after the selected pair died, the
+    /// pair an ICE restart found). What was in flight on the old path is
+    /// taken to be gone with it, as QUIC's path migration takes it (RFC 9000
+    /// §9.4):
+    /// - every DATA chunk in flight is marked for retransmission and goes out
+    ///   with the next `pollTransmit`, ahead of new data (RFC 9260 §6.4:
+    ///   retransmissions to an alternate destination; §6.1 A), not as a loss
+    ///   the controller reacts to: the path went away, no queue overflowed;
+    /// - the T3-rtx timer's back-off ends (§6.3.3 E2 doubled it for the path
+    ///   that stopped answering) and the timer runs again from now;
+    /// - on a new network path, the round-trip estimate starts afresh (RTO =
+    ///   RTO.Initial, §6.3.1 C1) and so does the congestion controller (its
+    ///   initial window, §7.2.1; BBR from Startup), and chunks sent before now
+    ///   give no round-trip or rate samples (RFC 9000 §9.4: packets sent on
+    ///   the old path must not feed the new path's estimates).
+    ///
+    /// `sameNetworkPath`: only a port changed (a NAT rebinding, or the same
+    /// pair selected again): the estimate and the controller's model stay, as
+    /// RFC 9000 §9.4 allows for a port-only change; the rest is as above.
+    public mutating func pathChanged(sameNetworkPath: Bool = false, now: Duration) {
+        guard state != .closed, state != .cookieWait, state != .cookieEchoed else { return }
+        if sameNetworkPath {
+            rto.endBackOff()
+        } else {
+            rto = SCTPRetransmissionTimeout(configuration: configuration.rto)
+            // The window the peer advertised last (§6.2.1 D took what is in
+            // flight off it), as a controller's initial threshold wants it.
+            let advertised = peerReceiveWindow + retransmissions.flightSize
+                + retransmissions.chunksInFlight * configuration.limits.receivedChunkOverhead
+            congestion = Congestion(
+                mtu: pathMTU, peerReceiveWindow: max(advertised, pathMTU), kind: configuration.congestionControl)
+            // Its answer would measure the old path and the new one together.
+            heartbeatOutstanding = nil
+        }
+        retransmissions.pathChanged(now: now)
+        pacer.stop()
+        t3Deadline = retransmissions.hasRetransmissions ? now + rto.value : nil
+    }
+
     // MARK: - Time
 
     public var nextDeadline: Duration? {

@@ -246,6 +246,16 @@ public struct SCTPRetransmissionTimeout: Sendable, Equatable {
         value = Self.clamp(value * 2, configuration)
     }
 
+    /// Undoes `backOff`: RTO from the estimate again (C3), or RTO.Initial
+    /// without one.
+    public mutating func endBackOff() {
+        guard let smoothed = smoothedRoundTrip else {
+            value = Self.clamp(configuration.initial, configuration)
+            return
+        }
+        value = Self.clamp(smoothed + roundTripVariation * 4, configuration)
+    }
+
     static func clamp(_ value: Duration, _ configuration: Configuration) -> Duration {
         min(max(value, configuration.minimum), configuration.maximum)
     }

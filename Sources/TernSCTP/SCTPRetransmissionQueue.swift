@@ -111,7 +111,7 @@ public struct SCTPRetransmissionQueue: Sendable {
                 deliveryRate.acknowledged(size: entry.size, state: entry.rate, sentAt: entry.sentAt, now: now)
                 highestNewlyAcknowledged = entry.item.fragment.tsn
                 latestNewlyAcknowledgedSend = max(latestNewlyAcknowledgedSend ?? entry.sentAt, entry.sentAt)
-                if entry.transmissions == 1 { newestSample = now - entry.sentAt }
+                if entry.transmissions == 1, entry.sentAt >= samplesSince { newestSample = now - entry.sentAt }
             }
             if entry.inFlight {
                 flightSize -= entry.size
@@ -141,7 +141,9 @@ public struct SCTPRetransmissionQueue: Sendable {
                         deliveryRate.acknowledged(size: items[index].size, state: items[index].rate, sentAt: items[index].sentAt, now: now)
                         highestNewlyAcknowledged = items[index].item.fragment.tsn
                         latestNewlyAcknowledgedSend = max(latestNewlyAcknowledgedSend ?? items[index].sentAt, items[index].sentAt)
-                        if items[index].transmissions == 1 { newestSample = now - items[index].sentAt }
+                        if items[index].transmissions == 1, items[index].sentAt >= samplesSince {
+                            newestSample = now - items[index].sentAt
+                        }
                     }
                     if !items[index].needsRetransmission && !items[index].abandoned {
                         flightSize -= items[index].size
@@ -201,6 +203,23 @@ public struct SCTPRetransmissionQueue: Sendable {
         }
         fastRecoveryExit = nil
     }
+
+    /// The association's packets now take another path (RFC 9260 §6.4:
+    /// a retransmission to an alternate destination): everything in flight
+    /// on the old one is to be sent again at once, as after a T3 expiry, but
+    /// none of it counts as lost (no loss reaches the delivery-rate sampler
+    /// or the controller: the path went away, no queue overflowed), fast
+    /// recovery ends, and chunks sent before `now` give neither round-trip
+    /// nor rate samples any more (RFC 9000 §9.4: packets sent on the old
+    /// path must not feed the new path's estimates).
+    public mutating func pathChanged(now: Duration) {
+        timerExpired()
+        samplesSince = now
+        deliveryRate.pathChanged(now: now)
+    }
+
+    /// Chunks (last) sent before this give no round-trip samples (`pathChanged`).
+    private var samplesSince: Duration = .zero
 
     /// The next chunk to resend, if any, taken in TSN order (§6.1 rule A:
     /// retransmissions go before new data). Applies partial reliability
