@@ -179,6 +179,13 @@ public struct DataChannelEndpoint<Congestion: SCTPCongestionControl>: Sendable {
         association.resetStreams([stream])
     }
 
+    /// The layer below moved the association's packets to another path
+    /// (`SCTPAssociation.pathChanged`): what was in flight goes out again
+    /// at once.
+    public mutating func pathChanged(sameNetworkPath: Bool, now: Duration) {
+        association.pathChanged(sameNetworkPath: sameNetworkPath, now: now)
+    }
+
     /// Ends the association at once (SCTP ABORT).
     public mutating func abort(reason: String) {
         association.abort(reason: reason)

@@ -54,6 +54,15 @@ import TernSTUN
         #expect(Self.path(local: a, remote: b, routeMTU: 65_536).maximumDatagramSize == 1472)  // loopback
     }
 
+    @Test func onlyARemotePortChangeIsTheSameNetworkPath() {
+        let a = STUNAddress.ipv4(10, 0, 0, 1, port: 1), b = STUNAddress.ipv4(10, 0, 0, 2, port: 2)
+        let path = Self.path(local: a, remote: b)
+        #expect(Self.path(local: a, remote: .ipv4(10, 0, 0, 2, port: 9)).isSameNetworkPath(as: path), "a NAT rebinding")
+        #expect(path.isSameNetworkPath(as: path), "the same pair again")
+        #expect(!Self.path(local: a, remote: .ipv4(10, 0, 0, 3, port: 2)).isSameNetworkPath(as: path), "another remote address")
+        #expect(!Self.path(local: .ipv4(10, 0, 0, 1, port: 7), remote: b).isSameNetworkPath(as: path), "another local base (a relayed one, say)")
+    }
+
     @Test func aRelayedPathLeavesRoomForTURNFraming() {
         let a = STUNAddress.ipv4(10, 0, 0, 1, port: 1), b = STUNAddress.ipv4(10, 0, 0, 2, port: 2)
         #expect(Self.path(local: a, remote: b, type: .relayed).maximumDatagramSize == 1424)

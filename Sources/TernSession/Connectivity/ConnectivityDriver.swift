@@ -289,6 +289,21 @@ public final class ConnectivityDriver: @unchecked Sendable {
     public let pathChanges: AsyncStream<ConnectedPath>
     private let pathChangesInput: AsyncStream<ConnectedPath>.Continuation
 
+    /// Told on `loop` of each path `pathChanges` gets, before it gets it,
+    /// with whether it is the same network path as the one before.
+    private var pathChangedHandler: ((ConnectedPath, Bool) -> Void)?
+    /// The path the session's datagrams take now, once connected.
+    private var currentPath: ConnectedPath?
+
+    /// Calls `handler` on `loop` each time the session's datagrams move to
+    /// another pair after connecting (the paths `pathChanges` gets), with
+    /// whether only the remote port changed (`ConnectedPath.isSameNetworkPath`):
+    /// the layer above resends what was in flight on the old pair at once.
+    public func setPathChangedHandler(_ handler: @escaping (_ path: ConnectedPath, _ sameNetworkPath: Bool) -> Void) {
+        loop.preconditionInEventLoop()
+        pathChangedHandler = handler
+    }
+
     /// Calls `handler` on `loop` if the selected pair stops answering consent
     /// checks after the driver connected (the peer is gone or unreachable),
     /// or an ICE restart finds no new path.
@@ -750,9 +765,13 @@ public final class ConnectivityDriver: @unchecked Sendable {
             applyECNMarking()
         case .connected(var path):
             path.routeMTU = selectedRouteMTU
+            currentPath = path
             established.succeed(path)
         case .pathChanged(var path):
             path.routeMTU = selectedRouteMTU
+            let sameNetworkPath = currentPath.map(path.isSameNetworkPath) ?? false
+            currentPath = path
+            pathChangedHandler?(path, sameNetworkPath)
             pathChangesInput.yield(path)
         case .pathLost(let reason):
             pathLostHandler?(reason)
@@ -902,6 +921,7 @@ public final class ConnectivityDriver: @unchecked Sendable {
         applicationHandler = nil
         applicationReadComplete = nil
         pathLostHandler = nil
+        pathChangedHandler = nil
         restartHandler = nil
         // The Refresh with lifetime 0 has left; give the server a moment to
         // see it before the socket goes away.

@@ -81,6 +81,14 @@ public struct ConnectedPath: Sendable, Equatable {
     /// True when either end of the pair is a TURN relay.
     public var isRelayed: Bool { pair.local.type == .relayed || pair.remote.type == .relayed }
 
+    /// The same network path as `other`: sent from the same base (socket
+    /// address or relayed address) to the same remote IP address, only the
+    /// remote port may differ (a NAT rebinding: RFC 9000 §9.4 lets the
+    /// round-trip estimate and the congestion state stay then).
+    public func isSameNetworkPath(as other: ConnectedPath) -> Bool {
+        pair.localBase == other.pair.localBase && pair.remote.address.family == other.pair.remote.address.family
+    }
+
     /// The largest datagram worth probing for on this pair (the layers above
     /// start at 1200 bytes and probe up to it): an Ethernet MTU of 1500, or
     /// the route's if smaller (a VPN's, say: larger datagrams would be

@@ -125,6 +125,12 @@ public final class SecureChannels: @unchecked Sendable {
                     driver.setPathLostHandler { [channels] reason in
                         channels.finish(.connectionLost(reason))
                     }
+                    // RFC 9000 §9.4, RFC 9260 §6.4: what was in flight on the
+                    // old pair goes out again at once on the new one, not
+                    // after SCTP's backed-off timer (SCTPAssociation.pathChanged).
+                    driver.setPathChangedHandler { [channels] _, sameNetworkPath in
+                        channels.pathChanged(sameNetworkPath: sameNetworkPath)
+                    }
                     // An ICE restart's own deadline, not the silence limit,
                     // decides whether the session survives it.
                     driver.setRestartHandler { [channels] underway in
@@ -417,6 +423,14 @@ public final class SecureChannels: @unchecked Sendable {
             if flushDTLS() { moved = true }
         }
         rearm()
+    }
+
+    /// ICE moved the session's datagrams to another pair (the driver has
+    /// switched already): SCTP resends what it had in flight at once.
+    private func pathChanged(sameNetworkPath: Bool) {
+        guard ended == nil, endpoint != nil else { return }
+        endpoint?.pathChanged(sameNetworkPath: sameNetworkPath, now: now())
+        pump()
     }
 
     /// DTLS records grow (or shrink) with the packets SCTP builds, once a
