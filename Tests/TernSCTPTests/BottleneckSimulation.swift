@@ -103,7 +103,31 @@ struct BottleneckSimulation<C: SCTPCongestionControl> {
         }
     }
 
+    /// When the path last moved (`move`), and when DATA first reached a
+    /// receiver after that.
+    private(set) var movedAt: Duration?
+    private(set) var firstDataAfterMove: Duration?
+
+    /// The flows' packets take another path from now on: what is in transit
+    /// on the old one is lost, and the new one starts with an empty queue.
+    /// `tellSCTP`: each side's association is told (`pathChanged`), as
+    /// SecureChannels tells it when ICE moves the session.
+    mutating func move(to newPath: Path, tellSCTP: Bool) {
+        forwardHead = forward.count
+        backwardHead = backward.count
+        busyUntil = now
+        path = newPath
+        movedAt = now
+        firstDataAfterMove = nil
+        guard tellSCTP else { return }
+        for index in flows.indices { for side in 0..<2 { flows[index].sides[side].pathChanged(now: now) } }
+    }
+
     private mutating func deliver(_ transit: Transit) {
+        if transit.to == 1, movedAt != nil, firstDataAfterMove == nil,
+           transit.packet.chunks.contains(where: { if case .data = $0 { return true } else { return false } }) {
+            firstDataAfterMove = now
+        }
         flows[transit.flow].sides[transit.to].handleChunks(
             transit.packet.chunks, verificationTag: transit.packet.verificationTag, now: now, congestionExperienced: transit.marked)
     }

@@ -143,3 +143,59 @@ struct PathChangeRetransmissionQueueTests {
         #expect(fresh.newlyLostBytes == 0 && q.isEmpty)
     }
 }
+
+/// BBR (the default controller) through a path change in virtual time
+/// (BottleneckSimulation): a transfer on a 20 Mbit/s path with a 40 ms
+/// round trip moves, mid-stream, to a 4 Mbit/s path with a 100 ms round
+/// trip (a relayed one, say), everything in transit on the old path lost.
+/// Seconds of simulated transfer: the serial phase (Heavy).
+struct PathChangeBBRHeavyTests {
+    typealias Simulation = BBRPathTests.Simulation
+
+    static func run(tellSCTP: Bool) throws -> Simulation {
+        var simulation = Simulation(path: Simulation.Path(), seed: 5)
+        simulation.addFlow(bytes: 6 << 20, configuration: BBRPathTests.configuration(.bbr))
+        try simulation.run(until: .seconds(2))
+        // The old path goes silent for a second before ICE moves (its
+        // failover timeout, or an ICE restart): SCTP's timer backs off.
+        simulation.path.lossEachWay = 1
+        try simulation.run(until: .seconds(3))
+        var slower = Simulation.Path()
+        slower.rate = 4e6 / 8
+        slower.oneWayDelay = .milliseconds(50)
+        slower.queue = .milliseconds(200)
+        simulation.move(to: slower, tellSCTP: tellSCTP)
+        return simulation
+    }
+
+    @Test func theModelStartsAfreshAndDataFlowsOneDelayAfterTheMove() throws {
+        var told = try Self.run(tellSCTP: true)
+        guard case .bbr(let bbr)? = told.flows[0].sides[0].congestion else {
+            Issue.record("not BBR")
+            return
+        }
+        #expect(bbr.state == .startup)
+        #expect(bbr.congestionWindow == BBRCongestionControl.initialWindowPackets * told.flows[0].sides[0].pathMTU)
+        #expect(bbr.minimumRoundTrip == nil && bbr.maximumBandwidth == 0)
+        let moved = try #require(told.movedAt)
+        let timeoutsBefore = told.flows[0].sides[0].statistics.timeouts
+        try told.run(until: .seconds(60))
+        var untold = try Self.run(tellSCTP: false)
+        try untold.run(until: .seconds(60))
+
+        let toldGap = try #require(told.firstDataAfterMove) - moved
+        let untoldGap = try #require(untold.firstDataAfterMove) - moved
+        print("BBR path change: first data after the move \(toldGap) (told), \(untoldGap) (not told); "
+            + "finished at \(told.flows[0].finished.map { "\($0)" } ?? "-") / \(untold.flows[0].finished.map { "\($0)" } ?? "-"); "
+            + "timeouts \(told.flows[0].sides[0].statistics.timeouts) / \(untold.flows[0].sides[0].statistics.timeouts)")
+        #expect(toldGap <= .milliseconds(60), "one 50 ms delay and a packet's time at 4 Mbit/s: \(toldGap)")
+        #expect(untoldGap >= toldGap + .milliseconds(200), "the backed-off T3 timer: \(untoldGap)")
+        #expect(told.flows[0].intact && told.flows[0].finished != nil)
+        #expect(told.flows[0].sides[0].statistics.timeouts == timeoutsBefore, "no T3 expiry after the move")
+        guard case .bbr(let after)? = told.flows[0].sides[0].congestion else { return }
+        let rtt = try #require(after.minimumRoundTrip)
+        #expect(rtt >= .milliseconds(100), "the new path's round trip, not the old one's 40 ms: \(rtt)")
+        guard case .bbr(let stale)? = untold.flows[0].sides[0].congestion else { return }
+        #expect((stale.minimumRoundTrip ?? .zero) < .milliseconds(50), "not told, the old path's estimate stays (10 s filter)")
+    }
+}
