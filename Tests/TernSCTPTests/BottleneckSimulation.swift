@@ -109,12 +109,15 @@ struct BottleneckSimulation<C: SCTPCongestionControl> {
     private(set) var firstDataAfterMove: Duration?
 
     /// The flows' packets take another path from now on: what is in transit
-    /// on the old one is lost, and the new one starts with an empty queue.
-    /// `tellSCTP`: each side's association is told (`pathChanged`), as
-    /// SecureChannels tells it when ICE moves the session.
-    mutating func move(to newPath: Path, tellSCTP: Bool) {
-        forwardHead = forward.count
-        backwardHead = backward.count
+    /// on the old one is lost (unless `oldPathDelivers`: an upgrade, the old
+    /// path still carrying what it has), and the new one starts with an
+    /// empty queue. `tellSCTP`: each side's association is told
+    /// (`pathChanged`), as SecureChannels tells it when ICE moves the session.
+    mutating func move(to newPath: Path, tellSCTP: Bool, oldPathDelivers: Bool = false) {
+        if !oldPathDelivers {
+            forwardHead = forward.count
+            backwardHead = backward.count
+        }
         busyUntil = now
         path = newPath
         movedAt = now

@@ -148,7 +148,8 @@ struct PathChangeRetransmissionQueueTests {
 /// (BottleneckSimulation): a transfer on a 20 Mbit/s path with a 40 ms
 /// round trip moves, mid-stream, to a 4 Mbit/s path with a 100 ms round
 /// trip (a relayed one, say), everything in transit on the old path lost.
-/// Seconds of simulated transfer: the serial phase (Heavy).
+/// And an upgrade the other way, the old path still delivering what it
+/// carries. Seconds of simulated transfer: the serial phase (Heavy).
 struct PathChangeBBRHeavyTests {
     typealias Simulation = BBRPathTests.Simulation
 
@@ -197,5 +198,33 @@ struct PathChangeBBRHeavyTests {
         #expect(rtt >= .milliseconds(100), "the new path's round trip, not the old one's 40 ms: \(rtt)")
         guard case .bbr(let stale)? = untold.flows[0].sides[0].congestion else { return }
         #expect((stale.minimumRoundTrip ?? .zero) < .milliseconds(50), "not told, the old path's estimate stays (10 s filter)")
+    }
+}
+
+extension PathChangeBBRHeavyTests {
+    @Test func anUpgradeWhileTheOldPathStillDeliversLosesAndRepeatsNothing() throws {
+        func run(tellSCTP: Bool) throws -> Simulation {
+            var relayed = Simulation.Path()
+            relayed.rate = 4e6 / 8
+            relayed.oneWayDelay = .milliseconds(50)
+            var simulation = Simulation(path: relayed, seed: 6)
+            simulation.addFlow(bytes: 16 << 20, configuration: BBRPathTests.configuration(.bbr))
+            try simulation.run(until: .seconds(3))
+            simulation.move(to: Simulation.Path(), tellSCTP: tellSCTP, oldPathDelivers: true)
+            try simulation.run(until: .seconds(60))
+            return simulation
+        }
+        let told = try run(tellSCTP: true), untold = try run(tellSCTP: false)
+        print("BBR upgrade: finished at \(told.flows[0].finished.map { "\($0)" } ?? "-") told, \(untold.flows[0].finished.map { "\($0)" } ?? "-") not; "
+            + "retransmitted \(told.flows[0].sides[0].statistics.retransmittedChunks) / \(untold.flows[0].sides[0].statistics.retransmittedChunks); "
+            + "queue \(told.medianQueueDelay(skippingFirst: told.queueDelays.count / 2)) / \(untold.medianQueueDelay(skippingFirst: untold.queueDelays.count / 2)); "
+            + "drops \(told.dropsAtQueue) / \(untold.dropsAtQueue)")
+        // Each message checked for order and content: nothing lost, none twice.
+        #expect(told.flows[0].intact && untold.flows[0].intact)
+        let toldEnd = try #require(told.flows[0].finished), untoldEnd = try #require(untold.flows[0].finished)
+        // What the old path still carried is sent again (one flight, not
+        // more), and the fresh model costs the transfer nothing to speak of.
+        #expect(told.flows[0].sides[0].statistics.retransmittedChunks < untold.flows[0].sides[0].statistics.retransmittedChunks + 100)
+        #expect(toldEnd <= untoldEnd + .milliseconds(250), "\(toldEnd) against \(untoldEnd)")
     }
 }
