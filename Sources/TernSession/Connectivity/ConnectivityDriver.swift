@@ -283,9 +283,11 @@ public final class ConnectivityDriver: @unchecked Sendable {
 
     /// Each time the session's datagrams move to another pair after
     /// `connected()` returned (`upgradesPath`): a direct pair instead of a
-    /// relayed one, a host pair instead of a server-reflexive one. The layers
-    /// above notice nothing: the next datagram goes out on the new pair, and
-    /// the old pair's stragglers are still taken. Ends when the driver closes.
+    /// relayed one, a host pair instead of a server-reflexive one, a backup
+    /// after the selected pair died, the pair an ICE restart found. The next
+    /// datagram goes out on the new pair, and the old pair's stragglers are
+    /// still taken; the path-changed handler (`setPathChangedHandler`) is
+    /// told first. Ends when the driver closes.
     public let pathChanges: AsyncStream<ConnectedPath>
     private let pathChangesInput: AsyncStream<ConnectedPath>.Continuation
 
