@@ -7,6 +7,7 @@ import TernTestSupport
 @Suite(.serialized) struct ConnectCLITests {
     typealias CLI = PairingCLITests
 
+    /// A file to send; the caller removes it (`removeTestItem`).
     static func payload() throws -> URL {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tern-connect-\(UUID().uuidString).txt")
         try Data("payload".utf8).write(to: file)
@@ -16,6 +17,7 @@ import TernTestSupport
     /// Sender and receiver with a pre-agreed code and the same extra flags.
     static func run(relay: RelayProcess, code: String, flags: [String], json: Bool = true) async throws -> (RunningProcess, RunningProcess) {
         let file = try payload()
+        defer { removeTestItem(file) }
         let format = json ? ["--json"] : []
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", code, "--timeout", "30"] + format + flags)
         let receiver = try RunningProcess(arguments: ["receive", code, "--relay", relay.url, "--yes", "--timeout", "30"] + format + flags)
@@ -74,6 +76,7 @@ import TernTestSupport
     @Test func forceRelayWithoutTURNExitsWith4OnBothSides() async throws {
         let relay = try await RelayProcess.start()
         let file = try Self.payload()
+        defer { removeTestItem(file) }
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "34-aardvark-adroitness", "--json", "--force-relay"])
         let receiver = try RunningProcess(arguments: ["receive", "34-aardvark-adroitness", "--relay", relay.url, "--yes", "--json"])
         #expect(try await sender.wait() == 4)

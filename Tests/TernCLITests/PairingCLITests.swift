@@ -6,6 +6,9 @@ import TernTestSupport
 /// Real `tern send` and `tern receive` processes pairing through a real
 /// `tern relay` process on loopback.
 @Suite(.serialized) struct PairingCLITests {
+    /// The test's folders, removed when it ends.
+    let directories = TestDirectories()
+
     static func jsonEvents(_ process: RunningProcess) -> [[String: Any]] {
         process.stdout.lines.compactMap { line in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
@@ -32,17 +35,13 @@ import TernTestSupport
             arguments: ["-qfec", "\(PackagePaths.ternBinary.path) \(arguments)", "/dev/null"])
     }
 
-    static func temporaryFile(named name: String = "hello.txt", contents: String = "hello, tern\n") throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let file = directory.appendingPathComponent(name)
-        try Data(contents.utf8).write(to: file)
-        return file
+    func temporaryFile(named name: String = "hello.txt", contents: String = "hello, tern\n") throws -> URL {
+        try directories.file("tern-cli", named: name, contents: Data(contents.utf8))
     }
 
     @Test func pairsWithAnAllocatedCodeAndExchangesTheOffer() async throws {
         let relay = try await RelayProcess.start()
-        let file = try Self.temporaryFile()
+        let file = try temporaryFile()
         let (sender, code) = try await Self.startSender(relay: relay, arguments: [file.path])
         // An idle relay draws the nameplate at random from 1-99 (a short code
         // that is not the smallest free number).
@@ -71,7 +70,7 @@ import TernTestSupport
 
     @Test func pairsWithAPreAgreedCodeFromFlagAndEnvironment() async throws {
         let relay = try await RelayProcess.start()
-        let file = try Self.temporaryFile()
+        let file = try temporaryFile()
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "4242-acme-aftermath", "--json"])
         let receiver = try RunningProcess(arguments: ["receive", "--yes", "--json"],
                                           environment: ["TERN_CODE": "4242-ACME-aftermath", "TERN_RELAY": relay.url])
@@ -84,7 +83,7 @@ import TernTestSupport
 
     @Test func aWrongCodeExitsWith3OnBothSides() async throws {
         let relay = try await RelayProcess.start()
-        let file = try Self.temporaryFile()
+        let file = try temporaryFile()
         let (sender, code) = try await Self.startSender(relay: relay, arguments: [file.path])
         let parsed = try Code(parsing: code)
         let otherWord = parsed.secondWord == "adroitness" ? "adviser" : "adroitness"
@@ -106,7 +105,7 @@ import TernTestSupport
 
     @Test func humanOutputSaysWrongCodeInOneSentence() async throws {
         let relay = try await RelayProcess.start()
-        let file = try Self.temporaryFile()
+        let file = try temporaryFile()
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "77-acme-aftermath"])
         let receiver = try RunningProcess(arguments: ["receive", "77-acme-adviser", "--relay", relay.url, "--yes"])
         #expect(try await receiver.wait() == 3)
@@ -118,7 +117,7 @@ import TernTestSupport
 
     @Test func aThirdSideIsRefused() async throws {
         let relay = try await RelayProcess.start()
-        let file = try Self.temporaryFile()
+        let file = try temporaryFile()
         // Sender and a receiver that sits on its prompt (it has a pseudo-terminal).
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "31-acme-aftermath", "--json"])
         let receiver = try Self.onTerminal("receive 31-acme-aftermath --relay \(relay.url)")
@@ -135,7 +134,7 @@ import TernTestSupport
 
     @Test func aDeclinedOfferExitsWith6() async throws {
         let relay = try await RelayProcess.start()
-        let file = try Self.temporaryFile()
+        let file = try temporaryFile()
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "32-acme-aftermath", "--json"])
         // Into a directory that does not exist yet: declining leaves none behind.
         let receiver = try Self.onTerminal("receive 32-acme-aftermath --relay \(relay.url) -o incoming")
@@ -151,7 +150,7 @@ import TernTestSupport
 
     @Test func anExpiredNameplateIsRefused() async throws {
         let relay = try await RelayProcess.start(["--idle-timeout", "1"])
-        let file = try Self.temporaryFile()
+        let file = try temporaryFile()
         let (sender, code) = try await Self.startSender(relay: relay, arguments: [file.path])
         // Nobody comes: the relay expires the nameplate and tells the sender.
         let status = try await sender.wait(timeout: 10)
@@ -164,7 +163,7 @@ import TernTestSupport
 
     @Test func aNameTheReceiverWouldRefuseIsEscapedAndRefusedBeforePairing() async throws {
         let relay = try await RelayProcess.start()
-        let file = try Self.temporaryFile(named: "evil\u{1b}]0;owned\u{7}\u{1b}[2J.txt")
+        let file = try temporaryFile(named: "evil\u{1b}]0;owned\u{7}\u{1b}[2J.txt")
         // tern's own sender refuses it up front (issue 12: it used to be
         // offered, accepted, then refused by the receiver as a path). A
         // hostile sender's names are escaped and refused by the receiver:
@@ -178,7 +177,7 @@ import TernTestSupport
 
         // A name that can be sent but would mislead a terminal (a
         // right-to-left override) is escaped wherever it is shown.
-        let spoof = try Self.temporaryFile(named: "report\u{202e}fdp.exe")
+        let spoof = try temporaryFile(named: "report\u{202e}fdp.exe")
         let spoofSender = try RunningProcess(arguments: ["send", spoof.path, "--relay", relay.url, "--code", "35-acme-aftermath"])
         let receiver = try RunningProcess(arguments: ["receive", "35-acme-aftermath", "--relay", relay.url, "--yes"])
         #expect(try await receiver.wait() == 0, "\(receiver.stderr.text)")
@@ -214,7 +213,7 @@ import TernTestSupport
 
     /// With LAN mode off (with it on, no relay means LAN mode: LANModeHeavyTests).
     @Test func withoutARelayItSaysHowToGetOne() async throws {
-        let file = try Self.temporaryFile()
+        let file = try temporaryFile()
         let sender = try RunningProcess(arguments: ["send", file.path], environment: ["TERN_LAN": "off"])
         #expect(try await sender.wait() == 2)
         #expect(sender.stderr.text.contains("--relay"))
@@ -244,7 +243,7 @@ import TernTestSupport
 
     @Test func theCodeCanBeTypedAtAPrompt() async throws {
         let relay = try await RelayProcess.start()
-        let file = try Self.temporaryFile()
+        let file = try temporaryFile()
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "35-acme-aftermath"])
         let receiver = try Self.onTerminal("receive --yes --relay \(relay.url)")
         _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Enter the code") }
@@ -264,7 +263,7 @@ import TernTestSupport
 
     @Test func ctrlCOnTheReceiverStopsTheSenderWithinASecond() async throws {
         let relay = try await RelayProcess.start()
-        let file = try Self.temporaryFile()
+        let file = try temporaryFile()
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", relay.url, "--code", "36-acme-aftermath", "--json"])
         let receiver = try Self.onTerminal("receive 36-acme-aftermath --relay \(relay.url)")
         _ = try await receiver.waitForLine(in: \.stdout) { $0.contains("Accept?") }
@@ -279,7 +278,7 @@ import TernTestSupport
 
     @Test func ctrlCOnAWaitingSenderExpiresItsCode() async throws {
         let relay = try await RelayProcess.start()
-        let file = try Self.temporaryFile()
+        let file = try temporaryFile()
         let (sender, code) = try await Self.startSender(relay: relay, arguments: [file.path])
         sender.signal(SIGINT)
         #expect(try await sender.wait() == 130)
@@ -293,7 +292,7 @@ import TernTestSupport
     @Test func aSideWhoseRelayConnectionBreaksReconnectsAndPairs() async throws {
         let relay = try await RelayProcess.start()
         let proxy = try TCPProxy(to: relay.port)
-        let file = try Self.temporaryFile()
+        let file = try temporaryFile()
         // The sender reaches the relay through the proxy; its link is cut after it has its code.
         let sender = try RunningProcess(arguments: ["send", file.path, "--relay", "ws://127.0.0.1:\(proxy.port)", "--json"])
         let line = try await sender.waitForLine(in: \.stdout) { $0.contains(#""event":"code""#) }

@@ -5,11 +5,14 @@ import TernTestSupport
 /// `tern relay --tls-cert/--tls-key` serving wss://, and clients that check
 /// the relay's certificate: real processes, certificates made with openssl.
 @Suite(.serialized) struct TLSRelayTests {
+    /// The test's folders, removed when it ends.
+    let directories = TestDirectories()
+
     /// A self-signed P-256 certificate for `subjectAltName`, and its key.
-    static func makeCertificate(subjectAltName: String) async throws -> (cert: String, key: String) {
+    func makeCertificate(subjectAltName: String) async throws -> (cert: String, key: String) {
         // The test user's: openssl writes the key 0600, and the relay, run as
         // that user, must read it.
-        let directory = try makeTestDirectory(prefix: "tern-tls")
+        let directory = try directories.make("tern-tls")
         let cert = directory.appendingPathComponent("cert.pem").path
         let key = directory.appendingPathComponent("key.pem").path
         let openssl = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/openssl"), arguments: [
@@ -21,7 +24,7 @@ import TernTestSupport
     }
 
     @Test func pairsThroughAWssRelayWhoseCertificateIsTrusted() async throws {
-        let (cert, key) = try await Self.makeCertificate(subjectAltName: "IP:127.0.0.1")
+        let (cert, key) = try await makeCertificate(subjectAltName: "IP:127.0.0.1")
         let relay = try await RelayProcess.start(["--tls-cert", cert, "--tls-key", key])
         let url = "wss://127.0.0.1:\(relay.port)"
         let trust = ["SSL_CERT_FILE": cert]
@@ -34,7 +37,7 @@ import TernTestSupport
     }
 
     @Test func refusesARelayWhoseCertificateIsNotTrusted() async throws {
-        let (cert, key) = try await Self.makeCertificate(subjectAltName: "IP:127.0.0.1")
+        let (cert, key) = try await makeCertificate(subjectAltName: "IP:127.0.0.1")
         let relay = try await RelayProcess.start(["--tls-cert", cert, "--tls-key", key])
         let receiver = try RunningProcess(arguments: ["receive", "51-acme-aftermath", "--relay", "wss://127.0.0.1:\(relay.port)", "--yes"])
         #expect(try await receiver.wait() == 4)
@@ -43,7 +46,7 @@ import TernTestSupport
     }
 
     @Test func refusesACertificateForAnotherName() async throws {
-        let (cert, key) = try await Self.makeCertificate(subjectAltName: "DNS:relay.example")
+        let (cert, key) = try await makeCertificate(subjectAltName: "DNS:relay.example")
         let relay = try await RelayProcess.start(["--tls-cert", cert, "--tls-key", key])
         let receiver = try RunningProcess(arguments: ["receive", "51-acme-aftermath", "--relay", "wss://127.0.0.1:\(relay.port)", "--yes"],
                                           environment: ["SSL_CERT_FILE": cert])
@@ -53,7 +56,7 @@ import TernTestSupport
     }
 
     @Test func aPlainClientGetsAClearErrorFromATLSRelay() async throws {
-        let (cert, key) = try await Self.makeCertificate(subjectAltName: "IP:127.0.0.1")
+        let (cert, key) = try await makeCertificate(subjectAltName: "IP:127.0.0.1")
         let relay = try await RelayProcess.start(["--tls-cert", cert, "--tls-key", key])
         let started = Date()
         let receiver = try RunningProcess(arguments: ["receive", "51-acme-aftermath", "--relay", "ws://127.0.0.1:\(relay.port)", "--yes", "--timeout", "10"])

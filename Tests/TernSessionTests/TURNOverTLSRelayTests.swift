@@ -9,8 +9,11 @@ import TernTLS
 /// The relay hands out the pin of its `turns:` servers' certificate
 /// (`tern relay --turn-tls-cert`), as a real `tern relay` process.
 @Suite(.serialized) struct TURNOverTLSRelayTests {
+    /// The test's folders, removed when it ends.
+    let directories = TestDirectories()
+
     @Test func theRelayHandsOutThePinOfItsTURNServersCertificate() async throws {
-        let certificate = try await TURNOverTLSTests.TestCertificate()
+        let certificate = try await TURNOverTLSTests.TestCertificate(in: directories)
         let relay = try await RelayProcess.start([
             "--turn-uri", "turns:127.0.0.1:443?transport=tcp", "--turn-uri", "turn:127.0.0.1:3478?transport=udp",
             "--turn-secret", "s3cret", "--turn-tls-cert", certificate.certificate.path,

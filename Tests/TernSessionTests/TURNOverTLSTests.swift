@@ -12,14 +12,18 @@ import TernTLS
 /// TLS with a certificate made for the test, and the relay handing out that
 /// certificate's pin.
 @Suite(.serialized) struct TURNOverTLSTests {
+    /// The test's folders, removed when it ends.
+    let directories = TestDirectories()
+
     /// A self-signed certificate (P-256) for 127.0.0.1, made with the
-    /// openssl tool in a directory the test user (coturn's) can read.
+    /// openssl tool in a directory the test user (coturn's) can read, one of
+    /// `directories`.
     struct TestCertificate {
         let certificate: URL
         let key: URL
 
-        init(commonName: String = "turn.tern.test") async throws {
-            let directory = try makeTestDirectory(prefix: "turns-cert")
+        init(in directories: TestDirectories, commonName: String = "turn.tern.test") async throws {
+            let directory = try directories.make("turns-cert")
             certificate = directory.appendingPathComponent("cert.pem")
             key = directory.appendingPathComponent("key.pem")
             let openssl = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/openssl"), arguments: [
@@ -35,8 +39,8 @@ import TernTLS
         }
     }
 
-    static func startCoturn() async throws -> (CoturnProcess, TestCertificate) {
-        let certificate = try await TestCertificate()
+    func startCoturn() async throws -> (CoturnProcess, TestCertificate) {
+        let certificate = try await TestCertificate(in: directories)
         let coturn = try await CoturnProcess(tls: (certificate.certificate, certificate.key))
         return (coturn, certificate)
     }
@@ -62,7 +66,7 @@ import TernTLS
     }
 
     @Test func bothSidesConnectThroughCoturnOverTLSWithThePinnedCertificate() async throws {
-        let (coturn, certificate) = try await Self.startCoturn()
+        let (coturn, certificate) = try await startCoturn()
         var turn = ConnectivityDriverTests.credentials(secret: coturn.secret, uris: [coturn.tlsURI()])
         turn.tlsPin = try TLSCertificatePin.ofCertificate(pemFile: certificate.certificate.path).description
         let (a, b, toAnswerer, _) = try await ConnectivityDriverTests.connect(
@@ -77,8 +81,8 @@ import TernTLS
     }
 
     @Test func aCertificateOtherThanThePinnedOneIsRefused() async throws {
-        let (coturn, _) = try await Self.startCoturn()
-        let other = try await TestCertificate()
+        let (coturn, _) = try await startCoturn()
+        let other = try await TestCertificate(in: directories)
         var turn = ConnectivityDriverTests.credentials(secret: coturn.secret, uris: [coturn.tlsURI()])
         let otherPin = try TLSCertificatePin.ofCertificate(pemFile: other.certificate.path)
         turn.tlsPin = otherPin.description
@@ -88,7 +92,7 @@ import TernTLS
     }
 
     @Test func withoutAPinTheCertificateMustChainToTheTrustStore() async throws {
-        let (coturn, _) = try await Self.startCoturn()
+        let (coturn, _) = try await startCoturn()
         let turn = ConnectivityDriverTests.credentials(secret: coturn.secret, uris: [coturn.tlsURI()])
         let (why, elapsed) = try await Self.failureReason(turn: turn)
         #expect(why.contains("TLS: the certificate was not accepted: self-signed certificate"), "\(why)")

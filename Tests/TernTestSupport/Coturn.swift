@@ -12,6 +12,8 @@ public final class CoturnProcess: @unchecked Sendable {
     /// TURN over TLS (`turns:`), when started with a certificate.
     public let tlsPort: UInt16?
     public let secret: String
+    /// The pid file and user database, removed with the process.
+    private let state: URL
 
     /// - Parameters:
     ///   - extraArguments: more turnserver options, e.g. "--stale-nonce=2"
@@ -28,7 +30,8 @@ public final class CoturnProcess: @unchecked Sendable {
         } ?? ["--no-tls", "--no-dtls"]
         let relayBase = Int.random(in: 40000...50000)
         let state = try makeTestDirectory(prefix: "coturn")
-        process = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/turnserver"), arguments: [
+        self.state = state
+        let arguments = [
             "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port=\(port)",
             "--min-port=\(relayBase)", "--max-port=\(relayBase + 50)",
             "--use-auth-secret", "--static-auth-secret=\(secret)", "--realm=tern.test",
@@ -36,7 +39,13 @@ public final class CoturnProcess: @unchecked Sendable {
             "--log-file=stdout", "--simple-log",
             "--pidfile=\(state.appendingPathComponent("turnserver.pid").path)",
             "--userdb=\(state.appendingPathComponent("turndb").path)",
-        ] + tlsArguments + extraArguments)
+        ] + tlsArguments + extraArguments
+        do {
+            process = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/turnserver"), arguments: arguments)
+        } catch {
+            removeTestItem(state)
+            throw error
+        }
         // Ready when it answers a STUN Binding request (RFC 8489 §5: type
         // 0x0001, no attributes, the magic cookie, a random transaction id).
         let probe = try UDPTestSocket()
@@ -61,5 +70,8 @@ public final class CoturnProcess: @unchecked Sendable {
 
     // SIGKILL: the test's spawning thread has SIGTERM blocked, and
     // posix_spawn hands that mask to coturn, which then never sees it.
-    deinit { process.signal(SIGKILL) }
+    deinit {
+        process.killGroup()
+        removeTestItem(state)
+    }
 }

@@ -267,16 +267,40 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// A child still running when its owner goes: SIGTERM, then SIGKILL
-    /// after two seconds, and reaped, on a thread of its own.
-    func stopInBackground() {
-        guard isRunning else { return }
+    /// after two seconds, and reaped, on a thread of its own; `then` runs
+    /// once the child has ended (at once when it already had).
+    func stopInBackground(then: @escaping @Sendable () -> Void = {}) {
+        guard isRunning else { return then() }
         kill(processIdentifier, SIGTERM)
+        // Most children end within moments of SIGTERM: wait for that here,
+        // so that `then` does not depend on the background thread outliving
+        // the test process.
+        if waitForExit(seconds: 0.2) { return then() }
         Thread.detachNewThread { [self] in
-            let deadline = Date().addingTimeInterval(2)
-            while isRunning && Date() < deadline { usleep(10_000) }
-            if isRunning { kill(processIdentifier, SIGKILL) }
+            if !waitForExit(seconds: 2) { kill(processIdentifier, SIGKILL) }
             while isRunning { usleep(10_000) }
+            then()
         }
+    }
+
+    /// SIGKILL to the child's process group (spawned as its own, numbered
+    /// as the child), unless the child was reaped already: its number may
+    /// then be another process's.
+    func killGroup() {
+        lock.withLock {
+            if status == nil { kill(-processIdentifier, SIGKILL) }
+        }
+    }
+
+    /// Waits up to `seconds` for the child to end; true when it has.
+    @discardableResult
+    public func waitForExit(seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while isRunning {
+            if Date() >= deadline { return false }
+            usleep(10_000)
+        }
+        return true
     }
 }
 
@@ -378,9 +402,19 @@ public final class RunningProcess: @unchecked Sendable {
         kill(process.processIdentifier, signal)
     }
 
+    /// SIGKILL to the child and every process in its group (a browser's
+    /// helpers, a shell's commands), then waits up to `seconds` for the child
+    /// to end, so that nothing writes into its folders any more.
+    public func killGroup(waiting seconds: Double = 5) {
+        process.killGroup()
+        process.waitForExit(seconds: seconds)
+    }
+
     deinit {
-        process.stopInBackground()
-        try? FileManager.default.removeItem(at: workingDirectory)
+        // Removed once the child has ended: a child still writing into it
+        // (a receiver, a browser's cache) would otherwise leave it behind.
+        let directory = workingDirectory
+        process.stopInBackground { removeTestItem(directory) }
     }
 }
 
