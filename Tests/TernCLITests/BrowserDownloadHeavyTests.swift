@@ -13,10 +13,12 @@ import TernTestSupport
 @Suite(.serialized) struct BrowserDownloadHeavyTests {
     typealias Page = BrowserPageHeavyTests
 
+    /// The test's folders, removed when it ends.
+    let directories = TestDirectories()
+
     /// A page without the File System Access API on `code`, downloads going to a new directory.
-    static func page(relay: RelayProcess, code: String) async throws -> (DrivenPage, URL) {
-        let downloads = try makeTestDirectory(prefix: "page-downloads")
-        try TestUser.give(downloads)
+    func page(relay: RelayProcess, code: String) async throws -> (DrivenPage, URL) {
+        let downloads = try directories.make("page-downloads")
         let page = try await DrivenPage(page: "blank.html", chromiumArguments: ["--enable-precise-memory-info"])
         _ = try await page.wait(for: "document.readyState === 'complete'", what: "the blank page")
         _ = try await page.command([
@@ -83,15 +85,13 @@ import TernTestSupport
         // 96 MiB: a page that held the file would have a heap far above the bound below.
         let size = 96 << 20
         let relay = try await RelayProcess.start()
-        let directory = try makeTestDirectory(prefix: "page-download-large")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let directory = try directories.make("page-download-large")
         let file = directory.appendingPathComponent("large.bin")
         let data = BrowserLargeHeavyTests.xorshiftData(count: size, seed: UInt32.random(in: 1...UInt32.max))
         try data.write(to: file)
         try TestUser.give(file)
         let (sender, code) = try await Page.startSender(relay: relay, arguments: [file.path])
-        let (page, downloads) = try await Self.page(relay: relay, code: code)
-        defer { try? FileManager.default.removeItem(at: downloads) }
+        let (page, downloads) = try await self.page(relay: relay, code: code)
         let most = try await Self.accept(page)
         #expect(try await sender.wait() == 0, "sender: \(sender.stderr.text)")
         #expect(try await page.evaluate("document.body.dataset.hash") as? String == Page.doneHash(sender))
@@ -106,7 +106,7 @@ import TernTestSupport
 
     @Test func aFolderArrivesAsOneDownloadPerFile() async throws {
         let relay = try await RelayProcess.start()
-        let directory = try makeTestDirectory(prefix: "page-download-tree")
+        let directory = try directories.make("page-download-tree")
         let contents: [String: Data] = [
             "photos/a.txt": Data("hello\n".utf8),
             "photos/2024/big.bin": Page.randomData(700_000),
@@ -119,8 +119,7 @@ import TernTestSupport
         }
         try TestUser.give(directory.appendingPathComponent("photos"))
         let (sender, code) = try await Page.startSender(relay: relay, arguments: [directory.appendingPathComponent("photos").path])
-        let (page, downloads) = try await Self.page(relay: relay, code: code)
-        defer { try? FileManager.default.removeItem(at: downloads) }
+        let (page, downloads) = try await self.page(relay: relay, code: code)
         _ = try await Self.accept(page)
         #expect(try await sender.wait() == 0, "sender: \(sender.stderr.text)")
         let expected = Dictionary(uniqueKeysWithValues: contents.map { (String($0.key.split(separator: "/").last ?? ""), $0.value) })

@@ -9,6 +9,9 @@ import TernTestSupport
 /// or Decline as a person would, and reports what the page saved in the
 /// origin's private file system (the page's `?save=private`).
 @Suite(.serialized) struct BrowserPageHeavyTests {
+    /// The test's folders, removed when it ends.
+    let directories = TestDirectories()
+
     struct PageEnd: Decodable {
         struct SavedFile: Decodable {
             var size: Int
@@ -81,7 +84,7 @@ import TernTestSupport
 
     @Test func receivesAFileFromTernSendByteForByte() async throws {
         let relay = try await RelayProcess.start()
-        let directory = try makeTestDirectory(prefix: "page-send")
+        let directory = try directories.make("page-send")
         let data = Self.randomData(3_000_000)
         let file = directory.appendingPathComponent("payload.bin")
         try data.write(to: file)
@@ -110,7 +113,7 @@ import TernTestSupport
 
     @Test func receivesADirectoryTree() async throws {
         let relay = try await RelayProcess.start()
-        let directory = try makeTestDirectory(prefix: "page-tree")
+        let directory = try directories.make("page-tree")
         let tree = directory.appendingPathComponent("photos")
         let contents: [String: Data] = [
             "photos/a.txt": Data("hello\n".utf8),
@@ -140,7 +143,7 @@ import TernTestSupport
 
     @Test func aDeclinedOfferReceivesNothingAndTheSenderSaysSo() async throws {
         let relay = try await RelayProcess.start()
-        let directory = try makeTestDirectory(prefix: "page-decline")
+        let directory = try directories.make("page-decline")
         let file = directory.appendingPathComponent("secret.txt")
         try Data("not wanted\n".utf8).write(to: file)
         try TestUser.give(file)
@@ -153,7 +156,7 @@ import TernTestSupport
 
     @Test func aWrongCodeFailsOnBothSides() async throws {
         let relay = try await RelayProcess.start()
-        let directory = try makeTestDirectory(prefix: "page-wrong")
+        let directory = try directories.make("page-wrong")
         let file = directory.appendingPathComponent("a.txt")
         try Data("a\n".utf8).write(to: file)
         try TestUser.give(file)
@@ -170,7 +173,7 @@ import TernTestSupport
 
     @Test func namesFromTheSenderAreShownEscaped() async throws {
         let relay = try await RelayProcess.start()
-        let directory = try makeTestDirectory(prefix: "page-names")
+        let directory = try directories.make("page-names")
         let file = directory.appendingPathComponent("report\u{202e}fdp.exe")
         try Data("x".utf8).write(to: file)
         try TestUser.give(file)

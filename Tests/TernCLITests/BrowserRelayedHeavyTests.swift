@@ -11,6 +11,9 @@ import TernTestSupport
 @Suite(.serialized) struct BrowserRelayedHeavyTests {
     typealias Page = BrowserPageHeavyTests
 
+    /// The test's folders, removed when it ends.
+    let directories = TestDirectories()
+
     /// Runs receive.html with `cases` and returns the page's end report.
     static func runPage(_ cases: [String: Any]) async throws -> Page.PageEnd {
         try #require(
@@ -35,7 +38,7 @@ import TernTestSupport
     @Test func receivesThroughCoturnWithBothSidesRelayed() async throws {
         let coturn = try await CoturnProcess()
         let relay = try await RelayProcess.start(["--turn-uri", coturn.uri(), "--turn-secret", coturn.secret])
-        let directory = try makeTestDirectory(prefix: "page-relayed")
+        let directory = try directories.make("page-relayed")
         let data = Page.randomData(2_000_000)
         let file = directory.appendingPathComponent("through-turn.bin")
         try data.write(to: file)

@@ -106,6 +106,8 @@ final class DrivenPage {
 @Suite(.serialized) struct BrowserResumeHeavyTests {
     typealias Page = BrowserPageHeavyTests
     static let size = 64 << 20
+    /// The test's folders, removed when it ends.
+    let directories = TestDirectories()
 
     struct Fixture {
         var relay: RelayProcess
@@ -113,12 +115,12 @@ final class DrivenPage {
         var seed: UInt32
     }
 
-    static func fixture(_ prefix: String) async throws -> Fixture {
+    func fixture(_ prefix: String) async throws -> Fixture {
         let relay = try await RelayProcess.start()
-        let directory = try makeTestDirectory(prefix: prefix)
+        let directory = try directories.make(prefix)
         let seed = UInt32.random(in: 1...UInt32.max)
         let file = directory.appendingPathComponent("big.bin")
-        try BrowserLargeHeavyTests.xorshiftData(count: size, seed: seed).write(to: file)
+        try BrowserLargeHeavyTests.xorshiftData(count: Self.size, seed: seed).write(to: file)
         try TestUser.give(file)
         return Fixture(relay: relay, file: file, seed: seed)
     }
@@ -201,7 +203,7 @@ final class DrivenPage {
     }
 
     @Test func aReloadedTabResumesWithANewCode() async throws {
-        let fixture = try await Self.fixture("page-resume-reload")
+        let fixture = try await fixture("page-resume-reload")
         let (first, code) = try await Page.startSender(relay: fixture.relay, arguments: [fixture.file.path])
         let page = try await DrivenPage(page: Self.pagePath(relay: fixture.relay, code: code))
         try await Self.receiveUntilKept(page)
@@ -225,7 +227,7 @@ final class DrivenPage {
     /// time and content): the partial's state does not match, so it is
     /// removed and the file comes whole, as with the CLI.
     @Test func aChangedFileStartsOver() async throws {
-        let fixture = try await Self.fixture("page-resume-changed")
+        let fixture = try await fixture("page-resume-changed")
         let (first, code) = try await Page.startSender(relay: fixture.relay, arguments: [fixture.file.path])
         let page = try await DrivenPage(page: Self.pagePath(relay: fixture.relay, code: code))
         try await Self.receiveUntilKept(page)
@@ -251,7 +253,7 @@ final class DrivenPage {
     }
 
     @Test func aLostSenderResumesWithANewSend() async throws {
-        let fixture = try await Self.fixture("page-resume-kill")
+        let fixture = try await fixture("page-resume-kill")
         let (first, code) = try await Page.startSender(relay: fixture.relay, arguments: [fixture.file.path])
         let page = try await DrivenPage(page: Self.pagePath(relay: fixture.relay, code: code))
         try await Self.receiveUntilKept(page)

@@ -10,6 +10,9 @@ import TernTestSupport
 /// shows; the test runs `tern receive` on that code and compares what it
 /// wrote with the page's sources.
 @Suite(.serialized) struct BrowserSendHeavyTests {
+    /// The test's folders, removed when it ends.
+    let directories = TestDirectories()
+
     struct PageEnd: Decodable {
         var state: String
         var status: String?
@@ -109,12 +112,6 @@ import TernTestSupport
         return String(process.stdout.text.prefix(64))
     }
 
-    static func directory(_ prefix: String) throws -> URL {
-        let directory = try makeTestDirectory(prefix: prefix)
-        try TestUser.give(directory)
-        return directory
-    }
-
     @Test func sendsAFileToTernReceiveByteForByte() async throws {
         let relay = try await RelayProcess.start()
         let page = try await SendingPage(relay: relay, files: [Source(path: "payload.bin", size: 5_000_000, seed: 7)])
@@ -123,7 +120,7 @@ import TernTestSupport
         #expect(shown.command == "tern receive \(shown.code)")
         #expect(shown.link.hasSuffix("#\(shown.code)"), "\(shown.link)")
         #expect(try await page.items() == ["payload.bin (5.00 MB)"])
-        let target = try Self.directory("page-to-cli")
+        let target = try directories.make("page-to-cli")
         let receiver = try Self.receiver(relay: relay, code: shown.code, into: target)
         #expect(try await receiver.wait(timeout: 60) == 0, "receiver: \(receiver.stderr.text)")
         let end = try await page.end()
@@ -151,7 +148,7 @@ import TernTestSupport
         let page = try await SendingPage(relay: relay, files: files, mode: "folder")
         let shown = try await page.code()
         #expect(try await page.items() == ["photos/ (5 files, 967 kB)"])
-        let target = try Self.directory("page-tree-to-cli")
+        let target = try directories.make("page-tree-to-cli")
         let receiver = try Self.receiver(relay: relay, code: shown.code, into: target)
         #expect(try await receiver.wait(timeout: 60) == 0, "receiver: \(receiver.stderr.text)")
         let end = try await page.end()
@@ -178,7 +175,7 @@ import TernTestSupport
     /// webkitGetAsEntry as it would a person's drop.
     @Test func aDroppedFolderArrivesWithItsStructureAndEmptyFolders() async throws {
         let relay = try await RelayProcess.start()
-        let source = try Self.directory("page-drag-source")
+        let source = try directories.make("page-drag-source")
         let album = source.appendingPathComponent("album")
         let contents: [String: Data] = [
             "album/a.txt": Data("hello\n".utf8),
@@ -193,35 +190,19 @@ import TernTestSupport
         try FileManager.default.createDirectory(at: album.appendingPathComponent("empty"), withIntermediateDirectories: true)
         try TestUser.give(source)
 
-        let browser = Tests.browser
-        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("tern-signal-\(UUID().uuidString)")
-        let web = PackagePaths.root.appendingPathComponent(".build/web")
-        let signal = try RunningProcess(
-            executable: URL(fileURLWithPath: "/usr/bin/python3"),
-            arguments: [browser.appendingPathComponent("signal.py").path, portFile.path, web.path])
-        defer { signal.signal(SIGKILL) }
-        var port: Int?
-        for _ in 0..<100 where port == nil {
-            port = (try? String(contentsOf: portFile, encoding: .utf8)).flatMap { Int($0) }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        let pagePort = try #require(port, "signal.py did not start: \(signal.stderr.text)")
-        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("tern-chromium-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: profile) }
         let relayQuery = relay.url.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? relay.url
-        let chromium = try RunningProcess(executable: URL(fileURLWithPath: "/usr/bin/chromium"), arguments: [
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-            "--disable-features=WebRtcHideLocalIpsWithMdns", "--remote-debugging-port=0", "--user-data-dir=\(profile.path)",
-            "http://127.0.0.1:\(pagePort)/web/index.html?relay=\(relayQuery)",
-        ])
-        defer { chromium.signal(SIGKILL) }
+        let chromium = try await HeadlessBrowser(
+            page: "web/index.html?relay=\(relayQuery)", webDirectory: PackagePaths.root.appendingPathComponent(".build/web"),
+            chromiumArguments: ["--remote-debugging-port=0"])
+        defer { withExtendedLifetime(chromium) {} }  // running until drop.py is done with it
         let drop = try RunningProcess(
             executable: URL(fileURLWithPath: "/usr/bin/python3"),
-            arguments: [browser.appendingPathComponent("drop.py").path, profile.path, album.path, source.appendingPathComponent("loose.txt").path])
+            arguments: [Tests.browser.appendingPathComponent("drop.py").path, chromium.profile.path, album.path,
+                        source.appendingPathComponent("loose.txt").path])
         let first = try await drop.waitForLine(in: \.stdout, timeout: 30) { $0.contains(#""code""#) }
         let shown = try #require((try JSONSerialization.jsonObject(with: Data(first.utf8))) as? [String: Any])
         #expect(shown["items"] as? [String] == ["album/ (2 files, 300 kB)", "loose.txt (2 B)"])
-        let target = try Self.directory("page-drag-target")
+        let target = try directories.make("page-drag-target")
         let receiver = try Self.receiver(relay: relay, code: try #require(shown["code"] as? String), into: target)
         #expect(try await receiver.wait(timeout: 60) == 0, "receiver: \(receiver.stderr.text)")
         let last = try await drop.waitForLine(in: \.stdout, timeout: 60) { $0.contains(#""state""#) }
@@ -240,7 +221,7 @@ import TernTestSupport
         let relay = try await RelayProcess.start()
         let page = try await SendingPage(relay: relay, files: [Source(path: "secret.txt", size: 11, seed: 9)])
         let shown = try await page.code()
-        let target = try Self.directory("page-decline")
+        let target = try directories.make("page-decline")
         // A person at a terminal answers the question (without one, tern receive refuses to ask).
         let window = try TerminalWindow(TerminalWindow.tern(["receive", shown.code, "--relay", relay.url, "-o", target.path], in: target))
         try await window.waitFor("the question") { $0.hasPrefix("Accept? [y/N]") }
@@ -260,7 +241,7 @@ import TernTestSupport
         // Same nameplate, other words: one PAKE guess, which fails.
         let parts = shown.code.split(separator: "-")
         let wrong = "\(parts[0])-\(parts[1] == "acme" ? "adroitness" : "acme")-\(parts[2])"
-        let target = try Self.directory("page-wrong")
+        let target = try directories.make("page-wrong")
         let receiver = try Self.receiver(relay: relay, code: wrong, into: target)
         #expect(try await receiver.wait(timeout: 30) == 3, "a wrong code is exit 3: \(receiver.stderr.text)")
         let end = try await page.end()
@@ -276,7 +257,7 @@ import TernTestSupport
         let relay = try await RelayProcess.start()
         let page = try await SendingPage(relay: relay, files: [Source(path: "big.bin", size: 64 << 20, seed: 43)])
         let shown = try await page.code()
-        let target = try Self.directory("page-interrupted")
+        let target = try directories.make("page-interrupted")
         let receiver = try Self.receiver(relay: relay, code: shown.code, into: target)
         _ = try await receiver.waitForLine(in: \.stdout, timeout: 60) { $0.contains(#""event":"progress""#) }
         receiver.signal(SIGTERM)
@@ -299,7 +280,7 @@ import TernTestSupport
         let size = 64 << 20
         let page = try await SendingPage(relay: relay, files: [Source(path: "big.bin", size: size, seed: 42)], again: true)
         let first = try await page.code()
-        let target = try Self.directory("page-resume")
+        let target = try directories.make("page-resume")
         let receiver = try Self.receiver(relay: relay, code: first.code, into: target)
         // Stopped once some data is in (a progress event past 8 MiB, when the state was saved).
         _ = try await receiver.waitForLine(in: \.stdout, timeout: 60) { line in
@@ -345,7 +326,7 @@ import TernTestSupport
         let relay = try await RelayProcess.start(["--turn-uri", coturn.uri(), "--turn-secret", coturn.secret])
         let page = try await SendingPage(relay: relay, files: [Source(path: "through-turn.bin", size: 2_000_000, seed: 99)], relayed: true)
         let shown = try await page.code()
-        let target = try Self.directory("page-relayed-to-cli")
+        let target = try directories.make("page-relayed-to-cli")
         let receiver = try RunningProcess(arguments: ["receive", "--relay", relay.url, "--json", "--yes", "--force-relay", "-o", target.path, shown.code])
         #expect(try await receiver.wait(timeout: 60) == 0, "receiver: \(receiver.stderr.text)")
         let end = try await page.end()

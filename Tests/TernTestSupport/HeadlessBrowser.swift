@@ -9,6 +9,9 @@ public final class HeadlessBrowser {
     public let chromium: RunningProcess
     public let port: Int
     public let profile: URL
+    /// The port file, the profile and Chromium's TMPDIR (where it keeps its
+    /// org.chromium.Chromium.* files), all removed with the value.
+    private let folder: URL
 
     /// - Parameters:
     ///   - hideLocalAddresses: Chromium's default: host candidates as mDNS
@@ -21,10 +24,23 @@ public final class HeadlessBrowser {
             throw SocketFailure(description: "no \(chromiumPath): run `make deps` (it installs Debian's chromium)")
         }
         let directory = PackagePaths.root.appendingPathComponent("Tests/browser")
-        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("tern-signal-\(UUID().uuidString)")
-        signal = try RunningProcess(
-            executable: URL(fileURLWithPath: "/usr/bin/python3"),
-            arguments: [directory.appendingPathComponent("signal.py").path, portFile.path] + (webDirectory.map { [$0.path] } ?? []))
+        // Short names: Chromium makes its singleton socket under TMPDIR, and
+        // a socket's path holds at most 107 bytes.
+        let folder = try makeTestDirectory(prefix: "tern-chromium", unique: String(UUID().uuidString.prefix(8)))
+        self.folder = folder
+        let portFile = folder.appendingPathComponent("signal-port")
+        let temporary = folder.appendingPathComponent("t")
+        profile = folder.appendingPathComponent("profile")
+        do {
+            try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: false)
+            try TestUser.give(temporary)
+            signal = try RunningProcess(
+                executable: URL(fileURLWithPath: "/usr/bin/python3"),
+                arguments: [directory.appendingPathComponent("signal.py").path, portFile.path] + (webDirectory.map { [$0.path] } ?? []))
+        } catch {
+            removeTestItem(folder)
+            throw error
+        }
         var port: Int?
         for _ in 0..<100 {
             if let text = try? String(contentsOf: portFile, encoding: .utf8), let value = Int(text) {
@@ -33,17 +49,28 @@ public final class HeadlessBrowser {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        guard let port else { throw SocketFailure(description: "signal.py did not start: \(signal.stderr.text)") }
+        guard let port else {
+            signal.killGroup()
+            removeTestItem(folder)
+            throw SocketFailure(description: "signal.py did not start: \(signal.stderr.text)")
+        }
         self.port = port
-        profile = FileManager.default.temporaryDirectory.appendingPathComponent("tern-chromium-\(UUID().uuidString)")
         // Plain host addresses instead of mDNS names, unless the test
         // wants Chromium's default (tern skips .local candidates).
         let features = hideLocalAddresses ? [] : ["--disable-features=WebRtcHideLocalIpsWithMdns"]
-        chromium = try RunningProcess(executable: URL(fileURLWithPath: chromiumPath), arguments: [
+        let arguments = [
             "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
         ] + features + chromiumArguments + [
             "--user-data-dir=\(profile.path)", "http://127.0.0.1:\(port)/\(page)",
-        ])
+        ]
+        do {
+            chromium = try RunningProcess(
+                executable: URL(fileURLWithPath: chromiumPath), arguments: arguments, environment: ["TMPDIR": temporary.path])
+        } catch {
+            signal.killGroup()
+            removeTestItem(folder)
+            throw error
+        }
     }
 
     /// PUTs `body` through a file (a body on curl's command line is capped
@@ -76,8 +103,10 @@ public final class HeadlessBrowser {
     }
 
     deinit {
-        chromium.signal(SIGKILL)
-        signal.signal(SIGKILL)
-        try? FileManager.default.removeItem(at: profile)
+        // The whole group: Chromium's zygotes, renderers and utility
+        // processes write into the profile after the main process is gone.
+        chromium.killGroup()
+        signal.killGroup()
+        removeTestItem(folder, retryingFor: 3)
     }
 }

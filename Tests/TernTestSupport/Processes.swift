@@ -83,9 +83,9 @@ public enum TestUser {
 
 /// A fresh directory under the temporary folder that the `tern` processes
 /// a test starts may write into (owned by the test user when the tests run
-/// as root).
-public func makeTestDirectory(prefix: String) throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+/// as root), named `prefix` and `unique`.
+public func makeTestDirectory(prefix: String, unique: String = UUID().uuidString) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(unique)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     try TestUser.give(url)
     return url
