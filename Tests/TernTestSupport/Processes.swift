@@ -45,6 +45,8 @@ public enum TestUser {
 
     private static let copies = NSLock()
     nonisolated(unsafe) private static var copied: [String: URL] = [:]
+    /// The copies go when the test process exits (atexit).
+    nonisolated(unsafe) private static var removesCopiesAtExit = false
 
     /// `binary` itself when the test user can reach and run it, otherwise
     /// a copy in a world-readable temporary folder (made once per binary).
@@ -54,17 +56,27 @@ public enum TestUser {
             if let copy = copied[binary.path] { return copy }
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-bin-\(UUID().uuidString)")
             let copy = folder.appendingPathComponent(binary.lastPathComponent)
+            if !removesCopiesAtExit {
+                removesCopiesAtExit = true
+                atexit { TestUser.removeCopies() }
+            }
             do {
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 chmod(folder.path, 0o755)
                 try FileManager.default.copyItem(at: binary, to: copy)
                 chmod(copy.path, 0o755)
             } catch {
+                try? FileManager.default.removeItem(at: folder)
                 return binary  // the spawn then fails with a clear error
             }
             copied[binary.path] = copy
             return copy
         }
+    }
+
+    private static func removeCopies() {
+        let folders = copies.withLock { copied.values.map { $0.deletingLastPathComponent() } }
+        for folder in folders { try? FileManager.default.removeItem(at: folder) }
     }
 
     /// Whether every folder on the way is searchable, and the file

@@ -38,7 +38,6 @@ export LAB_ID=${LAB_ID:-cn$$}
 export LAB_QUIET=1
 SECRET=connect-secret
 PASSED=0 FAILED=0
-WORK=$(mktemp -d /tmp/tern-connect.XXXXXX)
 
 [[ $(id -u) -eq 0 ]] || { echo "connect: must run as root (network namespaces, iptables)" >&2; exit 2; }
 [[ -x $TERN ]] || { echo "connect: no tern binary at $TERN (run 'swift build' first)" >&2; exit 2; }
@@ -49,6 +48,8 @@ lab() { "$LAB" "$@"; }
 X() { "$LAB" exec "$@"; }
 U() { "$LAB" user "$@"; }      # as the unprivileged user tern's users are
 
+# Made after the checks above (which exit without the trap), removed by it.
+WORK=$(mktemp -d /tmp/tern-connect.XXXXXX)
 cleanup() {
   [[ -n ${RELAY_PID:-} ]] && kill "$RELAY_PID" 2>/dev/null || true
   lab down >/dev/null 2>&1 || true
