@@ -229,7 +229,7 @@ public struct BBRCongestionControl: SCTPCongestionControl {
             roundStart = true
         }
         updateBandwidth(sample)
-        if roundStart { endOfRound(ack) }
+        if roundStart { endOfRound(ack, appLimited: sample.isAppLimited) }
         updateStateMachine(ack)
         updateProbeRoundTrip(ack)
         setPacingRate()
@@ -313,7 +313,8 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     }
 
     /// The round trip that just ended: full-pipe detection and the loss response.
-    private mutating func endOfRound(_ ack: SCTPAcknowledgement) {
+    /// `appLimited`: the sample that ended it was sent while the sender had run out of data.
+    private mutating func endOfRound(_ ack: SCTPAcknowledgement, appLimited: Bool) {
         let lost = roundLost, delivered = roundDelivered, minimumTrip = roundMinimumTrip, maximumInflight = roundMaximumInflight
         roundLost = 0
         roundDelivered = 0
@@ -321,7 +322,7 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         roundMaximumInflight = 0
         let marked = roundMarked
         roundMarked = 0
-        if !filledPipe { checkFullPipe() }
+        if !filledPipe, !appLimited { checkFullPipe() }
         if state == .startup, fullBandwidthCount > 0, markedShareTooHigh(marked, delivered: delivered) {
             markedTooHigh()
             filledPipe = true
@@ -385,7 +386,13 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         inflightLow = min(inflightLow == .max ? congestionWindow : inflightLow, bound)
     }
 
-    /// Draft §4.3.1.2: Startup ends once three round trips grew the bandwidth less than 25%.
+    /// Draft §4.3.1.2: Startup ends once three round trips grew the bandwidth
+    /// less than 25%. Only round trips whose sample is not app-limited count
+    /// (BBRCheckStartupFullBandwidth): a round in which the application
+    /// left the send queue empty measured the application, not the pipe. An
+    /// application that fell behind for a few round trips early in Startup
+    /// ended it at half the link's rate (BBRPathHeavyTests), for ProbeBW's
+    /// probes to find the rest 25% at a time.
     private mutating func checkFullPipe() {
         guard maximumBandwidth > 0 else { return }
         if maximumBandwidth >= fullBandwidth * Self.fullBandwidthGrowth {

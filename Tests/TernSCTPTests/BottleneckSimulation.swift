@@ -6,7 +6,8 @@ import TernTestSupport
 /// that rate), then a one-way delay; packets each way may also be lost at
 /// random. The way back (SACKs) has the delay and the loss, not the rate.
 /// One or more associations (flows) share it; each flow's side 0 sends
-/// 256 KiB messages to its side 1, keeping 512 KiB queued as SecureChannels does.
+/// 256 KiB messages to its side 1, keeping 512 KiB queued as SecureChannels
+/// does (or as its `Application` says).
 ///
 /// Packets leave the bottleneck in the order they entered it, so each
 /// direction is a FIFO and every step costs O(flows).
@@ -29,8 +30,28 @@ struct BottleneckSimulation<C: SCTPCongestionControl> {
         var randomMarking = 0.0
     }
 
+    /// How a flow's application hands over data: `message`-byte messages,
+    /// keeping `highWater` bytes queued, except during a stall.
+    struct Application {
+        var message = 256 << 10
+        var highWater = 512 << 10
+        var stall: Stall?
+    }
+
+    /// An application that falls behind: from `from` until `to` it hands
+    /// the association one `message`-byte message every `interval` (a slow
+    /// disk, a pipe), instead of keeping the send queue full.
+    struct Stall {
+        var from: Duration
+        var to: Duration
+        var message: Int
+        var interval: Duration
+    }
+
     struct Flow {
         var sides: [Association]
+        var application: Application
+        var nextStallMessage: Duration = .zero
         var queued = 0
         var received = 0
         var intact = true
@@ -72,10 +93,12 @@ struct BottleneckSimulation<C: SCTPCongestionControl> {
     }
 
     /// Adds a flow of `bytes`, connected at once (the handshake runs in the loop).
-    mutating func addFlow(bytes: Int, configuration: Association.Configuration = .init(receiveWindow: 4 << 20)) {
+    mutating func addFlow(
+        bytes: Int, configuration: Association.Configuration = .init(receiveWindow: 4 << 20), application: Application = .init()
+    ) {
         var sides = [Association(configuration: configuration, random: &random), Association(configuration: configuration, random: &random)]
         sides[0].connect(now: now)
-        flows.append(Flow(sides: sides, total: bytes, start: now))
+        flows.append(Flow(sides: sides, application: application, total: bytes, start: now))
     }
 
     /// Runs until every flow finished or `limit` of virtual time passed.
@@ -87,7 +110,14 @@ struct BottleneckSimulation<C: SCTPCongestionControl> {
             var next = limit
             if forwardHead < forward.count { next = min(next, forward[forwardHead].arrival) }
             if backwardHead < backward.count { next = min(next, backward[backwardHead].arrival) }
-            for flow in flows { for side in flow.sides { if let deadline = side.nextDeadline { next = min(next, deadline) } } }
+            for flow in flows {
+                for side in flow.sides { if let deadline = side.nextDeadline { next = min(next, deadline) } }
+                // A stalled application's next message (or the stall's end) wakes the loop.
+                if let stall = flow.application.stall {
+                    let wake = min(max(flow.nextStallMessage, stall.from), stall.to)
+                    if wake > now { next = min(next, wake) }
+                }
+            }
             now = max(now, next)
             while forwardHead < forward.count, forward[forwardHead].arrival <= now {
                 deliver(forward[forwardHead])
@@ -137,14 +167,24 @@ struct BottleneckSimulation<C: SCTPCongestionControl> {
 
     private mutating func feedSenders() throws {
         for index in flows.indices where flows[index].sides[0].state == .established {
-            while flows[index].queued < flows[index].total && flows[index].sides[0].bufferedAmount(stream: 1) < 512 << 10 {
-                let size = min(256 << 10, flows[index].total - flows[index].queued)
-                try flows[index].sides[0].send(
-                    stream: 1, ppid: 53, payload: [UInt8](repeating: flows[index].nextIndex, count: size), now: now)
-                flows[index].nextIndex &+= 1
-                flows[index].queued += size
+            let application = flows[index].application
+            if let stall = application.stall, now >= stall.from, now < stall.to {
+                if now >= flows[index].nextStallMessage, flows[index].queued < flows[index].total {
+                    try queueMessage(flow: index, size: min(stall.message, flows[index].total - flows[index].queued))
+                    flows[index].nextStallMessage = now + stall.interval
+                }
+                continue
+            }
+            while flows[index].queued < flows[index].total && flows[index].sides[0].bufferedAmount(stream: 1) < application.highWater {
+                try queueMessage(flow: index, size: min(application.message, flows[index].total - flows[index].queued))
             }
         }
+    }
+
+    private mutating func queueMessage(flow index: Int, size: Int) throws {
+        try flows[index].sides[0].send(stream: 1, ppid: 53, payload: [UInt8](repeating: flows[index].nextIndex, count: size), now: now)
+        flows[index].nextIndex &+= 1
+        flows[index].queued += size
     }
 
     private mutating func pumpAll() {
