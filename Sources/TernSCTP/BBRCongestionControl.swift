@@ -98,6 +98,11 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     /// (Linux BBRv3's bbr_ecn_max_rtt_us: its ECN response is for
     /// shallow-threshold marking in data centres, L4S).
     static let ecnMaximumRoundTrip: Duration = .milliseconds(5)
+    /// Draft §4.5.5: the aggregation estimate is the largest of the last
+    /// 5-10 round trips (two slots of five, as Linux keeps it), and never
+    /// more than 100 ms at the estimated rate.
+    static let aggregationRoundsPerSlot = 5
+    static let aggregationMaximum: Duration = .milliseconds(100)
 
     public private(set) var mtu: Int
     public private(set) var state: State = .startup
@@ -141,6 +146,19 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     public private(set) var ignoredMarks = 0
     /// What was in flight when the latest acknowledged chunk was sent.
     private var latestInflightAtSend = 0
+
+    // Acknowledgement aggregation (draft §4.5.5).
+    /// Bytes acknowledged beyond what the estimated rate would have
+    /// delivered since the current aggregation epoch began: the window
+    /// keeps that much more room, so a receiver that acknowledges in
+    /// batches (tern's receiver SACKs once per read batch of up to 32
+    /// datagrams; a loaded loop reads late) does not leave the sender
+    /// waiting with an empty pipe between batches.
+    public private(set) var aggregation = 0
+    private var aggregationSlots: (Int, Int) = (0, 0)
+    private var aggregationSlotRounds = 0
+    private var aggregationEpochStart: Duration?
+    private var aggregationEpochAcknowledged = 0
 
     // Startup.
     public private(set) var filledPipe = false
@@ -229,6 +247,7 @@ public struct BBRCongestionControl: SCTPCongestionControl {
             roundStart = true
         }
         updateBandwidth(sample)
+        updateAggregation(ack)
         if roundStart { endOfRound(ack, appLimited: sample.isAppLimited) }
         updateStateMachine(ack)
         updateProbeRoundTrip(ack)
@@ -304,6 +323,35 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         guard !sample.isAppLimited || rate >= maximumBandwidth else { return }
         if cycleCount % 2 == 0 { bandwidthSlots.0 = max(bandwidthSlots.0, rate) } else { bandwidthSlots.1 = max(bandwidthSlots.1, rate) }
         maximumBandwidth = max(bandwidthSlots.0, bandwidthSlots.1)
+    }
+
+    /// Draft §4.5.5 (BBRUpdateACKAggregation): how far acknowledgements
+    /// ran ahead of the estimated rate in the current epoch; an epoch ends
+    /// when they fall back to it. A windowed maximum over round trips.
+    private mutating func updateAggregation(_ ack: SCTPAcknowledgement) {
+        if roundStart {
+            aggregationSlotRounds += 1
+            if aggregationSlotRounds >= Self.aggregationRoundsPerSlot {
+                aggregationSlotRounds = 0
+                swap(&aggregationSlots.0, &aggregationSlots.1)
+                aggregationSlots.0 = 0
+            }
+        }
+        // Measured against the maximum, not the short-term bound: after a
+        // congested round lowered the bound, a path delivering at its
+        // usual rate would read as aggregation and widen the window again.
+        guard ack.bytes > 0, maximumBandwidth > 0 else { return }
+        let start = aggregationEpochStart ?? now
+        var expected = Int(maximumBandwidth * Self.seconds(now - start))
+        if aggregationEpochStart == nil || aggregationEpochAcknowledged <= expected {
+            aggregationEpochStart = now
+            aggregationEpochAcknowledged = 0
+            expected = 0
+        }
+        aggregationEpochAcknowledged += ack.bytes
+        let extra = min(aggregationEpochAcknowledged - expected, congestionWindow)
+        aggregationSlots.0 = max(aggregationSlots.0, extra)
+        aggregation = min(max(aggregationSlots.0, aggregationSlots.1), Int(maximumBandwidth * Self.seconds(Self.aggregationMaximum)))
     }
 
     /// A new probing cycle: the older slot of the bandwidth filter starts over.
@@ -557,9 +605,11 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     /// Draft §4.6.4: the window from the model and the bounds.
     private mutating func setWindow(_ ack: SCTPAcknowledgement, sample: DeliveryRateSample) {
         let floor = Self.minimumWindowPackets * mtu
-        // Room for what a receiver acknowledges at once (tern's SACK a read
-        // batch of up to 32 datagrams) and for a batch of sends.
-        let target = bdp(windowGain) + 4 * mtu
+        // Draft §4.6.4.2: room for what the receiver acknowledges at once
+        // (the aggregation estimate) and for a batch of sends.
+        // (Not in Startup, as Linux's BBR: a window wider than Startup's
+        // own queues with it, and random loss then reads as congestion.)
+        let target = bdp(windowGain) + (filledPipe ? aggregation : 0) + 4 * mtu
         if !filledPipe {
             // Draft §4.6.4.5: Startup grows the window by what is delivered, up to its target.
             if congestionWindow < target { congestionWindow += sample.newlyAcknowledged }
