@@ -41,7 +41,9 @@
 #   BENCH_TOOLS        which of the tools above (default all)
 #   BENCH_FAIR_SECONDS seconds of each fairness run (default 60; 0: none)
 #   BENCH_FAIR_RUNS    which (default "tern-tern tern-cubic tern-bbr": two
-#                      tern transfers; tern and iperf3 CUBIC; tern and BBR)
+#                      tern transfers; tern and iperf3 CUBIC; tern and BBR;
+#                      also bbr-cubic: iperf3 BBR beside iperf3 CUBIC, what
+#                      the kernel's BBR gets on the same link, for reference)
 #   BENCH_FAIR_ROUNDS  how many times each (default 1)
 #   BENCH_FAIR_WARMUP  seconds after both flows carry data before the window
 #                      (default 5)
@@ -99,7 +101,7 @@ for t in $TOOLS; do
     *) die "unknown tool '$t' in BENCH_TOOLS" ;; esac
 done
 for r in $FAIR_RUNS; do
-  case $r in tern-tern|tern-cubic|tern-bbr) ;; *) die "unknown fairness run '$r' in BENCH_FAIR_RUNS" ;; esac
+  case $r in tern-tern|tern-cubic|tern-bbr|bbr-cubic) ;; *) die "unknown fairness run '$r' in BENCH_FAIR_RUNS" ;; esac
 done
 [[ $LOSSES != none ]] || LOSSES=
 want() { [[ " $TOOLS " == *" $1"* ]] || { [[ $1 == tern ]] && [[ $FAIR != 0 ]]; }; }   # a prefix: "tern", "wormhole", "iperf3"
@@ -182,7 +184,14 @@ for cc in bbr cubic; do
     sysctl -qw "net.ipv4.tcp_allowed_congestion_control=$allowed" || die "cannot allow TCP congestion control $cc"
   fi
 done
-tcp_cc() { for ns in "$A_NS" "$B_NS" "$R_NS"; do ip netns exec "$ns" sysctl -qw "net.ipv4.tcp_congestion_control=$1"; done; }
+tcp_cc() {
+  # Another run's exit may have restored the allowed list meanwhile: a
+  # namespace may only choose an allowed algorithm.
+  local allowed
+  allowed=$(sysctl -n net.ipv4.tcp_allowed_congestion_control)
+  [[ " $allowed " == *" $1 "* ]] || sysctl -qw "net.ipv4.tcp_allowed_congestion_control=$allowed $1" || true
+  for ns in "$A_NS" "$B_NS" "$R_NS"; do ip netns exec "$ns" sysctl -qw "net.ipv4.tcp_congestion_control=$1"; done
+}
 if [[ -n $ECN_MS ]]; then
   for ns in "$A_NS" "$B_NS" "$R_NS"; do ip netns exec "$ns" sysctl -qw net.ipv4.tcp_ecn=1; done
 fi
@@ -405,19 +414,22 @@ fair_tern_start() {            # NAME CODE
     >"$WORK/logs/fair-$1-send.log" 2>&1 &
   FAIR_PIDS+=($!)
 }
-fair_iperf3_start() {          # CC
+fair_iperf3_start() {          # CC [PORT]
+  local port=${2:-$IPERF_PORT}
   tcp_cc "$1"
-  ip netns exec "$B_NS" "${AS_USER[@]}" iperf3 -s -1 -B "$B_IP" -p "$IPERF_PORT" >/dev/null 2>&1 &
+  ip netns exec "$B_NS" "${AS_USER[@]}" iperf3 -s -1 -B "$B_IP" -p "$port" >/dev/null 2>&1 &
   FAIR_PIDS+=($!)
-  wait_listen "$B_NS" t "$IPERF_PORT" "iperf3 server" "$!"
-  ip netns exec "$A_NS" "${AS_USER[@]}" iperf3 -c "$B_IP" -p "$IPERF_PORT" -t $((FAIR + FAIR_WARMUP + 60)) -C "$1" \
+  wait_listen "$B_NS" t "$port" "iperf3 server" "$!"
+  ip netns exec "$A_NS" "${AS_USER[@]}" iperf3 -c "$B_IP" -p "$port" -t $((FAIR + FAIR_WARMUP + 60)) -C "$1" \
     >"$WORK/logs/fair-iperf3-$1.log" 2>&1 &
   FAIR_PIDS+=($!)
 }
-fair_bytes() {                 # FLOW: tern:NAME or tcp -> bytes received so far
+fair_bytes() {                 # FLOW: tern:NAME, tcp or tcp:PORT -> bytes received so far
   case $1 in
     tern:*) du -sb "$WORK/fair/${1#tern:}" | cut -f1 ;;
-    tcp) ip netns exec "$B_NS" ss -tinH "sport = :$IPERF_PORT" | grep -o 'bytes_received:[0-9]*' | cut -d: -f2 |
+    tcp*) local port=$IPERF_PORT
+          [[ $1 == tcp:* ]] && port=${1#tcp:}
+          ip netns exec "$B_NS" ss -tinH "sport = :$port" | grep -o 'bytes_received:[0-9]*' | cut -d: -f2 |
            sort -n | tail -1 | grep . || echo 0 ;;
   esac
 }
@@ -476,6 +488,12 @@ if [[ $FAIR != 0 ]]; then
           for _ in $(seq 1 600); do [[ $(fair_bytes tern:one) -eq 0 ]] || break; sleep 0.1; done
           fair_iperf3_start "${run#tern-}"
           fair_run "tern-bbr + iperf3-${run#tern-}" tern:one tcp ;;
+        bbr-cubic)
+          # The reference: what the kernel's TCP BBR gets beside CUBIC on
+          # the same link (BBR starts a moment first, as tern does above).
+          fair_iperf3_start bbr "$IPERF_PORT"
+          fair_iperf3_start cubic "$((IPERF_PORT + 1))"
+          fair_run "iperf3-bbr + iperf3-cubic" "tcp:$IPERF_PORT" "tcp:$((IPERF_PORT + 1))" ;;
       esac
     done
   done
