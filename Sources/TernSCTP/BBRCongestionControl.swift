@@ -34,14 +34,6 @@
 /// under the marking threshold again. A few marks in a round trip (random
 /// ones, or an AQM's first) barely move the average: they cost the rate
 /// next to nothing.
-///
-/// Only on a short path (`ecnEligible`: a minimum round trip of at most
-/// 5 ms, as Linux's BBRv3 with bbr_ecn_max_rtt_us): a bottleneck that marks
-/// above a threshold of a millisecond or so (a data centre's switch, L4S)
-/// marks a queue there that matters against the round trip. On a longer
-/// path the same threshold is a small part of the round trip, and the
-/// pacer's bursts alone pass it; marks are counted (`ignoredMarks`) and
-/// the model does not change.
 public struct BBRCongestionControl: SCTPCongestionControl {
     public enum State: Sendable, Equatable {
         case startup, drain, probeBandwidthDown, probeBandwidthCruise, probeBandwidthRefill, probeBandwidthUp, probeRoundTrip
@@ -94,10 +86,6 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     /// (ecn_factor).
     static let ecnAlphaGain = 1.0 / 16
     static let ecnFactor = 1.0 / 3
-    /// The longest minimum round trip on which marks change the model
-    /// (Linux BBRv3's bbr_ecn_max_rtt_us: its ECN response is for
-    /// shallow-threshold marking in data centres, L4S).
-    static let ecnMaximumRoundTrip: Duration = .milliseconds(5)
     /// Draft §4.5.5: the aggregation estimate is the largest of the last
     /// 5-10 round trips (two slots of five, as Linux keeps it), and never
     /// more than 100 ms at the estimated rate.
@@ -142,8 +130,6 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     public private(set) var ecnAlpha = 0.0
     /// Round trips whose marks bounded in flight (for diagnostics and tests).
     public private(set) var markedRounds = 0
-    /// Marks echoed while the path was too long for them to count (`ecnEligible`).
-    public private(set) var ignoredMarks = 0
     /// What was in flight when the latest acknowledged chunk was sent.
     private var latestInflightAtSend = 0
 
@@ -193,16 +179,6 @@ public struct BBRCongestionControl: SCTPCongestionControl {
 
     /// The bandwidth the model sends at: the maximum, within the short-term bound.
     public var bandwidth: Double { min(maximumBandwidth, bandwidthLow) }
-
-    /// Whether CE marks bound in flight now: only while the minimum round
-    /// trip is at most 5 ms (`ecnMaximumRoundTrip`). Linux decides once, the
-    /// first time its minimum is that short; this follows the estimate, so a
-    /// path whose round trip grows (a ProbeRTT that renews it longer) stops
-    /// responding to marks. Before any round trip is measured, marks do not count.
-    public var ecnEligible: Bool {
-        guard let rtt = minimumRoundTrip else { return false }
-        return rtt <= Self.ecnMaximumRoundTrip
-    }
 
     /// Bytes `gain` bandwidth-delay products make (the initial window before any measurement).
     func bdp(_ gain: Double) -> Int {
@@ -267,14 +243,9 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     /// while its estimate still lags the path's rate (in the simulation,
     /// ending at the first marked round trip left the estimate at 60% and
     /// ProbeBW took seconds to recover). The once-per-window reduction
-    /// RFC 9260 makes is not BBR's. On a path longer than 5 ms
-    /// (`ecnEligible`) marks are only counted.
+    /// RFC 9260 makes is not BBR's.
     public mutating func congestionExperienced(markedPackets: Int, reduceWindow: Bool, flightSize: Int, now: Duration) {
         self.now = now
-        guard ecnEligible else {
-            ignoredMarks += markedPackets
-            return
-        }
         roundMarked += markedPackets
         guard state == .probeBandwidthUp, roundMarked >= Self.probeUpMarkedPackets,
               Double(roundMarked) * Double(mtu) > Self.probeUpMarkedShare * Double(max(roundDelivered, mtu)) else { return }
