@@ -29,11 +29,11 @@ import TernSTUN
     }
 
     /// The laptop's network, both sides connected and 3 s settled on their path.
-    static func laptopSettled() throws -> (VirtualConnectivity, Machines) {
-        var (net, machines) = try laptop()
+    static func laptopSettled(turn: Bool = false, for settle: Duration = .seconds(3)) throws -> (VirtualConnectivity, Machines) {
+        var (net, machines) = try laptop(turn: turn)
         net.start()
         net.run(until: .seconds(5)) { !$0.bothConnected }
-        net.run(until: net.now + .seconds(3))
+        net.run(until: net.now + settle)
         return (net, machines)
     }
 
@@ -166,10 +166,7 @@ import TernSTUN
     /// (the server keys it by the old 5-tuple), so the restart must not
     /// offer it but allocate afresh and offer the new relayed candidate.
     @Test func aRestartAfterTheAddressWentAwayAllocatesAfreshAndConnectsThroughIt() throws {
-        var (net, machines) = try Self.laptop(turn: true)
-        net.start()
-        net.run(until: .seconds(5)) { !$0.bothConnected }
-        net.run(until: net.now + .seconds(8))
+        var (net, machines) = try Self.laptopSettled(turn: true, for: .seconds(8))
         let oldRelayed = try #require(net.sides[0].core.turns.first?.relayed)
         #expect(net.turn?.allocated == 1)
         #expect(net.sides[0].connected?.path.isRelayed == false)
@@ -217,10 +214,7 @@ import TernSTUN
     /// allocates afresh at once, rather than offering the dead relayed
     /// candidate and waiting for ICE to give up on it.
     @Test func aRestartReplacesAnAllocationTheServerNoLongerHas() throws {
-        var (net, machines) = try Self.laptop(turn: true)
-        net.start()
-        net.run(until: .seconds(5)) { !$0.bothConnected }
-        net.run(until: net.now + .seconds(8))
+        var (net, machines) = try Self.laptopSettled(turn: true, for: .seconds(8))
         let oldRelayed = try #require(net.sides[0].core.turns.first?.relayed)
         // B leaves network 0 for network 1, where A has no address: only
         // A's relay reaches B now.
@@ -347,10 +341,7 @@ import TernSTUN
     /// answers within the 3 s: the restart keeps its checks' deadline and
     /// the session moves.
     @Test func aSlowRelayAnswerWithinTheBoundKeepsTheRestart() throws {
-        var (net, machines) = try ConnectivityRestartTests.laptop()
-        net.start()
-        net.run(until: .seconds(5)) { !$0.bothConnected }
-        net.run(until: net.now + .seconds(3))
+        var (net, machines) = try ConnectivityRestartTests.laptopSettled()
         net.signallingDelay = .milliseconds(1_200)
         ConnectivityRestartTests.silenceWiFiBesideEthernet(&net, machines)
         let cut = net.now
