@@ -406,12 +406,12 @@ fair_tern_start() {            # NAME CODE
   local dir=$WORK/fair/$1
   mkdir -p "$dir"; chown "$BENCH_UID:$BENCH_UID" "$dir"
   (cd "$dir" && exec ip netns exec "$B_NS" "${AS_USER[@]}" env TERN_SCTP_CONGESTION_CONTROL=bbr "$TERN" receive \
-    --relay "ws://$R_IP:$TERN_PORT" --yes -o "$dir/stream.bin" --json "$2") >"$WORK/logs/fair-$1-receive.log" 2>&1 &
+    --relay "ws://$R_IP:$TERN_PORT" --yes -o "$dir/stream.bin" --json "$2") >"$WORK/logs/fair-$FAIR_TAG-$1-receive.log" 2>&1 &
   FAIR_PIDS+=($!)
   # A write into a closed pipe ends cat, and the loop with it.
   (while cat "$WORK/a/bench.bin"; do :; done | (cd "$WORK/a" && exec ip netns exec "$A_NS" "${AS_USER[@]}" \
     env TERN_SCTP_CONGESTION_CONTROL=bbr "$TERN" send --relay "ws://$R_IP:$TERN_PORT" --code "$2" --json -)) \
-    >"$WORK/logs/fair-$1-send.log" 2>&1 &
+    >"$WORK/logs/fair-$FAIR_TAG-$1-send.log" 2>&1 &
   FAIR_PIDS+=($!)
 }
 fair_iperf3_start() {          # CC [PORT]
@@ -421,7 +421,7 @@ fair_iperf3_start() {          # CC [PORT]
   FAIR_PIDS+=($!)
   wait_listen "$B_NS" t "$port" "iperf3 server" "$!"
   ip netns exec "$A_NS" "${AS_USER[@]}" iperf3 -c "$B_IP" -p "$port" -t $((FAIR + FAIR_WARMUP + 60)) -C "$1" \
-    >"$WORK/logs/fair-iperf3-$1.log" 2>&1 &
+    >"$WORK/logs/fair-$FAIR_TAG-iperf3-$1.log" 2>&1 &
   FAIR_PIDS+=($!)
 }
 fair_bytes() {                 # FLOW: tern:NAME, tcp or tcp:PORT -> bytes received so far
@@ -453,11 +453,11 @@ fair_run() {                   # LABEL FLOW1 FLOW2 (tern:NAME or tcp)
     fair_stop; return 0
   fi
   sleep "$FAIR_WARMUP"
-  start_ping "$WORK/logs/ping-fair.txt"
+  start_ping "$WORK/logs/ping-fair-$FAIR_TAG.txt"
   t0=$(date +%s.%N); a0=$(fair_bytes "$f1"); b0=$(fair_bytes "$f2")
   sleep "$FAIR"
   t1=$(date +%s.%N); a1=$(fair_bytes "$f1"); b1=$(fair_bytes "$f2")
-  read -r rtt_median rtt_p90 < <(stop_ping "$WORK/logs/ping-fair.txt")
+  read -r rtt_median rtt_p90 < <(stop_ping "$WORK/logs/ping-fair-$FAIR_TAG.txt")
   fair_stop
   "$PY" -c '
 import json, sys
@@ -476,6 +476,7 @@ if [[ $FAIR != 0 ]]; then
   FAIR_PIDS=()
   for round in $(seq 1 "$FAIR_ROUNDS"); do
     for run in $FAIR_RUNS; do
+      FAIR_TAG=$run-$round   # in the log files' names, which BENCH_KEEP_LOGS=1 keeps
       case $run in
         tern-tern)
           fair_tern_start one 8-aardvark-adroitness
