@@ -13,7 +13,8 @@
 /// bandwidth stops growing; Drain empties the queue Startup made; ProbeBW
 /// cycles through Down (drain what probing queued), Cruise (send at the
 /// estimate for 2-3 s), Refill (a round at the estimate, bounds reset) and
-/// Up (25% more, until the queue or loss says the extra is not delivered);
+/// Up (25% more, until the queue or loss says the extra is not delivered,
+/// but on, growing `inflightHigh`, while that bound is what holds it);
 /// ProbeRTT holds in flight at half a BDP for 200 ms when the minimum round
 /// trip was not seen again for 10 s.
 ///
@@ -110,6 +111,9 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     public private(set) var bandwidthLow = Double.infinity
     private var probeUpIncrement = 1
     private var probeUpAcknowledged = 0
+    /// In Up: the long-term bound held the window in this round trip, and in the last.
+    private var boundHeldRound = false
+    private var boundHeldLastRound = false
 
     // Round trips, counted by delivered bytes (draft §4.5.1).
     public private(set) var rounds = 0
@@ -438,7 +442,18 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         case .drain:
             if inFlight <= bdp(1) { startProbeDown() }
         case .probeBandwidthDown:
-            if timeToProbe() { startRefill() } else if inFlight <= min(drainTarget, headroomBound) { enter(.probeBandwidthCruise) }
+            // Two round trips at most: in the first the window brings in
+            // flight down to the target, and the second's packets were all
+            // sent under it, so this flow's part of the queue is gone. A
+            // queue still there is another flow's, and holding in flight to
+            // a BDP beside it until the next probe (2-3 s) only gave way: beside
+            // the kernel's TCP BBR tern spent most of its time in Down and got
+            // a third of the link.
+            if timeToProbe() {
+                startRefill()
+            } else if inFlight <= min(drainTarget, headroomBound) || roundsInPhase >= 2 {
+                enter(.probeBandwidthCruise)
+            }
         case .probeBandwidthCruise:
             if timeToProbe() { startRefill() }
         case .probeBandwidthRefill:
@@ -446,10 +461,17 @@ public struct BBRCongestionControl: SCTPCongestionControl {
             if roundStart && roundsInPhase >= 1 {
                 probeUpIncrement = 1
                 probeUpAcknowledged = 0
+                boundHeldRound = false
+                boundHeldLastRound = false
                 enter(.probeBandwidthUp)
             }
         case .probeBandwidthUp:
-            growInflightHigh(ack)
+            // While the long-term bound is what holds the window, the probe
+            // goes on and the bound grows (BBRv3): a queue or a full BDP in
+            // flight then say only that another flow holds the queue, and
+            // ending there left the bound where that flow's last overflow put
+            // it. Loss (`endOfRound`) or the window's own target end it.
+            if growInflightHigh(ack) { break }
             let queued: Bool = {
                 guard let trip = roundMinimumTrip, let base = minimumRoundTrip else { return false }
                 return trip > base + base / 4 + .milliseconds(1)
@@ -488,8 +510,19 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     }
 
     /// Draft §4.3.3.6: in Up, the long-term bound grows 1, 2, 4... packets per round trip.
-    private mutating func growInflightHigh(_ ack: SCTPAcknowledgement) {
-        guard inflightHigh != .max, ack.flightSizeBefore + mtu >= congestionWindow else { return }
+    /// Returns whether the bound held the window in this round trip or the
+    /// last: an acknowledgement found the window full at the bound, with the
+    /// model asking for more. (Two round trips, since one acknowledgement
+    /// that comes between two send batches finds the window not quite full;
+    /// an application that leaves it unfilled for two round trips ends it.)
+    private mutating func growInflightHigh(_ ack: SCTPAcknowledgement) -> Bool {
+        if roundStart {
+            boundHeldLastRound = boundHeldRound
+            boundHeldRound = false
+        }
+        guard inflightHigh != .max else { return false }
+        guard ack.flightSizeBefore + mtu >= congestionWindow else { return boundHeldRound || boundHeldLastRound }
+        if congestionWindow >= inflightHigh && windowTarget > inflightHigh { boundHeldRound = true }
         probeUpAcknowledged += ack.bytes
         let step = max(congestionWindow / max(probeUpIncrement, 1), mtu)
         if probeUpAcknowledged >= step {
@@ -498,6 +531,7 @@ public struct BBRCongestionControl: SCTPCongestionControl {
             inflightHigh += increments * mtu
         }
         if roundStart { probeUpIncrement = min(probeUpIncrement * 2, 1 << 20) }
+        return boundHeldRound || boundHeldLastRound
     }
 
     /// Draft §4.3.4: ProbeRTT when the minimum round trip is 10 s old.
@@ -573,14 +607,19 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         if filledPipe || rate > pacing { pacing = rate }
     }
 
+    /// Draft §4.6.4.2: the window the model asks for, before the bounds:
+    /// its gain of BDPs, room for what the receiver acknowledges at once
+    /// (the aggregation estimate) and for a batch of sends. (Aggregation
+    /// not in Startup, as Linux's BBR: a window wider than Startup's own
+    /// queues with it, and random loss then reads as congestion.)
+    private var windowTarget: Int {
+        bdp(windowGain) + (filledPipe ? aggregation : 0) + 4 * mtu
+    }
+
     /// Draft §4.6.4: the window from the model and the bounds.
     private mutating func setWindow(_ ack: SCTPAcknowledgement, sample: DeliveryRateSample) {
         let floor = Self.minimumWindowPackets * mtu
-        // Draft §4.6.4.2: room for what the receiver acknowledges at once
-        // (the aggregation estimate) and for a batch of sends.
-        // (Not in Startup, as Linux's BBR: a window wider than Startup's
-        // own queues with it, and random loss then reads as congestion.)
-        let target = bdp(windowGain) + (filledPipe ? aggregation : 0) + 4 * mtu
+        let target = windowTarget
         if !filledPipe {
             // Draft §4.6.4.5: Startup grows the window by what is delivered, up to its target.
             if congestionWindow < target { congestionWindow += sample.newlyAcknowledged }

@@ -95,7 +95,10 @@ struct BBRFairnessHeavyTests {
     /// the path's rate, each flow's 2 BDP window kept a queue of about a
     /// BDP that Down's pacing (0.9) could not drain, so neither flow's
     /// delivery rate fell to its share and the first kept 0.64 of 30-60 s.
-    /// With Down holding in flight to a BDP by the window, 0.48.
+    /// With Down holding in flight to a BDP by the window, 0.48; 0.57 with
+    /// the acknowledgement aggregation term; 0.60 with Down held to the
+    /// window for two round trips at most (beside TCP, the lab's runs
+    /// spent most of their time in Down otherwise).
     @Test func aSecondFlowStartedLaterGetsItsShare() throws {
         let share = try Self.share(.bbr, .bbr, secondStart: .seconds(10), from: .seconds(30), to: .seconds(60))
         #expect(share > 0.4 && share < 0.6, "\(share)")
@@ -105,9 +108,15 @@ struct BBRFairnessHeavyTests {
     /// queue until it overflows: BBR's long-term bound is set by those
     /// overflows. Set to 0.7 of what was in flight when a round lost, with
     /// Cruise 15% below that, BBR kept 0.6 of the level that lost and got
-    /// 0.34 of the bytes; set to that level (draft §4.5.10), 0.47.
-    @Test func bbrBesideCubicGetsMoreThanAThird() throws {
+    /// 0.34 of the bytes; set to that level (draft §4.5.10), 0.47. Up then
+    /// still ended after one round trip, since the queue CUBIC keeps and a
+    /// full BDP in flight both read as "the probe's extra is queued", so
+    /// the bound hardly grew between overflows; with Up going on while the
+    /// bound is what holds the window (BBRv3), 0.59; with Down at most two
+    /// round trips, 0.62. (The simulation has no randomness without loss:
+    /// every seed gives the same share.)
+    @Test func bbrBesideCubicGetsAboutHalf() throws {
         let share = try Self.share(.bbr, .rfc9260, from: .seconds(10), to: .seconds(60))
-        #expect(share > 0.4 && share < 2.0 / 3, "\(share)")
+        #expect(share > 0.5 && share < 2.0 / 3, "\(share)")
     }
 }

@@ -150,10 +150,14 @@ struct BBRPathHeavyTests {
         #expect(fraction > 0.4 && fraction < 0.6, "\(fraction)")
     }
 
-    @Test func bbrAndALossBasedFlowEachGetAThirdOrMore() throws {
+    /// RFC 9260's controller keeps the queue full until it overflows. While
+    /// BBR's Down held in flight to a BDP until the next probe (2-3 s), it
+    /// drained only what the other flow filled again, and BBR got 0.36-0.39;
+    /// with Down at most two round trips, 0.58.
+    @Test func bbrAndALossBasedFlowShareTheLink() throws {
         let (bbr, tolerant) = try Self.share(.bbr, .rfc9260)
         let fraction = bbr / (bbr + tolerant)
         print("BBR against RFC 9260's controller: BBR's share \(fraction)")
-        #expect(fraction > 1.0 / 3 && fraction < 2.0 / 3, "BBR's share against RFC 9260's controller: \(fraction)")
+        #expect(fraction > 0.45 && fraction < 2.0 / 3, "BBR's share against RFC 9260's controller: \(fraction)")
     }
 }
