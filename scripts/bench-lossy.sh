@@ -426,7 +426,9 @@ fair_iperf3_start() {          # CC [PORT]
 }
 fair_bytes() {                 # FLOW: tern:NAME, tcp or tcp:PORT -> bytes received so far
   case $1 in
-    tern:*) du -sb "$WORK/fair/${1#tern:}" | cut -f1 ;;
+    # The files' bytes only: du of the folder counts the folder itself, so
+    # a receiver that never wrote a byte read as started.
+    tern:*) find "$WORK/fair/${1#tern:}" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }' ;;
     tcp*) local port=$IPERF_PORT
           [[ $1 == tcp:* ]] && port=${1#tcp:}
           ip netns exec "$B_NS" ss -tinH "sport = :$port" | grep -o 'bytes_received:[0-9]*' | cut -d: -f2 |
@@ -477,15 +479,19 @@ if [[ $FAIR != 0 ]]; then
   for round in $(seq 1 "$FAIR_ROUNDS"); do
     for run in $FAIR_RUNS; do
       FAIR_TAG=$run-$round   # in the log files' names, which BENCH_KEEP_LOGS=1 keeps
+      # A code of its own for each run: the relay may not yet have seen the
+      # last run's sides (stopped a moment ago) leave their nameplate, and
+      # a third side on it is refused ("already in use by two other sides").
+      FAIR_SEQ=$((${FAIR_SEQ:-0} + 2))
       case $run in
         tern-tern)
-          fair_tern_start one 8-aardvark-adroitness
-          fair_tern_start two 9-aardvark-adroitness
+          fair_tern_start one "$((10 + FAIR_SEQ))-aardvark-adroitness"
+          fair_tern_start two "$((11 + FAIR_SEQ))-aardvark-adroitness"
           fair_run "tern-bbr + tern-bbr" tern:one tern:two ;;
         tern-cubic|tern-bbr)
           # TCP starts when tern's data does (tern first pairs through the
           # relay and connects, about a second).
-          fair_tern_start one 8-aardvark-adroitness
+          fair_tern_start one "$((10 + FAIR_SEQ))-aardvark-adroitness"
           for _ in $(seq 1 600); do [[ $(fair_bytes tern:one) -eq 0 ]] || break; sleep 0.1; done
           fair_iperf3_start "${run#tern-}"
           fair_run "tern-bbr + iperf3-${run#tern-}" tern:one tcp ;;
