@@ -42,8 +42,10 @@
 #   BENCH_FAIR_SECONDS seconds of each fairness run (default 60; 0: none)
 #   BENCH_FAIR_RUNS    which (default "tern-tern tern-cubic tern-bbr": two
 #                      tern transfers; tern and iperf3 CUBIC; tern and BBR;
-#                      also bbr-cubic: iperf3 BBR beside iperf3 CUBIC, what
-#                      the kernel's BBR gets on the same link, for reference)
+#                      also cubic-tern and bbr-tern: the same with the TCP
+#                      flow started first; bbr-cubic: iperf3 BBR beside
+#                      iperf3 CUBIC, what the kernel's BBR gets on the same
+#                      link, for reference)
 #   BENCH_FAIR_ROUNDS  how many times each (default 1)
 #   BENCH_FAIR_WARMUP  seconds after both flows carry data before the window
 #                      (default 5)
@@ -101,7 +103,7 @@ for t in $TOOLS; do
     *) die "unknown tool '$t' in BENCH_TOOLS" ;; esac
 done
 for r in $FAIR_RUNS; do
-  case $r in tern-tern|tern-cubic|tern-bbr|bbr-cubic) ;; *) die "unknown fairness run '$r' in BENCH_FAIR_RUNS" ;; esac
+  case $r in tern-tern|tern-cubic|tern-bbr|cubic-tern|bbr-tern|bbr-cubic) ;; *) die "unknown fairness run '$r' in BENCH_FAIR_RUNS" ;; esac
 done
 [[ $LOSSES != none ]] || LOSSES=
 want() { [[ " $TOOLS " == *" $1"* ]] || { [[ $1 == tern ]] && [[ $FAIR != 0 ]]; }; }   # a prefix: "tern", "wormhole", "iperf3"
@@ -495,6 +497,13 @@ if [[ $FAIR != 0 ]]; then
           for _ in $(seq 1 600); do [[ $(fair_bytes tern:one) -eq 0 ]] || break; sleep 0.1; done
           fair_iperf3_start "${run#tern-}"
           fair_run "tern-bbr + iperf3-${run#tern-}" tern:one tcp ;;
+        cubic-tern|bbr-tern)
+          # The other order: the TCP flow first, tern when TCP's data flows
+          # (the first flow's share is then TCP's).
+          fair_iperf3_start "${run%-tern}"
+          for _ in $(seq 1 600); do [[ $(fair_bytes tcp) -eq 0 ]] || break; sleep 0.1; done
+          fair_tern_start one "$((10 + FAIR_SEQ))-aardvark-adroitness"
+          fair_run "iperf3-${run%-tern} + tern-bbr" tcp tern:one ;;
         bbr-cubic)
           # The reference: what the kernel's TCP BBR gets beside CUBIC on
           # the same link (BBR starts a moment first, as tern does above).
