@@ -140,7 +140,7 @@ import TernTestSupport
         }
         defer { other.cancel() }
         let session = try await PairingSession.pair(relay: url, role: .receiver, code: code) { _ in }
-        relay.running.signal(SIGSTOP)
+        await relay.running.pause()
         let started = ContinuousClock.now
         await session.close(mood: .happy)
         let took = ContinuousClock.now - started

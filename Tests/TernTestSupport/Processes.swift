@@ -414,6 +414,28 @@ public final class RunningProcess: @unchecked Sendable {
         kill(process.processIdentifier, signal)
     }
 
+    /// SIGSTOP, then waits (up to `seconds`) until every thread of the child
+    /// has stopped. kill(2) returns before a thread running on the other
+    /// core has taken the signal: a relay stopped that way answered one more
+    /// frame (a CI run closed a session against it in 8 ms).
+    public func pause(waiting seconds: Double = 2) async {
+        signal(SIGSTOP)
+        let tasks = "/proc/\(process.processIdentifier)/task"
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let threads = (try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? []
+            let stopped = !threads.isEmpty && threads.allSatisfy { thread in
+                // "pid (name) S …": the state follows the last parenthesis.
+                guard let stat = try? String(contentsOfFile: "\(tasks)/\(thread)/stat", encoding: .utf8),
+                      let end = stat.lastIndex(of: ")") else { return false }
+                let state = stat[stat.index(after: end)...].drop { $0 == " " }.first
+                return state == "T" || state == "t"
+            }
+            if stopped { return }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
     /// SIGKILL to the child and every process in its group (a browser's
     /// helpers, a shell's commands), then waits up to `seconds` for the child
     /// to end, so that nothing writes into its folders any more.
