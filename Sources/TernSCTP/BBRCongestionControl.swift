@@ -352,10 +352,7 @@ public struct BBRCongestionControl: SCTPCongestionControl {
             enter(.drain)
         }
         updateECN(marked: marked, delivered: delivered)
-        var queued = false
-        if let trip = minimumTrip, let base = minimumRoundTrip {
-            queued = trip > base + base / 4 + .milliseconds(1)
-        }
+        let queued = showsQueue(minimumTrip)
         let lossRate = lost + delivered > 0 ? Double(lost) / Double(lost + delivered) : 0
         if !queued && delivered > 0 { randomLossRate += (min(lossRate, Self.heavyLossThreshold) - randomLossRate) / 8 }
         guard lost >= Self.minimumLostPackets * mtu, lossRate > Self.lossThreshold else { return }
@@ -472,14 +469,17 @@ public struct BBRCongestionControl: SCTPCongestionControl {
             // ending there left the bound where that flow's last overflow put
             // it. Loss (`endOfRound`) or the window's own target end it.
             if growInflightHigh(ack) { break }
-            let queued: Bool = {
-                guard let trip = roundMinimumTrip, let base = minimumRoundTrip else { return false }
-                return trip > base + base / 4 + .milliseconds(1)
-            }()
-            if roundsInPhase >= 1 && (inFlight >= bdp(Self.probeUpPacingGain) || queued) { startProbeDown() }
+            if roundsInPhase >= 1 && (inFlight >= bdp(Self.probeUpPacingGain) || showsQueue(roundMinimumTrip)) { startProbeDown() }
         case .probeRoundTrip:
             break
         }
+    }
+
+    /// Whether a round trip's smallest sample shows a queue: a quarter (and
+    /// a millisecond) above the minimum.
+    private func showsQueue(_ trip: Duration?) -> Bool {
+        guard let trip, let base = minimumRoundTrip else { return false }
+        return trip > base + base / 4 + .milliseconds(1)
     }
 
     /// In flight allowed outside Up: some headroom below the long-term bound.
