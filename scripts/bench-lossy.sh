@@ -437,6 +437,9 @@ fair_bytes() {                 # FLOW: tern:NAME, tcp or tcp:PORT -> bytes recei
            sort -n | tail -1 | grep . || echo 0 ;;
   esac
 }
+fair_wait_data() {             # FLOW: until its first bytes arrive (at most 60 s)
+  for _ in $(seq 1 600); do [[ $(fair_bytes "$1") -eq 0 ]] || break; sleep 0.1; done
+}
 fair_stop() {
   local p
   for p in "${FAIR_PIDS[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
@@ -494,14 +497,14 @@ if [[ $FAIR != 0 ]]; then
           # TCP starts when tern's data does (tern first pairs through the
           # relay and connects, about a second).
           fair_tern_start one "$((10 + FAIR_SEQ))-aardvark-adroitness"
-          for _ in $(seq 1 600); do [[ $(fair_bytes tern:one) -eq 0 ]] || break; sleep 0.1; done
+          fair_wait_data tern:one
           fair_iperf3_start "${run#tern-}"
           fair_run "tern-bbr + iperf3-${run#tern-}" tern:one tcp ;;
         cubic-tern|bbr-tern)
           # The other order: the TCP flow first, tern when TCP's data flows
           # (the first flow's share is then TCP's).
           fair_iperf3_start "${run%-tern}"
-          for _ in $(seq 1 600); do [[ $(fair_bytes tcp) -eq 0 ]] || break; sleep 0.1; done
+          fair_wait_data tcp
           fair_tern_start one "$((10 + FAIR_SEQ))-aardvark-adroitness"
           fair_run "iperf3-${run%-tern} + tern-bbr" tcp tern:one ;;
         bbr-cubic)
