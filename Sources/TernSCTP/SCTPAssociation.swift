@@ -183,6 +183,8 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     private var pacer = SCTPPacer()
     private var forwardTSNDue = false
     private var nonce: UInt64
+    /// The congestion controller's seed (`SCTPCongestionControl.seedRandomness`).
+    private let congestionSeed: UInt64
 
     // Stream reset (RFC 6525).
     private var resetPending: [UInt16] = []
@@ -253,6 +255,10 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         localInitialTSN = TSN(UInt32.random(in: 0...UInt32.max, using: &random))
         cookieKey = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
         nonce = UInt64.random(in: 0...UInt64.max, using: &random)
+        // The nonce's first value: random, and the peer sees the nonces
+        // anyway, so the seed tells it nothing (a draw of its own would also
+        // do; this one leaves what `random` yields next as it was).
+        congestionSeed = nonce
         nextRequestSequence = localInitialTSN.value
         rto = SCTPRetransmissionTimeout(configuration: configuration.rto)
         retransmissions = SCTPRetransmissionQueue(initialTSN: localInitialTSN)
@@ -565,8 +571,10 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         initTimer = nil
         initChunk = nil
         cookieChunk = nil
-        congestion = Congestion(
+        var controller = Congestion(
             mtu: configuration.mtu, peerReceiveWindow: max(peerReceiveWindow, configuration.mtu), kind: configuration.congestionControl)
+        controller.seedRandomness(congestionSeed)
+        congestion = controller
         if let interval = configuration.heartbeatInterval { heartbeatDeadline = now + interval }
         if let maximum = configuration.maximumMTU {
             let candidates = MTUSearch.candidates(base: configuration.mtu, maximum: min(maximum, SCTPLimits.default.maximumPacketLength))
@@ -941,8 +949,10 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             // flight off it), as a controller's initial threshold wants it.
             let advertised = peerReceiveWindow + retransmissions.flightSize
                 + retransmissions.chunksInFlight * configuration.limits.receivedChunkOverhead
-            congestion = Congestion(
+            var controller = Congestion(
                 mtu: pathMTU, peerReceiveWindow: max(advertised, pathMTU), kind: configuration.congestionControl)
+            controller.seedRandomness(congestionSeed)
+            congestion = controller
             // Its answer would measure the old path and the new one together.
             heartbeatOutstanding = nil
         }

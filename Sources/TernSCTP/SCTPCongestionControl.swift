@@ -47,6 +47,10 @@ public protocol SCTPCongestionControl: Sendable {
     /// treats a reduction as a loss detected by fast retransmit (RFC 9260
     /// Appendix A; RFC 3168 §6.1.2).
     mutating func congestionExperienced(markedPackets: Int, reduceWindow: Bool, flightSize: Int, now: Duration)
+    /// A seed for what the controller draws at random (when to probe next),
+    /// different for every association: controllers seeded alike make the
+    /// same choices and, once a shared event lines them up, stay in step.
+    mutating func seedRandomness(_ seed: UInt64)
 }
 
 extension SCTPCongestionControl {
@@ -54,6 +58,7 @@ extension SCTPCongestionControl {
         self.init(mtu: mtu, peerReceiveWindow: peerReceiveWindow)
     }
     public mutating func pathMTUChanged(to mtu: Int) {}
+    public mutating func seedRandomness(_ seed: UInt64) {}
     public mutating func packetsLost(_ count: Int) {}
     public mutating func congestionExperienced(markedPackets: Int, reduceWindow: Bool, flightSize: Int, now: Duration) {
         if reduceWindow { lossDetected(flightSize: flightSize, now: now) }

@@ -111,6 +111,10 @@ public enum SelectableCongestionControl: SCTPCongestionControl {
             { $0.congestionExperienced(markedPackets: markedPackets, reduceWindow: reduceWindow, flightSize: flightSize, now: now) })
     }
 
+    public mutating func seedRandomness(_ seed: UInt64) {
+        update({ $0.seedRandomness(seed) }, { $0.seedRandomness(seed) }, { $0.seedRandomness(seed) })
+    }
+
     public mutating func pathMTUChanged(to mtu: Int) {
         update({ $0.pathMTUChanged(to: mtu) }, { $0.pathMTUChanged(to: mtu) }, { $0.pathMTUChanged(to: mtu) })
     }

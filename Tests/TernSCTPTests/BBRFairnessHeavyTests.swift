@@ -79,13 +79,49 @@ struct BBRFairnessHeavyTests {
         }
     }
 
+    /// The state of a flow's sending side, when it runs tern's BBR.
+    static func state(_ flow: Simulation.Flow) -> BBRCongestionControl.State? {
+        guard case .tern(.bbr(let c)) = flow.sides[0].congestion else { return nil }
+        return c.state
+    }
+
+    /// Each association seeds its controller's choice of when to probe.
+    /// With one constant for all, the two flows' ProbeRTTs lined up (each
+    /// one's drained queue renews the other's minimum) and from then on
+    /// they drew the same Cruise lengths: 12 of the first flow's 14 probes
+    /// after 15 s began within 50 ms of one of the second's (1 of 14 when
+    /// seeded), so neither drained while the other measured.
+    @Test func twoFlowsDoNotProbeInStep() throws {
+        var simulation = Simulation(path: Self.path(), seed: 11)
+        simulation.addFlow(bytes: 1 << 30, configuration: Self.configuration())
+        try simulation.run(until: .seconds(2))
+        simulation.addFlow(bytes: 1 << 30, configuration: Self.configuration())
+        var probes: [[Duration]] = [[], []]
+        var last: [BBRCongestionControl.State?] = [nil, nil]
+        while simulation.now < .seconds(60) {
+            try simulation.run(until: simulation.now + .milliseconds(10))
+            for i in 0..<2 {
+                let state = Self.state(simulation.flows[i])
+                if state == .probeBandwidthRefill, last[i] != .probeBandwidthRefill, simulation.now > .seconds(15) {
+                    probes[i].append(simulation.now)
+                }
+                last[i] = state
+            }
+        }
+        let inStep = probes[0].filter { a in probes[1].contains { b in abs(BBRCongestionControl.seconds(a - b)) <= 0.05 } }
+        print("probes \(probes[0].count) and \(probes[1].count), \(inStep.count) of the first's within 50 ms of the second's")
+        #expect(probes[0].count >= 10 && probes[1].count >= 10)
+        #expect(inStep.count * 4 <= probes[0].count, "\(inStep.count) of \(probes[0].count) probes in step")
+    }
+
     /// Both flows' Startup fills the queue and neither drains it, so the
     /// smallest round trip either sees includes the other's queue. Renewing
     /// an expired minimum with whatever round trip came next kept that
     /// queue in the estimate: losses then read as random (no queue above
     /// the "minimum"), the flow losing more than 20% alone cut its bounds,
     /// and the first flow took 0.88 of the bytes. With ProbeRTT renewing it
-    /// from a drained flight, 0.54.
+    /// from a drained flight, 0.54; 0.46 with each flow's probes timed by a
+    /// seed of its own (`twoFlowsDoNotProbeInStep`).
     @Test func twoFlowsStartedTogether() throws {
         let share = try Self.share(.bbr, .bbr, from: .seconds(10), to: .seconds(40))
         #expect(share > 0.4 && share < 0.6, "\(share)")
@@ -98,7 +134,8 @@ struct BBRFairnessHeavyTests {
     /// With Down holding in flight to a BDP by the window, 0.48; 0.57 with
     /// the acknowledgement aggregation term; 0.60 with Down held to the
     /// window for two round trips at most (beside TCP, the lab's runs
-    /// spent most of their time in Down otherwise).
+    /// spent most of their time in Down otherwise); 0.52 with the flows'
+    /// probes no longer in step.
     @Test func aSecondFlowStartedLaterGetsItsShare() throws {
         let share = try Self.share(.bbr, .bbr, secondStart: .seconds(10), from: .seconds(30), to: .seconds(60))
         #expect(share > 0.4 && share < 0.6, "\(share)")
@@ -113,8 +150,8 @@ struct BBRFairnessHeavyTests {
     /// full BDP in flight both read as "the probe's extra is queued", so
     /// the bound hardly grew between overflows; with Up going on while the
     /// bound is what holds the window (BBRv3), 0.59; with Down at most two
-    /// round trips, 0.62. (The simulation has no randomness without loss:
-    /// every seed gives the same share.)
+    /// round trips, 0.62; 0.59 with BBR's seed from its association. (Without
+    /// loss the simulation's only randomness is that seed.)
     @Test func bbrBesideCubicGetsAboutHalf() throws {
         let share = try Self.share(.bbr, .rfc9260, from: .seconds(10), to: .seconds(60))
         #expect(share > 0.5 && share < 2.0 / 3, "\(share)")

@@ -166,6 +166,7 @@ enum CompetingCongestionControl: SCTPCongestionControl {
         update({ $0.wasIdle(for: idle, retransmissionTimeout: rto) }, { $0.wasIdle(for: idle, retransmissionTimeout: rto) })
     }
     mutating func pathMTUChanged(to mtu: Int) { update({ $0.pathMTUChanged(to: mtu) }, { $0.pathMTUChanged(to: mtu) }) }
+    mutating func seedRandomness(_ seed: UInt64) { update({ $0.seedRandomness(seed) }, { _ in }) }
     mutating func congestionExperienced(markedPackets: Int, reduceWindow: Bool, flightSize: Int, now: Duration) {
         update(
             { $0.congestionExperienced(markedPackets: markedPackets, reduceWindow: reduceWindow, flightSize: flightSize, now: now) },
