@@ -446,12 +446,13 @@ public struct BBRCongestionControl: SCTPCongestionControl {
         if fullBandwidthCount >= Self.fullBandwidthRounds { filledPipe = true }
     }
 
-    private mutating func enter(_ next: State) {
+    /// `newCycle`: false for a Down that does not start a probing cycle (`drainAgain`).
+    private mutating func enter(_ next: State, newCycle: Bool = true) {
         state = next
         roundsInPhase = 0
         queuedCruiseRounds = 0
         // Draft §4.3.3.5: Cruise's wait for the next probe counts from Down's start.
-        if next != .probeBandwidthCruise { cycleStamp = now }
+        if newCycle, next != .probeBandwidthCruise { cycleStamp = now }
     }
 
     private mutating func updateStateMachine(_ ack: SCTPAcknowledgement) {
@@ -540,9 +541,7 @@ public struct BBRCongestionControl: SCTPCongestionControl {
     /// (docs/architecture.md); draining after 12 round trips of another's
     /// queue, 0.52-0.54 (after 8, 0.38-0.41; after 4, 0.27-0.30).
     private mutating func drainAgain() {
-        state = .probeBandwidthDown
-        roundsInPhase = 0
-        queuedCruiseRounds = 0
+        enter(.probeBandwidthDown, newCycle: false)
     }
 
     private mutating func startRefill() {

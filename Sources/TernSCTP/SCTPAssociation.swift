@@ -566,15 +566,19 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         }
     }
 
+    /// A controller of the configured kind, seeded by this association.
+    private func makeCongestionControl(mtu: Int, peerReceiveWindow: Int) -> Congestion {
+        var controller = Congestion(mtu: mtu, peerReceiveWindow: max(peerReceiveWindow, mtu), kind: configuration.congestionControl)
+        controller.seedRandomness(congestionSeed)
+        return controller
+    }
+
     private mutating func establish(now: Duration) {
         state = .established
         initTimer = nil
         initChunk = nil
         cookieChunk = nil
-        var controller = Congestion(
-            mtu: configuration.mtu, peerReceiveWindow: max(peerReceiveWindow, configuration.mtu), kind: configuration.congestionControl)
-        controller.seedRandomness(congestionSeed)
-        congestion = controller
+        congestion = makeCongestionControl(mtu: configuration.mtu, peerReceiveWindow: peerReceiveWindow)
         if let interval = configuration.heartbeatInterval { heartbeatDeadline = now + interval }
         if let maximum = configuration.maximumMTU {
             let candidates = MTUSearch.candidates(base: configuration.mtu, maximum: min(maximum, SCTPLimits.default.maximumPacketLength))
@@ -949,10 +953,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             // flight off it), as a controller's initial threshold wants it.
             let advertised = peerReceiveWindow + retransmissions.flightSize
                 + retransmissions.chunksInFlight * configuration.limits.receivedChunkOverhead
-            var controller = Congestion(
-                mtu: pathMTU, peerReceiveWindow: max(advertised, pathMTU), kind: configuration.congestionControl)
-            controller.seedRandomness(congestionSeed)
-            congestion = controller
+            congestion = makeCongestionControl(mtu: pathMTU, peerReceiveWindow: advertised)
             // Its answer would measure the old path and the new one together.
             heartbeatOutstanding = nil
         }
