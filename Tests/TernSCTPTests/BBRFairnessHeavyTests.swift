@@ -85,6 +85,24 @@ struct BBRFairnessHeavyTests {
         return c.state
     }
 
+    /// Runs the simulation to `until` in steps of 10 ms; for each flow, when
+    /// (after `after`) its BBR entered which state.
+    static func transitions(
+        _ simulation: inout Simulation, after: Duration, until: Duration
+    ) throws -> [[(at: Duration, state: BBRCongestionControl.State)]] {
+        var transitions = simulation.flows.map { _ in [(at: Duration, state: BBRCongestionControl.State)]() }
+        var last = simulation.flows.map(Self.state)
+        while simulation.now < until {
+            try simulation.run(until: simulation.now + .milliseconds(10))
+            for (i, flow) in simulation.flows.enumerated() {
+                let state = Self.state(flow)
+                if let state, state != last[i], simulation.now > after { transitions[i].append((simulation.now, state)) }
+                last[i] = state
+            }
+        }
+        return transitions
+    }
+
     /// Each association seeds its controller's choice of when to probe.
     /// With one constant for all, the two flows' ProbeRTTs lined up (each
     /// one's drained queue renews the other's minimum) and from then on
@@ -96,17 +114,8 @@ struct BBRFairnessHeavyTests {
         simulation.addFlow(bytes: 1 << 30, configuration: Self.configuration())
         try simulation.run(until: .seconds(2))
         simulation.addFlow(bytes: 1 << 30, configuration: Self.configuration())
-        var probes: [[Duration]] = [[], []]
-        var last: [BBRCongestionControl.State?] = [nil, nil]
-        while simulation.now < .seconds(60) {
-            try simulation.run(until: simulation.now + .milliseconds(10))
-            for i in 0..<2 {
-                let state = Self.state(simulation.flows[i])
-                if state == .probeBandwidthRefill, last[i] != .probeBandwidthRefill, simulation.now > .seconds(15) {
-                    probes[i].append(simulation.now)
-                }
-                last[i] = state
-            }
+        let probes = try Self.transitions(&simulation, after: .seconds(15), until: .seconds(60)).map {
+            $0.filter { $0.state == .probeBandwidthRefill }.map(\.at)
         }
         let inStep = probes[0].filter { a in probes[1].contains { b in abs(BBRCongestionControl.seconds(a - b)) <= 0.05 } }
         print("probes \(probes[0].count) and \(probes[1].count), \(inStep.count) of the first's within 50 ms of the second's")
@@ -121,17 +130,8 @@ struct BBRFairnessHeavyTests {
         var simulation = Simulation(path: Self.path(), seed: 11)
         simulation.addFlow(bytes: 1 << 30, configuration: Self.configuration(.bbr))
         simulation.addFlow(bytes: 1 << 30, configuration: Self.configuration(.rfc9260))
-        var downs = 0, probes = 0
-        var last: BBRCongestionControl.State?
-        while simulation.now < .seconds(60) {
-            try simulation.run(until: simulation.now + .milliseconds(10))
-            let state = Self.state(simulation.flows[0])
-            if simulation.now > .seconds(10), state != last {
-                if state == .probeBandwidthDown { downs += 1 }
-                if state == .probeBandwidthRefill { probes += 1 }
-            }
-            last = state
-        }
+        let states = try Self.transitions(&simulation, after: .seconds(10), until: .seconds(60))[0].map(\.state)
+        let downs = states.filter { $0 == .probeBandwidthDown }.count, probes = states.filter { $0 == .probeBandwidthRefill }.count
         print("beside CUBIC: \(downs) Downs, \(probes) probes")
         #expect(probes >= 10)
         #expect(downs >= 2 * probes, "\(downs) Downs, \(probes) probes")
