@@ -166,6 +166,14 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     private var initChunk: SCTPChunkModel?
     private var cookieChunk: SCTPChunkModel?
     private var t3Deadline: Duration?
+    /// The tail timer (`tailTimerExpired`): armed while data is in flight,
+    /// from the last SACK that acknowledged something or the last data sent.
+    private var tailDeadline: Duration?
+    /// Its expiries since a SACK last acknowledged something: the first
+    /// may probe; after `maximumTailExpiries` (or a T3 expiry: the path may
+    /// be gone, and T3 backs off) it waits for such a SACK.
+    private var tailExpiries = 0
+    static var maximumTailExpiries: Int { 2 }
     private var consecutiveTimeouts = 0
     private var shutdownTimer: (deadline: Duration, attempts: Int)?
     private var heartbeatDeadline: Duration?
@@ -206,6 +214,9 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         public var dataChunksSent = 0
         public var retransmittedChunks = 0
         public var fastRetransmits = 0
+        /// Chunks the tail timer found lost, and the probes it sent instead.
+        public var tailRetransmits = 0
+        public var tailProbes = 0
         public var timeouts = 0
         /// Path MTU probes answered.
         public var mtuProbes = 0
@@ -666,11 +677,63 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         // §6.3.2 R2/R3: restart T3 when the earliest outstanding is acknowledged.
         if retransmissions.flightSize == 0 && !retransmissions.hasRetransmissions {
             t3Deadline = nil
+            tailDeadline = nil
         } else if outcome.cumulativeAdvanced || t3Deadline == nil {
             t3Deadline = now + rto.value
         }
+        if outcome.newlyAcknowledgedBytes > 0 {
+            tailExpiries = 0
+            armTailTimer(now: now)
+        }
         if peerForwardTSN, retransmissions.abandonExpired(now: now) { forwardTSNDue = true }
         if state == .shutdownReceived || state == .shutdownPending { continueShutdown(now: now) }
+    }
+
+    // MARK: - Tail loss (RFC 8985 §7, for SCTP)
+
+    /// Twice the smoothed round trip, and the peer's delayed SACK (RFC 9260
+    /// §6.2: up to 200 ms) when the one chunk in flight is the newest,
+    /// which a receiver may hold (a chunk that fills a gap is acknowledged
+    /// at once); at least 10 ms (a loaded host's timers and SACK batching)
+    /// and at most the RTO. None before a round trip was measured.
+    private var tailTimeout: Duration? {
+        guard let smoothed = rto.smoothedRoundTrip else { return nil }
+        var timeout = smoothed * 2
+        if retransmissions.chunksInFlight == 1, retransmissions.newestIsInFlight { timeout += .milliseconds(200) }
+        return min(max(timeout, .milliseconds(10)), rto.value)
+    }
+
+    /// From a SACK that acknowledged something or data sent, while data is in flight.
+    private mutating func armTailTimer(now: Duration) {
+        guard retransmissions.flightSize > 0, tailExpiries < Self.maximumTailExpiries, let timeout = tailTimeout else {
+            tailDeadline = nil
+            return
+        }
+        tailDeadline = now + timeout
+    }
+
+    /// No SACK acknowledged anything for a tail timeout: holes the peer's
+    /// last SACK left, a round trip (and a quarter, for reordering) after
+    /// they were sent, are lost and go again at once, as fast retransmit's
+    /// would (and their resends, lost again, at the next expiry); with
+    /// none, at the first expiry, one probe. T3 stays armed behind it.
+    private mutating func tailTimerExpired(now: Duration) {
+        tailDeadline = nil
+        tailExpiries += 1
+        guard state == .established || state == .shutdownPending || state == .shutdownReceived,
+              let smoothed = rto.smoothedRoundTrip else { return }
+        switch retransmissions.tailTimerExpired(now: now, age: smoothed + smoothed / 4, probe: tailExpiries == 1) {
+        case .lost(let chunks, _):
+            statistics.tailRetransmits += chunks
+            congestion?.packetsLost(chunks)
+            if retransmissions.enterFastRecovery() {
+                congestion?.lossDetected(flightSize: retransmissions.flightSize, now: now)
+            }
+        case .probe:
+            statistics.tailProbes += 1
+        case .nothing:
+            break
+        }
     }
 
     private mutating func receiveForwardTSN(_ cumulative: TSN, streams: [SCTPChunkModel.ForwardedStream]) {
@@ -913,6 +976,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         state = .closed
         initTimer = nil
         t3Deadline = nil
+        tailDeadline = nil
         shutdownTimer = nil
         heartbeatDeadline = nil
         resetInFlight = nil
@@ -960,6 +1024,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         retransmissions.pathChanged(now: now)
         pacer.stop()
         t3Deadline = retransmissions.hasRetransmissions ? now + rto.value : nil
+        tailDeadline = nil
     }
 
     // MARK: - Time
@@ -972,6 +1037,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         }
         consider(initTimer?.deadline)
         consider(t3Deadline)
+        consider(tailDeadline)
         consider(shutdownTimer?.deadline)
         consider(heartbeatDeadline)
         consider(tracker?.delayedAckDeadline)
@@ -1015,8 +1081,11 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             retransmissions.timerExpired()
             congestion?.retransmissionTimeout(now: now)
             t3Deadline = now + rto.value
+            tailDeadline = nil
+            tailExpiries = Self.maximumTailExpiries
             if peerForwardTSN, retransmissions.abandonExpired(now: now) { forwardTSNDue = true }
         }
+        if let deadline = tailDeadline, now >= deadline { tailTimerExpired(now: now) }
         if let timer = shutdownTimer, now >= timer.deadline {
             if timer.attempts + 1 > configuration.maximumRetransmits {
                 abort(reason: "the peer did not answer the shutdown")
@@ -1197,6 +1266,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         }
         // Paced in bytes of user data, the unit of the controller's delivery rate.
         if pacingRate > 0, sentBytes > 0 { pacer.sent(sentBytes, rate: pacingRate, mtu: pathMTU, now: now) }
+        if sentBytes > 0 { armTailTimer(now: now) }
         if state == .shutdownPending || state == .shutdownReceived { continueShutdown(now: now) }
     }
 

@@ -54,6 +54,12 @@ public struct SCTPDataTracker: Sendable {
         }
         let offset = cumulativeTSN.distance(to: tsn)
         guard offset <= maximumDistance else { return .outOfWindow }
+        // Below the highest TSN received: it fills (part of) a gap, most
+        // likely a retransmission. Acknowledged at once (as RFC 5681 §4.2
+        // asks of TCP): the sender's recovery, and at the end of a
+        // transfer its tail timer, wait on that SACK, and a lone
+        // retransmission would otherwise wait for the delayed-SACK timer.
+        if let highest = above.last?.upperBound, cumulative + UInt64(offset) < highest { sackNow = true }
         if offset == 1 {
             cumulative += 1
             absorbFront()

@@ -204,6 +204,57 @@ public struct SCTPRetransmissionQueue: Sendable {
         fastRecoveryExit = nil
     }
 
+    /// The newest chunk sent is neither acknowledged nor marked for retransmission.
+    public var newestIsInFlight: Bool { items.last.map { $0.inFlight && head < items.count } ?? false }
+
+    /// What the tail timer found (`tailTimerExpired`).
+    public enum TailOutcome: Sendable, Equatable {
+        /// Chunks below one the peer acknowledged, unacknowledged a round
+        /// trip after they were sent: lost, and marked for retransmission.
+        case lost(chunks: Int, bytes: Int)
+        /// No such chunk: the newest one in flight goes again, to draw a SACK.
+        case probe
+        case nothing
+    }
+
+    /// The tail timer expired: no SACK acknowledged anything for a while
+    /// although data is in flight (RFC 8985's tail loss probe, its
+    /// time-based loss detection done at that moment only). The last
+    /// chunks of a transfer, or of a burst, cannot collect the three miss
+    /// indications fast retransmit needs (§7.2.4): a hole below a chunk
+    /// the peer holds, still unacknowledged `age` after it was sent (a
+    /// round trip and a reordering allowance), is lost. Without one, the
+    /// newest chunk in flight is resent (not counted as lost): its SACK
+    /// reports what is missing below it. Either way T3, with its backed-off
+    /// RTO and its one-packet window, is left for when this does not help.
+    public mutating func tailTimerExpired(now: Duration, age: Duration, probe: Bool = true) -> TailOutcome {
+        var highestAcknowledged: Int?
+        var index = items.count
+        while index > head {
+            index -= 1
+            if items[index].gapAcked { highestAcknowledged = index; break }
+        }
+        var chunks = 0, bytes = 0
+        if let highest = highestAcknowledged {
+            for index in head..<highest where items[index].inFlight && now - items[index].sentAt >= age {
+                mark(index, retransmit: true)
+                flightSize -= items[index].size
+                chunksInFlight -= 1
+                chunks += 1
+                bytes += items[index].size
+            }
+        }
+        if chunks > 0 {
+            deliveryRate.markLost(bytes)
+            return .lost(chunks: chunks, bytes: bytes)
+        }
+        guard probe, waitingRetransmission == 0, let newest = items[head...].lastIndex(where: { $0.inFlight }) else { return .nothing }
+        mark(newest, retransmit: true)
+        flightSize -= items[newest].size
+        chunksInFlight -= 1
+        return .probe
+    }
+
     /// The association's packets now take another path (RFC 9260 §6.4:
     /// a retransmission to an alternate destination): everything in flight
     /// on the old one is to be sent again at once, as after a T3 expiry, but

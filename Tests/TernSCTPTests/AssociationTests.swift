@@ -17,6 +17,9 @@ struct Pair {
     /// Side 0's packets as they reached the far end of the link: encoded
     /// size, whether a path MTU probe, whether dropped for their size.
     var delivered: [(size: Int, probe: Bool, dropped: Bool)] = []
+    /// TSNs whose first transmission from side 0 is lost (the whole packet).
+    var dropFirstTransmission: Set<UInt32> = []
+    private var droppedOnce: Set<UInt32> = []
 
     init(seed: UInt64, configuration: Association.Configuration = .init()) {
         var random = SplitMix64(seed: seed)
@@ -31,6 +34,7 @@ struct Pair {
                 // larger (a probe, or a chunk cut before the MTU went down).
                 let size = 12 + packet.chunks.reduce(0) { $0 + Association.size(of: $1) }
                 #expect(packet.exceedsPathMTU == (size > sides[index].pathMTU), "\(size) bytes, path MTU \(sides[index].pathMTU)")
+                if index == 0, dropsFirstTransmission(packet) { continue }
                 link.send(packet, to: 1 - index, now: now)
             }
             while let event = sides[index].pollEvent() { events[index].append(event) }
@@ -64,6 +68,16 @@ struct Pair {
             for index in 0..<2 { sides[index].advanceTime(now: now) }
             pump()
         }
+    }
+
+    private mutating func dropsFirstTransmission(_ packet: Association.Packet) -> Bool {
+        let tsns = packet.chunks.compactMap { chunk -> UInt32? in
+            if case .data(let fragment) = chunk { return fragment.tsn.value }
+            return nil
+        }
+        let hit = tsns.filter { dropFirstTransmission.contains($0) && !droppedOnce.contains($0) }
+        droppedOnce.formUnion(hit)
+        return !hit.isEmpty
     }
 
     var bothEstablished: Bool { sides.allSatisfy { $0.state == .established } }
@@ -205,6 +219,47 @@ struct AssociationTests {
         // Every lost packet (DATA or SACK) may cost a resend or two, not dozens.
         #expect(statistics.retransmittedChunks <= 2 * pair.link.lost,
                 "\(statistics.retransmittedChunks) chunks resent for \(pair.link.lost) lost packets (\(statistics.dataChunksSent) data chunks)")
+    }
+
+    /// The last packets of a transfer cannot collect the three miss
+    /// indications fast retransmit needs. The tail timer, about two round
+    /// trips after the last SACK that acknowledged something, resends a
+    /// hole below data that arrived or, when the very last packet was lost,
+    /// probes with it; T3 (an RTO of at least 400 ms, then a one-packet
+    /// window) does not fire. `fromEnd`: the lost packet, counted back from
+    /// the transfer's last (0); one chunk per packet here.
+    @Test(arguments: [0, 1, 2] as [UInt32])
+    func aLossAtTheEndOfATransferIsRepairedWithoutATimeout(fromEnd: UInt32) throws {
+        let sent = (0..<6).map { index in [UInt8](repeating: UInt8(index), count: 3000) }
+        func transfer(dropping tsns: Set<UInt32>) -> Pair {
+            var pair = Pair(seed: 33)
+            pair.sides[0].connect(now: .zero)
+            pair.run(until: .seconds(5)) { $0.bothEstablished }
+            pair.dropFirstTransmission = tsns
+            pair.sendFromFirst(sent)
+            pair.run(until: .seconds(30)) { $0.received[1].count == sent.count }
+            return pair
+        }
+        // The same run without the loss (the simulation is deterministic)
+        // names the last TSN and how long the transfer takes.
+        let clean = transfer(dropping: [])
+        let last = clean.sides[0].retransmissions.nextTSN.value &- 1
+        let lossy = transfer(dropping: [last &- fromEnd])
+        #expect(lossy.received[1].map(\.payload) == sent)
+        let statistics = lossy.sides[0].statistics
+        #expect(statistics.timeouts == 0)
+        #expect(statistics.retransmittedChunks == 1)
+        if fromEnd == 0 {
+            #expect(statistics.tailProbes == 1 && statistics.tailRetransmits == 0)
+        } else {
+            #expect(statistics.tailRetransmits + statistics.fastRetransmits == 1 && statistics.tailProbes == 0)
+        }
+        // A 40 ms round trip: the tail timer's 80 ms (280 ms for a lone
+        // newest chunk, which a receiver may hold for its delayed SACK) and
+        // a round trip, where T3 would take 400 ms or more and a round trip.
+        let cost = lossy.now - clean.now
+        #expect(cost < (fromEnd == 0 ? .milliseconds(350) : .milliseconds(200)), "\(cost)")
+        print("[sctp] lost \(fromEnd) from the end: \(cost) longer, tail \(statistics.tailRetransmits), probes \(statistics.tailProbes), fast \(statistics.fastRetransmits)")
     }
 
     @Test(arguments: [1163, 1171, 1200, 1201, 1202, 1203])

@@ -69,6 +69,29 @@ struct DataTrackerTests {
         #expect(tracker.urgentSACKDue)
     }
 
+    /// A chunk below the highest TSN received fills (part of) a gap: most
+    /// likely a retransmission the sender's recovery waits on, acknowledged
+    /// with the next packet rather than every second one or at the
+    /// delayed-SACK timer.
+    @Test func aChunkThatFillsAGapIsAcknowledgedAtOnce() {
+        var tracker = SCTPDataTracker(peerInitialTSN: TSN(1))
+        for tsn: UInt32 in [1, 3, 5, 6] { _ = tracker.observe(TSN(tsn)) }
+        tracker.packetWithDataReceived(now: .zero)
+        tracker.sackSent()
+        _ = tracker.observe(TSN(4))  // between two received ranges
+        tracker.packetWithDataReceived(now: .zero)
+        #expect(tracker.sackDue, "one packet, filling part of a gap")
+        #expect(tracker.gapBlocks.map { [$0.start, $0.end] } == [[2, 5]])
+        tracker.sackSent()
+        _ = tracker.observe(TSN(2))  // the last hole: everything is in order now
+        tracker.packetWithDataReceived(now: .zero)
+        #expect(tracker.sackDue && tracker.cumulativeTSN == TSN(6) && tracker.gapBlocks.isEmpty)
+        tracker.sackSent()
+        _ = tracker.observe(TSN(7))  // in order, no gap: every second packet, as before
+        tracker.packetWithDataReceived(now: .zero)
+        #expect(!tracker.sackDue)
+    }
+
     @Test func duplicatesAreReportedOnceEach() {
         var tracker = SCTPDataTracker(peerInitialTSN: TSN(10))
         _ = tracker.observe(TSN(10))

@@ -86,6 +86,34 @@ struct RetransmissionQueueTests {
         #expect(!q.inFastRecovery)
     }
 
+    /// The tail timer: a hole below a gap-acknowledged chunk, unacknowledged
+    /// for `age` since it was sent, is lost; one sent later is not yet;
+    /// with no such hole the newest chunk in flight is resent as a probe,
+    /// not counted as lost, and only when a probe is allowed.
+    @Test func theTailTimerMarksOldHolesLostAndOtherwiseProbesTheNewestChunk() throws {
+        var q = queue(5)
+        // TSNs 1 and 3 missing below 4, which arrived; 5 unknown.
+        _ = try sack(&q, 0, [(start: 2, end: 2), (start: 4, end: 4)], at: .milliseconds(40))
+        #expect(q.flightSize == 300)
+        let early = q.tailTimerExpired(now: .milliseconds(40), age: .milliseconds(50))
+        #expect(early == .probe, "no hole is old enough yet: the newest chunk goes again")
+        #expect(q.flightSize == 200 && q.nextRetransmission(now: .milliseconds(40))?.fragment.tsn == TSN(5))
+        let outcome = q.tailTimerExpired(now: .milliseconds(60), age: .milliseconds(50))
+        #expect(outcome == .lost(chunks: 2, bytes: 200))
+        #expect(q.flightSize == 100, "TSN 5, resent at 40 ms, is still in flight")
+        let first = q.nextRetransmission(now: .milliseconds(60))?.fragment.tsn
+        let second = q.nextRetransmission(now: .milliseconds(60))?.fragment.tsn
+        #expect(first == TSN(1) && second == TSN(3))
+        // Their resends are judged from when they went: not lost at 100 ms, lost at 110.
+        #expect(q.tailTimerExpired(now: .milliseconds(100), age: .milliseconds(50), probe: false) == .nothing)
+        #expect(q.tailTimerExpired(now: .milliseconds(110), age: .milliseconds(50), probe: false) == .lost(chunks: 2, bytes: 200))
+        // Everything acknowledged: nothing left to do.
+        _ = q.nextRetransmission(now: .milliseconds(110))
+        _ = q.nextRetransmission(now: .milliseconds(110))
+        _ = try sack(&q, 5, at: .milliseconds(150))
+        #expect(q.tailTimerExpired(now: .seconds(1), age: .milliseconds(50)) == .nothing)
+    }
+
     @Test func aTimeoutMarksEverythingInFlightForRetransmission() throws {
         var q = queue(3)
         _ = try sack(&q, 0, [(start: 2, end: 2)], at: .zero)
