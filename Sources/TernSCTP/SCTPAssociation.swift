@@ -170,10 +170,10 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// from the last SACK that acknowledged something or the last data sent.
     private var tailDeadline: Duration?
     /// Its expiries since a SACK last acknowledged something: the first
-    /// may probe; after `maximumTailExpiries` (or a T3 expiry: the path may
-    /// be gone, and T3 backs off) it waits for such a SACK.
+    /// may probe, and each doubles the next timeout. A T3 expiry (the path
+    /// may be gone, and T3 backs off) stops it until such a SACK.
     private var tailExpiries = 0
-    static var maximumTailExpiries: Int { 2 }
+    private var tailStopped = false
     private var consecutiveTimeouts = 0
     private var shutdownTimer: (deadline: Duration, attempts: Int)?
     private var heartbeatDeadline: Duration?
@@ -683,6 +683,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         }
         if outcome.newlyAcknowledgedBytes > 0 {
             tailExpiries = 0
+            tailStopped = false
             armTailTimer(now: now)
         }
         if peerForwardTSN, retransmissions.abandonExpired(now: now) { forwardTSNDue = true }
@@ -703,20 +704,27 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         return min(max(timeout, .milliseconds(10)), rto.value)
     }
 
-    /// From a SACK that acknowledged something or data sent, while data is in flight.
+    /// From a SACK that acknowledged something or data sent, while data
+    /// is in flight; not when T3 would expire first.
     private mutating func armTailTimer(now: Duration) {
-        guard retransmissions.flightSize > 0, tailExpiries < Self.maximumTailExpiries, let timeout = tailTimeout else {
+        guard retransmissions.flightSize > 0, !tailStopped, let timeout = tailTimeout else {
             tailDeadline = nil
             return
         }
-        tailDeadline = now + timeout
+        let deadline = now + timeout * (1 << min(tailExpiries, 6))
+        if let t3 = t3Deadline, deadline >= t3 {
+            tailDeadline = nil
+        } else {
+            tailDeadline = deadline
+        }
     }
 
     /// No SACK acknowledged anything for a tail timeout: holes the peer's
     /// last SACK left, a round trip (and a quarter, for reordering) after
     /// they were sent, are lost and go again at once, as fast retransmit's
-    /// would (and their resends, lost again, at the next expiry); with
-    /// none, at the first expiry, one probe. T3 stays armed behind it.
+    /// would (and their resends, lost again, at the next expiry, which
+    /// comes twice as late); with none, at the first expiry, one probe.
+    /// T3 stays armed behind it.
     private mutating func tailTimerExpired(now: Duration) {
         tailDeadline = nil
         tailExpiries += 1
@@ -1082,7 +1090,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             congestion?.retransmissionTimeout(now: now)
             t3Deadline = now + rto.value
             tailDeadline = nil
-            tailExpiries = Self.maximumTailExpiries
+            tailStopped = true
             if peerForwardTSN, retransmissions.abandonExpired(now: now) { forwardTSNDue = true }
         }
         if let deadline = tailDeadline, now >= deadline { tailTimerExpired(now: now) }

@@ -224,6 +224,7 @@ enum DataPath {
                 logger.debug("SCTP", metadata: [
                     "packets": "\(statistics.packetsSent)", "data_chunks": "\(statistics.dataChunksSent)",
                     "retransmitted": "\(statistics.retransmittedChunks)", "fast_retransmits": "\(statistics.fastRetransmits)",
+                    "tail_retransmits": "\(statistics.tailRetransmits)", "tail_probes": "\(statistics.tailProbes)",
                     "timeouts": "\(statistics.timeouts)", "mtu_probes_answered": "\(statistics.mtuProbes)",
                     "datagram_size": "\(datagramSize)",
                     "limited_by_pacing": "\(statistics.limitedByPacing)", "limited_by_cwnd": "\(statistics.limitedByCongestionWindow)",
