@@ -73,6 +73,16 @@ import TernTestSupport
         (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed) }
     }
 
+    /// DTLS's first retransmission comes three ICE round trips after a
+    /// flight (at least 100 ms, at most RFC 6347's 1 s), not a second.
+    @Test func theHandshakeTimerStartsFromTheRoundTripICEMeasured() {
+        typealias Options = SecureChannels.Options
+        #expect(Options.handshakeRetransmissionTimeout(pathRoundTrip: nil) == .seconds(1))
+        #expect(Options.handshakeRetransmissionTimeout(pathRoundTrip: .milliseconds(53)) == .milliseconds(159))
+        #expect(Options.handshakeRetransmissionTimeout(pathRoundTrip: .microseconds(300)) == .milliseconds(100))
+        #expect(Options.handshakeRetransmissionTimeout(pathRoundTrip: .milliseconds(400)) == .seconds(1))
+    }
+
     @Test func channelsCarryMessagesBothWaysOverDTLSAndSCTP() async throws {
         let sides = try await Self.establish()
         let stream = try await sides.answerer.open(label: "files", options: DataChannelOptions(protocol: "tern/1"))

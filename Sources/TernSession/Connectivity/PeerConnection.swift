@@ -87,6 +87,7 @@ public enum PeerConnection {
         }
         var options = SecureChannels.Options(role: dtlsRole, certificate: certificate, expectedPeerFingerprint: expected)
         options.maximumDatagramSize = path.maximumDatagramSize
+        options.pathRoundTrip = path.roundTrip
         // RFC 8841 §6: absent means 64 KiB; 0 means no limit.
         switch path.remoteMaxMessageSize {
         case nil: options.peerMaximumMessageSize = 65536

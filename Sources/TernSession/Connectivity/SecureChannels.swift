@@ -46,6 +46,21 @@ public final class SecureChannels: @unchecked Sendable {
         /// comparisons): when both offer it, the datagrams to a direct peer
         /// go out ECT(0) and CE marks reach the congestion controller.
         public var explicitCongestionNotification = ProcessInfo.processInfo.environment["TERN_SCTP_ECN"] != "0"
+        /// The selected pair's round trip as ICE's checks measured it
+        /// (`ConnectedPath.roundTrip`): DTLS's first retransmission timer
+        /// starts from it (`handshakeRetransmissionTimeout`).
+        public var pathRoundTrip: Duration?
+
+        /// DTLS's initial retransmission timer: RFC 6347 §4.2.4.1 and RFC
+        /// 9147 §5.8.2 give 1 s for a sender that knows nothing of the round
+        /// trip; ICE has just measured it. Three round trips (a first
+        /// RFC 6298 RTO from one sample), at least 100 ms for the peer's
+        /// handshake work on a busy host, at most the 1 s default. At 10%
+        /// loss a lost flight cost a second, and every other handshake lost one.
+        public static func handshakeRetransmissionTimeout(pathRoundTrip: Duration?) -> Duration {
+            guard let pathRoundTrip else { return .seconds(1) }
+            return min(max(pathRoundTrip * 3, .milliseconds(100)), .seconds(1))
+        }
 
         public init(
             role: DTLSRole, certificate: DTLSCertificate, expectedPeerFingerprint: DTLSFingerprint,
@@ -110,6 +125,7 @@ public final class SecureChannels: @unchecked Sendable {
             var configuration = DTLSAssociation.Configuration(
                 role: options.role, certificate: options.certificate, expectedPeerFingerprint: options.expectedPeerFingerprint)
             configuration.mtu = 1200
+            configuration.initialRetransmissionTimeout = Options.handshakeRetransmissionTimeout(pathRoundTrip: options.pathRoundTrip)
             dtls = try DTLSAssociation(configuration: configuration)
         } catch {
             throw .secureChannel("cannot start DTLS: \(error.reason)")
