@@ -144,6 +144,11 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     /// lowest TSN among them: echoed in every packet (ECNE) until a CWR
     /// with that TSN or a later one arrives.
     private var ceEpisode: (lowestTSN: TSN, packets: UInt32)?
+    /// Receiving: a CWR in the packet being handled ended the episode.
+    private var episodeEndedInPacket = false
+    /// Receiving: marked packets not yet in an echo sent; a CWR that ends
+    /// their episode hands them to the next one, so every mark is counted once.
+    private var marksSinceEcho: UInt32 = 0
     /// Sending: the last ECNE taken into account (its TSN and count).
     private var lastEcho: (lowestTSN: TSN, packets: UInt32)?
     /// Sending: the highest TSN sent when the window was last reduced for
@@ -412,6 +417,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     @_specialize(exported: true, where Congestion == SelectableCongestionControl)
     public mutating func handleChunks(_ chunks: [SCTPChunkModel], verificationTag: UInt32, now: Duration, congestionExperienced: Bool = false) {
         guard let first = chunks.first else { return }
+        episodeEndedInPacket = false
         // §8.5.1: tag rules.
         switch first {
         case .initiation:
@@ -753,19 +759,27 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     // MARK: - ECN (RFC 9260 Appendix A)
 
     /// A packet with DATA arrived marked CE: echoed from now on with the
-    /// lowest TSN marked since the peer's last CWR, and a SACK goes out
-    /// with the next packet, so the sender hears of it within a round trip.
+    /// lowest TSN marked since the peer's last CWR. The first mark of an
+    /// episode gets a SACK with the next packet, so the sender hears of it
+    /// within a round trip; later ones ride on the SACKs due anyway (every
+    /// second packet). The sender answers every echo with a CWR, which
+    /// rides on its data and ends the episode, so under steady marking the
+    /// packet that ends one begins the next: that episode waits for the
+    /// usual SACK too (a SACK per marked packet where a step AQM marked
+    /// most of them, before). Marks not yet echoed when a CWR ends their
+    /// episode count in the next one, so each reaches the sender once.
     private mutating func markedPacketReceived(_ chunks: [SCTPChunkModel]) {
         var lowest: TSN?
         for case .data(let fragment) in chunks where lowest.map({ fragment.tsn < $0 }) ?? true { lowest = fragment.tsn }
         guard let lowest else { return }
         statistics.congestionExperiencedPackets += 1
+        marksSinceEcho &+= 1
         if let episode = ceEpisode {
             ceEpisode = (min(episode.lowestTSN, lowest), episode.packets &+ 1)
         } else {
-            ceEpisode = (lowest, 1)
+            ceEpisode = (lowest, marksSinceEcho)
+            if !episodeEndedInPacket { tracker?.requestSACK() }
         }
-        tracker?.requestSACK()
     }
 
     /// The peer reduced its window for our echo of `tsn`: stop echoing,
@@ -773,6 +787,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
     private mutating func receiveCWR(_ tsn: TSN) {
         guard let episode = ceEpisode, episode.lowestTSN <= tsn else { return }
         ceEpisode = nil
+        episodeEndedInPacket = true
     }
 
     /// The peer saw CE marks on our data. Each new mark goes to the
@@ -1162,6 +1177,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             room -= Self.size(of: sack)
             // RFC 9260 Appendix A: the echo rides with every SACK until the CWR.
             if let episode = ceEpisode {
+                marksSinceEcho = 0
                 let echo = SCTPChunkModel.ecnEcho(lowestTSN: episode.lowestTSN, markedPackets: episode.packets)
                 chunks.append(echo)
                 room -= Self.size(of: echo)
@@ -1193,6 +1209,13 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
             appendData(&chunks, room: &room, now: now)
         }
         guard !chunks.isEmpty else { return nil }
+        // A CWR with nothing else waits for the next packet while data is
+        // in flight (its SACKs bring one); the peer echoes on meanwhile,
+        // and echoes of the same episode reduce nothing more.
+        if chunks.count == 1, case .cwr(let tsn) = chunks[0], retransmissions.flightSize > 0 {
+            cwrDue = cwrDue.map { max($0, tsn) } ?? tsn
+            return nil
+        }
         statistics.packetsSent += 1
         lastSendAt = now
         return Packet(verificationTag: tag, chunks: chunks, zeroChecksum: peerZeroChecksum && tag != 0, exceedsPathMTU: room < 0)

@@ -146,6 +146,11 @@ struct ECNTests {
             let data = packet.chunks.filter { if case .data = $0 { true } else { false } }
             pair.sides[1].handleChunks(data, verificationTag: packet.verificationTag, now: pair.now, congestionExperienced: true)
         }
+        // A mark within an open episode waits for the SACK due anyway (here
+        // the delayed SACK's, for a lone packet).
+        #expect(pair.sides[1].pollTransmit(now: pair.now) == nil)
+        pair.now += .milliseconds(300)
+        pair.sides[1].advanceTime(now: pair.now)
         while let packet = pair.sides[1].pollTransmit(now: pair.now) {
             pair.sides[0].handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: pair.now)
         }
@@ -159,6 +164,71 @@ struct ECNTests {
         _ = Self.deliver(&pair, from: 0, marked: true)
         #expect(pair.sides[0].statistics.echoedMarks == 3)
         #expect(pair.sides[0].statistics.ecnReductions == 2)
+    }
+
+    /// One packet at a time from side 0, each marked CE: side 1 answers the
+    /// first mark at once and later ones with the SACKs due anyway (every
+    /// second packet), although each CWR ends an episode and the next mark
+    /// begins another; every mark reaches the sender once.
+    @Test func steadyMarksRideOnTheUsualSACKsAndEachIsCountedOnce() throws {
+        var pair = Self.established(ecn: (true, true))
+        for _ in 0..<10 { pair.sendFromFirst([[UInt8](repeating: 7, count: 1000)]) }
+        var sacks = 0, dataPackets = 0, lonePackets = 0
+        while dataPackets < 10, pair.now < .seconds(10) {
+            while let packet = pair.sides[0].pollTransmit(now: pair.now) {
+                let data = packet.chunks.contains { if case .data = $0 { true } else { false } }
+                if data { dataPackets += 1 } else { lonePackets += 1 }
+                pair.sides[1].handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: pair.now, congestionExperienced: data)
+                while let answer = pair.sides[1].pollTransmit(now: pair.now) {
+                    sacks += 1
+                    pair.sides[0].handleChunks(answer.chunks, verificationTag: answer.verificationTag, now: pair.now)
+                }
+                if data { break }  // one data packet at a time
+            }
+            pair.now += .milliseconds(10)
+            for index in 0..<2 { pair.sides[index].advanceTime(now: pair.now) }
+        }
+        // The delayed SACK for what is left, then the last CWR.
+        pair.now += .milliseconds(300)
+        for index in 0..<2 { pair.sides[index].advanceTime(now: pair.now) }
+        _ = Self.deliver(&pair, from: 1, marked: false)
+        _ = Self.deliver(&pair, from: 0, marked: false)
+        #expect(dataPackets == 10)
+        #expect(pair.sides[1].statistics.congestionExperiencedPackets == 10)
+        #expect(pair.sides[0].statistics.echoedMarks == 10, "every mark counted once")
+        // The first mark at once, then every second packet (a SACK per marked packet before).
+        #expect(sacks <= 7, "\(sacks) SACKs for 10 marked packets")
+        print("[ecn] 10 marked packets: \(sacks) SACKs, \(lonePackets) packets without data")
+    }
+
+    /// A CWR that finds no data to ride with waits while data is in flight
+    /// (its SACKs bring a packet) and goes alone once nothing is.
+    @Test func aCWRWithoutDataWaitsForTheFlightToEmpty() throws {
+        var pair = Self.established(ecn: (true, true))
+        pair.sendFromFirst([[UInt8](repeating: 1, count: 1000), [UInt8](repeating: 2, count: 1000)])
+        let polledFirst = pair.sides[0].pollTransmit(now: pair.now)
+        let polledSecond = pair.sides[0].pollTransmit(now: pair.now)
+        let first = try #require(polledFirst)
+        let second = try #require(polledSecond)
+        // The first packet arrives marked and is echoed at once; the second is still on its way.
+        pair.sides[1].handleChunks(first.chunks, verificationTag: first.verificationTag, now: pair.now, congestionExperienced: true)
+        let polledEcho = pair.sides[1].pollTransmit(now: pair.now)
+        let echo = try #require(polledEcho)
+        #expect(echo.chunks.contains { if case .ecnEcho = $0 { true } else { false } })
+        pair.sides[0].handleChunks(echo.chunks, verificationTag: echo.verificationTag, now: pair.now)
+        #expect(pair.sides[0].statistics.ecnReductions == 1)
+        #expect(pair.sides[0].pollTransmit(now: pair.now) == nil, "a lone CWR while the second packet is in flight")
+        // The second arrives (unmarked); its SACK (the delayed one) empties
+        // the flight; the CWR goes now, alone.
+        pair.sides[1].handleChunks(second.chunks, verificationTag: second.verificationTag, now: pair.now)
+        pair.now += .milliseconds(200)
+        pair.sides[1].advanceTime(now: pair.now)
+        while let packet = pair.sides[1].pollTransmit(now: pair.now) {
+            pair.sides[0].handleChunks(packet.chunks, verificationTag: packet.verificationTag, now: pair.now)
+        }
+        let polledCWR = pair.sides[0].pollTransmit(now: pair.now)
+        let cwr = try #require(polledCWR)
+        #expect(cwr.chunks.count == 1 && cwr.chunks.contains { if case .cwr = $0 { true } else { false } }, "\(cwr.chunks)")
     }
 
     @Test func marksAreIgnoredWithoutNegotiation() throws {
