@@ -55,8 +55,8 @@ public final class SecureChannels: @unchecked Sendable {
         /// 9147 §5.8.2 give 1 s for a sender that knows nothing of the round
         /// trip; ICE has just measured it. Three round trips (a first
         /// RFC 6298 RTO from one sample), at least 100 ms for the peer's
-        /// handshake work on a busy host, at most the 1 s default. At 10%
-        /// loss a lost flight cost a second, and every other handshake lost one.
+        /// handshake work on a busy host, at most the 1 s default
+        /// (docs/architecture.md, DTLS, has what it saves on a lossy path).
         public static func handshakeRetransmissionTimeout(pathRoundTrip: Duration?) -> Duration {
             guard let pathRoundTrip else { return .seconds(1) }
             return min(max(pathRoundTrip * 3, .milliseconds(100)), .seconds(1))
