@@ -1213,7 +1213,7 @@ public struct SCTPAssociation<Congestion: SCTPCongestionControl>: Sendable {
         // in flight (its SACKs bring one); the peer echoes on meanwhile,
         // and echoes of the same episode reduce nothing more.
         if chunks.count == 1, case .cwr(let tsn) = chunks[0], retransmissions.flightSize > 0 {
-            cwrDue = cwrDue.map { max($0, tsn) } ?? tsn
+            cwrDue = tsn
             return nil
         }
         statistics.packetsSent += 1

@@ -79,6 +79,13 @@ public struct SCTPRetransmissionQueue: Sendable {
         items[index].needsRetransmission = retransmit
         waitingRetransmission += retransmit ? 1 : -1
     }
+
+    /// A chunk in flight is to be sent again: it leaves the flight until it is.
+    private mutating func takeForRetransmission(_ index: Int) {
+        mark(index, retransmit: true)
+        flightSize -= items[index].size
+        chunksInFlight -= 1
+    }
     /// The TSN the next new chunk gets.
     public var nextTSN: TSN { cumulativeAcknowledged.advanced(by: UInt32(items.count - head + 1)) }
 
@@ -169,9 +176,7 @@ public struct SCTPRetransmissionQueue: Sendable {
                     && (items[index].transmissions == 1 || items[index].sentAt < latestSend) {
                     items[index].missIndications += 1
                     if items[index].missIndications == 3 {
-                        mark(index, retransmit: true)
-                        flightSize -= items[index].size
-                        chunksInFlight -= 1
+                        takeForRetransmission(index)
                         outcome.fastRetransmits += 1
                         outcome.newlyLostBytes += items[index].size
                         deliveryRate.markLost(items[index].size)
@@ -197,9 +202,7 @@ public struct SCTPRetransmissionQueue: Sendable {
     /// is to be sent again.
     public mutating func timerExpired() {
         for index in head..<items.count where items[index].inFlight {
-            mark(index, retransmit: true)
-            flightSize -= items[index].size
-            chunksInFlight -= 1
+            takeForRetransmission(index)
         }
         fastRecoveryExit = nil
     }
@@ -237,9 +240,7 @@ public struct SCTPRetransmissionQueue: Sendable {
         var chunks = 0, bytes = 0
         if let highest = highestAcknowledged {
             for index in head..<highest where items[index].inFlight && now - items[index].sentAt >= age {
-                mark(index, retransmit: true)
-                flightSize -= items[index].size
-                chunksInFlight -= 1
+                takeForRetransmission(index)
                 chunks += 1
                 bytes += items[index].size
             }
@@ -249,9 +250,7 @@ public struct SCTPRetransmissionQueue: Sendable {
             return .lost(chunks: chunks, bytes: bytes)
         }
         guard probe, waitingRetransmission == 0, let newest = items[head...].lastIndex(where: { $0.inFlight }) else { return .nothing }
-        mark(newest, retransmit: true)
-        flightSize -= items[newest].size
-        chunksInFlight -= 1
+        takeForRetransmission(newest)
         return .probe
     }
 
